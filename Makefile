@@ -1,0 +1,11 @@
+.PHONY: run test services bench lint
+# Run the whole platform locally on the embedded defaults (installs what it needs).
+run:
+	bash scripts/bootstrap.sh && .venv/bin/voicectl run
+# Run every test against real servers (installs what it needs).
+test:
+	bash scripts/test.sh
+services:
+	bash scripts/bootstrap.sh && .venv/bin/voicectl services up
+lint:
+	.venv/bin/ruff check . && .venv/bin/mypy backend pipelines core voice_server speech voicectl

@@ -1,0 +1,160 @@
+"""The agent configuration: one typed model shared by the backend (storage, API, UI) and pipelines/ (the call).
+
+Everything a call needs to behave is here, so the voice server never reads loose dicts.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+
+E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+14155550123"])]
+_VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class EndpointOptions(StrictModel):
+    """How to reach one AI service. `api_key_ref` names an org secret; keys never live in the agent."""
+
+    base_url: str | None = Field(default=None, description="Empty: the platform default from settings.")
+    model: str | None = None
+    api_key_ref: str | None = Field(default=None, description="Name of an organisation secret holding the key.")
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+
+
+class STTConfig(StrictModel):
+    provider: Literal["riva"] = "riva"
+    endpoint: EndpointOptions = EndpointOptions()
+    language: str = "en-US"
+    boosted_words: list[str] = Field(default_factory=list, max_length=100)
+    boost_score: float = Field(default=4.0, ge=0, le=100)
+    fallbacks: list[EndpointOptions] = Field(default_factory=list, max_length=3)
+
+
+class LLMConfig(StrictModel):
+    provider: Literal["openai_compatible"] = "openai_compatible"
+    endpoint: EndpointOptions = EndpointOptions()
+    temperature: float = Field(default=0.6, ge=0, le=2)
+    max_tokens: int = Field(default=200, ge=1, le=4096)
+    fallbacks: list[EndpointOptions] = Field(default_factory=list, max_length=3)
+    canned_reply: str = "I'm sorry, I'm having trouble right now. Let me get someone to help you."
+
+
+class TTSConfig(StrictModel):
+    provider: Literal["voiceagent_tts"] = "voiceagent_tts"
+    endpoint: EndpointOptions = EndpointOptions()
+    engine: Literal["piper", "xtts"] = "piper"
+    voice: str = "en_US-joe-medium"
+    speed: float = Field(default=1.0, ge=0.5, le=2.0)
+    fallbacks: list[EndpointOptions] = Field(default_factory=list, max_length=3)
+
+
+class InterruptionConfig(StrictModel):
+    enabled: bool = True
+    min_words: int = Field(default=1, ge=0, le=10, description="Words the caller must say to interrupt.")
+    protect_greeting: bool = True
+    resume_on_false_interruption: bool = True
+    false_interruption_timeout_s: float = Field(default=1.0, ge=0.2, le=5)
+
+
+class SilenceConfig(StrictModel):
+    reminder_after_s: float = Field(default=8.0, ge=1, le=120)
+    reminder_text: str = "Are you still there?"
+    max_reminders: int = Field(default=2, ge=0, le=10)
+    hangup_text: str = "I haven't heard from you, so I'll end the call now. Goodbye!"
+
+
+class ToolParameterSchema(StrictModel):
+    """A JSON-schema object describing the tool's arguments."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["object"] = "object"
+    properties: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    required: list[str] = Field(default_factory=list)
+
+
+class WebhookTool(StrictModel):
+    kind: Literal["webhook"] = "webhook"
+    name: str = Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
+    description: str = Field(min_length=1, max_length=1024)
+    url: HttpUrl
+    method: Literal["GET", "POST"] = "POST"
+    parameters: ToolParameterSchema = ToolParameterSchema()
+    timeout_s: float = Field(default=5.0, gt=0, le=30)
+    filler_phrase: str | None = Field(default="One moment while I check that.", max_length=200)
+    headers_secret_ref: str | None = Field(default=None, description="Org secret with extra headers (JSON).")
+
+    @field_validator("parameters")
+    @classmethod
+    def _required_are_declared(cls, v: ToolParameterSchema) -> ToolParameterSchema:
+        missing = [r for r in v.required if r not in v.properties]
+        if missing:
+            raise ValueError(f"required parameters not in properties: {missing}")
+        return v
+
+
+class TransferTarget(StrictModel):
+    name: str = Field(min_length=1, max_length=64)
+    phone_number: E164
+    description: str = ""
+    mode: Literal["blind", "warm"] = "blind"
+    whisper_brief: bool = Field(default=True, description="Warm transfer: read a brief to the human first.")
+
+
+class AgentConfig(StrictModel):
+    """The behaviour of one agent version."""
+
+    system_prompt: str = Field(
+        default="You are a helpful, concise phone assistant. Answer in one or two short sentences.",
+        min_length=1,
+        max_length=20000,
+        description="May contain {{variables}} filled from campaign contact fields.",
+    )
+    greeting: str = Field(default="Hello! How can I help you today?", max_length=1000)
+    goodbye: str = Field(default="Thank you for calling. Goodbye!", max_length=1000)
+    language: str = "en-US"
+    variables: dict[str, str] = Field(default_factory=dict, description="Defaults for prompt variables.")
+    stt: STTConfig = STTConfig()
+    llm: LLMConfig = LLMConfig()
+    tts: TTSConfig = TTSConfig()
+    interruption: InterruptionConfig = InterruptionConfig()
+    silence: SilenceConfig = SilenceConfig()
+    max_duration_s: int = Field(default=900, ge=30, le=4 * 3600)
+    tools: list[WebhookTool] = Field(default_factory=list, max_length=32)
+    enable_end_call: bool = True
+    transfer_targets: list[TransferTarget] = Field(default_factory=list, max_length=16)
+    record: bool = True
+    degradation_message_stt: str = "I'm having trouble hearing you."
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tool_names(cls, tools: list[WebhookTool]) -> list[WebhookTool]:
+        names = [t.name for t in tools]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate tool names: {dupes}")
+        return tools
+
+    def prompt_variables(self) -> set[str]:
+        return set(_VARIABLE.findall(self.system_prompt)) | set(_VARIABLE.findall(self.greeting))
+
+    def render(self, values: dict[str, str]) -> tuple[str, str]:
+        """System prompt and greeting with {{variables}} filled; unknown ones become empty strings."""
+        merged = {**self.variables, **values}
+
+        def fill(text: str) -> str:
+            return _VARIABLE.sub(lambda m: _safe(merged.get(m.group(1), "")), text)
+
+        return fill(self.system_prompt), fill(self.greeting)
+
+
+def _safe(value: str) -> str:
+    # Contact fields come from CSVs: keep them printable and short so they cannot smuggle prompt structure.
+    cleaned = "".join(ch for ch in str(value) if ch in string.printable and ch not in "\r\n\t\x0b\x0c")
+    return cleaned[:200]

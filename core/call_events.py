@@ -1,0 +1,157 @@
+"""The internal contract between the voice server / dialer and the backend.
+
+The voice server sends these as it goes; the backend stores them idempotently by ``event_id`` so that a retry
+after a timeout never duplicates a turn or an end.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field
+
+from core.agent_config import AgentConfig
+
+Carrier = Literal["twilio", "vobiz", "browser"]
+Direction = Literal["inbound", "outbound"]
+EndReason = Literal[
+    "caller_hangup", "agent_hangup", "transferred", "max_duration", "silence_timeout", "unknown_number",
+    "error", "voice_server_lost", "busy", "no_answer", "failed", "voicemail", "canceled", "rejected",
+]
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CarrierCredentials(BaseModel):
+    """Decrypted carrier credentials, only ever sent to the voice server/dialer over the internal API."""
+
+    carrier: Literal["twilio", "vobiz"]
+    account_id: str  # Twilio AccountSid / Vobiz auth_id
+    auth_token: str
+    api_base_url: str | None = None  # None: the carrier's public API; tests point it at the fake carrier
+
+
+class ResolvedAgent(BaseModel):
+    org_id: str
+    agent_id: str
+    agent_version: int
+    agent_name: str
+    config: AgentConfig
+    phone_number_id: str | None = None
+    phone_number: str | None = None
+    carrier_credentials: CarrierCredentials | None = None
+
+
+class OutboundCallContext(BaseModel):
+    """What the voice server needs for a call the dialer placed (looked up by call id)."""
+
+    call_id: str
+    agent: ResolvedAgent
+    variables: dict[str, str] = Field(default_factory=dict)
+    campaign_id: str | None = None
+    contact_id: str | None = None
+
+
+class UsageUnits(BaseModel):
+    caller_audio_s: float = 0.0
+    agent_audio_s: float = 0.0
+    stt_audio_s: float = 0.0
+    llm_prompt_tokens: int = 0
+    llm_completion_tokens: int = 0
+    tts_characters: int = 0
+
+
+class TurnLatency(BaseModel):
+    """Milliseconds; None where the stage did not run in this turn."""
+
+    vad_stop_ms: float | None = None
+    smart_turn_ms: float | None = None
+    stt_final_ms: float | None = None
+    llm_first_token_ms: float | None = None
+    tts_first_audio_ms: float | None = None
+    voice_to_voice_ms: float | None = None
+
+
+class _Event(BaseModel):
+    event_id: str = Field(default_factory=new_event_id, min_length=8, max_length=64)
+    call_id: str = Field(min_length=1, max_length=64)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class CallStarted(_Event):
+    type: Literal["call.started"] = "call.started"
+    org_id: str
+    agent_id: str | None = None
+    agent_version: int | None = None
+    direction: Direction
+    carrier: Carrier
+    carrier_call_id: str | None = None
+    from_number: str
+    to_number: str
+    campaign_id: str | None = None
+    contact_id: str | None = None
+    voice_server_id: str | None = None
+
+
+class CallAnswered(_Event):
+    type: Literal["call.answered"] = "call.answered"
+
+
+class TurnRecorded(_Event):
+    type: Literal["call.turn"] = "call.turn"
+    turn_index: int = Field(ge=0)
+    speaker: Literal["caller", "agent", "system"]
+    text: str = Field(max_length=20000)
+    start_ms: int = Field(ge=0, description="Offset from call start on the call's timeline.")
+    end_ms: int = Field(ge=0)
+    interrupted: bool = False
+    latency: TurnLatency | None = None
+
+
+class ToolInvoked(_Event):
+    type: Literal["call.tool"] = "call.tool"
+    name: str
+    ok: bool
+    duration_ms: float
+    detail: str = ""
+
+
+class CallEnded(_Event):
+    type: Literal["call.ended"] = "call.ended"
+    end_reason: EndReason
+    duration_s: float = Field(ge=0)
+    usage: UsageUnits = UsageUnits()
+    detail: str = ""
+
+
+class RecordingStored(_Event):
+    type: Literal["call.recording"] = "call.recording"
+    bucket: str
+    key: str
+    size_bytes: int = Field(ge=0)
+    duration_s: float = Field(ge=0)
+    sample_rate: int
+    channels: int = 2
+
+
+CallEvent = Annotated[
+    CallStarted | CallAnswered | TurnRecorded | ToolInvoked | CallEnded | RecordingStored,
+    Field(discriminator="type"),
+]
+
+
+class CallEventBatch(BaseModel):
+    events: list[CallEvent] = Field(min_length=1, max_length=500)
+
+
+class CallEventAck(BaseModel):
+    accepted: int
+    duplicates: int

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs everything the platform needs into .venv (and the Go servers into the cache), idempotently.
+# Heavy builds live in VOICEAGENT_CACHE_DIR (default ~/.cache/voiceagent), keyed by version:
+#   bin/ferretdb-<ver>/, bin/minio-<ver>/   Go servers built from the module proxy
+#   wheels/                                   llama-cpp-python compiled once (about 5 minutes on 2 cores)
+#   npm/                                      npm's download cache for the UI
+# Usage: scripts/bootstrap.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEV=0; [[ "${1:-}" == "--dev" ]] && DEV=1
+CACHE="${VOICEAGENT_CACHE_DIR:-$HOME/.cache/voiceagent}"
+LLAMA_VERSION=0.3.36
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+mkdir -p "$CACHE/wheels"
+log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
+
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+  .venv/bin/pip install -q -U pip wheel setuptools
+fi
+
+if ! ls "$CACHE"/wheels/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
+  log "compiling llama-cpp-python $LLAMA_VERSION once into $CACHE/wheels (about 5 minutes)"
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip wheel -q --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$CACHE/wheels"
+fi
+
+EXTRAS="local"; [[ $DEV == 1 ]] && EXTRAS="local,dev"
+STAMP=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-$EXTRAS"
+if [[ ! -f "$STAMP" ]]; then
+  log "installing the platform into .venv (extras: $EXTRAS)"
+  .venv/bin/pip install -q --find-links "$CACHE/wheels" -e ".[$EXTRAS]"
+  rm -f .venv/.installed-*; touch "$STAMP"
+fi
+
+log "ensuring FerretDB and MinIO binaries"
+.venv/bin/python -c "from voicectl.binaries import FERRETDB, MINIO; print('  ', FERRETDB.ensure()); print('  ', MINIO.ensure())"
+
+if [[ -f frontend/package.json ]]; then
+  if [[ ! -d frontend/node_modules || frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]]; then
+    log "installing UI dependencies (npm ci)"
+    (cd frontend && npm ci --no-audit --no-fund --cache "$CACHE/npm" --prefer-offline)
+  fi
+  if [[ ! -f frontend/dist/index.html || -n "$(find frontend/src frontend/index.html -newer frontend/dist/index.html 2>/dev/null | head -1)" ]]; then
+    log "building the UI"
+    (cd frontend && npm run -s build)
+  fi
+fi
+log "ready"

@@ -1,0 +1,99 @@
+"""voicectl: run the platform locally, manage its data services, and simulate calls."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+from core.settings import state_dir
+from voicectl.data_services import DataServices
+from voicectl.procs import ManagedProcess, ServiceError
+from voicectl.stack import LocalStack, components
+
+
+def _wait_for_ctrl_c(processes: list[ManagedProcess]) -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            for proc in processes:
+                if proc.proc is not None and proc.proc.poll() is not None:
+                    print(f"\n{proc.name} exited (code {proc.proc.returncode}); log {proc.log_file}:\n{proc.tail_log()}")
+                    return
+    except KeyboardInterrupt:
+        pass
+
+
+def cmd_services(args: argparse.Namespace) -> int:
+    services = DataServices.from_env(state_dir())
+    if args.action == "down":
+        stopped = services.stop_recorded()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    if args.action == "status":
+        for name in ("ferretdb", "minio"):
+            pid = ManagedProcess(name, [], services.run_dir).running_pid()
+            print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
+        return 0
+    env = services.start()
+    for key, value in env.items():
+        print(f"{key}={value}")
+    if args.detach:
+        # Leave them running; `voicectl services down` stops them via their pid files.
+        for proc in services.processes:
+            proc.proc = None
+        return 0
+    print("data services up; Ctrl-C stops them")
+    try:
+        _wait_for_ctrl_c(services.processes)
+    finally:
+        services.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    stack = LocalStack(state_dir())
+    only = set(args.only.split(",")) if args.only else None
+    print(f"state folder: {stack.state}")
+    stack.start(only)
+    p = stack.ports
+    print("\nThe platform is running:")
+    print(f"  web UI and API   http://127.0.0.1:{p.backend}/   (API docs: /docs, health: /health)")
+    print(f"  voice server     http://127.0.0.1:{p.voice_server}/")
+    print(f"  logs             {stack.data.run_dir}/*.log")
+    print("  demo login       demo@example.com / demo-password-123")
+    print("Press Ctrl-C to stop everything.")
+    try:
+        _wait_for_ctrl_c(stack.processes + stack.data.processes)
+    finally:
+        print("\nstopping …")
+        stack.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voicectl", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    svc = sub.add_parser("services", help="FerretDB + MinIO: build once, then start/stop")
+    svc.add_argument("action", choices=["up", "down", "status"])
+    svc.add_argument("--detach", action="store_true", help="leave them running in the background")
+    svc.set_defaults(func=cmd_services)
+    run = sub.add_parser("run", help="run the whole platform locally until Ctrl-C")
+    run.add_argument("--only", help="comma-separated subset of: " + ",".join(c.name for c in components()))
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,91 @@
+"""The whole local platform as one list of processes, started in order and stopped in reverse.
+
+`voicectl run` uses it; each component says how it starts and how to tell it is healthy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicectl.data_services import DataServices
+from voicectl.procs import ManagedProcess, http_ok
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    backend: int = int(os.environ.get("BACKEND_PORT", 8000))
+    voice_server: int = int(os.environ.get("VOICE_SERVER_PORT", 8100))
+    asr: int = int(os.environ.get("ASR_PORT", 50051))
+    asr_health: int = int(os.environ.get("ASR_HEALTH_PORT", 50052))
+    tts: int = int(os.environ.get("TTS_PORT", 8200))
+    llm: int = int(os.environ.get("LLM_PORT", 8300))
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    make: Callable[[Path, StackPorts, dict[str, str]], ManagedProcess]
+    url: Callable[[StackPorts], str]
+
+
+def _python(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def _backend(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedProcess:
+    return ManagedProcess(
+        "backend",
+        _python("uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(ports.backend),
+                "--no-access-log", "--loop", "uvloop"),
+        run_dir, ports=[ports.backend], env=env,
+        ready=lambda: http_ok(f"http://127.0.0.1:{ports.backend}/health"),
+    )
+
+
+def components() -> list[Component]:
+    """Start order. Speech servers come before the voice server, which needs them."""
+    return [Component("backend", _backend, lambda p: f"http://127.0.0.1:{p.backend}")]
+
+
+class LocalStack:
+    def __init__(self, state: Path) -> None:
+        self.state = state
+        self.ports = StackPorts()
+        self.data = DataServices.from_env(state)
+        self.processes: list[ManagedProcess] = []
+
+    def start(self, only: set[str] | None = None) -> dict[str, str]:
+        env = self.data.start()
+        env = {**env, "VOICEAGENT_STATE_DIR": str(self.state), **self.service_urls()}
+        try:
+            for comp in components():
+                if only and comp.name not in only:
+                    continue
+                print(f"  starting {comp.name} …", flush=True)
+                proc = comp.make(self.data.run_dir, self.ports, env)
+                proc.start()
+                self.processes.append(proc)
+        except Exception:
+            self.stop()
+            raise
+        return env
+
+    def service_urls(self) -> dict[str, str]:
+        p = self.ports
+        return {
+            "BACKEND_URL": f"http://127.0.0.1:{p.backend}",
+            "VOICE_SERVER_URL": f"http://127.0.0.1:{p.voice_server}",
+            "RIVA_SERVER": f"127.0.0.1:{p.asr}",
+            "TTS_URL": f"http://127.0.0.1:{p.tts}",
+            "LLM_BASE_URL": os.environ.get("LLM_BASE_URL", f"http://127.0.0.1:{p.llm}/v1"),
+        }
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+        self.data.stop()

@@ -3,22 +3,92 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated, Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode
 
+from backend.campaigns.settings import CampaignSettingsMixin
 from core.settings import DataSettings
 
 
-class BackendSettings(DataSettings):
+class BackendSettings(DataSettings, CampaignSettingsMixin):  # campaign/dialer fields: backend/campaigns/settings.py
     jwt_secret: SecretStr = SecretStr("")
     jwt_algorithm: str = Field(default="HS256", pattern="^HS256$")  # pinned: never trust the token's own `alg`
-    access_token_ttl_s: int = 900
-    refresh_token_ttl_s: int = 30 * 24 * 3600
-    encryption_key: SecretStr = SecretStr("")  # Fernet key material for carrier credentials at rest
-    cors_origins: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"])
+    access_token_ttl_s: int = Field(default=900, ge=1)
+    refresh_token_ttl_s: int = Field(default=30 * 24 * 3600, ge=60)
+    encryption_key: SecretStr = SecretStr("")  # key material for carrier credentials and webhook secrets at rest
+    # Comma-separated or a JSON list; never "*".
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"]
+    )
     public_base_url: str = "http://127.0.0.1:8000"
     voice_server_url: str = "http://127.0.0.1:8100"
     frontend_dist: str | None = None  # folder with the built UI, served at /
+
+    # Demo account (demo@example.com) with one sample agent, created at startup when true.
+    seed_demo: bool = True
+
+    # Passwords (argon2id). Lower only for tests.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=65536, ge=8)
+
+    # Login / register throttling, counted in MongoDB so every replica shares the limits.
+    login_attempts_per_ip_per_minute: int = Field(default=30, ge=1)
+    login_failures_per_email: int = Field(default=10, ge=1)
+    login_failure_window_s: int = Field(default=900, ge=1)
+    register_per_ip_per_hour: int = Field(default=20, ge=1)
+
+    invitation_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    recording_url_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+
+    # Outgoing webhooks.
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=30)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=20)
+    webhook_backoff_base_s: float = Field(default=2.0, gt=0)
+    webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+    webhook_allow_private_targets: bool = False  # true only for local development and tests
+
+    # Background workers (call event projection, webhook dispatch) run on one elected replica.
+    worker_poll_interval_s: float = Field(default=0.5, gt=0)
+    leader_window_s: float = Field(default=10.0, ge=1)
+    # How long an internal event POST waits for its events to be applied when this replica is the leader (0: answer
+    # as soon as they are stored; tests use it to read their own writes).
+    event_apply_wait_s: float = Field(default=0.0, ge=0)
+
+    # Seconds a resolved session/membership/API key is reused before re-reading it. Revocations made on this replica
+    # apply at once; on other replicas within this time. 0 re-reads on every request.
+    auth_cache_ttl_s: float = Field(default=1.0, ge=0, le=30)
+
+    # Optional bearer token for /metrics; empty leaves it open (scrape from a private network).
+    metrics_token: SecretStr = SecretStr("")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                import json
+
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, value: list[str]) -> list[str]:
+        if any(origin.strip() == "*" for origin in value):
+            raise ValueError("CORS_ORIGINS must list origins explicitly; '*' is not allowed")
+        return [origin.rstrip("/") for origin in value]
+
+    def missing_secrets(self) -> list[str]:
+        names = {
+            "JWT_SECRET": self.jwt_secret,
+            "ENCRYPTION_KEY": self.encryption_key,
+            "SERVICE_TOKEN_SECRET": self.service_token_secret,
+        }
+        return [name for name, value in names.items() if len(value.get_secret_value()) < 16]
 
 
 @lru_cache

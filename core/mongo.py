@@ -48,7 +48,10 @@ async def ensure_indexes(db: AsyncDatabase[dict[str, Any]], specs: Iterable[Inde
     for spec in specs:
         by_collection.setdefault(spec.collection, []).append(spec.model())
     for name, models in by_collection.items():
-        await db[name].create_indexes(models)
+        # One index per command: FerretDB 1.24 panics on a createIndexes with several indexes that already exist
+        # (every restart, or a second replica starting).
+        for model in models:
+            await db[name].create_indexes([model])
 
 
 async def mongo_health(client: AsyncMongoClient[dict[str, Any]]) -> tuple[bool, str]:

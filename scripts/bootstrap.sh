@@ -15,6 +15,11 @@ command -v "$PY" >/dev/null || PY=python3
 mkdir -p "$CACHE/wheels"
 log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*"; }
 
+# The Go servers build in the background (stdlib-only Python) while pip works.
+python3 -c "import sys; sys.path.insert(0, '.'); from voicectl.binaries import FERRETDB, MINIO; FERRETDB.ensure(); MINIO.ensure()" \
+  > "$CACHE/go-build.log" 2>&1 &
+GO_BUILD_PID=$!
+
 if [[ ! -x .venv/bin/python ]]; then
   log "creating .venv with $($PY --version)"
   "$PY" -m venv .venv
@@ -34,8 +39,8 @@ if [[ ! -f "$STAMP" ]]; then
   rm -f .venv/.installed-*; touch "$STAMP"
 fi
 
-log "ensuring FerretDB and MinIO binaries"
-.venv/bin/python -c "from voicectl.binaries import FERRETDB, MINIO; print('  ', FERRETDB.ensure()); print('  ', MINIO.ensure())"
+log "waiting for the FerretDB and MinIO builds"
+if ! wait $GO_BUILD_PID; then cat "$CACHE/go-build.log"; log "building FerretDB/MinIO failed (log above)"; exit 1; fi
 
 if [[ -f frontend/package.json ]]; then
   if [[ ! -d frontend/node_modules || frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]]; then

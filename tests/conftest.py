@@ -1,7 +1,9 @@
 """Session-wide real servers for the tests.
 
 FerretDB and MinIO are started once per pytest session on free loopback ports with data in a temporary state
-folder, unless MONGODB_URI and S3_ENDPOINT point at running ones. Nothing is mocked.
+folder, unless MONGODB_URI and S3_ENDPOINT point at running ones. The speech servers (ASR, TTS, LLM) are started
+once per session too, only when a test asks for them, and shared by every suite (speech, voice, ...).
+Nothing is mocked.
 """
 
 from __future__ import annotations
@@ -11,8 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from stack_helpers import AsrServer, run_asr, server_env, start_process
 
+from speech.launch import llm_process, tts_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
+from voicectl.procs import free_port
 
 
 @pytest.fixture(scope="session")
@@ -35,3 +40,34 @@ def data_services(state_dir: Path) -> Iterator[dict[str, str]]:
         yield {**env, "MONGODB_DB": os.environ["MONGODB_DB"]}
     finally:
         services.stop()
+
+
+@pytest.fixture(scope="session")
+def speech_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("speech-state")
+
+
+@pytest.fixture(scope="session")
+def tts_url(speech_state: Path) -> Iterator[str]:
+    port = free_port()
+    proc = start_process(tts_process(speech_state / "tts", port=port, env=server_env(speech_state)))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def asr_server(speech_state: Path) -> Iterator[AsrServer]:
+    yield from run_asr(speech_state, "asr")
+
+
+@pytest.fixture(scope="session")
+def llm_url(speech_state: Path) -> Iterator[str]:
+    port = free_port()
+    proc = start_process(llm_process(speech_state / "llm", port=port,
+                                     env=server_env(speech_state, LLM_N_CTX="2048")))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()

@@ -35,7 +35,7 @@ def cmd_services(args: argparse.Namespace) -> int:
     if args.action == "status":
         for name in ("ferretdb", "minio"):
             pid = ManagedProcess(name, [], services.run_dir).running_pid()
-            print(f"{name}: {'running (pid %d)' % pid if pid else 'stopped'}")
+            print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
         return 0
     env = services.start()
     for key, value in env.items():
@@ -73,6 +73,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from voice_server.testing import simulate_cli  # heavy imports (pipecat) only for this command
+
+    return simulate_cli.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicectl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole platform locally until Ctrl-C")
     run.add_argument("--only", help="comma-separated subset of: " + ",".join(c.name for c in components()))
     run.set_defaults(func=cmd_run)
+    sim = sub.add_parser("simulate", help="simulated Twilio/Vobiz calls against the running voice server "
+                                          "(a test double of the carrier); reports voice-to-voice latency")
+    from voice_server.testing.simulate_args import add_arguments
+
+    add_arguments(sim)
+    sim.set_defaults(func=cmd_simulate)
     return parser
 
 

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from speech.launch import asr_process, llm_process, tts_process
+from voice_server.launch import voice_server_process
 from voicectl.data_services import DataServices
 from voicectl.procs import ManagedProcess, http_ok
 
@@ -46,9 +48,38 @@ def _backend(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedPr
     )
 
 
+def _asr(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedProcess:
+    return asr_process(run_dir, port=ports.asr, health_port=ports.asr_health, env=env)
+
+
+def _tts(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedProcess:
+    return tts_process(run_dir, port=ports.tts, env=env)
+
+
+def _llm(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedProcess:
+    return llm_process(run_dir, port=ports.llm, env=env)
+
+
+def _local_llm_wanted() -> bool:
+    """The embedded LLM runs unless LLM_BASE_URL points somewhere else (vLLM, Ollama, OpenAI ...)."""
+    url = os.environ.get("LLM_BASE_URL", "")
+    return not url or url.startswith(f"http://127.0.0.1:{StackPorts().llm}")
+
+
+def _voice_server(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedProcess:
+    return voice_server_process(run_dir, port=ports.voice_server, env=env)
+
+
 def components() -> list[Component]:
     """Start order. Speech servers come before the voice server, which needs them."""
-    return [Component("backend", _backend, lambda p: f"http://127.0.0.1:{p.backend}")]
+    speech = [
+        Component("asr", _asr, lambda p: f"127.0.0.1:{p.asr}"),
+        Component("tts", _tts, lambda p: f"http://127.0.0.1:{p.tts}"),
+    ]
+    if _local_llm_wanted():
+        speech.append(Component("llm", _llm, lambda p: f"http://127.0.0.1:{p.llm}/v1"))
+    return [*speech, Component("backend", _backend, lambda p: f"http://127.0.0.1:{p.backend}"),
+            Component("voice-server", _voice_server, lambda p: f"http://127.0.0.1:{p.voice_server}")]
 
 
 class LocalStack:

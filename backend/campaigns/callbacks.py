@@ -1,0 +1,200 @@
+"""Carrier callbacks for campaign calls: call status (Twilio StatusCallback, Vobiz hangup_url), answering-machine
+detection (Twilio AsyncAmdStatusCallback, Vobiz machine_detection_url), and the voicemail document.
+
+Every URL carries an HMAC of the attempt id, so a callback for an attempt can only come from someone we gave the
+URL to (Vobiz signs callbacks only when the account has callback credentials). Twilio's own signature is checked
+too whenever the organisation has Twilio credentials; a Vobiz signature, when present, must be valid.
+Carriers retry callbacks: every handler is idempotent (marks and the final decision are unique inserts).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+from pymongo.errors import DuplicateKeyError
+
+from backend.campaigns.attempts import AttemptFinalizer, AttemptResult
+from backend.campaigns.clock import Clock
+from backend.campaigns.collections import ATTEMPTS, CALL_EVENTS, CAMPAIGNS
+from backend.campaigns.coordination import Coordination, wall_now
+from backend.campaigns.models import VoicemailPolicy
+from backend.campaigns.outcomes import MESSAGE_END_ANSWERS, is_machine, twilio_outcome, vobiz_outcome
+from backend.db.collections import Db
+from core.call_events import CarrierCredentials
+from voice_server.carriers import CarrierClients, CarrierError
+from voice_server.signatures import (
+    NonceCache,
+    VobizSignatureResult,
+    check_vobiz_signature,
+    twilio_signature_valid,
+)
+
+log = logging.getLogger(__name__)
+
+CarrierName = Literal["twilio", "vobiz"]
+CallbackKind = Literal["status", "amd", "voicemail"]
+CredentialsLookup = Callable[[str, str], Awaitable[CarrierCredentials | None]]
+
+
+class CallbackRejected(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CallbackUrls:
+    def __init__(self, base_url: str, secret: str) -> None:
+        if len(secret) < 16:
+            raise ValueError("the campaign callback secret needs 16+ characters")
+        self.base_url = base_url.rstrip("/")
+        self._key = hashlib.sha256(b"voiceagent/campaign-callbacks|" + secret.encode()).digest()
+
+    def token(self, carrier: str, attempt_id: str) -> str:
+        mac = hmac.new(self._key, f"{carrier}|{attempt_id}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(mac[:18]).decode()
+
+    def valid(self, carrier: str, attempt_id: str, token: str) -> bool:
+        return hmac.compare_digest(self.token(carrier, attempt_id), token)
+
+    def url(self, carrier: str, attempt_id: str, kind: CallbackKind) -> str:
+        return f"{self.base_url}/api/v1/campaign-callbacks/{carrier}/{attempt_id}/{self.token(carrier, attempt_id)}/{kind}"
+
+
+def voicemail_document(carrier: str, message: str) -> str:
+    """Twilio <Say> / Vobiz <Speak>, then hang up; built with ElementTree so the text is escaped."""
+    root = ET.Element("Response")
+    ET.SubElement(root, "Say" if carrier == "twilio" else "Speak").text = message
+    ET.SubElement(root, "Hangup")
+    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
+
+
+def _event_key(attempt_id: str, kind: str, form: Mapping[str, str]) -> str:
+    # Carriers resend the same callback on a non-2xx answer: the same fields give the same key.
+    parts = [attempt_id, kind, *(f"{k}={form.get(k, '')}" for k in (
+        "CallStatus", "Event", "SequenceNumber", "AnsweredBy", "Machine", "HangupCauseCode", "Timestamp"))]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
+class CallbackService:
+    def __init__(self, db: Db, coord: Coordination, finalizer: AttemptFinalizer, urls: CallbackUrls,
+                 carriers: CarrierClients, credentials: CredentialsLookup, clock: Clock) -> None:
+        self._db = db
+        self._coord = coord
+        self._finalizer = finalizer
+        self.urls = urls
+        self._carriers = carriers
+        self._credentials = credentials
+        self._clock = clock
+        self._nonces = NonceCache()
+
+    async def _authenticate(self, carrier: CarrierName, attempt_id: str, token: str, kind: CallbackKind,
+                            form: Mapping[str, str], headers: Mapping[str, str], method: str
+                            ) -> tuple[dict[str, Any], CarrierCredentials | None]:
+        if carrier not in ("twilio", "vobiz") or not self.urls.valid(carrier, attempt_id, token):
+            raise CallbackRejected(403, "invalid callback token")
+        attempt = await self._db[ATTEMPTS].find_one({"_id": attempt_id})
+        if attempt is None or attempt.get("carrier") != carrier:
+            raise CallbackRejected(404, "unknown attempt")
+        creds = await self._credentials(attempt["org_id"], carrier)
+        url = self.urls.url(carrier, attempt_id, kind)
+        if carrier == "twilio" and creds is not None:
+            params = {} if method == "GET" else dict(form)
+            if not twilio_signature_valid(creds.auth_token, url, params, headers.get("x-twilio-signature")):
+                raise CallbackRejected(403, "invalid X-Twilio-Signature")
+        if carrier == "vobiz" and creds is not None:
+            result = check_vobiz_signature(creds.auth_token, url, headers, self._nonces)
+            if result in (VobizSignatureResult.INVALID, VobizSignatureResult.REPLAYED):
+                raise CallbackRejected(403, f"Vobiz signature {result.value}")
+        return attempt, creds
+
+    async def _record(self, attempt: dict[str, Any], kind: str, form: Mapping[str, str]) -> bool:
+        """Stores the raw callback once; False when it is a carrier retry of one already seen."""
+        keep = {k: v for k, v in form.items() if k not in ("AccountSid", "ParentAuthID") and len(v) < 300}
+        try:
+            await self._db[CALL_EVENTS].insert_one({
+                "_id": _event_key(attempt["_id"], kind, form), "attempt_id": attempt["_id"],
+                "campaign_id": attempt["campaign_id"], "kind": kind, "at": wall_now(), "fields": keep})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def on_status(self, carrier: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
+                        headers: Mapping[str, str], method: str = "POST") -> None:
+        attempt, _ = await self._authenticate(carrier, attempt_id, token, "status", form, headers, method)
+        await self._record(attempt, "status", form)
+        amd = await self._coord.get_mark(attempt_id, "amd")
+        answered_by = (amd or {}).get("answered_by") or form.get("AnsweredBy") or None
+        if carrier == "twilio":
+            if form.get("CallStatus") == "in-progress":
+                await self._coord.put_mark(attempt_id, "answered", {"campaign_id": attempt["campaign_id"]})
+            outcome = twilio_outcome(form.get("CallStatus", ""), answered_by)
+            duration = form.get("CallDuration")
+        else:
+            outcome = vobiz_outcome(dict(form), machine=is_machine(answered_by))
+            duration = form.get("Duration")
+        if outcome is None:
+            return
+        left = await self._coord.get_mark(attempt_id, "voicemail")
+        detail = f"{carrier} {form.get('CallStatus', '')} {form.get('HangupCause', '')}".strip()
+        if outcome == "voicemail" and left is not None:
+            detail = "voicemail: message left" if left.get("action") == "leave_message" else "voicemail: hung up"
+        await self._finalizer.finalize(attempt_id, AttemptResult(
+            outcome=outcome, detail=detail, answered_by=answered_by, duration_s=_float(duration)))
+
+    async def on_amd(self, carrier: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
+                     headers: Mapping[str, str], method: str = "POST") -> None:
+        attempt, creds = await self._authenticate(carrier, attempt_id, token, "amd", form, headers, method)
+        await self._record(attempt, "amd", form)
+        if carrier == "twilio":
+            answered_by = form.get("AnsweredBy", "unknown") or "unknown"
+            call_sid = form.get("CallSid", "")
+        else:
+            answered_by = "machine_start" if form.get("Machine", "").lower() == "true" else "human"
+            call_sid = form.get("CallUUID", "")
+        await self._coord.put_mark(attempt_id, "amd", {"campaign_id": attempt["campaign_id"],
+                                                       "answered_by": answered_by})
+        if not is_machine(answered_by) or creds is None:
+            return
+        campaign = await self._db[CAMPAIGNS].find_one({"_id": attempt["campaign_id"]}, {"voicemail": 1})
+        policy = VoicemailPolicy.model_validate((campaign or {}).get("voicemail") or {})
+        if not call_sid:
+            placed = await self._coord.get_mark(attempt_id, "placed")
+            call_sid = (placed or {}).get("carrier_call_id", "")
+        if not call_sid:
+            return
+        # One action per call, even if the carrier repeats the AMD callback.
+        if not await self._coord.put_mark(attempt_id, "voicemail", {"campaign_id": attempt["campaign_id"],
+                                                                     "action": policy.action}):
+            return
+        client = self._carriers.for_credentials(creds)
+        try:
+            if policy.action == "hang_up" or not policy.message:
+                await client.hangup(call_sid)
+            elif carrier == "twilio":
+                if answered_by not in MESSAGE_END_ANSWERS:
+                    log.info("attempt %s: %s before the beep; leaving the message now", attempt_id, answered_by)
+                await client.redirect(call_sid, voicemail_document("twilio", policy.message))  # type: ignore[union-attr]
+            else:
+                await client.transfer(call_sid, self.urls.url("vobiz", attempt_id, "voicemail"))  # type: ignore[union-attr]
+        except CarrierError as exc:
+            log.warning("voicemail %s for attempt %s failed: %s", policy.action, attempt_id, exc)
+
+    async def voicemail(self, carrier: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
+                        headers: Mapping[str, str], method: str = "POST") -> str:
+        attempt, _ = await self._authenticate(carrier, attempt_id, token, "voicemail", form, headers, method)
+        campaign = await self._db[CAMPAIGNS].find_one({"_id": attempt["campaign_id"]}, {"voicemail": 1})
+        policy = VoicemailPolicy.model_validate((campaign or {}).get("voicemail") or {})
+        return voicemail_document(carrier, policy.message or "")
+
+
+def _float(value: str | None) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except ValueError:
+        return None

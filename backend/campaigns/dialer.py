@@ -1,0 +1,526 @@
+"""The dialer worker. Any number may run at once (in backend processes, or alone with `python -m backend.campaigns`).
+
+One poll, per running campaign:
+1. read the campaign (pause / resume / cancel are seen within one poll interval, and re-checked right before
+   each dial);
+2. count the slots in use for the campaign and its organisation, and start at most that many dials;
+3. each dial: take a calls-per-second token and wait for its tick; take the contact's lease (only the holder writes
+   the contact); re-read the contact and check it is still due, inside its calling window and not on the
+   do-not-call list; take a campaign slot and an organisation slot; insert attempt n+1 (a given attempt can exist
+   once, so a stale read can never dial twice); register the call with the backend; insert the `fate: send` mark
+   (a reaper that gave the claim up first wins instead); and ask the carrier to place the call.
+The call's slots stay taken until its final carrier callback (callbacks.py -> attempts.py) frees them.
+
+The reaper part, run by every dialer, recovers what a dead dialer left behind: claims that never became a dial are
+given up (the contact is due again, nothing was dialled); calls that were dialled but never reported back are given
+up after ring timeout + call time limit + grace (the contact is not dialled again, as the call may have connected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from backend.campaigns.attempts import AttemptFinalizer, AttemptResult, CallSink
+from backend.campaigns.callbacks import CallbackUrls
+from backend.campaigns.clock import Clock
+from backend.campaigns.collections import (
+    ATTEMPTS,
+    CAMPAIGNS,
+    CONTACTS,
+    DNC,
+    IMPORTS,
+    LEASES,
+    ORG_SETTINGS,
+    SLOTS,
+    attempt_id,
+    dnc_id,
+)
+from backend.campaigns.coordination import Coordination, campaign_scope, org_scope
+from backend.campaigns.models import AttemptOutcome, CallingWindows, CampaignSettingsFields, VoicemailPolicy
+from backend.campaigns.phones import country_code_of
+from backend.campaigns.settings import CampaignSettingsMixin
+from backend.campaigns.signals import CampaignSignals
+from backend.campaigns.windows import Spans, compile_windows, contact_timezone, window_state
+from backend.db.collections import PHONE_NUMBERS, Db
+from backend.db.ids import new_id
+from backend.models.internal import OutboundCallCreate
+from voice_server.carriers import CarrierClients, CarrierError, OutboundCallRequest
+
+log = logging.getLogger(__name__)
+
+# Carrier answers that mean the campaign's setup is wrong (credentials, account): pause rather than burn contacts.
+_SETUP_ERRORS = {401, 402, 403}
+
+
+@dataclass
+class Candidate:
+    id: str
+    phone: str
+    timezone: str | None
+    next_attempt_at: datetime | None
+    attempts: int
+    closed_until: datetime | None = None
+
+
+@dataclass
+class LocalWork:
+    """This process's dials under way for a campaign; survives a reload of the campaign's settings."""
+
+    starting: int = 0  # dial tasks that have not yet taken (or given up) their slots
+    busy: set[str] = field(default_factory=set)  # contacts with a dial task here
+
+
+@dataclass
+class CampaignRun:
+    """What one dialer knows about a running campaign between polls."""
+
+    id: str
+    org_id: str
+    doc: dict[str, Any]
+    settings: CampaignSettingsFields
+    spans: Spans
+    candidates: dict[str, Candidate] = field(default_factory=dict)
+    refreshed: float = 0.0
+    local: LocalWork = field(default_factory=lambda: LocalWork())
+    numbers: list[dict[str, Any]] = field(default_factory=list)
+    next_number: int = 0
+
+
+@dataclass
+class DialerStats:
+    dials: int = 0
+    claims_lost: int = 0
+    # Milliseconds per dial, recent ones: claiming (lease, checks, slots, attempt), registering the call, the
+    # carrier's create-call request.
+    phases: dict[str, deque[float]] = field(default_factory=lambda: {
+        k: deque(maxlen=500) for k in ("claim", "register", "carrier")})
+
+    def note(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        self.phases[phase].append((now - since) * 1000)
+        return now
+
+    def summary(self) -> dict[str, float]:
+        return {k: round(statistics.median(v), 1) for k, v in self.phases.items() if v}
+
+
+def org_cap_of(doc: dict[str, Any] | None, default: int) -> int:
+    return int((doc or {}).get("max_concurrent_calls") or default)
+
+
+class Dialer:
+    def __init__(self, db: Db, settings: CampaignSettingsMixin, *, clock: Clock, calls: CallSink,
+                 carriers: CarrierClients, finalizer: AttemptFinalizer, urls: CallbackUrls,
+                 answer_base_url: str, signals: CampaignSignals, dialer_id: str | None = None) -> None:
+        self._db = db
+        self._settings = settings
+        self.clock = clock
+        self._calls = calls
+        self._carriers = carriers
+        self._finalizer = finalizer
+        self._urls = urls
+        self._answer_base = answer_base_url.rstrip("/")
+        self._signals = signals
+        self._coord = Coordination(db)
+        self.id = dialer_id or settings.dialer_id or f"dialer-{socket.gethostname()}-{os.getpid()}-{new_id()[:6]}"
+        self._runs: dict[str, CampaignRun] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._last_beat = 0.0
+        self._last_reap = 0.0
+        self._org_caps: dict[str, int] = {}
+        self.stats = DialerStats()
+
+    # -- the loop ----------------------------------------------------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("dialer %s started", self.id)
+        try:
+            while not stop.is_set():
+                try:
+                    await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("dialer %s: poll failed", self.id)
+                    await asyncio.sleep(1.0)
+                with contextlib.suppress(TimeoutError):
+                    waiter = asyncio.ensure_future(self._signals.wait(None, self._settings.dialer_poll_interval_s))
+                    stopper = asyncio.ensure_future(stop.wait())
+                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    for pending in (waiter, stopper):
+                        pending.cancel()
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Lets dials already under way finish (each is a few database writes and one carrier request)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=15)
+        with contextlib.suppress(Exception):
+            await self._coord.retire(self.id)
+        log.info("dialer %s stopped", self.id)
+
+    async def step(self) -> None:
+        now = time.time()
+        if now - self._last_beat >= self._settings.dialer_heartbeat_s:
+            await self._coord.beat(self.id, {"host": socket.gethostname(), "pid": os.getpid()})
+            self._last_beat = now
+        if now - self._last_reap >= max(1.0, self._settings.dialer_heartbeat_s):
+            self._last_reap = now
+            await self.reap()
+        await self._load_campaigns()
+        for run in list(self._runs.values()):
+            await self._fill(run)
+
+    # -- campaigns and contacts --------------------------------------------------------------------------------
+    async def _load_campaigns(self) -> None:
+        running = {doc["_id"]: doc async for doc in self._db[CAMPAIGNS].find({"status": "running"})}
+        for gone in set(self._runs) - set(running):
+            del self._runs[gone]
+        orgs: set[str] = set()
+        for cid, doc in running.items():
+            run = self._runs.get(cid)
+            if run is None or run.doc.get("updated_at") != doc.get("updated_at"):
+                settings = CampaignSettingsFields.model_validate(
+                    {k: doc[k] for k in CampaignSettingsFields.model_fields if k in doc})
+                fresh = CampaignRun(id=cid, org_id=doc["org_id"], doc=doc, settings=settings,
+                                    spans=compile_windows(settings.windows))
+                if run is not None:  # settings changed: keep what is under way, reread the contacts
+                    fresh.candidates, fresh.local = run.candidates, run.local
+                self._runs[cid] = fresh
+            orgs.add(doc["org_id"])
+        async for doc in self._db[ORG_SETTINGS].find({"_id": {"$in": sorted(orgs)}}):
+            self._org_caps[doc["_id"]] = int(doc.get("max_concurrent_calls") or 0)
+
+    def _org_cap(self, org_id: str) -> int:
+        return self._org_caps.get(org_id) or self._settings.campaign_org_max_concurrent_calls
+
+    async def _refresh(self, run: CampaignRun) -> None:
+        committed = {doc["_id"] async for doc in self._db[IMPORTS].find(
+            {"campaign_id": run.id, "state": "committed"}, {"_id": 1})}
+        importing = await self._db[IMPORTS].count_documents({"campaign_id": run.id, "state": "in_progress"})
+        old = run.candidates
+        candidates: dict[str, Candidate] = {}
+        async for doc in self._db[CONTACTS].find(
+            {"campaign_id": run.id, "status": "pending"},
+            {"phone": 1, "timezone": 1, "next_attempt_at": 1, "attempts": 1, "import_id": 1},
+        ):
+            if doc.get("import_id") not in committed:
+                continue
+            previous = old.get(doc["_id"])
+            candidates[doc["_id"]] = Candidate(
+                id=doc["_id"], phone=doc["phone"], timezone=doc.get("timezone"),
+                next_attempt_at=doc.get("next_attempt_at"), attempts=int(doc.get("attempts", 0)),
+                closed_until=previous.closed_until if previous and previous.attempts == doc.get("attempts", 0)
+                else None)
+        run.candidates = candidates
+        run.refreshed = time.time()
+        if not candidates and not run.local.busy and not importing:
+            await self._maybe_complete(run)
+
+    async def _maybe_complete(self, run: CampaignRun) -> None:
+        if await self._db[LEASES].count_documents({"campaign_id": run.id}) > 0:
+            return
+        if await self._db[CONTACTS].count_documents({"campaign_id": run.id, "status": "pending"}) > 0:
+            return
+        doc = await self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1})
+        if doc is None or doc.get("status") != "running":
+            return
+        now = self.clock.now()
+        await self._db[CAMPAIGNS].update_one({"_id": run.id}, {"$set": {
+            "status": "completed", "completed_at": now, "updated_at": now}})
+        log.info("campaign %s completed", run.id)
+        self._signals.changed(run.id)
+        with contextlib.suppress(Exception):
+            await self._calls.org_event(run.org_id, "campaign.completed", {"campaign_id": run.id},
+                                        event_key=f"{run.id}:completed")
+
+    def _due(self, run: CampaignRun, now: datetime) -> list[Candidate]:
+        due: list[Candidate] = []
+        windows: CallingWindows = run.settings.windows
+        for cand in run.candidates.values():
+            if cand.id in run.local.busy or (cand.next_attempt_at is not None and cand.next_attempt_at > now):
+                continue
+            if cand.closed_until is not None and cand.closed_until > now:
+                continue
+            is_open, next_open = window_state(now, contact_timezone(windows, cand.timezone), run.spans)
+            if not is_open:
+                cand.closed_until = next_open or datetime.max.replace(tzinfo=now.tzinfo)
+                continue
+            cand.closed_until = None
+            due.append(cand)
+        epoch = datetime.min.replace(tzinfo=now.tzinfo)
+        due.sort(key=lambda c: (c.next_attempt_at or epoch, c.id))
+        return due
+
+    async def _fill(self, run: CampaignRun) -> None:
+        if time.time() - run.refreshed >= self._settings.dialer_contact_refresh_s:
+            await self._refresh(run)
+        if not run.candidates:
+            return
+        cscope, oscope = campaign_scope(run.id), org_scope(run.org_id)
+        in_use = await self._coord.slots_in_use([cscope, oscope])
+        org_starting = sum(r.local.starting for r in self._runs.values() if r.org_id == run.org_id)
+        free = min(run.settings.max_concurrent_calls - in_use[cscope] - run.local.starting,
+                   self._org_cap(run.org_id) - in_use[oscope] - org_starting)
+        if free <= 0:
+            return
+        due = self._due(run, self.clock.now())
+        if not due:
+            return
+        leased = {doc["_id"] async for doc in self._db[LEASES].find({"campaign_id": run.id}, {"_id": 1})}
+        for cand in due:
+            if free <= 0:
+                break
+            if cand.id in leased:
+                continue
+            free -= 1
+            run.local.starting += 1
+            run.local.busy.add(cand.id)
+            task = asyncio.create_task(self._dial(run, cand), name=f"dial-{cand.id}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    # -- one dial ----------------------------------------------------------------------------------------------
+    async def _dial(self, run: CampaignRun, cand: Candidate) -> None:
+        local = run.local
+        starting = [True]  # still counted in local.starting (until the slots count the call)
+
+        def started() -> None:
+            if starting[0]:
+                starting[0] = False
+                local.starting -= 1
+
+        try:
+            await self._dial_inner(run, cand, started)
+        except Exception:
+            log.exception("dial of contact %s failed", cand.id)
+        finally:
+            started()
+            local.busy.discard(cand.id)
+            run.candidates.pop(cand.id, None)
+
+    async def _dial_inner(self, run: CampaignRun, cand: Candidate, started: Callable[[], None]) -> None:
+        tick = await self._coord.acquire_rate_token(run.id, run.settings.calls_per_second)
+        if tick is None:
+            return
+        wait = tick - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        t0 = time.perf_counter()
+        number = cand.attempts + 1
+        aid = attempt_id(cand.id, number)
+        lifetime_s = (run.settings.ring_timeout_s + run.settings.max_call_duration_s
+                      + self._settings.dialer_lost_call_grace_s)
+        lease = {"campaign_id": run.id, "org_id": run.org_id, "owner": self.id, "attempt_id": aid, "phase": "claimed"}
+        if not await self._coord.take_lease(cand.id, lease):
+            self.stats.claims_lost += 1
+            return
+        slot_ids: list[str] = []
+        attempt_inserted = False
+        try:
+            contact = await self._db[CONTACTS].find_one({"_id": cand.id})
+            now = self.clock.now()
+            if (contact is None or contact.get("status") != "pending" or int(contact.get("attempts", 0)) != cand.attempts
+                    or (contact.get("next_attempt_at") is not None and contact["next_attempt_at"] > now)):
+                self.stats.claims_lost += 1
+                return
+            if await self._db[DNC].find_one({"_id": dnc_id(run.org_id, contact["phone"])}, {"_id": 1}):
+                await self._db[CONTACTS].update_one({"_id": cand.id}, {"$set": {
+                    "status": "dnc", "last_outcome": None, "next_attempt_at": None, "updated_at": now}})
+                log.info("contact %s is on the do-not-call list: skipped", cand.id)
+                self._signals.changed(run.id)
+                return
+            holder = {"attempt_id": aid, "owner": self.id, "campaign_id": run.id}
+            cslot = await self._coord.acquire_slot(campaign_scope(run.id), run.settings.max_concurrent_calls, holder)
+            if cslot is None:
+                return
+            slot_ids.append(cslot)
+            oslot = await self._coord.acquire_slot(org_scope(run.org_id), self._org_cap(run.org_id), holder)
+            if oslot is None:
+                return
+            slot_ids.append(oslot)
+            started()
+            caller = await self._caller_number(run, contact["phone"])
+            if caller is None:
+                await self._pause(run, "no usable caller-id number in the campaign's pool")
+                return
+            call_id = new_id()
+            try:
+                await self._db[ATTEMPTS].insert_one({
+                    "_id": aid, "campaign_id": run.id, "org_id": run.org_id, "contact_id": cand.id, "attempt": number,
+                    "to_number": contact["phone"], "from_number": caller["number"], "carrier": caller["carrier"],
+                    "call_id": call_id, "slot_ids": slot_ids, "owner": self.id, "claimed_at": now,
+                    "lifetime_s": lifetime_s,
+                })
+            except DuplicateKeyError:
+                self.stats.claims_lost += 1  # attempt n exists: our read of the contact was stale
+                return
+            attempt_inserted = True
+            claimed = self.stats.note("claim", t0)
+            if self._settings.dialer_fault_pause_after_claim_s:
+                await asyncio.sleep(self._settings.dialer_fault_pause_after_claim_s)
+            await self._place(run, contact, caller, aid, call_id, claimed)
+        finally:
+            if not attempt_inserted:
+                await self._coord.release_slots(slot_ids, aid)
+                await self._coord.drop_lease(cand.id, aid)
+
+    async def _place(self, run: CampaignRun, contact: dict[str, Any], caller: dict[str, Any], aid: str,
+                     call_id: str, claimed: float) -> None:
+        try:
+            ctx = await self._calls.register(OutboundCallCreate(
+                org_id=run.org_id, agent_id=run.doc["agent_id"], from_number=caller["number"],
+                to_number=contact["phone"], carrier=caller["carrier"], call_id=call_id, campaign_id=run.id,
+                contact_id=contact["_id"], variables=dict(contact.get("variables") or {})))
+        except Exception as exc:
+            await self._give_up(aid, f"could not register the call: {exc}")
+            await self._pause(run, f"call registration failed: {exc}")
+            return
+        registered = self.stats.note("register", claimed)
+        creds = ctx.agent.carrier_credentials
+        if creds is None:
+            await self._give_up(aid, f"no {caller['carrier']} credentials")
+            await self._pause(run, f"the organisation has no {caller['carrier']} credentials")
+            return
+        # Pause / cancel take effect even for a dial that was already on its way.
+        current = await self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1})
+        if current is None or current.get("status") != "running":
+            await self._give_up(aid, "campaign no longer running")
+            return
+        if not await self._coord.put_mark(aid, "fate", {"fate": "send", "owner": self.id, "campaign_id": run.id}):
+            return  # a reaper gave this claim up first; it has finalised it
+        request = self._request(run, caller, contact["phone"], aid, call_id)
+        client = self._carriers.for_credentials(creds)
+        try:
+            result = await client.create_call(request)
+        except CarrierError as exc:
+            outcome: AttemptOutcome = "throttled" if exc.status == 429 else "failed"
+            await self._finalizer.finalize(aid, AttemptResult(outcome=outcome, detail=str(exc)))
+            if exc.status in _SETUP_ERRORS:
+                await self._pause(run, f"carrier refused the call: {exc}")
+            return
+        self.stats.note("carrier", registered)
+        self.stats.dials += 1
+        if self.stats.dials % 100 == 0:
+            log.info("dialer %s: %d dials; median ms per phase %s", self.id, self.stats.dials, self.stats.summary())
+        await self._coord.put_mark(aid, "placed", {"campaign_id": run.id, "carrier_call_id": result.carrier_call_id,
+                                                   "owner": self.id})
+        await self._db[LEASES].update_one({"_id": contact["_id"]}, {"$set": {"phase": "placed"}})
+        return
+
+    def _request(self, run: CampaignRun, caller: dict[str, Any], to: str, aid: str, call_id: str
+                 ) -> OutboundCallRequest:
+        carrier = caller["carrier"]
+        voicemail: VoicemailPolicy = run.settings.voicemail
+        answer = (f"{self._answer_base}/twilio/voice?call_id={call_id}" if carrier == "twilio"
+                  else f"{self._answer_base}/vobiz/answer?call_id={call_id}")
+        detection = "off"
+        if voicemail.detect:
+            detection = "detect_message_end" if voicemail.action == "leave_message" else "enable"
+        return OutboundCallRequest(
+            to_number=to, from_number=caller["number"], answer_url=answer,
+            status_callback_url=self._urls.url(carrier, aid, "status"),
+            ring_timeout_s=run.settings.ring_timeout_s, time_limit_s=run.settings.max_call_duration_s,
+            machine_detection=detection,  # type: ignore[arg-type]
+            machine_detection_url=self._urls.url(carrier, aid, "amd") if voicemail.detect else None,
+        )
+
+    async def _caller_number(self, run: CampaignRun, to: str) -> dict[str, Any] | None:
+        if not run.numbers:
+            ids = list(run.doc.get("caller_number_ids") or [])
+            docs = [await self._db[PHONE_NUMBERS].find_one({"_id": i}) for i in ids]
+            run.numbers = [d for d in docs if d is not None and d.get("org_id") == run.org_id]
+        if not run.numbers:
+            return None
+        # Same country as the contact when the pool has one (local presence), else any; in rotation.
+        country = country_code_of(to)
+        local = [n for n in run.numbers if country_code_of(n["number"]) == country] or run.numbers
+        run.next_number += 1
+        return local[run.next_number % len(local)]
+
+    async def _give_up(self, aid: str, detail: str) -> None:
+        """Before `fate: send`: nothing was dialled, the contact is due again (or canceled with its campaign)."""
+        if await self._coord.put_mark(aid, "fate", {"fate": "abandon", "owner": self.id, "detail": detail}):
+            await self._finalizer.finalize(aid, AttemptResult(outcome="not_dialed", detail=detail))
+
+    async def _pause(self, run: CampaignRun, reason: str) -> None:
+        log.warning("pausing campaign %s: %s", run.id, reason)
+        now = self.clock.now()
+        doc = await self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1})
+        if doc is not None and doc.get("status") == "running":
+            await self._db[CAMPAIGNS].update_one({"_id": run.id}, {"$set": {
+                "status": "paused", "paused_reason": reason[:300], "updated_at": now}})
+            self._signals.changed(run.id)
+
+    # -- recovery ----------------------------------------------------------------------------------------------
+    async def reap(self) -> None:
+        live = await self._coord.live_dialers(self._settings.dialer_dead_after_s)
+        live.add(self.id)
+        now = time.time()
+        lease_attempts: set[str] = set()
+        async for lease in self._db[LEASES].find({}):
+            aid = lease.get("attempt_id", "")
+            lease_attempts.add(aid)
+            try:
+                await self._reap_lease(lease, aid, live, now)
+            except Exception:
+                log.exception("reaping lease %s failed", lease["_id"])
+        async for slot in self._db[SLOTS].find({}):
+            aid = slot.get("attempt_id", "")
+            age = now - slot["acquired_at"].timestamp()
+            if await self._coord.get_mark(aid, "final") is not None and age > 2:
+                await self._coord.release_slots([slot["_id"]], aid)
+            elif aid not in lease_attempts and slot.get("owner") not in live and age > 2:
+                # Taken by a dialer that died before its claim was recorded.
+                if await self._db[ATTEMPTS].find_one({"_id": aid}, {"_id": 1}) is None:
+                    await self._coord.release_slots([slot["_id"]], aid)
+        await self._coord.purge_rate_tokens()
+
+    async def _reap_lease(self, lease: dict[str, Any], aid: str, live: set[str], now: float) -> None:
+        age = now - lease["claimed_at"].timestamp()
+        final = await self._coord.get_mark(aid, "final")
+        if final is not None:
+            if now - final["at"].timestamp() > 5:  # its finaliser died half-way: finish the job
+                attempt = await self._db[ATTEMPTS].find_one({"_id": aid})
+                if attempt is not None:
+                    await self._finalizer.apply(attempt, final)
+            return
+        owner_dead = lease.get("owner") not in live
+        fate = await self._coord.get_mark(aid, "fate")
+        if fate is None:
+            if not owner_dead and age < self._settings.dialer_claim_ttl_s:
+                return
+            attempt = await self._db[ATTEMPTS].find_one({"_id": aid}, {"_id": 1})
+            if attempt is None:
+                if age > 2:
+                    slots = [s["_id"] async for s in self._db[SLOTS].find({"attempt_id": aid}, {"_id": 1})]
+                    await self._coord.release_slots(slots, aid)
+                    await self._coord.drop_lease(lease["_id"], aid)
+                return
+            if await self._coord.put_mark(aid, "fate", {"fate": "abandon", "owner": self.id,
+                                                        "detail": "dialer stopped before dialling"}):
+                log.info("recovered claim %s of dialer %s (never dialled)", aid, lease.get("owner"))
+                await self._finalizer.finalize(aid, AttemptResult(outcome="not_dialed",
+                                                                  detail="dialer stopped before dialling"))
+            return
+        if fate.get("fate") == "abandon":
+            await self._finalizer.finalize(aid, AttemptResult(outcome="not_dialed", detail=fate.get("detail", "")))
+            return
+        attempt = await self._db[ATTEMPTS].find_one({"_id": aid}, {"lifetime_s": 1})
+        lifetime = float((attempt or {}).get("lifetime_s") or 3600)
+        if now - fate["at"].timestamp() > lifetime:
+            log.warning("attempt %s: no final carrier callback after %.0f s; giving it up", aid, lifetime)
+            await self._finalizer.finalize(aid, AttemptResult(outcome="lost", detail="no final carrier callback"))

@@ -1,0 +1,76 @@
+"""Collection names and every index the backend relies on, declared in code and created at startup.
+
+A note on the local database: FerretDB 1.x on SQLite only pushes a filter that is exactly ``{"_id": <value>}`` down
+to SQLite; every other query scans the collection, and its updates are read-modify-write without a transaction.
+So the hot paths here read and write single documents by ``_id``, "exactly once" decisions are unique-key inserts,
+and shared documents have a single writer (see services/leader.py). The secondary indexes below are what a real
+MongoDB (or FerretDB on PostgreSQL) uses for the remaining queries.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from core.mongo import IndexSpec
+
+Db = AsyncDatabase[dict[str, Any]]
+
+ORGANIZATIONS = "organizations"
+USERS = "users"
+MEMBERSHIPS = "memberships"  # _id = "{org_id}:{user_id}"
+SESSIONS = "sessions"  # one per login; refresh tokens rotate inside it (the "family")
+REFRESH_TOKENS = "refresh_tokens"
+TOKEN_USES = "token_uses"  # _id = what was consumed; a unique insert makes single use atomic
+INVITATIONS = "invitations"
+API_KEYS = "api_keys"
+API_KEY_USAGE = "api_key_usage"  # _id = key id; kept apart so it never races a revocation
+AGENTS = "agents"
+AGENT_VERSIONS = "agent_versions"  # _id = "{agent_id}:v{version}"
+PHONE_NUMBERS = "phone_numbers"
+CARRIER_CREDENTIALS = "carrier_credentials"  # _id = "{org_id}:{carrier}"
+CALLS = "calls"  # _id = call id
+CALL_TRANSCRIPTS = "call_transcripts"  # _id = call id
+CALL_TURNS = "call_turns"  # _id = event id; one per turn, for search and latency analytics
+CALL_EVENTS = "call_events"  # _id = event id; the permanent idempotency log
+OUTBOX = "outbox"  # _id = event id; accepted events not yet applied
+DEAD_LETTERS = "dead_letters"
+CALL_LOG_PAGES = "call_log_pages"  # _id = "{org_id}:{page:010d}"; the call list read model
+CALL_LOG_HEADS = "call_log_heads"  # _id = org id
+CALL_LOG_INDEX = "call_log_index"  # _id = call id -> page/slot
+WEBHOOKS = "webhooks"
+WEBHOOK_QUEUE = "webhook_queue"  # pending deliveries only
+WEBHOOK_DELIVERIES = "webhook_deliveries"  # the delivery log
+LEASES = "leases"
+RATE_LIMITS = "rate_limits"
+AUDIT_LOG = "audit_log"
+
+INDEXES: list[IndexSpec] = [
+    IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
+    IndexSpec(MEMBERSHIPS, [("user_id", 1)], name="memberships_user"),
+    IndexSpec(MEMBERSHIPS, [("org_id", 1), ("created_at", 1)], name="memberships_org"),
+    IndexSpec(SESSIONS, [("user_id", 1)], name="sessions_user"),
+    IndexSpec(REFRESH_TOKENS, [("session_id", 1)], name="refresh_tokens_session"),
+    IndexSpec(INVITATIONS, [("org_id", 1), ("created_at", -1)], name="invitations_org"),
+    IndexSpec(API_KEYS, [("org_id", 1), ("created_at", -1)], name="api_keys_org"),
+    IndexSpec(AGENTS, [("org_id", 1), ("updated_at", -1)], name="agents_org"),
+    IndexSpec(AGENT_VERSIONS, [("agent_id", 1), ("version", -1)], unique=True, name="agent_versions_agent"),
+    IndexSpec(PHONE_NUMBERS, [("number", 1)], unique=True, name="phone_numbers_number_unique"),
+    IndexSpec(PHONE_NUMBERS, [("org_id", 1), ("created_at", -1)], name="phone_numbers_org"),
+    IndexSpec(CARRIER_CREDENTIALS, [("org_id", 1)], name="carrier_credentials_org"),
+    IndexSpec(CALLS, [("org_id", 1), ("created_at", -1)], name="calls_org_created"),
+    IndexSpec(CALLS, [("org_id", 1), ("day", 1)], name="calls_org_day"),
+    IndexSpec(CALL_TURNS, [("org_id", 1), ("day", 1), ("v2v_ms", 1)], name="call_turns_latency"),
+    IndexSpec(CALL_TURNS, [("org_id", 1), ("call_id", 1)], name="call_turns_call"),
+    IndexSpec(CALL_EVENTS, [("call_id", 1)], name="call_events_call"),
+    IndexSpec(OUTBOX, [("received_at", 1)], name="outbox_received"),
+    IndexSpec(DEAD_LETTERS, [("received_at", -1)], name="dead_letters_received"),
+    IndexSpec(CALL_LOG_INDEX, [("org_id", 1)], name="call_log_index_org"),
+    IndexSpec(WEBHOOKS, [("org_id", 1), ("created_at", -1)], name="webhooks_org"),
+    IndexSpec(WEBHOOK_QUEUE, [("next_attempt_at", 1)], name="webhook_queue_due"),
+    IndexSpec(WEBHOOK_DELIVERIES, [("webhook_id", 1), ("created_at", -1)], name="webhook_deliveries_webhook"),
+    IndexSpec(RATE_LIMITS, [("expires_at", 1)], name="rate_limits_expiry"),
+    IndexSpec(LEASES, [("created_at", 1)], name="leases_created"),
+    IndexSpec(AUDIT_LOG, [("org_id", 1), ("at", -1)], name="audit_log_org"),
+]

@@ -1,0 +1,57 @@
+"""Agents and their versions. The configuration itself is core.agent_config.AgentConfig."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from backend.models.common import ApiModel
+from core.agent_config import AgentConfig
+
+_EXAMPLE_CONFIG = {
+    "system_prompt": "You are Riley, the receptionist of {{business}}. Be brief and friendly.",
+    "greeting": "Hi, this is Riley from {{business}}. How can I help?",
+    "variables": {"business": "Acme Dental"},
+    "llm": {"temperature": 0.5, "max_tokens": 150},
+    "tts": {"engine": "piper", "voice": "en_US-joe-medium"},
+}
+
+
+class AgentCreate(ApiModel):
+    name: str = Field(min_length=1, max_length=100, examples=["Receptionist"])
+    description: str = Field(default="", max_length=500)
+    config: AgentConfig = Field(default_factory=AgentConfig, examples=[_EXAMPLE_CONFIG])
+
+
+class AgentUpdate(ApiModel):
+    """Any subset. A new `config` creates a new version; calls record the version they used."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    description: str | None = Field(default=None, max_length=500)
+    config: AgentConfig | None = None
+    note: str | None = Field(default=None, max_length=200, description="What changed, shown in the version history.")
+    base_version: int | None = Field(
+        default=None, ge=1, description="The version this edit started from; a newer one gives 409 instead of overwriting."
+    )
+
+
+class AgentSummary(BaseModel):
+    id: str
+    name: str
+    description: str = ""
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class AgentOut(AgentSummary):
+    config: AgentConfig
+
+
+class AgentVersionOut(BaseModel):
+    version: int
+    created_at: datetime
+    created_by: str | None = None
+    note: str | None = None
+    config: AgentConfig

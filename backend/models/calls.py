@@ -1,0 +1,98 @@
+"""Calls as the operator sees them: summaries for the list, the detail with its transcript."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from core.call_events import Carrier, Direction, EndReason, TurnLatency, UsageUnits
+
+CallStatus = Literal[
+    "queued", "in_progress", "completed", "busy", "no_answer", "failed", "canceled", "voicemail"
+]
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "busy", "no_answer", "failed", "canceled", "voicemail"})
+
+
+class CallSummary(BaseModel):
+    id: str
+    direction: Direction
+    carrier: Carrier
+    from_number: str
+    to_number: str
+    agent_id: str | None = None
+    agent_name: str | None = None
+    agent_version: int | None = None
+    campaign_id: str | None = None
+    contact_id: str | None = None
+    status: CallStatus
+    answered: bool = False
+    end_reason: EndReason | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    duration_s: float | None = None
+    has_recording: bool = False
+
+
+class TurnOut(BaseModel):
+    turn_index: int
+    speaker: Literal["caller", "agent", "system"]
+    text: str
+    start_ms: int
+    end_ms: int
+    interrupted: bool = False
+    latency: TurnLatency | None = None
+    at: datetime | None = None
+
+
+class ToolCallOut(BaseModel):
+    name: str
+    ok: bool
+    duration_ms: float
+    detail: str = ""
+    at: datetime | None = None
+
+
+class RecordingInfo(BaseModel):
+    duration_s: float
+    sample_rate: int
+    channels: int
+    size_bytes: int
+    content_type: str = "audio/wav"
+
+
+class CallDetail(CallSummary):
+    turns: list[TurnOut] = Field(default_factory=list)
+    tools: list[ToolCallOut] = Field(default_factory=list)
+    usage: UsageUnits = Field(default_factory=UsageUnits)
+    recording: RecordingInfo | None = None
+    end_detail: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
+class RecordingLink(BaseModel):
+    url: str = Field(description="Presigned GET URL on the object store; works without credentials until it expires.")
+    expires_at: datetime
+    content_type: str = "audio/wav"
+    size_bytes: int | None = None
+
+
+class CallFilters(BaseModel):
+    agent_id: str | None = Field(default=None, max_length=64)
+    direction: Direction | None = None
+    status: CallStatus | None = None
+    campaign_id: str | None = Field(default=None, max_length=64)
+    number: str | None = Field(default=None, max_length=20, description="Part of the caller or callee number.")
+    q: str | None = Field(default=None, min_length=2, max_length=200, description="Text in the transcript.")
+    since: datetime | None = Field(default=None, description="Created at or after (ISO 8601; UTC if no offset).")
+    until: datetime | None = Field(default=None, description="Created before.")
+
+    @field_validator("since", "until")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value

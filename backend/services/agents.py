@@ -1,0 +1,154 @@
+"""Agents and their immutable, numbered versions.
+
+A version document's `_id` is "{agent_id}:v{n}", so two concurrent edits cannot both create version n: the second
+insert fails and that edit gets 409 instead of silently overwriting the first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo.errors import DuplicateKeyError
+
+from backend.db.collections import AGENT_VERSIONS, AGENTS, PHONE_NUMBERS, Db
+from backend.db.ids import new_id, utcnow
+from backend.errors import conflict, not_found
+from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
+from backend.security.permissions import Principal
+from backend.services.audit import AuditLog
+from core.agent_config import AgentConfig
+
+
+def version_id(agent_id: str, version: int) -> str:
+    return f"{agent_id}:v{version}"
+
+
+class AgentService:
+    def __init__(self, db: Db, audit: AuditLog) -> None:
+        self._db = db
+        self._audit = audit
+
+    async def _owned(self, principal: Principal, agent_id: str) -> dict[str, Any]:
+        # Read by _id alone, then check the tenant: one indexed read on every backend, and no other org's agent leaks.
+        doc = await self._db[AGENTS].find_one({"_id": agent_id})
+        if doc is None or doc["org_id"] != principal.org_id or doc.get("deleted_at") is not None:
+            raise not_found("Agent")
+        return doc
+
+    async def list_agents(self, principal: Principal) -> list[AgentSummary]:
+        cursor = self._db[AGENTS].find({"org_id": principal.org_id, "deleted_at": None}).sort("updated_at", -1)
+        return [_summary(doc) async for doc in cursor]
+
+    async def create(self, principal: Principal, body: AgentCreate, agent_id: str | None = None) -> AgentOut:
+        """`agent_id` only for seeding with fixed ids; a second create with the same id raises DuplicateKeyError."""
+        agent_id, now = agent_id or new_id(), utcnow()
+        await self._insert_version(principal, agent_id, 1, body.config, "created")
+        doc = {
+            "_id": agent_id, "org_id": principal.org_id, "name": body.name, "description": body.description,
+            "current_version": 1, "created_at": now, "updated_at": now, "created_by": principal.actor,
+            "deleted_at": None,
+        }
+        await self._db[AGENTS].insert_one(doc)
+        await self._audit.record(principal.org_id, principal, "agent.created", "agent", agent_id, {"name": body.name})
+        return AgentOut(**_summary(doc).model_dump(), config=body.config)
+
+    async def _insert_version(
+        self, principal: Principal, agent_id: str, version: int, config: AgentConfig, note: str | None
+    ) -> None:
+        await self._db[AGENT_VERSIONS].insert_one({
+            "_id": version_id(agent_id, version), "org_id": principal.org_id, "agent_id": agent_id,
+            "version": version, "config": config.model_dump(mode="json"), "created_at": utcnow(),
+            "created_by": principal.actor, "note": note,
+        })
+
+    async def get(self, principal: Principal, agent_id: str) -> AgentOut:
+        doc = await self._owned(principal, agent_id)
+        version = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, doc["current_version"])})
+        if version is None:
+            raise not_found("Agent version")
+        return AgentOut(**_summary(doc).model_dump(), config=AgentConfig.model_validate(version["config"]))
+
+    async def update(self, principal: Principal, agent_id: str, body: AgentUpdate) -> AgentOut:
+        doc = await self._owned(principal, agent_id)
+        changes: dict[str, Any] = {}
+        if body.name is not None:
+            changes["name"] = body.name
+        if body.description is not None:
+            changes["description"] = body.description
+        if body.config is not None:
+            current = doc["current_version"]
+            if body.base_version is not None and body.base_version != current:
+                raise conflict(f"The agent changed since version {body.base_version} (now {current}); reload it",
+                               code="version_conflict")
+            try:
+                await self._insert_version(principal, agent_id, current + 1, body.config, body.note)
+            except DuplicateKeyError:
+                await self._repair_current_version(agent_id, current)
+                raise conflict("Someone else saved this agent at the same time; reload it",
+                               code="version_conflict") from None
+            changes["current_version"] = current + 1
+        if changes:
+            changes["updated_at"] = utcnow()
+            await self._db[AGENTS].update_one({"_id": agent_id}, {"$set": changes})
+            await self._audit.record(principal.org_id, principal, "agent.updated", "agent", agent_id,
+                                     {"fields": sorted(k for k in changes if k != "updated_at")})
+        return await self.get(principal, agent_id)
+
+    async def _repair_current_version(self, agent_id: str, current: int) -> None:
+        # A crash between inserting version n+1 and moving the pointer would otherwise block every later edit.
+        latest = current
+        while await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, latest + 1)}, {"_id": 1}):
+            latest += 1
+        if latest != current:
+            await self._db[AGENTS].update_one({"_id": agent_id}, {"$set": {"current_version": latest}})
+
+    async def delete(self, principal: Principal, agent_id: str) -> None:
+        await self._owned(principal, agent_id)
+        linked = await self._db[PHONE_NUMBERS].find_one({"org_id": principal.org_id, "agent_id": agent_id},
+                                                        {"number": 1})
+        if linked is not None:
+            raise conflict(f"Agent answers {linked['number']}; unlink the number first", code="agent_in_use")
+        # Soft delete: calls keep pointing at the versions they used.
+        await self._db[AGENTS].update_one({"_id": agent_id}, {"$set": {"deleted_at": utcnow()}})
+        await self._audit.record(principal.org_id, principal, "agent.deleted", "agent", agent_id)
+
+    async def versions(self, principal: Principal, agent_id: str) -> list[AgentVersionOut]:
+        await self._owned(principal, agent_id)
+        cursor = self._db[AGENT_VERSIONS].find({"agent_id": agent_id}).sort("version", -1).limit(500)
+        return [_version_out(v) async for v in cursor if v["org_id"] == principal.org_id]
+
+    async def version(self, principal: Principal, agent_id: str, version: int) -> AgentVersionOut:
+        await self._owned(principal, agent_id)
+        doc = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, version)})
+        if doc is None or doc["org_id"] != principal.org_id:
+            raise not_found("Agent version")
+        return _version_out(doc)
+
+    async def restore(self, principal: Principal, agent_id: str, version: int) -> AgentOut:
+        old = await self.version(principal, agent_id, version)
+        return await self.update(principal, agent_id, AgentUpdate(config=old.config, note=f"restored version {version}"))
+
+    # ---------------------------------------------------------------- for the internal API
+
+    async def load_for_call(self, agent_id: str) -> tuple[dict[str, Any], AgentConfig] | None:
+        doc = await self._db[AGENTS].find_one({"_id": agent_id})
+        if doc is None or doc.get("deleted_at") is not None:
+            return None
+        version = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, doc["current_version"])})
+        if version is None:
+            return None
+        return doc, AgentConfig.model_validate(version["config"])
+
+    async def load_version_config(self, agent_id: str, version: int) -> AgentConfig | None:
+        doc = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, version)})
+        return AgentConfig.model_validate(doc["config"]) if doc else None
+
+
+def _summary(doc: dict[str, Any]) -> AgentSummary:
+    return AgentSummary(id=doc["_id"], name=doc["name"], description=doc.get("description", ""),
+                        version=doc["current_version"], created_at=doc["created_at"], updated_at=doc["updated_at"])
+
+
+def _version_out(doc: dict[str, Any]) -> AgentVersionOut:
+    return AgentVersionOut(version=doc["version"], created_at=doc["created_at"], created_by=doc.get("created_by"),
+                           note=doc.get("note"), config=AgentConfig.model_validate(doc["config"]))

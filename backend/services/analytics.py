@@ -1,0 +1,94 @@
+"""Analytics by aggregation in the database.
+
+Written for FerretDB 1.x as well as MongoDB: FerretDB evaluates only one accumulator per $group correctly, its
+$unwind drops sibling fields, and it has no date or arithmetic expression operators. So each call stores its
+numbers as an array of {d: day, k: metric, v: value} (backend/services/call_events.py `_metrics`), and one pipeline
+unwinds that array and sums `v` grouped by (day, metric). Percentiles are nearest-rank: count, then sort + skip + limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from backend.db.collections import CALL_TURNS, CALLS, Db
+from backend.errors import bad_request
+from backend.models.analytics import AnalyticsSummary, DayPoint
+from backend.security.permissions import Principal
+from core.call_events import UsageUnits
+
+MAX_RANGE_DAYS = 366
+
+
+class AnalyticsService:
+    def __init__(self, db: Db) -> None:
+        self._db = db
+
+    async def summary(
+        self, principal: Principal, since: date | None, until: date | None, agent_id: str | None
+    ) -> AnalyticsSummary:
+        until = until or datetime.now(UTC).date()
+        since = since or until - timedelta(days=29)
+        if since > until:
+            raise bad_request("`since` is after `until`", path="query.since")
+        if (until - since).days >= MAX_RANGE_DAYS:
+            raise bad_request(f"At most {MAX_RANGE_DAYS} days at a time", path="query.since")
+        match: dict[str, Any] = {"org_id": principal.org_id, "day": {"$gte": since.isoformat(), "$lte": until.isoformat()}}
+        if agent_id:
+            match["agent_id"] = agent_id
+        totals_pipeline: list[dict[str, Any]] = [
+            {"$match": match},
+            {"$unwind": "$metrics"},
+            {"$group": {"_id": {"d": "$metrics.d", "k": "$metrics.k"}, "v": {"$sum": "$metrics.v"}}},
+        ]
+        turn_match = {**match, "v2v_ms": {"$gte": 0}}
+        rows, latency = await asyncio.gather(
+            self._db[CALLS].aggregate(totals_pipeline), self._latency(turn_match)
+        )
+        per_day: dict[str, dict[str, float]] = {}
+        async for row in rows:
+            per_day.setdefault(row["_id"]["d"], {})[row["_id"]["k"]] = row["v"]
+        totals: dict[str, float] = {}
+        for values in per_day.values():
+            for key, value in values.items():
+                totals[key] = totals.get(key, 0) + value
+        days = []
+        for offset in range((until - since).days + 1):
+            day = since + timedelta(days=offset)
+            values = per_day.get(day.isoformat(), {})
+            days.append(DayPoint(date=day, calls=int(values.get("calls", 0)), answered=int(values.get("answered", 0)),
+                                 ended=int(values.get("ended", 0)), duration_s=round(values.get("duration_s", 0.0), 3)))
+        ended = int(totals.get("ended", 0))
+        answered = int(totals.get("answered", 0))
+        samples, p50, p95 = latency
+        usage = UsageUnits.model_validate({name.removeprefix("usage."): value for name, value in totals.items()
+                                           if name.startswith("usage.")})
+        return AnalyticsSummary(
+            since=since, until=until, total_calls=int(totals.get("calls", 0)), answered_calls=answered,
+            ended_calls=ended, inbound_calls=int(totals.get("inbound", 0)),
+            outbound_calls=int(totals.get("outbound", 0)),
+            answer_rate=round(answered / ended, 4) if ended else 0.0,
+            avg_duration_s=round(totals.get("duration_s", 0.0) / ended, 3) if ended else 0.0,
+            voice_to_voice_p50_ms=p50, voice_to_voice_p95_ms=p95, latency_samples=samples, per_day=days, usage=usage,
+        )
+
+    async def _latency(self, match: dict[str, Any]) -> tuple[int, float | None, float | None]:
+        counted = await (await self._db[CALL_TURNS].aggregate([{"$match": match}, {"$count": "n"}])).to_list()
+        n = int(counted[0]["n"]) if counted else 0
+        if n == 0:
+            return 0, None, None
+        p50, p95 = await asyncio.gather(self._nth(match, _rank(0.50, n)), self._nth(match, _rank(0.95, n)))
+        return n, p50, p95
+
+    async def _nth(self, match: dict[str, Any], index: int) -> float | None:
+        pipeline: list[dict[str, Any]] = [{"$match": match}, {"$sort": {"v2v_ms": 1}}, {"$skip": index}, {"$limit": 1},
+                    {"$project": {"_id": 0, "v2v_ms": 1}}]
+        rows = await (await self._db[CALL_TURNS].aggregate(pipeline)).to_list()
+        return float(rows[0]["v2v_ms"]) if rows else None
+
+
+def _rank(quantile: float, n: int) -> int:
+    """Nearest-rank percentile, as a 0-based index into the sorted values."""
+    return max(0, math.ceil(quantile * n) - 1)

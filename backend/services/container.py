@@ -1,0 +1,131 @@
+"""All services of one backend process, built once at startup and reached from routes through api/deps.py."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import httpx
+
+from backend.config import BackendSettings
+from backend.db.collections import Db
+from backend.security.crypto import SecretBox
+from backend.security.passwords import Passwords
+from backend.security.principal_cache import PrincipalCache
+from backend.services.agents import AgentService
+from backend.services.analytics import AnalyticsService
+from backend.services.audit import AuditLog
+from backend.services.auth import AuthService
+from backend.services.call_events import CallEventIngest, OutboxProcessor
+from backend.services.call_log import CallLog
+from backend.services.calls import CallService
+from backend.services.carriers import CarrierCredentialService
+from backend.services.internal import InternalService
+from backend.services.leader import Leadership
+from backend.services.orgs import OrgService
+from backend.services.phone_numbers import PhoneNumberService
+from backend.services.rate_limit import RateLimiter
+from backend.services.webhooks import WebhookDispatcher, WebhookService
+from backend.services.workers import Housekeeping, Loop
+from core.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    settings: BackendSettings
+    db: Db
+    store: ObjectStore
+    http: httpx.AsyncClient
+    passwords: Passwords
+    limiter: RateLimiter
+    audit: AuditLog
+    auth: AuthService
+    orgs: OrgService
+    carriers: CarrierCredentialService
+    agents: AgentService
+    numbers: PhoneNumberService
+    call_log: CallLog
+    calls: CallService
+    ingest: CallEventIngest
+    processor: OutboxProcessor
+    webhooks: WebhookService
+    dispatcher: WebhookDispatcher
+    analytics: AnalyticsService
+    internal: InternalService
+    leadership: Leadership
+    loops: list[Loop] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, settings: BackendSettings, db: Db, store: ObjectStore) -> Services:
+        box = SecretBox(settings.encryption_key.get_secret_value())
+        passwords = Passwords(settings.argon2_time_cost, settings.argon2_memory_kib)
+        limiter = RateLimiter(db)
+        principals = PrincipalCache(settings.auth_cache_ttl_s)
+        audit = AuditLog(db)
+        http = httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s)
+        agents = AgentService(db, audit)
+        numbers = PhoneNumberService(db, audit)
+        carriers = CarrierCredentialService(db, box, audit)
+        leadership = Leadership(db, "workers", settings.leader_window_s)
+        call_log = CallLog(db, leadership)
+        webhooks = WebhookService(db, settings, box, audit)
+        processor = OutboxProcessor(db, call_log, webhooks.fan_out, leadership)
+        holder: dict[str, Services] = {}
+
+        async def on_accepted(event_ids: list[str]) -> None:
+            await holder["services"].events_accepted(event_ids)
+
+        ingest = CallEventIngest(db, settings.s3_bucket_recordings, on_accepted)
+
+        async def on_call_created(doc: dict[str, object]) -> None:
+            await ingest.touch(str(doc["_id"]))
+
+        services = cls(
+            settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
+            auth=AuthService(db, settings, passwords, limiter, audit, principals),
+            orgs=OrgService(db, settings, audit, principals),
+            carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
+            calls=CallService(db, store, call_log, settings.recording_url_ttl_s), ingest=ingest, processor=processor,
+            webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, http), analytics=AnalyticsService(db),
+            internal=InternalService(db, agents, numbers, carriers, call_log, on_call_created),
+            leadership=leadership,
+        )
+        holder["services"] = services
+        return services
+
+    def start_background(self) -> None:
+        s = self.settings
+        housekeeping = Housekeeping([self.limiter.purge_expired])
+        self.loops = [
+            Loop("outbox-processor", self.processor.run_once, self.leadership, s.worker_poll_interval_s),
+            Loop("webhook-dispatcher", self.dispatcher.run_once, self.leadership, s.worker_poll_interval_s),
+            Loop("housekeeping", housekeeping.step, self.leadership, 30.0),
+        ]
+        for loop in self.loops:
+            loop.start()
+
+    async def events_accepted(self, event_ids: list[str]) -> None:
+        """Wakes the processor; on the leader, waits (bounded) until these events are applied, so a caller that
+        reads right after writing sees its own writes."""
+        wait_s = self.settings.event_apply_wait_s
+        leading = wait_s > 0 and await self.leadership.is_leader()
+        futures = self.processor.watch(event_ids) if leading else []
+        for loop in self.loops[:1]:
+            loop.kick()
+        if futures:
+            try:
+                await asyncio.wait_for(asyncio.gather(*futures), wait_s)
+            except TimeoutError:
+                pass  # stored durably; applied a little later
+            finally:
+                self.processor.forget(event_ids)
+        for loop in self.loops[1:2]:
+            loop.kick()  # webhooks the events queued go out promptly
+
+    async def close(self) -> None:
+        for loop in self.loops:
+            await loop.stop()
+        await self.http.aclose()

@@ -1,0 +1,390 @@
+"""Backend load: call-log writes (internal call events) and call-list reads at a fixed open-loop rate.
+
+Starts real FerretDB and MinIO (or uses MONGODB_URI / S3_ENDPOINT), the backend as a uvicorn subprocess, then sends
+requests on a fixed schedule (default 500/s for 60 s, half writes, half reads) whether or not earlier ones have
+answered, so a slow server shows up as latency instead of a lower request rate. Latency is measured from each
+request's scheduled time. Prints a table, writes bench/results/backend_load.json and the "Backend load" section of
+BENCHMARKS.md.
+
+Writes follow a call's life: [call.started] -> [2 turns] -> [2 turns] -> [call.ended], one batch per request.
+Reads are GET /api/v1/calls?limit=50 with a user's access token (the call log's first page).
+
+    .venv/bin/python bench/backend_load.py [--rate 500] [--duration 60] [--read-share 0.5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.service_auth import mint_service_token  # noqa: E402
+from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
+from voicectl.procs import free_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "backend_load.json"
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+SECTION_START = "<!-- backend_load:start -->"
+SECTION_END = "<!-- backend_load:end -->"
+
+
+@dataclass
+class Samples:
+    latencies_ms: list[float] = field(default_factory=list)
+    service_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors += 1
+        self.error_kinds[kind] = self.error_kinds.get(kind, 0) + 1
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, int(round(q * len(ordered) + 0.5)) - 1))
+    return round(ordered[index], 2)
+
+
+def summary(s: Samples, duration_s: float) -> dict[str, Any]:
+    return {
+        "requests": len(s.latencies_ms) + s.errors, "ok": len(s.latencies_ms), "errors": s.errors,
+        "error_kinds": s.error_kinds, "achieved_rps": round((len(s.latencies_ms) + s.errors) / duration_s, 1),
+        "p50_ms": pct(s.latencies_ms, 0.50), "p90_ms": pct(s.latencies_ms, 0.90), "p99_ms": pct(s.latencies_ms, 0.99),
+        "max_ms": round(max(s.latencies_ms), 2) if s.latencies_ms else None,
+        "service_p50_ms": pct(s.service_ms, 0.50), "service_p99_ms": pct(s.service_ms, 0.99),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+class CallScript:
+    """Hands out the next write batch, advancing simulated calls through their lifecycle."""
+
+    def __init__(self, org_id: str, agent_id: str) -> None:
+        self.org_id = org_id
+        self.agent_id = agent_id
+        self.active: list[tuple[str, int]] = []
+        self.started = 0
+        self.ended = 0
+
+    def next_batch(self) -> list[dict[str, Any]]:
+        now = datetime.now(UTC).isoformat()
+        if len(self.active) < 50:
+            call_id = uuid.uuid4().hex
+            self.active.append((call_id, 0))
+            self.started += 1
+            return [{"type": "call.started", "event_id": uuid.uuid4().hex, "call_id": call_id, "at": now,
+                     "org_id": self.org_id, "agent_id": self.agent_id, "direction": "inbound", "carrier": "twilio",
+                     "from_number": "+14155550100", "to_number": "+14155550199"}]
+        call_id, step = self.active.pop(0)
+        if step < 2:
+            self.active.append((call_id, step + 1))
+            return [{"type": "call.turn", "event_id": uuid.uuid4().hex, "call_id": call_id, "at": now,
+                     "turn_index": step * 2 + i, "speaker": "caller" if i == 0 else "agent",
+                     "text": "I would like to book an appointment for Tuesday" if i == 0 else "Sure, what time?",
+                     "start_ms": step * 4000 + i * 2000, "end_ms": step * 4000 + i * 2000 + 1500,
+                     "latency": {"voice_to_voice_ms": 650.0 + step, "stt_final_ms": 120.0} if i else None}
+                    for i in range(2)]
+        self.ended += 1
+        return [{"type": "call.ended", "event_id": uuid.uuid4().hex, "call_id": call_id, "at": now,
+                 "end_reason": "caller_hangup", "duration_s": 12.0,
+                 "usage": {"caller_audio_s": 6.0, "agent_audio_s": 5.0, "llm_prompt_tokens": 300}}]
+
+
+async def wait_http(url: str, timeout_s: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    async with httpx.AsyncClient() as http:
+        while time.monotonic() < deadline:
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@dataclass
+class Stack:
+    data: DataServices
+    backend: subprocess.Popen[bytes]
+    base_url: str
+    mongodb_uri: str
+    service_secret: str
+    ferretdb_pid: int | None
+
+
+def start_stack(profile_to: Path | None = None) -> Stack:
+    """Real FerretDB + MinIO (or the ones MONGODB_URI / S3_ENDPOINT name) and the backend as a uvicorn subprocess."""
+    state = Path(tempfile.mkdtemp(prefix="bench-backend-"))
+    secrets = ensure_dev_secrets(state)
+    data = DataServices.from_env(state, ephemeral_ports=True)
+    env_data = data.start()
+    port = free_port()
+    env = {**os.environ, **secrets, **env_data, "VOICEAGENT_STATE_DIR": str(state), "MONGODB_DB": "bench",
+           "SEED_DEMO": "false", "LOG_LEVEL": "WARNING"}
+    with (state / "backend.log").open("wb") as log_file:
+        profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
+        backend = subprocess.Popen(
+            [sys.executable, *profiler, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
+             "--no-access-log", "--loop", "uvloop", "--log-level", "warning"],
+            cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )
+    ferret_pid = next((p.running_pid() for p in data.processes if p.name == "ferretdb"), None)
+    return Stack(data, backend, f"http://127.0.0.1:{port}", env_data["MONGODB_URI"], secrets["SERVICE_TOKEN_SECRET"],
+                 ferret_pid)
+
+
+def stop_stack(stack: Stack) -> None:
+    stack.backend.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly (and cProfile writes its stats)
+    try:
+        stack.backend.wait(10)
+    except subprocess.TimeoutExpired:
+        stack.backend.kill()
+    stack.data.stop()
+
+
+async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
+    backend, base, ferret_pid = stack.backend, stack.base_url, stack.ferretdb_pid
+    await wait_http(f"{base}/health")
+    limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30.0) as http:
+        reg = await http.post("/api/v1/auth/register", json={
+            "email": f"bench-{uuid.uuid4().hex[:8]}@example.com", "password": "bench-password-1",
+            "name": "Bench", "org_name": "Bench org"})
+        reg.raise_for_status()
+        user = {"Authorization": f"Bearer {reg.json()['access_token']}"}
+        org_id = reg.json()["organization_id"]
+        agent = await http.post("/api/v1/agents", json={"name": "Bench agent"}, headers=user)
+        agent.raise_for_status()
+        script = CallScript(org_id, agent.json()["id"])
+        service = {"Authorization": f"Bearer {mint_service_token(stack.service_secret, 'bench')}"}
+        # Some history first, so the first page of the list is full.
+        for _ in range(args.preload):
+            (await http.post("/internal/v1/calls/events", json={"events": script.next_batch()},
+                             headers=service)).raise_for_status()
+
+        writes, reads = Samples(), Samples()
+        interval = 1.0 / args.rate
+        total = int(args.rate * args.duration)
+        read_every = round(1 / args.read_share) if args.read_share > 0 else 0
+        tasks: list[asyncio.Task[None]] = []
+        # aiohttp for the load itself: httpx's connection pool costs milliseconds of CPU per request once hundreds
+        # are in flight, which on 2 cores would measure the load generator rather than the backend.
+        connector = aiohttp.TCPConnector(limit=args.connections)
+        timeout = aiohttp.ClientTimeout(total=10)
+        session = aiohttp.ClientSession(base_url=base, connector=connector, timeout=timeout)
+        read_params = {"limit": "50"}
+
+        async def one(kind: str, scheduled: float) -> None:
+            samples = reads if kind == "read" else writes
+            sent = time.perf_counter()
+            try:
+                if kind == "read":
+                    request = session.get("/api/v1/calls", params=read_params, headers=user)
+                else:
+                    request = session.post("/internal/v1/calls/events", json={"events": script.next_batch()},
+                                           headers=service)
+                async with request as resp:
+                    await resp.read()
+                    status = resp.status
+                done = time.perf_counter()
+                if status >= 400:
+                    samples.error(f"HTTP {status}")
+                    return
+                samples.latencies_ms.append((done - scheduled) * 1000)
+                samples.service_ms.append((done - sent) * 1000)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                samples.error(type(exc).__name__)
+
+        cpu_before = {"backend": cpu_seconds(backend.pid), "ferretdb": cpu_seconds(ferret_pid or 0),
+                      "load_generator": time.process_time()}
+        started = time.perf_counter()
+        next_report = started + 10
+        sent_count = 0
+        while sent_count < total:
+            now = time.perf_counter()
+            due = min(total, int((now - started) / interval) + 1)
+            while sent_count < due:  # everything whose time has come, even if the loop was late
+                kind = "read" if read_every and sent_count % read_every == 0 else "write"
+                tasks.append(asyncio.create_task(one(kind, started + sent_count * interval)))
+                sent_count += 1
+            if now >= next_report:
+                next_report += 10
+                finished = len(writes.latencies_ms) + len(reads.latencies_ms) + writes.errors + reads.errors
+                print(f"  t={now - started:5.1f}s sent={sent_count} done={finished} in flight={sent_count - finished}",
+                      flush=True)
+            await asyncio.sleep(0.002)
+        await asyncio.gather(*tasks)
+        await session.close()
+        elapsed = time.perf_counter() - started
+        cpu = {"backend": cpu_seconds(backend.pid) - cpu_before["backend"],
+               "ferretdb": cpu_seconds(ferret_pid or 0) - cpu_before["ferretdb"],
+               "load_generator": time.process_time() - cpu_before["load_generator"]}
+
+        # Background application must catch up: how long until every accepted event is applied?
+        drain_started = time.perf_counter()
+        listed = 0
+        metrics_text = ""
+        while time.perf_counter() - drain_started < 60:
+            page = (await http.get("/api/v1/calls", params={"limit": 1, "status": "completed"},
+                                   headers=user)).json()
+            metrics_text = (await http.get("/metrics")).text
+            if page["items"]:
+                listed = 1
+            pending = await outbox_size(stack.mongodb_uri)
+            if pending == 0:
+                break
+            await asyncio.sleep(0.5)
+        drain_s = time.perf_counter() - drain_started
+        server = server_latency(metrics_text)
+    result = {
+        "benchmark": "backend_load",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+                    "load_avg_at_end": os.getloadavg()},
+        "config": {"rate_rps": args.rate, "duration_s": args.duration, "read_share": args.read_share,
+                   "preload_batches": args.preload, "connections": args.connections,
+                   "database": "FerretDB 1.24.2 on SQLite", "backend": "1 uvicorn worker, uvloop"},
+        "elapsed_s": round(elapsed, 2),
+        "writes": summary(writes, elapsed),
+        "reads": summary(reads, elapsed),
+        "all": summary(Samples(writes.latencies_ms + reads.latencies_ms, writes.service_ms + reads.service_ms,
+                               writes.errors + reads.errors, {**writes.error_kinds, **reads.error_kinds}), elapsed),
+        "calls_simulated": {"started": script.started, "ended": script.ended},
+        "apply_backlog_drain_s": round(drain_s, 2), "list_saw_completed_calls": bool(listed),
+        "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+        "server_side": server,
+    }
+    return result
+
+
+async def outbox_size(uri: str) -> int:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
+    try:
+        return await client["bench"]["outbox"].count_documents({})
+    finally:
+        await client.close()
+
+
+def server_latency(metrics_text: str) -> dict[str, Any]:
+    """Mean server-side latency per route from the backend's Prometheus histogram."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        match = re.match(r'http_request_duration_seconds_(sum|count)\{method="(\w+)",route="([^"]+)"\} (\S+)', line)
+        if match:
+            kind, method, route, value = match.groups()
+            key = f"{method} {route}"
+            (sums if kind == "sum" else counts)[key] = float(value)
+    return {k: {"requests": int(counts[k]), "mean_ms": round(sums[k] / counts[k] * 1000, 2)}
+            for k in counts if counts[k] and k in sums}
+
+
+def write_outputs(result: dict[str, Any]) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    w, r, a = result["writes"], result["reads"], result["all"]
+    goal_met = (a["p99_ms"] or 1e9) < 50 and a["errors"] == 0
+    rows = "\n".join(
+        f"| {name} | {s['requests']} | {s['achieved_rps']} | {s['p50_ms']} | {s['p90_ms']} | {s['p99_ms']} | "
+        f"{s['max_ms']} | {s['errors']} |"
+        for name, s in (("writes (POST /internal/v1/calls/events)", w), ("reads (GET /api/v1/calls)", r), ("all", a))
+    )
+    cfg = result["config"]
+    section = f"""{SECTION_START}
+## Backend load (`bench/backend_load.py`)
+
+{cfg['rate_rps']} requests/s for {cfg['duration_s']} s, open loop (latency from each request's scheduled time),
+{int(cfg['read_share'] * 100)} % reads. {cfg['database']}, {cfg['backend']}, load generator on the same
+{result['machine']['cpus']}-core machine. Run {result['date']}. Goal: p99 < 50 ms and 0 errors —
+**{'met' if goal_met else 'not met'}**.
+
+| requests | sent | req/s | p50 ms | p90 ms | p99 ms | max ms | errors |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+CPU seconds used during the run: {result['cpu_seconds']}. Events still being applied when the load stopped were
+applied {result['apply_backlog_drain_s']} s later. Raw numbers: `bench/results/backend_load.json`.
+{SECTION_END}"""
+    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    if SECTION_START in text and SECTION_END in text:
+        before, rest = text.split(SECTION_START, 1)
+        after = rest.split(SECTION_END, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    BENCHMARKS.write_text(text)
+
+
+def print_table(result: dict[str, Any]) -> None:
+    print(f"\nbackend load: {result['config']['rate_rps']} req/s for {result['config']['duration_s']} s")
+    print(f"{'':8} {'sent':>7} {'req/s':>7} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'errors':>7}")
+    for name in ("writes", "reads", "all"):
+        s = result[name]
+        print(f"{name:8} {s['requests']:>7} {s['achieved_rps']:>7} {s['p50_ms']!s:>8} {s['p90_ms']!s:>8} "
+              f"{s['p99_ms']!s:>8} {s['max_ms']!s:>8} {s['errors']:>7}")
+    print(f"cpu seconds: {result['cpu_seconds']}; backlog drained {result['apply_backlog_drain_s']} s after the load")
+    print(f"server-side mean latency by route: {json.dumps(result['server_side'])}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second, writes and reads together")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--read-share", type=float, default=0.5, help="fraction of requests that are list reads")
+    parser.add_argument("--preload", type=int, default=200, help="write batches sent before the measurement")
+    parser.add_argument("--connections", type=int, default=256)
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write results files")
+    parser.add_argument("--profile-backend", metavar="FILE", help="run the backend under cProfile, stats to FILE")
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the servers
+    stack = start_stack(Path(args.profile_backend).resolve() if args.profile_backend else None)
+    try:
+        result = asyncio.run(run(args, stack))
+    finally:
+        stop_stack(stack)
+    print_table(result)
+    if not args.no_record:
+        write_outputs(result)
+        print(f"wrote {RESULTS.relative_to(ROOT)} and the section in {BENCHMARKS.name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,579 @@
+"""Speech services benchmark: ASR final latency, TTS time to first audio / real-time factor, LLM time to first token.
+
+Starts the real servers (python -m speech.asr / speech.tts / speech.llm) on free ports unless URLs are given, then:
+  * ASR: utterances of ~1-8 s (Piper speech, 8 kHz μ-law as on a phone line) streamed in real time in 20 ms frames
+    through riva.client; latency = arrival of the final result - the moment the last speech sample was sent.
+    At 1 and at 4 concurrent streams (the 4 start at random offsets within 1 s, like independent calls).
+  * TTS: typical first sentences of agent replies; time to first audio byte and real-time factor (wall time to the
+    last byte / audio duration), 1 and 4 concurrent requests.
+  * LLM: streaming chat completions; time to first token with a new (uncached) prompt vs a prompt whose prefix the
+    server has already evaluated (same system prompt + history, next user turn).
+
+Prints a table, writes bench/results/speech.json and the "Speech services" section of BENCHMARKS.md.
+Usage: .venv/bin/python bench/speech_bench.py [--quick] [--asr host:port --tts URL --llm URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipelines.stt import DEFAULT_ENDPOINT_SILENCE_MS  # noqa: E402
+from speech.common.audio import pcm16_to_mulaw  # noqa: E402
+from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
+from voicectl.procs import ManagedProcess, free_port  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "speech.json"
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+START, END = "<!-- speech-bench:start -->", "<!-- speech-bench:end -->"
+GOALS = {"asr_final_p50_3s_ms": 450, "tts_first_audio_ms": 120, "llm_first_token_cached_ms": 30}
+
+ASR_TEXTS = [
+    "Yes, please.", "Good morning.", "Thank you.",
+    "What time do you close?", "Can you call me back later?", "I'd like to book a table.",
+    "I need to reschedule my appointment for Tuesday.", "Can I speak to someone about my bill?",
+    "My order has not arrived yet and I am worried.",
+    "Could you please tell me what time the pharmacy on Main Street closes?",
+    "I would like to change the delivery address for my last order please.",
+    "Hi, I am calling because I was charged twice for the same purchase.",
+    "I have been waiting for a refund for three weeks and nobody has called me back yet.",
+    "Can you check whether the blue jacket I ordered last week is still available in medium?",
+    "My internet connection keeps dropping every evening around seven and I have already restarted the router.",
+    "I would like to cancel my subscription, but first I want to know if there is a cheaper plan for students.",
+    "I moved to a new apartment last month and I need to transfer my account, my phone number and my direct debit.",
+    "Hello, I am calling about the appointment my husband booked for Thursday, he cannot make it because of work, "
+    "so could we move it to next Monday afternoon?",
+]
+TTS_TEXTS = [
+    "Sure, I can help with that.",
+    "Thanks for calling Acme Dental, this is Joe. How can I help you today?",
+    "Your appointment is confirmed for Tuesday at nine thirty in the morning.",
+    "Let me check that for you, it will only take a moment.",
+    "I'm sorry to hear that. Could you tell me your order number?",
+]
+LLM_SYSTEM = (
+    "You are Joe, the friendly receptionist of Acme Dental in Springfield. You answer the phone, book, move and "
+    "cancel appointments, and answer questions about opening hours (Monday to Friday 8am to 6pm, Saturday 9am to "
+    "noon), prices (check-up 60 dollars, cleaning 90 dollars) and location (12 Main Street, next to the pharmacy). "
+    "Keep every answer to one or two short sentences, because the caller hears you on the phone. Never invent "
+    "appointments; if you are unsure, offer to transfer the caller to a human colleague."
+)
+LLM_QUESTIONS = [
+    "Hi, are you open on Saturday?", "How much is a cleaning?", "Where are you located?",
+    "Can I book a check-up for next week?", "Do you take new patients?", "Can I talk to a person please?",
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def calibration_ms() -> float:
+    """A fixed single-core Python workload; its fastest run approximates an idle core, slower runs show contention."""
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(400_000):
+        total += i * i
+    return 1000 * (time.perf_counter() - t0)
+
+
+def calibrate(label: str, into: dict[str, list[float]]) -> None:
+    into[label] = [round(calibration_ms(), 1) for _ in range(5)]
+
+
+def machine() -> dict[str, object]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        mem_gb = round(int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gb": mem_gb, "python": platform.python_version(),
+            "platform": platform.platform(), "load_avg_1m_at_start": load}
+
+
+# --- servers ---------------------------------------------------------------------------------------------------
+
+
+class Servers:
+    def __init__(self, asr: str | None, tts: str | None, llm: str | None, extra_env: dict[str, str]) -> None:
+        self.state = Path(tempfile.mkdtemp(prefix="speech-bench-"))
+        self.procs: list[ManagedProcess] = []
+        env = {"VOICEAGENT_STATE_DIR": str(self.state), "LOG_JSON": "true", **extra_env}
+        if asr is None:
+            port, health = free_port(), free_port()
+            self._start(asr_process(self.state / "asr", port=port, health_port=health, env=env))
+            asr = f"127.0.0.1:{port}"
+        if tts is None:
+            port = free_port()
+            self._start(tts_process(self.state / "tts", port=port, env=env))
+            tts = f"http://127.0.0.1:{port}"
+        if llm is None:
+            port = free_port()
+            self._start(llm_process(self.state / "llm", port=port, env=env))
+            llm = f"http://127.0.0.1:{port}"
+        self.asr, self.tts, self.llm = asr, tts, llm
+
+    def _start(self, proc: ManagedProcess) -> None:
+        proc.start_timeout = 180
+        proc.start()
+        self.procs.append(proc)
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+
+
+# --- ASR -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Utterance:
+    text: str
+    mulaw: bytes  # 8 kHz μ-law: 0.5 s silence, speech, then silence
+    speech_end_s: float
+    speech_s: float
+
+
+def synthesize(tts: str, text: str, rate: int) -> np.ndarray:
+    resp = httpx.post(f"{tts}/v1/audio/speech", json={"input": text, "sample_rate": rate}, timeout=60)
+    resp.raise_for_status()
+    return np.frombuffer(resp.content, dtype="<i2")
+
+
+def make_utterance(tts: str, text: str, rng: np.random.Generator) -> Utterance:
+    speech = synthesize(tts, text, 8000).astype(np.float64)
+    loud = np.flatnonzero(np.abs(speech) > 500)  # ~-36 dBFS: where speech really starts and ends
+    speech = speech[max(0, loud[0] - 80) : loud[-1] + 1]
+    lead = np.zeros(4000)
+    tail = np.zeros(8000 * 4)
+    audio = np.concatenate([lead, speech, tail]) + rng.normal(0, 30, lead.size + speech.size + tail.size)
+    pcm = np.clip(audio, -32768, 32767).astype(np.int16)
+    return Utterance(text, pcm16_to_mulaw(pcm), (lead.size + speech.size) / 8000, speech.size / 8000)
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    def norm(s: str) -> list[str]:
+        return re.sub(r"[^a-z0-9' ]", " ", s.lower()).split()
+
+    ref, hyp = norm(reference), norm(hypothesis)
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / max(1, len(ref))
+
+
+@dataclass
+class AsrSample:
+    text: str
+    speech_s: float
+    concurrency: int
+    latency_ms: float | None
+    transcript: str
+    wer: float
+
+
+def stream_utterance(asr_address: str, utt: Utterance, concurrency: int) -> AsrSample:
+    import riva.client
+
+    service = riva.client.ASRService(riva.client.Auth(uri=asr_address))
+    config = riva.client.StreamingRecognitionConfig(
+        config=riva.client.RecognitionConfig(
+            encoding=riva.client.AudioEncoding.MULAW, sample_rate_hertz=8000, language_code="en-US",
+            enable_automatic_punctuation=True,
+        ),
+        interim_results=True,
+    )
+    # The endpointing the call pipeline asks for (pipelines/stt.py), as Pipecat's NvidiaSTTService sends it.
+    riva.client.add_endpoint_parameters_to_config(config, -1, -1.0, DEFAULT_ENDPOINT_SILENCE_MS, -1, -1.0, -1.0)
+    frame = 160  # 20 ms
+    speech_end_frame = int(utt.speech_end_s * 8000) // frame
+    sent_speech_end: list[float] = []
+    done = threading.Event()
+
+    def frames() -> Iterator[bytes]:
+        t0 = time.perf_counter()
+        for n, i in enumerate(range(0, len(utt.mulaw), frame)):
+            if done.is_set():
+                return
+            delay = t0 + n * 0.02 - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            yield utt.mulaw[i : i + frame]
+            if n == speech_end_frame:
+                sent_speech_end.append(time.perf_counter())
+
+    latency = None
+    transcript = ""
+    for response in service.streaming_response_generator(frames(), config):
+        for result in response.results:
+            if result.is_final:
+                now = time.perf_counter()
+                transcript = (transcript + " " + result.alternatives[0].transcript).strip()
+                if sent_speech_end:  # the final that closes the utterance (a mid-sentence pause may split it)
+                    latency = 1000 * (now - sent_speech_end[0])
+                    done.set()
+        if done.is_set():
+            break
+    return AsrSample(utt.text, utt.speech_s, concurrency, latency, transcript, wer(utt.text, transcript))
+
+
+def bench_asr(asr: str, utterances: list[Utterance], concurrency: int, rounds: int) -> list[AsrSample]:
+    samples: list[AsrSample] = []
+    rng = random.Random(concurrency)
+    work = [u for _ in range(rounds) for u in utterances]
+    if concurrency == 1:
+        for utt in work:
+            samples.append(stream_utterance(asr, utt, 1))
+        return samples
+    with ThreadPoolExecutor(concurrency) as pool:
+        def staggered(utt: Utterance) -> AsrSample:
+            time.sleep(rng.uniform(0, 1.0))
+            return stream_utterance(asr, utt, concurrency)
+
+        samples.extend(pool.map(staggered, work))
+    return samples
+
+
+def asr_table(samples: list[AsrSample]) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for conc in sorted({s.concurrency for s in samples}):
+        for bucket in (1, 2, 3, 4, 5, 6, 8):
+            group = [s for s in samples if s.concurrency == conc and _bucket(s.speech_s) == bucket]
+            lat = [s.latency_ms for s in group if s.latency_ms is not None]
+            if not group:
+                continue
+            rows.append({
+                "concurrency": conc, "utterance_s": bucket, "n": len(group),
+                "final_p50_ms": round(percentile(lat, 50)), "final_p95_ms": round(percentile(lat, 95)),
+                "missed_finals": len(group) - len(lat), "mean_wer": round(statistics.mean(s.wer for s in group), 3),
+            })
+    return rows
+
+
+def _bucket(seconds: float) -> int:
+    return min((1, 2, 3, 4, 5, 6, 8), key=lambda b: abs(b - seconds))
+
+
+# --- TTS -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TtsSample:
+    text: str
+    sample_rate: int
+    concurrency: int
+    first_audio_ms: float
+    total_ms: float
+    audio_s: float
+
+    @property
+    def rtf(self) -> float:
+        return self.total_ms / 1000 / self.audio_s
+
+
+async def tts_once(client: httpx.AsyncClient, text: str, rate: int, concurrency: int) -> TtsSample:
+    t0 = time.perf_counter()
+    first = None
+    size = 0
+    async with client.stream("POST", "/v1/audio/speech", json={"input": text, "sample_rate": rate}) as resp:
+        resp.raise_for_status()
+        async for chunk in resp.aiter_bytes():
+            if first is None:
+                first = time.perf_counter() - t0
+            size += len(chunk)
+    total = time.perf_counter() - t0
+    return TtsSample(text, rate, concurrency, 1000 * (first or total), 1000 * total, size / 2 / rate)
+
+
+async def bench_tts(tts: str, rounds: int) -> list[TtsSample]:
+    samples: list[TtsSample] = []
+    async with httpx.AsyncClient(base_url=tts, timeout=60) as client:
+        await tts_once(client, "Warming up.", 8000, 1)
+        for _ in range(rounds):
+            for rate in (8000, 16000, 24000):
+                for text in TTS_TEXTS:
+                    samples.append(await tts_once(client, text, rate, 1))
+        for _ in range(rounds):
+            for i in range(len(TTS_TEXTS)):
+                batch = [TTS_TEXTS[(i + k) % len(TTS_TEXTS)] for k in range(4)]
+                samples.extend(await asyncio.gather(*(tts_once(client, t, 8000, 4) for t in batch)))
+    return samples
+
+
+def tts_table(samples: list[TtsSample]) -> list[dict[str, object]]:
+    rows = []
+    for conc in (1, 4):
+        for rate in (8000, 16000, 24000):
+            group = [s for s in samples if s.concurrency == conc and s.sample_rate == rate]
+            if not group:
+                continue
+            rows.append({
+                "concurrency": conc, "sample_rate": rate, "n": len(group),
+                "first_audio_p50_ms": round(percentile([s.first_audio_ms for s in group], 50)),
+                "first_audio_p95_ms": round(percentile([s.first_audio_ms for s in group], 95)),
+                "rtf_p50": round(percentile([s.rtf for s in group], 50), 3),
+            })
+    return rows
+
+
+# --- LLM -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LlmSample:
+    kind: str  # "cold" | "cached_system" | "cached_turn"
+    first_token_ms: float
+    prompt_chars: int
+
+
+async def llm_first_token(client: object, messages: list[dict[str, str]]) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    first = None
+    text = ""
+    stream = await client.chat.completions.create(  # type: ignore[attr-defined]
+        model="smollm2-135m-instruct", messages=messages, stream=True, max_tokens=32, temperature=0
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            if first is None:
+                first = time.perf_counter() - t0
+            text += chunk.choices[0].delta.content
+    return 1000 * (first if first is not None else time.perf_counter() - t0), text
+
+
+async def bench_llm(llm: str, rounds: int) -> list[LlmSample]:
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=f"{llm}/v1", api_key="local", max_retries=0)
+    samples: list[LlmSample] = []
+    for r in range(rounds):
+        for q_index, question in enumerate(LLM_QUESTIONS):
+            # Cold: a system prompt the server has never seen (a unique first line defeats every cached prefix).
+            system = f"Call reference {r}-{q_index}-{random.randint(0, 10**9)}.\n{LLM_SYSTEM}"
+            convo = [{"role": "system", "content": system}, {"role": "user", "content": question}]
+            ms, reply = await llm_first_token(client, convo)
+            samples.append(LlmSample("cold", ms, sum(len(m["content"]) for m in convo)))
+            # Next turn of the same call: system prompt + history already evaluated, only the new turn is new.
+            follow = LLM_QUESTIONS[(q_index + 1) % len(LLM_QUESTIONS)]
+            convo2 = [*convo, {"role": "assistant", "content": reply}, {"role": "user", "content": follow}]
+            ms, _ = await llm_first_token(client, convo2)
+            samples.append(LlmSample("cached_turn", ms, sum(len(m["content"]) for m in convo2)))
+            # Same system prompt, a different first question (e.g. the next call of the same agent).
+            other = [{"role": "system", "content": system}, {"role": "user", "content": follow}]
+            ms, _ = await llm_first_token(client, other)
+            samples.append(LlmSample("cached_system", ms, sum(len(m["content"]) for m in other)))
+    await client.close()
+    return samples
+
+
+def llm_table(samples: list[LlmSample]) -> list[dict[str, object]]:
+    rows = []
+    for kind in ("cold", "cached_system", "cached_turn"):
+        group = [s.first_token_ms for s in samples if s.kind == kind]
+        rows.append({"prompt": kind, "n": len(group), "first_token_p50_ms": round(percentile(group, 50)),
+                     "first_token_p95_ms": round(percentile(group, 95))})
+    return rows
+
+
+# --- output ----------------------------------------------------------------------------------------------------
+
+
+def fmt_table(rows: list[dict[str, object]]) -> str:
+    if not rows:
+        return "(no rows)\n"
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    line = "| " + " | ".join(k.ljust(widths[k]) for k in keys) + " |"
+    sep = "|" + "|".join("-" * (widths[k] + 2) for k in keys) + "|"
+    body = ["| " + " | ".join(str(r[k]).ljust(widths[k]) for k in keys) + " |" for r in rows]
+    return "\n".join([line, sep, *body]) + "\n"
+
+
+@dataclass
+class Report:
+    machine: dict[str, object]
+    asr: list[dict[str, object]]
+    tts: list[dict[str, object]]
+    llm: list[dict[str, object]]
+    goals: dict[str, object] = field(default_factory=dict)
+    raw: dict[str, object] = field(default_factory=dict)
+
+
+def goal_summary(report: Report) -> dict[str, object]:
+    asr3 = next((r for r in report.asr if r["concurrency"] == 1 and r["utterance_s"] == 3), None)
+    tts1 = [r for r in report.tts if r["concurrency"] == 1]
+    cached = next(r for r in report.llm if r["prompt"] == "cached_turn")
+    asr_p50 = asr3["final_p50_ms"] if asr3 else None
+    tts_p50 = round(statistics.median(float(str(r["first_audio_p50_ms"])) for r in tts1)) if tts1 else None
+    return {
+        "asr_final_p50_3s_ms": {"measured": asr_p50, "goal": GOALS["asr_final_p50_3s_ms"],
+                                "met": asr_p50 is not None and float(str(asr_p50)) <= GOALS["asr_final_p50_3s_ms"]},
+        "tts_first_audio_ms": {"measured": tts_p50, "goal": GOALS["tts_first_audio_ms"],
+                               "met": tts_p50 is not None and tts_p50 <= GOALS["tts_first_audio_ms"]},
+        "llm_first_token_cached_ms": {"measured": cached["first_token_p50_ms"], "goal": GOALS["llm_first_token_cached_ms"],
+                                      "met": float(str(cached["first_token_p50_ms"])) <= GOALS["llm_first_token_cached_ms"]},
+    }
+
+
+def _calibration_summary(m: dict[str, object]) -> str:
+    cal = m.get("calibration_ms")
+    if not isinstance(cal, dict) or not cal:
+        return "n/a"
+    values = [v for vs in cal.values() for v in vs]
+    return f"{min(values):.0f}-{max(values):.0f} ms (median {statistics.median(values):.0f} ms)"
+
+
+def markdown(report: Report) -> str:
+    m = report.machine
+    goals = report.goals
+    lines = [
+        START,
+        "## Speech services (ASR, TTS, LLM)",
+        "",
+        f"`bench/speech_bench.py`, run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {m['cpu']}, "
+        f"{m['cores']} cores, {m['memory_gb']} GB RAM, Python {m['python']} "
+        f"(1-minute load average at start: {m['load_avg_1m_at_start']}; the machine is shared, so numbers vary).",
+        "Raw numbers: `bench/results/speech.json`. CPU available to us: a fixed single-core Python loop took "
+        f"{_calibration_summary(m)} during the run (its time on an idle core is the lowest value; higher means other "
+        "processes held the cores).",
+        "",
+        "| Goal | Measured (p50) | Target | Met |",
+        "|---|---|---|---|",
+    ]
+    names = {"asr_final_p50_3s_ms": "ASR final after end of speech, 3 s utterance, 1 stream",
+             "tts_first_audio_ms": "TTS time to first audio (median over rates), 1 stream",
+             "llm_first_token_cached_ms": "LLM first token, prompt prefix cached (next turn)"}
+    for key, name in names.items():
+        g = goals[key]
+        assert isinstance(g, dict)
+        lines.append(f"| {name} | {g['measured']} ms | ≤ {g['goal']} ms | {'yes' if g['met'] else '**no**'} |")
+    lines += [
+        "",
+        f"**ASR** (Whisper tiny.en int8, 8 kHz μ-law streamed in real time through riva.client with the call "
+        f"pipeline's endpointing, {DEFAULT_ENDPOINT_SILENCE_MS} ms of silence, interim results on; latency from the "
+        "last speech sample sent to the final result received):",
+        "",
+        fmt_table(report.asr),
+        "**TTS** (Piper en_US-joe-medium; first audio = first response byte; RTF = wall time / audio seconds):",
+        "",
+        fmt_table(report.tts),
+        "**LLM** (llama.cpp, SmolLM2-135M Q4_1, streaming chat completion over HTTP; cold = unseen system prompt, "
+        "cached_system = same system prompt, new question; cached_turn = next turn of the same conversation):",
+        "",
+        fmt_table(report.llm),
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(report: Report) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(asdict(report), indent=2, default=str))
+    section = markdown(report)
+    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n\n"
+    if START in text and END in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END) + 1 :]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    BENCHMARKS_MD.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--asr", help="host:port of a running ASR server (default: start one)")
+    parser.add_argument("--tts", help="URL of a running TTS server (default: start one)")
+    parser.add_argument("--llm", help="URL of a running LLM server (default: start one)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run; not for the record)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra setting for the servers started here, e.g. --env ASR_CPU_THREADS=2")
+    parser.add_argument("--only", choices=["asr", "tts", "llm"], action="append",
+                        help="run only these parts (with --no-write; the record needs all three)")
+    args = parser.parse_args()
+    extra_env = dict(item.split("=", 1) for item in args.env)
+    parts = set(args.only or ["asr", "tts", "llm"])
+    rounds = 1 if args.quick else 2
+
+    report_machine = machine()
+    calibration: dict[str, list[float]] = {}
+    calibrate("start", calibration)
+    servers = Servers(args.asr if "asr" in parts else "-", args.tts, args.llm if "llm" in parts else "-", extra_env)
+    asr_samples: list[AsrSample] = []
+    tts_samples: list[TtsSample] = []
+    llm_samples: list[LlmSample] = []
+    try:
+        if "asr" in parts:
+            rng = np.random.default_rng(7)
+            utterances = [make_utterance(servers.tts, t, rng) for t in ASR_TEXTS]
+            print(f"ASR: {len(utterances)} utterances, {min(u.speech_s for u in utterances):.1f}-"
+                  f"{max(u.speech_s for u in utterances):.1f} s", flush=True)
+            asr_samples = bench_asr(servers.asr, utterances, 1, rounds)
+            asr_samples += bench_asr(servers.asr, utterances, 4, rounds)
+        calibrate("after_asr", calibration)
+        if "tts" in parts:
+            print("TTS …", flush=True)
+            tts_samples = asyncio.run(bench_tts(servers.tts, rounds))
+        if "llm" in parts:
+            print("LLM …", flush=True)
+            llm_samples = asyncio.run(bench_llm(servers.llm, rounds))
+        calibrate("end", calibration)
+    finally:
+        servers.stop()
+
+    report = Report(report_machine, asr_table(asr_samples), tts_table(tts_samples),
+                    llm_table(llm_samples) if llm_samples else [])
+    report.machine["server_env"] = extra_env
+    report.machine["calibration_ms"] = calibration
+    report.machine["load_avg_1m_at_end"] = os.getloadavg()[0]
+    if parts == {"asr", "tts", "llm"}:
+        report.goals = goal_summary(report)
+    report.raw = {
+        "asr": [asdict(s) for s in asr_samples],
+        "tts": [{**asdict(s), "rtf": round(s.rtf, 3)} for s in tts_samples],
+        "llm": [asdict(s) for s in llm_samples],
+    }
+    print("\nASR final-result latency after end of speech")
+    print(fmt_table(report.asr))
+    print("TTS time to first audio and real-time factor")
+    print(fmt_table(report.tts))
+    print("LLM time to first token")
+    print(fmt_table(report.llm))
+    print("Goals:", json.dumps(report.goals, indent=1))
+    if not args.no_write and parts == {"asr", "tts", "llm"}:
+        write_outputs(report)
+        print(f"wrote {RESULTS.relative_to(ROOT)} and the speech section of {BENCHMARKS_MD.name}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""What a call pipeline needs from whoever runs the call (the voice server), as typed interfaces.
+
+pipelines/ never imports voice_server/: the session implements these and passes them to the factory.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.agent_config import TransferTarget
+from core.call_events import EndReason, ToolInvoked, TurnRecorded
+
+
+class CallControl(Protocol):
+    async def end_call(self, reason: EndReason, goodbye: str | None, detail: str = "") -> None:
+        """Speak the goodbye (if any), wait until the carrier played it, hang up, end the pipeline."""
+        ...
+
+    async def transfer(self, target: TransferTarget, announcement: str, brief: str) -> str:
+        """Hand the caller to a human; returns a short status for the LLM ("transferring", or an error)."""
+        ...
+
+
+class CallEventSink(Protocol):
+    def turn(self, event: TurnRecorded) -> None: ...
+
+    def tool(self, event: ToolInvoked) -> None: ...
+
+    def timeline_ms(self, monotonic_s: float | None = None) -> int:
+        """Milliseconds since the media stream started (the call's timeline), for now or a monotonic time."""
+        ...

@@ -1,0 +1,217 @@
+"""The one place a call's pipeline is put together, from the typed agent config.
+
+    transport in -> DTMF as text -> STT (Riva) -> user aggregator (Silero VAD + smart-turn v3.2 + barge-in policy
+    + silence reminders) -> LLM (OpenAI-compatible, tools) -> TTS (project client; greeting pre-synthesised)
+    -> transport out (paced to the carrier, clear on accepted barge-in, marks) -> speech tracker
+    -> assistant aggregator
+
+Observers record the call (stereo WAV), time every turn and count usage. Shared models and clients come in
+through `CallServices`; nothing heavy is created per call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from pipecat.audio.turn.smart_turn.base_smart_turn import SmartTurnParams
+from pipecat.audio.vad.vad_analyzer import VADParams
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.observers.base_observer import BaseObserver
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.processors.aggregators.llm_response_universal import (
+    LLMAssistantAggregator,
+    LLMContextAggregatorPair,
+    LLMUserAggregator,
+    LLMUserAggregatorParams,
+)
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_mute import BaseUserMuteStrategy, MuteUntilFirstBotCompleteUserMuteStrategy
+from pipecat.turns.user_stop import (
+    BaseUserTurnStopStrategy,
+    SpeechTimeoutUserTurnStopStrategy,
+    TurnAnalyzerUserTurnStopStrategy,
+)
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+
+from core.agent_config import AgentConfig
+from pipelines.control import CallControl, CallEventSink
+from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service
+from pipelines.models import SharedModels
+from pipelines.observers import CallAudioSink, CallClock, LatencyObserver, RecordingObserver
+from pipelines.processors import BotSpeechTracker, DTMFToLLM, PreparedAudio
+from pipelines.silence import SilencePolicy
+from pipelines.speech import SpeechFactory, StreamingAudio
+from pipelines.tools import ToolContext, build_tools, register_tools
+from pipelines.transcript import TranscriptWriter
+from pipelines.turns import BargeInStartStrategy
+
+
+@dataclass
+class CallServices:
+    """Process-wide: shared models, connection pools and platform defaults."""
+
+    models: SharedModels
+    llm_pool: OpenAIClientPool
+    speech: SpeechFactory
+    http: httpx.AsyncClient
+    llm_base_url: str
+    llm_model: str
+    llm_api_key: str
+    vad_start_secs: float = 0.2
+    vad_stop_secs: float = 0.2
+    vad_min_volume: float = 0.0
+    smart_turn: bool = True
+
+
+@dataclass
+class CallSpec:
+    call_id: str
+    agent: AgentConfig
+    variables: dict[str, str] = field(default_factory=dict)
+    in_sample_rate: int = 8000
+    out_sample_rate: int = 8000
+    # PCM at out_sample_rate, synthesised (or still being synthesised) before the socket opened
+    prepared_greeting: bytes | StreamingAudio | None = None
+    speak_greeting: bool = True  # False when a dropped stream reconnects mid-call
+
+
+@dataclass
+class CallPipeline:
+    worker: PipelineWorker
+    context: LLMContext
+    user: LLMUserAggregator
+    assistant: LLMAssistantAggregator
+    stt: STTService
+    llm: PooledOpenAILLMService
+    tts: TTSService
+    speech: BotSpeechTracker
+    barge_in: BargeInStartStrategy
+    latency: LatencyObserver
+    transcript: TranscriptWriter
+    clock: CallClock
+    system_prompt: str
+    greeting: str  # empty when no greeting is to be spoken (none configured, or a reconnect)
+    protect_greeting: bool
+    observers: list[BaseObserver]
+
+
+def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
+    analyzer = services.models.turn_analyzer(SmartTurnParams(stop_secs=2.0)) if services.smart_turn else None
+    if analyzer is not None:
+        return [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
+    return [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.6)]
+
+
+def build_call_pipeline(
+    transport: BaseTransport,
+    spec: CallSpec,
+    services: CallServices,
+    control: CallControl,
+    events: CallEventSink,
+    audio_sink: CallAudioSink | None,
+) -> CallPipeline:
+    agent = spec.agent
+    system_prompt, greeting = agent.render(spec.variables)
+
+    stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate)
+    tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate)
+    prepared = PreparedAudio(tts)
+    if spec.prepared_greeting and greeting:
+        prepared.add(greeting, spec.prepared_greeting)
+    llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
+                             services.llm_api_key, system_prompt)
+
+    tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http)
+    tools = register_tools(llm, build_tools(tool_ctx))
+    context = LLMContext()
+    if tools is not None:
+        context.set_tools(tools)
+
+    interruption = agent.interruption
+    barge_in = BargeInStartStrategy(
+        interruptions=interruption.enabled,
+        min_words=interruption.min_words,
+        resume_on_false_interruption=interruption.resume_on_false_interruption,
+        false_interruption_timeout_s=interruption.false_interruption_timeout_s,
+    )
+    mute: list[BaseUserMuteStrategy] = []
+    if greeting and spec.speak_greeting and interruption.protect_greeting:
+        mute.append(MuteUntilFirstBotCompleteUserMuteStrategy())
+    aggregators = LLMContextAggregatorPair(
+        context,
+        user_params=LLMUserAggregatorParams(
+            vad_analyzer=services.models.vad(VADParams(start_secs=services.vad_start_secs,
+                                                       stop_secs=services.vad_stop_secs,
+                                                       min_volume=services.vad_min_volume)),
+            user_turn_strategies=UserTurnStrategies(start=[barge_in], stop=_stop_strategies(services)),
+            user_mute_strategies=mute,
+            user_idle_timeout=agent.silence.reminder_after_s,
+        ),
+    )
+    user, assistant = aggregators.user(), aggregators.assistant()
+
+    clock = CallClock()
+    latency = LatencyObserver(clock, stt=stt, llm=llm, tts=tts, transport_out=transport.output())
+    transcript = TranscriptWriter(spec.call_id, events, latency)
+    transcript.attach(user, assistant)
+    silence = SilencePolicy(agent.silence, control)
+    silence.attach(user)
+
+    def on_digits(digits: str) -> None:
+        silence.note_activity()
+        transcript.dtmf(digits)
+
+    dtmf = DTMFToLLM(on_digits=on_digits)
+    speech = BotSpeechTracker()
+    pipeline = Pipeline([
+        transport.input(),
+        dtmf,
+        stt,
+        user,
+        llm,
+        tts,
+        transport.output(),
+        speech,
+        assistant,
+    ])
+
+    observers: list[BaseObserver] = [latency]
+    if audio_sink is not None:
+        observers.append(RecordingObserver(audio_sink, transport.input(), transport.output()))
+
+    worker = PipelineWorker(
+        pipeline,
+        params=PipelineParams(
+            audio_in_sample_rate=spec.in_sample_rate,
+            audio_out_sample_rate=spec.out_sample_rate,
+            enable_metrics=True,
+            enable_usage_metrics=True,
+        ),
+        clock=clock,
+        observers=observers,
+        enable_rtvi=False,
+        idle_timeout_secs=None,
+        conversation_id=spec.call_id,
+        name=f"call-{spec.call_id}",
+    )
+    return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
+                        tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,
+                        clock=clock, system_prompt=system_prompt,
+                        greeting=greeting if spec.speak_greeting else "",
+                        protect_greeting=interruption.protect_greeting, observers=observers)
+
+
+def opening_frames(call: CallPipeline) -> list[Any]:
+    """What the agent says first: the greeting (protected from barge-in if configured)."""
+    if not call.greeting:
+        return []
+    frame = TTSSpeakFrame(call.greeting, append_to_context=True)
+    if call.protect_greeting:
+        frame.interruptible = False
+    return [frame]

@@ -1,0 +1,121 @@
+"""Local models loaded once per process and shared by every call (Silero VAD, smart-turn v3.2).
+
+Pipecat's analyzers load their ONNX model in their constructor, i.e. once per call. Here the ONNX sessions are
+loaded once (an InferenceSession is safe to run from several threads) and each call gets a light analyzer with its
+own stream state, plus one small shared thread pool instead of a thread per analyzer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from importlib import resources
+from typing import Any
+
+import onnxruntime as ort
+from pipecat.audio.turn.smart_turn.base_smart_turn import BaseSmartTurn, SmartTurnParams
+from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnalyzerV3
+from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
+from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
+
+SMART_TURN_MODEL = "smart-turn-v3.2-cpu.onnx"
+
+
+def _package_file(package: str, name: str) -> str:
+    return str(resources.files(package).joinpath(name))
+
+
+class SharedSileroVADAnalyzer(SileroVADAnalyzer):
+    """Silero VAD with a shared ONNX session; the recurrent state stays per call."""
+
+    def __init__(self, session: ort.InferenceSession, executor: ThreadPoolExecutor, *,
+                 params: VADParams | None = None) -> None:
+        VADAnalyzer.__init__(self, params=params)
+        self._executor.shutdown(wait=False)  # the base made a thread per analyzer; use the shared pool
+        self._executor = executor
+        model = SileroOnnxModel.__new__(SileroOnnxModel)
+        model.session = session
+        model.sample_rates = [8000, 16000]
+        model.reset_states()
+        self._model = model
+        self._windows_since_reset = 0
+        self._low_confidence_windows = 0
+
+    async def cleanup(self) -> None:
+        """The pool is shared by every call: never shut it down here (the base class would)."""
+
+    def _get_smoothed_volume(self, audio: bytes) -> float:
+        # Pipecat gates speech on a loudness measure over a 400 ms window (BS.1770), which lags speech onset
+        # by several hundred ms on phone audio. With min_volume 0 the gate is off: skip measuring it too.
+        if self._params.min_volume <= 0:
+            return 1.0
+        return float(super()._get_smoothed_volume(audio))
+
+    async def analyze_audio(self, buffer: bytes) -> VADState:
+        # Calls for one stream are sequential, so a shared pool keeps each stream's state consistent.
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_analyzer, buffer)
+
+
+class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
+    """smart-turn v3.2 (the ONNX model shipped in pipecat) with a shared session and thread pool."""
+
+    def __init__(self, session: ort.InferenceSession, executor: ThreadPoolExecutor, *,
+                 params: SmartTurnParams | None = None) -> None:
+        BaseSmartTurn.__init__(self, params=params)
+        self._log_data = False
+        self._session = session
+        self._shared_executor = executor
+
+    @property
+    def _model_executor(self) -> ThreadPoolExecutor:
+        return self._shared_executor
+
+
+class SharedModels:
+    def __init__(self, smart_turn: bool = True, threads: int = 2) -> None:
+        opts = ort.SessionOptions()
+        opts.inter_op_num_threads = 1
+        opts.intra_op_num_threads = 1
+        self.silero = ort.InferenceSession(
+            _package_file("pipecat.audio.vad.data", "silero_vad.onnx"),
+            providers=["CPUExecutionProvider"], sess_options=opts,
+        )
+        self.smart_turn: ort.InferenceSession | None = None
+        if smart_turn:
+            st_opts = ort.SessionOptions()
+            st_opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            st_opts.inter_op_num_threads = 1
+            st_opts.intra_op_num_threads = 1
+            st_opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self.smart_turn = ort.InferenceSession(
+                _package_file("pipecat.audio.turn.smart_turn.data", SMART_TURN_MODEL),
+                providers=["CPUExecutionProvider"], sess_options=st_opts,
+            )
+        self.vad_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vad")
+        self.turn_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-turn")
+
+    def vad(self, params: VADParams) -> SharedSileroVADAnalyzer:
+        return SharedSileroVADAnalyzer(self.silero, self.vad_pool, params=params)
+
+    def turn_analyzer(self, params: SmartTurnParams | None = None) -> SharedSmartTurnAnalyzer | None:
+        if self.smart_turn is None:
+            return None
+        return SharedSmartTurnAnalyzer(self.smart_turn, self.turn_pool, params=params)
+
+    def warm_up(self) -> dict[str, Any]:
+        """One inference each, so the first call does not pay for ONNX's lazy initialisation."""
+        import numpy as np
+
+        vad = self.vad(VADParams())
+        vad.set_sample_rate(8000)
+        vad._run_analyzer(np.zeros(256, dtype=np.int16).tobytes())
+        result: dict[str, Any] = {"vad": True}
+        turn = self.turn_analyzer()
+        if turn is not None:
+            turn.set_sample_rate(8000)
+            result["smart_turn"] = turn._predict_endpoint(np.zeros(8000, dtype=np.float32))
+        return result
+
+    def close(self) -> None:
+        self.vad_pool.shutdown(wait=False)
+        self.turn_pool.shutdown(wait=False)

@@ -1,0 +1,125 @@
+"""STT and TTS for a call, from the agent config: a thin adapter over the speech services' own factories
+(pipelines/stt.py and pipelines/tts_client.py, owned by the speech area), plus one-shot synthesis for greetings
+prepared before the media socket opens."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+from pipecat.services.stt_service import STTService
+from pipecat.services.tts_service import TTSService
+
+from core.agent_config import STTConfig, TTSConfig
+
+
+class SpeechError(Exception):
+    pass
+
+
+class StreamingAudio:
+    """PCM arriving from a synthesis still in progress: readers get what is there and then wait for more."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = sample_rate
+        self._chunks: list[bytes] = []
+        self._more = asyncio.Event()
+        self.done = False
+        self.error: str | None = None
+
+    def append(self, chunk: bytes) -> None:
+        if chunk:
+            self._chunks.append(chunk)
+            self._more.set()
+
+    def finish(self, error: str | None = None) -> None:
+        self.done = True
+        self.error = error
+        self._more.set()
+
+    @property
+    def ready_bytes(self) -> int:
+        return sum(len(c) for c in self._chunks)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        index = 0
+        while True:
+            while index < len(self._chunks):
+                yield self._chunks[index]
+                index += 1
+            if self.done:
+                return
+            self._more.clear()
+            if index < len(self._chunks) or self.done:
+                continue
+            await self._more.wait()
+
+
+class SpeechFactory:
+    def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
+                 stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300) -> None:
+        self.riva_server = riva_server
+        self.tts_url = tts_url.rstrip("/")
+        self._http = http
+        self._stt_final_wait_s = stt_final_wait_s
+        self._stt_endpoint_silence_ms = stt_endpoint_silence_ms
+
+    def stt(self, config: STTConfig, sample_rate: int) -> STTService:
+        from pipelines.stt import create_stt_service
+
+        return create_stt_service(config, default_server=self.riva_server, sample_rate=sample_rate,
+                                  endpoint_silence_ms=self._stt_endpoint_silence_ms,
+                                  ttfs_p99_latency=self._stt_final_wait_s)
+
+    def tts(self, config: TTSConfig, sample_rate: int) -> TTSService:
+        from pipelines.tts_client import create_tts_service
+
+        return create_tts_service(config, default_url=self.tts_url, sample_rate=sample_rate,
+                                  http_client=self._http)
+
+    def _tts_base(self, config: TTSConfig) -> str:
+        return (config.endpoint.base_url or self.tts_url).rstrip("/")
+
+    def synthesize_streaming(self, config: TTSConfig, text: str, sample_rate: int) -> tuple[StreamingAudio,
+                                                                                            asyncio.Task[None]]:
+        """Starts synthesis now; the audio can be consumed while it is still being produced."""
+        audio = StreamingAudio(sample_rate)
+        body = {"input": text, "model": config.engine, "voice": config.voice, "response_format": "pcm",
+                "speed": config.speed, "sample_rate": sample_rate}
+
+        async def run() -> None:
+            carry = b""
+            try:
+                async with self._http.stream("POST", f"{self._tts_base(config)}/v1/audio/speech", json=body,
+                                             timeout=config.endpoint.timeout_s) as resp:
+                    if resp.status_code != 200:
+                        detail = (await resp.aread()).decode(errors="replace")[:200]
+                        audio.finish(f"TTS answered {resp.status_code}: {detail}")
+                        return
+                    async for chunk in resp.aiter_bytes():
+                        data = carry + chunk
+                        cut = len(data) - len(data) % 2
+                        audio.append(data[:cut])
+                        carry = data[cut:]
+                audio.finish()
+            except httpx.HTTPError as exc:
+                audio.finish(f"TTS unreachable: {type(exc).__name__}: {exc}")
+            except asyncio.CancelledError:
+                audio.finish("cancelled")
+                raise
+
+        return audio, asyncio.create_task(run(), name="prepared-speech")
+
+    async def synthesize(self, config: TTSConfig, text: str, sample_rate: int) -> bytes:
+        """The whole utterance as raw 16-bit mono PCM at `sample_rate`."""
+        body = {"input": text, "model": config.engine, "voice": config.voice, "response_format": "pcm",
+                "speed": config.speed, "sample_rate": sample_rate}
+        try:
+            resp = await self._http.post(f"{self._tts_base(config)}/v1/audio/speech", json=body,
+                                         timeout=config.endpoint.timeout_s)
+        except httpx.HTTPError as exc:
+            raise SpeechError(f"TTS unreachable: {type(exc).__name__}: {exc}") from exc
+        if not resp.is_success:
+            raise SpeechError(f"TTS answered {resp.status_code}: {resp.text[:200]}")
+        return resp.content

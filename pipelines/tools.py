@@ -1,0 +1,156 @@
+"""The agent's tools: HTTP webhooks (JSON-schema arguments, timeout, filler phrase), end_call, transfer_call."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jsonschema
+from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
+from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
+from pipecat.services.llm_service import FunctionCallParams, LLMService
+
+from core.agent_config import AgentConfig, WebhookTool
+from core.call_events import ToolInvoked
+from pipelines.control import CallControl, CallEventSink
+
+MAX_RESULT_CHARS = 4000  # keep tool output from flooding a small model's context
+
+Handler = Callable[[FunctionCallParams], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ToolRegistration:
+    schema: FunctionSchema
+    handler: Handler
+    timeout_s: float | None = None
+
+
+@dataclass
+class ToolContext:
+    agent: AgentConfig
+    call_id: str
+    control: CallControl
+    events: CallEventSink
+    http: httpx.AsyncClient
+
+
+def _record(ctx: ToolContext, name: str, ok: bool, started: float, detail: str) -> None:
+    ctx.events.tool(ToolInvoked(call_id=ctx.call_id, name=name, ok=ok,
+                                duration_ms=round((time.perf_counter() - started) * 1000, 1), detail=detail[:500]))
+
+
+def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
+    schema_dict = tool.parameters.model_dump()
+    validator = jsonschema.Draft202012Validator(schema_dict)
+
+    async def handler(params: FunctionCallParams) -> None:
+        started = time.perf_counter()
+        args = dict(params.arguments or {})
+        errors = sorted(validator.iter_errors(args), key=lambda e: list(e.path))
+        if errors:
+            detail = "; ".join(e.message for e in errors[:3])
+            _record(ctx, tool.name, False, started, f"invalid arguments: {detail}")
+            await params.result_callback({"error": f"invalid arguments: {detail}"})
+            return
+        if tool.filler_phrase:
+            # Spoken while the request runs; kept out of the LLM context.
+            await params.llm.push_frame(TTSSpeakFrame(tool.filler_phrase, append_to_context=False))
+        try:
+            if tool.method == "GET":
+                resp = await ctx.http.get(str(tool.url), params=args, timeout=tool.timeout_s)
+            else:
+                resp = await ctx.http.post(str(tool.url), json=args, timeout=tool.timeout_s)
+        except httpx.TimeoutException:
+            _record(ctx, tool.name, False, started, f"timed out after {tool.timeout_s}s")
+            await params.result_callback({"error": "the service did not answer in time"})
+            return
+        except httpx.HTTPError as exc:
+            _record(ctx, tool.name, False, started, f"{type(exc).__name__}: {exc}")
+            await params.result_callback({"error": "the service could not be reached"})
+            return
+        try:
+            body: Any = resp.json()
+        except ValueError:
+            body = resp.text
+        text = body if isinstance(body, str) else json.dumps(body)
+        if len(text) > MAX_RESULT_CHARS:
+            body = text[:MAX_RESULT_CHARS] + "…"
+        ok = resp.is_success
+        _record(ctx, tool.name, ok, started, f"HTTP {resp.status_code}")
+        await params.result_callback({"status": resp.status_code, "result": body} if ok
+                                     else {"error": f"the service answered HTTP {resp.status_code}",
+                                           "result": body})
+
+    schema = FunctionSchema(name=tool.name, description=tool.description,
+                            properties=schema_dict.get("properties", {}), required=schema_dict.get("required", []))
+    return ToolRegistration(schema, handler, timeout_s=tool.timeout_s + 2.0)
+
+
+def end_call_tool(ctx: ToolContext) -> ToolRegistration:
+    async def handler(params: FunctionCallParams) -> None:
+        started = time.perf_counter()
+        await params.result_callback({"status": "ending the call"},
+                                     properties=FunctionCallResultProperties(run_llm=False))
+        _record(ctx, "end_call", True, started, "goodbye, then hang up")
+        await ctx.control.end_call("agent_hangup", goodbye=ctx.agent.goodbye)
+
+    schema = FunctionSchema(
+        name="end_call",
+        description=("Hang up the phone call. Use it when the conversation is finished or the caller asks to "
+                     "end the call. A goodbye is spoken for you, so do not say goodbye yourself."),
+        properties={}, required=[],
+    )
+    return ToolRegistration(schema, handler)
+
+
+def transfer_tool(ctx: ToolContext) -> ToolRegistration:
+    targets = {t.name: t for t in ctx.agent.transfer_targets}
+    described = "; ".join(f"{t.name}: {t.description or t.mode + ' transfer'}" for t in targets.values())
+
+    async def handler(params: FunctionCallParams) -> None:
+        started = time.perf_counter()
+        args = dict(params.arguments or {})
+        target = targets.get(str(args.get("target", "")))
+        if target is None:
+            _record(ctx, "transfer_call", False, started, f"unknown target {args.get('target')!r}")
+            await params.result_callback({"error": f"unknown target; choose one of {sorted(targets)}"})
+            return
+        reason = str(args.get("reason", ""))[:300]
+        status = await ctx.control.transfer(
+            target, announcement=f"Please hold while I transfer you to {target.name}.", brief=reason)
+        ok = status == "transferring"
+        _record(ctx, "transfer_call", ok, started, f"{target.mode} to {target.name}: {status}")
+        await params.result_callback({"status": status},
+                                     properties=FunctionCallResultProperties(run_llm=not ok))
+
+    schema = FunctionSchema(
+        name="transfer_call",
+        description=f"Transfer the caller to a human. Targets: {described}.",
+        properties={
+            "target": {"type": "string", "enum": sorted(targets), "description": "Who to transfer to."},
+            "reason": {"type": "string", "description": "One sentence on what the caller needs."},
+        },
+        required=["target"],
+    )
+    return ToolRegistration(schema, handler)
+
+
+def build_tools(ctx: ToolContext) -> list[ToolRegistration]:
+    tools = [webhook_tool(t, ctx) for t in ctx.agent.tools]
+    if ctx.agent.enable_end_call:
+        tools.append(end_call_tool(ctx))
+    if ctx.agent.transfer_targets:
+        tools.append(transfer_tool(ctx))
+    return tools
+
+
+def register_tools(llm: LLMService[Any], tools: list[ToolRegistration]) -> ToolsSchema | None:
+    for t in tools:
+        llm.register_function(t.schema.name, t.handler, timeout_secs=t.timeout_s)
+    return ToolsSchema(standard_tools=[t.schema for t in tools]) if tools else None

@@ -1,0 +1,1 @@
+"""Riva-compatible streaming ASR server backed by faster-whisper (see speech/README.md)."""

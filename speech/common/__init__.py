@@ -1,0 +1,1 @@
+"""Helpers shared by the speech servers: JSON logs, audio formats, graceful shutdown."""

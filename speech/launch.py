@@ -1,0 +1,42 @@
+"""How to start each speech server as a supervised process (used by `voicectl run`, the tests and the benchmark)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from voicectl.procs import ManagedProcess, http_ok
+
+
+def asr_process(run_dir: Path, *, port: int, health_port: int, env: Mapping[str, str] = {}) -> ManagedProcess:  # noqa: B006
+    return ManagedProcess(
+        "asr",
+        [sys.executable, "-m", "speech.asr"],
+        run_dir,
+        ports=[port, health_port],
+        env={**env, "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port), "ASR_HEALTH_PORT": str(health_port)},
+        ready=lambda: http_ok(f"http://127.0.0.1:{health_port}/health"),
+    )
+
+
+def tts_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> ManagedProcess:  # noqa: B006
+    return ManagedProcess(
+        "tts",
+        [sys.executable, "-m", "speech.tts"],
+        run_dir,
+        ports=[port],
+        env={**env, "TTS_HOST": "127.0.0.1", "TTS_PORT": str(port)},
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+    )
+
+
+def llm_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> ManagedProcess:  # noqa: B006
+    return ManagedProcess(
+        "llm",
+        [sys.executable, "-m", "speech.llm"],
+        run_dir,
+        ports=[port],
+        env={**env, "LLM_HOST": "127.0.0.1", "LLM_PORT": str(port)},
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+    )

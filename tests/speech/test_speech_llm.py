@@ -1,0 +1,32 @@
+"""The embedded LLM server answers OpenAI chat completions, streaming, with the prompt prefix cached."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+
+
+async def test_streaming_chat_completion(llm_url: str) -> None:
+    client = openai.AsyncOpenAI(base_url=f"{llm_url}/v1", api_key="local")
+    messages = [
+        {"role": "system", "content": "You are a helpful receptionist. Answer in one short sentence."},
+        {"role": "user", "content": "Hello, are you open on Saturday?"},
+    ]
+    pieces: list[str] = []
+    stream = await client.chat.completions.create(
+        model="smollm2-135m-instruct", messages=messages, stream=True, max_tokens=24, temperature=0
+    )
+    async for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+    await client.close()
+    assert len(pieces) > 1, "tokens arrive one by one"
+    assert "".join(pieces).strip()
+
+    async with httpx.AsyncClient(base_url=llm_url) as http:
+        health = (await http.get("/health")).json()
+        models = (await http.get("/v1/models")).json()
+        metrics = (await http.get("/metrics")).text
+    assert health == {"status": "ok", "model": "smollm2-135m-instruct", "prompt_cache": True}
+    assert models["data"][0]["id"] == "smollm2-135m-instruct"
+    assert 'llm_time_to_first_byte_seconds_count{path="/v1/chat/completions"}' in metrics

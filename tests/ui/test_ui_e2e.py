@@ -1,0 +1,300 @@
+"""The web UI end to end: the real backend (uvicorn, real FerretDB + MinIO) serving frontend/dist, driven in Debian's
+headless Chromium by playwright-core (frontend/e2e/ui-e2e.mjs, run with node).
+
+Flow: register -> agent (every editor tab, two versions) -> phone number + masked carrier credentials -> settings
+-> [a call is seeded through the internal API, with a real stereo WAV spoken by Piper uploaded to MinIO, because the
+voice server's browser/phone path is exercised by its own suite] -> login -> call log (search, CSV export) -> call
+detail (the recording plays, the transcript follows playback) -> analytics -> phone layout -> accept an invitation.
+Campaigns: the backend runs its dialer against the fake carrier (a test double of Twilio's REST API, from
+voice_server.testing) whose scripted callees are busy / do not answer / fail, so no voice server is needed; one
+contact is on the do-not-call list. The wizard (with a CSV rejected for a bad row, then a clean one), live progress
+over SSE to completion and the outcome report are checked, and the carrier's own log shows the DNC number was never
+dialled.
+
+Every page is screenshotted into test-artifacts/ui/ (look at them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from ui_e2e_helpers import SeedTurn, call_events, synth_call_recording, utcnow
+
+from core.service_auth import mint_service_token
+from core.settings import S3Settings
+from core.storage import ObjectStore
+from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
+from voice_server.testing.simulator import CarrierAccount
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+FRONTEND = REPO / "frontend"
+ARTIFACTS = REPO / "test-artifacts" / "ui"
+# The Twilio account the UI enters on the phone numbers page; the fake carrier accepts exactly these.
+TWILIO_SID = "AC0123456789abcdef0123456789abcdef"
+TWILIO_TOKEN = "e2e-super-secret-auth-token-0123456789"
+# Campaign contacts and how the fake carrier's callee at each number behaves.
+CAMPAIGN_CALLEES = {"+14155550140": "busy", "+14155550141": "no-answer", "+14155550143": "failed"}
+DNC_NUMBER = "+14155550142"
+
+
+def _chromium() -> str | None:
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _newest_mtime(*paths: Path) -> float:
+    newest = 0.0
+    for root in paths:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        newest = max([newest, *(p.stat().st_mtime for p in files)])
+    return newest
+
+
+@pytest.fixture(scope="module")
+def frontend_dist() -> Path:
+    if not (FRONTEND / "node_modules" / "playwright-core").is_dir():
+        pytest.skip("frontend dependencies are not installed (cd frontend && npm ci)")
+    if not shutil.which("node"):
+        pytest.skip("node is not installed")
+    if not _chromium():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    dist = FRONTEND / "dist"
+    index = dist / "index.html"
+    sources = _newest_mtime(FRONTEND / "src", FRONTEND / "public", FRONTEND / "index.html", FRONTEND / "vite.config.ts")
+    if not index.is_file() or index.stat().st_mtime < sources:
+        subprocess.run(["npm", "run", "-s", "build"], cwd=FRONTEND, check=True, timeout=300)
+    return dist
+
+
+class CarrierThread:
+    """The fake carrier (a Twilio/Vobiz REST test double) on its own event loop, for these synchronous tests."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-carrier", daemon=True)
+        self.thread.start()
+        self.carrier = FakeCarrier([CarrierAccount(carrier="twilio", account_id=TWILIO_SID, auth_token=TWILIO_TOKEN)])
+        for number, outcome in CAMPAIGN_CALLEES.items():
+            self.carrier.callees[number] = ScriptedCallee(outcome=outcome)  # type: ignore[arg-type]
+        self.url = asyncio.run_coroutine_threadsafe(self.carrier.start(_free_port()), self.loop).result(30)
+
+    def dialled(self) -> list[str]:
+        return [c.to_number for c in list(self.carrier.calls.values()) if c.direction != "inbound"]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.carrier.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def fake_carrier() -> Iterator[CarrierThread]:
+    carrier = CarrierThread()
+    try:
+        yield carrier
+    finally:
+        carrier.stop()
+
+
+@pytest.fixture(scope="module")
+def ui_server(data_services: dict[str, str], frontend_dist: Path, fake_carrier: CarrierThread) -> Iterator[str]:
+    """The real backend as its own process, serving the built UI at /."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "FRONTEND_DIST": str(frontend_dist),
+        "MONGODB_DB": f"ui_{uuid.uuid4().hex[:8]}",
+        "PUBLIC_BASE_URL": base,
+        "CORS_ORIGINS": base,
+        "SEED_DEMO": "false",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+        "WORKER_POLL_INTERVAL_S": "0.05",
+        # The backend's own dialer places campaign calls through the fake carrier (credentials set in the UI).
+        "DIALER_ENABLED": "true",
+        "DIALER_POLL_INTERVAL_S": "0.1",
+        "LOG_JSON": "false",
+    }
+    log = (ARTIFACTS / "backend.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "backend.main:create_app", "--factory", "--host", "127.0.0.1",
+         "--port", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"backend exited ({proc.returncode}); see {ARTIFACTS / 'backend.log'}")
+            try:
+                if httpx.get(f"{base}/health", timeout=2).json().get("status") == "ok":
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("backend did not become healthy in 90 s")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def run_phase(base: str, phase: str, **extra_env: str) -> str:
+    env = {
+        **os.environ, "E2E_BASE_URL": base, "E2E_ARTIFACTS": str(ARTIFACTS),
+        "E2E_STATE": str(ARTIFACTS / "state.json"), "CHROMIUM_PATH": _chromium() or "",
+        "E2E_TWILIO_SID": TWILIO_SID, "E2E_TWILIO_TOKEN": TWILIO_TOKEN, "E2E_DNC_NUMBER": DNC_NUMBER, **extra_env,
+    }
+    proc = subprocess.run(["node", "e2e/ui-e2e.mjs", phase], cwd=FRONTEND, env=env, capture_output=True, text=True,
+                          timeout=420)
+    output = proc.stdout + proc.stderr
+    print(output)
+    assert proc.returncode == 0, f"UI phase {phase!r} failed:\n{output[-6000:]}"
+    return output
+
+
+def read_state() -> dict[str, Any]:
+    state: dict[str, Any] = json.loads((ARTIFACTS / "state.json").read_text())
+    return state
+
+
+def write_state(state: dict[str, Any]) -> None:
+    (ARTIFACTS / "state.json").write_text(json.dumps(state, indent=2))
+
+
+def seed_calls(base: str, state: dict[str, Any]) -> None:
+    """What the voice server would report for three calls, plus a real two-channel recording in MinIO."""
+    with httpx.Client(base_url=base, timeout=30) as http:
+        login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
+        login.raise_for_status()
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        org_id = http.get("/api/v1/auth/me", headers=user).json()["org"]["id"]
+        agent = http.get(f"/api/v1/agents/{state['agentId']}", headers=user).json()
+        service = {"Authorization": f"Bearer {mint_service_token(os.environ['SERVICE_TOKEN_SECRET'], 'voice-server')}"}
+
+        turns = [
+            SeedTurn("agent", "Hello there! E2E Dental here. How can I help today?"),
+            SeedTurn("caller", "Hi, I need to move my cleaning appointment to next week.", latency_ms=None),
+            SeedTurn("agent", "Of course. Does Tuesday at ten in the morning work for you?", latency_ms=640.0),
+            SeedTurn("caller", "Yes, Tuesday at ten is perfect, thank you."),
+            SeedTurn("agent", "Done. You're booked for Tuesday at ten. Goodbye!", latency_ms=910.0),
+        ]
+        wav, duration = synth_call_recording(turns)
+        (ARTIFACTS / "seeded-call.wav").write_bytes(wav)
+        now = utcnow()
+        main_id, main_events = call_events(org_id, agent["id"], agent["version"], state["number"], turns, duration,
+                                           now - timedelta(minutes=10))
+        short_turns = [SeedTurn("agent", "Hello!"), SeedTurn("caller", "Wrong number, sorry."),
+                       SeedTurn("agent", "No problem, goodbye.", latency_ms=720.0)]
+        for i, t in enumerate(short_turns):
+            t.start_ms, t.end_ms = 300 + i * 1800, 1500 + i * 1800
+        _, short_events = call_events(org_id, agent["id"], agent["version"], state["number"], short_turns, 6.0,
+                                      now - timedelta(days=1, hours=2))
+        _, missed_events = call_events(org_id, agent["id"], agent["version"], state["number"], [], 0.0,
+                                       now - timedelta(days=2), end_reason="no_answer", answered=False)
+        ack = http.post("/internal/v1/calls/events", headers=service,
+                        json={"events": main_events + short_events + missed_events})
+        assert ack.status_code == 200, ack.text
+
+        settings = S3Settings()
+        key = f"{org_id}/{main_id}.wav"
+
+        async def upload() -> None:
+            store = ObjectStore(settings)
+            await store.ensure_bucket()
+            await store.put_bytes(key, wav, content_type="audio/wav")
+
+        asyncio.run(upload())
+        rec = http.post(f"/internal/v1/calls/{main_id}/recording", headers=service, json={
+            "type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": main_id,
+            "bucket": settings.s3_bucket_recordings, "key": key, "size_bytes": len(wav),
+            "duration_s": round(duration, 3), "sample_rate": 16000, "channels": 2,
+        })
+        assert rec.status_code == 200, rec.text
+
+        # Events are applied by the backend's worker: wait until the call log shows everything.
+        deadline = time.monotonic() + 30
+        while True:
+            detail = http.get(f"/api/v1/calls/{main_id}", headers=user).json()
+            listed = http.get("/api/v1/calls", headers=user).json()["items"]
+            if detail.get("has_recording") and len(detail.get("turns", [])) == len(turns) and len(listed) >= 3:
+                break
+            assert time.monotonic() < deadline, f"seeded calls not visible: {detail}"
+            time.sleep(0.3)
+
+    state.update(callId=main_id, turns=len(turns), seededCalls=3, orgId=org_id)
+    write_state(state)
+
+
+def screenshots() -> list[str]:
+    return sorted(p.name for p in ARTIFACTS.glob("*.png"))
+
+
+@pytest.mark.timeout(900)
+def test_ui_walkthrough(ui_server: str, fake_carrier: CarrierThread) -> None:
+    for old in ARTIFACTS.glob("*.png"):
+        old.unlink()
+    run_phase(ui_server, "setup", E2E_CARRIER_API_URL=fake_carrier.url)
+    state = read_state()
+    assert state.get("agentId") and state.get("inviteLink")
+    seed_calls(ui_server, state)
+    run_phase(ui_server, "review")
+    shots = screenshots()
+    assert not [s for s in shots if s.startswith("FAILED")], shots
+    assert len(shots) >= 30, shots
+
+
+@pytest.mark.timeout(600)
+def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread) -> None:
+    paths = httpx.get(f"{ui_server}/openapi.json", timeout=10).json()["paths"]
+    if "/api/v1/campaigns" not in paths:
+        pytest.skip("the backend has no campaign routes")
+    if not (ARTIFACTS / "state.json").exists() or "agentId" not in read_state():
+        pytest.skip("needs the walkthrough's account (run the whole module)")
+    bad = ARTIFACTS / "contacts-bad.csv"
+    bad.write_text("phone,first_name\n+14155550140,Ada\n4155550141,Bob\nbanana,Eve\n")
+    good = ARTIFACTS / "contacts.csv"
+    good.write_text("phone,first_name\n+14155550140,Ada\n4155550141,Bob\n+14155550140,Ada again\n"
+                    f"{DNC_NUMBER},Dee\n+14155550143,Fay\n")
+    run_phase(ui_server, "campaign", E2E_CAMPAIGN_BAD_CSV=str(bad), E2E_CAMPAIGN_CSV=str(good))
+
+    # The carrier's own log: every contact dialled once (one dial per outcome was set), the DNC number never.
+    dialled = fake_carrier.dialled()
+    assert DNC_NUMBER not in dialled, dialled
+    assert sorted(dialled) == sorted(CAMPAIGN_CALLEES), dialled
+    report = list(csv.DictReader(io.StringIO((ARTIFACTS / "campaign-report.csv").read_text())))
+    assert len(report) == 4, report
+    statuses = {row["phone"].lstrip("'"): row["status"] for row in report}
+    assert statuses == {"+14155550140": "busy", "+14155550141": "no_answer", "+14155550143": "failed",
+                        DNC_NUMBER: "dnc"}, statuses

@@ -1,0 +1,152 @@
+"""The whole call path, for real: FerretDB + MinIO (tests/conftest.py), the speech servers (ASR, TTS, LLM), the
+backend and the voice server as subprocesses on free ports. Only the carriers' REST APIs are faked
+(voice_server/testing/fake_carrier.py, a test double that follows the protocol reference); the carriers'
+webhooks and media streams come from the telephony simulator (also a test double).
+
+One of each per session; every test provisions its own lines through the backend's API.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from stack_helpers import AsrServer, start_process
+from voicetest_helpers import PHRASES, TEST_AGENT, VoiceServer, synthesize
+
+from voice_server.launch import voice_server_process
+from voice_server.testing.fake_carrier import FakeCarrier
+from voice_server.testing.provision import SimLine, provision_line, register
+from voicectl.procs import ManagedProcess, free_port, http_ok
+
+
+def _backend_env(data_services: dict[str, str]) -> dict[str, str]:
+    return {
+        **data_services,
+        "MONGODB_DB": f"voice_{uuid.uuid4().hex[:8]}",
+        "SEED_DEMO": "false",
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "1024",
+        "REGISTER_PER_IP_PER_HOUR": "100000",
+        "LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
+        "WORKER_POLL_INTERVAL_S": "0.05",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@pytest.fixture(scope="session")
+def backend_url(data_services: dict[str, str], state_dir: Path) -> Iterator[str]:
+    port = free_port()
+    proc = ManagedProcess(
+        "backend-for-voice",
+        [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
+         "--no-access-log"],
+        state_dir / "run",
+        ports=[port],
+        env=_backend_env(data_services),
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+    )
+    start_process(proc)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def voice_server(backend_url: str, asr_server: AsrServer, tts_url: str, llm_url: str, data_services: dict[str, str],
+                 state_dir: Path) -> Iterator[VoiceServer]:
+    port = free_port()
+    spool = state_dir / "voice-spool"
+    env = {
+        **data_services,
+        "BACKEND_URL": backend_url,
+        "RIVA_SERVER": asr_server.address,
+        "TTS_URL": tts_url,
+        "LLM_BASE_URL": f"{llm_url}/v1",
+        "VOICE_SPOOL_DIR": str(spool),
+        "VOICE_SERVER_ID": "voice-test",
+        "LOG_LEVEL": "INFO",
+        "EVENT_RETRY_MAX_S": "2",
+        "RECORDING_RETRY_MAX_S": "2",
+        "SERVICE_TOKEN_SECRET": os.environ["SERVICE_TOKEN_SECRET"],
+        "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
+    }
+    proc = start_process(voice_server_process(state_dir / "run", port=port, env=env))
+    try:
+        yield VoiceServer(f"http://127.0.0.1:{port}", spool, proc)
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def fake_carrier() -> AsyncIterator[FakeCarrier]:
+    carrier = FakeCarrier([])
+    await carrier.start(free_port())
+    try:
+        yield carrier
+    finally:
+        await carrier.stop()
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def owner(backend_url: str, http: httpx.AsyncClient) -> tuple[str, str]:
+    """One organisation for the voice tests: (access token, org id)."""
+    return await register(http, backend_url, "voice-tests")
+
+
+async def make_line(http: httpx.AsyncClient, backend_url: str, fake_carrier: FakeCarrier, owner: tuple[str, str],
+                    carrier: str, **overrides: object) -> SimLine:
+    config = {**TEST_AGENT, **overrides}
+    line = await provision_line(http, backend_url, carrier=carrier,  # type: ignore[arg-type]
+                                fake_carrier_url=fake_carrier.base_url, agent_config=config,
+                                access_token=owner[0], org_id=owner[1],
+                                account=fake_carrier_account(fake_carrier, carrier))
+    return line
+
+
+def fake_carrier_account(fake: FakeCarrier, carrier: str):  # type: ignore[no-untyped-def]
+    """One carrier account per carrier for the test organisation (credentials are per org and carrier)."""
+    for (c, _), account in fake.accounts.items():
+        if c == carrier:
+            return account
+    import secrets
+
+    from voice_server.testing.simulator import CarrierAccount
+
+    account_id = ("AC" + secrets.token_hex(16)) if carrier == "twilio" else ("MA_" + secrets.token_hex(8).upper())
+    account = CarrierAccount(carrier, account_id, secrets.token_hex(16))  # type: ignore[arg-type]
+    fake.accounts[(carrier, account_id)] = account
+    return account
+
+
+@pytest.fixture(scope="session")
+async def twilio_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                      fake_carrier: FakeCarrier, owner: tuple[str, str]) -> SimLine:
+    """Greeting NOT protected (so it can be barged into), short answers, hang-up after 2 s of silence."""
+    return await make_line(http, backend_url, fake_carrier, owner, "twilio",
+                           interruption={"protect_greeting": False, "min_words": 1})
+
+
+@pytest.fixture(scope="session")
+async def vobiz_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                     fake_carrier: FakeCarrier, owner: tuple[str, str]) -> SimLine:
+    """Greeting protected from barge-in (the default)."""
+    return await make_line(http, backend_url, fake_carrier, owner, "vobiz")
+
+
+@pytest.fixture(scope="session")
+def caller_audio(tts_url: str) -> dict[str, bytes]:
+    """The caller's phrases as 8 kHz PCM, synthesised by the real TTS server (Piper)."""
+    return {key: synthesize(tts_url, text) for key, text in PHRASES.items()}

@@ -1,0 +1,189 @@
+"""Simulated calls end to end: carrier webhook -> media socket -> pipeline (VAD, smart-turn, Riva STT, LLM, TTS)
+-> carrier; then the backend's view of the call (transcript, end reason) and the recording in MinIO.
+
+The embedded LLM (SmolLM2-135M) gives placeholder answers: tests check that an answer is spoken, not its words.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+import pytest
+from voicetest_helpers import (
+    VoiceServer,
+    active_seconds,
+    ended_with_recording,
+    read_stereo_wav,
+    wait_for_call,
+    words_heard,
+)
+
+from core.call_events import CarrierCredentials
+from core.service_auth import mint_service_token
+from voice_server.calls import inbound_call_id
+from voice_server.carriers import OutboundCallRequest, TwilioRestClient
+from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
+from voice_server.testing.provision import SimLine
+from voice_server.testing.simulator import CallerTurn, CallReport, CallScript, SimulatedCall
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def make_call(voice: VoiceServer, line: SimLine, script: CallScript, http: httpx.AsyncClient,
+              vobiz_format: str | None = None) -> SimulatedCall:
+    if line.carrier == "twilio":
+        answer, status = f"{voice.url}/twilio/voice", f"{voice.url}/twilio/status"
+    else:
+        answer = f"{voice.url}/vobiz/answer" + (f"?format={vobiz_format}" if vobiz_format else "")
+        status = f"{voice.url}/vobiz/hangup"
+    return SimulatedCall(carrier=line.carrier, answer_url=answer, account=line.account,
+                         from_number="+14155550100", to_number=line.number, script=script, http=http,
+                         status_callback_url=status)
+
+
+async def recording_of(http: httpx.AsyncClient, line: SimLine, call_id: str) -> tuple[int, object, object]:
+    resp = await http.get(f"{line.backend_url}/api/v1/calls/{call_id}/recording/audio", headers=line.headers)
+    assert resp.status_code == 200, resp.text
+    return read_stereo_wav(resp.content)
+
+
+async def assert_goodbye_then_hangup(report: CallReport, fake: FakeCarrier) -> None:
+    """The agent hung up through the carrier's REST API only after its goodbye had finished playing.
+    (Vobiz: the voice server first sends `stop` on the socket, then the REST DELETE.)"""
+    assert report.ended_by in ("carrier_hangup", "stop"), report.ended_by
+    call = next(c for c in fake.calls.values() if c.sid == report.carrier_call_id)
+    for _ in range(50):
+        if call.hung_up_via_api_at is not None:
+            break
+        await asyncio.sleep(0.1)
+    assert call.hung_up_via_api_at is not None, "no hang-up through the carrier API"
+    assert report.marks_sent, "the goodbye's mark/checkpoint was never reached by playback"
+    mark_played_at = report.marks_sent[-1][1]
+    last_speech_end = report.heard_segments[-1][1]
+    assert last_speech_end <= mark_played_at + 0.05
+    assert mark_played_at <= call.hung_up_via_api_at, "hung up before the goodbye was played"
+
+
+async def test_twilio_inbound_call(voice_server: VoiceServer, twilio_line: SimLine, fake_carrier: FakeCarrier,
+                                   http: httpx.AsyncClient, caller_audio: dict[str, bytes]) -> None:
+    """Greeting heard; the caller barges in with a question (audio stops within 300 ms, clear sent), gets an
+    answer, then stays silent: the agent says goodbye and hangs up after it played. Transcript and recording."""
+    script = CallScript(turns=[CallerTurn(audio=caller_audio["hours"], barge_in_after_s=1.5, label="barge-in")],
+                        hangup_after_s=None, max_duration_s=60)
+    sim = make_call(voice_server, twilio_line, script, http)
+    fake_carrier.register_inbound(sim)
+    report = await sim.run()
+
+    assert report.http_status == 200 and report.stream_format == "audio/x-mulaw;rate=8000"
+    assert report.greeting_latency_ms is not None and report.greeting_latency_ms < 1500
+    assert len(report.barge_ins) == 1
+    barge = report.barge_ins[0]
+    assert barge.stop_latency_ms is not None and barge.stop_latency_ms <= 300, barge
+    assert barge.clear_at is not None, "an accepted barge-in must flush Twilio's buffer with `clear`"
+    assert report.answers and report.answers[0].first_audio is not None, "the question got no spoken answer"
+    await assert_goodbye_then_hangup(report, fake_carrier)
+
+    call_id = inbound_call_id("twilio", report.carrier_call_id)
+    call = await wait_for_call(http, twilio_line, call_id, ended_with_recording)
+    assert call["end_reason"] == "silence_timeout"
+    speakers = [t["speaker"] for t in call["turns"]]
+    assert "caller" in speakers and speakers.count("agent") >= 2, call["turns"]
+    greeting = call["turns"][0]
+    assert greeting["speaker"] == "agent" and greeting["interrupted"] is True
+    caller = next(t for t in call["turns"] if t["speaker"] == "caller")
+    assert words_heard(caller["text"], "sorry what are your opening hours on saturday") >= 3, caller
+    answer = next(t for t in call["turns"][2:] if t["speaker"] == "agent")
+    assert answer["latency"] and answer["latency"]["voice_to_voice_ms"] > 0
+
+    rate, caller_ch, agent_ch = await recording_of(http, twilio_line, call_id)
+    assert rate == 8000
+    assert active_seconds(caller_ch, rate) > 1.0, "caller channel (left) is empty"
+    assert active_seconds(agent_ch, rate) > 1.5, "agent channel (right) is empty"
+    assert abs(caller_ch.size / rate - call["recording"]["duration_s"]) < 0.1
+
+
+@pytest.mark.parametrize("vobiz_format", ["mulaw_8k", "l16_8k", "l16_16k"])
+async def test_vobiz_call_each_encoding(vobiz_format: str, voice_server: VoiceServer, vobiz_line: SimLine,
+                                        fake_carrier: FakeCarrier, http: httpx.AsyncClient,
+                                        caller_audio: dict[str, bytes]) -> None:
+    """Talking over the protected greeting changes nothing; a question gets an answer; DTMF reaches the LLM; the
+    agent hangs up (stop, then DELETE) after its goodbye played. Decoded by start.mediaFormat at each encoding."""
+    turns = [
+        CallerTurn(audio=caller_audio["hello"], at_s=0.6, label="over-greeting"),
+        CallerTurn(audio=caller_audio["book"], gap_s=0.6, label="question"),
+    ]
+    if vobiz_format == "mulaw_8k":
+        turns.append(CallerTurn(dtmf="12#", gap_s=0.5, label="dtmf"))
+    sim = make_call(voice_server, vobiz_line, CallScript(turns=turns, hangup_after_s=None, max_duration_s=75),
+                    http, vobiz_format)
+    fake_carrier.register_inbound(sim)
+    report = await sim.run()
+
+    expected = {"mulaw_8k": "audio/x-mulaw;rate=8000", "l16_8k": "audio/x-l16;rate=8000",
+                "l16_16k": "audio/x-l16;rate=16000"}[vobiz_format]
+    assert report.stream_format == expected
+    assert report.greeting_latency_ms is not None
+    # The caller talks at 0.6-1.6 s; the ~6 s greeting must neither be flushed nor paused by it.
+    greeting_start = report.heard_segments[0][0]
+    assert not [c for c in report.clears if c < greeting_start + 4.0], "the protected greeting was flushed"
+    assert any(start < greeting_start + 4.0 < end or start > greeting_start + 3.0
+               for start, end in report.heard_segments if start < greeting_start + 4.5), \
+        "the protected greeting stopped when the caller talked over it"
+    question = next(a for a in report.answers if a.label == "question")
+    assert question.first_audio is not None, "the question got no spoken answer"
+    await assert_goodbye_then_hangup(report, fake_carrier)
+    requests = [r for r in fake_carrier.requests if report.carrier_call_id in r.path]
+    assert [r.method for r in requests] == ["DELETE"]
+    assert requests[0].path == f"/api/v1/Account/{vobiz_line.account.account_id}/Call/{report.carrier_call_id}/"
+
+    call_id = inbound_call_id("vobiz", report.carrier_call_id)
+    call = await wait_for_call(http, vobiz_line, call_id, ended_with_recording)
+    assert call["end_reason"] == "silence_timeout"
+    texts = [t["text"] for t in call["turns"] if t["speaker"] == "caller"]
+    assert any(words_heard(t, "can i book an appointment for next tuesday") >= 3 for t in texts), texts
+    if vobiz_format == "mulaw_8k":
+        assert any(t.startswith("[DTMF 12") for t in texts), texts
+    rate, caller_ch, agent_ch = await recording_of(http, vobiz_line, call_id)
+    assert rate == (16000 if vobiz_format == "l16_16k" else 8000)
+    assert active_seconds(caller_ch, rate) > 1.0 and active_seconds(agent_ch, rate) > 2.0
+
+
+async def test_outbound_call_through_the_fake_carrier(voice_server: VoiceServer, twilio_line: SimLine,
+                                                      fake_carrier: FakeCarrier, http: httpx.AsyncClient,
+                                                      caller_audio: dict[str, bytes]) -> None:
+    """The dialer's path: register the call with the backend, place it through the carrier REST API (the fake
+    carrier), the callee answers and talks to the same pipeline."""
+    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "dialer")
+    callee = "+14155559876"
+    resp = await http.post(f"{twilio_line.backend_url}/internal/v1/calls", headers={"Authorization": f"Bearer {token}"},
+                           json={"org_id": twilio_line.org_id, "agent_id": twilio_line.agent_id,
+                                 "from_number": twilio_line.number, "to_number": callee, "carrier": "twilio",
+                                 "variables": {"name": "Ada"}})
+    assert resp.status_code == 201, resp.text
+    call_id = resp.json()["call_id"]
+    fake_carrier.callees[callee] = ScriptedCallee(script=CallScript(
+        turns=[CallerTurn(audio=caller_audio["parking"], gap_s=0.5, label="question")], hangup_after_s=1.0,
+        max_duration_s=60))
+    client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=twilio_line.account.account_id,
+                                                 auth_token=twilio_line.account.auth_token,
+                                                 api_base_url=fake_carrier.base_url))
+    try:
+        placed = await client.create_call(OutboundCallRequest(
+            to_number=callee, from_number=twilio_line.number,
+            answer_url=f"{voice_server.url}/twilio/voice?call_id={call_id}",
+            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}"))
+    finally:
+        await client.close()
+    fake = fake_carrier.calls[placed.carrier_call_id]
+    for _ in range(600):
+        if fake.report is not None and fake.status == "completed":
+            break
+        await asyncio.sleep(0.1)
+    report = fake.report
+    assert report is not None and report.greeting_latency_ms is not None
+    assert report.answers and report.answers[0].first_audio is not None
+    call = await wait_for_call(http, twilio_line, call_id, ended_with_recording)
+    assert call["direction"] == "outbound" and call["end_reason"] == "caller_hangup"
+    assert any(t["speaker"] == "caller" for t in call["turns"])

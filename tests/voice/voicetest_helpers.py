@@ -1,0 +1,96 @@
+"""Shared pieces of the voice tests (a unique module name: tests/ is not a package)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from voice_server.testing.provision import SimLine
+from voicectl.procs import ManagedProcess
+
+
+@dataclass(frozen=True)
+class VoiceServer:
+    url: str
+    spool_dir: Path
+    proc: ManagedProcess
+
+
+# Short answers keep the 2-core machine responsive; the agent hangs up after 2 s of silence (no reminder), which
+# exercises the same goodbye -> wait for playback -> REST hang-up path as the end_call tool.
+TEST_AGENT: dict[str, Any] = {
+    "system_prompt": "You are the receptionist of Test Clinic. Answer in one short sentence.",
+    "greeting": "Hello and thank you for calling Test Clinic. This is the automated assistant. "
+                "How can I help you today?",
+    "goodbye": "Thank you for calling. Goodbye!",
+    "llm": {"max_tokens": 40, "temperature": 0.2},
+    "silence": {"reminder_after_s": 2.0, "max_reminders": 0, "hangup_text": "I have not heard from you. Goodbye."},
+}
+
+PHRASES = {
+    "hours": "Sorry, what are your opening hours on Saturday?",
+    "book": "Can I book an appointment for next Tuesday?",
+    "hello": "Hello? Hello?",
+    "parking": "Is there parking near the building?",
+}
+
+
+def synthesize(tts_url: str, text: str, sample_rate: int = 8000) -> bytes:
+    with httpx.Client(timeout=60) as client:
+        resp = client.post(f"{tts_url}/v1/audio/speech",
+                           json={"input": text, "sample_rate": sample_rate, "response_format": "pcm"})
+        resp.raise_for_status()
+        return resp.content
+
+
+async def wait_for_call(http: httpx.AsyncClient, line: SimLine, call_id: str,
+                        ready: Callable[[dict[str, Any]], bool], timeout_s: float = 40.0) -> dict[str, Any]:
+    """The backend applies call events asynchronously: poll the call until `ready` holds."""
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        last = await line.call_detail(http, call_id)
+        if last is not None and ready(last):
+            return last
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"call {call_id} never reached the expected state; last seen: {last}")
+
+
+def ended_with_recording(call: dict[str, Any]) -> bool:
+    return bool(call.get("end_reason")) and call.get("recording") is not None
+
+
+def read_stereo_wav(data: bytes) -> tuple[int, np.ndarray, np.ndarray]:
+    with wave.open(io.BytesIO(data)) as wav:
+        assert wav.getnchannels() == 2, "the recording must be stereo"
+        assert wav.getsampwidth() == 2
+        rate = wav.getframerate()
+        frames = np.frombuffer(wav.readframes(wav.getnframes()), dtype=np.int16)
+    return rate, frames[0::2], frames[1::2]
+
+
+def active_seconds(channel: np.ndarray, rate: int, threshold: float = 300.0) -> float:
+    """Seconds of 20 ms blocks louder than `threshold` RMS."""
+    block = int(rate * 0.02)
+    n = channel.size // block
+    if n == 0:
+        return 0.0
+    blocks = channel[: n * block].astype(np.float32).reshape(n, block)
+    rms = np.sqrt(np.mean(blocks ** 2, axis=1))
+    return float(np.sum(rms > threshold) * 0.02)
+
+
+def words_heard(transcript: str, reference: str) -> int:
+    """How many of the reference's words the transcript contains (Whisper tiny over 8 kHz μ-law is not perfect)."""
+    said = set(re.sub(r"[^a-z0-9' ]", " ", transcript.lower()).split())
+    return sum(1 for w in set(re.sub(r"[^a-z0-9' ]", " ", reference.lower()).split()) if w in said)

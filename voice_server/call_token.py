@@ -1,0 +1,94 @@
+"""Short-lived signed call tokens: what the answer webhook hands the carrier, and the media socket must show.
+
+The token carries everything the socket needs to find the call again (even on another replica), is bound to the
+carrier's call id, and expires quickly. It is a compact HS256 JWT: Twilio limits a `<Parameter>` to 500
+characters and Vobiz gets it as a URL path segment, so claim names are short.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Literal
+
+from jose import JWTError, jwt
+from pydantic import BaseModel, Field
+
+CALL_TOKEN_AUDIENCE = "voiceagent-media"
+CALL_TOKEN_ALGORITHM = "HS256"
+
+
+class CallTokenError(Exception):
+    pass
+
+
+class CallClaims(BaseModel):
+    call_id: str = Field(min_length=1, max_length=64)
+    carrier: Literal["twilio", "vobiz"]
+    carrier_call_id: str = Field(min_length=1, max_length=64)
+    direction: Literal["inbound", "outbound"]
+    org_id: str
+    agent_id: str | None = None
+    from_number: str = ""
+    to_number: str = ""
+
+
+_SHORT = {
+    "call_id": "cid", "carrier": "c", "carrier_call_id": "ccid", "direction": "d",
+    "org_id": "o", "agent_id": "a", "from_number": "f", "to_number": "t",
+}
+_LONG = {v: k for k, v in _SHORT.items()}
+
+
+def mint_call_token(secret: str, claims: CallClaims, ttl_s: int) -> str:
+    if not secret:
+        raise CallTokenError("CALL_TOKEN_SECRET is not set")
+    now = int(time.time())
+    body = {_SHORT[k]: v for k, v in claims.model_dump().items() if v is not None}
+    body.update({"aud": CALL_TOKEN_AUDIENCE, "iat": now, "exp": now + ttl_s})
+    return str(jwt.encode(body, secret, algorithm=CALL_TOKEN_ALGORITHM))
+
+
+def verify_call_token(secret: str, token: str) -> CallClaims:
+    if not secret:
+        raise CallTokenError("CALL_TOKEN_SECRET is not set")
+    if not token or len(token) > 2000:
+        raise CallTokenError("missing or oversized call token")
+    try:
+        body = jwt.decode(token, secret, algorithms=[CALL_TOKEN_ALGORITHM], audience=CALL_TOKEN_AUDIENCE)
+    except JWTError as exc:
+        raise CallTokenError(str(exc)) from exc
+    try:
+        return CallClaims(**{_LONG[k]: v for k, v in body.items() if k in _LONG})
+    except ValueError as exc:
+        raise CallTokenError(f"malformed call token: {exc}") from exc
+
+
+TRANSFER_TOKEN_AUDIENCE = "voiceagent-transfer"
+
+
+class TransferClaims(BaseModel):
+    """Signed into the URL a carrier fetches for transfer instructions, so that URL cannot dial anything else."""
+
+    call_id: str
+    target: str
+    caller_id: str = ""
+
+
+def mint_transfer_token(secret: str, claims: TransferClaims, ttl_s: int) -> str:
+    if not secret:
+        raise CallTokenError("CALL_TOKEN_SECRET is not set")
+    now = int(time.time())
+    body = {"cid": claims.call_id, "to": claims.target, "cli": claims.caller_id,
+            "aud": TRANSFER_TOKEN_AUDIENCE, "iat": now, "exp": now + ttl_s}
+    return str(jwt.encode(body, secret, algorithm=CALL_TOKEN_ALGORITHM))
+
+
+def verify_transfer_token(secret: str, token: str) -> TransferClaims:
+    if not secret or not token or len(token) > 2000:
+        raise CallTokenError("missing transfer token")
+    try:
+        body = jwt.decode(token, secret, algorithms=[CALL_TOKEN_ALGORITHM], audience=TRANSFER_TOKEN_AUDIENCE)
+    except JWTError as exc:
+        raise CallTokenError(str(exc)) from exc
+    return TransferClaims(call_id=str(body.get("cid", "")), target=str(body.get("to", "")),
+                          caller_id=str(body.get("cli", "")))

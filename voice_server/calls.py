@@ -1,0 +1,135 @@
+"""Answer-webhook logic shared by both carriers: find the agent, authenticate, prepare the call, report it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fastapi import Request
+
+from core.call_events import CallEnded, CallStarted, CarrierCredentials, ResolvedAgent
+from pipelines.speech import StreamingAudio
+from voice_server.backend_client import BackendRejected, BackendUnavailable
+from voice_server.call_token import CallClaims, mint_call_token
+from voice_server.prepared import PreparedCall
+from voice_server.state import VoiceApp
+
+log = logging.getLogger(__name__)
+
+_CALL_ID_NAMESPACE = uuid.UUID("5b0d6f52-8f3a-4a52-9f0e-6c1c1f0b7a31")
+
+Carrier = Literal["twilio", "vobiz"]
+
+
+def inbound_call_id(carrier: Carrier, carrier_call_id: str) -> str:
+    """Deterministic, so a webhook the carrier retries maps to the same call."""
+    return uuid.uuid5(_CALL_ID_NAMESPACE, f"{carrier}:{carrier_call_id}").hex
+
+
+def public_url(app: VoiceApp, request: Request) -> str:
+    """The URL the carrier called, as seen from outside (never the internal one behind a proxy)."""
+    query = request.url.query
+    return f"{app.settings.voice_public_base_url}{request.url.path}" + (f"?{query}" if query else "")
+
+
+@dataclass
+class IncomingCall:
+    carrier: Carrier
+    carrier_call_id: str
+    from_number: str
+    to_number: str
+    outbound_call_id: str | None = None  # our id, when the dialer placed the call
+
+
+@dataclass
+class Resolution:
+    status: Literal["ok", "unknown", "unavailable"]
+    call_id: str
+    direction: Literal["inbound", "outbound"]
+    agent: ResolvedAgent | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    campaign_id: str | None = None
+    contact_id: str | None = None
+
+    @property
+    def credentials(self) -> CarrierCredentials | None:
+        creds = self.agent.carrier_credentials if self.agent else None
+        return creds
+
+
+async def resolve(app: VoiceApp, call: IncomingCall) -> Resolution:
+    if call.outbound_call_id:
+        try:
+            ctx = await app.backend.outbound_context(call.outbound_call_id)
+        except (BackendUnavailable, BackendRejected) as exc:
+            log.error("outbound context for %s unavailable: %s", call.outbound_call_id, exc)
+            return Resolution("unavailable", call.outbound_call_id, "outbound")
+        if ctx is None:
+            return Resolution("unknown", call.outbound_call_id, "outbound")
+        return Resolution("ok", ctx.call_id, "outbound", agent=ctx.agent, variables=dict(ctx.variables),
+                          campaign_id=ctx.campaign_id, contact_id=ctx.contact_id)
+    call_id = inbound_call_id(call.carrier, call.carrier_call_id)
+    try:
+        agent = await app.backend.agent_by_number(call.to_number)
+    except (BackendUnavailable, BackendRejected) as exc:
+        log.error("agent lookup for %s unavailable: %s", call.to_number, exc)
+        return Resolution("unavailable", call_id, "inbound")
+    if agent is None:
+        return Resolution("unknown", call_id, "inbound")
+    return Resolution("ok", call_id, "inbound", agent=agent)
+
+
+def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_rate: int) -> str:
+    """Mints the media token, starts greeting synthesis, reports the call. Returns the token."""
+    assert res.agent is not None
+    agent = res.agent
+    claims = CallClaims(
+        call_id=res.call_id, carrier=call.carrier, carrier_call_id=call.carrier_call_id, direction=res.direction,
+        org_id=agent.org_id, agent_id=agent.agent_id, from_number=call.from_number, to_number=call.to_number,
+    )
+    settings = app.settings
+    token = mint_call_token(settings.call_token_secret.get_secret_value(), claims, settings.call_token_ttl_s)
+    system_prompt, greeting = agent.config.render(res.variables)
+    prepared = PreparedCall(claims=claims, agent=agent, variables=res.variables, out_sample_rate=out_sample_rate,
+                            greeting_text=greeting, campaign_id=res.campaign_id, contact_id=res.contact_id)
+    tts_config = agent.config.tts
+
+    def synthesize(text: str) -> tuple[StreamingAudio, asyncio.Task[None]]:
+        return app.speech.synthesize_streaming(tts_config, text, out_sample_rate)
+
+    async def warm_llm() -> None:
+        await app.warm_llm(agent, system_prompt, greeting)
+
+    app.prepared.add(prepared, synthesize, warm_llm if settings.llm_warmup else None)
+    app.remember_credentials(res.call_id, agent.carrier_credentials)
+    app.outbox.emit(CallStarted(
+        event_id=f"{res.call_id}-started"[:64], call_id=res.call_id, org_id=agent.org_id,
+        agent_id=agent.agent_id, agent_version=agent.agent_version, direction=res.direction, carrier=call.carrier,
+        carrier_call_id=call.carrier_call_id, from_number=call.from_number, to_number=call.to_number,
+        campaign_id=res.campaign_id, contact_id=res.contact_id, voice_server_id=settings.voice_server_id,
+    ))
+    return token
+
+
+def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution, reason: Literal["unknown_number", "error"],
+                         detail: str) -> None:
+    """An unknown number (or a lookup failure) is still a call: report it, with the reason."""
+    org_id = res.agent.org_id if res.agent else ""
+    app.outbox.emit(CallStarted(
+        event_id=f"{res.call_id}-started"[:64], call_id=res.call_id, org_id=org_id, direction=res.direction,
+        carrier=call.carrier, carrier_call_id=call.carrier_call_id, from_number=call.from_number,
+        to_number=call.to_number, voice_server_id=app.settings.voice_server_id,
+    ))
+    app.outbox.emit(CallEnded(event_id=f"{res.call_id}-ended"[:64], call_id=res.call_id, end_reason=reason,
+                              duration_s=0.0, detail=detail[:1000]))
+
+
+def record_unanswered(app: VoiceApp, call_id: str, reason: Literal["busy", "no_answer", "failed", "canceled",
+                                                                    "caller_hangup", "rejected"], detail: str) -> None:
+    """A call that ended without a media session here (busy, no answer...). Same event id as a session's end,
+    so the backend keeps whichever arrives first."""
+    app.outbox.emit(CallEnded(event_id=f"{call_id}-ended"[:64], call_id=call_id, end_reason=reason,
+                              duration_s=0.0, detail=detail[:1000]))

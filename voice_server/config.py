@@ -1,0 +1,93 @@
+"""The voice server's one settings object (environment, then .env, then voicectl's generated dev defaults)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+
+from core.settings import S3Settings, state_dir
+
+
+class VoiceServerSettings(S3Settings):
+    # Where carriers reach us. Signatures are checked against this URL (never the internal one behind a proxy)
+    # and the media WebSocket URLs handed to carriers are derived from it (https -> wss).
+    voice_public_base_url: str = "http://127.0.0.1:8100"
+    voice_server_id: str = Field(default="voice-1", description="Names this replica in call events.")
+
+    backend_url: str = "http://127.0.0.1:8000"
+    service_token_secret: SecretStr = SecretStr("")
+    # HMAC key for the short-lived call tokens carried from the answer webhook to the media socket.
+    call_token_secret: SecretStr = SecretStr("")
+    call_token_ttl_s: int = Field(default=120, ge=10, le=3600)
+
+    # Platform-default AI endpoints (an agent's own EndpointOptions override them).
+    riva_server: str = "127.0.0.1:50051"
+    tts_url: str = "http://127.0.0.1:8200"
+    llm_base_url: str = "http://127.0.0.1:8300/v1"
+    llm_model: str = "smollm2-135m-instruct"
+    llm_api_key: SecretStr = SecretStr("none")
+    # After the greeting is synthesised, send the agent's prompt prefix to the LLM once so the first answer
+    # reuses the server's prompt cache.
+    llm_warmup: bool = True
+
+    # Local disk for recordings in progress, recordings waiting for MinIO, and the event outbox.
+    voice_spool_dir: Path | None = None
+
+    # Vobiz: reject unsigned webhooks (signatures are only sent when the account has callback credentials).
+    vobiz_require_signature: bool = False
+    vobiz_signature_max_nonces: int = 10000
+    # Inbound format we ask Vobiz for; decoding still follows start.mediaFormat on the socket.
+    vobiz_content_type: Literal["audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"] = (
+        "audio/x-mulaw;rate=8000"
+    )
+    # Inbound L16 byte order. The reference (A2) says Vobiz sends network byte order (big-endian); outbound
+    # playAudio L16 is little-endian. Flip this after checking a live call if your account differs.
+    vobiz_inbound_l16_byte_order: Literal["big", "little"] = "big"
+    vobiz_default_region: str = "IN"  # for numbers Vobiz delivers in national form (leading 0)
+
+    # Playback pacing: how far ahead of the carrier's playhead we let audio run. Small keeps barge-in tight
+    # and the recording exact; big rides out network jitter.
+    playout_lead_ms: int = Field(default=60, ge=20, le=2000)
+    audio_chunk_ms: int = Field(default=20, ge=20, le=100)
+    mark_timeout_s: float = Field(default=3.0, gt=0, le=30, description="Extra wait for a playback mark echo.")
+    media_start_timeout_s: float = Field(default=10.0, gt=0, le=60)
+
+    # Turn detection.
+    vad_stop_secs: float = Field(default=0.2, ge=0.05, le=2.0)
+    vad_start_secs: float = Field(default=0.15, ge=0.05, le=1.0)
+    # Pipecat's loudness gate (default 0.6) lags speech onset by ~0.5 s on phone audio; 0 turns it off and
+    # leaves the decision to Silero's confidence.
+    vad_min_volume: float = Field(default=0.0, ge=0.0, le=1.0)
+    stt_final_wait_s: float = Field(default=0.6, ge=0.05, le=5.0, description="Wait for a final transcript.")
+    stt_endpoint_silence_ms: int = Field(default=300, ge=100, le=3000, description="ASR end-of-utterance silence")
+    smart_turn_enabled: bool = True
+
+    # Delivery to the backend.
+    event_retry_max_s: float = 30.0
+    recording_retry_max_s: float = 300.0
+
+    @field_validator("voice_public_base_url", "backend_url", "tts_url", "llm_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, v: str) -> str:
+        return v.rstrip("/")
+
+    @property
+    def spool_dir(self) -> Path:
+        return (self.voice_spool_dir or state_dir() / "voice-spool").resolve()
+
+    @property
+    def public_ws_base_url(self) -> str:
+        base = self.voice_public_base_url
+        if base.startswith("https://"):
+            return "wss://" + base[len("https://"):]
+        if base.startswith("http://"):
+            return "ws://" + base[len("http://"):]
+        return base
+
+
+@lru_cache
+def get_settings() -> VoiceServerSettings:
+    return VoiceServerSettings()

@@ -1,0 +1,148 @@
+"""The carrier media transport: Pipecat's FastAPI WebSocket transport with an output that follows the carrier.
+
+Pipecat's stock output sends audio at twice real time, so a long answer piles up seconds of audio in the
+carrier's buffer: barge-in then depends entirely on `clear`, "bot speaking" ends long before the caller stops
+hearing it, and nobody knows what was actually heard. This output instead paces audio to the modelled playhead
+(voice_server/media/playout.py) with a small lead, so:
+  - the carrier holds at most `lead` of audio; a paused output (possible barge-in) goes quiet within it;
+  - a false barge-in resumes exactly where it paused, with nothing lost;
+  - an accepted barge-in sends clear/clearAudio, and the recording drops what the carrier dropped;
+  - marks/checkpoints are sent in order after the audio before them (end_call waits on them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from fastapi import WebSocket
+from pipecat.frames.frames import Frame, InterruptionFrame, OutputAudioRawFrame
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.transports.websocket.fastapi import (
+    FastAPIWebsocketClient,
+    FastAPIWebsocketOutputTransport,
+    FastAPIWebsocketParams,
+    FastAPIWebsocketTransport,
+)
+
+from pipelines.frames import PlaybackMarkFrame, PlaybackPauseFrame, PlaybackResumeFrame
+from voice_server.media.playout import PlayoutTracker
+
+log = logging.getLogger(__name__)
+
+# A clear is pointless when the model says nothing has been playing for this long (carriers' own jitter
+# buffers may lag our model a little, so keep a margin).
+CLEAR_MARGIN_S = 0.5
+
+
+class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
+    def __init__(self, transport: BaseTransport, client: FastAPIWebsocketClient, params: FastAPIWebsocketParams,
+                 tracker: PlayoutTracker, lead_s: float, **kwargs: object) -> None:
+        super().__init__(transport, client, params, **kwargs)
+        self.tracker = tracker
+        self._lead_s = lead_s
+        self._generation = 0  # bumped by every interruption: audio waiting to be sent from before it is dropped
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self._pause_timer: asyncio.TimerHandle | None = None
+        self._paused_since: float | None = None  # a possible barge-in held the audio back (cleared on clear)
+        self.paused_count = 0
+
+    # -- pause / resume (possible barge-in) -------------------------------------------------------------------
+    def _pause(self, max_pause_s: float) -> None:
+        self.paused_count += 1
+        self._paused_since = time.monotonic()
+        self._resumed.clear()
+        if self._pause_timer:
+            self._pause_timer.cancel()
+        # Never stay paused for long: an undecided barge-in must not silence the agent (or trip write timeouts).
+        self._pause_timer = asyncio.get_running_loop().call_later(max_pause_s, self._resume)
+
+    def _resume(self) -> None:
+        if self._pause_timer:
+            self._pause_timer.cancel()
+            self._pause_timer = None
+        self._resumed.set()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, PlaybackPauseFrame):
+            log.info("DBG pause t=%.3f playhead_end=%.3f now=%.3f", time.monotonic(), self.tracker.playhead_end_s, self.tracker.now_s())
+            self._pause(frame.max_pause_s)
+            await self.push_frame(frame, direction)
+            return
+        if isinstance(frame, PlaybackResumeFrame):
+            self._resume()
+            await self.push_frame(frame, direction)
+            return
+        if isinstance(frame, InterruptionFrame):
+            self._generation += 1
+            self._resume()
+        await super().process_frame(frame, direction)
+
+    # -- writing ----------------------------------------------------------------------------------------------
+    async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+        if self._client.is_closing or not self._client.is_connected:
+            return False
+        generation = self._generation
+        # Follow the playhead: send when the carrier has less than `lead` left to play; hold while paused.
+        while True:
+            await self._resumed.wait()
+            if generation != self._generation:
+                return False
+            ahead = self.tracker.playhead_end_s - self.tracker.now_s() - self._lead_s
+            if ahead <= 0:
+                break
+            await asyncio.sleep(ahead)
+            if generation != self._generation:
+                return False
+            if self._resumed.is_set():
+                break
+        out = OutputAudioRawFrame(audio=frame.audio, sample_rate=self.sample_rate,
+                                  num_channels=self._params.audio_out_channels)
+        if not await self._write_frame(out):
+            return False
+        duration = len(frame.audio) / 2 / self.sample_rate / max(1, self._params.audio_out_channels)
+        start = self.tracker.on_audio_sent(duration)
+        # The media sender pushes this same frame on after the write; the recording observer reads these.
+        frame.metadata["playout_start_s"] = start
+        frame.metadata["sent_mono"] = time.monotonic()
+        return True
+
+    async def _write_frame(self, frame: Frame) -> bool:
+        if isinstance(frame, InterruptionFrame):
+            held = self._paused_since is not None and time.monotonic() - self._paused_since < 30.0
+            if not held and self.tracker.playhead_end_s < self.tracker.now_s() - CLEAR_MARGIN_S:
+                return True  # nothing is playing and nothing was held back: no clear to send
+            self._paused_since = None
+            frame.metadata["cleared_at_s"] = self.tracker.on_clear()
+        return await super()._write_frame(frame)
+
+    async def write_transport_frame(self, frame: Frame) -> None:
+        if isinstance(frame, PlaybackMarkFrame):
+            if frame.played is None:
+                frame.played = asyncio.get_running_loop().create_future()
+            due = self.tracker.add_mark(frame.mark, frame.played)
+            if not await self._write_frame(frame) and not frame.played.done():
+                frame.played.set_result(False)
+            if frame.sent is not None and not frame.sent.done():
+                frame.sent.set_result(max(0.0, due - self.tracker.now_s()))
+            return
+        await super().write_transport_frame(frame)
+
+
+class CarrierTransport(FastAPIWebsocketTransport):
+    def __init__(self, websocket: WebSocket, params: FastAPIWebsocketParams, tracker: PlayoutTracker,
+                 lead_s: float) -> None:
+        super().__init__(websocket, params)
+        self._output = CarrierOutputTransport(self, self._client, self._params, tracker=tracker, lead_s=lead_s,
+                                              name=self._output_name)
+
+    def output(self) -> CarrierOutputTransport:
+        assert isinstance(self._output, CarrierOutputTransport)
+        return self._output
+
+    async def send_raw(self, message: str) -> None:
+        """Sends a carrier message outside the pipeline (e.g. the Vobiz `stop` before a REST hang-up)."""
+        await self._client.send(message)

@@ -1,0 +1,37 @@
+"""Route dependencies."""
+
+from __future__ import annotations
+
+from fastapi import Header, HTTPException, Request, WebSocket
+
+from core.service_auth import ServiceTokenError, verify_service_token
+from voice_server.state import VoiceApp
+
+
+def voice_app(request: Request) -> VoiceApp:
+    app: VoiceApp = request.app.state.voice
+    return app
+
+
+def voice_app_ws(websocket: WebSocket) -> VoiceApp:
+    app: VoiceApp = websocket.app.state.voice
+    return app
+
+
+async def form_or_query(request: Request) -> dict[str, str]:
+    """Carriers POST form bodies (or GET with a query string); both end up as one flat dict."""
+    if request.method == "GET":
+        return {k: v for k, v in request.query_params.items()}
+    form = await request.form()
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def require_service_token(request: Request, authorization: str = Header(default="")) -> str:
+    app: VoiceApp = request.app.state.voice
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise HTTPException(status_code=401, detail="service token required")
+    try:
+        return verify_service_token(app.settings.service_token_secret.get_secret_value(), token)
+    except ServiceTokenError as exc:
+        raise HTTPException(status_code=401, detail="invalid service token") from exc

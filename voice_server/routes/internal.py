@@ -1,0 +1,45 @@
+"""Service-to-service endpoints (service token): per-call latency for the simulator and benchmarks, status."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from voice_server.routes.deps import require_service_token, voice_app
+from voice_server.state import VoiceApp
+
+router = APIRouter(prefix="/internal/v1", tags=["internal"], dependencies=[Depends(require_service_token)])
+AppDep = Annotated[VoiceApp, Depends(voice_app)]
+
+
+@router.get("/calls/{call_id}/latency")
+async def call_latency(call_id: str, app: AppDep) -> dict[str, Any]:
+    """Per-turn stage times (monotonic clock, comparable with the simulator's on the same host). `call_id` may
+    also be the carrier's call id."""
+    call_id = app.latency_by_carrier_id.get(call_id, call_id)
+    if call_id not in app.latency_log and call_id not in app.sessions:
+        for session in app.sessions.values():
+            if session.claims.carrier_call_id == call_id:
+                call_id = session.call_id
+    entry = app.latency_log.get(call_id)
+    if entry is None:
+        live = app.sessions.get(call_id)
+        if live is None or live.call is None:
+            raise HTTPException(status_code=404, detail="no latency record for this call")
+        turns = [{"stages": t.stages(), "latency": t.latency().model_dump(), "smart_turn_ms": t.smart_turn_ms}
+                 for t in live.call.latency.completed]
+        return {"call_id": call_id, "live": True, "t0_monotonic": live.tracker.t0, "turns": turns}
+    return {"live": False, **asdict(entry)}
+
+
+@router.get("/status")
+async def status(app: AppDep) -> dict[str, Any]:
+    return {
+        "accepting": app.accepting,
+        "live_calls": sorted(app.sessions),
+        "outbox_pending": app.outbox.pending,
+        "events_delivered": app.outbox.delivered,
+        "recordings_uploaded": app.uploader.uploaded,
+    }

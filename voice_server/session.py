@@ -1,0 +1,335 @@
+"""One live call on one media socket: builds the pipeline, runs it, and ends the call exactly once.
+
+Every way a call can end goes through `_finish`: the caller hangs up (carrier `stop`, socket close, status
+callback), the agent ends it (end_call, silence, maximum duration), a transfer, or a protocol error. The end is
+reported with its reason, duration and usage; the recording is closed and handed to the uploader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import WebSocket
+from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
+from pipecat.workers.runner import WorkerRunner
+
+from core.agent_config import TransferTarget
+from core.call_events import (
+    CallAnswered,
+    CallEnded,
+    EndReason,
+    ResolvedAgent,
+    ToolInvoked,
+    TurnRecorded,
+)
+from pipelines.factory import CallPipeline, CallSpec, build_call_pipeline, opening_frames
+from pipelines.frames import PlaybackMarkFrame
+from pipelines.speech import StreamingAudio
+from voice_server import answers
+from voice_server.call_token import CallClaims, TransferClaims, mint_transfer_token
+from voice_server.carriers import CarrierError, TwilioRestClient, VobizRestClient
+from voice_server.media.playout import PlayoutTracker
+from voice_server.media.serializers import (
+    CarrierSerializer,
+    SerializerHooks,
+    StreamInfo,
+    TwilioMediaSerializer,
+    VobizMediaSerializer,
+)
+from voice_server.media.transport import CarrierTransport
+from voice_server.recording import StereoRecorder
+
+if TYPE_CHECKING:
+    from voice_server.state import VoiceApp
+
+log = logging.getLogger(__name__)
+
+SEND_MARK_TIMEOUT_S = 60.0  # the goodbye may queue behind an answer still being spoken
+
+
+class CallSession:
+    def __init__(self, app: VoiceApp, claims: CallClaims, info: StreamInfo, websocket: WebSocket,
+                 agent: ResolvedAgent, variables: dict[str, str], prepared_greeting: StreamingAudio | None,
+                 speak_greeting: bool = True) -> None:
+        self.app = app
+        self.claims = claims
+        self.info = info
+        self.websocket = websocket
+        self.agent = agent
+        self.variables = variables
+        self.prepared_greeting = prepared_greeting
+        self.speak_greeting = speak_greeting
+        self.call_id = claims.call_id
+        self.tracker = PlayoutTracker()
+        self.serializer: CarrierSerializer | None = None
+        self.transport: CarrierTransport | None = None
+        self.recorder: StereoRecorder | None = None
+        self.call: CallPipeline | None = None
+        self.end_reason: EndReason | None = None
+        self.end_detail = ""
+        self.goodbye_played: bool | None = None
+        self.finished = asyncio.Event()
+        self._ending_task: asyncio.Task[None] | None = None
+        self._max_task: asyncio.Task[None] | None = None
+        self._hung_up = False
+        self._finished_once = False
+        self.started_wall = time.time()
+
+    # -- CallEventSink ----------------------------------------------------------------------------------------
+    def turn(self, event: TurnRecorded) -> None:
+        self.app.outbox.emit(event)
+
+    def tool(self, event: ToolInvoked) -> None:
+        self.app.outbox.emit(event)
+
+    def timeline_ms(self, monotonic_s: float | None = None) -> int:
+        t = (monotonic_s - self.tracker.t0) if monotonic_s is not None else self.tracker.now_s()
+        return max(0, int(t * 1000))
+
+    # -- set-up and run ---------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        s = self.app.settings
+        hooks = SerializerHooks(on_stop=self._on_carrier_stop, on_protocol_error=self._on_protocol_error)
+        serializer_cls = TwilioMediaSerializer if self.info.carrier == "twilio" else VobizMediaSerializer
+        self.serializer = serializer_cls(self.info, self.tracker, hooks,
+                                         l16_byte_order=s.vobiz_inbound_l16_byte_order)
+        params = FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            audio_in_sample_rate=self.info.in_sample_rate,
+            audio_out_sample_rate=self.info.out_sample_rate,
+            audio_out_10ms_chunks=max(1, s.audio_chunk_ms // 10),
+            audio_out_end_silence_secs=0,
+            audio_out_write_timeout_secs=15.0,
+            serializer=self.serializer,
+            allowed_origins=[],
+        )
+        self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000)
+        if self.agent.config.record:
+            path = self.app.uploader.active_path(self.call_id)
+            self.app.uploader.write_active_meta(self.call_id, self.agent.org_id, self.info.in_sample_rate)
+            self.recorder = StereoRecorder(path, self.info.in_sample_rate, self.app.writer, t0=self.tracker.t0)
+            self.tracker.clear_listeners.append(self.recorder.drop_agent_after)
+        spec = CallSpec(
+            call_id=self.call_id, agent=self.agent.config, variables=self.variables,
+            in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
+            prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,
+        )
+        self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self,
+                                        audio_sink=self.recorder)
+
+        @self.transport.event_handler("on_client_disconnected")
+        async def _closed(_transport: Any, _ws: Any) -> None:
+            self._on_carrier_stop("caller_hangup")
+
+    async def run(self) -> None:
+        try:
+            self._build()
+        except Exception as exc:
+            log.exception("call %s: could not build the pipeline", self.call_id)
+            self.end_reason, self.end_detail = "error", f"pipeline set-up failed: {exc}"[:300]
+            await self._carrier_hangup()
+            await self._finish()
+            return
+        assert self.call is not None
+        log.info("call %s: pipeline built in %.0f ms (greeting %s)", self.call_id, self.tracker.now_s() * 1000,
+                 "prepared" if self.prepared_greeting else "live")
+        self.app.outbox.emit(CallAnswered(event_id=f"{self.call_id}-answered"[:64], call_id=self.call_id))
+        runner = WorkerRunner(handle_sigint=False, check_dangling_tasks=False)
+        await runner.add_workers(self.call.worker)
+        await self.call.worker.queue_frames(opening_frames(self.call))
+        self._max_task = asyncio.create_task(self._max_duration_watch(), name=f"max-duration-{self.call_id}")
+        try:
+            await runner.run()
+        except Exception as exc:
+            log.exception("call %s: pipeline failed", self.call_id)
+            if self.end_reason is None:
+                self.end_reason, self.end_detail = "error", f"pipeline failed: {exc}"[:300]
+            await self._carrier_hangup()
+        finally:
+            await self._finish()
+
+    # -- ending -----------------------------------------------------------------------------------------------
+    def _on_carrier_stop(self, reason: str) -> None:
+        """The carrier ended the stream (stop, socket close, hang-up callback)."""
+        if self.end_reason is None:
+            self.end_reason = "caller_hangup" if reason == "caller_hangup" else "error"
+            self.end_detail = "" if reason == "caller_hangup" else reason
+        self._hung_up = True  # nothing left to hang up
+        self._spawn_cancel(self.end_reason)
+
+    def carrier_ended(self, detail: str) -> None:
+        if self.end_reason is None:
+            self.end_reason, self.end_detail = "caller_hangup", detail
+        self._hung_up = True
+        self._spawn_cancel("carrier ended the call")
+
+    def _on_protocol_error(self, detail: str) -> None:
+        log.warning("call %s: ending on protocol error: %s", self.call_id, detail)
+        if self.end_reason is None:
+            self.end_reason, self.end_detail = "error", detail[:500]
+
+        async def _end() -> None:
+            await self._carrier_hangup()
+            await self._cancel_pipeline("protocol error")
+
+        self._ending_task = self._ending_task or asyncio.create_task(_end(), name=f"end-{self.call_id}")
+
+    def _spawn_cancel(self, reason: str) -> None:
+        if self._ending_task is None or self._ending_task.done():
+            self._ending_task = asyncio.create_task(self._cancel_pipeline(reason), name=f"cancel-{self.call_id}")
+
+    async def _cancel_pipeline(self, reason: str) -> None:
+        if self.call is not None:
+            await self.call.worker.cancel(reason=reason)
+
+    async def end_call(self, reason: EndReason, goodbye: str | None, detail: str = "") -> None:
+        """CallControl: schedules goodbye -> wait for playback -> hang up -> end. Returns at once."""
+        if self.end_reason is not None:
+            return
+        self.end_reason, self.end_detail = reason, detail
+        self._ending_task = asyncio.create_task(self._end_flow(goodbye), name=f"end-call-{self.call_id}")
+
+    async def _speak_and_wait(self, text: str) -> bool:
+        """Says `text` (not interruptible) and waits until the carrier reports it played (mark/checkpoint).
+
+        Two bounded waits: until the mark goes out (the text may queue behind speech still being generated),
+        then until the carrier acknowledges it (it may never: Vobiz drops checkpoints on clearAudio)."""
+        if self.call is None or self.serializer is None or self._hung_up:
+            return False
+        self.call.barge_in.disable()
+        loop = asyncio.get_running_loop()
+        played: asyncio.Future[bool] = loop.create_future()
+        sent: asyncio.Future[float] = loop.create_future()
+        speak = TTSSpeakFrame(text, append_to_context=True)
+        speak.interruptible = False
+        mark = PlaybackMarkFrame(mark=self.serializer.next_mark_name("end"), played=played, sent=sent)
+        await self.call.worker.queue_frames([speak, mark])
+        settings = self.app.settings
+        try:
+            remaining = await asyncio.wait_for(asyncio.shield(sent), SEND_MARK_TIMEOUT_S)
+            return bool(await asyncio.wait_for(asyncio.shield(played), remaining + settings.mark_timeout_s))
+        except TimeoutError:
+            log.warning("call %s: no playback confirmation for %r; going on", self.call_id, mark.mark)
+            return False
+
+    async def _end_flow(self, goodbye: str | None) -> None:
+        try:
+            if goodbye:
+                self.goodbye_played = await self._speak_and_wait(goodbye)
+            await self._carrier_hangup()
+        finally:
+            await self._cancel_pipeline(self.end_reason or "ended")
+
+    async def _carrier_hangup(self) -> None:
+        if self._hung_up:
+            return
+        self._hung_up = True
+        if isinstance(self.serializer, VobizMediaSerializer) and self.transport is not None:
+            # Stop the stream first so Vobiz does not reconnect it after the hang-up.
+            with contextlib.suppress(Exception):
+                await self.transport.send_raw(self.serializer.stop_message())
+        credentials = self.agent.carrier_credentials
+        if credentials is None:
+            log.warning("call %s: no carrier credentials, cannot hang up via REST", self.call_id)
+            return
+        try:
+            await self.app.carriers.for_credentials(credentials).hangup(self.claims.carrier_call_id)
+        except CarrierError as exc:
+            log.error("call %s: hang-up failed: %s", self.call_id, exc)
+            self.end_detail = (self.end_detail + f" hang-up failed: {exc}").strip()[:500]
+
+    async def _max_duration_watch(self) -> None:
+        await asyncio.sleep(self.agent.config.max_duration_s)
+        await self.end_call("max_duration", goodbye=self.agent.config.goodbye)
+
+    # -- transfers --------------------------------------------------------------------------------------------
+    async def transfer(self, target: TransferTarget, announcement: str, brief: str) -> str:
+        credentials = self.agent.carrier_credentials
+        if credentials is None:
+            return "transfers are not available on this line"
+        if self.end_reason is not None:
+            return "the call is already ending"
+        client = self.app.carriers.for_credentials(credentials)
+        our_number = self.agent.phone_number or (self.claims.to_number if self.claims.direction == "inbound"
+                                                 else self.claims.from_number)
+        await self._speak_and_wait(announcement)
+        try:
+            if isinstance(client, TwilioRestClient):
+                if target.mode == "warm":
+                    await self._twilio_warm_transfer(client, target, brief, our_number)
+                else:
+                    await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, None)
+            elif isinstance(client, VobizRestClient):
+                # Vobiz has no documented hold/whisper flow: warm targets get a blind transfer.
+                token = mint_transfer_token(
+                    self.app.settings.call_token_secret.get_secret_value(),
+                    TransferClaims(call_id=self.call_id, target=target.phone_number, caller_id=our_number or ""),
+                    ttl_s=300,
+                )
+                url = f"{self.app.settings.voice_public_base_url}/vobiz/transfer/{token}"
+                await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, url)
+        except CarrierError as exc:
+            log.error("call %s: transfer failed: %s", self.call_id, exc)
+            if self.call is not None:
+                self.call.barge_in.enable()
+            return f"the transfer failed ({exc.status}); apologise and offer to help otherwise"
+        self.end_reason = "transferred"
+        self.end_detail = f"{target.mode} transfer to {target.name}"
+        self._hung_up = True  # the carrier now owns the call
+        self._spawn_cancel("transferred")
+        return "transferring"
+
+    async def _twilio_warm_transfer(self, client: TwilioRestClient, target: TransferTarget, brief: str,
+                                    our_number: str | None) -> None:
+        """Hold the caller in a conference, call the human with a spoken brief, and bridge when they join."""
+        room = f"warm-{self.call_id}"
+        await client.redirect(self.claims.carrier_call_id, answers.twiml_conference(
+            room, start_on_enter=False, end_on_exit=True))
+        whisper = f"Incoming transfer from the AI assistant. {brief}" if target.whisper_brief and brief else None
+        await client.create_call_twiml(
+            to_number=target.phone_number, from_number=our_number or self.claims.to_number,
+            twiml=answers.twiml_conference(room, say=whisper, start_on_enter=True, end_on_exit=True),
+            status_callback_url=f"{self.app.settings.voice_public_base_url}/twilio/warm-status/{self.call_id}",
+        )
+
+    # -- the end ----------------------------------------------------------------------------------------------
+    async def _finish(self) -> None:
+        if self._finished_once:
+            return
+        self._finished_once = True
+        if self._max_task is not None:
+            self._max_task.cancel()
+        end_s = self.tracker.now_s()
+        self.tracker.close()
+        reason: EndReason = self.end_reason or "caller_hangup"
+        usage = self.call.latency.usage if self.call is not None else None
+        ended = CallEnded(
+            event_id=f"{self.call_id}-ended"[:64], call_id=self.call_id, end_reason=reason,
+            duration_s=round(end_s, 3), detail=self.end_detail[:1000],
+        )
+        if usage is not None:
+            ended.usage = usage
+        ended.usage.agent_audio_s = round(self.tracker.agent_audio_s, 3)
+        if self.serializer is not None:
+            ended.usage.caller_audio_s = round(self.serializer.caller_audio_s, 3)
+        self.app.outbox.emit(ended)
+        if self.call is not None:
+            self.app.remember_latency(self.call_id, self.claims.carrier_call_id, self.call.latency.completed,
+                                      self.tracker)
+        if self.recorder is not None:
+            try:
+                rec = await self.recorder.close(end_s)
+                await self.app.uploader.submit(self.agent.org_id, self.call_id, rec)
+            except Exception:
+                log.exception("call %s: could not finish the recording (it stays in the spool)", self.call_id)
+        self.app.session_ended(self)
+        self.finished.set()
+        first = self.tracker.first_audio_s
+        log.info("call %s ended: %s %s (first agent audio at %s ms)", self.call_id, reason, self.end_detail,
+                 round(first * 1000) if first is not None else None)

@@ -1,0 +1,1 @@
+"""Test doubles that follow the protocol reference: the telephony simulator and the fake carrier REST API."""

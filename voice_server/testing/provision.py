@@ -1,0 +1,75 @@
+"""Sets up a phone line to simulate calls against, through the backend's public API (the way a user would):
+a throwaway account and organisation, an agent, carrier credentials pointing at the fake carrier, and a number."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+
+from voice_server.testing.simulator import CarrierAccount
+
+
+@dataclass
+class SimLine:
+    backend_url: str
+    carrier: Literal["twilio", "vobiz"]
+    number: str  # E.164, linked to the agent
+    org_id: str
+    agent_id: str
+    account: CarrierAccount
+    access_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+    async def call_detail(self, http: httpx.AsyncClient, call_id: str) -> dict[str, Any] | None:
+        resp = await http.get(f"{self.backend_url}/api/v1/calls/{call_id}", headers=self.headers)
+        return dict(resp.json()) if resp.status_code == 200 else None
+
+
+def unique_number(carrier: str) -> str:
+    tail = uuid.uuid4().int % 10 ** 7
+    return f"+91998{tail:07d}" if carrier == "vobiz" else f"+1415{tail:07d}"
+
+
+async def _ok(resp: httpx.Response, what: str) -> dict[str, Any]:
+    if resp.status_code not in (200, 201):
+        raise RuntimeError(f"{what} failed: HTTP {resp.status_code} {resp.text[:300]}")
+    return dict(resp.json())
+
+
+async def register(http: httpx.AsyncClient, backend_url: str, name: str = "simulator") -> tuple[str, str]:
+    email = f"{name}-{uuid.uuid4().hex[:10]}@example.com"
+    body = await _ok(await http.post(f"{backend_url}/api/v1/auth/register", json={
+        "email": email, "password": "sim-" + secrets.token_urlsafe(12), "name": name, "org_name": f"{name} org"}),
+        "register")
+    return str(body["access_token"]), str(body["organization_id"])
+
+
+async def provision_line(http: httpx.AsyncClient, backend_url: str, *, carrier: Literal["twilio", "vobiz"],
+                         fake_carrier_url: str | None, agent_config: dict[str, Any] | None = None,
+                         access_token: str | None = None, org_id: str | None = None,
+                         account: CarrierAccount | None = None) -> SimLine:
+    if access_token is None or org_id is None:
+        access_token, org_id = await register(http, backend_url)
+    headers = {"Authorization": f"Bearer {access_token}"}
+    agent = await _ok(await http.post(f"{backend_url}/api/v1/agents", headers=headers,
+                                      json={"name": f"sim-{carrier}", "config": agent_config or {}}), "create agent")
+    if account is None:
+        account_id = ("AC" + secrets.token_hex(16)) if carrier == "twilio" else ("MA_" + secrets.token_hex(8).upper())
+        account = CarrierAccount(carrier, account_id, secrets.token_hex(16))
+    creds: dict[str, Any] = {"account_id": account.account_id, "auth_token": account.auth_token}
+    if fake_carrier_url:
+        creds["api_base_url"] = fake_carrier_url
+    await _ok(await http.put(f"{backend_url}/api/v1/org/carrier-credentials/{carrier}", headers=headers, json=creds),
+              "carrier credentials")
+    number = unique_number(carrier)
+    await _ok(await http.post(f"{backend_url}/api/v1/phone-numbers", headers=headers,
+                              json={"number": number, "carrier": carrier, "agent_id": agent["id"]}), "phone number")
+    return SimLine(backend_url=backend_url, carrier=carrier, number=number, org_id=org_id, agent_id=str(agent["id"]),
+                   account=account, access_token=access_token)

@@ -127,13 +127,15 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
 
+    # Routes are matched in order and the prefixes do not overlap: the busiest (internal events, the call list)
+    # go first.
+    app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, org, agents, phone_numbers, calls, webhooks, analytics):
+    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)
     app.include_router(api)
-    app.include_router(internal.router)
 
     @app.get("/health", tags=["system"])
     async def health(request: Request) -> dict[str, Any]:

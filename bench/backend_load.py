@@ -254,13 +254,14 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         drain_started = time.perf_counter()
         listed = 0
         metrics_text = ""
+        waiting_for_start = 0
         while time.perf_counter() - drain_started < 60:
             page = (await http.get("/api/v1/calls", params={"limit": 1, "status": "completed"},
                                    headers=user)).json()
             metrics_text = (await http.get("/metrics")).text
             if page["items"]:
                 listed = 1
-            pending = await outbox_size(stack.mongodb_uri)
+            pending, waiting_for_start = await outbox_size(stack.mongodb_uri)
             if pending == 0:
                 break
             await asyncio.sleep(0.5)
@@ -281,18 +282,23 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                                writes.errors + reads.errors, {**writes.error_kinds, **reads.error_kinds}), elapsed),
         "calls_simulated": {"started": script.started, "ended": script.ended},
         "apply_backlog_drain_s": round(drain_s, 2), "list_saw_completed_calls": bool(listed),
+        "events_waiting_for_their_call_start": waiting_for_start,
         "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
         "server_side": server,
     }
     return result
 
 
-async def outbox_size(uri: str) -> int:
+async def outbox_size(uri: str) -> tuple[int, int]:
+    """(events waiting to be applied now, events waiting for their call.started to arrive)."""
     from pymongo import AsyncMongoClient
 
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     try:
-        return await client["bench"]["outbox"].count_documents({})
+        outbox = client["bench"]["outbox"]
+        total = await outbox.count_documents({})
+        waiting = await outbox.count_documents({"retry_at": {"$ne": None}})
+        return total - waiting, waiting
     finally:
         await client.close()
 

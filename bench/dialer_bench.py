@@ -176,8 +176,10 @@ async def run_one(name: str, dialers: int, args: argparse.Namespace, env: dict[s
     try:
         await wait_http(f"{base}/health/live", backend, logs / f"{name}-backend.log")
         for i in range(dialers):
-            procs.append(spawn([sys.executable, "-m", "backend.campaigns"], {**common, "DIALER_ID": f"bench-{i}"},
-                               logs / f"{name}-dialer{i}.log"))
+            profile = ["-m", "cProfile", "-o", str(logs / f"{name}-dialer{i}.prof")] \
+                if os.environ.get("BENCH_PROFILE_DIALER") else []
+            procs.append(spawn([sys.executable, *profile, "-m", "backend.campaigns"],
+                               {**common, "DIALER_ID": f"bench-{i}"}, logs / f"{name}-dialer{i}.log"))
         async with httpx.AsyncClient(timeout=60) as http:
             headers, agent_id, number_id = await provision(http, base, carrier)
             contacts = numbers(args.contacts)
@@ -218,7 +220,7 @@ async def run_one(name: str, dialers: int, args: argparse.Namespace, env: dict[s
                 progress = (await http.get(f"{base}/api/v1/campaigns/{cid}/progress", headers=headers)).json()
                 if progress["status"] == "completed" and progress["live_calls"] == 0:
                     break
-                await asyncio.sleep(0.5)
+                await asyncio.sleep(2.0)  # the progress query scans the contacts: do not load the database
             finished = time.time()
         mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(env["MONGODB_URI"], tz_aware=True)
         try:

@@ -26,5 +26,7 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.{ts,tsx}"],
     css: false,
+    // The machine running the suite may have 2 cores: long form flows get room without being flaky.
+    testTimeout: 20_000,
   },
 });

@@ -46,7 +46,8 @@ from pipelines.models import SharedModels
 from pipelines.observers import CallAudioSink, CallClock, LatencyObserver, RecordingObserver
 from pipelines.processors import BotSpeechTracker, DTMFToLLM, PreparedAudio
 from pipelines.silence import SilencePolicy
-from pipelines.speech import SpeechFactory, StreamingAudio
+from pipelines.speech import SpeechFactory
+from pipelines.streaming import StreamingAudio
 from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.turns import BargeInStartStrategy

@@ -14,6 +14,7 @@ from typing import Protocol
 from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
     InputAudioRawFrame,
+    LLMContextFrame,
     LLMTextFrame,
     MetricsFrame,
     OutputAudioRawFrame,
@@ -136,8 +137,7 @@ class LatencyObserver(BaseObserver):
     def __init__(self, clock: CallClock, *, stt: FrameProcessor | None, llm: FrameProcessor | None,
                  tts: FrameProcessor | None, transport_out: FrameProcessor | None,
                  on_turn_complete: Callable[[TurnTiming], None] | None = None) -> None:
-        import os
-        super().__init__(observe_every_push=bool(os.environ.get("DEBUG_FRAMES")))
+        super().__init__(observe_every_push=False)
         self.clock = clock
         self.stt = stt
         self.llm = llm
@@ -148,6 +148,19 @@ class LatencyObserver(BaseObserver):
         self.completed: list[TurnTiming] = []
         self._current = TurnTiming()
         self._answering: TurnTiming | None = None
+        # Fallback usage count, for OpenAI-compatible servers that send no usage in streams (llama.cpp).
+        self._llm_usage_reported = False
+        self._streamed_tokens = 0
+        self._prompt_chars = 0
+
+    def final_usage(self) -> UsageUnits:
+        """Usage for CallEnded; LLM tokens estimated (1 streamed chunk = 1 token, 4 prompt characters = 1 token)
+        when the LLM server reported none."""
+        usage = self.usage.model_copy()
+        if not self._llm_usage_reported:
+            usage.llm_completion_tokens = self._streamed_tokens
+            usage.llm_prompt_tokens = self._prompt_chars // 4
+        return usage
 
     def current_or_last(self) -> TurnTiming | None:
         """The caller turn that is ending (the observer may lag the aggregator's events a little)."""
@@ -162,9 +175,6 @@ class LatencyObserver(BaseObserver):
 
     async def on_push_frame(self, data: FramePushed) -> None:
         frame, src = data.frame, data.source
-        import os
-        if os.environ.get("DEBUG_FRAMES") and type(frame).__name__ in ("PlaybackMarkFrame", "TTSSpeakFrame", "LLMFullResponseStartFrame", "LLMFullResponseEndFrame", "TTSStartedFrame", "TTSStoppedFrame", "InterruptionFrame", "LLMMessagesAppendFrame", "LLMContextFrame"):
-            print("FRAME", round(self._t(data), 3), type(frame).__name__, getattr(src, "name", src), "->", getattr(data.destination, "name", ""), flush=True)
         if isinstance(frame, MetricsFrame):
             if data.first_push:
                 self._metrics(frame, src)
@@ -173,6 +183,11 @@ class LatencyObserver(BaseObserver):
         if not data.first_push or data.direction != FrameDirection.DOWNSTREAM:
             return
         t = self._t(data)
+        if src is self.llm and isinstance(frame, LLMTextFrame):
+            self._streamed_tokens += 1
+        if isinstance(frame, LLMContextFrame) and data.destination is self.llm:
+            self._prompt_chars += sum(len(str(m.get("content") or "")) for m in frame.context.get_messages()
+                                      if isinstance(m, dict))
         if isinstance(frame, (VADUserStartedSpeakingFrame, UserStartedSpeakingFrame)):
             if self._current.speech_start_s is None:
                 start_secs = getattr(frame, "start_secs", 0.0) or 0.0
@@ -210,6 +225,7 @@ class LatencyObserver(BaseObserver):
                 elif src is self.tts and self._answering.tts_ttfb_s is None:
                     self._answering.tts_ttfb_s = d.value
             elif isinstance(d, LLMUsageMetricsData):
+                self._llm_usage_reported = True
                 self.usage.llm_prompt_tokens += d.value.prompt_tokens
                 self.usage.llm_completion_tokens += d.value.completion_tokens
             elif isinstance(d, TTSUsageMetricsData):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -17,8 +18,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.tts_service import TTSService
+from pipecat.utils.text.base_text_aggregator import Aggregation, TextType
+from pipecat.utils.text.simple_text_aggregator import SimpleTextAggregator
 
-from pipelines.speech import StreamingAudio
+from pipelines.streaming import StreamingAudio
 
 
 class DTMFToLLM(FrameProcessor):
@@ -144,3 +147,55 @@ class PreparedAudio:
                 await service.stop_ttfb_metrics()
                 first = False
             yield TTSAudioRawFrame(chunk, service.sample_rate, 1, context_id=context_id)
+
+
+class FastFirstChunkAggregator(SimpleTextAggregator):
+    """Sentence aggregation for TTS, except that the first piece of each reply goes out at the first clause break
+    (", ; :") once it has `min_words` words, or after `max_words` words: the caller hears the answer start while
+    the LLM is still writing the rest of the sentence. Later pieces are whole sentences, as usual."""
+
+    CLAUSE_BREAKS = ",;:"
+
+    def __init__(self, *, min_words: int = 4, max_words: int = 12, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._min_words = min_words
+        self._max_words = max_words
+        self._first = True
+
+    def _first_cut(self) -> int:
+        text = self._text
+        if not text or not text[-1].isspace():
+            return 0  # only cut once the word (and its punctuation) is complete
+        words = text.split()
+        if len(words) >= self._max_words:
+            return len(text)
+        if len(words) >= self._min_words and words[-1][-1] in self.CLAUSE_BREAKS:
+            return len(text)
+        return 0
+
+    async def aggregate(self, text: str) -> AsyncIterator[Aggregation]:
+        if self._aggregation_type == TextType.TOKEN:
+            async for aggregation in super().aggregate(text):
+                yield aggregation
+            return
+        for char in text:
+            async for aggregation in super().aggregate(char):
+                self._first = False
+                yield aggregation
+            if self._first:
+                cut = self._first_cut()
+                if cut:
+                    chunk, self._text = self._text[:cut].strip(), ""
+                    self._first = False
+                    await super().reset()
+                    if chunk:
+                        yield Aggregation(text=chunk, type=TextType.SENTENCE)
+
+    async def flush(self) -> Aggregation | None:
+        result = await super().flush()
+        self._first = True  # the next reply starts fresh
+        return result
+
+    async def handle_interruption(self) -> None:
+        await super().handle_interruption()
+        self._first = True

@@ -5,65 +5,30 @@ prepared before the media socket opens."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 from pipecat.services.stt_service import STTService
 from pipecat.services.tts_service import TTSService
 
 from core.agent_config import STTConfig, TTSConfig
+from pipelines.processors import FastFirstChunkAggregator
+from pipelines.streaming import StreamingAudio
 
 
 class SpeechError(Exception):
     pass
 
 
-class StreamingAudio:
-    """PCM arriving from a synthesis still in progress: readers get what is there and then wait for more."""
-
-    def __init__(self, sample_rate: int) -> None:
-        self.sample_rate = sample_rate
-        self._chunks: list[bytes] = []
-        self._more = asyncio.Event()
-        self.done = False
-        self.error: str | None = None
-
-    def append(self, chunk: bytes) -> None:
-        if chunk:
-            self._chunks.append(chunk)
-            self._more.set()
-
-    def finish(self, error: str | None = None) -> None:
-        self.done = True
-        self.error = error
-        self._more.set()
-
-    @property
-    def ready_bytes(self) -> int:
-        return sum(len(c) for c in self._chunks)
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        index = 0
-        while True:
-            while index < len(self._chunks):
-                yield self._chunks[index]
-                index += 1
-            if self.done:
-                return
-            self._more.clear()
-            if index < len(self._chunks) or self.done:
-                continue
-            await self._more.wait()
-
-
 class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
-                 stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300) -> None:
+                 stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
+                 fast_first_chunk: bool = True) -> None:
         self.riva_server = riva_server
         self.tts_url = tts_url.rstrip("/")
         self._http = http
         self._stt_final_wait_s = stt_final_wait_s
         self._stt_endpoint_silence_ms = stt_endpoint_silence_ms
+        self.fast_first_chunk = fast_first_chunk
 
     def stt(self, config: STTConfig, sample_rate: int) -> STTService:
         from pipelines.stt import create_stt_service
@@ -75,8 +40,15 @@ class SpeechFactory:
     def tts(self, config: TTSConfig, sample_rate: int) -> TTSService:
         from pipelines.tts_client import create_tts_service
 
-        return create_tts_service(config, default_url=self.tts_url, sample_rate=sample_rate,
-                                  http_client=self._http)
+        service = create_tts_service(config, default_url=self.tts_url, sample_rate=sample_rate,
+                                     http_client=self._http)
+        if self.fast_first_chunk:
+            # Pipecat builds its sentence aggregator inside the service; swap in one that releases the first
+            # clause of each reply early (pipecat-ai 1.14 attribute, version pinned in pyproject).
+            old = service._text_aggregator
+            service._text_aggregator = FastFirstChunkAggregator(aggregation_type=old.aggregation_type,
+                                                                language=old.language)
+        return service
 
     def _tts_base(self, config: TTSConfig) -> str:
         return (config.endpoint.base_url or self.tts_url).rstrip("/")

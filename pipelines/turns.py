@@ -14,8 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
-import time
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -30,8 +28,6 @@ from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 
 from pipelines.frames import PlaybackPauseFrame, PlaybackResumeFrame
-
-log = logging.getLogger(__name__)
 
 
 def word_count(text: str) -> int:
@@ -79,7 +75,6 @@ class BargeInStartStrategy(BaseUserTurnStartStrategy):
         return ProcessFrameResult.CONTINUE
 
     async def _on_voice_started(self) -> ProcessFrameResult:
-        log.info("DBG voice started bot_speaking=%s pending=%s t=%.3f", self._bot_speaking, self._pending, time.monotonic())
         await self._cancel_resume_timer()
         if not self._bot_speaking and not self._pending:
             await self.trigger_user_turn_started()
@@ -102,7 +97,6 @@ class BargeInStartStrategy(BaseUserTurnStartStrategy):
 
     async def _on_words(self, frame: TranscriptionFrame | InterimTranscriptionFrame) -> ProcessFrameResult:
         words = word_count(frame.text)
-        log.info("DBG words %r bot_speaking=%s pending=%s t=%.3f", frame.text, self._bot_speaking, self._pending, time.monotonic())
         if not self._bot_speaking and not self._pending:
             if words >= 1:
                 await self.trigger_user_turn_started()

@@ -11,7 +11,7 @@ from typing import Literal
 from fastapi import Request
 
 from core.call_events import CallEnded, CallStarted, CarrierCredentials, ResolvedAgent
-from pipelines.speech import StreamingAudio
+from pipelines.streaming import StreamingAudio
 from voice_server.backend_client import BackendRejected, BackendUnavailable
 from voice_server.call_token import CallClaims, mint_call_token
 from voice_server.prepared import PreparedCall

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.call_events import ResolvedAgent
-from pipelines.speech import StreamingAudio
+from pipelines.streaming import StreamingAudio
 from voice_server.call_token import CallClaims
 
 PREPARED_TTL_S = 300.0

@@ -29,7 +29,7 @@ from core.call_events import (
 )
 from pipelines.factory import CallPipeline, CallSpec, build_call_pipeline, opening_frames
 from pipelines.frames import PlaybackMarkFrame
-from pipelines.speech import StreamingAudio
+from pipelines.streaming import StreamingAudio
 from voice_server import answers
 from voice_server.call_token import CallClaims, TransferClaims, mint_transfer_token
 from voice_server.carriers import CarrierError, TwilioRestClient, VobizRestClient
@@ -289,6 +289,8 @@ class CallSession:
                                     our_number: str | None) -> None:
         """Hold the caller in a conference, call the human with a spoken brief, and bridge when they join."""
         room = f"warm-{self.call_id}"
+        if self.agent.carrier_credentials is not None:
+            self.app.warm_transfers[self.call_id] = (self.agent.carrier_credentials, self.claims.carrier_call_id)
         await client.redirect(self.claims.carrier_call_id, answers.twiml_conference(
             room, start_on_enter=False, end_on_exit=True))
         whisper = f"Incoming transfer from the AI assistant. {brief}" if target.whisper_brief and brief else None
@@ -308,7 +310,7 @@ class CallSession:
         end_s = self.tracker.now_s()
         self.tracker.close()
         reason: EndReason = self.end_reason or "caller_hangup"
-        usage = self.call.latency.usage if self.call is not None else None
+        usage = self.call.latency.final_usage() if self.call is not None else None
         ended = CallEnded(
             event_id=f"{self.call_id}-ended"[:64], call_id=self.call_id, end_reason=reason,
             duration_s=round(end_s, 3), detail=self.end_detail[:1000],

@@ -19,7 +19,7 @@ from backend.campaigns.coordination import Coordination
 from backend.campaigns.models import AttemptOutcome, RetryPolicy
 from backend.campaigns.outcomes import next_contact_state
 from backend.campaigns.signals import CampaignSignals
-from backend.db.collections import Db
+from backend.db.collections import CALLS, Db
 from backend.models.internal import OutboundCallCreate
 from core.call_events import EndReason, OutboundCallContext
 
@@ -92,11 +92,14 @@ class AttemptFinalizer:
                 "next_attempt_at": final["next_attempt_at"], "last_outcome": final["outcome"],
                 "last_attempt_id": attempt_id, "last_call_id": attempt["call_id"], "updated_at": self.clock.now(),
             }})
-        await self._coord.release_slots(attempt.get("slot_ids") or [], attempt_id)
+        await self._coord.release_attempt_slots(attempt_id)
         await self._coord.drop_lease(attempt["contact_id"], attempt_id)
         await self._coord.put_mark(attempt_id, "released", {"campaign_id": attempt["campaign_id"]})
         self._signals.changed(attempt["campaign_id"])
         reason = _END_REASON.get(final["outcome"])
+        if reason is not None and final["outcome"] == "not_dialed" and await self._db[CALLS].find_one(
+                {"_id": attempt["call_id"]}, {"_id": 1}) is None:
+            reason = None  # given up before the call was registered: the call log never knew it
         if reason is not None and self._calls is not None:
             at = final["ended_at"]
             if final["outcome"] == "voicemail":

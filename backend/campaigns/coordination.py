@@ -41,6 +41,8 @@ class Coordination:
     def __init__(self, db: Db) -> None:
         self._db = db
         self._last_tick: dict[str, int] = {}
+        # Slot numbers this process is trying right now: concurrent dials here never race each other for one.
+        self._trying: set[str] = set()
 
     # -- slots -------------------------------------------------------------------------------------------------
     async def slots_in_use(self, scopes: Iterable[str]) -> dict[str, int]:
@@ -53,14 +55,17 @@ class Coordination:
     async def acquire_slot(self, scope: str, cap: int, holder: dict[str, Any]) -> str | None:
         taken = {doc["n"] async for doc in self._db[SLOTS].find({"scope": scope}, {"n": 1})}
         for n in range(cap):
-            if n in taken:
-                continue
             slot_id = f"{scope}:{n}"
+            if n in taken or slot_id in self._trying:
+                continue
+            self._trying.add(slot_id)
             try:
                 await self._db[SLOTS].insert_one({"_id": slot_id, "scope": scope, "n": n, "acquired_at": wall_now(),
                                                   **holder})
             except DuplicateKeyError:
                 continue
+            finally:
+                self._trying.discard(slot_id)
             return slot_id
         return None
 
@@ -75,24 +80,30 @@ class Coordination:
             released += res.deleted_count
         return released
 
+    async def release_attempt_slots(self, attempt: str) -> int:
+        """Every slot the attempt holds (the slots collection is small: one document per live call and scope)."""
+        slots = [doc["_id"] async for doc in self._db[SLOTS].find({"attempt_id": attempt}, {"_id": 1})]
+        return await self.release_slots(slots, attempt)
+
     # -- calls-per-second tokens ----------------------------------------------------------------------------------
     async def acquire_rate_token(self, campaign_id: str, cps: float, horizon_s: float = 2.0) -> float | None:
         """Claims the earliest free tick from now up to `horizon_s` ahead; returns its start (epoch seconds).
         The caller waits until then before dialling."""
         now = time.time()
         current = math.floor(now * cps)
-        tick = max(current, self._last_tick.get(campaign_id, current - 1) + 1)
         last = current + max(1, math.ceil(horizon_s * cps))
-        while tick <= last:
+        while True:
+            # Reserve the tick locally before the insert, so this process's dials never try the same one.
+            tick = max(current, self._last_tick.get(campaign_id, current - 1) + 1)
+            if tick > last:
+                return None
+            self._last_tick[campaign_id] = tick
             try:
                 await self._db[RATE_TOKENS].insert_one({"_id": f"{campaign_id}:{tick}", "campaign_id": campaign_id,
                                                         "at": wall_now()})
             except DuplicateKeyError:
-                tick += 1
-                continue
-            self._last_tick[campaign_id] = tick
+                continue  # another dialer's: try the next tick
             return tick / cps
-        return None
 
     async def purge_rate_tokens(self, older_than_s: float = 30.0) -> None:
         cutoff = datetime.fromtimestamp(time.time() - older_than_s, UTC)

@@ -63,6 +63,8 @@ log = logging.getLogger(__name__)
 
 # Carrier answers that mean the campaign's setup is wrong (credentials, account): pause rather than burn contacts.
 _SETUP_ERRORS = {401, 402, 403}
+REAP_RECHECK_S = 15.0  # how often a healthy-looking lease's marks are checked anyway
+STANDBY_CLAIMS = 4  # claims per campaign kept ready for the next free slot
 
 
 @dataclass
@@ -106,7 +108,7 @@ class DialerStats:
     # Milliseconds per dial, recent ones: claiming (lease, checks, slots, attempt), registering the call, the
     # carrier's create-call request.
     phases: dict[str, deque[float]] = field(default_factory=lambda: {
-        k: deque(maxlen=500) for k in ("claim", "register", "carrier")})
+        k: deque(maxlen=500) for k in ("claim", "register", "pacing", "carrier")})
 
     def note(self, phase: str, since: float) -> float:
         now = time.perf_counter()
@@ -141,6 +143,8 @@ class Dialer:
         self._last_beat = 0.0
         self._last_reap = 0.0
         self._org_caps: dict[str, int] = {}
+        self._checked: dict[str, float] = {}  # attempt id -> when the reaper last looked at its marks
+        self._last_purge = 0.0
         self.stats = DialerStats()
 
     # -- the loop ----------------------------------------------------------------------------------------------
@@ -266,18 +270,29 @@ class Dialer:
         return due
 
     async def _fill(self, run: CampaignRun) -> None:
-        if time.time() - run.refreshed >= self._settings.dialer_contact_refresh_s:
+        age = time.time() - run.refreshed
+        refresh_s = self._settings.dialer_contact_refresh_s
+        # Reading the contacts scans them all (FerretDB): do it when the cache runs short, or now and then to see
+        # retries come due and contacts dialled by other dialers go.
+        if age >= refresh_s * 5 or (age >= refresh_s and not run.candidates):
             await self._refresh(run)
         if not run.candidates:
             return
         cscope, oscope = campaign_scope(run.id), org_scope(run.org_id)
         in_use = await self._coord.slots_in_use([cscope, oscope])
         org_starting = sum(r.local.starting for r in self._runs.values() if r.org_id == run.org_id)
-        free = min(run.settings.max_concurrent_calls - in_use[cscope] - run.local.starting,
-                   self._org_cap(run.org_id) - in_use[oscope] - org_starting)
+        cap = run.settings.max_concurrent_calls
+        # A few claims wait ready ("standby") for the next free slot, so a freed slot is re-dialled without first
+        # claiming a contact; the rest match the free slots.
+        standby = min(cap, STANDBY_CLAIMS)
+        free = min(cap + standby - in_use[cscope] - run.local.starting,
+                   self._org_cap(run.org_id) + standby - in_use[oscope] - org_starting)
         if free <= 0:
             return
         due = self._due(run, self.clock.now())
+        if len(due) < free and age >= refresh_s:
+            await self._refresh(run)
+            due = self._due(run, self.clock.now())
         if not due:
             return
         leased = {doc["_id"] async for doc in self._db[LEASES].find({"campaign_id": run.id}, {"_id": 1})}
@@ -313,46 +328,34 @@ class Dialer:
             run.candidates.pop(cand.id, None)
 
     async def _dial_inner(self, run: CampaignRun, cand: Candidate, started: Callable[[], None]) -> None:
-        tick = await self._coord.acquire_rate_token(run.id, run.settings.calls_per_second)
-        if tick is None:
-            return
-        wait = tick - time.time()
-        if wait > 0:
-            await asyncio.sleep(wait)
+        """Claim (lease, checks, attempt), wait for slots, then place the call."""
         t0 = time.perf_counter()
         number = cand.attempts + 1
         aid = attempt_id(cand.id, number)
         lifetime_s = (run.settings.ring_timeout_s + run.settings.max_call_duration_s
                       + self._settings.dialer_lost_call_grace_s)
-        lease = {"campaign_id": run.id, "org_id": run.org_id, "owner": self.id, "attempt_id": aid, "phase": "claimed"}
+        lease = {"campaign_id": run.id, "org_id": run.org_id, "owner": self.id, "attempt_id": aid, "phase": "claimed",
+                 "lifetime_s": lifetime_s}
         if not await self._coord.take_lease(cand.id, lease):
             self.stats.claims_lost += 1
             return
-        slot_ids: list[str] = []
         attempt_inserted = False
         try:
-            contact = await self._db[CONTACTS].find_one({"_id": cand.id})
+            contact, listed = await asyncio.gather(
+                self._db[CONTACTS].find_one({"_id": cand.id}),
+                self._db[DNC].find_one({"_id": dnc_id(run.org_id, cand.phone)}, {"_id": 1}))
             now = self.clock.now()
             if (contact is None or contact.get("status") != "pending" or int(contact.get("attempts", 0)) != cand.attempts
                     or (contact.get("next_attempt_at") is not None and contact["next_attempt_at"] > now)):
                 self.stats.claims_lost += 1
                 return
-            if await self._db[DNC].find_one({"_id": dnc_id(run.org_id, contact["phone"])}, {"_id": 1}):
+            if listed or (contact["phone"] != cand.phone and await self._db[DNC].find_one(
+                    {"_id": dnc_id(run.org_id, contact["phone"])}, {"_id": 1})):
                 await self._db[CONTACTS].update_one({"_id": cand.id}, {"$set": {
                     "status": "dnc", "last_outcome": None, "next_attempt_at": None, "updated_at": now}})
                 log.info("contact %s is on the do-not-call list: skipped", cand.id)
                 self._signals.changed(run.id)
                 return
-            holder = {"attempt_id": aid, "owner": self.id, "campaign_id": run.id}
-            cslot = await self._coord.acquire_slot(campaign_scope(run.id), run.settings.max_concurrent_calls, holder)
-            if cslot is None:
-                return
-            slot_ids.append(cslot)
-            oslot = await self._coord.acquire_slot(org_scope(run.org_id), self._org_cap(run.org_id), holder)
-            if oslot is None:
-                return
-            slot_ids.append(oslot)
-            started()
             caller = await self._caller_number(run, contact["phone"])
             if caller is None:
                 await self._pause(run, "no usable caller-id number in the campaign's pool")
@@ -362,24 +365,46 @@ class Dialer:
                 await self._db[ATTEMPTS].insert_one({
                     "_id": aid, "campaign_id": run.id, "org_id": run.org_id, "contact_id": cand.id, "attempt": number,
                     "to_number": contact["phone"], "from_number": caller["number"], "carrier": caller["carrier"],
-                    "call_id": call_id, "slot_ids": slot_ids, "owner": self.id, "claimed_at": now,
-                    "lifetime_s": lifetime_s,
+                    "call_id": call_id, "owner": self.id, "claimed_at": now, "lifetime_s": lifetime_s,
                 })
             except DuplicateKeyError:
                 self.stats.claims_lost += 1  # attempt n exists: our read of the contact was stale
                 return
             attempt_inserted = True
-            claimed = self.stats.note("claim", t0)
-            if self._settings.dialer_fault_pause_after_claim_s:
-                await asyncio.sleep(self._settings.dialer_fault_pause_after_claim_s)
-            await self._place(run, contact, caller, aid, call_id, claimed)
         finally:
             if not attempt_inserted:
-                await self._coord.release_slots(slot_ids, aid)
                 await self._coord.drop_lease(cand.id, aid)
+        # From here on the attempt exists: every way out finalises it (here, or by a reaper if this process dies).
+        self.stats.note("claim", t0)
+        if self._settings.dialer_fault_pause_after_claim_s:
+            await asyncio.sleep(self._settings.dialer_fault_pause_after_claim_s)
+        if not await self._wait_for_slots(run, aid):
+            await self._give_up(aid, "no slot came free while the claim waited, or the campaign stopped")
+            return
+        started()
+        await self._place(run, contact, caller, aid, call_id, time.perf_counter())
+
+    async def _wait_for_slots(self, run: CampaignRun, aid: str) -> bool:
+        """Takes a campaign slot and an organisation slot for the attempt (both or neither)."""
+        holder = {"attempt_id": aid, "owner": self.id, "campaign_id": run.id}
+        deadline = time.time() + self._settings.dialer_claim_ttl_s / 2
+        while True:
+            cslot, oslot = await asyncio.gather(
+                self._coord.acquire_slot(campaign_scope(run.id), run.settings.max_concurrent_calls, holder),
+                self._coord.acquire_slot(org_scope(run.org_id), self._org_cap(run.org_id), holder))
+            if cslot is not None and oslot is not None:
+                return True
+            await self._coord.release_slots([s for s in (cslot, oslot) if s is not None], aid)
+            if time.time() > deadline:
+                return False
+            # Woken at once by a call ending in this process; otherwise the next poll.
+            await self._signals.wait(run.id, self._settings.dialer_poll_interval_s)
+            current = await self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1})
+            if current is None or current.get("status") != "running":
+                return False
 
     async def _place(self, run: CampaignRun, contact: dict[str, Any], caller: dict[str, Any], aid: str,
-                     call_id: str, claimed: float) -> None:
+                     call_id: str, slotted: float) -> None:
         try:
             ctx = await self._calls.register(OutboundCallCreate(
                 org_id=run.org_id, agent_id=run.doc["agent_id"], from_number=caller["number"],
@@ -389,14 +414,25 @@ class Dialer:
             await self._give_up(aid, f"could not register the call: {exc}")
             await self._pause(run, f"call registration failed: {exc}")
             return
-        registered = self.stats.note("register", claimed)
+        registered = self.stats.note("register", slotted)
         creds = ctx.agent.carrier_credentials
         if creds is None:
             await self._give_up(aid, f"no {caller['carrier']} credentials")
             await self._pause(run, f"the organisation has no {caller['carrier']} credentials")
             return
+        # The calls-per-second token last, so dials reach the carrier on their ticks.
+        tick = None
+        for _ in range(240):  # tokens are taken up to 2 s ahead; other campaigns' dialers may hold the next ones
+            tick = await self._coord.acquire_rate_token(run.id, run.settings.calls_per_second)
+            if tick is not None:
+                break
+            await asyncio.sleep(0.25)
+        if tick is None:
+            await self._give_up(aid, "no calls-per-second token for a minute")
+            return
         # Pause / cancel take effect even for a dial that was already on its way.
-        current = await self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1})
+        current, _ = await asyncio.gather(self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1}),
+                                          asyncio.sleep(max(0.0, tick - time.time())))
         if current is None or current.get("status") != "running":
             await self._give_up(aid, "campaign no longer running")
             return
@@ -404,6 +440,7 @@ class Dialer:
             return  # a reaper gave this claim up first; it has finalised it
         request = self._request(run, caller, contact["phone"], aid, call_id)
         client = self._carriers.for_credentials(creds)
+        sent = time.perf_counter()
         try:
             result = await client.create_call(request)
         except CarrierError as exc:
@@ -412,14 +449,15 @@ class Dialer:
             if exc.status in _SETUP_ERRORS:
                 await self._pause(run, f"carrier refused the call: {exc}")
             return
-        self.stats.note("carrier", registered)
+        self.stats.phases["pacing"].append((sent - registered) * 1000)  # the token's tick, the status check
+        self.stats.note("carrier", sent)
         self.stats.dials += 1
         if self.stats.dials % 100 == 0:
             log.info("dialer %s: %d dials; median ms per phase %s", self.id, self.stats.dials, self.stats.summary())
-        await self._coord.put_mark(aid, "placed", {"campaign_id": run.id, "carrier_call_id": result.carrier_call_id,
-                                                   "owner": self.id})
-        await self._db[LEASES].update_one({"_id": contact["_id"]}, {"$set": {"phase": "placed"}})
-        return
+        await asyncio.gather(
+            self._coord.put_mark(aid, "placed", {"campaign_id": run.id, "carrier_call_id": result.carrier_call_id,
+                                                 "owner": self.id}),
+            self._db[LEASES].update_one({"_id": contact["_id"]}, {"$set": {"phase": "placed"}}))
 
     def _request(self, run: CampaignRun, caller: dict[str, Any], to: str, aid: str, call_id: str
                  ) -> OutboundCallRequest:
@@ -433,6 +471,8 @@ class Dialer:
         return OutboundCallRequest(
             to_number=to, from_number=caller["number"], answer_url=answer,
             status_callback_url=self._urls.url(carrier, aid, "status"),
+            # The dialer needs the answer and the end; initiated/ringing would only add callbacks to process.
+            status_events=["answered", "completed"],
             ring_timeout_s=run.settings.ring_timeout_s, time_limit_s=run.settings.max_call_duration_s,
             machine_detection=detection,  # type: ignore[arg-type]
             machine_detection_url=self._urls.url(carrier, aid, "amd") if voicemail.detect else None,
@@ -467,30 +507,44 @@ class Dialer:
 
     # -- recovery ----------------------------------------------------------------------------------------------
     async def reap(self) -> None:
+        """Cheap when all is well: one read of the leases, the slots and the heartbeats; marks are only looked up
+        for leases that look stuck (dead owner, old claim, past their lifetime) and, now and then, for the rest."""
+        now = time.time()
         live = await self._coord.live_dialers(self._settings.dialer_dead_after_s)
         live.add(self.id)
-        now = time.time()
-        lease_attempts: set[str] = set()
-        async for lease in self._db[LEASES].find({}):
+        leases = [lease async for lease in self._db[LEASES].find({})]
+        lease_attempts = {lease.get("attempt_id", "") for lease in leases}
+        for lease in leases:
             aid = lease.get("attempt_id", "")
-            lease_attempts.add(aid)
+            age = now - lease["claimed_at"].timestamp()
+            owner_dead = lease.get("owner") not in live
+            stale_claim = lease.get("phase") == "claimed" and (owner_dead or age >= self._settings.dialer_claim_ttl_s)
+            expired = age > float(lease.get("lifetime_s") or 3600)
+            routine = now - self._checked.get(aid, lease["claimed_at"].timestamp()) > REAP_RECHECK_S
+            if not (stale_claim or expired or routine):
+                continue
+            self._checked[aid] = now
             try:
-                await self._reap_lease(lease, aid, live, now)
+                await self._reap_lease(lease, aid, owner_dead, age, now)
             except Exception:
                 log.exception("reaping lease %s failed", lease["_id"])
+        for gone in set(self._checked) - lease_attempts:
+            del self._checked[gone]
         async for slot in self._db[SLOTS].find({}):
             aid = slot.get("attempt_id", "")
-            age = now - slot["acquired_at"].timestamp()
-            if await self._coord.get_mark(aid, "final") is not None and age > 2:
+            if aid in lease_attempts or now - slot["acquired_at"].timestamp() < 2:
+                continue  # in use (released when its attempt is final), or just being taken
+            # A slot without a lease: its call was finalised but the release was cut short, or a dialer died
+            # between taking the slot and recording its claim.
+            if await self._coord.get_mark(aid, "final") is not None or (
+                    slot.get("owner") not in live
+                    and await self._db[ATTEMPTS].find_one({"_id": aid}, {"_id": 1}) is None):
                 await self._coord.release_slots([slot["_id"]], aid)
-            elif aid not in lease_attempts and slot.get("owner") not in live and age > 2:
-                # Taken by a dialer that died before its claim was recorded.
-                if await self._db[ATTEMPTS].find_one({"_id": aid}, {"_id": 1}) is None:
-                    await self._coord.release_slots([slot["_id"]], aid)
-        await self._coord.purge_rate_tokens()
+        if now - self._last_purge > 10:
+            self._last_purge = now
+            await self._coord.purge_rate_tokens()
 
-    async def _reap_lease(self, lease: dict[str, Any], aid: str, live: set[str], now: float) -> None:
-        age = now - lease["claimed_at"].timestamp()
+    async def _reap_lease(self, lease: dict[str, Any], aid: str, owner_dead: bool, age: float, now: float) -> None:
         final = await self._coord.get_mark(aid, "final")
         if final is not None:
             if now - final["at"].timestamp() > 5:  # its finaliser died half-way: finish the job
@@ -498,7 +552,6 @@ class Dialer:
                 if attempt is not None:
                     await self._finalizer.apply(attempt, final)
             return
-        owner_dead = lease.get("owner") not in live
         fate = await self._coord.get_mark(aid, "fate")
         if fate is None:
             if not owner_dead and age < self._settings.dialer_claim_ttl_s:
@@ -519,8 +572,7 @@ class Dialer:
         if fate.get("fate") == "abandon":
             await self._finalizer.finalize(aid, AttemptResult(outcome="not_dialed", detail=fate.get("detail", "")))
             return
-        attempt = await self._db[ATTEMPTS].find_one({"_id": aid}, {"lifetime_s": 1})
-        lifetime = float((attempt or {}).get("lifetime_s") or 3600)
+        lifetime = float(lease.get("lifetime_s") or 3600)
         if now - fate["at"].timestamp() > lifetime:
             log.warning("attempt %s: no final carrier callback after %.0f s; giving it up", aid, lifetime)
             await self._finalizer.finalize(aid, AttemptResult(outcome="lost", detail="no final carrier callback"))

@@ -195,6 +195,8 @@ class CampaignOut(CampaignSettingsFields):
     started_at: datetime | None = None
     completed_at: datetime | None = None
     canceled_at: datetime | None = None
+    paused_reason: str | None = Field(default=None, description="Why the dialer paused the campaign, if it did "
+                                                                "(e.g. the carrier refused the credentials).")
 
 
 class ContactOut(BaseModel):

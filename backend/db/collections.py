@@ -33,8 +33,8 @@ CARRIER_CREDENTIALS = "carrier_credentials"  # _id = "{org_id}:{carrier}"
 CALLS = "calls"  # _id = call id
 CALL_TRANSCRIPTS = "call_transcripts"  # _id = call id
 CALL_TURNS = "call_turns"  # _id = event id; one per turn, for search and latency analytics
-CALL_EVENTS = "call_events"  # _id = event id; the permanent idempotency log
-OUTBOX = "outbox"  # _id = event id; accepted events not yet applied
+CALL_EVENTS = "call_events"  # _id = event id; the permanent idempotency log (read by _id only: no other index)
+OUTBOX = "outbox"  # _id = event id; accepted events not yet applied (small; scanned, so no secondary index)
 DEAD_LETTERS = "dead_letters"
 CALL_LOG_PAGES = "call_log_pages"  # _id = "{org_id}:{page:010d}"; the call list read model
 CALL_LOG_HEADS = "call_log_heads"  # _id = org id
@@ -63,8 +63,6 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CALLS, [("org_id", 1), ("day", 1)], name="calls_org_day"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("day", 1), ("v2v_ms", 1)], name="call_turns_latency"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("call_id", 1)], name="call_turns_call"),
-    IndexSpec(CALL_EVENTS, [("call_id", 1)], name="call_events_call"),
-    IndexSpec(OUTBOX, [("received_at", 1)], name="outbox_received"),
     IndexSpec(DEAD_LETTERS, [("received_at", -1)], name="dead_letters_received"),
     IndexSpec(CALL_LOG_INDEX, [("org_id", 1)], name="call_log_index_org"),
     IndexSpec(WEBHOOKS, [("org_id", 1), ("created_at", -1)], name="webhooks_org"),

@@ -1,9 +1,9 @@
 """Call events from the voice server and dialer: accepted once, applied by one writer.
 
-Ingest (any replica): each event goes into the outbox and then the permanent event log, both keyed by `event_id`
-with a unique `_id`, so a retried batch is recognised event by event and nothing is stored twice: an event already in
-the outbox is pending, one already in the log was applied. The outbox insert comes first, so if the process dies
-between the two the event is still applied (a later retry is then applied again, which changes nothing).
+Ingest (any replica): each event is inserted into the outbox, keyed by `event_id` with a unique `_id`, so a retried
+batch is recognised event by event and nothing is stored twice: an event already in the outbox is pending; one the
+permanent event log already holds was applied before (its new outbox entry is dropped again). The processor writes
+the log before it removes applied events from the outbox, so there is no moment when a retry could slip through.
 
 Apply (the elected leader, OutboxProcessor): folds the pending events of each call into its documents (the call, its
 transcript, one turn document per turn for search and latency analytics), projects the call into the list read
@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
+from pymongo import ReplaceOne
 
 from backend.db.collections import (
     AGENTS,
@@ -36,6 +37,7 @@ from backend.db.collections import (
     Db,
 )
 from backend.db.ids import day_of, new_id, utcnow
+from backend.db.group_insert import GroupInserter
 from backend.db.writes import insert_many_ignoring_duplicates
 from backend.errors import ApiError, ErrorDetail
 from backend.models.internal import OrgEventIn
@@ -73,6 +75,7 @@ class CallEventIngest:
         self._db = db
         self._bucket = recordings_bucket
         self._on_accepted = on_accepted
+        self._outbox = GroupInserter(db, OUTBOX)
 
     async def ingest(self, batch: CallEventBatch, source: str) -> CallEventAck:
         for i, event in enumerate(batch.events):
@@ -91,20 +94,23 @@ class CallEventIngest:
              "source": source, "retry_at": None, "deferrals": 0, "event_json": e.model_dump_json()}
             for e in events
         ]
-        already_pending = await insert_many_ignoring_duplicates(self._db, OUTBOX, pending)
-        # Only the request that queued an event logs it, so concurrent retries cannot both call it a duplicate.
+        already_pending = await self._outbox.insert(pending)
         queued = [i for i in range(len(events)) if i not in already_pending]
-        logged = [{"_id": events[i].event_id, "call_id": events[i].call_id, "type": events[i].type, "at": events[i].at,
-                   "received_at": now} for i in queued]
-        already_logged = {queued[j] for j in await insert_many_ignoring_duplicates(self._db, CALL_EVENTS, logged)}
-        # Queued again only because it came back after being applied (its outbox entry was gone): drop it.
-        for index in already_logged:
-            await self._db[OUTBOX].delete_one({"_id": events[index].event_id})
-        duplicates = already_pending | already_logged
+        already_applied = await self._already_applied([events[i].event_id for i in queued])
+        duplicates = already_pending | {i for i in queued if events[i].event_id in already_applied}
         accepted_ids = [e.event_id for i, e in enumerate(events) if i not in duplicates]
         if accepted_ids:
             await self._on_accepted(accepted_ids)
         return CallEventAck(accepted=len(accepted_ids), duplicates=len(duplicates) + in_batch_duplicates)
+
+    async def _already_applied(self, event_ids: list[str]) -> set[str]:
+        """Of events just queued, those the event log shows were applied before (a retry after its acknowledgement
+        was lost); their new outbox entries are dropped again. One read by _id per event: cheaper than a write."""
+        found = await asyncio.gather(*(self._db[CALL_EVENTS].find_one({"_id": e}, {"_id": 1}) for e in event_ids))
+        applied = {doc["_id"] for doc in found if doc is not None}
+        for event_id in applied:
+            await self._db[OUTBOX].delete_one({"_id": event_id})
+        return applied
 
     async def touch(self, call_id: str) -> None:
         """Asks the processor to (re)project a call written outside the event stream (the dialer's queued call)."""
@@ -118,14 +124,8 @@ class CallEventIngest:
         doc = {"_id": event.event_id, "kind": "org", "org_id": event.org_id, "type": event.type, "at": event.at,
                "received_at": utcnow(), "source": source, "retry_at": None, "deferrals": 0,
                "event_json": event.model_dump_json()}
-        dup_pending = await insert_many_ignoring_duplicates(self._db, OUTBOX, [doc])
-        dup_logged: set[int] = set()
-        if not dup_pending:
-            dup_logged = await insert_many_ignoring_duplicates(
-                self._db, CALL_EVENTS, [{"_id": event.event_id, "call_id": None, "type": event.type, "at": event.at,
-                                         "received_at": doc["received_at"]}])
-            if dup_logged:
-                await self._db[OUTBOX].delete_one({"_id": event.event_id})
+        dup_pending = await self._outbox.insert([doc])
+        dup_logged = set() if dup_pending else await self._already_applied([event.event_id])
         new = not (dup_pending or dup_logged)
         if new:
             await self._on_accepted([event.event_id])
@@ -139,6 +139,9 @@ class _CallOutcome:
         self.dead: list[tuple[dict[str, Any], str]] = []
         self.call: dict[str, Any] | None = None
         self.created = False
+        self.call_changed = False
+        self.transcript: dict[str, Any] | None = None
+        self.turn_docs: list[dict[str, Any]] = []
 
 
 class OutboxProcessor:
@@ -240,6 +243,7 @@ class OutboxProcessor:
             event = json.loads(item["event_json"])
             await self._webhooks(event["org_id"], event["type"], item["_id"], event.get("data", {}), item["at"])
             done.append(item["_id"])
+        await self._write(outcomes)
         changed_calls = [o.call for o in outcomes if o.call is not None]
         if changed_calls:
             await self._call_log.project(changed_calls)
@@ -251,6 +255,11 @@ class OutboxProcessor:
                 await self._dead_letter(item, reason)
                 done.append(item["_id"])
         if done:
+            # The permanent log first, then out of the outbox: a retry of these events is then a duplicate.
+            handled = [i for i in items if i["_id"] in set(done) and i.get("kind") != "touch"]
+            await insert_many_ignoring_duplicates(self._db, CALL_EVENTS, [
+                {"_id": i["_id"], "call_id": i.get("call_id"), "type": i.get("type"), "at": i.get("at"),
+                 "received_at": i.get("received_at")} for i in handled])
             await self._db[OUTBOX].delete_many({"_id": {"$in": done}})
         created = [o.call["_id"] for o in outcomes if o.created and o.call is not None]
         if created:
@@ -259,6 +268,29 @@ class OutboxProcessor:
                                                {"$set": {"retry_at": None}})
         self._resolve(done + [i["_id"] for o in outcomes for i in o.deferred])
         return len(items)
+
+    async def _write(self, outcomes: list[_CallOutcome]) -> None:
+        """One round trip per collection for the whole batch: turns, transcripts, then calls."""
+        turn_docs = [doc for o in outcomes for doc in o.turn_docs]
+        if turn_docs:
+            await insert_many_ignoring_duplicates(self._db, CALL_TURNS, turn_docs)
+        transcripts = [o.transcript for o in outcomes if o.transcript is not None]
+        if transcripts:
+            await self._db[CALL_TRANSCRIPTS].bulk_write([
+                ReplaceOne({"_id": t["_id"]}, {"_id": t["_id"], "org_id": t["org_id"], "count": len(t["turns"]),
+                                               "turns_json": json.dumps(t["turns"], separators=(",", ":"))},
+                           upsert=True)
+                for t in transcripts
+            ], ordered=False)
+            for t in transcripts:
+                self._remember(self._transcripts, t["_id"], t, 2000)
+        calls = [o.call for o in outcomes if o.call is not None and o.call_changed]
+        if calls:
+            await self._db[CALLS].bulk_write([ReplaceOne({"_id": c["_id"]}, c, upsert=True) for c in calls],
+                                             ordered=False)
+        for o in outcomes:
+            if o.call is not None:
+                self._remember(self._calls, o.call["_id"], o.call, 10000)
 
     async def _defer(self, item: dict[str, Any]) -> None:
         deferrals = int(item.get("deferrals", 0)) + 1
@@ -353,19 +385,10 @@ class OutboxProcessor:
                      or await load_transcript(self._db, call_id, call["org_id"]))["turns"]
             await self._webhooks(call["org_id"], "call.transcript", f"{ended_event}:transcript",
                                  {"call_id": call_id, "turns": [_public_turn(t) for t in turns]}, call["ended_at"])
-        if turn_docs:
-            await insert_many_ignoring_duplicates(self._db, CALL_TURNS, turn_docs)
-        if transcript is not None:
-            await self._db[CALL_TRANSCRIPTS].replace_one(
-                {"_id": call_id},
-                {"_id": call_id, "org_id": transcript["org_id"], "count": len(transcript["turns"]),
-                 "turns_json": json.dumps(transcript["turns"], separators=(",", ":"))},
-                upsert=True,
-            )
-            self._remember(self._transcripts, call_id, transcript, 2000)
-        if call != before:
-            await self._db[CALLS].replace_one({"_id": call_id}, call, upsert=True)
-        self._remember(self._calls, call_id, call, 10000)
+        # The writes themselves are batched across calls by _run_batch.
+        outcome.turn_docs = turn_docs
+        outcome.transcript = transcript
+        outcome.call_changed = call != before
         outcome.call = call
         outcome.created = not before
         if outcome.created:

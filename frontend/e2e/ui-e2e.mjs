@@ -14,7 +14,13 @@
  */
 import { chromium } from "playwright-core";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+
+// axe-core checks every screenshotted page against WCAG 2.1 A/AA (injected through the DevTools protocol, so the
+// app's real CSP stays on).
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const a11yViolations = [];
 
 const BASE = process.env.E2E_BASE_URL ?? "http://127.0.0.1:8000";
 const OUT = process.env.E2E_ARTIFACTS ?? "test-artifacts/ui";
@@ -41,9 +47,22 @@ async function step(name, fn) {
   console.log(`STEP ok   ${name} (${Date.now() - t0} ms)`);
 }
 
+async function auditA11y(name) {
+  const hasAxe = await page.evaluate(() => typeof window.axe !== "undefined");
+  if (!hasAxe) await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() =>
+    window.axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }),
+  );
+  for (const v of result.violations) {
+    if (v.impact !== "serious" && v.impact !== "critical") continue;
+    a11yViolations.push({ page: name, id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) });
+  }
+}
+
 async function shot(name, opts = {}) {
   // Let fonts, charts and canvases settle so the picture shows the real state.
   await page.waitForTimeout(250);
+  await auditA11y(name);
   const file = join(OUT, `${name}.png`);
   if (opts.fullPage ?? true) {
     // Grow the viewport to the whole page instead of stitching a scrolled capture, so sticky bars (top bar, the
@@ -344,6 +363,21 @@ async function reviewPhase() {
     await shot("26-analytics");
   });
 
+  await step("browser test call", async () => {
+    const paths = (await (await fetch(`${BASE}/openapi.json`)).json()).paths;
+    await page.goto("/test-call");
+    await page.getByRole("button", { name: "Start call" }).click();
+    if (!paths["/api/v1/test-calls"]) {
+      // Until the voice server's browser endpoint exists the page says so, instead of failing obscurely.
+      await page.getByText("Browser test calls aren't available on this server yet").waitFor();
+      await shot("26b-test-call-unavailable", { fullPage: false });
+    } else {
+      await page.getByText(/Live|Failed/).first().waitFor();
+      await shot("26b-test-call");
+      if (await page.getByRole("button", { name: "Hang up" }).count()) await page.getByRole("button", { name: "Hang up" }).click();
+    }
+  });
+
   await step("phone-sized layout", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto("/calls");
@@ -462,6 +496,9 @@ try {
   else if (phase === "review") await reviewPhase();
   else if (phase === "campaign") await campaignPhase();
   else throw new Error(`unknown phase ${phase}`);
+  writeFileSync(join(OUT, `a11y-${phase}.json`), JSON.stringify(a11yViolations, null, 2));
+  currentStep = "accessibility (axe-core, WCAG 2.1 AA)";
+  check(!a11yViolations.length, `no serious accessibility violations:\n${a11yViolations.map((v) => `  ${v.page}: ${v.id} (${v.impact}) ${v.help} at ${v.nodes.join(", ")}`).join("\n")}`);
   console.log(`PHASE ok ${phase}`);
 } catch (e) {
   code = 1;

@@ -43,6 +43,9 @@ class AsrSettings(ServiceSettings):
     asr_vad_threshold: float = Field(default=0.5, gt=0, lt=1)
     asr_max_utterance_s: float = Field(default=25.0, ge=2.0, le=28.0)
     asr_interim_interval_ms: int = Field(default=1000, ge=0, description="0 disables interim results")
+    asr_interim_max_decode_s: float = Field(
+        default=0.3, gt=0, description="skip interims while recent decodes take longer than this (a busy machine)"
+    )
     asr_max_recognize_s: float = Field(default=600.0, gt=0, description="longest audio Recognize accepts")
     asr_shutdown_grace_s: float = 5.0
 

@@ -90,6 +90,8 @@ class WhisperEngine:
         self.multilingual = bool(self._model.model.is_multilingual)
         self._tokenizer = Tokenizer(self._model.hf_tokenizer, self.multilingual, task="transcribe", language="en")
         self._suppress = list(get_suppressed_tokens(self._tokenizer, (-1,)) or ())
+        # Recent decode time (moving average): interim results are only "cheap" while decodes are fast.
+        self.recent_decode_s = 0.0
         log.info("whisper model loaded", extra={"model_dir": str(self.model_dir), "load_s": round(time.perf_counter() - t0, 3)})
 
     @property
@@ -119,7 +121,9 @@ class WhisperEngine:
         if suspicious and window < _FULL_WINDOW_FRAMES:
             text, confidence, _ = self._generate(features, _FULL_WINDOW_FRAMES, options, language, audio_s)
             retried = True
-        return Transcript(text, confidence, audio_s, time.perf_counter() - t0, retried_full_window=retried)
+        elapsed = time.perf_counter() - t0
+        self.recent_decode_s = 0.7 * self.recent_decode_s + 0.3 * elapsed if self.recent_decode_s else elapsed
+        return Transcript(text, confidence, audio_s, elapsed, retried_full_window=retried)
 
     def _prompt(self, tokenizer: Tokenizer, hotwords: str | None) -> list[int]:
         prompt: list[int] = []

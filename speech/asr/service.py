@@ -330,6 +330,7 @@ class RivaAsrServicer(rasr_grpc.RivaSpeechRecognitionServicer):
                         config,
                         self.rt.endpointer_params(config.stop_ms),
                         self.rt.settings.asr_interim_interval_ms,
+                        self.rt.settings.asr_interim_max_decode_s,
                     )
                     state.ready.set()
                     chunk = chunk[skip:]

@@ -104,6 +104,7 @@ class RecognitionStream:
         config: StreamConfig,
         params: EndpointerParams,
         interim_interval_ms: int,
+        interim_max_decode_s: float = 0.3,
     ) -> None:
         self.engine = engine
         self.pool = pool
@@ -114,6 +115,7 @@ class RecognitionStream:
         self._interim_samples = (
             int(interim_interval_ms * config.sample_rate / 1000) if config.interim_results and interim_interval_ms else 0
         )
+        self._interim_max_decode_s = interim_max_decode_s
         self._bytes_per_frame = (1 if config.encoding == "mulaw" else 2) * config.channels
         self._carry = b""
         self._samples_in = 0
@@ -203,6 +205,8 @@ class RecognitionStream:
         seen = self.endpointer.samples_seen
         if seen - self._last_interim_at < self._interim_samples or not self.pool.idle:
             return
+        if self.engine.recent_decode_s > self._interim_max_decode_s:
+            return  # the machine is busy: an interim would cost more than it is worth
         self._last_interim_at = seen
         audio = self.endpointer.current_audio()
         if audio.size:

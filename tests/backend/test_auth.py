@@ -3,6 +3,8 @@ detection, logout and revocation, invitations."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import time
 import uuid
@@ -84,8 +86,6 @@ async def test_forged_tokens_are_rejected(client: httpx.AsyncClient, services: S
     other_alg = jwt.encode(claims, secret, algorithm="HS512")
     wrong_key = jwt.encode(claims, "not-the-secret-" * 4, algorithm="HS256")
     header = jwt.get_unverified_header(account.access_token)
-    import base64
-    import json
 
     def b64(obj: dict[str, object]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from backend_testkit import call_events, create_agent, post_events, register
+from backend_testkit import call_events, create_agent, post_events, register, service_headers
 
 from backend.db.collections import CALL_TURNS, OUTBOX
 from backend.services.call_log import PAGE_SIZE
@@ -71,8 +70,6 @@ async def test_events_before_their_call_wait_and_apply(client: httpx.AsyncClient
 
 
 async def test_event_validation(client: httpx.AsyncClient) -> None:
-    from backend_testkit import service_headers
-
     bad = {"events": [{"type": "call.turn", "event_id": "short", "call_id": "c", "turn_index": -1, "speaker": "x",
                        "text": "hi", "start_ms": 0, "end_ms": 1}]}
     resp = await client.post("/internal/v1/calls/events", json=bad, headers=service_headers())
@@ -102,9 +99,7 @@ async def test_list_filters_search_and_pagination(client: httpx.AsyncClient) -> 
             "carrier": "vobiz", "from_number": "+14155550100", "to_number": f"+1415555{i:04d}",
             "campaign_id": "camp-1" if i % 5 == 0 else None,
         })
-    started = time.perf_counter()
     await post_events(client, batch)
-    print(f"{total} calls applied in {time.perf_counter() - started:.2f}s")
     _, ended = call_events(owner.org_id, call_id=ids[7], turns=2, end_reason="busy")
     ended[1]["text"] = "I would like to order a Pepperoni pizza"
     await post_events(client, ended[1:])
@@ -146,8 +141,7 @@ async def test_recording_presigned_url_works_then_expires(client: httpx.AsyncCli
     await services.store.put_bytes(key, audio, "audio/wav")
     events.append({"type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": call_id, "bucket": "wrong",
                    "key": key, "size_bytes": len(audio), "duration_s": 1.0, "sample_rate": 8000})
-    refused = await client.post("/internal/v1/calls/events", json={"events": events},
-                                headers=__import__("backend_testkit").service_headers())
+    refused = await client.post("/internal/v1/calls/events", json={"events": events}, headers=service_headers())
     assert refused.status_code == 422 and refused.json()["error"]["details"][0]["path"] == "body.events.4.bucket"
     events[-1]["bucket"] = services.store.bucket
     await post_events(client, events)

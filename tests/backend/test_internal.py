@@ -7,9 +7,10 @@ import os
 import uuid
 
 import httpx
-from backend_testkit import create_agent, post_events, register, service_headers, unique_number
+from backend_testkit import call_events, create_agent, post_events, register, service_headers, unique_number
 from jose import jwt
 
+from backend.services.container import Services
 from core.call_events import OutboundCallContext, ResolvedAgent
 from core.service_auth import SERVICE_AUDIENCE, mint_service_token
 
@@ -110,13 +111,11 @@ async def test_org_events_are_idempotent(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["path"] == "body.type"
 
 
-async def test_recording_registration_endpoint(client: httpx.AsyncClient, services: object) -> None:
-    from backend_testkit import call_events
-
+async def test_recording_registration_endpoint(client: httpx.AsyncClient, services: Services) -> None:
     owner = await register(client, "recreg")
     call_id, events = call_events(owner.org_id)
     await post_events(client, events)
-    bucket = services.store.bucket  # type: ignore[attr-defined]
+    bucket = services.store.bucket
     body = {"type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": call_id, "bucket": bucket,
             "key": f"{owner.org_id}/{call_id}.wav", "size_bytes": 10, "duration_s": 1.0, "sample_rate": 16000}
     mismatch = await client.post("/internal/v1/calls/other/recording", json=body, headers=service_headers())

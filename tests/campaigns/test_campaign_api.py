@@ -206,6 +206,18 @@ async def test_dnc_api_roles_and_csv(campaign_base: Any, org: Org) -> None:
     assert (await http.delete(f"{base}/api/v1/dnc/+14155550105", headers=mh)).status_code == 403
     assert (await http.post(f"{base}/api/v1/campaigns", headers=mh, json=campaign_body(org))).status_code == 403
     assert (await http.get(f"{base}/api/v1/campaigns", headers=mh)).status_code == 200
+    cid = await new_campaign(campaign_base, org)
+    for method, path, body in [("PATCH", "", {"name": "x"}), ("POST", "/start", None), ("POST", "/cancel", None),
+                               ("DELETE", "", None)]:
+        resp = await http.request(method, f"{base}/api/v1/campaigns/{cid}{path}", headers=mh, json=body)
+        assert resp.status_code == 403, (method, path)
+    upload_resp = await http.post(f"{base}/api/v1/campaigns/{cid}/contacts", headers=mh,
+                                  files={"file": ("c.csv", b"phone\n+14155552671\n", "text/csv")})
+    assert upload_resp.status_code == 403
+    assert (await http.put(f"{base}/api/v1/campaign-settings", headers=mh,
+                           json={"max_concurrent_calls": 3})).status_code == 403
+    for path in ("", "/progress", "/contacts", "/report.csv"):
+        assert (await http.get(f"{base}/api/v1/campaigns/{cid}{path}", headers=mh)).status_code == 200, path
     assert (await http.delete(f"{base}/api/v1/dnc/+14155550105", headers=org.headers)).status_code == 204
 
 

@@ -222,7 +222,11 @@ def test_overload_is_refused_with_resource_exhausted(small_asr_server: AsrServer
     admitted = [asr.streaming_response_generator(held_stream(), _streaming_config()) for _ in range(2)]
     workers = ThreadPoolExecutor(2)
     futures = [workers.submit(_finals, r) for r in admitted]
-    time.sleep(0.3)
+    for _ in range(100):  # until the server holds both streams
+        with urllib.request.urlopen(f"{small_asr_server.health_url}/health") as resp:
+            if json.load(resp)["active_streams"] == 2:
+                break
+        time.sleep(0.1)
     with pytest.raises(grpc.RpcError) as err:
         _finals(asr.streaming_response_generator(iter([b"\xff" * 160]), _streaming_config()))
     assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED

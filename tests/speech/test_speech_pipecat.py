@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from pipecat.frames.frames import (
+    EndFrame,
+    Frame,
     InputAudioRawFrame,
     TranscriptionFrame,
     TTSAudioRawFrame,
@@ -10,8 +14,12 @@ from pipecat.frames.frames import (
     TTSStartedFrame,
     TTSStoppedFrame,
 )
+from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.task import PipelineParams
+from pipecat.pipeline.worker import PipelineWorker
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.tests.utils import SleepFrame, run_test
+from pipecat.workers.runner import WorkerRunner
 from speechtest_helpers import WER_BOUND, AsrServer, Utterances, wer
 
 from core.agent_config import STTConfig, TTSConfig
@@ -19,24 +27,57 @@ from pipelines.stt import create_stt_service
 from pipelines.tts_client import VoiceAgentTTSService, create_tts_service
 
 
+class _Transcripts(FrameProcessor):
+    """Collects final transcriptions and says when the expected number arrived."""
+
+    def __init__(self, expected: int) -> None:
+        super().__init__()
+        self.finals: list[str] = []
+        self.expected = expected
+        self.complete = asyncio.Event()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TranscriptionFrame):
+            self.finals.append(frame.text)
+            if len(self.finals) >= self.expected:
+                self.complete.set()
+        await self.push_frame(frame, direction)
+
+
 async def test_pipecat_nvidia_stt_service_transcribes_a_call(asr_server: AsrServer, utterances: Utterances) -> None:
     stt = create_stt_service(STTConfig(language="en-US"), default_server=asr_server.address)
-    audio = utterances.pcm16_8k  # μ-law decoded by the transport, as in a phone call
-    frames: list = []
-    step = 320  # 20 ms at 8 kHz, 16-bit
-    for i in range(0, len(audio), step):
-        frames.append(InputAudioRawFrame(audio=audio[i : i + step], sample_rate=8000, num_channels=1))
-        if i % (step * 25) == 0:
-            frames.append(SleepFrame(sleep=0.05))  # about 10x real time: lets the stream thread keep up
-    frames.append(SleepFrame(sleep=2.0))  # let the last final arrive before EndFrame closes the stream
-    down, _ = await run_test(
-        stt, frames_to_send=frames, pipeline_params=PipelineParams(audio_in_sample_rate=8000), start_timeout=5
+    collector = _Transcripts(len(utterances.texts))
+    worker = PipelineWorker(
+        Pipeline([stt, collector]), cancel_on_idle_timeout=False, params=PipelineParams(audio_in_sample_rate=8000)
     )
-    finals = [f.text for f in down if isinstance(f, TranscriptionFrame)]
-    assert len(finals) == len(utterances.texts), finals
-    for ref, hyp in zip(utterances.texts, finals, strict=True):
+    started = asyncio.Event()
+
+    @worker.event_handler("on_pipeline_started")
+    async def _started(*_: object) -> None:
+        started.set()
+
+    async def call() -> None:
+        try:
+            await asyncio.wait_for(started.wait(), 10)
+            audio = utterances.pcm16_8k  # μ-law decoded by the transport, as in a phone call
+            step = 320  # 20 ms at 8 kHz, 16-bit
+            for n, i in enumerate(range(0, len(audio), step)):
+                frame = InputAudioRawFrame(audio=audio[i : i + step], sample_rate=8000, num_channels=1)
+                await worker.queue_frame(frame)
+                if n % 25 == 24:
+                    await asyncio.sleep(0.05)  # about 10x real time: lets the stream thread keep up
+            # Finals come as the server decodes; on a loaded machine that can take a while.
+            await asyncio.wait_for(collector.complete.wait(), 60)
+        finally:
+            await worker.queue_frame(EndFrame())
+
+    runner = WorkerRunner()
+    await runner.add_workers(worker)
+    await asyncio.gather(runner.run(), call())
+    assert len(collector.finals) == len(utterances.texts), collector.finals
+    for ref, hyp in zip(utterances.texts, collector.finals, strict=True):
         assert wer(ref, hyp) <= WER_BOUND, (ref, hyp)
-    assert all(not isinstance(f, TranscriptionFrame) or f.text for f in down)
 
 
 async def test_tts_service_streams_at_the_pipeline_rate(tts_url: str) -> None:

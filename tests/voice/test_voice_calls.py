@@ -97,6 +97,9 @@ async def test_twilio_inbound_call(voice_server: VoiceServer, twilio_line: SimLi
     answer = next(t for t in call["turns"][2:] if t["speaker"] == "agent")
     assert answer["latency"] and answer["latency"]["voice_to_voice_ms"] > 0
 
+    usage = call["usage"]
+    assert usage["caller_audio_s"] > 3 and usage["agent_audio_s"] > 2 and usage["stt_audio_s"] > 3
+    assert usage["llm_completion_tokens"] > 0 and usage["tts_characters"] > 0
     rate, caller_ch, agent_ch = await recording_of(http, twilio_line, call_id)
     assert rate == 8000
     assert active_seconds(caller_ch, rate) > 1.0, "caller channel (left) is empty"

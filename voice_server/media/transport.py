@@ -68,7 +68,6 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, PlaybackPauseFrame):
-            log.info("DBG pause t=%.3f playhead_end=%.3f now=%.3f", time.monotonic(), self.tracker.playhead_end_s, self.tracker.now_s())
             self._pause(frame.max_pause_s)
             await self.push_frame(frame, direction)
             return

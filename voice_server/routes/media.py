@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from core.call_events import ResolvedAgent
-from pipelines.speech import StreamingAudio
+from pipelines.streaming import StreamingAudio
 from voice_server.backend_client import BackendRejected, BackendUnavailable
 from voice_server.call_token import CallClaims, CallTokenError, verify_call_token
 from voice_server.media.serializers import StartError, StreamInfo, parse_twilio_start, parse_vobiz_start

@@ -134,7 +134,10 @@ async def campaign_progress(campaign_id: CampaignId, principal: CampaignsRead, r
 async def campaign_events(campaign_id: CampaignId, request: Request, principal: CampaignsRead,
                           rt: RuntimeDep) -> StreamingResponse:
     stream = rt.campaigns.events(principal, campaign_id, request.is_disconnected)
-    first = await anext(stream)  # 404 before the stream starts, not in the middle of it
+    try:
+        first = await anext(stream)  # a 404 comes before the stream starts, not in the middle of it
+    except StopAsyncIteration:
+        first = ": closed\n\n"
     return StreamingResponse(_prepend(first, stream), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

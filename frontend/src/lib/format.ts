@@ -43,17 +43,6 @@ export function humanize(s?: string | null): string {
   return s.replace(/[_.]/g, " ").replace(/^\w/, (c) => c.toUpperCase());
 }
 
-/** Local date (YYYY-MM-DD) n days before today, for date inputs. */
-export function daysAgo(n: number): string {
-  const d = new Date();
-  d.setDate(d.getDate() - n);
-  return toDateInput(d);
-}
-
-export function toDateInput(d: Date): string {
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-}
-
 /** A date-input day as an ISO instant at local midnight (start) or the end of that day (end). */
 export function dayToIso(day: string, edge: "start" | "end"): string | undefined {
   if (!day) return undefined;

@@ -116,7 +116,7 @@ describe("agent editor: existing agent", () => {
     await user.click(await screen.findByRole("tab", { name: "Voice" }));
     const select = await screen.findByRole("combobox", { name: "Voice" });
     await user.selectOptions(select, "en_US-amy-medium");
-    await user.click(screen.getByRole("button", { name: /Play a sample of voice en_US-amy-medium/ }));
+    await user.click(screen.getByRole("button", { name: /Play sample of voice en_US-amy-medium/ }));
     await waitFor(() => expect(HTMLMediaElement.prototype.play).toHaveBeenCalled());
     const sample = calls.find((c) => c.url.endsWith("/voices/sample"))!;
     expect(sample.body).toMatchObject({ voice: "en_US-amy-medium", engine: "piper", text: "Hi from Acme" });

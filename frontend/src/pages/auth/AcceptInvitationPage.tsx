@@ -54,7 +54,7 @@ export function AcceptInvitationPage() {
           autoComplete="new-password"
           value={password}
           onChange={(e) => setPassword(e.target.value)}
-          hint={`At least ${MIN_PASSWORD} characters.`}
+          hint={`At least ${MIN_PASSWORD} characters. Already have an account with this email? Enter its password.`}
           error={touched ? problems.password : null}
         />
         <InlineError error={error} />

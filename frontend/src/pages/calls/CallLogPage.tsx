@@ -4,11 +4,13 @@ import { Link, useSearchParams } from "react-router-dom";
 import { agentsApi, callsApi, type CallFilters } from "../../api/endpoints";
 import { useToast } from "../../components/Toast";
 import { Button, EmptyState, ErrorState, PageHeader, SelectField, Spinner, TextField } from "../../components/ui";
-import { dayToIso, fmtDateTime, fmtDuration } from "../../lib/format";
+import type { CallStatus } from "../../api/types";
+import { dayToIso, fmtDateTime, fmtDuration, humanize } from "../../lib/format";
 import { useDebounced } from "../../lib/useDebounced";
 import { CallStatusBadge } from "./status";
 
 const FILTER_KEYS = ["q", "agent_id", "direction", "status", "campaign_id", "from", "to"] as const;
+const CALL_STATUSES: CallStatus[] = ["queued", "in_progress", "completed", "busy", "no_answer", "failed", "voicemail", "canceled"];
 
 export default function CallLogPage() {
   const [params, setParams] = useSearchParams();
@@ -85,11 +87,7 @@ export default function CallLogPage() {
         </SelectField>
         <SelectField label="Status" value={get("status")} onChange={(e) => setParam("status", e.target.value)}>
           <option value="">Any</option>
-          <option value="in_progress">In progress</option>
-          <option value="completed">Completed</option>
-          <option value="failed">Failed</option>
-          <option value="no_answer">No answer</option>
-          <option value="busy">Busy</option>
+          {CALL_STATUSES.map((s) => <option key={s} value={s}>{humanize(s)}</option>)}
         </SelectField>
         <TextField label="From" type="date" value={get("from")} onChange={(e) => setParam("from", e.target.value)} />
         <TextField label="To" type="date" value={get("to")} onChange={(e) => setParam("to", e.target.value)} />

@@ -121,7 +121,7 @@ export function VoiceSection({ config, set, errors, readOnly }: SectionProps) {
           maxLength={300}
         />
         {state === "idle" ? (
-          <Button onClick={() => void play()} disabled={!voice} aria-label={`Play a sample of voice ${voice}`}>
+          <Button onClick={() => void play()} disabled={!voice} aria-label={`Play sample of voice ${voice}`}>
             <span aria-hidden="true">▶</span> Play sample
           </Button>
         ) : (

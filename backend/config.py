@@ -52,6 +52,8 @@ class BackendSettings(DataSettings, CampaignSettingsMixin):  # campaign/dialer f
     # Background workers (call event projection, webhook dispatch) run on one elected replica.
     worker_poll_interval_s: float = Field(default=0.5, gt=0)
     leader_window_s: float = Field(default=10.0, ge=1)
+    # How often the leader moves old call-list pages out of the hot collection.
+    archive_interval_s: float = Field(default=15.0, gt=0)
     # How long an internal event POST waits for its events to be applied when this replica is the leader (0: answer
     # as soon as they are stored; tests use it to read their own writes).
     event_apply_wait_s: float = Field(default=0.0, ge=0)

@@ -439,6 +439,80 @@ def llm_table(samples: list[LlmSample]) -> list[dict[str, object]]:
     return rows
 
 
+# --- component costs (CPU time) ------------------------------------------------------------------------------
+
+
+def _timed(fn: object, repeats: int = 5) -> tuple[float, float]:
+    """Median wall ms and median process-CPU ms of fn() (single-threaded work: CPU ms ≈ wall ms on an idle core)."""
+    walls, cpus = [], []
+    for _ in range(repeats):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()  # type: ignore[operator]
+        walls.append(1000 * (time.perf_counter() - w0))
+        cpus.append(1000 * (time.process_time() - c0))
+    return round(statistics.median(walls), 1), round(statistics.median(cpus), 1)
+
+
+def bench_components(utterances: list[Utterance]) -> list[dict[str, object]]:
+    """The engines in-process, one thread each, one at a time: what each step costs in CPU, whatever the load."""
+    import threading as _threading
+
+    import soxr
+
+    from speech.asr.config import bundled_whisper_dir
+    from speech.asr.engine import DecodeOptions, WhisperEngine
+    from speech.common.audio import mulaw_to_pcm16
+    from speech.llm.config import bundled_smollm2
+    from speech.tts.config import bundled_piper_voice
+    from speech.tts.engines.piper_engine import PiperEngine
+    from speech.tts.text import split_for_streaming
+
+    rows: list[dict[str, object]] = []
+    model_dir = bundled_whisper_dir()
+    assert model_dir is not None
+    engine = WhisperEngine(model_dir, cpu_threads=1, workers=1)
+    engine.warm_up()
+    for target in (1, 3, 6):
+        utt = min(utterances, key=lambda u: abs(u.speech_s - target))
+        pcm = mulaw_to_pcm16(utt.mulaw).astype(np.float32) / 32768
+        cut = pcm[3200 : int(utt.speech_end_s * 8000) + 2400]  # the utterance as the endpointer hands it over
+        audio = soxr.resample(cut, 8000, 16000).astype(np.float32)
+        wall, cpu = _timed(lambda a=audio: engine.decode(a, DecodeOptions()))
+        rows.append({"step": f"Whisper decode, {utt.speech_s:.1f} s utterance (1 thread)", "wall_ms": wall, "cpu_ms": cpu})
+    voice = bundled_piper_voice()
+    assert voice is not None
+    piper = PiperEngine([voice], threads=1)
+    never = _threading.Event()
+    for text in TTS_TEXTS[:3]:
+        first = split_for_streaming(text, 28)[0]
+        wall, cpu = _timed(lambda t=first: list(piper.synthesize(t, "en_US-joe-medium", 1.0, None, never)))
+        rows.append({"step": f"Piper first piece {first!r}", "wall_ms": wall, "cpu_ms": cpu})
+    from llama_cpp import Llama
+
+    gguf = bundled_smollm2()
+    assert gguf is not None
+    llm = Llama(model_path=str(gguf), n_ctx=2048, n_threads=1, n_threads_batch=1, verbose=False)
+    convo = [{"role": "system", "content": LLM_SYSTEM}, {"role": "user", "content": LLM_QUESTIONS[0]}]
+
+    def first_token(messages: list[dict[str, str]]) -> None:
+        for chunk in llm.create_chat_completion(messages=messages, stream=True, max_tokens=1, temperature=0):  # type: ignore[arg-type]
+            if chunk["choices"][0]["delta"].get("content"):  # type: ignore[index,union-attr]
+                return
+
+    wall, cpu = _timed(lambda: (llm.reset(), first_token(convo)), repeats=3)
+    rows.append({"step": "LLM first token, cold prompt (1 thread)", "wall_ms": wall, "cpu_ms": cpu})
+    history = [*convo, {"role": "assistant", "content": "Yes, from 9am to noon."}]
+    first_token([*history, {"role": "user", "content": LLM_QUESTIONS[1]}])
+    turns = iter(LLM_QUESTIONS[2:] + LLM_QUESTIONS[:2])
+
+    def next_turn() -> None:  # same system prompt and history, a new caller turn each time
+        first_token([*history, {"role": "user", "content": next(turns)}])
+
+    wall, cpu = _timed(next_turn)
+    rows.append({"step": "LLM first token, cached prefix (1 thread)", "wall_ms": wall, "cpu_ms": cpu})
+    return rows
+
+
 # --- output ----------------------------------------------------------------------------------------------------
 
 
@@ -459,6 +533,7 @@ class Report:
     asr: list[dict[str, object]]
     tts: list[dict[str, object]]
     llm: list[dict[str, object]]
+    components: list[dict[str, object]] = field(default_factory=list)
     goals: dict[str, object] = field(default_factory=dict)
     raw: dict[str, object] = field(default_factory=dict)
 
@@ -527,6 +602,11 @@ def markdown(report: Report) -> str:
         "cached_system = same system prompt, new question; cached_turn = next turn of the same conversation):",
         "",
         fmt_table(report.llm),
+        "**Component costs** (the engines in-process, one thread, one call at a time, medians; `wall_ms` is what the "
+        "step took during this run, `cpu_ms` the CPU time charged to it — a closer, still inflated, estimate of an "
+        "idle core, since contention also slows the CPU work itself):",
+        "",
+        fmt_table(report.components),
         "How to read this: every number is wall-clock time on the machine named above, measured by a client that "
         "runs on the same cores as the servers. When other processes hold the cores (see the calibration loop), "
         "decodes and syntheses stretch by the same factor and the goals are missed by that margin; for a clean "
@@ -595,11 +675,13 @@ def main() -> None:
             llm_samples = asyncio.run(bench_llm(servers.llm, rounds))
         calibrate("end", calibration)
         server_side = servers.server_side()
+        components = bench_components(utterances) if "asr" in parts and not args.quick else []
     finally:
         servers.stop()
 
     report = Report(report_machine, asr_table(asr_samples), tts_table(tts_samples),
                     llm_table(llm_samples) if llm_samples else [])
+    report.components = components
     report.machine["server_env"] = extra_env
     report.machine["calibration_ms"] = calibration
     report.raw["server_side_means"] = server_side
@@ -618,6 +700,8 @@ def main() -> None:
     print(fmt_table(report.tts))
     print("LLM time to first token")
     print(fmt_table(report.llm))
+    print("Component costs (in-process, one thread, one at a time)")
+    print(fmt_table(report.components))
     print("Inside the servers:", json.dumps(report.raw.get("server_side_means", {}), indent=1))
     print("Goals:", json.dumps(report.goals, indent=1))
     if not args.no_write and parts == {"asr", "tts", "llm"}:

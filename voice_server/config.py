@@ -62,7 +62,7 @@ class VoiceServerSettings(S3Settings):
     # leaves the decision to Silero's confidence.
     vad_min_volume: float = Field(default=0.0, ge=0.0, le=1.0)
     stt_final_wait_s: float = Field(default=0.6, ge=0.05, le=5.0, description="Wait for a final transcript.")
-    stt_endpoint_silence_ms: int = Field(default=200, ge=100, le=3000, description="ASR end-of-utterance silence")
+    stt_endpoint_silence_ms: int = Field(default=300, ge=100, le=3000, description="ASR end-of-utterance silence")
     smart_turn_enabled: bool = True
 
     # Delivery to the backend.

@@ -56,6 +56,7 @@ class EventOutbox:
         self._idle.set()
         self.delivered = 0
         self.failures = 0
+        self._files_waiting = 0
 
     def emit(self, event: CallEvent) -> None:
         """Never blocks and never raises: the event is queued and written to disk by the sender task."""
@@ -65,7 +66,8 @@ class EventOutbox:
 
     @property
     def pending(self) -> int:
-        return len(self._queue) + sum(1 for _ in self.directory.glob("*.json"))
+        """Events waiting in memory plus batches waiting on disk (as of the sender's last look)."""
+        return len(self._queue) + self._files_waiting
 
     async def start(self) -> None:
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
@@ -114,6 +116,7 @@ class EventOutbox:
             while self._queue:
                 await self._persist(self._take())
             files = await asyncio.to_thread(self._pending_files)
+            self._files_waiting = len(files)
             if not files:
                 self._idle.set()
                 continue
@@ -158,4 +161,5 @@ class EventOutbox:
             return False
         self.delivered += len(events)
         await asyncio.to_thread(path.unlink, missing_ok=True)
+        self._files_waiting = max(0, self._files_waiting - 1)
         return True

@@ -113,7 +113,6 @@ class StereoRecorder:
         self._agent = np.zeros(0, dtype=np.int16)  # from _written
         self._closed = False
         self._failed: BaseException | None = None
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._writer.submit(self._open)
 
     # -- timeline ---------------------------------------------------------------------------------------------
@@ -190,6 +189,7 @@ class StereoRecorder:
         self._writer.submit(lambda: self._write(data))
 
     def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in _finish
         self._fh.write(wav_header(self.sample_rate, 2, 0))
 

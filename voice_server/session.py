@@ -112,7 +112,9 @@ class CallSession:
         self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000)
         if self.agent.config.record:
             path = self.app.uploader.active_path(self.call_id)
-            self.app.uploader.write_active_meta(self.call_id, self.agent.org_id, self.info.in_sample_rate)
+            org_id, call_id, rate = self.agent.org_id, self.call_id, self.info.in_sample_rate
+            # Written beside the WAV so a crash mid-call still leaves enough to upload it later.
+            self.app.writer.submit(lambda: self.app.uploader.write_active_meta(call_id, org_id, rate))
             self.recorder = StereoRecorder(path, self.info.in_sample_rate, self.app.writer, t0=self.tracker.t0)
             self.tracker.clear_listeners.append(self.recorder.drop_agent_after)
         spec = CallSpec(

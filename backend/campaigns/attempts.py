@@ -94,7 +94,6 @@ class AttemptFinalizer:
             }})
         await self._coord.release_attempt_slots(attempt_id)
         await self._coord.drop_lease(attempt["contact_id"], attempt_id)
-        await self._coord.put_mark(attempt_id, "released", {"campaign_id": attempt["campaign_id"]})
         self._signals.changed(attempt["campaign_id"])
         reason = _END_REASON.get(final["outcome"])
         if reason is not None and final["outcome"] == "not_dialed" and await self._db[CALLS].find_one(

@@ -127,11 +127,13 @@ class CallbackService:
     async def on_status(self, carrier: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
                         headers: Mapping[str, str], method: str = "POST") -> None:
         attempt, _ = await self._authenticate(carrier, attempt_id, token, "status", form, headers, method)
+        if carrier == "twilio":
+            over = twilio_outcome(form.get("CallStatus", ""), None) is not None
+        else:
+            over = vobiz_outcome(dict(form), False) is not None
+        if not over:
+            return  # answered / ringing: nothing to decide yet
         await self._record(attempt, "status", form)
-        if carrier == "twilio" and form.get("CallStatus") == "in-progress":
-            await self._coord.put_mark(attempt_id, "answered", {"campaign_id": attempt["campaign_id"]})
-        if twilio_outcome(form.get("CallStatus", ""), None) is None and vobiz_outcome(dict(form), False) is None:
-            return  # not over yet
         amd = await self._coord.get_mark(attempt_id, "amd")
         answered_by = (amd or {}).get("answered_by") or form.get("AnsweredBy") or None
         if carrier == "twilio":

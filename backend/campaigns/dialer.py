@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 _SETUP_ERRORS = {401, 402, 403}
 REAP_RECHECK_S = 15.0  # how often a healthy-looking lease's marks are checked anyway
 STANDBY_CLAIMS = 4  # claims per campaign kept ready for the next free slot
+LATE_TICK_S = 0.1  # a dial leaving later than this after its tick (or half a tick) takes a fresh token
 
 
 @dataclass
@@ -74,7 +75,8 @@ class Candidate:
     timezone: str | None
     next_attempt_at: datetime | None
     attempts: int
-    closed_until: datetime | None = None
+    window_open: bool = False
+    window_until: datetime | None = None  # when the window state last computed changes (None: recompute)
 
 
 @dataclass
@@ -83,6 +85,8 @@ class LocalWork:
 
     starting: int = 0  # dial tasks that have not yet taken (or given up) their slots
     busy: set[str] = field(default_factory=set)  # contacts with a dial task here
+    # One claim at a time looks for a slot (in arrival order): waiting claims do not all query at every wake-up.
+    slot_turn: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -105,6 +109,7 @@ class CampaignRun:
 class DialerStats:
     dials: int = 0
     claims_lost: int = 0
+    late_ticks: int = 0
     # Milliseconds per dial, recent ones: claiming (lease, checks, slots, attempt), registering the call, the
     # carrier's create-call request.
     phases: dict[str, deque[float]] = field(default_factory=lambda: {
@@ -134,7 +139,9 @@ class Dialer:
         self._carriers = carriers
         self._finalizer = finalizer
         self._urls = urls
-        self._answer_base = answer_base_url.rstrip("/")
+        # Several voice servers: comma-separated, used in turn (a load balancer in front works as well).
+        self._answer_bases = [u.strip().rstrip("/") for u in answer_base_url.split(",") if u.strip()]
+        self._next_answer = 0
         self._signals = signals
         self._coord = Coordination(db)
         self.id = dialer_id or settings.dialer_id or f"dialer-{socket.gethostname()}-{os.getpid()}-{new_id()[:6]}"
@@ -144,6 +151,8 @@ class Dialer:
         self._last_reap = 0.0
         self._org_caps: dict[str, int] = {}
         self._checked: dict[str, float] = {}  # attempt id -> when the reaper last looked at its marks
+        self._stopping = False
+        self._sent: set[str] = set()  # attempts the reaper saw dialled
         self._last_purge = 0.0
         self.stats = DialerStats()
 
@@ -159,17 +168,16 @@ class Dialer:
                 except Exception:
                     log.exception("dialer %s: poll failed", self.id)
                     await asyncio.sleep(1.0)
+                # Standby claims are woken by a call ending; the poll itself keeps a steady pace.
                 with contextlib.suppress(TimeoutError):
-                    waiter = asyncio.ensure_future(self._signals.wait(None, self._settings.dialer_poll_interval_s))
-                    stopper = asyncio.ensure_future(stop.wait())
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                    for pending in (waiter, stopper):
-                        pending.cancel()
+                    await asyncio.wait_for(stop.wait(), self._settings.dialer_poll_interval_s)
         finally:
             await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Lets dials already under way finish (each is a few database writes and one carrier request)."""
+        """Lets dials already under way finish (each is a few database writes and one carrier request); claims
+        still waiting for a slot are given up at once (their contacts are due again for other dialers)."""
+        self._stopping = True
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=15)
         with contextlib.suppress(Exception):
@@ -227,8 +235,8 @@ class Dialer:
             candidates[doc["_id"]] = Candidate(
                 id=doc["_id"], phone=doc["phone"], timezone=doc.get("timezone"),
                 next_attempt_at=doc.get("next_attempt_at"), attempts=int(doc.get("attempts", 0)),
-                closed_until=previous.closed_until if previous and previous.attempts == doc.get("attempts", 0)
-                else None)
+                window_open=previous.window_open if previous else False,
+                window_until=previous.window_until if previous and previous.timezone == doc.get("timezone") else None)
         run.candidates = candidates
         run.refreshed = time.time()
         if not candidates and not run.local.busy and not importing:
@@ -257,14 +265,11 @@ class Dialer:
         for cand in run.candidates.values():
             if cand.id in run.local.busy or (cand.next_attempt_at is not None and cand.next_attempt_at > now):
                 continue
-            if cand.closed_until is not None and cand.closed_until > now:
-                continue
-            is_open, next_open = window_state(now, contact_timezone(windows, cand.timezone), run.spans)
-            if not is_open:
-                cand.closed_until = next_open or datetime.max.replace(tzinfo=now.tzinfo)
-                continue
-            cand.closed_until = None
-            due.append(cand)
+            if cand.window_until is None or cand.window_until <= now:
+                cand.window_open, until = window_state(now, contact_timezone(windows, cand.timezone), run.spans)
+                cand.window_until = until or datetime.max.replace(tzinfo=now.tzinfo)
+            if cand.window_open:
+                due.append(cand)
         epoch = datetime.min.replace(tzinfo=now.tzinfo)
         due.sort(key=lambda c: (c.next_attempt_at or epoch, c.id))
         return due
@@ -334,7 +339,7 @@ class Dialer:
         aid = attempt_id(cand.id, number)
         lifetime_s = (run.settings.ring_timeout_s + run.settings.max_call_duration_s
                       + self._settings.dialer_lost_call_grace_s)
-        lease = {"campaign_id": run.id, "org_id": run.org_id, "owner": self.id, "attempt_id": aid, "phase": "claimed",
+        lease = {"campaign_id": run.id, "org_id": run.org_id, "owner": self.id, "attempt_id": aid,
                  "lifetime_s": lifetime_s}
         if not await self._coord.take_lease(cand.id, lease):
             self.stats.claims_lost += 1
@@ -388,14 +393,18 @@ class Dialer:
         """Takes a campaign slot and an organisation slot for the attempt (both or neither)."""
         holder = {"attempt_id": aid, "owner": self.id, "campaign_id": run.id}
         deadline = time.time() + self._settings.dialer_claim_ttl_s / 2
+        cscope, oscope = campaign_scope(run.id), org_scope(run.org_id)
         while True:
-            cslot, oslot = await asyncio.gather(
-                self._coord.acquire_slot(campaign_scope(run.id), run.settings.max_concurrent_calls, holder),
-                self._coord.acquire_slot(org_scope(run.org_id), self._org_cap(run.org_id), holder))
-            if cslot is not None and oslot is not None:
-                return True
-            await self._coord.release_slots([s for s in (cslot, oslot) if s is not None], aid)
-            if time.time() > deadline:
+            async with run.local.slot_turn:
+                in_use = await self._coord.slots_in_use([cscope, oscope])
+                if in_use[cscope] < run.settings.max_concurrent_calls and in_use[oscope] < self._org_cap(run.org_id):
+                    cslot, oslot = await asyncio.gather(
+                        self._coord.acquire_slot(cscope, run.settings.max_concurrent_calls, holder),
+                        self._coord.acquire_slot(oscope, self._org_cap(run.org_id), holder))
+                    if cslot is not None and oslot is not None:
+                        return True
+                    await self._coord.release_slots([s for s in (cslot, oslot) if s is not None], aid)
+            if time.time() > deadline or self._stopping:
                 return False
             # Woken at once by a call ending in this process; otherwise the next poll.
             await self._signals.wait(run.id, self._settings.dialer_poll_interval_s)
@@ -420,21 +429,26 @@ class Dialer:
             await self._give_up(aid, f"no {caller['carrier']} credentials")
             await self._pause(run, f"the organisation has no {caller['carrier']} credentials")
             return
-        # The calls-per-second token last, so dials reach the carrier on their ticks.
-        tick = None
-        for _ in range(240):  # tokens are taken up to 2 s ahead; other campaigns' dialers may hold the next ones
-            tick = await self._coord.acquire_rate_token(run.id, run.settings.calls_per_second)
-            if tick is not None:
+        # The calls-per-second token last, so dials leave on their ticks. A dial that would leave late (more than
+        # half a tick, at least LATE_TICK_S: a slow database or event loop) takes a fresh token, so late dials do
+        # not bunch up.
+        cps = run.settings.calls_per_second
+        for _ in range(240):  # tokens are taken up to 2 s ahead; other dialers may hold the next ones
+            tick = await self._coord.acquire_rate_token(run.id, cps)
+            if tick is None:
+                await asyncio.sleep(0.25)
+                continue
+            # Pause / cancel take effect even for a dial that was already on its way.
+            current, _ = await asyncio.gather(self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1}),
+                                              asyncio.sleep(max(0.0, tick - time.time())))
+            if current is None or current.get("status") != "running":
+                await self._give_up(aid, "campaign no longer running")
+                return
+            if time.time() - tick <= max(0.5 / cps, LATE_TICK_S):
                 break
-            await asyncio.sleep(0.25)
-        if tick is None:
+            self.stats.late_ticks += 1
+        else:
             await self._give_up(aid, "no calls-per-second token for a minute")
-            return
-        # Pause / cancel take effect even for a dial that was already on its way.
-        current, _ = await asyncio.gather(self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1}),
-                                          asyncio.sleep(max(0.0, tick - time.time())))
-        if current is None or current.get("status") != "running":
-            await self._give_up(aid, "campaign no longer running")
             return
         if not await self._coord.put_mark(aid, "fate", {"fate": "send", "owner": self.id, "campaign_id": run.id}):
             return  # a reaper gave this claim up first; it has finalised it
@@ -454,17 +468,17 @@ class Dialer:
         self.stats.dials += 1
         if self.stats.dials % 100 == 0:
             log.info("dialer %s: %d dials; median ms per phase %s", self.id, self.stats.dials, self.stats.summary())
-        await asyncio.gather(
-            self._coord.put_mark(aid, "placed", {"campaign_id": run.id, "carrier_call_id": result.carrier_call_id,
-                                                 "owner": self.id}),
-            self._db[LEASES].update_one({"_id": contact["_id"]}, {"$set": {"phase": "placed"}}))
+        await self._coord.put_mark(aid, "placed", {"campaign_id": run.id, "carrier_call_id": result.carrier_call_id,
+                                                   "owner": self.id})
 
     def _request(self, run: CampaignRun, caller: dict[str, Any], to: str, aid: str, call_id: str
                  ) -> OutboundCallRequest:
         carrier = caller["carrier"]
         voicemail: VoicemailPolicy = run.settings.voicemail
-        answer = (f"{self._answer_base}/twilio/voice?call_id={call_id}" if carrier == "twilio"
-                  else f"{self._answer_base}/vobiz/answer?call_id={call_id}")
+        self._next_answer = (self._next_answer + 1) % len(self._answer_bases)
+        base = self._answer_bases[self._next_answer]
+        answer = (f"{base}/twilio/voice?call_id={call_id}" if carrier == "twilio"
+                  else f"{base}/vobiz/answer?call_id={call_id}")
         detection = "off"
         if voicemail.detect:
             detection = "detect_message_end" if voicemail.action == "leave_message" else "enable"
@@ -518,7 +532,8 @@ class Dialer:
             aid = lease.get("attempt_id", "")
             age = now - lease["claimed_at"].timestamp()
             owner_dead = lease.get("owner") not in live
-            stale_claim = lease.get("phase") == "claimed" and (owner_dead or age >= self._settings.dialer_claim_ttl_s)
+            # Dialled attempts (fate "send" seen) only matter again once their lifetime is over.
+            stale_claim = aid not in self._sent and (owner_dead or age >= self._settings.dialer_claim_ttl_s)
             expired = age > float(lease.get("lifetime_s") or 3600)
             routine = now - self._checked.get(aid, lease["claimed_at"].timestamp()) > REAP_RECHECK_S
             if not (stale_claim or expired or routine):
@@ -530,6 +545,7 @@ class Dialer:
                 log.exception("reaping lease %s failed", lease["_id"])
         for gone in set(self._checked) - lease_attempts:
             del self._checked[gone]
+        self._sent &= lease_attempts
         async for slot in self._db[SLOTS].find({}):
             aid = slot.get("attempt_id", "")
             if aid in lease_attempts or now - slot["acquired_at"].timestamp() < 2:
@@ -553,6 +569,8 @@ class Dialer:
                     await self._finalizer.apply(attempt, final)
             return
         fate = await self._coord.get_mark(aid, "fate")
+        if fate is not None and fate.get("fate") == "send":
+            self._sent.add(aid)
         if fate is None:
             if not owner_dead and age < self._settings.dialer_claim_ttl_s:
                 return

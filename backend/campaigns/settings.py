@@ -25,8 +25,8 @@ class CampaignSettingsMixin(BaseSettings):
     # Where carriers send the campaign calls' status/AMD callbacks (this backend, as carriers reach it).
     # Empty: PUBLIC_BASE_URL.
     campaign_callback_base_url: str | None = None
-    # Where carriers fetch the outbound call's answer document (the voice server, as carriers reach it).
-    # Empty: VOICE_SERVER_URL.
+    # Where carriers fetch the outbound call's answer document (the voice server, as carriers reach it); several
+    # voice servers: comma-separated, used in turn. Empty: VOICE_SERVER_URL.
     campaign_answer_base_url: str | None = None
     # Signs the campaign callback URLs (carriers do not always sign, e.g. Vobiz without callback credentials).
     # Empty: derived from SERVICE_TOKEN_SECRET.

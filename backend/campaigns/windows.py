@@ -33,7 +33,8 @@ def _at(day: date, minute: int, tz: ZoneInfo) -> datetime:
 
 
 def window_state(now: datetime, tz_name: str, spans: Spans) -> tuple[bool, datetime | None]:
-    """(open now, next opening in UTC). The next opening is None when no weekday has a window."""
+    """(open now, when that changes, in UTC): the end of the current window when open, the next opening when
+    closed; None when no weekday has a window."""
     tz = _zone(tz_name)
     local = now.astimezone(tz)
     for offset in range(8):
@@ -41,7 +42,7 @@ def window_state(now: datetime, tz_name: str, spans: Spans) -> tuple[bool, datet
         for start, end in spans[day.weekday()]:
             begins, ends = _at(day, start, tz), _at(day, end, tz)
             if begins <= local < ends:
-                return True, None
+                return True, ends.astimezone(UTC)
             if begins > local:
                 return False, begins.astimezone(UTC)
     return False, None

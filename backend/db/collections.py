@@ -30,13 +30,16 @@ AGENTS = "agents"
 AGENT_VERSIONS = "agent_versions"  # _id = "{agent_id}:v{version}"
 PHONE_NUMBERS = "phone_numbers"
 CARRIER_CREDENTIALS = "carrier_credentials"  # _id = "{org_id}:{carrier}"
-CALLS = "calls"  # _id = call id
-CALL_TRANSCRIPTS = "call_transcripts"  # _id = call id
+CALLS = "calls"  # _id = call id; calls queued or in progress (small: updated while the call runs)
+CALLS_ARCHIVE = "calls_archive"  # _id = call id; ended calls, inserted once when they end
+CALL_TRANSCRIPTS = "call_transcripts"  # _id = call id; inserted when the call ends
+CALL_RECORDINGS = "call_recordings"  # _id = call id; recordings registered after their call ended
 CALL_TURNS = "call_turns"  # _id = event id; one per turn, for search and latency analytics
 CALL_EVENTS = "call_events"  # _id = event id; the permanent idempotency log (read by _id only: no other index)
 OUTBOX = "outbox"  # _id = event id; accepted events not yet applied (small; scanned, so no secondary index)
 DEAD_LETTERS = "dead_letters"
-CALL_LOG_PAGES = "call_log_pages"  # _id = "{org_id}:{page:010d}"; the call list read model
+CALL_LOG_PAGES = "call_log_pages"  # _id = "{org_id}:{page:010d}"; the call list read model (newest pages: hot)
+CALL_LOG_PAGES_ARCHIVE = "call_log_pages_archive"
 CALL_LOG_HEADS = "call_log_heads"  # _id = org id
 CALL_LOG_INDEX = "call_log_index"  # _id = call id -> page/slot
 WEBHOOKS = "webhooks"
@@ -61,6 +64,9 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CARRIER_CREDENTIALS, [("org_id", 1)], name="carrier_credentials_org"),
     IndexSpec(CALLS, [("org_id", 1), ("created_at", -1)], name="calls_org_created"),
     IndexSpec(CALLS, [("org_id", 1), ("day", 1)], name="calls_org_day"),
+    IndexSpec(CALLS_ARCHIVE, [("org_id", 1), ("created_at", -1)], name="calls_archive_org_created"),
+    IndexSpec(CALLS_ARCHIVE, [("org_id", 1), ("day", 1)], name="calls_archive_org_day"),
+    IndexSpec(CALL_LOG_PAGES, [("org_id", 1), ("page", 1)], name="call_log_pages_org"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("day", 1), ("v2v_ms", 1)], name="call_turns_latency"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("call_id", 1)], name="call_turns_call"),
     IndexSpec(DEAD_LETTERS, [("received_at", -1)], name="dead_letters_received"),

@@ -13,7 +13,7 @@ import math
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from backend.db.collections import CALL_TURNS, CALLS, Db
+from backend.db.collections import CALL_TURNS, CALLS, CALLS_ARCHIVE, Db
 from backend.errors import bad_request
 from backend.models.analytics import AnalyticsSummary, DayPoint
 from backend.security.permissions import Principal
@@ -44,12 +44,16 @@ class AnalyticsService:
             {"$group": {"_id": {"d": "$metrics.d", "k": "$metrics.k"}, "v": {"$sum": "$metrics.v"}}},
         ]
         turn_match = {**match, "v2v_ms": {"$gte": 0}}
-        rows, latency = await asyncio.gather(
-            self._db[CALLS].aggregate(totals_pipeline), self._latency(turn_match)
+        # Calls live in two collections (hot and archive, see db/tiered.py): the same pipeline on both, summed.
+        hot, archived, latency = await asyncio.gather(
+            self._db[CALLS].aggregate(totals_pipeline), self._db[CALLS_ARCHIVE].aggregate(totals_pipeline),
+            self._latency(turn_match),
         )
         per_day: dict[str, dict[str, float]] = {}
-        async for row in rows:
-            per_day.setdefault(row["_id"]["d"], {})[row["_id"]["k"]] = row["v"]
+        for rows in (hot, archived):
+            async for row in rows:
+                values = per_day.setdefault(row["_id"]["d"], {})
+                values[row["_id"]["k"]] = values.get(row["_id"]["k"], 0) + row["v"]
         totals: dict[str, float] = {}
         for values in per_day.values():
             for key, value in values.items():

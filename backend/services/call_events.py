@@ -1,9 +1,10 @@
 """Call events from the voice server and dialer: accepted once, applied by one writer.
 
-Ingest (any replica): each event is inserted into the outbox, keyed by `event_id` with a unique `_id`, so a retried
-batch is recognised event by event and nothing is stored twice: an event already in the outbox is pending; one the
-permanent event log already holds was applied before (its new outbox entry is dropped again). The processor writes
-the log before it removes applied events from the outbox, so there is no moment when a retry could slip through.
+Ingest (any replica): each event goes into the outbox and then the permanent event log, both keyed by `event_id`
+with a unique `_id`, so a retried batch is recognised event by event and nothing is stored twice: an event already in
+the outbox is pending; one already in the log was applied (its outbox entry is gone, so its new one is dropped). The
+outbox insert comes first, so if the process dies between the two the event is still applied (a later retry is then
+applied again, which changes nothing).
 
 Apply (the elected leader, OutboxProcessor): folds the pending events of each call into its documents (the call, its
 transcript, one turn document per turn for search and latency analytics), projects the call into the list read
@@ -29,15 +30,17 @@ from pymongo import ReplaceOne
 from backend.db.collections import (
     AGENTS,
     CALL_EVENTS,
+    CALL_RECORDINGS,
     CALL_TRANSCRIPTS,
     CALL_TURNS,
     CALLS,
+    CALLS_ARCHIVE,
     DEAD_LETTERS,
     OUTBOX,
     Db,
 )
-from backend.db.ids import day_of, new_id, utcnow
 from backend.db.group_insert import GroupInserter
+from backend.db.ids import day_of, new_id, utcnow
 from backend.db.writes import insert_many_ignoring_duplicates
 from backend.errors import ApiError, ErrorDetail
 from backend.models.internal import OrgEventIn
@@ -75,7 +78,10 @@ class CallEventIngest:
         self._db = db
         self._bucket = recordings_bucket
         self._on_accepted = on_accepted
+        # Inserts are the one operation FerretDB/SQLite serves from an index (the unique _id), so both the "pending"
+        # and the "already applied" checks are inserts; concurrent requests share each insert (group commit).
         self._outbox = GroupInserter(db, OUTBOX)
+        self._log = GroupInserter(db, CALL_EVENTS)
 
     async def ingest(self, batch: CallEventBatch, source: str) -> CallEventAck:
         for i, event in enumerate(batch.events):
@@ -95,22 +101,19 @@ class CallEventIngest:
             for e in events
         ]
         already_pending = await self._outbox.insert(pending)
+        # Only the request that queued an event logs it, so concurrent retries cannot both call it a duplicate.
         queued = [i for i in range(len(events)) if i not in already_pending]
-        already_applied = await self._already_applied([events[i].event_id for i in queued])
-        duplicates = already_pending | {i for i in queued if events[i].event_id in already_applied}
+        logged = [{"_id": events[i].event_id, "call_id": events[i].call_id, "type": events[i].type,
+                   "at": events[i].at, "received_at": now} for i in queued]
+        already_logged = {queued[j] for j in await self._log.insert(logged)}
+        # Queued again only because it came back after being applied (its outbox entry was gone): drop it.
+        for index in already_logged:
+            await self._db[OUTBOX].delete_one({"_id": events[index].event_id})
+        duplicates = already_pending | already_logged
         accepted_ids = [e.event_id for i, e in enumerate(events) if i not in duplicates]
         if accepted_ids:
             await self._on_accepted(accepted_ids)
         return CallEventAck(accepted=len(accepted_ids), duplicates=len(duplicates) + in_batch_duplicates)
-
-    async def _already_applied(self, event_ids: list[str]) -> set[str]:
-        """Of events just queued, those the event log shows were applied before (a retry after its acknowledgement
-        was lost); their new outbox entries are dropped again. One read by _id per event: cheaper than a write."""
-        found = await asyncio.gather(*(self._db[CALL_EVENTS].find_one({"_id": e}, {"_id": 1}) for e in event_ids))
-        applied = {doc["_id"] for doc in found if doc is not None}
-        for event_id in applied:
-            await self._db[OUTBOX].delete_one({"_id": event_id})
-        return applied
 
     async def touch(self, call_id: str) -> None:
         """Asks the processor to (re)project a call written outside the event stream (the dialer's queued call)."""
@@ -125,7 +128,12 @@ class CallEventIngest:
                "received_at": utcnow(), "source": source, "retry_at": None, "deferrals": 0,
                "event_json": event.model_dump_json()}
         dup_pending = await self._outbox.insert([doc])
-        dup_logged = set() if dup_pending else await self._already_applied([event.event_id])
+        dup_logged: set[int] = set()
+        if not dup_pending:
+            dup_logged = await self._log.insert([{"_id": event.event_id, "call_id": None, "type": event.type,
+                                                  "at": event.at, "received_at": doc["received_at"]}])
+            if dup_logged:
+                await self._db[OUTBOX].delete_one({"_id": event.event_id})
         new = not (dup_pending or dup_logged)
         if new:
             await self._on_accepted([event.event_id])
@@ -137,18 +145,28 @@ class _CallOutcome:
         self.done: list[str] = []
         self.deferred: list[dict[str, Any]] = []
         self.dead: list[tuple[dict[str, Any], str]] = []
-        self.call: dict[str, Any] | None = None
-        self.created = False
-        self.call_changed = False
+        self.call: dict[str, Any] | None = None  # the call's state after this batch
+        self.created = False  # first seen in this batch
+        self.changed = False
+        self.ended_now = False  # call.ended applied in this batch: the call moves to the archive
+        self.archived = False  # it had already moved to the archive before this batch
         self.transcript: dict[str, Any] | None = None
         self.turn_docs: list[dict[str, Any]] = []
+        self.late_recording: dict[str, Any] | None = None
 
 
 class OutboxProcessor:
-    """Runs on the leader only. One instance per process; `run_once` calls never overlap."""
+    """Runs on the leader only. One instance per process; `run_once` calls never overlap.
+
+    Where things are written, chosen for FerretDB/SQLite (where only inserts are served from an index):
+    a call in progress lives in the small `calls` collection; when it ends, its final record is inserted into
+    `calls_archive` and its transcript into `call_transcripts`, once; a recording registered after the end goes to
+    `call_recordings`. Until then the transcript is kept in memory and as one document per turn in `call_turns`,
+    from which a new leader rebuilds it.
+    """
 
     def __init__(
-        self, db: Db, call_log: CallLog, webhooks: WebhookSink, leadership: Leadership, batch_size: int = 500
+        self, db: Db, call_log: CallLog, webhooks: WebhookSink, leadership: Leadership, batch_size: int = 2000
     ) -> None:
         self._db = db
         self._call_log = call_log
@@ -161,15 +179,18 @@ class OutboxProcessor:
         self._term: int | None = None
         self._calls: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._transcripts: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._archived: OrderedDict[str, bool] = OrderedDict()  # calls this leader moved to the archive
+        self._deferred_calls: set[str] = set()  # calls with events waiting for their call.started
 
     def _reset_caches(self) -> None:
         self._term = None
         self._calls.clear()
         self._transcripts.clear()
+        self._archived.clear()
         self._call_log.reset_writer_state()
 
     @staticmethod
-    def _remember(cache: OrderedDict[str, dict[str, Any]], key: str, value: dict[str, Any], size: int) -> None:
+    def _remember(cache: OrderedDict[str, Any], key: str, value: Any, size: int) -> None:
         cache[key] = value
         cache.move_to_end(key)
         while len(cache) > size:
@@ -220,7 +241,9 @@ class OutboxProcessor:
     async def _run_batch(self) -> int:
         now = utcnow()
         query = {"$or": [{"retry_at": None}, {"retry_at": {"$lte": now}}]}
-        items = [d async for d in self._db[OUTBOX].find(query).sort("received_at", 1).limit(self._batch_size)]
+        # No sort: the order between calls does not matter (each call's events are ordered below), and without one
+        # FerretDB stops scanning once the batch is full.
+        items = [d async for d in self._db[OUTBOX].find(query).limit(self._batch_size)]
         if not items:
             return 0
         by_call: dict[str, list[dict[str, Any]]] = {}
@@ -255,13 +278,11 @@ class OutboxProcessor:
                 await self._dead_letter(item, reason)
                 done.append(item["_id"])
         if done:
-            # The permanent log first, then out of the outbox: a retry of these events is then a duplicate.
-            handled = [i for i in items if i["_id"] in set(done) and i.get("kind") != "touch"]
-            await insert_many_ignoring_duplicates(self._db, CALL_EVENTS, [
-                {"_id": i["_id"], "call_id": i.get("call_id"), "type": i.get("type"), "at": i.get("at"),
-                 "received_at": i.get("received_at")} for i in handled])
             await self._db[OUTBOX].delete_many({"_id": {"$in": done}})
-        created = [o.call["_id"] for o in outcomes if o.created and o.call is not None]
+        self._deferred_calls.update(i["call_id"] for o in outcomes for i in o.deferred)
+        created = [o.call["_id"] for o in outcomes if o.created and o.call is not None
+                   and o.call["_id"] in self._deferred_calls]
+        self._deferred_calls.difference_update(created)
         if created:
             # Events that arrived before their call.started can apply now, not after their backoff.
             await self._db[OUTBOX].update_many({"call_id": {"$in": created}, "retry_at": {"$ne": None}},
@@ -270,27 +291,54 @@ class OutboxProcessor:
         return len(items)
 
     async def _write(self, outcomes: list[_CallOutcome]) -> None:
-        """One round trip per collection for the whole batch: turns, transcripts, then calls."""
+        """A few commands for the whole batch, inserts wherever possible (see the class docstring)."""
         turn_docs = [doc for o in outcomes for doc in o.turn_docs]
         if turn_docs:
             await insert_many_ignoring_duplicates(self._db, CALL_TURNS, turn_docs)
-        transcripts = [o.transcript for o in outcomes if o.transcript is not None]
-        if transcripts:
-            await self._db[CALL_TRANSCRIPTS].bulk_write([
-                ReplaceOne({"_id": t["_id"]}, {"_id": t["_id"], "org_id": t["org_id"], "count": len(t["turns"]),
-                                               "turns_json": json.dumps(t["turns"], separators=(",", ":"))},
-                           upsert=True)
-                for t in transcripts
-            ], ordered=False)
-            for t in transcripts:
-                self._remember(self._transcripts, t["_id"], t, 2000)
-        calls = [o.call for o in outcomes if o.call is not None and o.call_changed]
-        if calls:
-            await self._db[CALLS].bulk_write([ReplaceOne({"_id": c["_id"]}, c, upsert=True) for c in calls],
+        live = [o for o in outcomes if o.call is not None and not o.archived and not o.ended_now]
+        created = [o for o in live if o.created]
+        clashes = await insert_many_ignoring_duplicates(self._db, CALLS, [o.call for o in created if o.call])
+        updates = [o.call for o in live if o.changed and not o.created and o.call]
+        updates += [c for i in sorted(clashes) if (c := created[i].call) is not None]
+        if updates:
+            await self._db[CALLS].bulk_write([ReplaceOne({"_id": c["_id"]}, c, upsert=True) for c in updates],
                                              ordered=False)
+        ending = [o for o in outcomes if o.call is not None and o.ended_now]
+        if ending:
+            await self._upsert_all(CALL_TRANSCRIPTS, [_transcript_doc(o.transcript or {
+                "_id": o.call["_id"], "org_id": o.call["org_id"], "turns": []}) for o in ending if o.call])
+            await self._upsert_all(CALLS_ARCHIVE, [o.call for o in ending if o.call])
+            await self._db[CALLS].delete_many({"_id": {"$in": [o.call["_id"] for o in ending if o.call]}})
+        archived = [o for o in outcomes if o.call is not None and o.archived]
+        for o in archived:  # rare: late events for a call already archived (a scan each on FerretDB)
+            if o.call is not None and o.changed:
+                await self._db[CALLS_ARCHIVE].replace_one({"_id": o.call["_id"]}, o.call, upsert=True)
+            if o.transcript is not None and o.turn_docs:
+                await self._db[CALL_TRANSCRIPTS].replace_one({"_id": o.transcript["_id"]},
+                                                             _transcript_doc(o.transcript), upsert=True)
+        recordings = [o.late_recording for o in outcomes if o.late_recording is not None]
+        if recordings:
+            await self._upsert_all(CALL_RECORDINGS, recordings)
         for o in outcomes:
-            if o.call is not None:
-                self._remember(self._calls, o.call["_id"], o.call, 10000)
+            if o.call is None:
+                continue
+            self._remember(self._calls, o.call["_id"], o.call, 10000)
+            if o.transcript is not None:
+                self._remember(self._transcripts, o.call["_id"], o.transcript, 2000)
+            if o.ended_now:
+                self._remember(self._archived, o.call["_id"], True, 50000)
+
+    async def _upsert_all(self, collection: str, docs: list[dict[str, Any]]) -> None:
+        """Insert; the few that already exist are replaced one by one."""
+        for index in await insert_many_ignoring_duplicates(self._db, collection, docs):
+            await self._db[collection].replace_one({"_id": docs[index]["_id"]}, docs[index], upsert=True)
+
+    async def archive_old_pages(self) -> int:
+        """Leader only, serialised with the processor: old call-list pages move out of the hot collection."""
+        async with self._lock:
+            if await self._leadership.current_term() is None:
+                return 0
+            return await self._call_log.archive_old_pages()
 
     async def _defer(self, item: dict[str, Any]) -> None:
         deferrals = int(item.get("deferrals", 0)) + 1
@@ -313,6 +361,25 @@ class OutboxProcessor:
                                                                                   "current_version": 1})
         return cache[agent_id]
 
+    async def _load_call(self, call_id: str, starts: bool) -> tuple[dict[str, Any] | None, bool]:
+        """(call, archived). A call.started for a call neither in memory nor in progress is a new call: the
+        (large) archive is not searched for it."""
+        if (cached := self._calls.get(call_id)) is not None:
+            return cached, call_id in self._archived
+        doc = await self._db[CALLS].find_one({"_id": call_id})
+        if doc is not None or starts:
+            return doc, False
+        doc = await self._db[CALLS_ARCHIVE].find_one({"_id": call_id})
+        return doc, doc is not None
+
+    async def _load_transcript(self, call: dict[str, Any], new: bool) -> dict[str, Any]:
+        cached = self._transcripts.get(call["_id"])
+        if cached is not None:
+            return cached
+        if new:
+            return {"_id": call["_id"], "org_id": call["org_id"], "turns": []}
+        return await load_transcript(self._db, call["_id"], call["org_id"])
+
     async def _apply_call(
         self, call_id: str, items: list[dict[str, Any]], agents: dict[str, dict[str, Any] | None]
     ) -> _CallOutcome:
@@ -328,10 +395,10 @@ class OutboxProcessor:
                 outcome.dead.append((item, f"invalid event: {exc.errors()[:3]}"))
         # call.started first, then by time, so everything else finds the call.
         parsed.sort(key=lambda pair: (0 if isinstance(pair[1], CallStarted) else 1, pair[1].at))
-        call = self._calls.get(call_id) or await self._db[CALLS].find_one({"_id": call_id})
+        starts = any(isinstance(event, CallStarted) for _, event in parsed)
+        call, archived = await self._load_call(call_id, starts)
         before = copy.deepcopy(call) if call else {}
         transcript: dict[str, Any] | None = None
-        turn_docs: list[dict[str, Any]] = []
         started_event: str | None = None
         ended_event: str | None = None
         for item, event in parsed:
@@ -351,12 +418,9 @@ class OutboxProcessor:
                 call["answered_at"] = min(call.get("answered_at") or event.at, event.at)
             elif isinstance(event, TurnRecorded):
                 if transcript is None:
-                    transcript = self._transcripts.get(call_id)
-                if transcript is None:  # a call first seen in this batch has no stored transcript yet
-                    transcript = ({"_id": call_id, "org_id": call["org_id"], "turns": []} if not before
-                                  else await load_transcript(self._db, call_id, call["org_id"]))
+                    transcript = await self._load_transcript(call, not before.get("started_at"))
                 _add_turn(transcript, event)
-                turn_docs.append(_turn_doc(call, event))
+                outcome.turn_docs.append(_turn_doc(call, event))
             elif isinstance(event, ToolInvoked):
                 tools = call.setdefault("tools", [])
                 if all(t.get("event_id") != event.event_id for t in tools):
@@ -370,25 +434,33 @@ class OutboxProcessor:
                 call["recording"] = {"bucket": event.bucket, "key": event.key, "size_bytes": event.size_bytes,
                                      "duration_s": event.duration_s, "sample_rate": event.sample_rate,
                                      "channels": event.channels}
+                if archived:
+                    outcome.late_recording = {"_id": call_id, "org_id": call["org_id"], **call["recording"]}
             outcome.done.append(item["_id"])
         if call is None:
             outcome.deferred.extend(i for i in items if i.get("kind") == "touch")
             outcome.done = [d for d in outcome.done if not d.startswith("touch:")]
             return outcome
         call["metrics"] = _metrics(call)
+        outcome.ended_now = ended_event is not None and not archived
+        never_started = not before.get("started_at")  # new, or queued by the dialer: no turns stored anywhere yet
+        if transcript is None and (outcome.ended_now or never_started):
+            transcript = await self._load_transcript(call, never_started)
         # Webhooks first (idempotent by delivery id): a crash after this point re-applies without losing them.
         if started_event and not before.get("started_at"):
             await self._webhooks(call["org_id"], "call.started", started_event, _public_call(call), call["started_at"])
         if ended_event and not before.get("ended_at"):
             await self._webhooks(call["org_id"], "call.ended", ended_event, _public_call(call), call["ended_at"])
-            turns = (transcript or self._transcripts.get(call_id)
-                     or await load_transcript(self._db, call_id, call["org_id"]))["turns"]
+            turns = (transcript or await self._load_transcript(call, never_started))["turns"]
             await self._webhooks(call["org_id"], "call.transcript", f"{ended_event}:transcript",
                                  {"call_id": call_id, "turns": [_public_turn(t) for t in turns]}, call["ended_at"])
-        # The writes themselves are batched across calls by _run_batch.
-        outcome.turn_docs = turn_docs
         outcome.transcript = transcript
-        outcome.call_changed = call != before
+        if archived and outcome.late_recording is not None:  # kept apart: no rewrite of the archived call for it
+            outcome.changed = {k: v for k, v in call.items() if k != "recording"} != {
+                k: v for k, v in before.items() if k != "recording"}
+        else:
+            outcome.changed = call != before
+        outcome.archived = archived
         outcome.call = call
         outcome.created = not before
         if outcome.created:
@@ -443,10 +515,17 @@ def _add_turn(transcript: dict[str, Any], event: TurnRecorded) -> None:
 
 
 def _turn_doc(call: dict[str, Any], event: TurnRecorded) -> dict[str, Any]:
+    """One per turn: text search, latency analytics, and the transcript of a call in progress."""
     v2v = event.latency.voice_to_voice_ms if event.latency else None
     return {"_id": event.event_id, "org_id": call["org_id"], "call_id": call["_id"], "agent_id": call.get("agent_id"),
             "day": day_of(event.at), "turn_index": event.turn_index, "speaker": event.speaker, "text": event.text,
-            "v2v_ms": v2v, "at": event.at}
+            "start_ms": event.start_ms, "end_ms": event.end_ms, "interrupted": event.interrupted,
+            "latency": event.latency.model_dump() if event.latency else None, "v2v_ms": v2v, "at": event.at}
+
+
+def _transcript_doc(transcript: dict[str, Any]) -> dict[str, Any]:
+    return {"_id": transcript["_id"], "org_id": transcript["org_id"], "count": len(transcript["turns"]),
+            "turns_json": json.dumps(transcript["turns"], separators=(",", ":"))}
 
 
 def _on_ended(call: dict[str, Any], event: CallEnded) -> None:
@@ -489,8 +568,18 @@ def _public_turn(turn: dict[str, Any]) -> dict[str, Any]:
 
 
 async def load_transcript(db: Db, call_id: str, org_id: str) -> dict[str, Any]:
-    """The transcript as {"_id", "org_id", "turns": [...]}; stored with the turns as one JSON string (few fields
-    per document keep FerretDB fast)."""
+    """The transcript as {"_id", "org_id", "turns": [...]}: written once when the call ends (the turns as one JSON
+    string: few fields per document keep FerretDB fast); before that, rebuilt from the call's turn documents."""
     doc = await db[CALL_TRANSCRIPTS].find_one({"_id": call_id})
-    turns = json.loads(doc["turns_json"]) if doc and doc.get("turns_json") else []
-    return {"_id": call_id, "org_id": doc["org_id"] if doc else org_id, "turns": turns}
+    if doc is not None:
+        return {"_id": call_id, "org_id": doc["org_id"], "turns": json.loads(doc.get("turns_json") or "[]")}
+    transcript: dict[str, Any] = {"_id": call_id, "org_id": org_id, "turns": []}
+    async for turn in db[CALL_TURNS].find({"call_id": call_id, "org_id": org_id}):
+        transcript["turns"].append({
+            "event_id": turn["_id"], "turn_index": turn["turn_index"], "speaker": turn["speaker"],
+            "text": turn["text"], "start_ms": turn.get("start_ms", 0), "end_ms": turn.get("end_ms", 0),
+            "interrupted": turn.get("interrupted", False), "latency": turn.get("latency"),
+            "at": turn["at"].astimezone(UTC).isoformat() if isinstance(turn.get("at"), datetime) else turn.get("at"),
+        })
+    transcript["turns"].sort(key=lambda t: (t["turn_index"], t["start_ms"]))
+    return transcript

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from backend.db.collections import CALL_LOG_HEADS, CALL_LOG_INDEX, CALL_LOG_PAGES, Db
+from backend.db.collections import CALL_LOG_HEADS, CALL_LOG_INDEX, CALL_LOG_PAGES, CALL_LOG_PAGES_ARCHIVE, Db
+from backend.db.tiered import Tiered
 from backend.db.writes import insert_many_ignoring_duplicates
 from backend.errors import bad_request
 from backend.models.calls import CallFilters, CallSummary
@@ -136,6 +137,7 @@ class CallLog:
         self._leadership = leadership
         self.page_budget = page_budget
         self._cache = _PageCache()
+        self.pages = Tiered(db, CALL_LOG_PAGES, CALL_LOG_PAGES_ARCHIVE)
         # Leader-only knowledge (the leader is the only writer): heads it wrote and where each call sits.
         self._term: int | None = None
         self._heads: dict[str, dict[str, Any]] = {}
@@ -167,7 +169,7 @@ class CallLog:
         key = page_id(org_id, number)
         if known_rev is not None and (hit := self._cache.get((key, known_rev))) is not None:
             return hit
-        doc = await self._db[CALL_LOG_PAGES].find_one({"_id": key})
+        doc = await self.pages.find_one(key)
         if doc is None:
             return None
         page = _Page(number, int(doc.get("rev", 0)), _decode(doc["items_json"]), doc.get("max_created_at"))
@@ -304,6 +306,16 @@ class CallLog:
         await self._db[CALL_LOG_HEADS].replace_one({"_id": org_id}, new_head, upsert=True)
         if self._term is not None:
             self._heads[org_id] = new_head
+
+    async def archive_old_pages(self) -> int:
+        """Leader only, serialised with page writes: pages two or more behind an organisation's head page rarely
+        change again; they move to the archive so page writes stay cheap."""
+        moved = 0
+        async for head in self._db[CALL_LOG_HEADS].find({}):
+            old = [doc async for doc in self._db[CALL_LOG_PAGES].find(
+                {"org_id": head["_id"], "page": {"$lt": int(head["page"]) - 1}})]
+            moved += await self.pages.move_to_archive(old)
+        return moved
 
     def note_new_call(self, call_id: str) -> None:
         """The processor just created this call: it has no place in the pages yet (saves a lookup)."""

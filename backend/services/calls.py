@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backend.db.collections import CALL_TURNS, CALLS, Db
+from backend.db.collections import CALL_RECORDINGS, CALL_TURNS, CALLS, CALLS_ARCHIVE, Db
+from backend.db.tiered import Tiered
 from backend.errors import ApiError, not_found
 from backend.models.calls import (
     CallDetail,
@@ -92,9 +93,10 @@ class CallService:
         self._store = store
         self._log = call_log
         self._url_ttl_s = recording_url_ttl_s
+        self._calls = Tiered(db, CALLS, CALLS_ARCHIVE)
 
     async def _call(self, principal: Principal, call_id: str) -> dict[str, Any]:
-        doc = await self._db[CALLS].find_one({"_id": call_id})
+        doc = await self._calls.find_one(call_id)
         if doc is None or doc["org_id"] != principal.org_id:
             raise not_found("Call")
         return doc
@@ -116,9 +118,9 @@ class CallService:
     async def detail(self, principal: Principal, call_id: str) -> CallDetail:
         doc = await self._call(principal, call_id)
         transcript = await load_transcript(self._db, call_id, principal.org_id)
-        recording = doc.get("recording")
+        recording = await self._recording_of(doc)
         return CallDetail(
-            **CallSummary.model_validate(summary_of(doc)).model_dump(),
+            **CallSummary.model_validate({**summary_of(doc), "has_recording": recording is not None}).model_dump(),
             turns=[TurnOut.model_validate(t) for t in transcript["turns"]],
             tools=[ToolCallOut.model_validate(t) for t in doc.get("tools", [])],
             usage=UsageUnits.model_validate(doc.get("usage") or {}),
@@ -129,11 +131,19 @@ class CallService:
             variables=doc.get("variables") or {},
         )
 
+    async def _recording_of(self, call: dict[str, Any]) -> dict[str, Any] | None:
+        if call.get("recording"):
+            return dict(call["recording"])
+        if call.get("ended_at") is None:
+            return None
+        late = await self._db[CALL_RECORDINGS].find_one({"_id": call["_id"]})  # registered after the call ended
+        return late if late is not None and late.get("org_id") == call["org_id"] else None
+
     async def _recording(self, principal: Principal, call_id: str) -> dict[str, Any]:
-        doc = await self._call(principal, call_id)
-        if not doc.get("recording"):
+        recording = await self._recording_of(await self._call(principal, call_id))
+        if recording is None:
             raise not_found("Recording")
-        return dict(doc["recording"])
+        return recording
 
     async def recording_link(self, principal: Principal, call_id: str, expires_in_s: int | None) -> RecordingLink:
         recording = await self._recording(principal, call_id)

@@ -99,13 +99,16 @@ class Services:
     def start_background(self) -> None:
         s = self.settings
         housekeeping = Housekeeping([self.limiter.purge_expired])
+        archiving = Housekeeping([self.processor.archive_old_pages], every_s=s.archive_interval_s)
         self.loops = [
             Loop("outbox-processor", self.processor.run_once, self.leadership, s.worker_poll_interval_s),
             Loop("webhook-dispatcher", self.dispatcher.run_once, self.leadership, s.worker_poll_interval_s),
             Loop("housekeeping", housekeeping.step, self.leadership, 30.0),
+            Loop("archiving", archiving.step, self.leadership, s.archive_interval_s),
         ]
         for loop in self.loops:
             loop.start()
+        self.webhooks.on_queued = self.loops[1].kick
 
     async def events_accepted(self, event_ids: list[str]) -> None:
         """Wakes the processor; on the leader, waits (bounded) until these events are applied, so a caller that
@@ -122,8 +125,6 @@ class Services:
                 pass  # stored durably; applied a little later
             finally:
                 self.processor.forget(event_ids)
-        for loop in self.loops[1:2]:
-            loop.kick()  # webhooks the events queued go out promptly
 
     async def close(self) -> None:
         for loop in self.loops:

@@ -7,8 +7,9 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from backend.db.collections import CALLS, Db
+from backend.db.collections import CALLS, CALLS_ARCHIVE, Db
 from backend.db.ids import day_of, new_id, utcnow
+from backend.db.tiered import Tiered
 from backend.errors import ApiError, ErrorDetail, conflict, not_found
 from backend.models.internal import OutboundCallCreate
 from backend.services.agents import AgentService
@@ -29,6 +30,7 @@ class InternalService:
         self._carriers = carriers
         self._call_log = call_log
         self._on_call_created = on_call_created
+        self._calls = Tiered(db, CALLS, CALLS_ARCHIVE)
 
     async def agent_by_number(self, e164: str) -> ResolvedAgent:
         number = await self._numbers.by_number(e164)
@@ -76,7 +78,7 @@ class InternalService:
             await self._db[CALLS].insert_one(doc)
             await self._on_call_created(doc)
         except DuplicateKeyError:
-            existing = await self._db[CALLS].find_one({"_id": call_id})
+            existing = await self._calls.find_one(call_id)
             if existing is None or existing["org_id"] != body.org_id or existing.get("to_number") != body.to_number:
                 raise conflict("A different call already has this id", code="call_id_taken") from None
             return await self.outbound_context(call_id)
@@ -91,7 +93,7 @@ class InternalService:
                            [ErrorDetail(path="body.agent_id", message="no such agent in this organisation")]) from None
 
     async def outbound_context(self, call_id: str) -> OutboundCallContext:
-        call = await self._db[CALLS].find_one({"_id": call_id})
+        call = await self._calls.find_one(call_id)
         if call is None or call.get("direction") != "outbound" or not call.get("agent_id"):
             raise not_found("Outbound call")
         # The version recorded when the call was placed: an edit during the campaign does not change a live call.

@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,7 @@ class WebhookService:
         self._settings = settings
         self._box = box
         self._audit = audit
+        self.on_queued: Callable[[], None] = lambda: None  # wakes the dispatcher
         # Subscriptions per organisation, re-read at most once a second (every call event fans out).
         self._subscriptions: dict[str, tuple[float, list[dict[str, Any]]]] = {}
 
@@ -184,6 +186,7 @@ class WebhookService:
                               "attempts": 0, "next_attempt_at": now}},
             upsert=True,
         )
+        self.on_queued()
         return record
 
 

@@ -58,3 +58,73 @@ async def test_conflicting_start_is_dead_lettered(client: httpx.AsyncClient, ser
     assert dead is not None and "another organisation" in dead["reason"]
     assert (await client.get(f"/api/v1/calls/{call_id}", headers=other.headers)).status_code == 404
     assert (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).status_code == 200
+
+
+async def test_ended_calls_are_archived_and_late_events_still_apply(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    from backend.db.collections import CALL_RECORDINGS, CALL_TRANSCRIPTS, CALLS, CALLS_ARCHIVE
+
+    owner = await register(client, "archive")
+    call_id, events = call_events(owner.org_id, turns=2)
+    await post_events(client, events[:-1])
+    live = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
+    assert live["status"] == "in_progress" and [t["turn_index"] for t in live["turns"]] == [0, 1]
+    assert await services.db[CALLS].find_one({"_id": call_id}) is not None
+    await post_events(client, events[-1:])
+    # Ended: the final record and the transcript are inserted once; the call leaves the small collection.
+    assert await services.db[CALLS].find_one({"_id": call_id}) is None
+    assert await services.db[CALLS_ARCHIVE].find_one({"_id": call_id}) is not None
+    assert await services.db[CALL_TRANSCRIPTS].find_one({"_id": call_id}) is not None
+    ended = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
+    assert ended["status"] == "completed" and ended["turns"] == live["turns"]
+    # A recording registered after the end, and after a leader change (nothing in memory).
+    services.processor._reset_caches()
+    key = f"{owner.org_id}/{call_id}.wav"
+    await services.store.put_bytes(key, b"RIFF....", "audio/wav")
+    await post_events(client, [{"type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": call_id,
+                                "bucket": services.store.bucket, "key": key, "size_bytes": 8, "duration_s": 1.0,
+                                "sample_rate": 8000}])
+    assert (await services.db[CALL_RECORDINGS].find_one({"_id": call_id}))["key"] == key
+    detail = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
+    assert detail["has_recording"] and detail["recording"]["size_bytes"] == 8 and detail["turns"] == live["turns"]
+    link = await client.get(f"/api/v1/calls/{call_id}/recording", headers=owner.headers)
+    assert link.status_code == 200
+    listed = (await client.get("/api/v1/calls", headers=owner.headers)).json()["items"]
+    assert listed[0]["id"] == call_id and listed[0]["has_recording"] is True
+    summary = (await client.get("/api/v1/analytics/summary", params={"since": "2030-01-15", "until": "2030-01-15"},
+                                headers=owner.headers)).json()
+    assert summary["total_calls"] == 1 and summary["ended_calls"] == 1
+
+
+async def test_old_list_pages_move_to_the_archive(client: httpx.AsyncClient, services: Services) -> None:
+    from backend.db.collections import CALL_LOG_PAGES, CALL_LOG_PAGES_ARCHIVE
+    from backend.services.call_log import PAGE_SIZE
+
+    owner = await register(client, "pages")
+    batch = []
+    for i in range(PAGE_SIZE * 3 + 5):
+        batch.append({"type": "call.started", "event_id": uuid.uuid4().hex, "call_id": uuid.uuid4().hex,
+                      "org_id": owner.org_id, "at": f"2030-04-01T10:{i // 60:02d}:{i % 60:02d}+00:00",
+                      "direction": "inbound", "carrier": "twilio", "from_number": "+14155550100",
+                      "to_number": "+14155550101"})
+    await post_events(client, batch)
+    first = await _all_ids(client, owner.headers)
+    assert len(first) == len(batch)
+    await services.processor.archive_old_pages()
+    assert await services.db[CALL_LOG_PAGES_ARCHIVE].count_documents({"org_id": owner.org_id}) == 2
+    assert await services.db[CALL_LOG_PAGES].count_documents({"org_id": owner.org_id}) == 2
+    services.call_log._cache = type(services.call_log._cache)()  # read through to the database
+    assert await _all_ids(client, owner.headers) == first
+
+
+async def _all_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = (await client.get("/api/v1/calls", params={"limit": 100, **({"cursor": cursor} if cursor else {})},
+                                 headers=headers)).json()
+        ids += [c["id"] for c in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return ids

@@ -192,7 +192,7 @@ async def test_killed_dialer_claims_recovered_without_double_dial(campaign_stack
         while time.monotonic() < deadline:
             placed = await db[MARKS].count_documents({"campaign_id": cid, "kind": "placed"})
             leases = [d async for d in db[LEASES].find({"campaign_id": cid})]
-            unsent = [d for d in leases if d.get("phase") == "claimed"]
+            unsent = [d for d in leases if await db[MARKS].find_one({"_id": f"{d['attempt_id']}:fate"}) is None]
             if placed >= 2 and len(unsent) >= 2:
                 break
             await asyncio.sleep(0.05)

@@ -67,7 +67,9 @@ def test_windows_across_daylight_saving() -> None:
     # 2026-03-08 is the spring-forward Sunday in New York: 09:00 local is 13:00 UTC (EDT), not 14:00.
     assert window_state(datetime(2026, 3, 8, 12, 59, tzinfo=UTC), windows.timezone, spans) == (
         False, datetime(2026, 3, 8, 13, 0, tzinfo=UTC))
-    assert window_state(datetime(2026, 3, 8, 13, 0, tzinfo=UTC), windows.timezone, spans) == (True, None)
+    # Open until 12:00 EDT = 16:00 UTC.
+    assert window_state(datetime(2026, 3, 8, 13, 0, tzinfo=UTC), windows.timezone, spans) == (
+        True, datetime(2026, 3, 8, 16, 0, tzinfo=UTC))
     # After Sunday's window: next is Monday 02:00 EDT = 06:00 UTC.
     assert window_state(datetime(2026, 3, 8, 16, 0, tzinfo=UTC), windows.timezone, spans)[1] == datetime(
         2026, 3, 9, 6, 0, tzinfo=UTC)

@@ -17,11 +17,12 @@ from pathlib import Path
 import httpx
 import pytest
 from stack_helpers import AsrServer, start_process
-from voicetest_helpers import PHRASES, TEST_AGENT, VoiceServer, synthesize
+from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer, synthesize
 
 from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine, provision_line, register
+from voice_server.testing.simulator import CallReport, CallScript, SimulatedCall
 from voicectl.procs import ManagedProcess, free_port, http_ok
 
 
@@ -150,3 +151,32 @@ async def vobiz_line(voice_server: VoiceServer, backend_url: str, http: httpx.As
 def caller_audio(tts_url: str) -> dict[str, bytes]:
     """The caller's phrases as 8 kHz PCM, synthesised by the real TTS server (Piper)."""
     return {key: synthesize(tts_url, text) for key, text in PHRASES.items()}
+
+
+@pytest.fixture(scope="session")
+async def patient_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                       fake_carrier: FakeCarrier, owner: tuple[str, str]) -> SimLine:
+    """Greeting not protected, and only three words or more count as a barge-in."""
+    return await make_line(http, backend_url, fake_carrier, owner, "twilio",
+                           interruption={"protect_greeting": False, "min_words": 3,
+                                         "false_interruption_timeout_s": 0.8})
+
+
+@pytest.fixture
+def simulate(voice_server: VoiceServer, fake_carrier: FakeCarrier, http: httpx.AsyncClient) -> Simulate:
+    """Places a simulated inbound call on a line (the telephony simulator: a test double of the carrier) and
+    returns its report. Hang-ups and transfers the agent makes through the carrier API reach the call."""
+
+    async def place(line: SimLine, script: CallScript, vobiz_format: str | None = None,
+                    from_number: str = "+14155550100") -> CallReport:
+        if line.carrier == "twilio":
+            answer, status = f"{voice_server.url}/twilio/voice", f"{voice_server.url}/twilio/status"
+        else:
+            answer = f"{voice_server.url}/vobiz/answer" + (f"?format={vobiz_format}" if vobiz_format else "")
+            status = f"{voice_server.url}/vobiz/hangup"
+        sim = SimulatedCall(carrier=line.carrier, answer_url=answer, account=line.account, from_number=from_number,
+                            to_number=line.number, script=script, http=http, status_callback_url=status)
+        fake_carrier.register_inbound(sim)
+        return await sim.run()
+
+    return place

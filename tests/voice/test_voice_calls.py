@@ -12,6 +12,7 @@ import os
 import httpx
 import pytest
 from voicetest_helpers import (
+    Simulate,
     VoiceServer,
     active_seconds,
     ended_with_recording,
@@ -26,21 +27,9 @@ from voice_server.calls import inbound_call_id
 from voice_server.carriers import OutboundCallRequest, TwilioRestClient
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
-from voice_server.testing.simulator import CallerTurn, CallReport, CallScript, SimulatedCall
+from voice_server.testing.simulator import CallerTurn, CallReport, CallScript
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def make_call(voice: VoiceServer, line: SimLine, script: CallScript, http: httpx.AsyncClient,
-              vobiz_format: str | None = None) -> SimulatedCall:
-    if line.carrier == "twilio":
-        answer, status = f"{voice.url}/twilio/voice", f"{voice.url}/twilio/status"
-    else:
-        answer = f"{voice.url}/vobiz/answer" + (f"?format={vobiz_format}" if vobiz_format else "")
-        status = f"{voice.url}/vobiz/hangup"
-    return SimulatedCall(carrier=line.carrier, answer_url=answer, account=line.account,
-                         from_number="+14155550100", to_number=line.number, script=script, http=http,
-                         status_callback_url=status)
 
 
 async def recording_of(http: httpx.AsyncClient, line: SimLine, call_id: str) -> tuple[int, object, object]:
@@ -66,15 +55,13 @@ async def assert_goodbye_then_hangup(report: CallReport, fake: FakeCarrier) -> N
     assert mark_played_at <= call.hung_up_via_api_at, "hung up before the goodbye was played"
 
 
-async def test_twilio_inbound_call(voice_server: VoiceServer, twilio_line: SimLine, fake_carrier: FakeCarrier,
+async def test_twilio_inbound_call(simulate: Simulate, twilio_line: SimLine, fake_carrier: FakeCarrier,
                                    http: httpx.AsyncClient, caller_audio: dict[str, bytes]) -> None:
     """Greeting heard; the caller barges in with a question (audio stops within 300 ms, clear sent), gets an
     answer, then stays silent: the agent says goodbye and hangs up after it played. Transcript and recording."""
     script = CallScript(turns=[CallerTurn(audio=caller_audio["hours"], barge_in_after_s=1.5, label="barge-in")],
                         hangup_after_s=None, max_duration_s=60)
-    sim = make_call(voice_server, twilio_line, script, http)
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
+    report = await simulate(twilio_line, script)
 
     assert report.http_status == 200 and report.stream_format == "audio/x-mulaw;rate=8000"
     assert report.greeting_latency_ms is not None and report.greeting_latency_ms < 1500
@@ -92,8 +79,8 @@ async def test_twilio_inbound_call(voice_server: VoiceServer, twilio_line: SimLi
     assert "caller" in speakers and speakers.count("agent") >= 2, call["turns"]
     greeting = call["turns"][0]
     assert greeting["speaker"] == "agent" and greeting["interrupted"] is True
-    caller = next(t for t in call["turns"] if t["speaker"] == "caller")
-    assert words_heard(caller["text"], "sorry what are your opening hours on saturday") >= 3, caller
+    said = " ".join(t["text"] for t in call["turns"] if t["speaker"] == "caller")
+    assert words_heard(said, "sorry what are your opening hours on saturday") >= 3, said
     answer = next(t for t in call["turns"][2:] if t["speaker"] == "agent")
     assert answer["latency"] and answer["latency"]["voice_to_voice_ms"] > 0
 
@@ -108,7 +95,7 @@ async def test_twilio_inbound_call(voice_server: VoiceServer, twilio_line: SimLi
 
 
 @pytest.mark.parametrize("vobiz_format", ["mulaw_8k", "l16_8k", "l16_16k"])
-async def test_vobiz_call_each_encoding(vobiz_format: str, voice_server: VoiceServer, vobiz_line: SimLine,
+async def test_vobiz_call_each_encoding(vobiz_format: str, simulate: Simulate, vobiz_line: SimLine,
                                         fake_carrier: FakeCarrier, http: httpx.AsyncClient,
                                         caller_audio: dict[str, bytes]) -> None:
     """Talking over the protected greeting changes nothing; a question gets an answer; DTMF reaches the LLM; the
@@ -119,10 +106,8 @@ async def test_vobiz_call_each_encoding(vobiz_format: str, voice_server: VoiceSe
     ]
     if vobiz_format == "mulaw_8k":
         turns.append(CallerTurn(dtmf="12#", gap_s=0.5, label="dtmf"))
-    sim = make_call(voice_server, vobiz_line, CallScript(turns=turns, hangup_after_s=None, max_duration_s=75),
-                    http, vobiz_format)
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
+    report = await simulate(vobiz_line, CallScript(turns=turns, hangup_after_s=None, max_duration_s=75),
+                            vobiz_format)
 
     expected = {"mulaw_8k": "audio/x-mulaw;rate=8000", "l16_8k": "audio/x-l16;rate=8000",
                 "l16_16k": "audio/x-l16;rate=16000"}[vobiz_format]
@@ -145,7 +130,7 @@ async def test_vobiz_call_each_encoding(vobiz_format: str, voice_server: VoiceSe
     call = await wait_for_call(http, vobiz_line, call_id, ended_with_recording)
     assert call["end_reason"] == "silence_timeout"
     texts = [t["text"] for t in call["turns"] if t["speaker"] == "caller"]
-    assert any(words_heard(t, "can i book an appointment for next tuesday") >= 3 for t in texts), texts
+    assert words_heard(" ".join(texts), "can i book an appointment for next tuesday") >= 3, texts
     if vobiz_format == "mulaw_8k":
         assert any(t.startswith("[DTMF 12") for t in texts), texts
     rate, caller_ch, agent_ch = await recording_of(http, vobiz_line, call_id)
@@ -190,3 +175,19 @@ async def test_outbound_call_through_the_fake_carrier(voice_server: VoiceServer,
     call = await wait_for_call(http, twilio_line, call_id, ended_with_recording)
     assert call["direction"] == "outbound" and call["end_reason"] == "caller_hangup"
     assert any(t["speaker"] == "caller" for t in call["turns"])
+
+
+async def test_a_false_barge_in_pauses_then_resumes_without_flushing(
+        simulate: Simulate, patient_line: SimLine, caller_audio: dict[str, bytes]) -> None:
+    """One word ("Yes.") while the agent talks, with min_words 3: the agent pauses at once (the caller is not
+    talked over), no clear is sent, and after the false-interruption timeout it carries on where it stopped."""
+    script = CallScript(turns=[CallerTurn(audio=caller_audio["yes"], barge_in_after_s=1.5, label="false")],
+                        hangup_after_s=1.0, max_duration_s=40)
+    report = await simulate(patient_line, script)
+    barge = report.barge_ins[0]
+    assert barge.stop_latency_ms is not None and barge.stop_latency_ms <= 300, barge
+    assert not [c for c in report.clears if c > barge.started], "a false barge-in must not flush the carrier"
+    assert barge.agent_stopped_at is not None
+    resumed = [start for start, _ in report.heard_segments if start > barge.agent_stopped_at + 0.3]
+    assert resumed, "the agent did not resume after the false barge-in"
+    assert resumed[0] - barge.agent_stopped_at < 3.0

@@ -556,3 +556,5 @@ async def test_blind_and_warm_transfers_through_the_carrier_apis(carrier_double:
     assert await vobiz.transfer(TransferTarget(name="Help", phone_number="+919876500000"), "Hold on.", "") == \
         "transferring"
     assert carrier_double.calls["uuid-transfer"].transferred_to == "919876500000"
+    for session in (blind, warm, vobiz):
+        await session.app.carriers.close()

@@ -7,7 +7,7 @@ import io
 import re
 import time
 import wave
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,11 @@ import httpx
 import numpy as np
 
 from voice_server.testing.provision import SimLine
+from voice_server.testing.simulator import CallReport
 from voicectl.procs import ManagedProcess
+
+# The `simulate` fixture: place a simulated call on a line, get its report.
+Simulate = Callable[..., Awaitable[CallReport]]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ PHRASES = {
     "book": "Can I book an appointment for next Tuesday?",
     "hello": "Hello? Hello?",
     "parking": "Is there parking near the building?",
+    "yes": "Yes.",
 }
 
 

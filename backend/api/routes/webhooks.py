@@ -56,7 +56,4 @@ async def list_webhook_deliveries(
 @router.post("/{webhook_id}/test", status_code=status.HTTP_202_ACCEPTED, responses=NOT_FOUND)
 async def test_webhook(webhook_id: WebhookId, principal: WebhooksWrite, services: ServicesDep) -> WebhookDeliveryOut:
     """Queues a `webhook.test` delivery to this endpoint."""
-    delivery = await services.webhooks.send_test(principal, webhook_id)
-    for loop in services.loops[1:2]:
-        loop.kick()
-    return delivery
+    return await services.webhooks.send_test(principal, webhook_id)

@@ -37,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report_sections import replace_section  # noqa: E402
 from core.service_auth import mint_service_token  # noqa: E402
 from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
@@ -394,14 +395,7 @@ process, the load generator on the same machine. Goal: p99 < 50 ms and 0 errors 
 {chr(10).join(render_run(r) for r in runs)}
 Raw numbers: `bench/results/backend_load.json`.
 {SECTION_END}"""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        after = rest.split(SECTION_END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip() + "\n\n" + section + "\n"
-    BENCHMARKS.write_text(text)
+    replace_section(SECTION_START, SECTION_END, section, BENCHMARKS)
 
 
 def print_table(result: dict[str, Any]) -> None:

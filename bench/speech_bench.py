@@ -38,6 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report_sections import replace_section  # noqa: E402
 from pipelines.stt import DEFAULT_ENDPOINT_SILENCE_MS  # noqa: E402
 from speech.common.audio import pcm16_to_mulaw  # noqa: E402
 from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
@@ -625,12 +626,7 @@ def write_outputs(report: Report) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(asdict(report), indent=2, default=str))
     section = markdown(report)
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) + 1 :]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS_MD.write_text(text)
+    replace_section(START, END, section)
 
 
 def main() -> None:

@@ -36,6 +36,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.report_sections import replace_section  # noqa: E402
 from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
 from voice_server.launch import voice_server_process  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
@@ -282,12 +283,7 @@ def write_outputs(report: dict[str, Any]) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2, default=str))
     section = markdown(report)
-    text = BENCHMARKS_MD.read_text() if BENCHMARKS_MD.exists() else "# Benchmarks\n\n"
-    if START in text and END in text:
-        text = text[: text.index(START)] + section + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    BENCHMARKS_MD.write_text(text)
+    replace_section(START, END, section)
 
 
 def main() -> None:

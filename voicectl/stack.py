@@ -13,7 +13,7 @@ from pathlib import Path
 
 from speech.launch import asr_process, llm_process, tts_process
 from voice_server.launch import voice_server_process
-from voicectl.data_services import DataServices
+from voicectl.data_services import DataServices, ensure_dev_secrets
 from voicectl.procs import ManagedProcess, http_ok
 
 
@@ -91,7 +91,12 @@ class LocalStack:
 
     def start(self, only: set[str] | None = None) -> dict[str, str]:
         env = self.data.start()
-        env = {**env, "VOICEAGENT_STATE_DIR": str(self.state), **self.service_urls()}
+        # Generated dev secrets go to every child explicitly; values set in the environment win.
+        secrets = {k: v for k, v in ensure_dev_secrets(self.state).items() if k not in os.environ}
+        env = {**secrets, **env, "VOICEAGENT_STATE_DIR": str(self.state), **self.service_urls()}
+        dist = Path(__file__).resolve().parents[1] / "frontend" / "dist"
+        if dist.is_dir():
+            env.setdefault("FRONTEND_DIST", str(dist))  # the backend serves the built UI at /
         try:
             for comp in components():
                 if only and comp.name not in only:

@@ -46,13 +46,14 @@ sys.path.insert(0, str(ROOT))
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from backend.campaigns.collections import LEASES, MARKS, SLOTS  # noqa: E402
+from bench.report_sections import BENCHMARKS_MD, replace_section  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCall, FakeCarrier, ScriptedCallee  # noqa: E402
 from voice_server.testing.simulator import CarrierAccount  # noqa: E402
 from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
 from voicectl.procs import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dialer.json"
-BENCHMARKS = ROOT / "BENCHMARKS.md"
+BENCHMARKS = BENCHMARKS_MD
 SECTION_START = "<!-- dialer:start -->"
 SECTION_END = "<!-- dialer:end -->"
 
@@ -299,13 +300,7 @@ every update or delete (even by `_id`), and each dial and call end writes a doze
 marks) next to the backend's call log. The run's 1-minute load average is in `bench/results/dialer.json`
 (`runs[].load_avg_1m`); the box is shared with other test suites.
 {SECTION_END}"""
-    text = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        before, rest = text.split(SECTION_START, 1)
-        text = before + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    BENCHMARKS.write_text(text)
+    replace_section(SECTION_START, SECTION_END, section, BENCHMARKS)
 
 
 async def main() -> None:

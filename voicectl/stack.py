@@ -43,7 +43,8 @@ def _backend(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedPr
         "backend",
         _python("uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(ports.backend),
                 "--no-access-log", "--loop", "uvloop"),
-        run_dir, ports=[ports.backend], env=env,
+        # The local platform dials its campaigns from the backend process (DIALER_ENABLED=false to turn it off).
+        run_dir, ports=[ports.backend], env={**env, "DIALER_ENABLED": os.environ.get("DIALER_ENABLED", "true")},
         ready=lambda: http_ok(f"http://127.0.0.1:{ports.backend}/health"),
     )
 

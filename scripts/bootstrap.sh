@@ -44,8 +44,11 @@ if ! wait $GO_BUILD_PID; then cat "$CACHE/go-build.log"; log "building FerretDB/
 
 if [[ -f frontend/package.json ]]; then
   if [[ ! -d frontend/node_modules || frontend/package-lock.json -nt frontend/node_modules/.package-lock.json ]]; then
-    log "installing UI dependencies (npm ci)"
-    (cd frontend && npm ci --no-audit --no-fund --cache "$CACHE/npm" --prefer-offline)
+    # Not `npm ci`: the registry mirror here 404s other platforms' optional packages (e.g. @rollup/rollup-darwin-x64),
+    # so npm leaves them out of the lock and `npm ci` then rejects its own lock as out of sync.
+    # `install --no-save` follows the lock and never rewrites it.
+    log "installing UI dependencies (npm install --no-save)"
+    (cd frontend && npm install --no-save --no-audit --no-fund --cache "$CACHE/npm" --prefer-offline)
   fi
   if [[ ! -f frontend/dist/index.html || -n "$(find frontend/src frontend/index.html -newer frontend/dist/index.html 2>/dev/null | head -1)" ]]; then
     log "building the UI"

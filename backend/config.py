@@ -24,6 +24,15 @@ class BackendSettings(DataSettings, CampaignSettingsMixin):  # campaign/dialer f
     )
     public_base_url: str = "http://127.0.0.1:8000"
     voice_server_url: str = "http://127.0.0.1:8100"
+    # Browser test calls: where browsers open the voice server's /v1/browser socket. A ws(s):// base, or a path on
+    # the UI's origin behind a proxy (e.g. /voice). Empty: VOICE_SERVER_URL with http(s) -> ws(s).
+    test_call_ws_base_url: str = ""
+    # Signs the single-use browser call tokens; the voice server checks them with the same CALL_TOKEN_SECRET.
+    call_token_secret: SecretStr = SecretStr("")
+    test_call_token_ttl_s: int = Field(default=60, ge=10, le=600)
+    # The TTS server (speech/tts) whose voices the agent editor lists and samples.
+    tts_url: str = "http://127.0.0.1:8200"
+    voice_sample_max_chars: int = Field(default=300, ge=1, le=4096)
     frontend_dist: str | None = None  # folder with the built UI, served at /
 
     # Demo account (demo@example.com) with one sample agent, created at startup when true.
@@ -57,6 +66,8 @@ class BackendSettings(DataSettings, CampaignSettingsMixin):  # campaign/dialer f
     # How long an internal event POST waits for its events to be applied when this replica is the leader (0: answer
     # as soon as they are stored; tests use it to read their own writes).
     event_apply_wait_s: float = Field(default=0.0, ge=0)
+    # How often the leader looks for voice servers whose call lease ran out (backend/services/call_leases.py).
+    call_lease_check_interval_s: float = Field(default=2.0, gt=0, le=60)
 
     # Seconds a resolved session/membership/API key is reused before re-reading it. Revocations made on this replica
     # apply at once; on other replicas within this time. 0 re-reads on every request.

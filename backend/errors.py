@@ -112,6 +112,8 @@ _STATUS_CODES = {
     416: "range_not_satisfiable", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
 }
 
+_UNPARSEABLE_BODY = "There was an error parsing the body"  # fastapi.routing's message
+
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
@@ -132,6 +134,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == _UNPARSEABLE_BODY:
+            # FastAPI's 400 for a body it cannot even decode (not UTF-8 JSON): the same 422 as malformed JSON.
+            detail = ErrorDetail(path="body", message="The body is not valid UTF-8 JSON", type="json_invalid")
+            return JSONResponse(error_payload(request, "validation_error", f"body: {detail.message}", [detail]),
+                                status_code=422)
         code = _STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         headers = getattr(exc, "headers", None)

@@ -19,12 +19,14 @@ from backend.api.routes import (
     agents,
     analytics,
     auth,
+    browser_calls,
     calls,
     campaigns,
     dnc,
     internal,
     org,
     phone_numbers,
+    voices,
     webhooks,
 )
 from backend.campaigns.collections import INDEXES as CAMPAIGN_INDEXES
@@ -131,7 +133,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     # go first.
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics):
+    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

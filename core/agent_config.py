@@ -9,10 +9,12 @@ import re
 import string
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+14155550123"])]
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
+# What {{name}} can refer to; such keys are also stored as MongoDB field names, where '.' and a leading '$' fail.
+VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 
 class StrictModel(BaseModel):
@@ -34,7 +36,10 @@ class STTConfig(StrictModel):
     language: str = "en-US"
     boosted_words: list[str] = Field(default_factory=list, max_length=100)
     boost_score: float = Field(default=4.0, ge=0, le=100)
-    fallbacks: list[EndpointOptions] = Field(default_factory=list, max_length=3)
+    fallbacks: list[EndpointOptions] = Field(
+        default_factory=list, max_length=3,
+        description="Riva servers (host:port) tried in order when the primary fails, also mid-call; when all "
+                    "fail the agent says degradation_message_stt and transfers (or ends) the call.")
 
 
 class LLMConfig(StrictModel):
@@ -42,8 +47,18 @@ class LLMConfig(StrictModel):
     endpoint: EndpointOptions = EndpointOptions()
     temperature: float = Field(default=0.6, ge=0, le=2)
     max_tokens: int = Field(default=200, ge=1, le=4096)
-    fallbacks: list[EndpointOptions] = Field(default_factory=list, max_length=3)
-    canned_reply: str = "I'm sorry, I'm having trouble right now. Let me get someone to help you."
+    fallbacks: list[EndpointOptions] = Field(
+        default_factory=list, max_length=3,
+        description="OpenAI-compatible endpoints/models tried in order when the primary errors or sends no "
+                    "first token within its timeout_s.")
+    canned_reply: str = Field(
+        default="I'm sorry, I'm having trouble right now. Let me get someone to help you.", max_length=1000,
+        description="Said when every LLM endpoint fails (and when no TTS works, from a pre-recorded clip); then "
+                    "the call goes to the first transfer target, or ends.")
+    # "auto": the model decides; "none": no tool calls; "required": some tool on every reply; a tool's name
+    # (end_call, transfer_call, a webhook tool): every reply calls that tool. Servers such as llama.cpp's enforce
+    # a named tool with a JSON grammar, which is what makes a small model reliable for single-purpose agents.
+    tool_choice: str = Field(default="auto", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]{0,63}$")
 
 
 class TTSConfig(StrictModel):
@@ -52,7 +67,10 @@ class TTSConfig(StrictModel):
     engine: Literal["piper", "xtts"] = "piper"
     voice: str = "en_US-joe-medium"
     speed: float = Field(default=1.0, ge=0.5, le=2.0)
-    fallbacks: list[EndpointOptions] = Field(default_factory=list, max_length=3)
+    fallbacks: list[EndpointOptions] = Field(
+        default_factory=list, max_length=3,
+        description="TTS servers tried in order; `model` picks the engine (e.g. xtts -> piper). After them: "
+                    "pre-recorded prompt clips, then a transfer (or the end of the call).")
 
 
 class InterruptionConfig(StrictModel):
@@ -75,8 +93,30 @@ class ToolParameterSchema(StrictModel):
 
     model_config = ConfigDict(extra="allow")
     type: Literal["object"] = "object"
-    properties: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    properties: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")], dict[str, Any]] = Field(
+        default_factory=dict)
     required: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _storable(self) -> ToolParameterSchema:
+        # Stored as a MongoDB document, where a key with '.' or a leading '$', or an integer beyond 64 bits, fails
+        # the write (500s found by fuzzing).
+        def problem(value: Any) -> str | None:
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    if "." in str(key) or str(key).startswith("$") or "\x00" in str(key):
+                        return f"key {str(key)!r}: keys may not contain '.' or start with '$'"
+                    if (found := problem(item)) is not None:
+                        return found
+            elif isinstance(value, list):
+                return next((found for item in value if (found := problem(item)) is not None), None)
+            elif isinstance(value, int) and not -(2 ** 63) <= value < 2 ** 63:
+                return f"{value}: integers must fit in 64 bits"
+            return None
+
+        if (found := problem(self.model_dump())) is not None:
+            raise ValueError(found)
+        return self
 
 
 class WebhookTool(StrictModel):
@@ -119,7 +159,7 @@ class AgentConfig(StrictModel):
     greeting: str = Field(default="Hello! How can I help you today?", max_length=1000)
     goodbye: str = Field(default="Thank you for calling. Goodbye!", max_length=1000)
     language: str = "en-US"
-    variables: dict[str, str] = Field(default_factory=dict, description="Defaults for prompt variables.")
+    variables: dict[VariableName, str] = Field(default_factory=dict, description="Defaults for prompt variables.")
     stt: STTConfig = STTConfig()
     llm: LLMConfig = LLMConfig()
     tts: TTSConfig = TTSConfig()
@@ -130,7 +170,9 @@ class AgentConfig(StrictModel):
     enable_end_call: bool = True
     transfer_targets: list[TransferTarget] = Field(default_factory=list, max_length=16)
     record: bool = True
-    degradation_message_stt: str = "I'm having trouble hearing you."
+    degradation_message_stt: str = Field(
+        default="I'm having trouble hearing you.", max_length=1000,
+        description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
 
     @field_validator("tools")
     @classmethod
@@ -140,6 +182,25 @@ class AgentConfig(StrictModel):
         if dupes:
             raise ValueError(f"duplicate tool names: {dupes}")
         return tools
+
+    @model_validator(mode="after")
+    def _tool_choice_names_a_tool(self) -> AgentConfig:
+        offered = self.tool_names()
+        choice = self.llm.tool_choice
+        if choice not in ("auto", "none", "required") and choice not in offered:
+            raise ValueError(f"llm.tool_choice {choice!r} is not one of the agent's tools {sorted(offered)}")
+        if choice == "required" and not offered:
+            raise ValueError("llm.tool_choice 'required' needs at least one tool")
+        return self
+
+    def tool_names(self) -> set[str]:
+        """Names of the tools the LLM is offered (webhooks, end_call, transfer_call)."""
+        names = {t.name for t in self.tools}
+        if self.enable_end_call:
+            names.add("end_call")
+        if self.transfer_targets:
+            names.add("transfer_call")
+        return names
 
     def prompt_variables(self) -> set[str]:
         return set(_VARIABLE.findall(self.system_prompt)) | set(_VARIABLE.findall(self.greeting))

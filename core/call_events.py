@@ -124,6 +124,16 @@ class ToolInvoked(_Event):
     detail: str = ""
 
 
+class ServiceDegraded(_Event):
+    """An AI stage fell back: to the next endpoint, a canned reply, a pre-recorded clip, a transfer or a hang-up."""
+
+    type: Literal["call.degraded"] = "call.degraded"
+    service: Literal["stt", "llm", "tts"]
+    from_endpoint: str = Field(default="", max_length=500)
+    to: str = Field(max_length=500, description="Next endpoint, or canned_reply | prompt_clip | transfer | end_call.")
+    reason: str = Field(default="", max_length=500)
+
+
 class CallEnded(_Event):
     type: Literal["call.ended"] = "call.ended"
     end_reason: EndReason
@@ -143,7 +153,7 @@ class RecordingStored(_Event):
 
 
 CallEvent = Annotated[
-    CallStarted | CallAnswered | TurnRecorded | ToolInvoked | CallEnded | RecordingStored,
+    CallStarted | CallAnswered | TurnRecorded | ToolInvoked | ServiceDegraded | CallEnded | RecordingStored,
     Field(discriminator="type"),
 ]
 
@@ -155,3 +165,23 @@ class CallEventBatch(BaseModel):
 class CallEventAck(BaseModel):
     accepted: int
     duplicates: int
+
+
+VOICE_SERVER_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+
+
+class VoiceServerHeartbeat(BaseModel):
+    """A voice server's lease on its live calls (voice_server/lifecycle.py -> backend/services/call_leases.py):
+    until `lease_s` after the backend receives it, these calls are known to be carried by this server."""
+
+    voice_server_id: str = Field(pattern=VOICE_SERVER_ID_PATTERN)
+    instance_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Changes when the process restarts.")
+    calls: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{2,64}$")]] = Field(default_factory=list,
+                                                                                  max_length=10000)
+    lease_s: float = Field(default=30.0, ge=1, le=3600)
+    draining: bool = False
+
+
+class VoiceServerHeartbeatAck(BaseModel):
+    lease_s: float
+    calls: int

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from core.agent_config import TransferTarget
-from core.call_events import EndReason, ToolInvoked, TurnRecorded
+from core.call_events import EndReason, ServiceDegraded, ToolInvoked, TurnRecorded
 
 
 class CallControl(Protocol):
@@ -25,6 +25,8 @@ class CallEventSink(Protocol):
     def turn(self, event: TurnRecorded) -> None: ...
 
     def tool(self, event: ToolInvoked) -> None: ...
+
+    def degraded(self, event: ServiceDegraded) -> None: ...
 
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         """Milliseconds since the media stream started (the call's timeline), for now or a monotonic time."""

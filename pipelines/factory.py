@@ -41,16 +41,22 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from core.agent_config import AgentConfig
 from pipelines.control import CallControl, CallEventSink
-from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service
+from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
+from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
+from pipelines.llm_chain import llm_chain_args
 from pipelines.models import SharedModels
 from pipelines.observers import CallAudioSink, CallClock, LatencyObserver, RecordingObserver
 from pipelines.processors import BotSpeechTracker, DTMFToLLM, PreparedAudio
+from pipelines.resilience import BreakerRegistry
+from pipelines.resilience import breakers as process_breakers
 from pipelines.silence import SilencePolicy
 from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio
+from pipelines.stt_chain import stt_chain_args
 from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
-from pipelines.turns import BargeInStartStrategy
+from pipelines.tts_chain import tts_chain_args
+from pipelines.turns import BargeInStartStrategy, SpeculativeTurnStopStrategy
 
 
 @dataclass
@@ -68,6 +74,10 @@ class CallServices:
     vad_stop_secs: float = 0.2
     vad_min_volume: float = 0.0
     smart_turn: bool = True
+    speculative_llm: bool = False  # start the reply on the final transcript while smart-turn decides (turns.py)
+    # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
+    breakers: BreakerRegistry = field(default_factory=process_breakers)
+    clips: PromptClips | None = None
 
 
 @dataclass
@@ -105,6 +115,8 @@ class CallPipeline:
 def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
     analyzer = services.models.turn_analyzer(SmartTurnParams(stop_secs=2.0)) if services.smart_turn else None
     if analyzer is not None:
+        if services.speculative_llm:
+            return [SpeculativeTurnStopStrategy(turn_analyzer=analyzer)]
         return [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
     return [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.6)]
 
@@ -120,19 +132,31 @@ def build_call_pipeline(
     agent = spec.agent
     system_prompt, greeting = agent.render(spec.variables)
 
-    stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate)
-    tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate)
+    degradation = DegradationPolicy(agent, spec.call_id, control, events)
+    if services.clips is not None:
+        services.clips.ensure(degradation_texts(agent))
+    stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate, **stt_chain_args(
+        agent.stt, services.speech.riva_server, breakers=services.breakers, policy=degradation,
+        message=agent.degradation_message_stt))
+    tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate, **tts_chain_args(
+        agent.tts, default_url=services.speech.tts_url, breakers=services.breakers, policy=degradation,
+        clips=services.clips, canned_reply=agent.llm.canned_reply))
     prepared = PreparedAudio(tts)
     if spec.prepared_greeting and greeting:
         prepared.add(greeting, spec.prepared_greeting)
     llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
-                             services.llm_api_key, system_prompt)
+                             services.llm_api_key, system_prompt, **llm_chain_args(
+                                 agent.llm, services.llm_base_url, services.llm_model,
+                                 breakers=services.breakers, policy=degradation))
 
     tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http)
     tools = register_tools(llm, build_tools(tool_ctx))
     context = LLMContext()
     if tools is not None:
         context.set_tools(tools)
+        choice = tool_choice_param(agent.llm)
+        if choice is not None:
+            context.set_tool_choice(choice)  # type: ignore[arg-type]
 
     interruption = agent.interruption
     barge_in = BargeInStartStrategy(

@@ -53,10 +53,23 @@ class PooledOpenAILLMService(OpenAILLMService):
         return self._pool.get(str(base_url), str(api_key or "none"), self._pool_timeout_s)
 
 
+def tool_choice_param(config: LLMConfig) -> dict[str, Any] | str | None:
+    """The request's `tool_choice` for the agent's setting; None leaves it to the server's default (auto)."""
+    choice = config.tool_choice
+    if choice == "auto":
+        return None
+    if choice in ("none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
 def create_llm_service(config: LLMConfig, pool: OpenAIClientPool, default_base_url: str, default_model: str,
-                       default_api_key: str, system_prompt: str) -> PooledOpenAILLMService:
+                       default_api_key: str, system_prompt: str,
+                       service_class: type[PooledOpenAILLMService] = PooledOpenAILLMService,
+                       **service_kwargs: Any) -> PooledOpenAILLMService:
+    """`service_class`, `service_kwargs`: a subclass and its extra arguments (the fallback chain, llm_chain.py)."""
     endpoint = config.endpoint
-    return PooledOpenAILLMService(
+    return service_class(
         pool=pool,
         timeout_s=endpoint.timeout_s,
         api_key=default_api_key,  # api_key_ref (org secrets) is resolved by the backend before it gets here
@@ -67,4 +80,5 @@ def create_llm_service(config: LLMConfig, pool: OpenAIClientPool, default_base_u
             max_tokens=config.max_tokens,
             system_instruction=system_prompt,
         ),
+        **service_kwargs,
     )

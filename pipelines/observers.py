@@ -144,6 +144,9 @@ class LatencyObserver(BaseObserver):
         self.tts = tts
         self.transport_out = transport_out
         self.on_turn_complete = on_turn_complete or (lambda timing: None)
+        # Further consumers of each finished turn's latency (the voice server's Prometheus histograms); they get
+        # exactly the numbers the call's TurnRecorded carries.
+        self.turn_listeners: list[Callable[[TurnLatency], None]] = []
         self.usage = UsageUnits()
         self.completed: list[TurnTiming] = []
         self._current = TurnTiming()
@@ -214,6 +217,10 @@ class LatencyObserver(BaseObserver):
                 self.completed.append(a)
                 self._answering = None
                 self.on_turn_complete(a)
+                if self.turn_listeners:
+                    latency = a.latency()
+                    for listener in self.turn_listeners:
+                        listener(latency)
 
     def _metrics(self, frame: MetricsFrame, src: FrameProcessor) -> None:
         for d in frame.data:

@@ -5,6 +5,7 @@ prepared before the media socket opens."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 from pipecat.services.stt_service import STTService
@@ -22,32 +23,36 @@ class SpeechError(Exception):
 class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
                  stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
-                 fast_first_chunk: bool = True) -> None:
+                 fast_first_chunk: bool = True, first_chunk_max_words: int = 6) -> None:
         self.riva_server = riva_server
         self.tts_url = tts_url.rstrip("/")
         self._http = http
         self._stt_final_wait_s = stt_final_wait_s
         self._stt_endpoint_silence_ms = stt_endpoint_silence_ms
         self.fast_first_chunk = fast_first_chunk
+        self.first_chunk_max_words = first_chunk_max_words
 
-    def stt(self, config: STTConfig, sample_rate: int) -> STTService:
+    def stt(self, config: STTConfig, sample_rate: int, **service: Any) -> STTService:
+        """`service`: `service_class` and its extra arguments (the fallback chain, pipelines/stt_chain.py)."""
         from pipelines.stt import create_stt_service
 
         return create_stt_service(config, default_server=self.riva_server, sample_rate=sample_rate,
                                   endpoint_silence_ms=self._stt_endpoint_silence_ms,
-                                  ttfs_p99_latency=self._stt_final_wait_s)
+                                  ttfs_p99_latency=self._stt_final_wait_s, **service)
 
-    def tts(self, config: TTSConfig, sample_rate: int) -> TTSService:
+    def tts(self, config: TTSConfig, sample_rate: int, **service_args: Any) -> TTSService:
+        """`service_args`: `service_class` and its extra arguments (the fallback chain, pipelines/tts_chain.py)."""
         from pipelines.tts_client import create_tts_service
 
         service = create_tts_service(config, default_url=self.tts_url, sample_rate=sample_rate,
-                                     http_client=self._http)
+                                     http_client=self._http, **service_args)
         if self.fast_first_chunk:
             # Pipecat builds its sentence aggregator inside the service; swap in one that releases the first
             # clause of each reply early (pipecat-ai 1.14 attribute, version pinned in pyproject).
             old = service._text_aggregator
             service._text_aggregator = FastFirstChunkAggregator(aggregation_type=old.aggregation_type,
-                                                                language=old.language)
+                                                                language=old.language,
+                                                                max_words=self.first_chunk_max_words)
         return service
 
     def _tts_base(self, config: TTSConfig) -> str:

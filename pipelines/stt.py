@@ -37,6 +37,8 @@ def create_stt_service(
     use_ssl: bool = False,
     api_key: str | None = None,
     ttfs_p99_latency: float | None = None,
+    service_class: type[NvidiaSTTService] = NvidiaSTTService,
+    **service_kwargs: Any,
 ) -> NvidiaSTTService:
     """A streaming Riva STT client.
 
@@ -47,10 +49,12 @@ def create_stt_service(
         endpoint_silence_ms: silence that ends an utterance (Riva's endpointing stop_history).
         ttfs_p99_latency: seconds from end of speech to the final transcript that Pipecat waits for
             (None: Pipecat's default for NVIDIA).
+        service_class, service_kwargs: a subclass and its extra arguments (the fallback chain, stt_chain.py).
     """
     config = config or STTConfig()
     extra: dict[str, Any] = {} if ttfs_p99_latency is None else {"ttfs_p99_latency": ttfs_p99_latency}
-    return NvidiaSTTService(
+    extra.update(service_kwargs)
+    return service_class(
         server=config.endpoint.base_url or default_server,
         api_key=api_key,
         use_ssl=use_ssl,

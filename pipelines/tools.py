@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -122,8 +123,14 @@ def transfer_tool(ctx: ToolContext) -> ToolRegistration:
             await params.result_callback({"error": f"unknown target; choose one of {sorted(targets)}"})
             return
         reason = str(args.get("reason", ""))[:300]
-        status = await ctx.control.transfer(
-            target, announcement=f"Please hold while I transfer you to {target.name}.", brief=reason)
+        try:
+            status = await ctx.control.transfer(
+                target, announcement=f"Please hold while I transfer you to {target.name}.", brief=reason)
+        except asyncio.CancelledError:
+            # The carrier ends the media stream (and with it this pipeline) as it moves the call, often before its
+            # REST answer is back; the call's end reason says how it went.
+            _record(ctx, "transfer_call", True, started, f"{target.mode} to {target.name}: stream ended by the carrier")
+            raise
         ok = status == "transferring"
         _record(ctx, "transfer_call", ok, started, f"{target.mode} to {target.name}: {status}")
         await params.result_callback({"status": status},

@@ -137,6 +137,7 @@ def create_tts_service(
     sample_rate: int | None = None,
     http_client: httpx.AsyncClient | None = None,
     api_key: str | None = None,
+    service_class: type[VoiceAgentTTSService] | None = None,
     **kwargs: Any,
 ) -> VoiceAgentTTSService:
     """The TTS service for a call from the agent's TTS config (endpoint, engine, voice, speed).
@@ -145,9 +146,10 @@ def create_tts_service(
         default_url: the platform's TTS server (TTS_URL), used unless the agent's endpoint overrides it.
         sample_rate: the pipeline's output rate; the server produces it directly.
         http_client: a process-wide httpx client to share connections across calls.
+        service_class: a subclass (the fallback chain, tts_chain.py); its extra arguments go in **kwargs.
     """
     config = config or TTSConfig()
-    return VoiceAgentTTSService(
+    return (service_class or VoiceAgentTTSService)(
         base_url=config.endpoint.base_url or default_url,
         voice=config.voice,
         engine=config.engine,

@@ -9,23 +9,29 @@
       the agent resumes where it paused (false-interruption resume) and the stray words are dropped.
   With `min_words == 0`, voice activity alone is an accepted barge-in.
 - Agent speaking, interruptions disabled: the caller's speech is ignored until the agent finishes.
+
+And when it ends: smart-turn (Pipecat's TurnAnalyzerUserTurnStopStrategy), optionally starting the reply on the
+final transcript before smart-turn has decided (`SpeculativeTurnStopStrategy`, SPECULATIVE_LLM).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EagerEndOfTurnCancelFrame,
     Frame,
     InterimTranscriptionFrame,
     TranscriptionFrame,
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.turns.types import ProcessFrameResult
+from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
+from pipecat.turns.user_stop import EagerMatchPolicy, NormalizedMatch, TurnAnalyzerUserTurnStopStrategy
 
 from pipelines.frames import PlaybackPauseFrame, PlaybackResumeFrame
 
@@ -141,3 +147,79 @@ class BargeInStartStrategy(BaseUserTurnStartStrategy):
     async def cleanup(self) -> None:
         await self._cancel_resume_timer()
         await super().cleanup()
+
+
+class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
+    """Smart-turn decides when the caller's turn ends; meanwhile the reply is already being generated.
+
+    As soon as the ASR's final transcript arrives (or an interim once VAD has heard the caller stop) while the
+    turn is still open — smart-turn still running, or judging the sentence unfinished — the reply is generated on
+    that text through Pipecat's speculative inference: the LLM's output is held by its speculation gate. When the
+    turn ends with the same text (normalised: case and punctuation ignored) the held reply is released at once;
+    otherwise it is withdrawn (the LLM stream is cancelled) and the reply is generated on the committed text.
+    The caller speaking again withdraws it too. The context only ever records the committed text.
+    """
+
+    def __init__(self, *, match_policy: EagerMatchPolicy | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._match_policy = match_policy or NormalizedMatch()
+        self._finals: list[str] = []
+        self._speculation: UserTurnSpeculation | None = None
+        self.speculations = 0
+        self.speculation_hits = 0
+
+    @property
+    def _committed(self) -> str:
+        return " ".join(t.strip() for t in self._finals if t.strip())
+
+    async def process_frame(self, frame: Frame) -> ProcessFrameResult:
+        if isinstance(frame, VADUserStartedSpeakingFrame):
+            await self._withdraw()  # the caller goes on: whatever was guessed is incomplete
+        elif isinstance(frame, EagerEndOfTurnCancelFrame):
+            # The LLM withdrew it itself (a speculative reply wanted a tool call): the turn end must run a reply.
+            self._speculation = None
+        elif isinstance(frame, TranscriptionFrame):
+            self._finals.append(frame.text)
+        result = await super().process_frame(frame)  # may end the turn (trigger_user_turn_stopped below)
+        if self._vad_user_speaking:
+            return result  # still talking: any guess now would be withdrawn
+        if isinstance(frame, (TranscriptionFrame, VADUserStoppedSpeakingFrame)) and self._finals:
+            await self._speculate(self._committed)
+        elif isinstance(frame, InterimTranscriptionFrame) and self._vad_stopped:
+            await self._speculate(f"{self._committed} {frame.text}".strip())
+        return result
+
+    async def trigger_user_turn_stopped(self, *, enable_user_speaking_frames: bool | None = None) -> None:
+        committed = self._committed
+        speculation, self._speculation = self._speculation, None
+        self._finals = []
+        if speculation is not None and self._match_policy.matches(speculation.text, committed):
+            self.speculation_hits += 1
+            await self.trigger_user_turn_finalized(enable_user_speaking_frames=enable_user_speaking_frames,
+                                                   confirms_speculation=True)
+            return
+        if speculation is not None:
+            await self.trigger_user_turn_speculation_cancelled()
+        await super().trigger_user_turn_stopped(enable_user_speaking_frames=enable_user_speaking_frames)
+
+    async def _speculate(self, text: str) -> None:
+        if not text:
+            return
+        current = self._speculation
+        if current is not None and self._match_policy.matches(current.text, text):
+            return  # already answering this text
+        await self._withdraw()
+        self._speculation = UserTurnSpeculation(text=text)
+        self.speculations += 1
+        await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
+
+    async def _withdraw(self) -> None:
+        if self._speculation is not None:
+            self._speculation = None
+            await self.trigger_user_turn_speculation_cancelled()
+
+    async def _reset(self) -> None:
+        # A turn boundary the strategy did not end itself (interruption, mute, session end): nothing may stay held.
+        await self._withdraw()
+        self._finals = []
+        await super()._reset()

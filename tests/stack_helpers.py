@@ -5,12 +5,18 @@ A unique module name: tests/ is not a package, and conftest.py files put their f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from fastapi.routing import iter_route_contexts
 
 from speech.launch import asr_process
-from voicectl.procs import ManagedProcess, free_port
+from voice_server.testing.fake_carrier import FakeCarrier
+from voicectl.procs import ManagedProcess, free_port, http_ok
 
 
 @dataclass(frozen=True)
@@ -38,3 +44,47 @@ def run_asr(speech_state: Path, name: str, **extra: str) -> Iterator[AsrServer]:
         yield AsrServer(f"127.0.0.1:{port}", f"http://127.0.0.1:{health}", proc)
     finally:
         proc.stop()
+
+
+def backend_process(run_dir: Path, *, port: int, env: dict[str, str], name: str = "backend",
+                    ready_path: str = "/health") -> ManagedProcess:
+    """The backend as a real uvicorn process (not started). `ready_path` /health/live does not wait for MongoDB."""
+    return ManagedProcess(
+        name, [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
+               "--no-access-log"],
+        run_dir, ports=[port], env=env, ready=lambda: http_ok(f"http://127.0.0.1:{port}{ready_path}"),
+        start_timeout=120.0)
+
+
+def run_backend(state: Path, name: str, env: dict[str, str]) -> Iterator[str]:
+    """The backend on a free port (its own MONGODB_DB from `env`), started and stopped; yields its base URL."""
+    port = free_port()
+    proc = start_process(backend_process(state / "run", port=port, env=env, name=name))
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@contextlib.asynccontextmanager
+async def running_fake_carrier() -> AsyncIterator[FakeCarrier]:
+    """The documented-protocol stand-in for Twilio's and Vobiz's REST APIs, on a free port."""
+    carrier = FakeCarrier([])
+    await carrier.start(free_port())
+    try:
+        yield carrier
+    finally:
+        await carrier.stop()
+
+
+def http_routes(app: Any) -> list[tuple[str, str, list[str]]]:
+    """(method, path template, tags) of every HTTP route of a FastAPI app, included routers flattened (FastAPI
+    0.16x keeps them as _IncludedRouter entries in app.routes)."""
+    found = []
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        methods = getattr(route, "methods", None)
+        if context.path and methods:
+            tags = [str(t) for t in getattr(context, "tags", None) or getattr(route, "tags", None) or []]
+            found.extend((method, context.path, tags) for method in sorted(methods) if method != "HEAD")
+    return found

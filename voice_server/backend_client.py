@@ -8,7 +8,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from core.call_events import CallEventAck, CallEventBatch, OutboundCallContext, ResolvedAgent
+from core.call_events import (
+    CallEventAck,
+    CallEventBatch,
+    OutboundCallContext,
+    ResolvedAgent,
+    VoiceServerHeartbeat,
+)
 from core.service_auth import ServiceTokenSource
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -47,8 +53,12 @@ class BackendClient:
         return resp
 
     async def _get_optional(self, path: str, model: type[_M]) -> _M | None:
-        resp = await self._request("GET", path)
-        if resp.status_code == 404:
+        return self._parsed_or_none(await self._request("GET", path), model, absent=(404,))
+
+    @staticmethod
+    def _parsed_or_none(resp: httpx.Response, model: type[_M], absent: tuple[int, ...]) -> _M | None:
+        """The body as `model`; None for an `absent` status; BackendRejected for any other failure."""
+        if resp.status_code in absent:
             return None
         if not resp.is_success:
             raise BackendRejected(resp.status_code, resp.text)
@@ -74,3 +84,16 @@ class BackendClient:
             return CallEventAck.model_validate(resp.json())
         except (ValueError, ValidationError):
             return CallEventAck(accepted=len(batch.events), duplicates=0)
+
+    async def heartbeat(self, beat: VoiceServerHeartbeat) -> None:
+        """Renews the lease on this server's live calls (backend/services/call_leases.py)."""
+        resp = await self._request("POST", f"/voice-servers/{quote(beat.voice_server_id, safe='')}/heartbeat",
+                                   json=beat.model_dump(mode="json"))
+        if not resp.is_success:
+            raise BackendRejected(resp.status_code, resp.text)
+
+    async def claim_browser_call(self, call_id: str, nonce: str) -> ResolvedAgent | None:
+        """Uses a browser test call's token (once): the agent to run; None when the call is unknown or the token
+        was used before (409)."""
+        resp = await self._request("POST", f"/test-calls/{quote(call_id, safe='')}/claim", json={"nonce": nonce})
+        return self._parsed_or_none(resp, ResolvedAgent, absent=(404, 409))

@@ -8,7 +8,7 @@ characters and Vobiz gets it as a URL path segment, so claim names are short.
 from __future__ import annotations
 
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from jose import JWTError, jwt
 from pydantic import BaseModel, Field
@@ -23,7 +23,7 @@ class CallTokenError(Exception):
 
 class CallClaims(BaseModel):
     call_id: str = Field(min_length=1, max_length=64)
-    carrier: Literal["twilio", "vobiz"]
+    carrier: Literal["twilio", "vobiz", "browser"]
     carrier_call_id: str = Field(min_length=1, max_length=64)
     direction: Literal["inbound", "outbound"]
     org_id: str
@@ -39,24 +39,32 @@ _SHORT = {
 _LONG = {v: k for k, v in _SHORT.items()}
 
 
-def mint_call_token(secret: str, claims: CallClaims, ttl_s: int) -> str:
+def _encode(secret: str, body: dict[str, Any], audience: str, ttl_s: int) -> str:
     if not secret:
         raise CallTokenError("CALL_TOKEN_SECRET is not set")
     now = int(time.time())
-    body = {_SHORT[k]: v for k, v in claims.model_dump().items() if v is not None}
-    body.update({"aud": CALL_TOKEN_AUDIENCE, "iat": now, "exp": now + ttl_s})
-    return str(jwt.encode(body, secret, algorithm=CALL_TOKEN_ALGORITHM))
+    return str(jwt.encode({**body, "aud": audience, "iat": now, "exp": now + ttl_s}, secret,
+                          algorithm=CALL_TOKEN_ALGORITHM))
 
 
-def verify_call_token(secret: str, token: str) -> CallClaims:
+def _decode(secret: str, token: str, audience: str) -> dict[str, Any]:
     if not secret:
         raise CallTokenError("CALL_TOKEN_SECRET is not set")
     if not token or len(token) > 2000:
         raise CallTokenError("missing or oversized call token")
     try:
-        body = jwt.decode(token, secret, algorithms=[CALL_TOKEN_ALGORITHM], audience=CALL_TOKEN_AUDIENCE)
+        return dict(jwt.decode(token, secret, algorithms=[CALL_TOKEN_ALGORITHM], audience=audience))
     except JWTError as exc:
         raise CallTokenError(str(exc)) from exc
+
+
+def mint_call_token(secret: str, claims: CallClaims, ttl_s: int) -> str:
+    body = {_SHORT[k]: v for k, v in claims.model_dump().items() if v is not None}
+    return _encode(secret, body, CALL_TOKEN_AUDIENCE, ttl_s)
+
+
+def verify_call_token(secret: str, token: str) -> CallClaims:
+    body = _decode(secret, token, CALL_TOKEN_AUDIENCE)
     try:
         return CallClaims(**{_LONG[k]: v for k, v in body.items() if k in _LONG})
     except ValueError as exc:
@@ -92,3 +100,30 @@ def verify_transfer_token(secret: str, token: str) -> TransferClaims:
         raise CallTokenError(str(exc)) from exc
     return TransferClaims(call_id=str(body.get("cid", "")), target=str(body.get("to", "")),
                           caller_id=str(body.get("cli", "")))
+
+
+BROWSER_TOKEN_AUDIENCE = "voiceagent-browser"
+
+
+class BrowserCallClaims(BaseModel):
+    """What the backend signs into a browser test call's WebSocket URL. `nonce` makes it single-use: the voice
+    server claims it from the backend (atomically) before the call starts, so a replayed URL is refused."""
+
+    call_id: str = Field(min_length=1, max_length=64)
+    org_id: str = Field(min_length=1)
+    agent_id: str = Field(min_length=1)
+    nonce: str = Field(min_length=16, max_length=64)
+
+
+def mint_browser_token(secret: str, claims: BrowserCallClaims, ttl_s: int) -> str:
+    body = {"cid": claims.call_id, "o": claims.org_id, "a": claims.agent_id, "n": claims.nonce}
+    return _encode(secret, body, BROWSER_TOKEN_AUDIENCE, ttl_s)
+
+
+def verify_browser_token(secret: str, token: str) -> BrowserCallClaims:
+    body = _decode(secret, token, BROWSER_TOKEN_AUDIENCE)
+    try:
+        return BrowserCallClaims(call_id=body.get("cid", ""), org_id=body.get("o", ""), agent_id=body.get("a", ""),
+                                 nonce=body.get("n", ""))
+    except ValueError as exc:
+        raise CallTokenError(f"malformed call token: {exc}") from exc

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
+from core.call_events import VOICE_SERVER_ID_PATTERN
 from core.settings import S3Settings, state_dir
 
 
@@ -15,7 +16,8 @@ class VoiceServerSettings(S3Settings):
     # Where carriers reach us. Signatures are checked against this URL (never the internal one behind a proxy)
     # and the media WebSocket URLs handed to carriers are derived from it (https -> wss).
     voice_public_base_url: str = "http://127.0.0.1:8100"
-    voice_server_id: str = Field(default="voice-1", description="Names this replica in call events.")
+    voice_server_id: str = Field(default="voice-1", pattern=VOICE_SERVER_ID_PATTERN,
+                                 description="Names this replica in call events and call leases.")
 
     backend_url: str = "http://127.0.0.1:8000"
     service_token_secret: SecretStr = SecretStr("")
@@ -64,15 +66,44 @@ class VoiceServerSettings(S3Settings):
     stt_final_wait_s: float = Field(default=0.6, ge=0.05, le=5.0, description="Wait for a final transcript.")
     stt_endpoint_silence_ms: int = Field(default=300, ge=100, le=3000, description="ASR end-of-utterance silence")
     smart_turn_enabled: bool = True
+    # Off by default: on 2 CPU cores the ASR final is the last turn signal, so a guess only costs CPU (BENCHMARKS.md).
+    speculative_llm: bool = Field(default=False, description="Start the reply on the final transcript before turn end.")
+    tts_first_chunk_max_words: int = Field(default=6, ge=2, le=30, description="Words before the first TTS chunk.")
+
+    # Degradation chains (pipelines/resilience.py): one circuit breaker per STT/LLM/TTS endpoint, process-wide.
+    # It opens after this many consecutive failures, or this failure rate over the last `window` attempts...
+    breaker_failure_threshold: int = Field(default=3, ge=1, le=100)
+    breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    breaker_window: int = Field(default=10, ge=2, le=1000)
+    # ...and lets one trial request through after this cool-down (half-open).
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600)
+    # Pre-recorded prompts (degradation messages, canned replies) played when no TTS endpoint answers;
+    # synthesised once by the platform TTS. Empty: <state dir>/prompt-clips.
+    prompt_clip_dir: Path | None = None
 
     # Delivery to the backend.
     event_retry_max_s: float = 30.0
     recording_retry_max_s: float = 300.0
 
+    # Optional bearer token for /metrics; empty leaves it open (scrape from a private network).
+    metrics_token: SecretStr = SecretStr("")
+
+    # Graceful drain (SIGTERM or POST /internal/v1/drain): the longest live calls may keep the process up. Keep
+    # Kubernetes' terminationGracePeriodSeconds above this (deploy/k8s).
+    voice_drain_max_s: float = Field(default=600.0, ge=0, le=86400)
+    # Call lease (backend/services/call_leases.py): beat this often; the backend ends our calls with
+    # `voice_server_lost` when no beat came for voice_call_lease_s.
+    voice_heartbeat_interval_s: float = Field(default=5.0, gt=0, le=300)
+    voice_call_lease_s: float = Field(default=30.0, ge=1, le=3600)
+
     @field_validator("voice_public_base_url", "backend_url", "tts_url", "llm_base_url")
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @property
+    def prompt_clips_dir(self) -> Path:
+        return (self.prompt_clip_dir or state_dir() / "prompt-clips").resolve()
 
     @property
     def spool_dir(self) -> Path:

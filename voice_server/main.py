@@ -5,12 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from voice_server.config import VoiceServerSettings, get_settings
-from voice_server.routes import internal, media, twilio, vobiz
+from voice_server.routes import browser, internal, media, twilio, vobiz
 from voice_server.state import VoiceApp
 
 
@@ -37,6 +39,7 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
         voice = VoiceApp(settings)
         app.state.voice = voice
         await voice.start()
+        voice.drain.install_sigterm()  # SIGTERM drains first (voice_server/lifecycle.py)
         try:
             yield
         finally:
@@ -46,6 +49,7 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
     app.include_router(twilio.router)
     app.include_router(vobiz.router)
     app.include_router(media.router)
+    app.include_router(browser.router)
     app.include_router(internal.router)
 
     @app.get("/health", tags=["health"])
@@ -53,6 +57,26 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
         voice: VoiceApp = app.state.voice
         return {"status": "ok" if voice.accepting else "draining", "live_calls": len(voice.sessions),
                 "outbox_pending": voice.outbox.pending}
+
+    @app.get("/ready", tags=["health"])
+    async def ready() -> JSONResponse:
+        """Readiness (apart from /health, the liveness check): 503 while starting or draining, so a load balancer
+        or Kubernetes sends new calls elsewhere while this replica's live calls finish."""
+        voice: VoiceApp | None = getattr(app.state, "voice", None)
+        ok = voice is not None and voice.ready and voice.accepting
+        body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
+        if voice is not None:
+            body |= voice.drain.status()
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def prometheus_metrics(authorization: Annotated[str | None, Header()] = None) -> PlainTextResponse:
+        """Prometheus exposition: calls, per-stage turn latency, output pacing, event-loop lag, errors."""
+        token = settings.metrics_token.get_secret_value()
+        if token and authorization != f"Bearer {token}":
+            raise HTTPException(401, "Metrics token required", headers={"WWW-Authenticate": "Bearer"})
+        voice: VoiceApp = app.state.voice
+        return PlainTextResponse(generate_latest(voice.metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
     return app
 

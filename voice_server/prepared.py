@@ -62,6 +62,14 @@ class PreparedCalls:
     def get(self, call_id: str) -> PreparedCall | None:
         return self._calls.get(call_id)
 
+    def call_ids(self) -> list[str]:
+        """Answered calls whose media has not connected yet (still leased to this server, and worth draining)."""
+        self._expire()
+        return list(self._calls)
+
+    def waiting(self) -> int:
+        return len(self.call_ids())
+
     def _expire(self) -> None:
         cutoff = time.monotonic() - PREPARED_TTL_S
         for call_id in [k for k, v in self._calls.items() if v.created < cutoff]:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from fastapi import WebSocket
@@ -24,6 +25,7 @@ from core.call_events import (
     CallEnded,
     EndReason,
     ResolvedAgent,
+    ServiceDegraded,
     ToolInvoked,
     TurnRecorded,
 )
@@ -33,6 +35,7 @@ from pipelines.streaming import StreamingAudio
 from voice_server import answers
 from voice_server.call_token import CallClaims, TransferClaims, mint_transfer_token
 from voice_server.carriers import CarrierError, TwilioRestClient, VobizRestClient
+from voice_server.media.browser import BrowserEvents, BrowserSerializer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
     CarrierSerializer,
@@ -79,13 +82,20 @@ class CallSession:
         self._hung_up = False
         self._finished_once = False
         self.started_wall = time.time()
+        self.browser_events: BrowserEvents | None = None  # live transcript, browser test calls only
 
     # -- CallEventSink ----------------------------------------------------------------------------------------
     def turn(self, event: TurnRecorded) -> None:
         self.app.outbox.emit(event)
+        if self.browser_events is not None:
+            self.browser_events.turn(event)
 
     def tool(self, event: ToolInvoked) -> None:
         self.app.outbox.emit(event)
+
+    def degraded(self, event: ServiceDegraded) -> None:
+        self.app.outbox.emit(event)
+        self.app.metrics.error(f"degraded_{event.service}")
 
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         t = (monotonic_s - self.tracker.t0) if monotonic_s is not None else self.tracker.now_s()
@@ -95,7 +105,9 @@ class CallSession:
     def _build(self) -> None:
         s = self.app.settings
         hooks = SerializerHooks(on_stop=self._on_carrier_stop, on_protocol_error=self._on_protocol_error)
-        serializer_cls = TwilioMediaSerializer if self.info.carrier == "twilio" else VobizMediaSerializer
+        serializer_cls: Callable[..., CarrierSerializer] = {
+            "twilio": TwilioMediaSerializer, "vobiz": VobizMediaSerializer, "browser": BrowserSerializer,
+        }[self.info.carrier]
         self.serializer = serializer_cls(self.info, self.tracker, hooks,
                                          l16_byte_order=s.vobiz_inbound_l16_byte_order)
         params = FastAPIWebsocketParams(
@@ -109,7 +121,8 @@ class CallSession:
             serializer=self.serializer,
             allowed_origins=[],
         )
-        self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000)
+        self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000,
+                                          metrics=self.app.metrics)
         if self.agent.config.record:
             path = self.app.uploader.active_path(self.call_id)
             org_id, call_id, rate = self.agent.org_id, self.call_id, self.info.in_sample_rate
@@ -124,6 +137,11 @@ class CallSession:
         )
         self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self,
                                         audio_sink=self.recorder)
+        self.call.latency.turn_listeners.append(self.app.metrics.observe_turn)
+        self.app.metrics.watch_pipeline_errors(self.call.worker)
+        if self.info.carrier == "browser":
+            self.browser_events = BrowserEvents(self.transport.send_raw, self.call.stt, self.call.tts)
+            self.call.worker.add_observer(self.browser_events)
 
         @self.transport.event_handler("on_client_disconnected")
         async def _closed(_transport: Any, _ws: Any) -> None:
@@ -134,6 +152,7 @@ class CallSession:
             self._build()
         except Exception as exc:
             log.exception("call %s: could not build the pipeline", self.call_id)
+            self.app.metrics.error("pipeline_setup")
             self.end_reason, self.end_detail = "error", f"pipeline set-up failed: {exc}"[:300]
             await self._carrier_hangup()
             await self._finish()
@@ -150,6 +169,7 @@ class CallSession:
             await runner.run()
         except Exception as exc:
             log.exception("call %s: pipeline failed", self.call_id)
+            self.app.metrics.error("pipeline_crash")
             if self.end_reason is None:
                 self.end_reason, self.end_detail = "error", f"pipeline failed: {exc}"[:300]
             await self._carrier_hangup()
@@ -173,6 +193,7 @@ class CallSession:
 
     def _on_protocol_error(self, detail: str) -> None:
         log.warning("call %s: ending on protocol error: %s", self.call_id, detail)
+        self.app.metrics.error("carrier_protocol")
         if self.end_reason is None:
             self.end_reason, self.end_detail = "error", detail[:500]
 
@@ -232,6 +253,10 @@ class CallSession:
         if self._hung_up:
             return
         self._hung_up = True
+        if self.browser_events is not None:  # no carrier to call: tell the browser (it closes), before the socket goes
+            self.browser_events.end(self.end_reason or "agent_hangup")
+            await self.browser_events.close()
+            return
         if isinstance(self.serializer, VobizMediaSerializer) and self.transport is not None:
             # Stop the stream first so Vobiz does not reconnect it after the hang-up.
             with contextlib.suppress(Exception):
@@ -261,6 +286,10 @@ class CallSession:
         our_number = self.agent.phone_number or (self.claims.to_number if self.claims.direction == "inbound"
                                                  else self.claims.from_number)
         await self._speak_and_wait(announcement)
+        if self.end_reason is not None:
+            return "the call is already ending"
+        # Set before the API call: the carrier may end the media stream before its REST answer arrives.
+        self.end_reason, self.end_detail = "transferred", f"{target.mode} transfer to {target.name}"
         try:
             if isinstance(client, TwilioRestClient):
                 if target.mode == "warm":
@@ -278,11 +307,10 @@ class CallSession:
                 await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, url)
         except CarrierError as exc:
             log.error("call %s: transfer failed: %s", self.call_id, exc)
+            self.end_reason, self.end_detail = None, ""
             if self.call is not None:
                 self.call.barge_in.enable()
             return f"the transfer failed ({exc.status}); apologise and offer to help otherwise"
-        self.end_reason = "transferred"
-        self.end_detail = f"{target.mode} transfer to {target.name}"
         self._hung_up = True  # the carrier now owns the call
         self._spawn_cancel("transferred")
         return "transferring"
@@ -333,6 +361,8 @@ class CallSession:
             except Exception:
                 log.exception("call %s: could not finish the recording (it stays in the spool)", self.call_id)
         self.app.session_ended(self)
+        if self.browser_events is not None:
+            await self.browser_events.close()
         self.finished.set()
         first = self.tracker.first_audio_s
         log.info("call %s ended: %s %s (first agent audio at %s ms)", self.call_id, reason, self.end_detail,

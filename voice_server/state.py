@@ -14,15 +14,19 @@ import httpx
 from core.call_events import CarrierCredentials, ResolvedAgent
 from core.service_auth import ServiceTokenSource
 from core.storage import ObjectStore
+from pipelines.degradation import PromptClips, degradation_texts
 from pipelines.factory import CallServices
 from pipelines.llm import OpenAIClientPool
 from pipelines.models import SharedModels
 from pipelines.observers import TurnTiming
+from pipelines.resilience import BreakerSettings, configure_breakers
 from pipelines.speech import SpeechFactory
 from voice_server.backend_client import BackendClient, BackendRejected, BackendUnavailable
 from voice_server.carriers import CarrierClients
 from voice_server.config import VoiceServerSettings
+from voice_server.lifecycle import CallLeaseHeartbeat, Drain
 from voice_server.media.playout import PlayoutTracker
+from voice_server.metrics import VoiceMetrics
 from voice_server.outbox import EventOutbox
 from voice_server.prepared import PreparedCalls
 from voice_server.recording import DiskWriter, RecordingUploader
@@ -67,7 +71,8 @@ class VoiceApp:
         self.llm_pool = OpenAIClientPool()
         self.speech = SpeechFactory(riva_server=settings.riva_server, tts_url=settings.tts_url, http=self.http,
                                     stt_final_wait_s=settings.stt_final_wait_s,
-                                    stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms)
+                                    stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms,
+                                    first_chunk_max_words=settings.tts_first_chunk_max_words)
         self.call_services = CallServices(
             models=self.models, llm_pool=self.llm_pool, speech=self.speech, http=self.http,
             llm_base_url=settings.llm_base_url, llm_model=settings.llm_model,
@@ -75,31 +80,50 @@ class VoiceApp:
             vad_start_secs=settings.vad_start_secs, vad_stop_secs=settings.vad_stop_secs,
             vad_min_volume=settings.vad_min_volume,
             smart_turn=settings.smart_turn_enabled,
+            speculative_llm=settings.speculative_llm,
+            breakers=configure_breakers(BreakerSettings(
+                failure_threshold=settings.breaker_failure_threshold, failure_rate=settings.breaker_failure_rate,
+                window=settings.breaker_window, cooldown_s=settings.breaker_cooldown_s)),
+            clips=PromptClips(settings.prompt_clips_dir, settings.tts_url, self.http),
         )
         self.prepared = PreparedCalls()
         self.nonces = NonceCache(max_entries=settings.vobiz_signature_max_nonces)
         self.sessions: dict[str, CallSession] = {}
+        self.metrics = VoiceMetrics(active_calls=lambda: len(self.sessions))
         self.ended_calls: OrderedDict[str, str] = OrderedDict()  # call_id -> end reason (refuse phantom reconnects)
         self.latency_log: OrderedDict[str, CallLatency] = OrderedDict()
         self.latency_by_carrier_id: dict[str, str] = {}
         self.accepting = True
+        self.ready = False  # /ready: started, and not draining
         # Carrier credentials of recent calls, for authenticating their status callbacks without a lookup.
         self.call_credentials: OrderedDict[str, CarrierCredentials] = OrderedDict()
         # Twilio warm transfers waiting for the human: call_id -> (credentials, caller's CallSid).
         self.warm_transfers: dict[str, tuple[CarrierCredentials, str]] = {}
+        self.drain = Drain(self)
+        self.heartbeat = CallLeaseHeartbeat(self)
 
     async def start(self) -> None:
         # Calls push blocking work (gRPC STT stream readers, MinIO, disk) to threads; the default pool of
         # cpu+4 threads would stall the fifth concurrent call's STT.
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=512,
                                                                            thread_name_prefix="voice"))
+        self.metrics.start_loop_probe()
         await asyncio.to_thread(self.models.warm_up)
+        if self.call_services.clips is not None:  # the default agent's prompts, recorded in the background
+            from core.agent_config import AgentConfig
+
+            self.call_services.clips.ensure(degradation_texts(AgentConfig()))
         self._warm_up_pipeline()
         await self.outbox.start()
         await self.uploader.start(lambda: set(self.sessions))
+        self.heartbeat.start()
+        self.ready = True
 
     async def stop(self) -> None:
         self.accepting = False
+        self.ready = False
+        await self.drain.stop()
+        await self.heartbeat.stop()
         for session in list(self.sessions.values()):
             session.carrier_ended("voice server shutting down")
         sessions = [s.finished.wait() for s in self.sessions.values()]
@@ -114,6 +138,7 @@ class VoiceApp:
         await self.http.aclose()
         self.writer.close()
         self.models.close()
+        await self.metrics.stop_loop_probe()
 
     def _warm_up_pipeline(self) -> None:
         """Builds (and throws away) one call pipeline, so the first real call does not pay for Pipecat's lazy
@@ -137,6 +162,9 @@ class VoiceApp:
                 return None
 
             def tool(self, event: Any) -> None:
+                return None
+
+            def degraded(self, event: Any) -> None:
                 return None
 
             def timeline_ms(self, monotonic_s: float | None = None) -> int:
@@ -203,6 +231,7 @@ class VoiceApp:
     def session_ended(self, session: CallSession) -> None:
         if self.sessions.get(session.call_id) is session:
             del self.sessions[session.call_id]
+        self.metrics.call_ended(session.info.carrier, session.end_reason or "caller_hangup")
         # A socket that simply closed may come back (Vobiz maxRetries): that call may reconnect, without a
         # second greeting. A call we ended (hang-up, transfer, error) must not (reference C7, phantom reconnect).
         self.ended_calls[session.call_id] = session.end_reason or "caller_hangup"

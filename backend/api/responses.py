@@ -12,6 +12,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 AUTHENTICATED: dict[int | str, dict[str, Any]] = {
+    # Checks the schema cannot state (found by fuzzing: they were returned but undocumented).
+    400: _error("A bad cursor, a date range too long, an unreadable upload"),
     401: _error("Missing, expired or revoked credentials"),
     403: _error("The caller's role does not allow this"),
     422: _error("Invalid input; `details` lists each field path"),

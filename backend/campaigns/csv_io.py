@@ -52,7 +52,10 @@ def sniff_delimiter(text: str) -> str:
     header = next((line for line in text.splitlines() if line.strip()), "")
     best, best_count = ",", 0
     for delim in _DELIMITERS:
-        count = len(next(csv.reader([header], delimiter=delim), []))
+        try:
+            count = len(next(csv.reader([header], delimiter=delim), []))
+        except csv.Error:
+            continue  # e.g. a field over csv's size limit when split this way (was a 500 before)
         if count > best_count:
             best, best_count = delim, count
     return best

@@ -14,6 +14,7 @@ from backend.campaigns.clock import Clock, SystemClock
 from backend.campaigns.coordination import Coordination
 from backend.campaigns.dialer import Dialer
 from backend.campaigns.dnc import DncService
+from backend.campaigns.lost_calls import LostCallRelease
 from backend.campaigns.service import CampaignService
 from backend.campaigns.signals import CampaignSignals
 from backend.services.container import Services
@@ -33,6 +34,7 @@ class CampaignRuntime:
         self.carriers = CarrierClients()
         self.calls = BackendCallSink(services)
         self.finalizer = AttemptFinalizer(db, self.coord, self.clock, self.calls, self.signals)
+        services.call_leases.on_lost.append(LostCallRelease(db, self.finalizer))  # voice server died mid-call
         secret = (settings.campaign_callback_secret.get_secret_value()
                   or settings.service_token_secret.get_secret_value())
         self.urls = CallbackUrls(settings.campaign_callback_base_url or settings.public_base_url, secret)

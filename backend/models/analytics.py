@@ -15,6 +15,8 @@ class DayPoint(BaseModel):
     answered: int = 0
     ended: int = 0
     duration_s: float = 0.0
+    p50_ms: float | None = Field(default=None, description="Voice-to-voice median of the day's turns.")
+    p95_ms: float | None = Field(default=None, description="Voice-to-voice 95th percentile of the day's turns.")
 
 
 class AnalyticsSummary(BaseModel):

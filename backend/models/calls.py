@@ -56,6 +56,16 @@ class ToolCallOut(BaseModel):
     at: datetime | None = None
 
 
+class DegradationOut(BaseModel):
+    """One fallback step of an AI stage during the call (core.call_events.ServiceDegraded)."""
+
+    service: str
+    from_endpoint: str = ""
+    to: str
+    reason: str = ""
+    at: datetime | None = None
+
+
 class RecordingInfo(BaseModel):
     duration_s: float
     sample_rate: int
@@ -67,6 +77,7 @@ class RecordingInfo(BaseModel):
 class CallDetail(CallSummary):
     turns: list[TurnOut] = Field(default_factory=list)
     tools: list[ToolCallOut] = Field(default_factory=list)
+    degradations: list[DegradationOut] = Field(default_factory=list)
     usage: UsageUnits = Field(default_factory=UsageUnits)
     recording: RecordingInfo | None = None
     end_detail: str | None = None

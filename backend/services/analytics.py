@@ -20,6 +20,7 @@ from backend.security.permissions import Principal
 from core.call_events import UsageUnits
 
 MAX_RANGE_DAYS = 366
+DAILY_LATENCY_QUERIES = 8  # per-day percentile lookups in flight at once
 
 
 class AnalyticsService:
@@ -45,9 +46,9 @@ class AnalyticsService:
         ]
         turn_match = {**match, "v2v_ms": {"$gte": 0}}
         # Calls live in two collections (hot and archive, see db/tiered.py): the same pipeline on both, summed.
-        hot, archived, latency = await asyncio.gather(
+        hot, archived, latency, daily_latency = await asyncio.gather(
             self._db[CALLS].aggregate(totals_pipeline), self._db[CALLS_ARCHIVE].aggregate(totals_pipeline),
-            self._latency(turn_match),
+            self._latency(turn_match), self._daily_latency(turn_match),
         )
         per_day: dict[str, dict[str, float]] = {}
         for rows in (hot, archived):
@@ -62,8 +63,10 @@ class AnalyticsService:
         for offset in range((until - since).days + 1):
             day = since + timedelta(days=offset)
             values = per_day.get(day.isoformat(), {})
+            day_p50, day_p95 = daily_latency.get(day.isoformat(), (None, None))
             days.append(DayPoint(date=day, calls=int(values.get("calls", 0)), answered=int(values.get("answered", 0)),
-                                 ended=int(values.get("ended", 0)), duration_s=round(values.get("duration_s", 0.0), 3)))
+                                 ended=int(values.get("ended", 0)), duration_s=round(values.get("duration_s", 0.0), 3),
+                                 p50_ms=day_p50, p95_ms=day_p95))
         ended = int(totals.get("ended", 0))
         answered = int(totals.get("answered", 0))
         samples, p50, p95 = latency
@@ -85,6 +88,24 @@ class AnalyticsService:
             return 0, None, None
         p50, p95 = await asyncio.gather(self._nth(match, _rank(0.50, n)), self._nth(match, _rank(0.95, n)))
         return n, p50, p95
+
+    async def _daily_latency(self, match: dict[str, Any]) -> dict[str, tuple[float | None, float | None]]:
+        """Voice-to-voice p50/p95 per UTC day: count per day (one accumulator), then the two ranks of each day
+        that has samples, a bounded number of queries at a time."""
+        rows = await (await self._db[CALL_TURNS].aggregate([
+            {"$match": match}, {"$group": {"_id": "$day", "n": {"$sum": 1}}},
+        ])).to_list()
+        counts = {str(row["_id"]): int(row["n"]) for row in rows if row.get("_id") and row.get("n")}
+        gate = asyncio.Semaphore(DAILY_LATENCY_QUERIES)
+
+        async def day_ranks(day: str, n: int) -> tuple[str, tuple[float | None, float | None]]:
+            async with gate:
+                day_match = {**match, "day": day}
+                p50, p95 = await asyncio.gather(self._nth(day_match, _rank(0.50, n)),
+                                                self._nth(day_match, _rank(0.95, n)))
+                return day, (p50, p95)
+
+        return dict(await asyncio.gather(*(day_ranks(day, n) for day, n in counts.items())))
 
     async def _nth(self, match: dict[str, Any], index: int) -> float | None:
         pipeline: list[dict[str, Any]] = [{"$match": match}, {"$sort": {"v2v_ms": 1}}, {"$skip": index}, {"$limit": 1},

@@ -54,6 +54,7 @@ from core.call_events import (
     CallEventBatch,
     CallStarted,
     RecordingStored,
+    ServiceDegraded,
     ToolInvoked,
     TurnRecorded,
 )
@@ -426,6 +427,11 @@ class OutboxProcessor:
                 if all(t.get("event_id") != event.event_id for t in tools):
                     tools.append({"event_id": event.event_id, "name": event.name, "ok": event.ok,
                                   "duration_ms": event.duration_ms, "detail": event.detail[:2000], "at": event.at})
+            elif isinstance(event, ServiceDegraded):
+                steps = call.setdefault("degradations", [])
+                if len(steps) < 200 and all(d.get("event_id") != event.event_id for d in steps):
+                    steps.append({"event_id": event.event_id, "service": event.service, "at": event.at,
+                                  "from_endpoint": event.from_endpoint, "to": event.to, "reason": event.reason})
             elif isinstance(event, CallEnded):
                 if call.get("ended_at") is None:
                     ended_event = event.event_id

@@ -17,6 +17,7 @@ from backend.models.calls import (
     CallDetail,
     CallFilters,
     CallSummary,
+    DegradationOut,
     RecordingInfo,
     RecordingLink,
     ToolCallOut,
@@ -123,6 +124,7 @@ class CallService:
             **CallSummary.model_validate({**summary_of(doc), "has_recording": recording is not None}).model_dump(),
             turns=[TurnOut.model_validate(t) for t in transcript["turns"]],
             tools=[ToolCallOut.model_validate(t) for t in doc.get("tools", [])],
+            degradations=[DegradationOut.model_validate(d) for d in doc.get("degradations", [])],
             usage=UsageUnits.model_validate(doc.get("usage") or {}),
             recording=RecordingInfo(duration_s=recording["duration_s"], sample_rate=recording["sample_rate"],
                                     channels=recording["channels"], size_bytes=recording["size_bytes"])

@@ -17,7 +17,9 @@ from backend.services.agents import AgentService
 from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
 from backend.services.auth import AuthService
+from backend.services.browser_calls import BrowserCallService
 from backend.services.call_events import CallEventIngest, OutboxProcessor
+from backend.services.call_leases import CallLeases
 from backend.services.call_log import CallLog
 from backend.services.calls import CallService
 from backend.services.carriers import CarrierCredentialService
@@ -26,6 +28,7 @@ from backend.services.leader import Leadership
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
+from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import Housekeeping, Loop
 from core.storage import ObjectStore
@@ -56,6 +59,9 @@ class Services:
     analytics: AnalyticsService
     internal: InternalService
     leadership: Leadership
+    voices: VoiceService
+    browser_calls: BrowserCallService
+    call_leases: CallLeases
     loops: list[Loop] = field(default_factory=list)
 
     @classmethod
@@ -83,6 +89,7 @@ class Services:
         async def on_call_created(doc: dict[str, object]) -> None:
             await ingest.touch(str(doc["_id"]))
 
+        internal = InternalService(db, agents, numbers, carriers, call_log, on_call_created)
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
@@ -90,8 +97,11 @@ class Services:
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
             calls=CallService(db, store, call_log, settings.recording_url_ttl_s), ingest=ingest, processor=processor,
             webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, http), analytics=AnalyticsService(db),
-            internal=InternalService(db, agents, numbers, carriers, call_log, on_call_created),
+            internal=internal,
             leadership=leadership,
+            voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
+            browser_calls=BrowserCallService(db, settings, internal, on_call_created),
+            call_leases=CallLeases(db, ingest),
         )
         holder["services"] = services
         return services
@@ -105,6 +115,7 @@ class Services:
             Loop("webhook-dispatcher", self.dispatcher.run_once, self.leadership, s.worker_poll_interval_s),
             Loop("housekeeping", housekeeping.step, self.leadership, 30.0),
             Loop("archiving", archiving.step, self.leadership, s.archive_interval_s),
+            Loop("call-lease-reaper", self.call_leases.reap_once, self.leadership, s.call_lease_check_interval_s),
         ]
         for loop in self.loops:
             loop.start()

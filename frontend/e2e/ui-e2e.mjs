@@ -7,6 +7,8 @@
  *   node e2e/ui-e2e.mjs review    login -> call log (search, CSV export) -> call detail (recording plays, transcript
  *                                 follows) -> analytics -> test call page -> phone layout -> accept the invitation
  *   node e2e/ui-e2e.mjs campaign  wizard with CSV row errors -> start -> live progress to completion -> report
+ *   node e2e/ui-e2e.mjs testcall  a real browser test call (fake microphone: E2E_FAKE_AUDIO, a WAV) -> live
+ *                                 transcript (agent greeting, caller line) -> hang up -> the call in the call log
  *
  * Environment: E2E_BASE_URL, E2E_ARTIFACTS (screenshots), E2E_STATE (JSON file shared between phases),
  * CHROMIUM_PATH (default /usr/bin/chromium), E2E_CAMPAIGN_BAD_CSV and E2E_CAMPAIGN_CSV (campaign phase).
@@ -155,7 +157,22 @@ async function setupPhase() {
     await shot("04-agent-editor-conversation");
 
     await page.getByRole("tab", { name: "Voice" }).click();
+    // The voice picker lists the TTS server's voices (through the backend) and plays a sample of the chosen one.
+    const voice = page.getByRole("combobox", { name: "Voice", exact: true });
+    await voice.locator("option", { hasText: "en_US-joe-medium" }).first().waitFor({ state: "attached" });
+    await voice.selectOption("en_US-joe-medium");
     await page.getByLabel("Speed").fill("1.1");
+    await page.getByLabel("Sample text").fill("Hello, this is E2E Dental.");
+    const [sample] = await Promise.all([
+      page.waitForResponse((r) => r.url().endsWith("/api/v1/voices/sample"), { timeout: 60_000 }),
+      page.getByRole("button", { name: "Play sample of voice en_US-joe-medium" }).click(),
+    ]);
+    check(sample.status() === 200 && sample.headers()["content-type"] === "audio/wav", `sample answered ${sample.status()}`);
+    const sampleBytes = (await sample.request().sizes()).responseBodySize;
+    check(sampleBytes > 44 + 16000, `the sample has audio (${sampleBytes} bytes)`);
+    // Playing (the Stop button) or already finished (Play again): either way no error is shown.
+    await page.getByRole("button", { name: /Stop the sample|Play sample of voice/ }).first().waitFor();
+    check((await page.locator(".card", { hasText: "Sample text" }).getByRole("alert").count()) === 0, "no sample error");
     await shot("05-agent-editor-voice");
 
     await page.getByRole("tab", { name: "STT · LLM · TTS" }).click();
@@ -363,19 +380,11 @@ async function reviewPhase() {
     await shot("26-analytics");
   });
 
-  await step("browser test call", async () => {
-    const paths = (await (await fetch(`${BASE}/openapi.json`)).json()).paths;
+  await step("browser test call page", async () => {
+    // A real call is placed in the `testcall` phase (it needs the voice server and speech servers).
     await page.goto("/test-call");
-    await page.getByRole("button", { name: "Start call" }).click();
-    if (!paths["/api/v1/test-calls"]) {
-      // Until the voice server's browser endpoint exists the page says so, instead of failing obscurely.
-      await page.getByText("Browser test calls aren't available on this server yet").waitFor();
-      await shot("26b-test-call-unavailable", { fullPage: false });
-    } else {
-      await page.getByText(/Live|Failed/).first().waitFor();
-      await shot("26b-test-call");
-      if (await page.getByRole("button", { name: "Hang up" }).count()) await page.getByRole("button", { name: "Hang up" }).click();
-    }
+    await page.getByRole("button", { name: "Start call" }).waitFor();
+    await shot("26b-test-call", { fullPage: false });
   });
 
   await step("phone-sized layout", async () => {
@@ -476,6 +485,39 @@ async function campaignPhase() {
   });
 }
 
+async function testCallPhase() {
+  await step("sign in", () => login(state.email, state.password));
+
+  await step("place a browser test call", async () => {
+    await page.goto("/test-call");
+    await page.getByLabel("Agent").selectOption(state.testCallAgentId);
+    await page.getByRole("button", { name: "Start call" }).click();
+    await page.locator(".call-status").getByText("Live", { exact: true }).waitFor({ timeout: 30_000 });
+    // Chromium's fake microphone plays E2E_FAKE_AUDIO (silence, a spoken question, silence) in a loop.
+    const live = page.locator("ol.transcript-live");
+    await live.locator(".turn-agent", { hasText: "thank you for calling E2E Dental" }).first().waitFor({ timeout: 60_000 });
+    await live.locator(".turn-caller:not(.interim)").first().waitFor({ timeout: 120_000 });
+    const callerLine = await live.locator(".turn-caller:not(.interim) .turn-text").first().innerText();
+    check(/opening|hours|saturday/i.test(callerLine), `the caller line is the question: ${callerLine}`);
+    state.testCallCallerLine = callerLine;
+    await shot("50-test-call-live", { fullPage: false });
+    await page.getByRole("button", { name: "Hang up" }).click();
+    await page.locator(".call-status").getByText("Call ended", { exact: true }).waitFor({ timeout: 30_000 });
+    await page.getByRole("link", { name: "Open this call in the call log" }).waitFor();
+    state.testCallId = (await page.getByRole("link", { name: "Open this call in the call log" }).getAttribute("href")).split("/").pop();
+    save();
+    await shot("51-test-call-ended", { fullPage: false });
+  });
+
+  await step("the test call is in the call log", async () => {
+    await page.getByRole("link", { name: "Open this call in the call log" }).click();
+    await page.waitForURL(/\/calls\/[^/]+$/);
+    await page.getByText("(browser test)").first().waitFor({ timeout: 30_000 });
+    await page.locator(".turn-caller").first().waitFor({ timeout: 60_000 });
+    await shot("52-test-call-detail");
+  });
+}
+
 /* ------------------------------------------------------------------ main */
 
 const browser = await chromium.launch({
@@ -487,6 +529,8 @@ const browser = await chromium.launch({
     "--use-fake-device-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
     "--mute-audio",
+    // The testcall phase speaks into the page through a WAV file instead of a microphone.
+    ...(process.env.E2E_FAKE_AUDIO ? [`--use-file-for-fake-audio-capture=${process.env.E2E_FAKE_AUDIO}`] : []),
   ],
 });
 let code = 0;
@@ -495,6 +539,7 @@ try {
   if (phase === "setup") await setupPhase();
   else if (phase === "review") await reviewPhase();
   else if (phase === "campaign") await campaignPhase();
+  else if (phase === "testcall") await testCallPhase();
   else throw new Error(`unknown phase ${phase}`);
   writeFileSync(join(OUT, `a11y-${phase}.json`), JSON.stringify(a11yViolations, null, 2));
   currentStep = "accessibility (axe-core, WCAG 2.1 AA)";

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -59,6 +60,54 @@ class CompletionMetrics:
                 DURATION.labels(label).observe(time.perf_counter() - started)
 
 
+class ToolNameOnce:
+    """ASGI middleware: streamed tool calls name their function once, in the first delta, as OpenAI does.
+
+    llama-cpp-python repeats the name in every delta of a tool call; OpenAI clients (Pipecat among them)
+    concatenate the names they see and then look up `end_callend_call...`. Only stream events that carry
+    `tool_calls` are rewritten."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope.get("path") != "/v1/chat/completions":
+            await self.app(scope, receive, send)
+            return
+        named: dict[int, str] = {}
+
+        async def rewriting_send(message: dict[str, Any]) -> None:
+            body = message.get("body") if message["type"] == "http.response.body" else None
+            if body and b'"tool_calls": [' in body:
+                message = {**message, "body": b"\n".join(_drop_repeated_names(line, named)
+                                                          for line in body.split(b"\n"))}
+            await send(message)
+
+        await self.app(scope, receive, rewriting_send)
+
+
+def _drop_repeated_names(line: bytes, named: dict[int, str]) -> bytes:
+    if not line.startswith(b"data: {"):
+        return line
+    try:
+        chunk = json.loads(line[6:])
+        calls = chunk["choices"][0]["delta"].get("tool_calls") or []
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return line
+    changed = False
+    for call in calls:
+        function = call.get("function") or {}
+        name, index = function.get("name"), call.get("index", 0)
+        if not name:
+            continue
+        if named.get(index) == name:
+            function["name"] = None
+            changed = True
+        else:
+            named[index] = name
+    return b"data: " + json.dumps(chunk).encode() if changed else line
+
+
 def build_app(settings: LlmServerSettings) -> FastAPI:
     # Imported here: llama_cpp loads its shared library on import.
     from llama_cpp.server import app as llama_app
@@ -105,6 +154,7 @@ def build_app(settings: LlmServerSettings) -> FastAPI:
 
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
+    app.add_middleware(ToolNameOnce)
     app.add_middleware(CompletionMetrics)
     return app
 

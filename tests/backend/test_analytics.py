@@ -36,6 +36,9 @@ async def test_summary_matches_the_data(client: httpx.AsyncClient) -> None:
     assert s["avg_duration_s"] == 45.0  # (30 + 50 + 0 + 100) / 4
     assert [(d["date"], d["calls"], d["answered"]) for d in s["per_day"]] == [
         ("2030-03-01", 3, 2), ("2030-03-02", 0, 0), ("2030-03-03", 1, 1), ("2030-03-04", 0, 0)]
+    # Per-day voice-to-voice percentiles (nearest rank within each day): day 1 has 400..900, day 3 300..2000.
+    assert [(d["p50_ms"], d["p95_ms"]) for d in s["per_day"]] == [
+        (700.0, 900.0), (None, None), (650.0, 2000.0), (None, None)]
     all_v2v = sorted(v for group in latencies for v in group)  # 10 samples
     assert s["latency_samples"] == len(all_v2v) == 10
     assert s["voice_to_voice_p50_ms"] == all_v2v[4]  # nearest rank: ceil(0.5 * 10) = 5th

@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 import uuid
+import wave
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -35,11 +36,13 @@ from typing import Any
 
 import httpx
 import pytest
+from stack_helpers import AsrServer, start_process
 from ui_e2e_helpers import SeedTurn, call_events, synth_call_recording, utcnow
 
 from core.service_auth import mint_service_token
 from core.settings import S3Settings
 from core.storage import ObjectStore
+from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.simulator import CarrierAccount
 
@@ -121,8 +124,16 @@ def fake_carrier() -> Iterator[CarrierThread]:
 
 
 @pytest.fixture(scope="module")
-def ui_server(data_services: dict[str, str], frontend_dist: Path, fake_carrier: CarrierThread) -> Iterator[str]:
-    """The real backend as its own process, serving the built UI at /."""
+def ui_voice_port() -> int:
+    """The voice server's port, known before the backend starts (it builds test-call socket URLs from it)."""
+    return _free_port()
+
+
+@pytest.fixture(scope="module")
+def ui_server(data_services: dict[str, str], frontend_dist: Path, fake_carrier: CarrierThread, tts_url: str,
+              ui_voice_port: int) -> Iterator[str]:
+    """The real backend as its own process, serving the built UI at /; the agent editor's voices come from the real
+    TTS server and browser test calls go to the voice server started by `ui_voice_server`."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -140,6 +151,8 @@ def ui_server(data_services: dict[str, str], frontend_dist: Path, fake_carrier: 
         "DIALER_ENABLED": "true",
         "DIALER_POLL_INTERVAL_S": "0.1",
         "LOG_JSON": "false",
+        "TTS_URL": tts_url,
+        "VOICE_SERVER_URL": f"http://127.0.0.1:{ui_voice_port}",
     }
     log = (ARTIFACTS / "backend.log").open("w")
     proc = subprocess.Popen(
@@ -168,6 +181,24 @@ def ui_server(data_services: dict[str, str], frontend_dist: Path, fake_carrier: 
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def ui_voice_server(ui_server: str, ui_voice_port: int, asr_server: AsrServer, tts_url: str, llm_url: str,
+                    data_services: dict[str, str], state_dir: Path) -> Iterator[str]:
+    """The real voice server (and through it the real ASR, LLM and TTS servers) for the browser test call."""
+    env = {
+        **data_services, "BACKEND_URL": ui_server, "RIVA_SERVER": asr_server.address, "TTS_URL": tts_url,
+        "LLM_BASE_URL": f"{llm_url}/v1", "VOICE_SPOOL_DIR": str(state_dir / "ui-voice-spool"),
+        "VOICE_SERVER_ID": "voice-ui-e2e", "LOG_LEVEL": "INFO", "EVENT_RETRY_MAX_S": "2",
+        "RECORDING_RETRY_MAX_S": "2", "SERVICE_TOKEN_SECRET": os.environ["SERVICE_TOKEN_SECRET"],
+        "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
+    }
+    proc = start_process(voice_server_process(state_dir / "run", port=ui_voice_port, env=env, name="ui-voice-server"))
+    try:
+        yield f"http://127.0.0.1:{ui_voice_port}"
+    finally:
+        proc.stop()
 
 
 def run_phase(base: str, phase: str, **extra_env: str) -> str:
@@ -298,3 +329,60 @@ def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread) -> None:
     statuses = {row["phone"].lstrip("'"): row["status"] for row in report}
     assert statuses == {"+14155550140": "busy", "+14155550141": "no_answer", "+14155550143": "failed",
                         DNC_NUMBER: "dnc"}, statuses
+
+
+def spoken_question_wav(tts_url: str, path: Path) -> Path:
+    """What Chromium's fake microphone plays, in a loop: silence while the greeting plays, a question, silence."""
+    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, json={
+        "input": "What are your opening hours on Saturday?", "sample_rate": 16000, "response_format": "pcm"})
+    resp.raise_for_status()
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(bytes(16000 * 2 * 6) + resp.content + bytes(16000 * 2 * 12))
+    return path
+
+
+@pytest.mark.timeout(600)
+def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str) -> None:
+    """A real call from the test-call page: Chromium's fake microphone (a WAV of a spoken question) -> the voice
+    server's browser socket -> the phone pipeline (real VAD, STT, LLM, TTS) -> live transcript in the page; then
+    the call is in the call log with its turns and a stereo recording."""
+    if not (ARTIFACTS / "state.json").exists() or "agentId" not in read_state():
+        pytest.skip("needs the walkthrough's account (run the whole module)")
+    state = read_state()
+    with httpx.Client(base_url=ui_server, timeout=30) as http:
+        login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
+        login.raise_for_status()
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        # Platform-default speech and LLM endpoints (the walkthrough's agent points at made-up ones).
+        agent = http.post("/api/v1/agents", headers=user, json={"name": "E2E Browser agent", "config": {
+            "system_prompt": "You are the receptionist of E2E Dental. Answer in one short sentence.",
+            "greeting": "Hello and thank you for calling E2E Dental. How can I help you today?",
+            "llm": {"max_tokens": 40, "temperature": 0.2},
+            "silence": {"reminder_after_s": 30.0, "max_reminders": 0},
+        }})
+        assert agent.status_code == 201, agent.text
+    state["testCallAgentId"] = agent.json()["id"]
+    write_state(state)
+    audio = spoken_question_wav(tts_url, ARTIFACTS / "fake-microphone.wav")
+    run_phase(ui_server, "testcall", E2E_FAKE_AUDIO=str(audio))
+
+    call_id = read_state()["testCallId"]
+    with httpx.Client(base_url=ui_server, timeout=30) as http:
+        deadline = time.monotonic() + 60
+        while True:
+            call = http.get(f"/api/v1/calls/{call_id}", headers=user).json()
+            if call.get("end_reason") and call.get("has_recording"):
+                break
+            assert time.monotonic() < deadline, f"the test call never got its end and recording: {call}"
+            time.sleep(0.5)
+        assert call["carrier"] == "browser" and call["end_reason"] == "caller_hangup", call
+        speakers = [t["speaker"] for t in call["turns"]]
+        assert speakers[0] == "agent" and "caller" in speakers, call["turns"]
+        recording = http.get(f"/api/v1/calls/{call_id}/recording/audio", headers=user)
+        assert recording.status_code == 200
+        with wave.open(io.BytesIO(recording.content)) as wav:
+            assert wav.getnchannels() == 2 and wav.getframerate() == 16000
+    assert not [s for s in screenshots() if s.startswith("FAILED")], screenshots()

@@ -9,21 +9,20 @@ One of each per session; every test provisions its own lines through the backend
 from __future__ import annotations
 
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from stack_helpers import AsrServer, start_process
+from stack_helpers import AsrServer, run_backend, running_fake_carrier, start_process
 from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer, synthesize
 
 from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine, provision_line, register
 from voice_server.testing.simulator import CallReport, CallScript, SimulatedCall
-from voicectl.procs import ManagedProcess, free_port, http_ok
+from voicectl.procs import free_port
 
 
 def _backend_env(data_services: dict[str, str]) -> dict[str, str]:
@@ -41,28 +40,22 @@ def _backend_env(data_services: dict[str, str]) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def backend_url(data_services: dict[str, str], state_dir: Path) -> Iterator[str]:
-    port = free_port()
-    proc = ManagedProcess(
-        "backend-for-voice",
-        [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log"],
-        state_dir / "run",
-        ports=[port],
-        env=_backend_env(data_services),
-        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
-    )
-    start_process(proc)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.stop()
+def voice_server_port() -> int:
+    """Chosen before the backend starts: the backend builds browser test-call socket URLs from it."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def backend_url(data_services: dict[str, str], state_dir: Path, tts_url: str, voice_server_port: int) -> Iterator[str]:
+    yield from run_backend(state_dir, "backend-for-voice", {
+        **_backend_env(data_services), "TTS_URL": tts_url, "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
+        "VOICE_SERVER_URL": f"http://127.0.0.1:{voice_server_port}"})
 
 
 @pytest.fixture(scope="session")
 def voice_server(backend_url: str, asr_server: AsrServer, tts_url: str, llm_url: str, data_services: dict[str, str],
-                 state_dir: Path) -> Iterator[VoiceServer]:
-    port = free_port()
+                 state_dir: Path, voice_server_port: int) -> Iterator[VoiceServer]:
+    port = voice_server_port
     spool = state_dir / "voice-spool"
     env = {
         **data_services,
@@ -87,12 +80,8 @@ def voice_server(backend_url: str, asr_server: AsrServer, tts_url: str, llm_url:
 
 @pytest.fixture(scope="session")
 async def fake_carrier() -> AsyncIterator[FakeCarrier]:
-    carrier = FakeCarrier([])
-    await carrier.start(free_port())
-    try:
+    async with running_fake_carrier() as carrier:
         yield carrier
-    finally:
-        await carrier.stop()
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +149,48 @@ async def patient_line(voice_server: VoiceServer, backend_url: str, http: httpx.
     return await make_line(http, backend_url, fake_carrier, owner, "twilio",
                            interruption={"protect_greeting": False, "min_words": 3,
                                          "false_interruption_timeout_s": 0.8})
+
+
+@pytest.fixture(scope="session")
+async def end_call_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                        fake_carrier: FakeCarrier, owner: tuple[str, str]) -> SimLine:
+    """A single-purpose agent whose every reply is the end_call tool (llm.tool_choice), so the real LLM server
+    calls it deterministically (grammar-constrained). Long silence timeout: only the tool may end the call."""
+    return await make_line(http, backend_url, fake_carrier, owner, "twilio",
+                           system_prompt="You end phone calls politely.",
+                           llm={"max_tokens": 40, "temperature": 0.2, "tool_choice": "end_call"},
+                           silence={"reminder_after_s": 60.0, "max_reminders": 0})
+
+
+@pytest.fixture(scope="session")
+async def transfer_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                        fake_carrier: FakeCarrier, owner: tuple[str, str]) -> SimLine:
+    """A routing agent: every reply is a blind transfer_call to its one target."""
+    return await make_line(http, backend_url, fake_carrier, owner, "twilio",
+                           system_prompt="You route callers to the billing team.",
+                           llm={"max_tokens": 100, "temperature": 0.2, "tool_choice": "transfer_call"},
+                           enable_end_call=False,
+                           transfer_targets=[{"name": "Billing", "phone_number": "+14155550142", "mode": "blind"}],
+                           silence={"reminder_after_s": 60.0, "max_reminders": 0})
+
+
+@pytest.fixture(scope="session")
+async def short_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                     fake_carrier: FakeCarrier, owner: tuple[str, str]) -> SimLine:
+    """The shortest maximum duration the config allows (30 s); silence alone never ends the call first."""
+    return await make_line(http, backend_url, fake_carrier, owner, "vobiz", max_duration_s=30,
+                           silence={"reminder_after_s": 60.0, "max_reminders": 0})
+
+
+@pytest.fixture
+def twilio_line_with(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                     fake_carrier: FakeCarrier, owner: tuple[str, str]):  # type: ignore[no-untyped-def]
+    """Provisions a Twilio line for a one-off agent: TEST_AGENT with the given config overrides."""
+
+    async def make(**overrides: object) -> SimLine:
+        return await make_line(http, backend_url, fake_carrier, owner, "twilio", **overrides)
+
+    return make
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from voicetest_helpers import (
     active_seconds,
     ended_with_recording,
     read_stereo_wav,
+    synthesize,
     wait_for_call,
     words_heard,
 )
@@ -191,3 +192,76 @@ async def test_a_false_barge_in_pauses_then_resumes_without_flushing(
     resumed = [start for start, _ in report.heard_segments if start > barge.agent_stopped_at + 0.3]
     assert resumed, "the agent did not resume after the false barge-in"
     assert resumed[0] - barge.agent_stopped_at < 3.0
+
+
+def test_tool_choice_must_name_one_of_the_agents_tools() -> None:
+    from pydantic import ValidationError
+
+    from core.agent_config import AgentConfig
+
+    assert AgentConfig(llm={"tool_choice": "end_call"}).llm.tool_choice == "end_call"
+    with pytest.raises(ValidationError, match="not one of the agent's tools"):
+        AgentConfig(llm={"tool_choice": "transfer_call"})  # no transfer targets: no such tool
+    with pytest.raises(ValidationError, match="needs at least one tool"):
+        AgentConfig(enable_end_call=False, llm={"tool_choice": "required"})
+
+
+@pytest.fixture(scope="module")
+def tool_phrases(tts_url: str) -> dict[str, bytes]:
+    return {"bye": synthesize(tts_url, "Thank you, that is all I needed. Goodbye."),
+            "bill": synthesize(tts_url, "Can I talk to someone about my bill, please?")}
+
+
+async def test_the_llm_ends_the_call_with_the_end_call_tool(simulate: Simulate, end_call_line: SimLine,
+                                                            fake_carrier: FakeCarrier, http: httpx.AsyncClient,
+                                                            tool_phrases: dict[str, bytes]) -> None:
+    """The caller says goodbye; the real LLM server answers with an end_call tool call (forced by the agent's
+    llm.tool_choice); the goodbye plays, and only after its mark comes back does the REST hang-up go out."""
+    script = CallScript(turns=[CallerTurn(audio=tool_phrases["bye"], gap_s=0.5, label="bye")],
+                        hangup_after_s=None, max_duration_s=60)
+    report = await simulate(end_call_line, script)
+
+    await assert_goodbye_then_hangup(report, fake_carrier)
+    call_id = inbound_call_id("twilio", report.carrier_call_id)
+    call = await wait_for_call(http, end_call_line, call_id, ended_with_recording)
+    assert call["end_reason"] == "agent_hangup", call["end_reason"]
+    assert [t["name"] for t in call["tools"]] == ["end_call"] and call["tools"][0]["ok"], call["tools"]
+    agent_turns = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
+    assert agent_turns[-1] == "Thank you for calling. Goodbye!", agent_turns
+
+
+async def test_the_llm_transfers_the_call_with_the_transfer_tool(simulate: Simulate, transfer_line: SimLine,
+                                                                 fake_carrier: FakeCarrier,
+                                                                 http: httpx.AsyncClient,
+                                                                 tool_phrases: dict[str, bytes]) -> None:
+    """A blind transfer_call from the real LLM: the announcement plays, then Twilio's call is updated with a
+    <Dial> to the target (ending the stream); the backend stores end reason `transferred`."""
+    script = CallScript(turns=[CallerTurn(audio=tool_phrases["bill"], gap_s=0.5, label="bill")],
+                        hangup_after_s=None, max_duration_s=60)
+    report = await simulate(transfer_line, script)
+
+    fake = next(c for c in fake_carrier.calls.values() if c.sid == report.carrier_call_id)
+    assert fake.transferred_to == "+14155550142", fake.redirect_twiml
+    assert "<Dial" in (fake.redirect_twiml or "")
+    assert report.marks_sent and fake.hung_up_via_api_at is not None
+    assert report.marks_sent[-1][1] <= fake.hung_up_via_api_at, "transferred before the announcement played"
+    call_id = inbound_call_id("twilio", report.carrier_call_id)
+    call = await wait_for_call(http, transfer_line, call_id, ended_with_recording)
+    assert call["end_reason"] == "transferred" and "Billing" in call["end_detail"], call
+    assert [t["name"] for t in call["tools"]] == ["transfer_call"], call["tools"]
+
+
+async def test_maximum_duration_says_goodbye_and_hangs_up(simulate: Simulate, short_line: SimLine,
+                                                          fake_carrier: FakeCarrier,
+                                                          http: httpx.AsyncClient) -> None:
+    """max_duration_s (30 s, the shortest allowed): the agent says its goodbye, and after the checkpoint it
+    stops the Vobiz stream and hangs up; the backend stores end reason `max_duration`."""
+    report = await simulate(short_line, CallScript(turns=[], hangup_after_s=None, max_duration_s=60))
+
+    await assert_goodbye_then_hangup(report, fake_carrier)
+    assert report.ended_at is not None and report.socket_opened is not None
+    assert 29.0 < report.ended_at - report.socket_opened < 45.0
+    call_id = inbound_call_id("vobiz", report.carrier_call_id)
+    call = await wait_for_call(http, short_line, call_id, ended_with_recording)
+    assert call["end_reason"] == "max_duration", call["end_reason"]
+    assert [t["text"] for t in call["turns"] if t["speaker"] == "agent"][-1] == "Thank you for calling. Goodbye!"

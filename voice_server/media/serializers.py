@@ -44,7 +44,7 @@ class StartError(ValueError):
 
 @dataclass
 class StreamInfo:
-    carrier: Literal["twilio", "vobiz"]
+    carrier: Literal["twilio", "vobiz", "browser"]
     stream_id: str
     carrier_call_id: str
     in_encoding: Encoding
@@ -156,16 +156,20 @@ class CarrierSerializer(FrameSerializer):
         if isinstance(data, bytes):
             self._bad("binary frame (carriers send JSON text frames)")
             return None
-        if len(data) > MAX_FRAME_BYTES:
-            self._bad(f"oversized frame ({len(data)} bytes)")
+        return self._parse_json_text(data, "event", MAX_FRAME_BYTES)
+
+    def _parse_json_text(self, data: str, kind_key: str, max_chars: int) -> dict[str, Any] | None:
+        """A JSON object whose `kind_key` is a string, or None after counting the frame as malformed."""
+        if len(data) > max_chars:
+            self._bad(f"oversized text frame ({len(data)} characters)")
             return None
         try:
             message = json.loads(data)
         except (ValueError, RecursionError):
             self._bad("invalid JSON")
             return None
-        if not isinstance(message, dict) or not isinstance(message.get("event"), str):
-            self._bad("JSON without an event name")
+        if not isinstance(message, dict) or not isinstance(message.get(kind_key), str):
+            self._bad(f"JSON without a {kind_key!r} string")
             return None
         return message
 

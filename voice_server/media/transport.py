@@ -17,7 +17,7 @@ import logging
 import time
 
 from fastapi import WebSocket
-from pipecat.frames.frames import Frame, InterruptionFrame, OutputAudioRawFrame
+from pipecat.frames.frames import BotStoppedSpeakingFrame, Frame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import (
@@ -29,20 +29,28 @@ from pipecat.transports.websocket.fastapi import (
 
 from pipelines.frames import PlaybackMarkFrame, PlaybackPauseFrame, PlaybackResumeFrame
 from voice_server.media.playout import PlayoutTracker
+from voice_server.metrics import VoiceMetrics
 
 log = logging.getLogger(__name__)
 
 # A clear is pointless when the model says nothing has been playing for this long (carriers' own jitter
 # buffers may lag our model a little, so keep a margin).
 CLEAR_MARGIN_S = 0.5
+# A gap shorter than this before a frame is float noise, not silence the caller hears.
+UNDERRUN_MIN_GAP_S = 0.001
 
 
 class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
     def __init__(self, transport: BaseTransport, client: FastAPIWebsocketClient, params: FastAPIWebsocketParams,
-                 tracker: PlayoutTracker, lead_s: float, **kwargs: object) -> None:
+                 tracker: PlayoutTracker, lead_s: float, metrics: VoiceMetrics | None = None,
+                 **kwargs: object) -> None:
         super().__init__(transport, client, params, **kwargs)
         self.tracker = tracker
         self._lead_s = lead_s
+        self._voice_metrics = metrics
+        # Inside one stretch of agent speech (until bot-stopped, a pause or an interruption): a frame that finds
+        # the carrier's buffer already empty is an underrun the caller hears as a gap.
+        self._in_speech_run = False
         self._generation = 0  # bumped by every interruption: audio waiting to be sent from before it is dropped
         self._resumed = asyncio.Event()
         self._resumed.set()
@@ -53,6 +61,7 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
     # -- pause / resume (possible barge-in) -------------------------------------------------------------------
     def _pause(self, max_pause_s: float) -> None:
         self.paused_count += 1
+        self._in_speech_run = False
         self._paused_since = time.monotonic()
         self._resumed.clear()
         if self._pause_timer:
@@ -77,16 +86,25 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
             return
         if isinstance(frame, InterruptionFrame):
             self._generation += 1
+            self._in_speech_run = False
             self._resume()
         await super().process_frame(frame, direction)
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+        if isinstance(frame, BotStoppedSpeakingFrame):  # the media sender ends a stretch of speech
+            self._in_speech_run = False
+        await super().push_frame(frame, direction)
 
     # -- writing ----------------------------------------------------------------------------------------------
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
         if self._client.is_closing or not self._client.is_connected:
             return False
         generation = self._generation
+        entered_s = self.tracker.now_s()
+        held = False
         # Follow the playhead: send when the carrier has less than `lead` left to play; hold while paused.
         while True:
+            held = held or not self._resumed.is_set()
             await self._resumed.wait()
             if generation != self._generation:
                 return False
@@ -103,11 +121,25 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
         if not await self._write_frame(out):
             return False
         duration = len(frame.audio) / 2 / self.sample_rate / max(1, self._params.audio_out_channels)
+        if self._voice_metrics is not None and not held:
+            self._observe_pacing(entered_s)
+        self._in_speech_run = True
         start = self.tracker.on_audio_sent(duration)
         # The media sender pushes this same frame on after the write; the recording observer reads these.
         frame.metadata["playout_start_s"] = start
         frame.metadata["sent_mono"] = time.monotonic()
         return True
+
+    def _observe_pacing(self, entered_s: float) -> None:
+        """Lateness: now against when this frame was due out (the playhead minus the lead, or when it reached
+        us if the buffer was already low). Underrun: the buffer ran dry before this frame, mid-speech."""
+        assert self._voice_metrics is not None
+        now = self.tracker.now_s()
+        playhead_end = self.tracker.playhead_end_s
+        self._voice_metrics.frame_sent(now - max(entered_s, playhead_end - self._lead_s))
+        gap = now - playhead_end
+        if self._in_speech_run and gap > UNDERRUN_MIN_GAP_S:
+            self._voice_metrics.underrun(gap)
 
     async def _write_frame(self, frame: Frame) -> bool:
         if isinstance(frame, InterruptionFrame):
@@ -133,10 +165,10 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
 
 class CarrierTransport(FastAPIWebsocketTransport):
     def __init__(self, websocket: WebSocket, params: FastAPIWebsocketParams, tracker: PlayoutTracker,
-                 lead_s: float) -> None:
+                 lead_s: float, metrics: VoiceMetrics | None = None) -> None:
         super().__init__(websocket, params)
         self._output = CarrierOutputTransport(self, self._client, self._params, tracker=tracker, lead_s=lead_s,
-                                              name=self._output_name)
+                                              metrics=metrics, name=self._output_name)
 
     def output(self) -> CarrierOutputTransport:
         assert isinstance(self._output, CarrierOutputTransport)

@@ -18,10 +18,28 @@ def voice_app_ws(websocket: WebSocket) -> VoiceApp:
     return app
 
 
+# Carrier webhooks are a few hundred bytes of form fields; anything near this is hostile (and would be held in memory).
+MAX_WEBHOOK_BODY_BYTES = 64 * 1024
+
+
+async def _bounded_body(request: Request) -> None:
+    """Reads the body with a cap (Content-Length or not) so request.form() parses only what was allowed in."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_WEBHOOK_BODY_BYTES:
+        raise HTTPException(status_code=413, detail=f"webhook body over {MAX_WEBHOOK_BODY_BYTES} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_WEBHOOK_BODY_BYTES:
+            raise HTTPException(status_code=413, detail=f"webhook body over {MAX_WEBHOOK_BODY_BYTES} bytes")
+    request._body = bytes(body)  # starlette's form parser reads the cached body
+
+
 async def form_or_query(request: Request) -> dict[str, str]:
     """Carriers POST form bodies (or GET with a query string); both end up as one flat dict."""
     if request.method == "GET":
         return {k: v for k, v in request.query_params.items()}
+    await _bounded_body(request)
     form = await request.form()
     return {k: v for k, v in form.items() if isinstance(v, str)}
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
@@ -34,6 +36,18 @@ async def call_latency(call_id: str, app: AppDep) -> dict[str, Any]:
     return {"live": False, **asdict(entry)}
 
 
+def _count_wavs(folder: Path) -> int:
+    return sum(1 for _ in folder.glob("*.wav")) if folder.is_dir() else 0
+
+
+@router.post("/drain", status_code=202)
+async def drain(app: AppDep, exit: bool = True) -> dict[str, Any]:
+    """Stop taking new calls, let the live ones finish, then exit (exit=false: stay up, not ready). Same as
+    SIGTERM; for a supervisor that cannot send signals."""
+    app.drain.begin(exit_after=exit)
+    return app.drain.status()
+
+
 @router.get("/status")
 async def status(app: AppDep) -> dict[str, Any]:
     return {
@@ -41,5 +55,11 @@ async def status(app: AppDep) -> dict[str, Any]:
         "live_calls": sorted(app.sessions),
         "outbox_pending": app.outbox.pending,
         "events_delivered": app.outbox.delivered,
+        "outbox_failures": app.outbox.failures,  # delivery rounds that failed and were retried with backoff
+        "heartbeats_sent": app.heartbeat.sent,
+        "recordings_pending": await asyncio.to_thread(_count_wavs, app.uploader.pending_dir),
         "recordings_uploaded": app.uploader.uploaded,
+        # Degradation chains: each endpoint's circuit breaker, and how many prompt clips are recorded.
+        "breakers": [asdict(b) for b in app.call_services.breakers.snapshots()],
+        "prompt_clips": app.call_services.clips.count() if app.call_services.clips is not None else 0,
     }

@@ -8,8 +8,18 @@ from fastapi import APIRouter, Path, status
 
 from backend.api.deps import ServiceCaller, ServicesDep
 from backend.errors import ApiError, ErrorDetail, ErrorResponse
+from backend.models.browser_calls import BrowserCallClaim
 from backend.models.internal import OrgEventAck, OrgEventIn, OutboundCallCreate
-from core.call_events import CallEventAck, CallEventBatch, OutboundCallContext, RecordingStored, ResolvedAgent
+from core.call_events import (
+    VOICE_SERVER_ID_PATTERN,
+    CallEventAck,
+    CallEventBatch,
+    OutboundCallContext,
+    RecordingStored,
+    ResolvedAgent,
+    VoiceServerHeartbeat,
+    VoiceServerHeartbeatAck,
+)
 
 router = APIRouter(prefix="/internal/v1", tags=["internal"], responses={
     401: {"model": ErrorResponse, "description": "Missing or invalid service token"},
@@ -48,6 +58,14 @@ async def outbound_call_context(call_id: Id, caller: ServiceCaller, services: Se
     return await services.internal.outbound_context(call_id)
 
 
+@router.post("/test-calls/{call_id}/claim", responses={404: {"model": ErrorResponse},
+                                                       409: {"model": ErrorResponse}})
+async def claim_test_call(call_id: Id, body: BrowserCallClaim, caller: ServiceCaller,
+                          services: ServicesDep) -> ResolvedAgent:
+    """The voice server uses a browser call's token once: the agent to run, or 409 when it was used before."""
+    return await services.browser_calls.claim(call_id, body.nonce)
+
+
 @router.post("/calls/{call_id}/recording")
 async def register_recording(call_id: Id, body: RecordingStored, caller: ServiceCaller,
                              services: ServicesDep) -> CallEventAck:
@@ -64,3 +82,13 @@ async def post_org_event(body: OrgEventIn, caller: ServiceCaller, services: Serv
     new = await services.ingest.ingest_org_event(body, source=caller)
     return OrgEventAck(accepted=new, duplicate=not new)
 
+
+@router.post("/voice-servers/{voice_server_id}/heartbeat")
+async def voice_server_heartbeat(voice_server_id: Annotated[str, Path(pattern=VOICE_SERVER_ID_PATTERN)],
+                                 body: VoiceServerHeartbeat, caller: ServiceCaller,
+                                 services: ServicesDep) -> VoiceServerHeartbeatAck:
+    """A voice server renews the lease on its live calls; when beats stop, its calls end as `voice_server_lost`."""
+    if body.voice_server_id != voice_server_id:
+        raise ApiError(422, "validation_error", "body.voice_server_id: must match the path",
+                       [ErrorDetail(path="body.voice_server_id", message="must match the path")])
+    return await services.call_leases.heartbeat(body)

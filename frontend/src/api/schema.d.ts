@@ -946,6 +946,67 @@ export interface paths {
         patch: operations["update_phone_number"];
         trace?: never;
     };
+    "/api/v1/test-calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create Test Call
+         * @description Creates the call (it shows in the call log with its transcript and recording) and returns the voice server
+         *     socket URL to open within `expires_in_s`, once.
+         */
+        post: operations["create_test_call"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/voices": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Voices
+         * @description Every voice the TTS server serves (engine piper or xtts), for an agent's `tts.voice`.
+         */
+        get: operations["list_voices"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/voices/sample": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Voice Sample
+         * @description Speaks a short text (at most VOICE_SAMPLE_MAX_CHARS characters) in a voice; a mono 16-bit WAV.
+         */
+        post: operations["voice_sample"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/webhooks": {
         parameters: {
             query?: never;
@@ -1201,6 +1262,46 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/internal/v1/test-calls/{call_id}/claim": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Claim Test Call
+         * @description The voice server uses a browser call's token once: the agent to run, or 409 when it was used before.
+         */
+        post: operations["claim_test_call"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/internal/v1/voice-servers/{voice_server_id}/heartbeat": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Voice Server Heartbeat
+         * @description A voice server renews the lease on its live calls; when beats stop, its calls end as `voice_server_lost`.
+         */
+        post: operations["voice_server_heartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/metrics": {
         parameters: {
             query?: never;
@@ -1244,6 +1345,7 @@ export interface components {
         AgentConfig: {
             /**
              * Degradation Message Stt
+             * @description Said when no speech recognition endpoint works; then the call is transferred or ended.
              * @default I'm having trouble hearing you.
              */
             degradation_message_stt?: string;
@@ -1286,7 +1388,8 @@ export interface components {
              *       "fallbacks": [],
              *       "max_tokens": 200,
              *       "provider": "openai_compatible",
-             *       "temperature": 0.6
+             *       "temperature": 0.6,
+             *       "tool_choice": "auto"
              *     }
              */
             llm?: components["schemas"]["LLMConfig"];
@@ -1611,6 +1714,36 @@ export interface components {
             /** Phone Column */
             phone_column?: string | null;
         };
+        /**
+         * BrowserCallClaim
+         * @description The voice server presents the token's nonce; it is accepted once.
+         */
+        BrowserCallClaim: {
+            /** Nonce */
+            nonce: string;
+        };
+        /** BrowserCallRequest */
+        BrowserCallRequest: {
+            /** Agent Id */
+            agent_id: string;
+        };
+        /** BrowserCallSession */
+        BrowserCallSession: {
+            /** Call Id */
+            call_id: string;
+            /** Expires In S */
+            expires_in_s: number;
+            /**
+             * Sample Rate
+             * @description PCM rate of the audio both ways.
+             */
+            sample_rate: number;
+            /**
+             * Ws Url
+             * @description ws(s):// URL, or a path on the UI's origin, carrying a single-use call token.
+             */
+            ws_url: string;
+        };
         /** CallAnswered */
         CallAnswered: {
             /**
@@ -1657,6 +1790,8 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /** Degradations */
+            degradations?: components["schemas"]["DegradationOut"][];
             /**
              * Direction
              * @enum {string}
@@ -1749,7 +1884,7 @@ export interface components {
         /** CallEventBatch */
         CallEventBatch: {
             /** Events */
-            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
+            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
         };
         /**
          * CallingWindows
@@ -2008,6 +2143,11 @@ export interface components {
             max_concurrent_calls?: number;
             /** Name */
             name: string;
+            /**
+             * Paused Reason
+             * @description Why the dialer paused the campaign, if it did (e.g. the carrier refused the credentials).
+             */
+            paused_reason?: string | null;
             retry?: components["schemas"]["RetryPolicy"];
             /**
              * Ring Timeout S
@@ -2175,6 +2315,38 @@ export interface components {
              * @default 0
              */
             ended?: number;
+            /**
+             * P50 Ms
+             * @description Voice-to-voice median of the day's turns.
+             */
+            p50_ms?: number | null;
+            /**
+             * P95 Ms
+             * @description Voice-to-voice 95th percentile of the day's turns.
+             */
+            p95_ms?: number | null;
+        };
+        /**
+         * DegradationOut
+         * @description One fallback step of an AI stage during the call (core.call_events.ServiceDegraded).
+         */
+        DegradationOut: {
+            /** At */
+            at?: string | null;
+            /**
+             * From Endpoint
+             * @default
+             */
+            from_endpoint?: string;
+            /**
+             * Reason
+             * @default
+             */
+            reason?: string;
+            /** Service */
+            service: string;
+            /** To */
+            to: string;
         };
         /** DncEntryIn */
         DncEntryIn: {
@@ -2427,6 +2599,7 @@ export interface components {
         LLMConfig: {
             /**
              * Canned Reply
+             * @description Said when every LLM endpoint fails (and when no TTS works, from a pre-recorded clip); then the call goes to the first transfer target, or ends.
              * @default I'm sorry, I'm having trouble right now. Let me get someone to help you.
              */
             canned_reply?: string;
@@ -2436,7 +2609,10 @@ export interface components {
              *     }
              */
             endpoint?: components["schemas"]["EndpointOptions"];
-            /** Fallbacks */
+            /**
+             * Fallbacks
+             * @description OpenAI-compatible endpoints/models tried in order when the primary errors or sends no first token within its timeout_s.
+             */
             fallbacks?: components["schemas"]["EndpointOptions"][];
             /**
              * Max Tokens
@@ -2454,6 +2630,11 @@ export interface components {
              * @default 0.6
              */
             temperature?: number;
+            /**
+             * Tool Choice
+             * @default auto
+             */
+            tool_choice?: string;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -2923,6 +3104,46 @@ export interface components {
              */
             value?: string | null;
         };
+        /**
+         * ServiceDegraded
+         * @description An AI stage fell back: to the next endpoint, a canned reply, a pre-recorded clip, a transfer or a hang-up.
+         */
+        ServiceDegraded: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at?: string;
+            /** Call Id */
+            call_id: string;
+            /** Event Id */
+            event_id?: string;
+            /**
+             * From Endpoint
+             * @default
+             */
+            from_endpoint?: string;
+            /**
+             * Reason
+             * @default
+             */
+            reason?: string;
+            /**
+             * Service
+             * @enum {string}
+             */
+            service: "stt" | "llm" | "tts";
+            /**
+             * To
+             * @description Next endpoint, or canned_reply | prompt_clip | transfer | end_call.
+             */
+            to: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.degraded";
+        };
         /** SilenceConfig */
         SilenceConfig: {
             /**
@@ -2961,7 +3182,10 @@ export interface components {
              *     }
              */
             endpoint?: components["schemas"]["EndpointOptions"];
-            /** Fallbacks */
+            /**
+             * Fallbacks
+             * @description Riva servers (host:port) tried in order when the primary fails, also mid-call; when all fail the agent says degradation_message_stt and transfers (or ends) the call.
+             */
             fallbacks?: components["schemas"]["EndpointOptions"][];
             /**
              * Language
@@ -3130,7 +3354,10 @@ export interface components {
              * @enum {string}
              */
             engine?: "piper" | "xtts";
-            /** Fallbacks */
+            /**
+             * Fallbacks
+             * @description TTS servers tried in order; `model` picks the engine (e.g. xtts -> piper). After them: pre-recorded prompt clips, then a transfer (or the end of the call).
+             */
             fallbacks?: components["schemas"]["EndpointOptions"][];
             /**
              * Provider
@@ -3305,6 +3532,82 @@ export interface components {
              */
             message?: string | null;
         };
+        /** VoiceOut */
+        VoiceOut: {
+            /**
+             * Cloned
+             * @default false
+             */
+            cloned?: boolean;
+            /**
+             * Engine
+             * @enum {string}
+             */
+            engine: "piper" | "xtts";
+            /** Id */
+            id: string;
+            /**
+             * Language
+             * @default
+             */
+            language?: string;
+            /** Name */
+            name: string;
+        };
+        /** VoiceSampleRequest */
+        VoiceSampleRequest: {
+            /**
+             * Engine
+             * @default piper
+             * @enum {string}
+             */
+            engine?: "piper" | "xtts";
+            /**
+             * Speed
+             * @default 1
+             */
+            speed?: number;
+            /**
+             * Text
+             * @default Hello! This is how I sound on a phone call.
+             */
+            text?: string;
+            /** Voice */
+            voice: string;
+        };
+        /**
+         * VoiceServerHeartbeat
+         * @description A voice server's lease on its live calls (voice_server/lifecycle.py -> backend/services/call_leases.py):
+         *     until `lease_s` after the backend receives it, these calls are known to be carried by this server.
+         */
+        VoiceServerHeartbeat: {
+            /** Calls */
+            calls?: string[];
+            /**
+             * Draining
+             * @default false
+             */
+            draining?: boolean;
+            /**
+             * Instance Id
+             * @description Changes when the process restarts.
+             */
+            instance_id: string;
+            /**
+             * Lease S
+             * @default 30
+             */
+            lease_s?: number;
+            /** Voice Server Id */
+            voice_server_id: string;
+        };
+        /** VoiceServerHeartbeatAck */
+        VoiceServerHeartbeatAck: {
+            /** Calls */
+            calls: number;
+            /** Lease S */
+            lease_s: number;
+        };
         /** WebhookCreate */
         WebhookCreate: {
             /**
@@ -3474,6 +3777,9 @@ export type SchemaApiKeyOut = components['schemas']['ApiKeyOut'];
 export type SchemaAuditEntryOut = components['schemas']['AuditEntryOut'];
 export type SchemaBodyImportDnc = components['schemas']['Body_import_dnc'];
 export type SchemaBodyUploadContacts = components['schemas']['Body_upload_contacts'];
+export type SchemaBrowserCallClaim = components['schemas']['BrowserCallClaim'];
+export type SchemaBrowserCallRequest = components['schemas']['BrowserCallRequest'];
+export type SchemaBrowserCallSession = components['schemas']['BrowserCallSession'];
 export type SchemaCallAnswered = components['schemas']['CallAnswered'];
 export type SchemaCallDetail = components['schemas']['CallDetail'];
 export type SchemaCallEnded = components['schemas']['CallEnded'];
@@ -3490,6 +3796,7 @@ export type SchemaCarrierCredentialsIn = components['schemas']['CarrierCredentia
 export type SchemaCarrierCredentialsOut = components['schemas']['CarrierCredentialsOut'];
 export type SchemaContactOut = components['schemas']['ContactOut'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
+export type SchemaDegradationOut = components['schemas']['DegradationOut'];
 export type SchemaDncEntryIn = components['schemas']['DncEntryIn'];
 export type SchemaDncEntryOut = components['schemas']['DncEntryOut'];
 export type SchemaEndpointOptions = components['schemas']['EndpointOptions'];
@@ -3531,6 +3838,7 @@ export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaServiceDegraded = components['schemas']['ServiceDegraded'];
 export type SchemaSilenceConfig = components['schemas']['SilenceConfig'];
 export type SchemaSttConfig = components['schemas']['STTConfig'];
 export type SchemaSwitchOrganizationRequest = components['schemas']['SwitchOrganizationRequest'];
@@ -3548,6 +3856,10 @@ export type SchemaUsageUnits = components['schemas']['UsageUnits'];
 export type SchemaUserOut = components['schemas']['UserOut'];
 export type SchemaValidationError = components['schemas']['ValidationError'];
 export type SchemaVoicemailPolicy = components['schemas']['VoicemailPolicy'];
+export type SchemaVoiceOut = components['schemas']['VoiceOut'];
+export type SchemaVoiceSampleRequest = components['schemas']['VoiceSampleRequest'];
+export type SchemaVoiceServerHeartbeat = components['schemas']['VoiceServerHeartbeat'];
+export type SchemaVoiceServerHeartbeatAck = components['schemas']['VoiceServerHeartbeatAck'];
 export type SchemaWebhookCreate = components['schemas']['WebhookCreate'];
 export type SchemaWebhookDeliveryOut = components['schemas']['WebhookDeliveryOut'];
 export type SchemaWebhookOut = components['schemas']['WebhookOut'];
@@ -3571,6 +3883,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentSummary"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -3624,6 +3945,15 @@ export interface operations {
                     "application/json": components["schemas"]["AgentOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -3671,6 +4001,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -3733,6 +4072,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -3799,6 +4147,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -3871,6 +4228,15 @@ export interface operations {
                     "application/json": components["schemas"]["AgentOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -3938,6 +4304,15 @@ export interface operations {
                     "application/json": components["schemas"]["AgentVersionOut"][];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -3997,6 +4372,15 @@ export interface operations {
                     "application/json": components["schemas"]["AgentVersionOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -4054,6 +4438,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -4121,6 +4514,15 @@ export interface operations {
                     "application/json": components["schemas"]["AgentConfig"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -4172,6 +4574,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AnalyticsSummary"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -4330,6 +4741,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -4375,6 +4795,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["MeResponse"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -4521,6 +4950,15 @@ export interface operations {
                     "application/json": components["schemas"]["TokenResponse"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -4590,6 +5028,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_CallSummary_"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -4637,6 +5084,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CallDetail"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -4698,6 +5154,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["RecordingLink"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -4766,6 +5231,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -4841,6 +5315,15 @@ export interface operations {
                 };
                 content: {
                     "text/csv": unknown;
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -5025,6 +5508,15 @@ export interface operations {
                     "application/json": components["schemas"]["OrgCampaignSettings"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5076,6 +5568,15 @@ export interface operations {
                     "application/json": components["schemas"]["OrgCampaignSettings"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5121,6 +5622,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CampaignOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -5174,6 +5684,15 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5221,6 +5740,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -5278,6 +5806,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -5350,6 +5887,15 @@ export interface operations {
                     "application/json": components["schemas"]["CampaignOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5416,6 +5962,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CampaignOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -5489,6 +6044,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_ContactOut_"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5549,6 +6113,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportReport"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -5625,6 +6198,15 @@ export interface operations {
                     "text/event-stream": unknown;
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5682,6 +6264,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ImportReport"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -5743,6 +6334,15 @@ export interface operations {
                     "text/csv": unknown;
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5801,6 +6401,15 @@ export interface operations {
                     "application/json": components["schemas"]["Progress"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5857,6 +6466,15 @@ export interface operations {
                 };
                 content: {
                     "text/csv": unknown;
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -5918,6 +6536,15 @@ export interface operations {
                     "application/json": components["schemas"]["Page_DncEntryOut_"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -5976,6 +6603,15 @@ export interface operations {
                     "application/json": components["schemas"]["DncEntryOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6026,6 +6662,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["DncEntryOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -6087,6 +6732,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6147,6 +6801,15 @@ export interface operations {
                     "application/json": components["schemas"]["ImportReport"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6201,6 +6864,15 @@ export interface operations {
                     "application/json": components["schemas"]["OrgOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6252,6 +6924,15 @@ export interface operations {
                     "application/json": components["schemas"]["OrgOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6297,6 +6978,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ApiKeyOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -6350,6 +7040,15 @@ export interface operations {
                     "application/json": components["schemas"]["ApiKeyOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6396,6 +7095,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -6455,6 +7163,15 @@ export interface operations {
                     "application/json": components["schemas"]["AuditEntryOut"][];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6500,6 +7217,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CarrierCredentialsOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -6555,6 +7281,15 @@ export interface operations {
                     "application/json": components["schemas"]["CarrierCredentialsOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6601,6 +7336,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -6658,6 +7402,15 @@ export interface operations {
                     "application/json": components["schemas"]["InvitationOut"][];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6707,6 +7460,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["InvitationOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -6765,6 +7527,15 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6821,6 +7592,15 @@ export interface operations {
                     "application/json": components["schemas"]["MemberOut"][];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -6867,6 +7647,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -6939,6 +7728,15 @@ export interface operations {
                     "application/json": components["schemas"]["MemberOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -7004,6 +7802,15 @@ export interface operations {
                     "application/json": components["schemas"]["PhoneNumberOut"][];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -7053,6 +7860,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PhoneNumberOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -7113,6 +7929,15 @@ export interface operations {
                     "application/json": components["schemas"]["PhoneNumberOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -7168,6 +7993,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -7231,6 +8065,15 @@ export interface operations {
                     "application/json": components["schemas"]["PhoneNumberOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -7269,6 +8112,209 @@ export interface operations {
             };
         };
     };
+    create_test_call: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BrowserCallRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BrowserCallSession"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Browser test calls are not configured */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_voices: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The TTS server is not reachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    voice_sample: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoiceSampleRequest"];
+            };
+        };
+        responses: {
+            /** @description A WAV of the text in this voice */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "audio/wav": unknown;
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The TTS server is not reachable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_webhooks: {
         parameters: {
             query?: never;
@@ -7285,6 +8331,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WebhookOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -7338,6 +8393,15 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -7385,6 +8449,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WebhookOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -7442,6 +8515,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Missing, expired or revoked credentials */
             401: {
@@ -7505,6 +8587,15 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookOut"];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -7565,6 +8656,15 @@ export interface operations {
                     "application/json": components["schemas"]["WebhookDeliveryOut"][];
                 };
             };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
             /** @description Missing, expired or revoked credentials */
             401: {
                 headers: {
@@ -7621,6 +8721,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["WebhookDeliveryOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
                 };
             };
             /** @description Missing, expired or revoked credentials */
@@ -8012,6 +9121,112 @@ export interface operations {
                 };
             };
             /** @description Unprocessable Entity */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    claim_test_call: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BrowserCallClaim"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ResolvedAgent"];
+                };
+            };
+            /** @description Missing or invalid service token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not Found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    voice_server_heartbeat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                voice_server_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VoiceServerHeartbeat"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VoiceServerHeartbeatAck"];
+                };
+            };
+            /** @description Missing or invalid service token */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input */
             422: {
                 headers: {
                     [name: string]: unknown;

@@ -57,24 +57,12 @@ export interface Page<T> {
   next_cursor?: string | null;
 }
 
-/* analytics: per-day latency percentiles are requested from the backend (README "Backend gaps") */
-export type DayPoint = S["DayPoint"] & { p50_ms?: number | null; p95_ms?: number | null };
-export type AnalyticsSummary = Omit<S["AnalyticsSummary"], "per_day"> & { per_day: DayPoint[] };
-
-/* ---------- planned: not served by the backend yet ---------- */
+export type DayPoint = S["DayPoint"];
+export type AnalyticsSummary = S["AnalyticsSummary"];
 
 /** GET /api/v1/voices: the TTS server's voices, listed through the backend. */
-export interface Voice {
-  id: string;
-  name?: string | null;
-  engine: "piper" | "xtts";
-  language?: string | null;
-}
+export type Voice = S["VoiceOut"];
 
-/** POST /api/v1/test-calls: a browser test call session. */
-export interface TestCallSession {
-  call_id: string;
-  /** Absolute ws(s):// URL or a path on this origin; carries a short-lived, single-use call token. */
-  ws_url: string;
-  sample_rate?: number;
-}
+/** POST /api/v1/test-calls: a browser test call session; `ws_url` (absolute ws(s):// or a path on this origin)
+ * carries a short-lived, single-use call token. */
+export type TestCallSession = S["BrowserCallSession"];

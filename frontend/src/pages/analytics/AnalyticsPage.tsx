@@ -97,26 +97,20 @@ export default function AnalyticsPage() {
                 />
               </Card>
               <Card className="span-2">
-                {hasDailyLatency ? (
-                  <LineChart
-                    title="Voice-to-voice latency per day"
-                    labels={labels}
-                    series={[
-                      { name: "p50", tone: "a", values: filled.map((d) => d.p50_ms) },
-                      { name: "p95", tone: "b", values: filled.map((d) => d.p95_ms) },
-                    ]}
-                    format={(v) => fmtMs(v)}
-                    summary={`p50 ${fmtMs(data.data.voice_to_voice_p50_ms)}, p95 ${fmtMs(data.data.voice_to_voice_p95_ms)} over the range.`}
-                  />
-                ) : (
-                  <BarChart
-                    title={`Voice-to-voice latency over the range (${fmtInt(data.data.latency_samples)} turns)`}
-                    labels={["p50", "p95"]}
-                    series={[{ name: "Latency", tone: "a", values: [data.data.voice_to_voice_p50_ms ?? null, data.data.voice_to_voice_p95_ms ?? null] }]}
-                    format={(v) => fmtMs(v)}
-                    summary={`p50 ${fmtMs(data.data.voice_to_voice_p50_ms)}, p95 ${fmtMs(data.data.voice_to_voice_p95_ms)}.`}
-                  />
-                )}
+                <LineChart
+                  title="Voice-to-voice latency per day"
+                  labels={labels}
+                  series={[
+                    { name: "p50", tone: "a", values: filled.map((d) => d.p50_ms) },
+                    { name: "p95", tone: "b", values: filled.map((d) => d.p95_ms) },
+                  ]}
+                  format={(v) => fmtMs(v)}
+                  summary={
+                    hasDailyLatency
+                      ? `p50 ${fmtMs(data.data.voice_to_voice_p50_ms)}, p95 ${fmtMs(data.data.voice_to_voice_p95_ms)} over the range (${fmtInt(data.data.latency_samples)} turns).`
+                      : "No answered turns with a measured latency in this range."
+                  }
+                />
               </Card>
               <Card title="Usage" className="span-2">
                 <dl className="kv kv-row">

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { Link } from "react-router-dom";
 import { agentsApi, testCallApi } from "../../api/endpoints";
-import { Badge, Button, Card, EmptyState, InlineError, PageHeader, routeMissing, SelectField, Spinner } from "../../components/ui";
+import { Badge, Button, Card, EmptyState, InlineError, PageHeader, SelectField, Spinner } from "../../components/ui";
 import { BrowserCall, type CallState, type TranscriptEvent } from "../../lib/browserCall";
 import { fmtDuration } from "../../lib/format";
 
@@ -80,7 +80,7 @@ export default function TestCallPage() {
       callRef.current = call;
       await call.start();
     } catch (e) {
-      setError(routeMissing(e) ? new Error("Browser test calls aren't available on this server yet (the voice server's browser endpoint is not deployed).") : e);
+      setError(e);
       setState("failed");
     }
   }

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { voicesApi } from "../../../api/endpoints";
-import { Button, Card, InlineError, NumberField, routeMissing, SelectField, TextField } from "../../../components/ui";
+import { Button, Card, InlineError, NumberField, SelectField, TextField } from "../../../components/ui";
 import { renderTemplate } from "../../../lib/variables";
 import type { SectionProps } from "./types";
 
@@ -49,7 +49,7 @@ export function VoiceSection({ config, set, errors, readOnly }: SectionProps) {
       setState("playing");
     } catch (e) {
       if (ctrl.signal.aborted) return;
-      setError(routeMissing(e) ? new Error("Voice samples aren't available on this server yet.") : e);
+      setError(e);
       setState("idle");
     }
   }
@@ -92,10 +92,8 @@ export function VoiceSection({ config, set, errors, readOnly }: SectionProps) {
             hint={
               voices.isPending
                 ? "Loading voices…"
-                : routeMissing(voices.error)
-                  ? "This server doesn't list voices yet; type a voice id (e.g. en_US-joe-medium)."
-                  : voices.isError
-                  ? "Couldn't load the voice list; type a voice id."
+                : voices.isError
+                  ? "Couldn't load the voice list (is the TTS server up?); type a voice id, e.g. en_US-joe-medium."
                   : `No ${engine} voices on the TTS server; type a voice id.`
             }
           />

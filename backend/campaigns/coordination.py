@@ -87,10 +87,11 @@ class Coordination:
 
     # -- calls-per-second tokens ----------------------------------------------------------------------------------
     async def acquire_rate_token(self, campaign_id: str, cps: float, horizon_s: float = 2.0) -> float | None:
-        """Claims the earliest free tick from now up to `horizon_s` ahead; returns its start (epoch seconds).
-        The caller waits until then before dialling."""
+        """Claims the earliest free tick that starts now or later, up to `horizon_s` ahead; returns its start
+        (epoch seconds). The caller waits until then before dialling. A tick that has already begun is never
+        claimed: a dial placed late in its tick would sit right before the next one's and burst past the cap."""
         now = time.time()
-        current = math.floor(now * cps)
+        current = math.ceil(now * cps)
         last = current + max(1, math.ceil(horizon_s * cps))
         while True:
             # Reserve the tick locally before the insert, so this process's dials never try the same one.

@@ -454,7 +454,7 @@ class Dialer:
             return  # a reaper gave this claim up first; it has finalised it
         request = self._request(run, caller, contact["phone"], aid, call_id)
         client = self._carriers.for_credentials(creds)
-        sent = time.perf_counter()
+        sent, sent_wall = time.perf_counter(), time.time()
         try:
             result = await client.create_call(request)
         except CarrierError as exc:
@@ -469,7 +469,7 @@ class Dialer:
         if self.stats.dials % 100 == 0:
             log.info("dialer %s: %d dials; median ms per phase %s", self.id, self.stats.dials, self.stats.summary())
         await self._coord.put_mark(aid, "placed", {"campaign_id": run.id, "carrier_call_id": result.carrier_call_id,
-                                                   "owner": self.id})
+                                                   "owner": self.id, "sent_wall": sent_wall, "tick": tick})
 
     def _request(self, run: CampaignRun, caller: dict[str, Any], to: str, aid: str, call_id: str
                  ) -> OutboundCallRequest:

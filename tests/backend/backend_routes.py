@@ -81,6 +81,9 @@ ROUTES: list[RouteCase] = [
     RouteCase("GET", "/api/v1/webhooks/{webhook_id}/deliveries", P.webhooks_read),
     RouteCase("POST", "/api/v1/webhooks/{webhook_id}/test", P.webhooks_write),
     RouteCase("GET", "/api/v1/analytics/summary", P.analytics_read),
+    RouteCase("GET", "/api/v1/voices", P.agents_read),
+    RouteCase("POST", "/api/v1/voices/sample", P.agents_read, lambda v: {"voice": "en_US-joe-medium", "text": "Hi."}),
+    RouteCase("POST", "/api/v1/test-calls", P.agents_write, lambda v: {"agent_id": v["agent_id"]}),
 ]
 # Covered in test_auth (they end or change the caller's own session) and not part of the matrices.
 SESSION_ROUTES = {("POST", "/api/v1/auth/logout"), ("POST", "/api/v1/auth/refresh"), ("POST", "/api/v1/auth/login"),

@@ -17,8 +17,9 @@ from backend.services.container import Services
 
 
 @pytest.fixture(scope="session")
-async def backend(data_services: dict[str, str]) -> AsyncIterator[FastAPI]:
-    app = create_app(backend_settings(mongodb_db=f"backend_{uuid.uuid4().hex[:8]}"))
+async def backend(data_services: dict[str, str], tts_url: str) -> AsyncIterator[FastAPI]:
+    """With the real TTS server: the agent editor's voice routes reach it."""
+    app = create_app(backend_settings(mongodb_db=f"backend_{uuid.uuid4().hex[:8]}", tts_url=tts_url))
     async with app.router.lifespan_context(app):
         yield app
 

@@ -39,7 +39,7 @@ from reliability_helpers import (
     voice_status,
 )
 
-from backend.campaigns.collections import ATTEMPTS
+from backend.campaigns.collections import ATTEMPTS, MARKS
 from backend.db.collections import CALLS, CALLS_ARCHIVE
 from voice_server.testing.fake_carrier import FakeCarrier
 from voicectl.procs import ManagedProcess, free_port
@@ -109,8 +109,21 @@ async def test_two_backends_two_voice_servers_200_contacts(data_services: dict[s
         # them on arrival, in this busy test process: tick alignment lets a 1 s window hold cps + 1, arrival jitter
         # one more (bench/dialer_bench.py sees the same); over 5 s the cap holds to within one tick.
         assert rate <= CPS * 1.02, rate
-        assert busiest_5s <= 5 * CPS + 1, busiest_5s
-        assert busiest <= CPS + 2, busiest
+        # At the source: when each dial left its dialer (both processes, one clock). Dials leave on their own
+        # ticks (never a tick already begun), at most LATE_TICK_S plus one database write late.
+        placed = [m async for m in client[db_name][MARKS].find({"campaign_id": cid, "kind": "placed"},
+                                                                {"sent_wall": 1, "tick": 1})]
+        assert len(placed) == len(calls)
+        sent = sorted(m["sent_wall"] for m in placed)
+        sent_1s, sent_5s = busiest_window(sent, 1.0), busiest_window(sent, 5.0)
+        ticks = [round(m["tick"] * CPS) for m in placed]
+        assert len(set(ticks)) == len(ticks), "two dials on one calls-per-second tick"
+        assert sent_5s <= 5 * CPS + 1, sent_5s
+        assert sent_1s <= CPS + 1, sent_1s
+        # At the carrier, stamped on arrival by this busy test process (it also plays every caller), requests
+        # bunch by up to a couple of event-loop stalls: the same cap with that arrival jitter.
+        assert busiest_5s <= 5 * CPS + 3, busiest_5s
+        assert busiest <= CPS + 3, busiest
         by_voice = Counter(next(i for i, u in enumerate(voice_urls) if (c.answer_url or "").startswith(u))
                            for c in calls)
         assert by_voice[0] > 0 and by_voice[1] > 0, by_voice
@@ -128,6 +141,7 @@ async def test_two_backends_two_voice_servers_200_contacts(data_services: dict[s
         ended = await until(lambda: _ended_calls(client[db_name], cid, len(calls)), 60, "every call ended")
         figures.values |= {"dials": len(calls), "double_dials": len(double), "peak_live_calls": peak,
                            "cap": CAP, "busiest_1s_dials": busiest, "busiest_5s_dials": busiest_5s,
+                           "busiest_1s_sent": sent_1s, "busiest_5s_sent": sent_5s,
                            "placed_per_s": round(rate, 2), "cps_cap": CPS,
                            "calls_per_voice_server": dict(by_voice), "attempts_per_dialer": dict(owners),
                            "outcomes": dict(outcomes), "calls_ended_in_log": ended}

@@ -91,6 +91,18 @@ export default function CallDetailPage() {
               <dt>TTS characters</dt><dd>{fmtInt(u.tts_characters)}</dd>
             </dl>
           </Card>
+          {c.degradations && c.degradations.length > 0 && (
+            <Card title="Service fallbacks">
+              <ul className="plain-list" aria-label="Service fallbacks">
+                {c.degradations.map((d, i) => (
+                  <li key={i}>
+                    <strong>{d.service.toUpperCase()}</strong> {d.from_endpoint ? <code>{d.from_endpoint}</code> : null} → <code>{humanize(d.to)}</code>
+                    {d.reason ? <span className="muted small"> · {d.reason}</span> : null}
+                  </li>
+                ))}
+              </ul>
+            </Card>
+          )}
           {c.tools && c.tools.length > 0 && (
             <Card title="Tool calls">
               <ul className="plain-list">

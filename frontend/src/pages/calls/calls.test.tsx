@@ -120,6 +120,19 @@ describe("call detail", () => {
     expect(audio.headers.Authorization).toBe("Bearer at-1"); // header, never a token in the URL
   });
 
+  it("lists the service fallbacks a degraded call went through", async () => {
+    const degradations = [
+      { service: "tts", from_endpoint: "http://tts-a:8200", to: "http://tts-b:8200", reason: "connect refused" },
+      { service: "llm", from_endpoint: "", to: "end_call", reason: "every endpoint failed" },
+    ];
+    mockApi({ ...sessionRoutes(), "GET /api/v1/calls/c1": () => ({ ...CALL, has_recording: false, recording: null, degradations }) });
+    renderApp(<CallDetailPage />, { route: "/calls/c1", path: "/calls/:callId" });
+    const list = await screen.findByRole("list", { name: "Service fallbacks" });
+    expect(list.querySelectorAll("li")).toHaveLength(2);
+    expect(list).toHaveTextContent("TTS");
+    expect(list).toHaveTextContent("every endpoint failed");
+  });
+
   it("says when there is no recording", async () => {
     mockApi({ ...sessionRoutes(), "GET /api/v1/calls/c1": () => ({ ...CALL, has_recording: false, recording: null }) });
     renderApp(<CallDetailPage />, { route: "/calls/c1", path: "/calls/:callId" });

@@ -225,6 +225,19 @@ async def _heard(asr: AsrServer, report: CallReport) -> str:
     return await asyncio.to_thread(_transcribe, asr, bytes(report.heard_pcm), report.heard_rate)
 
 
+async def _canned_then_transferred(fake_carrier: FakeCarrier, asr_server: AsrServer, http: httpx.AsyncClient,
+                                   line: SimLine, report: CallReport) -> dict[str, Any]:
+    """The caller heard the canned words, the carrier got the transfer, and the call log says `transferred`."""
+    fake = next(c for c in fake_carrier.calls.values() if c.sid == report.carrier_call_id)
+    assert fake.transferred_to == BILLING["phone_number"], fake.redirect_twiml
+    heard = await _heard(asr_server, report)
+    assert words_heard(heard, CANNED_WORDS) >= 3, heard
+    call: dict[str, Any] = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id),
+                                               ended_with_recording)
+    assert call["end_reason"] == "transferred"
+    return call
+
+
 def _question(caller_audio: dict[str, bytes]) -> CallScript:
     return CallScript(turns=[CallerTurn(audio=caller_audio["hours"], label="question")], hangup_after_s=None,
                       max_duration_s=60)
@@ -278,12 +291,7 @@ async def test_all_llms_dead_canned_reply_then_transfer(
                                 "fallbacks": [{"base_url": f"{_dead_url()}/v1", "timeout_s": 5}]})
     report = await simulate(line, _question(caller_audio))
 
-    fake = next(c for c in fake_carrier.calls.values() if c.sid == report.carrier_call_id)
-    assert fake.transferred_to == BILLING["phone_number"], fake.redirect_twiml
-    heard = await _heard(asr_server, report)
-    assert words_heard(heard, CANNED_WORDS) >= 3, heard
-    call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
-    assert call["end_reason"] == "transferred"
+    call = await _canned_then_transferred(fake_carrier, asr_server, http, line, report)
     assert [s["to"] for s in _steps(call, "llm")][-1] == "transfer", call["degradations"]
 
 
@@ -322,10 +330,5 @@ async def test_all_tts_dead_prerecorded_clip_heard_then_transfer(
                            tts={"endpoint": {"base_url": _dead_url(), "timeout_s": 3}})
     report = await simulate(line, CallScript(turns=[], hangup_after_s=None, max_duration_s=40))
 
-    fake = next(c for c in fake_carrier.calls.values() if c.sid == report.carrier_call_id)
-    assert fake.transferred_to == BILLING["phone_number"], fake.redirect_twiml
-    heard = await _heard(asr_server, report)
-    assert words_heard(heard, CANNED_WORDS) >= 3, heard
-    call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
-    assert call["end_reason"] == "transferred"
+    call = await _canned_then_transferred(fake_carrier, asr_server, http, line, report)
     assert {"prompt_clip", "transfer"} <= {s["to"] for s in _steps(call, "tts")}, call["degradations"]

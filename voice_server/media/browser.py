@@ -20,7 +20,6 @@ from typing import Any
 from pipecat.frames.frames import (
     AudioRawFrame,
     Frame,
-    InputAudioRawFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
     TTSTextFrame,
@@ -95,14 +94,6 @@ class BrowserSerializer(CarrierSerializer):
         elif kind != "start":  # a repeated start changes nothing
             self._unknown(kind)
         return None
-
-    def _pcm_frame(self, pcm: bytes) -> InputAudioRawFrame:
-        self._consecutive_malformed = 0
-        self.media_frames += 1
-        self.caller_audio_s += len(pcm) / 2 / self.info.in_sample_rate
-        frame = InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self.info.in_sample_rate)
-        frame.metadata["arrival_s"] = self.tracker.now_s()
-        return frame
 
 
 class BrowserEvents(BaseObserver):

@@ -193,6 +193,10 @@ class CarrierSerializer(FrameSerializer):
         pcm = self._decode_payload(payload)
         if not pcm:
             return None
+        return self._pcm_frame(pcm)
+
+    def _pcm_frame(self, pcm: bytes) -> InputAudioRawFrame:
+        """Caller audio (native PCM16), stamped with its arrival on the call timeline."""
         self._consecutive_malformed = 0
         self.media_frames += 1
         self.caller_audio_s += len(pcm) / 2 / self.info.in_sample_rate

@@ -57,6 +57,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(REFRESH_TOKENS, [("session_id", 1)], name="refresh_tokens_session"),
     IndexSpec(INVITATIONS, [("org_id", 1), ("created_at", -1)], name="invitations_org"),
     IndexSpec(API_KEYS, [("org_id", 1), ("created_at", -1)], name="api_keys_org"),
+    IndexSpec(TOKEN_USES, [("at", 1)], name="token_uses_at"),
     IndexSpec(AGENTS, [("org_id", 1), ("updated_at", -1)], name="agents_org"),
     IndexSpec(AGENT_VERSIONS, [("agent_id", 1), ("version", -1)], unique=True, name="agent_versions_agent"),
     IndexSpec(PHONE_NUMBERS, [("number", 1)], unique=True, name="phone_numbers_number_unique"),

@@ -283,6 +283,13 @@ class AuthService:
 
     # ---------------------------------------------------------------- me
 
+    async def purge_token_uses(self) -> int:
+        """Single-use marks (refresh rotations, accepted invitations, browser test-call tokens) outlive the token
+        they guard only until that token has expired: the longest lifetime, plus a day of clock slack."""
+        keep_s = max(self._settings.refresh_token_ttl_s, self._settings.invitation_ttl_s) + 24 * 3600
+        res = await self._db[TOKEN_USES].delete_many({"at": {"$lt": utcnow() - timedelta(seconds=keep_s)}})
+        return int(res.deleted_count)
+
     async def me(self, principal: Principal) -> MeResponse:
         org = await self._db[ORGANIZATIONS].find_one({"_id": principal.org_id})
         if org is None:

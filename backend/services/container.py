@@ -108,7 +108,7 @@ class Services:
 
     def start_background(self) -> None:
         s = self.settings
-        housekeeping = Housekeeping([self.limiter.purge_expired])
+        housekeeping = Housekeeping([self.limiter.purge_expired, self.auth.purge_token_uses])
         archiving = Housekeeping([self.processor.archive_old_pages], every_s=s.archive_interval_s)
         self.loops = [
             Loop("outbox-processor", self.processor.run_once, self.leadership, s.worker_poll_interval_s),

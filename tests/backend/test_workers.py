@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 
 import httpx
 from backend_testkit import call_events, post_events, register
 
-from backend.db.collections import CALL_TURNS, DEAD_LETTERS, OUTBOX
+from backend.db.collections import CALL_TURNS, DEAD_LETTERS, OUTBOX, TOKEN_USES
 from backend.db.ids import utcnow
 from backend.services.container import Services
 from backend.services.leader import Leadership
@@ -128,3 +129,16 @@ async def _all_ids(client: httpx.AsyncClient, headers: dict[str, str]) -> list[s
         cursor = page["next_cursor"]
         if not cursor:
             return ids
+
+
+async def test_housekeeping_purges_single_use_marks_only_after_their_tokens_expired(services: Services) -> None:
+    s = services.settings
+    longest_s = max(s.refresh_token_ttl_s, s.invitation_ttl_s)
+    old, recent = f"browser:{uuid.uuid4().hex}", f"rt:{uuid.uuid4().hex}"
+    await services.db[TOKEN_USES].insert_many([
+        {"_id": old, "at": utcnow() - timedelta(seconds=longest_s + 2 * 24 * 3600)},
+        {"_id": recent, "at": utcnow() - timedelta(seconds=longest_s - 3600)},  # its token may still be presented
+    ])
+    assert await services.auth.purge_token_uses() >= 1
+    assert await services.db[TOKEN_USES].find_one({"_id": old}) is None
+    assert await services.db[TOKEN_USES].find_one({"_id": recent}) is not None

@@ -24,7 +24,7 @@ from voice_server.calls import inbound_call_id
 from voice_server.main import create_app as create_voice_app
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine
-from voice_server.testing.simulator import CallerTurn, CallScript, CarrierAccount, SimulatedCall
+from voice_server.testing.simulator import CallerTurn, CallReport, CallScript, CarrierAccount, SimulatedCall
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,6 +37,22 @@ def _sim(voice: VoiceServer, line: SimLine, http: httpx.AsyncClient, *, account:
                          from_number="+14155550100", to_number=to or line.number, http=http,
                          script=CallScript(turns=turns or [], hangup_after_s=hangup_after_s,
                                            max_duration_s=max_duration_s))
+
+
+async def _still_answers(sim: SimulatedCall, fake_carrier: FakeCarrier, after: str) -> CallReport:
+    """Runs a call whose script sends something hostile, then the question: the caller hangs up normally and the
+    question was answered."""
+    fake_carrier.register_inbound(sim)
+    report = await sim.run()
+    assert report.ended_by == "caller", report.ended_by
+    question = next(a for a in report.answers if a.label == "question")
+    assert question.first_audio is not None, f"the call stopped answering after {after}"
+    return report
+
+
+def _then_question(raw: list[str | bytes], label: str, caller_audio: dict[str, bytes]) -> list[CallerTurn]:
+    return [CallerTurn(raw=raw, at_s=0.3, label=label),
+            CallerTurn(audio=caller_audio["parking"], gap_s=0.5, label="question")]
 
 
 @pytest.mark.parametrize("carrier", ["twilio", "vobiz"])
@@ -130,14 +146,9 @@ async def test_malformed_frames_do_not_break_the_call(voice_server: VoiceServer,
         b"\x00\x01binary", json.dumps({"event": "media", "media": {"payload": "A" * 70000}}),
         '{"event": "start", "start": {}}',
     ]
-    turns = [CallerTurn(raw=garbage, at_s=0.3, label="garbage"),
-             CallerTurn(audio=caller_audio["parking"], gap_s=0.5, label="question")]
-    sim = _sim(voice_server, twilio_line, http, turns=turns, hangup_after_s=0.5, max_duration_s=60)
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
-    assert report.ended_by == "caller", report.ended_by
-    question = next(a for a in report.answers if a.label == "question")
-    assert question.first_audio is not None, "the call stopped working after malformed frames"
+    sim = _sim(voice_server, twilio_line, http, turns=_then_question(garbage, "garbage", caller_audio),
+               hangup_after_s=0.5, max_duration_s=60)
+    await _still_answers(sim, fake_carrier, "malformed frames")
 
 
 async def test_a_flood_of_malformed_frames_ends_the_call_with_the_reason(
@@ -229,14 +240,10 @@ async def test_a_second_start_mid_call_is_ignored(voice_server: VoiceServer, twi
                                          "callSid": other_sid, "tracks": ["inbound"], "customParameters": {},
                                          "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000,
                                                          "channels": 1}}})
-    turns = [CallerTurn(raw=[second_start, second_start], at_s=0.3, label="restart"),
-             CallerTurn(audio=caller_audio["parking"], gap_s=0.5, label="question")]
-    sim = _sim(voice_server, twilio_line, http, turns=turns, hangup_after_s=0.5, max_duration_s=60)
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
-    assert report.ended_by == "caller", report.ended_by
-    question = next(a for a in report.answers if a.label == "question")
-    assert question.first_audio is not None, "the call stopped working after a second start"
+    sim = _sim(voice_server, twilio_line, http, turns=_then_question([second_start, second_start], "restart",
+                                                                     caller_audio),
+               hangup_after_s=0.5, max_duration_s=60)
+    report = await _still_answers(sim, fake_carrier, "a second start")
     await wait_for_call(http, twilio_line, inbound_call_id("twilio", report.carrier_call_id),
                         lambda c: bool(c.get("end_reason")))
     assert await twilio_line.call_detail(http, inbound_call_id("twilio", other_sid)) is None
@@ -254,17 +261,12 @@ async def test_malformed_vobiz_frames_do_not_break_the_call(voice_server: VoiceS
         '{"event": "start", "start": {"callId": "x"}}', '{"event": "no-such-event", "x": [1, 2, 3]}',
         b"\xff\xfe binary", json.dumps({"event": "media", "media": {"payload": "QUFB" * 50000}}),
     ]
-    turns = [CallerTurn(raw=garbage, at_s=0.3, label="garbage"),
-             CallerTurn(audio=caller_audio["parking"], gap_s=0.5, label="question")]
     url = f"{voice_server.url}/vobiz/answer"
     sim = SimulatedCall(carrier="vobiz", answer_url=url, account=vobiz_line.account, from_number="+14155550100",
                         to_number=vobiz_line.number, http=http, status_callback_url=f"{voice_server.url}/vobiz/hangup",
-                        script=CallScript(turns=turns, hangup_after_s=0.5, max_duration_s=60))
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
-    assert report.ended_by == "caller", report.ended_by
-    question = next(a for a in report.answers if a.label == "question")
-    assert question.first_audio is not None, "the Vobiz call stopped working after malformed frames"
+                        script=CallScript(turns=_then_question(garbage, "garbage", caller_audio), hangup_after_s=0.5,
+                                          max_duration_s=60))
+    await _still_answers(sim, fake_carrier, "malformed Vobiz frames")
 
 
 @pytest.mark.parametrize("carrier", ["twilio", "vobiz"])
@@ -340,12 +342,7 @@ async def test_a_burst_of_media_faster_than_real_time_does_not_break_the_call(
              for i in range(1500)]
     pid = _voice_pid(voice_server)
     before = _rss_mib(pid)
-    turns = [CallerTurn(raw=burst, at_s=0.3, label="burst"),
-             CallerTurn(audio=caller_audio["parking"], gap_s=0.5, label="question")]
-    sim = _sim(voice_server, twilio_line, http, turns=turns, hangup_after_s=0.5, max_duration_s=90)
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
-    assert report.ended_by == "caller", report.ended_by
-    question = next(a for a in report.answers if a.label == "question")
-    assert question.first_audio is not None, "the call stopped answering after a burst of media"
+    sim = _sim(voice_server, twilio_line, http, turns=_then_question(burst, "burst", caller_audio),
+               hangup_after_s=0.5, max_duration_s=90)
+    await _still_answers(sim, fake_carrier, "a burst of media")
     assert _rss_mib(pid) - before < 128

@@ -11,6 +11,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -48,6 +49,17 @@ async def _still_answers(sim: SimulatedCall, fake_carrier: FakeCarrier, after: s
     question = next(a for a in report.answers if a.label == "question")
     assert question.first_audio is not None, f"the call stopped answering after {after}"
     return report
+
+
+async def _ended_by_voice_server(sim: SimulatedCall, line: SimLine, fake_carrier: FakeCarrier,
+                                 http: httpx.AsyncClient) -> dict[str, Any]:
+    """Runs a call the voice server must end itself; returns the stored call once it has an end reason."""
+    fake_carrier.register_inbound(sim)
+    report = await sim.run()
+    assert report.ended_by in ("carrier_hangup", "server_closed"), report.ended_by
+    call: dict[str, Any] = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id),
+                                               lambda c: bool(c.get("end_reason")))
+    return call
 
 
 def _then_question(raw: list[str | bytes], label: str, caller_audio: dict[str, bytes]) -> list[CallerTurn]:
@@ -155,11 +167,7 @@ async def test_a_flood_of_malformed_frames_ends_the_call_with_the_reason(
         voice_server: VoiceServer, twilio_line: SimLine, fake_carrier: FakeCarrier, http: httpx.AsyncClient) -> None:
     turns = [CallerTurn(raw=["{garbage"] * 600, at_s=0.5, label="flood")]
     sim = _sim(voice_server, twilio_line, http, turns=turns, hangup_after_s=None, max_duration_s=30)
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
-    assert report.ended_by in ("carrier_hangup", "server_closed"), report.ended_by
-    call = await wait_for_call(http, twilio_line, inbound_call_id("twilio", report.carrier_call_id),
-                               lambda c: bool(c.get("end_reason")))
+    call = await _ended_by_voice_server(sim, twilio_line, fake_carrier, http)
     assert call["end_reason"] == "error"
     assert "malformed" in (call.get("end_detail") or "")
 
@@ -213,11 +221,7 @@ async def test_a_10_mb_frame_mid_call_ends_that_call_with_a_reason(
     turns = [CallerTurn(raw=[json.dumps({"event": "media", "media": {"payload": "A" * HUGE_FRAME}})], at_s=0.5,
                         label="huge")]
     sim = _sim(voice_server, twilio_line, http, turns=turns, hangup_after_s=None, max_duration_s=30)
-    fake_carrier.register_inbound(sim)
-    report = await sim.run()
-    assert report.ended_by in ("server_closed", "carrier_hangup"), report.ended_by
-    call = await wait_for_call(http, twilio_line, inbound_call_id("twilio", report.carrier_call_id),
-                               lambda c: bool(c.get("end_reason")))
+    call = await _ended_by_voice_server(sim, twilio_line, fake_carrier, http)
     assert call["end_reason"], call
     assert (await http.get(f"{voice_server.url}/health")).status_code == 200
 

@@ -4,7 +4,7 @@ production code paths unchanged; only the "models" are replaced by timers:
 
 - Riva ASR, gRPC `RivaSpeechRecognition/StreamingRecognize` (what Pipecat's NvidiaSTTService calls, pipelines/stt.py):
   loud 20 ms windows (RMS) are speech; interim results every 400 ms of speech; the final comes `--stt-final-ms`
-  (150) after the last speech audio arrived, unless speech resumes first.
+  (150) after the last speech audio arrived, unless speech resumes first; a half-closed stream still gets it.
 - OpenAI-compatible `POST /v1/chat/completions` (pipelines/llm.py): streaming SSE, first token after
   `--llm-first-token-ms` (200), then `--llm-tokens-per-s` (50); honours max_tokens and stream_options.include_usage.
   Non-streaming requests (the prompt-cache warm-up) answer after the first-token delay.
@@ -114,6 +114,10 @@ class StandInAsr(rasr_grpc.RivaSpeechRecognitionServicer):
                     shown = max(1, min(len(words), int(speech_s / 0.3)))
                     out.put_nowait(_response(" ".join(words[:shown]), is_final=False))
                 final_task = asyncio.create_task(final_later())
+            # Half-closed by the client (the call pipeline does so when its VAD hears the caller stop): as a
+            # Riva server, finalize what is pending rather than drop it.
+            if final_task is not None and not final_task.done():
+                await final_task
         finally:
             if final_task is not None and not final_task.done():
                 final_task.cancel()

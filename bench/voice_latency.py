@@ -115,6 +115,7 @@ class Stack:
     backend_url: str
     tts_url: str
     baseline_url: str = ""  # a second voice server with the levers off (BASELINE_ENV), same speech servers
+    asr_metrics_url: str = ""
     procs: list[ManagedProcess] = field(default_factory=list)
     data: DataServices | None = None
 
@@ -155,6 +156,7 @@ def start_stack(state: Path, baseline_env: dict[str, str] | None, levers_env: di
         stack.procs.append(backend)
         stack.backend_url = f"http://127.0.0.1:{backend_port}"
         stack.tts_url = f"http://127.0.0.1:{tts_port}"
+        stack.asr_metrics_url = f"http://127.0.0.1:{asr_health}/metrics"
         voice_env = {**base_env, "BACKEND_URL": stack.backend_url, "RIVA_SERVER": f"127.0.0.1:{asr_port}",
                      "TTS_URL": stack.tts_url, "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1"}
         voice_port = free_port()
@@ -219,10 +221,35 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                 into.errors.extend(result.errors)
                 into.greeting_ms.extend(result.greeting_ms)
                 print(f"call {call + 1}/{args.calls} ({name}): {len(result.samples)} turns")
+        asr = await asr_server_means(stack.asr_metrics_url)
     finally:
         await fake.stop()
     return {"result": merged["levers"], "baseline": merged["baseline"] if stack.baseline_url else None,
-            "line": line.number}
+            "line": line.number, "asr_server": asr}
+
+
+async def asr_server_means(metrics_url: str) -> dict[str, float]:
+    """The ASR server's own view (both voice servers' calls): means of its final latency and decode times, ms.
+
+    The final's latency there runs from the arrival of the audio that ended the speech to the result being sent,
+    so `stt_final` minus it is what the pipeline adds (audio in, results back, queues and CPU contention).
+    """
+    from bench.voice_concurrency import parse_metrics
+
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        m = parse_metrics((await http.get(metrics_url)).text)
+    means: dict[str, float] = {}
+    for key, label in (("asr_final_latency_seconds", "final_latency"),
+                       ("asr_decode_seconds{kind=speculative}", "decode_speculative"),
+                       ("asr_decode_seconds{kind=final}", "decode_final"),
+                       ("asr_decode_seconds{kind=interim}", "decode_interim")):
+        name, _, labels = key.partition("{")
+        suffix = "{" + labels if labels else ""
+        count = m.get(f"{name}_count{suffix}", 0.0)
+        if count:
+            means[f"{label}_mean_ms"] = round(1000 * m[f"{name}_sum{suffix}"] / count, 1)
+            means[f"{label}_n"] = count
+    return means
 
 
 def ab_rows(levers: dict[str, dict[str, float | None]],
@@ -383,6 +410,7 @@ def main() -> None:
     if out["baseline"] is not None:
         print(f"\nbaseline (levers off: {baseline_env}):")
         print(out["baseline"].table())
+    print(f"\nASR server (its own metrics, all calls): {out['asr_server']}")
     g = sorted(result.greeting_ms)
     report = {
         "started": started, "machine": machine(), "load_start": round(load_start, 2),
@@ -392,7 +420,7 @@ def main() -> None:
         "stages": stages, "greeting_p50_ms": percentile(g, 50), "greeting_ms": g, "errors": result.errors,
         "samples": [{"call": s.call, "turn": s.turn, **s.stages} for s in result.samples],
         "goal": {"p50_ms": GOAL_P50_MS, "p95_ms": GOAL_P95_MS}, "levers_env": levers_env,
-        "baseline_env": baseline_env if out["baseline"] is not None else None,
+        "baseline_env": baseline_env if out["baseline"] is not None else None, "asr_server": out["asr_server"],
     }
     if out["baseline"] is not None:
         report["ab"] = ab_rows(stages, out["baseline"].stage_stats())

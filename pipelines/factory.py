@@ -45,8 +45,8 @@ from pipelines.degradation import DegradationPolicy, PromptClips, degradation_te
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
 from pipelines.models import SharedModels
-from pipelines.observers import CallAudioSink, CallClock, LatencyObserver, RecordingObserver
-from pipelines.processors import BotSpeechTracker, DTMFToLLM, PreparedAudio
+from pipelines.observers import CallClock, LatencyObserver
+from pipelines.processors import AudioEnd, BotSpeechTracker, DTMFToLLM, PreparedAudio
 from pipelines.resilience import BreakerRegistry
 from pipelines.resilience import breakers as process_breakers
 from pipelines.silence import SilencePolicy
@@ -127,7 +127,6 @@ def build_call_pipeline(
     services: CallServices,
     control: CallControl,
     events: CallEventSink,
-    audio_sink: CallAudioSink | None,
 ) -> CallPipeline:
     agent = spec.agent
     system_prompt, greeting = agent.render(spec.variables)
@@ -199,16 +198,18 @@ def build_call_pipeline(
         dtmf,
         stt,
         user,
+        AudioEnd(),  # caller audio: the VAD in `user` was its last reader
         llm,
         tts,
         transport.output(),
+        AudioEnd(),  # agent audio: sent, and seen by the observers as the transport pushed it
         speech,
         assistant,
     ])
 
+    # The recording is fed by the transport itself (voice_server/media), not an observer: an observer costs two
+    # queued events per frame per hop.
     observers: list[BaseObserver] = [latency]
-    if audio_sink is not None:
-        observers.append(RecordingObserver(audio_sink, transport.input(), transport.output()))
 
     worker = PipelineWorker(
         pipeline,

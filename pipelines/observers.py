@@ -13,7 +13,6 @@ from typing import Protocol
 
 from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
-    InputAudioRawFrame,
     LLMContextFrame,
     LLMTextFrame,
     MetricsFrame,
@@ -54,32 +53,14 @@ class CallClock(SystemClock):
 
 
 class CallAudioSink(Protocol):
+    """The call's stereo recording: caller audio as it arrived, agent audio where the carrier played it, and the
+    cut a barge-in's clear makes. The media transport feeds it directly (voice_server/media)."""
+
     def add_caller(self, pcm: bytes, sample_rate: int, at_s: float | None = None) -> None: ...
 
     def add_agent(self, pcm: bytes, sample_rate: int, start_s: float) -> None: ...
 
     def drop_agent_after(self, t_s: float) -> None: ...
-
-
-class RecordingObserver(BaseObserver):
-    """Feeds the stereo recording: caller audio as it arrived and agent audio where the carrier played it (the
-    transport stamps `playout_start_s`). The cut made by a barge-in's clear comes from the transport itself
-    (PlayoutTracker.clear_listeners), at the exact moment the clear was sent."""
-
-    def __init__(self, sink: CallAudioSink, transport_in: FrameProcessor, transport_out: FrameProcessor) -> None:
-        super().__init__(observe_every_push=False)
-        self._sink = sink
-        self._in = transport_in
-        self._out = transport_out
-
-    async def on_push_frame(self, data: FramePushed) -> None:
-        frame = data.frame
-        if data.source is self._in and isinstance(frame, InputAudioRawFrame) and data.first_push:
-            self._sink.add_caller(frame.audio, frame.sample_rate, frame.metadata.get("arrival_s"))
-        elif data.source is self._out and isinstance(frame, OutputAudioRawFrame):
-            start = frame.metadata.get("playout_start_s")
-            if start is not None:
-                self._sink.add_agent(frame.audio, frame.sample_rate, float(start))
 
 
 @dataclass

@@ -12,8 +12,10 @@ from pipecat.frames.frames import (
     CancelFrame,
     EndFrame,
     Frame,
+    InputAudioRawFrame,
     InputDTMFFrame,
     LLMMessagesAppendFrame,
+    OutputAudioRawFrame,
     TTSAudioRawFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
@@ -71,6 +73,20 @@ class DTMFToLLM(FrameProcessor):
         if self._timer is not None:
             task, self._timer = self._timer, None
             await self.cancel_task(task)
+
+
+class AudioEnd(FrameProcessor):
+    """Audio frames go no further downstream. Placed where the last user of caller audio (the user aggregator's
+    VAD) and of agent audio (the output transport) have had them: every later hop of a 20 ms frame costs a
+    queue, a task switch and two observer events, which is most of a call's CPU."""
+
+    _AUDIO = (InputAudioRawFrame, OutputAudioRawFrame)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if direction is FrameDirection.DOWNSTREAM and isinstance(frame, self._AUDIO):
+            return
+        await self.push_frame(frame, direction)
 
 
 class BotSpeechTracker(FrameProcessor):

@@ -8,11 +8,15 @@
 - A working stream that drops is reconnected to the same endpoint with exponential backoff (this replaces
   Pipecat's immediate reconnect, which logs "stream dropped" in a tight loop when the server is gone).
 - With no endpoint left, the agent says `degradation_message_stt` and transfers the call (or ends it).
+- When the VAD hears the caller stop (`finalize_on_vad_stop`), the stream is half-closed, which makes a Riva
+  server finalize the open utterance at once instead of after its own endpointing silence; the caller's next
+  audio already goes to a fresh stream. The old stream's results are still read until the server ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -20,7 +24,7 @@ from typing import Any
 
 import grpc
 from loguru import logger
-from pipecat.frames.frames import Frame, StartFrame, TranscriptionFrame
+from pipecat.frames.frames import Frame, StartFrame, TranscriptionFrame, VADUserStoppedSpeakingFrame
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
 from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService
 
@@ -39,11 +43,41 @@ def stt_endpoints(config: STTConfig, default_server: str) -> list[STTEndpoint]:
     return [STTEndpoint(e.base_url or default_server, e.timeout_s) for e in (config.endpoint, *config.fallbacks)]
 
 
+class ThreadAudioIterator(AudioChunkIterator):
+    """Pipecat's audio iterator, on a thread-safe queue: the gRPC thread blocks on it directly. Pipecat's schedules
+    a coroutine on the event loop for every 20 ms chunk (a task, a future and a cross-thread wake-up each)."""
+
+    def __init__(self, event_loop: asyncio.AbstractEventLoop) -> None:
+        self._event_loop = event_loop
+        self._chunks: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
+        self._closed = False
+
+    async def put(self, audio: bytes) -> None:
+        if not self._closed:
+            self._chunks.put(audio)
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._chunks.put(self._QUEUE_SENTINEL)
+
+    def __next__(self) -> bytes:
+        if self._closed:
+            raise StopIteration
+        audio = self._chunks.get()
+        if audio is self._QUEUE_SENTINEL:
+            self._closed = True
+            raise StopIteration
+        assert isinstance(audio, bytes)
+        return audio
+
+
 class FallbackRivaSTTService(NvidiaSTTService):
     MAX_SAME_ENDPOINT_RETRIES = 5
 
     def __init__(self, *, endpoints: list[STTEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
-                 message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0, **kwargs: Any) -> None:
+                 message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0,
+                 finalize_on_vad_stop: bool = False, **kwargs: Any) -> None:
         kwargs["server"] = endpoints[0].server
         super().__init__(**kwargs)
         self.endpoints = endpoints
@@ -58,6 +92,9 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self._same_retries = 0
         self.exhausted = False
         self.used: list[str] = []  # servers streamed to, in order (tests, logs)
+        self.finalize_on_vad_stop = finalize_on_vad_stop
+        self.finalized_streams = 0
+        self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
 
     @property
     def current(self) -> STTEndpoint:
@@ -82,6 +119,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
             self._index = chosen
             self._server = self.current.server
         await super().setup(setup)
+        self._audio_iterator = ThreadAudioIterator(self.get_event_loop())
 
     async def start(self, frame: StartFrame) -> None:
         if self.exhausted:
@@ -175,6 +213,30 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self._server = self.current.server
         await self._request_reconnect()
 
+    # -- finalizing at the VAD's stop ---------------------------------------------------------------------------
+    async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
+        await super()._handle_vad_user_stopped_speaking(frame)
+        if self.finalize_on_vad_stop:
+            await self._finalize_stream()
+
+    async def _finalize_stream(self) -> None:
+        old = self._audio_iterator
+        if old is None or old.closed or self.exhausted or self._thread_task is None:
+            return
+        self._audio_iterator = ThreadAudioIterator(self.get_event_loop())
+        draining = self._thread_task
+        self._draining.add(draining)
+        draining.add_done_callback(self._draining.discard)
+        self._thread_task = self.create_task(self._thread_task_handler())  # type: ignore[assignment]
+        await old.close()
+        self.finalized_streams += 1
+
+    async def _stop_tasks(self, close_iterator: bool = True) -> None:
+        await super()._stop_tasks(close_iterator=close_iterator)
+        if close_iterator:
+            for task in list(self._draining):
+                await self.cancel_task(task)
+
     async def _do_reconnect(self) -> None:
         iterator = self._audio_iterator
         if iterator is None or iterator.closed or self.exhausted:
@@ -182,7 +244,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         await self._stop_tasks(close_iterator=False)
         # A fresh stream starts with what the caller said since the last final (some of it went to the old
         # stream and died with it); the old queue holds nothing that is not in that buffer.
-        fresh = AudioChunkIterator(self.get_event_loop())
+        fresh = ThreadAudioIterator(self.get_event_loop())
         for chunk in self._since_final:
             await fresh.put(chunk)
         self._audio_iterator = fresh

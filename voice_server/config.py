@@ -63,8 +63,14 @@ class VoiceServerSettings(S3Settings):
     # Pipecat's loudness gate (default 0.6) lags speech onset by ~0.5 s on phone audio; 0 turns it off and
     # leaves the decision to Silero's confidence.
     vad_min_volume: float = Field(default=0.0, ge=0.0, le=1.0)
+    vad_energy_gate_dbfs: float = Field(
+        default=-55.0, ge=-96.0, le=-20.0,
+        description="32 ms windows quieter than this (RMS) skip Silero and count as silence (-96: only digital silence)")
     stt_final_wait_s: float = Field(default=0.6, ge=0.05, le=5.0, description="Wait for a final transcript.")
     stt_endpoint_silence_ms: int = Field(default=300, ge=100, le=3000, description="ASR end-of-utterance silence")
+    stt_finalize_on_vad_stop: bool = Field(
+        default=True, description="Half-close the ASR stream when the VAD hears the caller stop: the final comes "
+                                  "at once instead of after the ASR's own endpointing silence.")
     smart_turn_enabled: bool = True
     # Off by default: on 2 CPU cores the ASR final is the last turn signal, so a guess only costs CPU (BENCHMARKS.md).
     speculative_llm: bool = Field(default=False, description="Start the reply on the final transcript before turn end.")

@@ -135,8 +135,10 @@ class CallSession:
             in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
             prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,
         )
-        self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self,
-                                        audio_sink=self.recorder)
+        self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self)
+        if self.recorder is not None:
+            self.serializer.audio_sink = self.recorder
+            self.transport.output().audio_sink = self.recorder
         self.call.latency.turn_listeners.append(self.app.metrics.observe_turn)
         self.app.metrics.watch_pipeline_errors(self.call.worker)
         if self.info.carrier == "browser":

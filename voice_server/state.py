@@ -67,11 +67,13 @@ class VoiceApp:
         self.uploader = RecordingUploader(self.store, settings.spool_dir, self.outbox.emit,
                                           retry_max_s=settings.recording_retry_max_s)
         self.carriers = CarrierClients()
-        self.models = SharedModels(smart_turn=settings.smart_turn_enabled)
+        self.models = SharedModels(smart_turn=settings.smart_turn_enabled,
+                                   vad_gate_dbfs=settings.vad_energy_gate_dbfs)
         self.llm_pool = OpenAIClientPool()
         self.speech = SpeechFactory(riva_server=settings.riva_server, tts_url=settings.tts_url, http=self.http,
                                     stt_final_wait_s=settings.stt_final_wait_s,
                                     stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms,
+                                    stt_finalize_on_vad_stop=settings.stt_finalize_on_vad_stop,
                                     first_chunk_max_words=settings.tts_first_chunk_max_words)
         self.call_services = CallServices(
             models=self.models, llm_pool=self.llm_pool, speech=self.speech, http=self.http,
@@ -176,7 +178,7 @@ class VoiceApp:
             transport = CarrierTransport(ws, params, PlayoutTracker(), lead_s=0.1)
             quiet = _Quiet()
             build_call_pipeline(transport, CallSpec(call_id="warm-up", agent=AgentConfig()), self.call_services,
-                                control=quiet, events=quiet, audio_sink=None)
+                                control=quiet, events=quiet)
         except Exception as exc:  # only an optimisation
             log.warning("pipeline warm-up failed: %s", exc)
 

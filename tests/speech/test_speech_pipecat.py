@@ -109,3 +109,65 @@ async def test_tts_service_reports_server_errors(tts_url: str) -> None:
     )
     errors = [f for f in up if isinstance(f, ErrorFrame)]
     assert errors and "unknown voice" in errors[0].error
+
+
+async def test_stt_chain_finalizes_at_the_vad_stop_without_waiting_for_the_asr_endpoint(
+        asr_server: AsrServer, utterances: Utterances) -> None:
+    """The ASR is asked for a 3 s endpointing silence, longer than the 1 s pauses between phrases, so on its own
+    it would give one final for the whole call at the end. A VAD stop after each phrase half-closes the stream:
+    each phrase gets its own final, and the next phrase is transcribed on the fresh stream."""
+    from typing import Any
+
+    from pipecat.frames.frames import VADUserStoppedSpeakingFrame
+
+    from core.agent_config import AgentConfig
+    from pipelines.degradation import DegradationPolicy
+    from pipelines.resilience import BreakerRegistry
+    from pipelines.stt_chain import FallbackRivaSTTService, stt_chain_args
+
+    config = STTConfig(language="en-US")
+    no_call: Any = None  # the policy only reaches the call when every endpoint has failed
+    policy = DegradationPolicy(AgentConfig(stt=config), "call-1", no_call, no_call)
+    stt = create_stt_service(
+        config, default_server=asr_server.address, sample_rate=8000, endpoint_silence_ms=3000,
+        finalize_on_vad_stop=True, **stt_chain_args(config, asr_server.address, breakers=BreakerRegistry(),
+                                                     policy=policy, message=""))
+    assert isinstance(stt, FallbackRivaSTTService)
+    collector = _Transcripts(len(utterances.texts))
+    worker = PipelineWorker(
+        Pipeline([stt, collector]), cancel_on_idle_timeout=False, params=PipelineParams(audio_in_sample_rate=8000)
+    )
+    started = asyncio.Event()
+    finals_at_stop: list[int] = []
+
+    @worker.event_handler("on_pipeline_started")
+    async def _started(*_: object) -> None:
+        started.set()
+
+    async def call() -> None:
+        try:
+            await asyncio.wait_for(started.wait(), 10)
+            audio = utterances.pcm16_8k
+            step = 320
+            stops = [int((end + 0.3) * 8000 * 2) // step * step for end in utterances.speech_end_s]
+            for n, i in enumerate(range(0, len(audio), step)):
+                await worker.queue_frame(InputAudioRawFrame(audio=audio[i: i + step], sample_rate=8000,
+                                                            num_channels=1))
+                if i in stops:  # 300 ms after the phrase ended, as the VAD would say
+                    finals_at_stop.append(len(collector.finals))
+                    await worker.queue_frame(VADUserStoppedSpeakingFrame(stop_secs=0.2))
+                if n % 5 == 4:
+                    await asyncio.sleep(0.05)  # about 2x real time
+            await asyncio.wait_for(collector.complete.wait(), 60)
+        finally:
+            await worker.queue_frame(EndFrame())
+
+    runner = WorkerRunner()
+    await runner.add_workers(worker)
+    await asyncio.gather(runner.run(), call())
+    assert stt.finalized_streams == len(utterances.texts)
+    assert len(collector.finals) == len(utterances.texts), collector.finals
+    for ref, hyp in zip(utterances.texts, collector.finals, strict=True):
+        assert wer(ref, hyp) <= WER_BOUND, (ref, hyp)
+    # Each phrase's final came after its own VAD stop and before the next one's.
+    assert finals_at_stop == list(range(len(utterances.texts))), finals_at_stop

@@ -26,6 +26,7 @@ from pipecat.frames.frames import (
 from pipecat.serializers.base_serializer import FrameSerializer
 
 from pipelines.frames import PlaybackMarkFrame
+from pipelines.observers import CallAudioSink
 from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
 from voice_server.media.playout import PlayoutTracker
 
@@ -137,6 +138,7 @@ class CarrierSerializer(FrameSerializer):
         self.unknown_events: dict[str, int] = {}
         self.media_frames = 0
         self.caller_audio_s = 0.0
+        self.audio_sink: CallAudioSink | None = None  # the call's recording, fed as caller audio arrives
         self._mark_seq = 0
         self._error_reported = False
 
@@ -196,13 +198,13 @@ class CarrierSerializer(FrameSerializer):
         return self._pcm_frame(pcm)
 
     def _pcm_frame(self, pcm: bytes) -> InputAudioRawFrame:
-        """Caller audio (native PCM16), stamped with its arrival on the call timeline."""
+        """Caller audio (native PCM16); the recording takes it with its arrival on the call timeline."""
         self._consecutive_malformed = 0
         self.media_frames += 1
         self.caller_audio_s += len(pcm) / 2 / self.info.in_sample_rate
-        frame = InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self.info.in_sample_rate)
-        frame.metadata["arrival_s"] = self.tracker.now_s()
-        return frame
+        if self.audio_sink is not None:
+            self.audio_sink.add_caller(pcm, self.info.in_sample_rate, self.tracker.now_s())
+        return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self.info.in_sample_rate)
 
     def _dtmf_frame(self, digit: Any) -> InputDTMFFrame | None:
         try:

@@ -28,6 +28,7 @@ from pipecat.transports.websocket.fastapi import (
 )
 
 from pipelines.frames import PlaybackMarkFrame, PlaybackPauseFrame, PlaybackResumeFrame
+from pipelines.observers import CallAudioSink
 from voice_server.media.playout import PlayoutTracker
 from voice_server.metrics import VoiceMetrics
 
@@ -48,6 +49,7 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
         self.tracker = tracker
         self._lead_s = lead_s
         self._voice_metrics = metrics
+        self.audio_sink: CallAudioSink | None = None  # the call's recording: agent audio where it will play
         # Inside one stretch of agent speech (until bot-stopped, a pause or an interruption): a frame that finds
         # the carrier's buffer already empty is an underrun the caller hears as a gap.
         self._in_speech_run = False
@@ -125,8 +127,8 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
             self._observe_pacing(entered_s)
         self._in_speech_run = True
         start = self.tracker.on_audio_sent(duration)
-        # The media sender pushes this same frame on after the write; the recording observer reads these.
-        frame.metadata["playout_start_s"] = start
+        if self.audio_sink is not None:
+            self.audio_sink.add_agent(frame.audio, self.sample_rate, start)
         frame.metadata["sent_mono"] = time.monotonic()
         return True
 

@@ -23,7 +23,7 @@ class SpeechError(Exception):
 class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
                  stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
-                 stt_finalize_on_vad_stop: bool = True,
+                 stt_finalize_on_vad_stop: bool = True, stt_interims: str = "while_agent_speaks",
                  fast_first_chunk: bool = True, first_chunk_max_words: int = 6) -> None:
         self.riva_server = riva_server
         self.tts_url = tts_url.rstrip("/")
@@ -31,6 +31,7 @@ class SpeechFactory:
         self._stt_final_wait_s = stt_final_wait_s
         self._stt_endpoint_silence_ms = stt_endpoint_silence_ms
         self._stt_finalize_on_vad_stop = stt_finalize_on_vad_stop
+        self._stt_interims = stt_interims
         self.fast_first_chunk = fast_first_chunk
         self.first_chunk_max_words = first_chunk_max_words
 
@@ -40,6 +41,7 @@ class SpeechFactory:
 
         if "service_class" in service:  # the fallback chain (the stock service has no such option)
             service.setdefault("finalize_on_vad_stop", self._stt_finalize_on_vad_stop)
+            service.setdefault("interims", self._stt_interims)
         return create_stt_service(config, default_server=self.riva_server, sample_rate=sample_rate,
                                   endpoint_silence_ms=self._stt_endpoint_silence_ms,
                                   ttfs_p99_latency=self._stt_final_wait_s, **service)

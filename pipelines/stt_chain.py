@@ -11,6 +11,9 @@
 - When the VAD hears the caller stop (`finalize_on_vad_stop`), the stream is half-closed, which makes a Riva
   server finalize the open utterance at once instead of after its own endpointing silence; the caller's next
   audio already goes to a fresh stream. The old stream's results are still read until the server ends it.
+- Interim results (`interims`): "while_agent_speaks" asks for them only while the agent is talking, where
+  barge-in counts the caller's words; otherwise each one is a Whisper decode competing with the final's
+  (the stream is switched the same way when the agent starts or stops).
 """
 
 from __future__ import annotations
@@ -20,13 +23,20 @@ import queue
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import grpc
 from loguru import logger
-from pipecat.frames.frames import Frame, StartFrame, TranscriptionFrame, VADUserStoppedSpeakingFrame
+from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    Frame,
+    StartFrame,
+    TranscriptionFrame,
+    VADUserStoppedSpeakingFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
-from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService
+from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService, NvidiaSTTSettings
 
 from core.agent_config import STTConfig
 from pipelines.degradation import DegradationPolicy
@@ -77,7 +87,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
 
     def __init__(self, *, endpoints: list[STTEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
                  message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0,
-                 finalize_on_vad_stop: bool = False, **kwargs: Any) -> None:
+                 finalize_on_vad_stop: bool = False,
+                 interims: Literal["always", "while_agent_speaks"] = "always", **kwargs: Any) -> None:
         kwargs["server"] = endpoints[0].server
         super().__init__(**kwargs)
         self.endpoints = endpoints
@@ -93,6 +104,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.exhausted = False
         self.used: list[str] = []  # servers streamed to, in order (tests, logs)
         self.finalize_on_vad_stop = finalize_on_vad_stop
+        self.interims = interims
+        self._agent_speaking = False
         self.finalized_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
 
@@ -120,6 +133,9 @@ class FallbackRivaSTTService(NvidiaSTTService):
             self._server = self.current.server
         await super().setup(setup)
         self._audio_iterator = ThreadAudioIterator(self.get_event_loop())
+        if self._stt_settings.interim_results != self._want_interims():
+            self._stt_settings.interim_results = self._want_interims()
+            self._config = self._create_recognition_config()
 
     async def start(self, frame: StartFrame) -> None:
         if self.exhausted:
@@ -213,16 +229,34 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self._server = self.current.server
         await self._request_reconnect()
 
-    # -- finalizing at the VAD's stop ---------------------------------------------------------------------------
+    # -- switching streams: finalizing at the VAD's stop, interims while the agent speaks ----------------------
+    @property
+    def _stt_settings(self) -> NvidiaSTTSettings:
+        return cast(NvidiaSTTSettings, self._settings)
+
+    def _want_interims(self) -> bool:
+        return self.interims == "always" or self._agent_speaking
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
+            self._agent_speaking = isinstance(frame, BotStartedSpeakingFrame)
+            # Not while the caller talks (that would cut their sentence in two); the VAD stop switches then.
+            if self._stt_settings.interim_results != self._want_interims() and not self._user_speaking:
+                await self._rotate_stream()
+
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         await super()._handle_vad_user_stopped_speaking(frame)
-        if self.finalize_on_vad_stop:
-            await self._finalize_stream()
+        if self.finalize_on_vad_stop or self._stt_settings.interim_results != self._want_interims():
+            await self._rotate_stream()
 
-    async def _finalize_stream(self) -> None:
+    async def _rotate_stream(self) -> None:
+        """Half-closes the current stream (the server finalizes it) and starts a fresh one with today's options."""
         old = self._audio_iterator
         if old is None or old.closed or self.exhausted or self._thread_task is None:
             return
+        self._stt_settings.interim_results = self._want_interims()
+        self._config = self._create_recognition_config()
         self._audio_iterator = ThreadAudioIterator(self.get_event_loop())
         draining = self._thread_task
         self._draining.add(draining)

@@ -71,6 +71,10 @@ class VoiceServerSettings(S3Settings):
     stt_finalize_on_vad_stop: bool = Field(
         default=True, description="Half-close the ASR stream when the VAD hears the caller stop: the final comes "
                                   "at once instead of after the ASR's own endpointing silence.")
+    stt_interims: Literal["always", "while_agent_speaks"] = Field(
+        default="while_agent_speaks",
+        description="Interim transcripts feed barge-in while the agent talks; at other times each is a decode that "
+                    "competes with the final's.")
     smart_turn_enabled: bool = True
     # Off by default: on 2 CPU cores the ASR final is the last turn signal, so a guess only costs CPU (BENCHMARKS.md).
     speculative_llm: bool = Field(default=False, description="Start the reply on the final transcript before turn end.")

@@ -73,7 +73,7 @@ class WhisperEngine:
     compute_type: str = "int8"
     cpu_threads: int = 2
     workers: int = 2
-    encoder_window_s: float = 20.0
+    encoder_window_s: float = 12.0
     _model: WhisperModel = field(init=False, repr=False)
     _tokenizer: Tokenizer = field(init=False, repr=False)
 

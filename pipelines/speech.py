@@ -23,7 +23,7 @@ class SpeechError(Exception):
 class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
                  stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
-                 stt_finalize_on_vad_stop: bool = True, stt_interims: str = "while_agent_speaks",
+                 stt_finalize_on_vad_stop: bool = False, stt_interims: str = "while_agent_speaks",
                  fast_first_chunk: bool = True, first_chunk_max_words: int = 6) -> None:
         self.riva_server = riva_server
         self.tts_url = tts_url.rstrip("/")

@@ -19,13 +19,15 @@
 from __future__ import annotations
 
 import asyncio
-import queue
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 import grpc
+import riva.client.proto.riva_asr_pb2 as rasr
+import riva.client.proto.riva_asr_pb2_grpc as rasr_grpc
 from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
@@ -53,33 +55,22 @@ def stt_endpoints(config: STTConfig, default_server: str) -> list[STTEndpoint]:
     return [STTEndpoint(e.base_url or default_server, e.timeout_s) for e in (config.endpoint, *config.fallbacks)]
 
 
-class ThreadAudioIterator(AudioChunkIterator):
-    """Pipecat's audio iterator, on a thread-safe queue: the gRPC thread blocks on it directly. Pipecat's schedules
-    a coroutine on the event loop for every 20 ms chunk (a task, a future and a cross-thread wake-up each)."""
-
-    def __init__(self, event_loop: asyncio.AbstractEventLoop) -> None:
-        self._event_loop = event_loop
-        self._chunks: queue.SimpleQueue[bytes | object] = queue.SimpleQueue()
-        self._closed = False
+class AsyncAudioQueue(AudioChunkIterator):
+    """Pipecat's audio iterator, read by an asyncio gRPC stream instead of a worker thread. Pipecat's streams on
+    two threads per call (requests and responses) that take the GIL for every 20 ms chunk; with tens of calls in
+    one process that GIL traffic costs more than the audio work itself."""
 
     async def put(self, audio: bytes) -> None:
         if not self._closed:
-            self._chunks.put(audio)
+            self._queue.put_nowait(audio)
 
-    async def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._chunks.put(self._QUEUE_SENTINEL)
-
-    def __next__(self) -> bytes:
-        if self._closed:
-            raise StopIteration
-        audio = self._chunks.get()
-        if audio is self._QUEUE_SENTINEL:
-            self._closed = True
-            raise StopIteration
-        assert isinstance(audio, bytes)
-        return audio
+    async def next_chunk(self) -> bytes | None:
+        """The next chunk, or None once closed (the stream then half-closes)."""
+        item = await self._queue.get()
+        if item is self._QUEUE_SENTINEL:
+            return None
+        assert isinstance(item, bytes)
+        return item
 
 
 class FallbackRivaSTTService(NvidiaSTTService):
@@ -108,6 +99,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self._agent_speaking = False
         self.finalized_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
+        self._channels: dict[str, grpc.aio.Channel] = {}
 
     @property
     def current(self) -> STTEndpoint:
@@ -132,7 +124,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
             self._index = chosen
             self._server = self.current.server
         await super().setup(setup)
-        self._audio_iterator = ThreadAudioIterator(self.get_event_loop())
+        self._audio_iterator = AsyncAudioQueue(self.get_event_loop())
         if self._stt_settings.interim_results != self._want_interims():
             self._stt_settings.interim_results = self._want_interims()
             self._config = self._create_recognition_config()
@@ -170,39 +162,65 @@ class FallbackRivaSTTService(NvidiaSTTService):
         await super().push_frame(frame, direction)
 
     # -- streaming --------------------------------------------------------------------------------------------
-    def _response_handler(self, iterator: AudioChunkIterator, config: Any) -> None:
+    def _initialize_client(self) -> None:
+        """Pipecat's blocking Riva client is not used: `_stream` speaks gRPC on the event loop."""
+
+    def _channel(self, server: str) -> grpc.aio.Channel:
+        """One channel per call and server (a reconnect makes a fresh one: a failed channel backs off)."""
+        channel = self._channels.get(server)
+        if channel is None:
+            channel = (grpc.aio.secure_channel(server, grpc.ssl_channel_credentials()) if self._use_ssl
+                       else grpc.aio.insecure_channel(server))
+            self._channels[server] = channel
+        return channel
+
+    async def _drop_channel(self, server: str) -> None:
+        channel = self._channels.pop(server, None)
+        if channel is not None:
+            await channel.close()
+
+    async def _stream(self, iterator: AsyncAudioQueue, config: Any) -> None:
         endpoint = self.current
         breaker = self._breakers.get(endpoint.server)
-        loop = self.get_event_loop()
         started = time.monotonic()
         connected = got_result = False
         drop_reason: str | None = None
+        call: Any = None
         try:
-            asr = self._asr_service
-            assert asr is not None, "ASR service not initialized"
+            channel = self._channel(endpoint.server)
             try:
-                grpc.channel_ready_future(asr.auth.channel).result(timeout=endpoint.timeout_s)
-            except grpc.FutureTimeoutError:
+                await asyncio.wait_for(channel.channel_ready(), endpoint.timeout_s)
+            except TimeoutError:
                 raise ConnectionError(f"could not connect within {endpoint.timeout_s:g}s") from None
             breaker.record_success()  # the server is there; a broken stream below still counts against it
             connected, started = True, time.monotonic()
             diarization = bool(config and config.config.diarization_config.enable_speaker_diarization)
-            for response in asr.streaming_response_generator(audio_chunks=iterator, streaming_config=config):
+
+            async def requests() -> AsyncIterator[rasr.StreamingRecognizeRequest]:
+                yield rasr.StreamingRecognizeRequest(streaming_config=config)
+                while (chunk := await iterator.next_chunk()) is not None:
+                    yield rasr.StreamingRecognizeRequest(audio_content=chunk)
+
+            metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else None
+            call = rasr_grpc.RivaSpeechRecognitionStub(channel).StreamingRecognize(requests(), metadata=metadata)
+            async for response in call:
                 if not response.results:
                     continue
                 if not got_result:
                     got_result, self._same_retries = True, 0  # a working stream: its later drops start afresh
-                asyncio.run_coroutine_threadsafe(
-                    self._handle_response(response, speaker_diarization=diarization), loop)
+                await self._handle_response(response, speaker_diarization=diarization)
             drop_reason = "server closed the gRPC stream"
-        except grpc.RpcError as e:
-            status = e.code().name if hasattr(e, "code") else "UNKNOWN"
-            details = e.details() if hasattr(e, "details") else str(e)
-            drop_reason = f"gRPC {status}: {details}"
+        except asyncio.CancelledError:
+            if call is not None:
+                call.cancel()
+            raise
+        except grpc.aio.AioRpcError as e:
+            drop_reason = f"gRPC {e.code().name}: {e.details()}"
         except Exception as e:
             drop_reason = f"{type(e).__name__}: {e}"
         healthy = connected and (got_result or time.monotonic() - started >= self._healthy_after_s)
-        asyncio.run_coroutine_threadsafe(self._on_stream_drop(iterator, drop_reason, healthy), loop)
+        # Its own task: handling the drop may cancel this one (a reconnect stops the stream task).
+        self.create_task(self._on_stream_drop(iterator, drop_reason, healthy))
 
     async def _on_stream_drop(self, iterator: AudioChunkIterator, reason: str, healthy: bool) -> None:
         if iterator.closed or iterator is not self._audio_iterator or self.exhausted:
@@ -257,7 +275,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
             return
         self._stt_settings.interim_results = self._want_interims()
         self._config = self._create_recognition_config()
-        self._audio_iterator = ThreadAudioIterator(self.get_event_loop())
+        self._audio_iterator = AsyncAudioQueue(self.get_event_loop())
         draining = self._thread_task
         self._draining.add(draining)
         draining.add_done_callback(self._draining.discard)
@@ -278,19 +296,28 @@ class FallbackRivaSTTService(NvidiaSTTService):
         await self._stop_tasks(close_iterator=False)
         # A fresh stream starts with what the caller said since the last final (some of it went to the old
         # stream and died with it); the old queue holds nothing that is not in that buffer.
-        fresh = ThreadAudioIterator(self.get_event_loop())
+        fresh = AsyncAudioQueue(self.get_event_loop())
         for chunk in self._since_final:
             await fresh.put(chunk)
         self._audio_iterator = fresh
         await iterator.close()
-        self._initialize_client()
+        await self._drop_channel(self.current.server)
         self._config = self._create_recognition_config()
         self._thread_task = self.create_task(self._thread_task_handler())  # type: ignore[assignment]
 
     async def _thread_task_handler(self) -> None:
-        if self._audio_iterator is not None and (not self.used or self.used[-1] != self.current.server):
+        """The stream, on the event loop (Pipecat's start/stop manage it under this name)."""
+        iterator = self._audio_iterator
+        if not isinstance(iterator, AsyncAudioQueue):
+            return
+        if not self.used or self.used[-1] != self.current.server:
             self.used.append(self.current.server)
-        await super()._thread_task_handler()
+        await self._stream(iterator, self._config)
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        for server in list(self._channels):
+            await self._drop_channel(server)
 
 
 def stt_chain_args(config: STTConfig, default_server: str, *, breakers: BreakerRegistry, policy: DegradationPolicy,

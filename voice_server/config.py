@@ -68,9 +68,11 @@ class VoiceServerSettings(S3Settings):
         description="32 ms windows quieter than this (RMS) skip Silero and count as silence (-96: only digital silence)")
     stt_final_wait_s: float = Field(default=0.6, ge=0.05, le=5.0, description="Wait for a final transcript.")
     stt_endpoint_silence_ms: int = Field(default=300, ge=100, le=3000, description="ASR end-of-utterance silence")
+    # Off by default: no faster on the embedded stack (the speculative decode, not the endpoint, sets when the final
+    # comes), and the fresh stream can catch the tail of a word that Whisper then hallucinates on (BENCHMARKS.md).
     stt_finalize_on_vad_stop: bool = Field(
-        default=True, description="Half-close the ASR stream when the VAD hears the caller stop: the final comes "
-                                  "at once instead of after the ASR's own endpointing silence.")
+        default=False, description="Half-close the ASR stream when the VAD hears the caller stop: the final comes "
+                                   "at once instead of after the ASR's own endpointing silence.")
     stt_interims: Literal["always", "while_agent_speaks"] = Field(
         default="while_agent_speaks",
         description="Interim transcripts feed barge-in while the agent talks; at other times each is a decode that "

@@ -2,7 +2,7 @@
 
 The decode path calls CTranslate2 directly rather than `WhisperModel.transcribe` so it can encode a window shorter
 than Whisper's fixed 30 s: max(ASR_ENCODER_WINDOW_S, utterance + 2 s). The encoder's cost grows faster than linearly
-with the window (30 s: ~290 ms, 20 s: ~110 ms on 2 cores), which is most of an utterance's decode time. Outputs
+with the window (30 s: ~290 ms, 20 s: ~135 ms, 12 s: ~70 ms on 2 cores), which is most of a decode. Outputs
 that look degenerate (repeated phrases, too many tokens for the audio) are decoded again with the full window.
 """
 

@@ -292,7 +292,8 @@ async def test_all_llms_dead_canned_reply_then_transfer(
     report = await simulate(line, _question(caller_audio))
 
     call = await _canned_then_transferred(fake_carrier, asr_server, http, line, report)
-    assert [s["to"] for s in _steps(call, "llm")][-1] == "transfer", call["degradations"]
+    assert [s["to"] for s in _steps(call, "llm")][-1] == "transfer", (
+        [s["to"] for s in call["degradations"]], [(t["speaker"], t["text"]) for t in call["turns"]])
 
 
 async def test_tts_primary_dead_fallback_engine_heard(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from pipecat.frames.frames import (
     EndFrame,
@@ -45,8 +46,12 @@ class _Transcripts(FrameProcessor):
         await self.push_frame(frame, direction)
 
 
-async def test_pipecat_nvidia_stt_service_transcribes_a_call(asr_server: AsrServer, utterances: Utterances) -> None:
-    stt = create_stt_service(STTConfig(language="en-US"), default_server=asr_server.address)
+async def _stream_call(stt: FrameProcessor, utterances: Utterances, frames_per_pause: int,
+                       after_frame: Callable[[int, list[str]], Awaitable[list[Frame]]] | None = None) -> list[str]:
+    """Streams the call's audio (μ-law decoded, as a transport hands it over) through `stt` in 20 ms frames,
+    pausing 50 ms every `frames_per_pause` frames; `after_frame(byte offset, finals so far)` may add frames.
+    Returns the finals,
+    checked against the phrases."""
     collector = _Transcripts(len(utterances.texts))
     worker = PipelineWorker(
         Pipeline([stt, collector]), cancel_on_idle_timeout=False, params=PipelineParams(audio_in_sample_rate=8000)
@@ -60,13 +65,15 @@ async def test_pipecat_nvidia_stt_service_transcribes_a_call(asr_server: AsrServ
     async def call() -> None:
         try:
             await asyncio.wait_for(started.wait(), 10)
-            audio = utterances.pcm16_8k  # μ-law decoded by the transport, as in a phone call
+            audio = utterances.pcm16_8k
             step = 320  # 20 ms at 8 kHz, 16-bit
             for n, i in enumerate(range(0, len(audio), step)):
-                frame = InputAudioRawFrame(audio=audio[i : i + step], sample_rate=8000, num_channels=1)
-                await worker.queue_frame(frame)
-                if n % 25 == 24:
-                    await asyncio.sleep(0.05)  # about 10x real time: lets the stream thread keep up
+                await worker.queue_frame(InputAudioRawFrame(audio=audio[i: i + step], sample_rate=8000,
+                                                            num_channels=1))
+                for frame in await after_frame(i, collector.finals) if after_frame else []:
+                    await worker.queue_frame(frame)
+                if n % frames_per_pause == frames_per_pause - 1:
+                    await asyncio.sleep(0.05)  # lets the stream keep up
             # Finals come as the server decodes; on a loaded machine that can take a while.
             await asyncio.wait_for(collector.complete.wait(), 60)
         finally:
@@ -78,6 +85,12 @@ async def test_pipecat_nvidia_stt_service_transcribes_a_call(asr_server: AsrServ
     assert len(collector.finals) == len(utterances.texts), collector.finals
     for ref, hyp in zip(utterances.texts, collector.finals, strict=True):
         assert wer(ref, hyp) <= WER_BOUND, (ref, hyp)
+    return collector.finals
+
+
+async def test_pipecat_nvidia_stt_service_transcribes_a_call(asr_server: AsrServer, utterances: Utterances) -> None:
+    stt = create_stt_service(STTConfig(language="en-US"), default_server=asr_server.address)
+    await _stream_call(stt, utterances, frames_per_pause=25)  # about 10x real time
 
 
 async def test_tts_service_streams_at_the_pipeline_rate(tts_url: str) -> None:
@@ -133,41 +146,16 @@ async def test_stt_chain_finalizes_at_the_vad_stop_without_waiting_for_the_asr_e
         finalize_on_vad_stop=True, **stt_chain_args(config, asr_server.address, breakers=BreakerRegistry(),
                                                      policy=policy, message=""))
     assert isinstance(stt, FallbackRivaSTTService)
-    collector = _Transcripts(len(utterances.texts))
-    worker = PipelineWorker(
-        Pipeline([stt, collector]), cancel_on_idle_timeout=False, params=PipelineParams(audio_in_sample_rate=8000)
-    )
-    started = asyncio.Event()
+    stops = [int((end + 0.3) * 8000 * 2) // 320 * 320 for end in utterances.speech_end_s]
     finals_at_stop: list[int] = []
 
-    @worker.event_handler("on_pipeline_started")
-    async def _started(*_: object) -> None:
-        started.set()
+    async def vad_stop_after_phrases(offset: int, finals: list[str]) -> list[Frame]:
+        if offset not in stops:
+            return []
+        finals_at_stop.append(len(finals))  # 300 ms after the phrase ended, as the VAD would say
+        return [VADUserStoppedSpeakingFrame(stop_secs=0.2)]
 
-    async def call() -> None:
-        try:
-            await asyncio.wait_for(started.wait(), 10)
-            audio = utterances.pcm16_8k
-            step = 320
-            stops = [int((end + 0.3) * 8000 * 2) // step * step for end in utterances.speech_end_s]
-            for n, i in enumerate(range(0, len(audio), step)):
-                await worker.queue_frame(InputAudioRawFrame(audio=audio[i: i + step], sample_rate=8000,
-                                                            num_channels=1))
-                if i in stops:  # 300 ms after the phrase ended, as the VAD would say
-                    finals_at_stop.append(len(collector.finals))
-                    await worker.queue_frame(VADUserStoppedSpeakingFrame(stop_secs=0.2))
-                if n % 5 == 4:
-                    await asyncio.sleep(0.05)  # about 2x real time
-            await asyncio.wait_for(collector.complete.wait(), 60)
-        finally:
-            await worker.queue_frame(EndFrame())
-
-    runner = WorkerRunner()
-    await runner.add_workers(worker)
-    await asyncio.gather(runner.run(), call())
+    await _stream_call(stt, utterances, frames_per_pause=5, after_frame=vad_stop_after_phrases)
     assert stt.finalized_streams == len(utterances.texts)
-    assert len(collector.finals) == len(utterances.texts), collector.finals
-    for ref, hyp in zip(utterances.texts, collector.finals, strict=True):
-        assert wer(ref, hyp) <= WER_BOUND, (ref, hyp)
     # Each phrase's final came after its own VAD stop and before the next one's.
     assert finals_at_stop == list(range(len(utterances.texts))), finals_at_stop

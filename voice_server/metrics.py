@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import Callable
 
@@ -59,8 +60,14 @@ class VoiceMetrics:
         self.loop_lag = Histogram(
             "voice_event_loop_lag_seconds", "Event-loop lag: oversleep of a periodic sleep", registry=r,
             buckets=PACING_BUCKETS)
+        self.gc_pause = Histogram(
+            "voice_gc_pause_seconds", "Garbage-collector passes by generation (each one stops the event loop)",
+            ["generation"], registry=r, buckets=PACING_BUCKETS)
+        for generation in ("0", "1", "2"):
+            self.gc_pause.labels(generation)  # exported from the start, at 0
         self.errors = Counter("voice_errors", "Errors by type", ["type"], registry=r)
         self._lag_task: asyncio.Task[None] | None = None
+        self._gc_started: float | None = None
 
     # -- calls --------------------------------------------------------------------------------------------------
     def call_ended(self, carrier: str, outcome: str) -> None:
@@ -99,11 +106,17 @@ class VoiceMetrics:
 
     # -- event-loop lag -----------------------------------------------------------------------------------------
     def start_loop_probe(self, interval_s: float = LOOP_LAG_INTERVAL_S) -> None:
+        """The lag probe, and a timer on every garbage-collector pass: a long pass shows as loop lag, and if it
+        outlasts the playout lead, as an underrun."""
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
         if self._lag_task is None:
             self._lag_task = asyncio.get_running_loop().create_task(self._probe_loop(interval_s),
                                                                      name="event-loop-lag")
 
     async def stop_loop_probe(self) -> None:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
         if self._lag_task is not None:
             self._lag_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -115,3 +128,10 @@ class VoiceMetrics:
             started = time.monotonic()
             await asyncio.sleep(interval_s)
             self.loop_lag.observe(max(0.0, time.monotonic() - started - interval_s))
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        elif self._gc_started is not None:
+            self.gc_pause.labels(str(info.get("generation", -1))).observe(time.perf_counter() - self._gc_started)
+            self._gc_started = None

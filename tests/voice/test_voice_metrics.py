@@ -38,6 +38,7 @@ async def test_one_call_moves_the_voice_metrics(simulate: Simulate, twilio_line:
                                                 voice_server: VoiceServer, caller_audio: dict[str, bytes]) -> None:
     before = await scrape(http, voice_server)
     for name in ("voice_active_calls", "voice_to_voice_seconds_count", "voice_event_loop_lag_seconds_count",
+                 "voice_gc_pause_seconds_count",
                  "voice_output_frame_lateness_seconds_count", "voice_output_underruns_total",
                  "voice_llm_first_token_seconds_count", "voice_tts_first_audio_seconds_count",
                  "voice_stt_final_after_vad_stop_seconds_count"):
@@ -68,3 +69,5 @@ async def test_one_call_moves_the_voice_metrics(simulate: Simulate, twilio_line:
         - value(before, "voice_output_frame_lateness_seconds_count")
     assert frames >= report.agent_audio_s / 0.02 * 0.5, (frames, report.agent_audio_s)
     assert value(after, "voice_event_loop_lag_seconds_count") > value(before, "voice_event_loop_lag_seconds_count")
+    gc_passes = "voice_gc_pause_seconds_count"
+    assert value(after, gc_passes, generation="0") > value(before, gc_passes, generation="0")

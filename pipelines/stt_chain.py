@@ -97,7 +97,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.finalize_on_vad_stop = finalize_on_vad_stop
         self.interims = interims
         self._agent_speaking = False
-        self.finalized_streams = 0
+        self.half_closed_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
         self._channels: dict[str, grpc.aio.Channel] = {}
 
@@ -269,7 +269,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
             await self._rotate_stream()
 
     async def _rotate_stream(self) -> None:
-        """Half-closes the current stream (the server finalizes it) and starts a fresh one with today's options."""
+        """Half-closes the current stream (the server finalizes it) and starts a fresh one with the current options."""
         old = self._audio_iterator
         if old is None or old.closed or self.exhausted or self._thread_task is None:
             return
@@ -281,7 +281,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         draining.add_done_callback(self._draining.discard)
         self._thread_task = self.create_task(self._thread_task_handler())  # type: ignore[assignment]
         await old.close()
-        self.finalized_streams += 1
+        self.half_closed_streams += 1
 
     async def _stop_tasks(self, close_iterator: bool = True) -> None:
         await super()._stop_tasks(close_iterator=close_iterator)

@@ -156,6 +156,6 @@ async def test_stt_chain_finalizes_at_the_vad_stop_without_waiting_for_the_asr_e
         return [VADUserStoppedSpeakingFrame(stop_secs=0.2)]
 
     await _stream_call(stt, utterances, frames_per_pause=5, after_frame=vad_stop_after_phrases)
-    assert stt.finalized_streams == len(utterances.texts)
+    assert stt.half_closed_streams == len(utterances.texts)
     # Each phrase's final came after its own VAD stop and before the next one's.
     assert finals_at_stop == list(range(len(utterances.texts))), finals_at_stop

@@ -5,7 +5,7 @@ prepared before the media socket opens."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from pipecat.services.stt_service import STTService
@@ -15,6 +15,9 @@ from core.agent_config import STTConfig, TTSConfig
 from pipelines.processors import FastFirstChunkAggregator
 from pipelines.streaming import StreamingAudio
 
+if TYPE_CHECKING:
+    from pipelines.stt_chain import STTInterims
+
 
 class SpeechError(Exception):
     pass
@@ -23,7 +26,7 @@ class SpeechError(Exception):
 class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
                  stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
-                 stt_finalize_on_vad_stop: bool = False, stt_interims: str = "while_agent_speaks",
+                 stt_finalize_on_vad_stop: bool = False, stt_interims: STTInterims = "while_agent_speaks",
                  fast_first_chunk: bool = True, first_chunk_max_words: int = 6) -> None:
         self.riva_server = riva_server
         self.tts_url = tts_url.rstrip("/")

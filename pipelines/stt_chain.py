@@ -55,6 +55,10 @@ def stt_endpoints(config: STTConfig, default_server: str) -> list[STTEndpoint]:
     return [STTEndpoint(e.base_url or default_server, e.timeout_s) for e in (config.endpoint, *config.fallbacks)]
 
 
+# When the stream asks for interim transcripts (voice_server's STT_INTERIMS).
+STTInterims = Literal["always", "while_agent_speaks"]
+
+
 class AsyncAudioQueue(AudioChunkIterator):
     """Pipecat's audio iterator, read by an asyncio gRPC stream instead of a worker thread. Pipecat's streams on
     two threads per call (requests and responses) that take the GIL for every 20 ms chunk; with tens of calls in
@@ -79,7 +83,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
     def __init__(self, *, endpoints: list[STTEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
                  message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0,
                  finalize_on_vad_stop: bool = False,
-                 interims: Literal["always", "while_agent_speaks"] = "always", **kwargs: Any) -> None:
+                 interims: STTInterims = "always", **kwargs: Any) -> None:
         kwargs["server"] = endpoints[0].server
         super().__init__(**kwargs)
         self.endpoints = endpoints

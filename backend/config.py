@@ -9,10 +9,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from backend.campaigns.settings import CampaignSettingsMixin
+from core.knowledge.settings import KnowledgeSettings
 from core.settings import DataSettings
 
 
-class BackendSettings(DataSettings, CampaignSettingsMixin):  # campaign/dialer fields: backend/campaigns/settings.py
+class BackendSettings(DataSettings, CampaignSettingsMixin, KnowledgeSettings):  # campaign/dialer fields: backend/campaigns/settings.py
     jwt_secret: SecretStr = SecretStr("")
     jwt_algorithm: str = Field(default="HS256", pattern="^HS256$")  # pinned: never trust the token's own `alg`
     access_token_ttl_s: int = Field(default=900, ge=1)
@@ -56,7 +57,12 @@ class BackendSettings(DataSettings, CampaignSettingsMixin):  # campaign/dialer f
     webhook_max_attempts: int = Field(default=8, ge=1, le=20)
     webhook_backoff_base_s: float = Field(default=2.0, gt=0)
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
-    webhook_allow_private_targets: bool = False  # true only for local development and tests
+    webhook_allow_private_targets: bool = False
+
+    # Knowledge bases (docs/knowledge-base.md); embeddings endpoint and store: core/knowledge/settings.py.
+    knowledge_max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    knowledge_ingest_attempts: int = Field(default=5, ge=1, le=20)
+    knowledge_retry_backoff_s: float = Field(default=5.0, gt=0)  # true only for local development and tests
 
     # Background workers (call event projection, webhook dispatch) run on one elected replica.
     worker_poll_interval_s: float = Field(default=0.5, gt=0)

@@ -24,6 +24,7 @@ from backend.api.routes import (
     campaigns,
     dnc,
     internal,
+    knowledge,
     org,
     phone_numbers,
     voices,
@@ -110,6 +111,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         try:
             await ensure_indexes(db, [*INDEXES, *CAMPAIGN_INDEXES])
             await store.ensure_bucket()
+            await store.ensure_bucket(settings.s3_bucket_knowledge)
             if settings.seed_demo:
                 await seed_demo(db, services.passwords, services.agents)
             services.start_background()
@@ -133,7 +135,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     # go first.
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls):
+    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls, knowledge):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

@@ -139,6 +139,22 @@ class WebhookTool(StrictModel):
         return v
 
 
+class KnowledgeConfig(StrictModel):
+    """Which knowledge bases the agent answers from, and how (see docs/knowledge-base.md)."""
+
+    knowledge_base_ids: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(
+        default_factory=list, max_length=10)
+    mode: Literal["inject", "tool"] = Field(
+        default="inject", description="inject: on each caller turn the best chunks go into the LLM context before "
+                                      "it answers; tool: the LLM calls search_knowledge when it needs to.")
+    top_k: int = Field(default=3, ge=1, le=10)
+    score_threshold: float = Field(default=0.3, ge=0, le=1, description="Chunks scoring lower are left out.")
+    filters: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")],
+                  Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:@ ]{1,100}$")]] = Field(
+        default_factory=dict, max_length=10, description='Only chunks whose source has these metadata values, '
+                                                         'e.g. {"branch": "Downtown"}.')
+
+
 class TransferTarget(StrictModel):
     name: str = Field(min_length=1, max_length=64)
     phone_number: E164
@@ -170,6 +186,7 @@ class AgentConfig(StrictModel):
     enable_end_call: bool = True
     transfer_targets: list[TransferTarget] = Field(default_factory=list, max_length=16)
     record: bool = True
+    knowledge: KnowledgeConfig = KnowledgeConfig()
     degradation_message_stt: str = Field(
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
@@ -200,6 +217,8 @@ class AgentConfig(StrictModel):
             names.add("end_call")
         if self.transfer_targets:
             names.add("transfer_call")
+        if self.knowledge.knowledge_base_ids and self.knowledge.mode == "tool":
+            names.add("search_knowledge")
         return names
 
     def prompt_variables(self) -> set[str]:

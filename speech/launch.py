@@ -40,3 +40,15 @@ def llm_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> Man
         env={**env, "LLM_HOST": "127.0.0.1", "LLM_PORT": str(port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
     )
+
+
+def embed_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> ManagedProcess:  # noqa: B006
+    return ManagedProcess(
+        "embed",
+        [sys.executable, "-m", "speech.embed"],
+        run_dir,
+        ports=[port],
+        # One BLAS thread: a query is a handful of tokens, and on a shared box more threads only spin.
+        env={"OPENBLAS_NUM_THREADS": "1", **env, "EMBED_HOST": "127.0.0.1", "EMBED_PORT": str(port)},
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+    )

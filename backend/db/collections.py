@@ -48,6 +48,8 @@ WEBHOOK_DELIVERIES = "webhook_deliveries"  # the delivery log
 LEASES = "leases"
 RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
+KNOWLEDGE_BASES = "knowledge_bases"
+KNOWLEDGE_SOURCES = "knowledge_sources"  # one per document; its chunks live in the vector store (core/knowledge)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
@@ -78,4 +80,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(RATE_LIMITS, [("expires_at", 1)], name="rate_limits_expiry"),
     IndexSpec(LEASES, [("created_at", 1)], name="leases_created"),
     IndexSpec(AUDIT_LOG, [("org_id", 1), ("at", -1)], name="audit_log_org"),
+    IndexSpec(KNOWLEDGE_BASES, [("org_id", 1), ("created_at", -1)], name="knowledge_bases_org"),
+    IndexSpec(KNOWLEDGE_SOURCES, [("kb_id", 1), ("name", 1)], unique=True, name="knowledge_sources_kb_name"),
+    IndexSpec(KNOWLEDGE_SOURCES, [("status", 1), ("next_attempt_at", 1)], name="knowledge_sources_due"),
 ]

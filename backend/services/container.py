@@ -10,6 +10,8 @@ import httpx
 
 from backend.config import BackendSettings
 from backend.db.collections import Db
+from backend.knowledge.ingestion import IngestionWorker
+from backend.knowledge.service import KnowledgeService
 from backend.security.crypto import SecretBox
 from backend.security.passwords import Passwords
 from backend.security.principal_cache import PrincipalCache
@@ -31,6 +33,9 @@ from backend.services.rate_limit import RateLimiter
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import Housekeeping, Loop
+from core.knowledge.embeddings import EmbeddingsClient
+from core.knowledge.retriever import Retriever
+from core.knowledge.store import KnowledgeStore
 from core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -62,6 +67,8 @@ class Services:
     voices: VoiceService
     browser_calls: BrowserCallService
     call_leases: CallLeases
+    knowledge: KnowledgeService
+    ingestion: IngestionWorker
     loops: list[Loop] = field(default_factory=list)
 
     @classmethod
@@ -90,6 +97,11 @@ class Services:
             await ingest.touch(str(doc["_id"]))
 
         internal = InternalService(db, agents, numbers, carriers, call_log, on_call_created)
+        knowledge_blobs = ObjectStore(settings)
+        knowledge_blobs.bucket = settings.s3_bucket_knowledge
+        vectors = KnowledgeStore(*settings.knowledge_location())
+        embeddings = EmbeddingsClient(http, settings.embeddings_base_url, settings.embeddings_model,
+                                      settings.embeddings_api_key.get_secret_value(), settings.embeddings_timeout_s)
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
@@ -102,6 +114,11 @@ class Services:
             voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
             browser_calls=BrowserCallService(db, settings, internal, on_call_created),
             call_leases=CallLeases(db, ingest),
+            knowledge=KnowledgeService(db, knowledge_blobs, vectors, Retriever(embeddings, vectors), audit,
+                                       settings.knowledge_max_upload_bytes),
+            ingestion=IngestionWorker(db, knowledge_blobs, embeddings, vectors,
+                                      max_attempts=settings.knowledge_ingest_attempts,
+                                      backoff_s=settings.knowledge_retry_backoff_s),
         )
         holder["services"] = services
         return services
@@ -116,10 +133,12 @@ class Services:
             Loop("housekeeping", housekeeping.step, self.leadership, 30.0),
             Loop("archiving", archiving.step, self.leadership, s.archive_interval_s),
             Loop("call-lease-reaper", self.call_leases.reap_once, self.leadership, s.call_lease_check_interval_s),
+            Loop("knowledge-ingestion", self.ingestion.run_once, self.leadership, 2.0),
         ]
         for loop in self.loops:
             loop.start()
         self.webhooks.on_queued = self.loops[1].kick
+        self.knowledge.on_queued = self.loops[-1].kick
 
     async def events_accepted(self, event_ids: list[str]) -> None:
         """Wakes the processor; on the leader, waits (bounded) until these events are applied, so a caller that

@@ -1,0 +1,1 @@
+"""Knowledge bases in the backend: sources, their text, chunking and the ingestion worker."""

@@ -1,0 +1,39 @@
+"""One question in, the best chunks out: embed the question, search the organisation's table, time it.
+
+Used per caller turn in a call and by the Knowledge page's "test a question" box. A failure (embeddings endpoint
+down, store unreachable) is returned as `Retrieval.error`, never raised: the call goes on without retrieval.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from core.agent_config import KnowledgeConfig
+from core.knowledge.embeddings import EmbeddingsClient, EmbeddingsUnavailable
+from core.knowledge.models import Retrieval, tag
+from core.knowledge.store import KnowledgeStore, KnowledgeStoreError
+
+log = logging.getLogger(__name__)
+
+
+class Retriever:
+    def __init__(self, embeddings: EmbeddingsClient, store: KnowledgeStore) -> None:
+        self.embeddings = embeddings
+        self.store = store
+
+    async def retrieve(self, org_id: str, config: KnowledgeConfig, question: str) -> Retrieval:
+        started = time.perf_counter()
+        try:
+            vector = (await self.embeddings.embed([question]))[0]
+            chunks = await self.store.search(
+                org_id, config.knowledge_base_ids, vector, question, top_k=config.top_k,
+                threshold=config.score_threshold, tags=[tag(k, v) for k, v in config.filters.items()])
+        except (EmbeddingsUnavailable, KnowledgeStoreError, OSError, ValueError, RuntimeError) as exc:
+            log.warning("knowledge retrieval failed", extra={"org_id": org_id, "error": str(exc)[:300]})
+            return Retrieval(error=str(exc)[:300], duration_ms=_ms(started))
+        return Retrieval(chunks=chunks, duration_ms=_ms(started))
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)

@@ -1,0 +1,187 @@
+"""The vector engine: LanceDB, one table per organisation, stored in the platform's MinIO/S3 bucket.
+
+Why LanceDB (figures in docs/knowledge-base.md): embedded in the processes that already run (no new server), tables
+are plain files in the object store every replica can read, vector and full-text (BM25) indexes in one table, and
+the same tables open from LanceDB Cloud/Enterprise when one machine is outgrown.
+
+Retrieval is hybrid: the best vector hits and the best keyword hits are fused as
+`0.8 x cosine + 0.2 x bm25 / best bm25 of the query`, so a score threshold keeps its meaning from query to query.
+LanceDB's calls are blocking; everything here runs in a worker thread (`asyncio.to_thread`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from datetime import timedelta
+from typing import Any
+
+import lancedb
+import numpy as np
+import pyarrow as pa
+
+from core.knowledge.models import ChunkIn, RetrievedChunk
+
+_VECTOR_WEIGHT = 0.8
+_SAFE = re.compile(r"^[A-Za-z0-9_\-=.:@ ]{1,200}$")
+# Below this many rows a flat scan is exact and fast; above, an IVF-PQ index bounds the work per query.
+VECTOR_INDEX_MIN_ROWS = 5000
+
+
+class KnowledgeStoreError(Exception):
+    """The vector store refused or failed an operation."""
+
+
+def _quote(value: str) -> str:
+    if not _SAFE.match(value):
+        raise KnowledgeStoreError(f"unsupported characters in {value!r}")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _schema(dims: int) -> pa.Schema:
+    return pa.schema([
+        pa.field("chunk_id", pa.string()), pa.field("kb_id", pa.string()), pa.field("source_id", pa.string()),
+        pa.field("source_name", pa.string()), pa.field("revision", pa.int64()), pa.field("page", pa.int64()),
+        pa.field("text", pa.string()), pa.field("tags", pa.list_(pa.string())),
+        pa.field("vector", pa.list_(pa.float32(), dims)),
+    ])
+
+
+class KnowledgeStore:
+    def __init__(self, uri: str, storage_options: dict[str, str]) -> None:
+        # Other processes (the ingesting backend) add rows: see their versions within a second.
+        self._db = lancedb.connect(uri, storage_options=storage_options or None,
+                                   read_consistency_interval=timedelta(seconds=1))
+        self._tables: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def table_name(org_id: str) -> str:
+        return "org_" + re.sub(r"[^A-Za-z0-9_]", "_", org_id)
+
+    def _table(self, org_id: str, dims: int | None = None) -> Any | None:
+        name = self.table_name(org_id)
+        with self._lock:
+            if name in self._tables:
+                return self._tables[name]
+            try:
+                table = self._db.open_table(name)
+            except (ValueError, FileNotFoundError):
+                if dims is None:
+                    return None
+                table = self._db.create_table(name, schema=_schema(dims), exist_ok=True)
+            self._tables[name] = table
+            return table
+
+    # -- writes (backend ingestion) -------------------------------------------------------------------------
+
+    async def add(self, org_id: str, chunks: list[ChunkIn], vectors: np.ndarray) -> None:
+        await asyncio.to_thread(self._add, org_id, chunks, vectors)
+
+    def _add(self, org_id: str, chunks: list[ChunkIn], vectors: np.ndarray) -> None:
+        table = self._table(org_id, dims=int(vectors.shape[1]))
+        assert table is not None
+        dims = table.schema.field("vector").type.list_size
+        if dims != vectors.shape[1]:
+            raise KnowledgeStoreError(f"the organisation's vectors have {dims} dimensions, the embedding model "
+                                      f"gives {vectors.shape[1]}: re-index every source after changing the model")
+        rows = [{**c.model_dump(), "page": c.page or 0, "vector": v} for c, v in zip(chunks, vectors, strict=True)]
+        for start in range(0, len(rows), 1000):
+            table.add(rows[start:start + 1000])
+
+    async def finish_source(self, org_id: str, source_id: str, revision: int) -> None:
+        """After a source's new revision is fully added: drop its older chunks and bring the indexes up to date."""
+        await asyncio.to_thread(self._finish_source, org_id, source_id, revision)
+
+    def _finish_source(self, org_id: str, source_id: str, revision: int) -> None:
+        table = self._table(org_id)
+        if table is None:
+            return
+        table.delete(f"source_id = {_quote(source_id)} AND revision < {int(revision)}")
+        self._index(table)
+
+    @staticmethod
+    def _index(table: Any) -> None:
+        indexed = {tuple(i.columns) for i in table.list_indices()}
+        if ("text",) not in indexed:
+            table.create_fts_index("text", use_tantivy=False, replace=True)
+        if ("vector",) not in indexed and table.count_rows() >= VECTOR_INDEX_MIN_ROWS:
+            table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_PQ",
+                               num_partitions=max(8, int(table.count_rows() ** 0.5 / 4)),
+                               num_sub_vectors=table.schema.field("vector").type.list_size // 8)
+        table.optimize()  # folds new rows into the existing indexes, compacts small fragments
+
+    async def delete(self, org_id: str, *, kb_id: str | None = None, source_id: str | None = None,
+                     revision: int | None = None) -> None:
+        """A knowledge base's chunks, a source's, or one revision of a source (an ingestion that failed half-way)."""
+        await asyncio.to_thread(self._delete, org_id, kb_id, source_id, revision)
+
+    def _delete(self, org_id: str, kb_id: str | None, source_id: str | None, revision: int | None) -> None:
+        table = self._table(org_id)
+        if table is None:
+            return
+        where = f"source_id = {_quote(source_id)}" if source_id else f"kb_id = {_quote(kb_id or '')}"
+        if revision is not None:
+            where += f" AND revision = {int(revision)}"
+        table.delete(where)
+
+    # -- reads (the call, the test box) ---------------------------------------------------------------------
+
+    async def search(self, org_id: str, kb_ids: list[str], vector: np.ndarray, text: str, *, top_k: int,
+                     threshold: float, tags: list[str]) -> list[RetrievedChunk]:
+        return await asyncio.to_thread(self.search_sync, org_id, kb_ids, vector, text, top_k=top_k,
+                                       threshold=threshold, tags=tags)
+
+    def search_sync(self, org_id: str, kb_ids: list[str], vector: np.ndarray, text: str, *, top_k: int,
+                    threshold: float, tags: list[str]) -> list[RetrievedChunk]:
+        table = self._table(org_id)
+        if table is None or not kb_ids:
+            return []
+        where = f"kb_id IN ({', '.join(_quote(k) for k in kb_ids)})"
+        where += "".join(f" AND array_has(tags, {_quote(t)})" for t in tags)
+        wanted = max(top_k * 4, 10)
+        columns = ["chunk_id", "kb_id", "source_id", "source_name", "page", "text"]
+        vector_hits = (table.search(vector.tolist()).distance_type("cosine").where(where, prefilter=True)
+                       .nprobes(20).refine_factor(5).limit(wanted).select(columns).to_list())
+        keyword_hits = _keyword_hits(table, text, where, wanted, columns)
+        best_keyword = max((h["_score"] for h in keyword_hits), default=0.0) or 1.0
+        fused: dict[str, dict[str, Any]] = {}
+        for hit in vector_hits:
+            fused[hit["chunk_id"]] = {**hit, "vector_score": 1.0 - float(hit["_distance"]), "keyword_score": 0.0}
+        missing = []
+        for hit in keyword_hits:
+            entry = fused.get(hit["chunk_id"])
+            if entry is None:
+                entry = fused[hit["chunk_id"]] = {**hit, "vector_score": None, "keyword_score": 0.0}
+                missing.append(hit["chunk_id"])
+            entry["keyword_score"] = float(hit["_score"]) / best_keyword
+        if missing:  # keyword-only hits: their cosine similarity, computed from the stored vectors
+            rows = table.search().where(f"chunk_id IN ({', '.join(_quote(c) for c in missing)})") \
+                .select(["chunk_id", "vector"]).limit(len(missing)).to_list()
+            for row in rows:
+                fused[row["chunk_id"]]["vector_score"] = float(np.dot(np.asarray(row["vector"]), vector))
+        chunks = []
+        for entry in fused.values():
+            vector_score = entry["vector_score"] or 0.0
+            score = _VECTOR_WEIGHT * vector_score + (1 - _VECTOR_WEIGHT) * entry["keyword_score"]
+            if score >= threshold:
+                chunks.append(RetrievedChunk(
+                    chunk_id=entry["chunk_id"], kb_id=entry["kb_id"], source_id=entry["source_id"],
+                    source_name=entry["source_name"], page=entry["page"] or None, text=entry["text"],
+                    score=round(score, 4), vector_score=round(vector_score, 4),
+                    keyword_score=round(entry["keyword_score"], 4)))
+        chunks.sort(key=lambda c: c.score, reverse=True)
+        return chunks[:top_k]
+
+
+def _keyword_hits(table: Any, text: str, where: str, limit: int, columns: list[str]) -> list[dict[str, Any]]:
+    words = " ".join(re.findall(r"\w+", text))
+    if not words:
+        return []
+    try:
+        hits: list[dict[str, Any]] = (table.search(words, query_type="fts").where(where, prefilter=True)
+                                      .limit(limit).select(columns).to_list())
+    except (ValueError, RuntimeError):  # no full-text index yet (first source still being indexed)
+        return []
+    return hits

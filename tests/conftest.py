@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from stack_helpers import AsrServer, run_asr, server_env, start_process
 
-from speech.launch import llm_process, tts_process
+from speech.launch import embed_process, llm_process, tts_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
 from voicectl.procs import free_port
 
@@ -70,5 +70,16 @@ def llm_url(speech_state: Path) -> Iterator[str]:
                                      env=server_env(speech_state, LLM_N_CTX="2048")))
     try:
         yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def embed_url(speech_state: Path) -> Iterator[str]:
+    """The embedded embeddings server (all-MiniLM-L6-v2), as an OpenAI-compatible base URL."""
+    port = free_port()
+    proc = start_process(embed_process(speech_state / "embed", port=port, env=server_env(speech_state)))
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.stop()

@@ -20,6 +20,7 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
+from lancedb.index import FTS, IvfPq
 
 from core.knowledge.models import ChunkIn, RetrievedChunk
 
@@ -50,9 +51,9 @@ def _schema(dims: int) -> pa.Schema:
 
 class KnowledgeStore:
     def __init__(self, uri: str, storage_options: dict[str, str]) -> None:
-        # Other processes (the ingesting backend) add rows: see their versions within a second.
-        self._db = lancedb.connect(uri, storage_options=storage_options or None,
-                                   read_consistency_interval=timedelta(seconds=1))
+        self._uri = uri
+        self._options = storage_options
+        self._db: Any = None  # connected on first use: the bucket may be created after construction
         self._tables: dict[str, Any] = {}
         self._lock = threading.Lock()
 
@@ -65,6 +66,10 @@ class KnowledgeStore:
         with self._lock:
             if name in self._tables:
                 return self._tables[name]
+            if self._db is None:
+                # Other processes (the ingesting backend) add rows: see their versions within a second.
+                self._db = lancedb.connect(self._uri, storage_options=self._options or None,
+                                           read_consistency_interval=timedelta(seconds=1))
             try:
                 table = self._db.open_table(name)
             except (ValueError, FileNotFoundError):
@@ -105,11 +110,12 @@ class KnowledgeStore:
     def _index(table: Any) -> None:
         indexed = {tuple(i.columns) for i in table.list_indices()}
         if ("text",) not in indexed:
-            table.create_fts_index("text", use_tantivy=False, replace=True)
+            # First argument: the column (with `config`, LanceDB reads it as such).
+            table.create_index("text", config=FTS(with_position=False))
         if ("vector",) not in indexed and table.count_rows() >= VECTOR_INDEX_MIN_ROWS:
-            table.create_index(metric="cosine", vector_column_name="vector", index_type="IVF_PQ",
-                               num_partitions=max(8, int(table.count_rows() ** 0.5 / 4)),
-                               num_sub_vectors=table.schema.field("vector").type.list_size // 8)
+            table.create_index("vector", config=IvfPq(
+                distance_type="cosine", num_partitions=max(8, int(table.count_rows() ** 0.5 / 4)),
+                num_sub_vectors=table.schema.field("vector").type.list_size // 8))
         table.optimize()  # folds new rows into the existing indexes, compacts small fragments
 
     async def delete(self, org_id: str, *, kb_id: str | None = None, source_id: str | None = None,

@@ -105,6 +105,15 @@ class CallAnswered(_Event):
     type: Literal["call.answered"] = "call.answered"
 
 
+class TurnKnowledge(BaseModel):
+    """What the knowledge base gave the agent for this answer ("answered from: pricing.pdf, p. 2")."""
+
+    chunk_ids: list[str] = Field(default_factory=list, max_length=20)
+    sources: list[str] = Field(default_factory=list, max_length=20, description="'name, p. N' of each chunk")
+    error: str | None = Field(default=None, max_length=300, description="Retrieval failed; answered without it.")
+    duration_ms: float = 0.0
+
+
 class TurnRecorded(_Event):
     type: Literal["call.turn"] = "call.turn"
     turn_index: int = Field(ge=0)
@@ -114,6 +123,7 @@ class TurnRecorded(_Event):
     end_ms: int = Field(ge=0)
     interrupted: bool = False
     latency: TurnLatency | None = None
+    knowledge: TurnKnowledge | None = None
 
 
 class ToolInvoked(_Event):

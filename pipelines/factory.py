@@ -40,8 +40,10 @@ from pipecat.turns.user_stop import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from core.agent_config import AgentConfig
+from core.knowledge.retriever import Retriever
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
+from pipelines.knowledge import KnowledgeInjector, search_knowledge_tool
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
 from pipelines.models import SharedModels
@@ -78,12 +80,14 @@ class CallServices:
     # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
     breakers: BreakerRegistry = field(default_factory=process_breakers)
     clips: PromptClips | None = None
+    retriever: Retriever | None = None  # knowledge bases; None: agents answer from their prompt alone
 
 
 @dataclass
 class CallSpec:
     call_id: str
     agent: AgentConfig
+    org_id: str = ""  # whose knowledge bases the agent may read
     variables: dict[str, str] = field(default_factory=dict)
     in_sample_rate: int = 8000
     out_sample_rate: int = 8000
@@ -148,8 +152,16 @@ def build_call_pipeline(
                                  agent.llm, services.llm_base_url, services.llm_model,
                                  breakers=services.breakers, policy=degradation))
 
+    clock = CallClock()
+    latency = LatencyObserver(clock, stt=stt, llm=llm, tts=tts, transport_out=transport.output())
+    transcript = TranscriptWriter(spec.call_id, events, latency)
+    knowledge = agent.knowledge if agent.knowledge.knowledge_base_ids and services.retriever else None
+
     tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http)
-    tools = register_tools(llm, build_tools(tool_ctx))
+    registrations = build_tools(tool_ctx)
+    if knowledge is not None and knowledge.mode == "tool" and services.retriever is not None:
+        registrations.append(search_knowledge_tool(tool_ctx, services.retriever, spec.org_id, transcript.knowledge))
+    tools = register_tools(llm, registrations)
     context = LLMContext()
     if tools is not None:
         context.set_tools(tools)
@@ -180,9 +192,6 @@ def build_call_pipeline(
     )
     user, assistant = aggregators.user(), aggregators.assistant()
 
-    clock = CallClock()
-    latency = LatencyObserver(clock, stt=stt, llm=llm, tts=tts, transport_out=transport.output())
-    transcript = TranscriptWriter(spec.call_id, events, latency)
     transcript.attach(user, assistant)
     silence = SilencePolicy(agent.silence, control)
     silence.attach(user)
@@ -199,6 +208,8 @@ def build_call_pipeline(
         stt,
         user,
         AudioEnd(),  # caller audio: the VAD in `user` was its last reader
+        *([KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge)]
+          if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else []),
         llm,
         tts,
         transport.output(),

@@ -41,7 +41,7 @@ class ToolContext:
     http: httpx.AsyncClient
 
 
-def _record(ctx: ToolContext, name: str, ok: bool, started: float, detail: str) -> None:
+def record_tool(ctx: ToolContext, name: str, ok: bool, started: float, detail: str) -> None:
     ctx.events.tool(ToolInvoked(call_id=ctx.call_id, name=name, ok=ok,
                                 duration_ms=round((time.perf_counter() - started) * 1000, 1), detail=detail[:500]))
 
@@ -56,7 +56,7 @@ def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
         errors = sorted(validator.iter_errors(args), key=lambda e: list(e.path))
         if errors:
             detail = "; ".join(e.message for e in errors[:3])
-            _record(ctx, tool.name, False, started, f"invalid arguments: {detail}")
+            record_tool(ctx, tool.name, False, started, f"invalid arguments: {detail}")
             await params.result_callback({"error": f"invalid arguments: {detail}"})
             return
         if tool.filler_phrase:
@@ -68,11 +68,11 @@ def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
             else:
                 resp = await ctx.http.post(str(tool.url), json=args, timeout=tool.timeout_s)
         except httpx.TimeoutException:
-            _record(ctx, tool.name, False, started, f"timed out after {tool.timeout_s}s")
+            record_tool(ctx, tool.name, False, started, f"timed out after {tool.timeout_s}s")
             await params.result_callback({"error": "the service did not answer in time"})
             return
         except httpx.HTTPError as exc:
-            _record(ctx, tool.name, False, started, f"{type(exc).__name__}: {exc}")
+            record_tool(ctx, tool.name, False, started, f"{type(exc).__name__}: {exc}")
             await params.result_callback({"error": "the service could not be reached"})
             return
         try:
@@ -83,7 +83,7 @@ def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
         if len(text) > MAX_RESULT_CHARS:
             body = text[:MAX_RESULT_CHARS] + "…"
         ok = resp.is_success
-        _record(ctx, tool.name, ok, started, f"HTTP {resp.status_code}")
+        record_tool(ctx, tool.name, ok, started, f"HTTP {resp.status_code}")
         await params.result_callback({"status": resp.status_code, "result": body} if ok
                                      else {"error": f"the service answered HTTP {resp.status_code}",
                                            "result": body})
@@ -98,7 +98,7 @@ def end_call_tool(ctx: ToolContext) -> ToolRegistration:
         started = time.perf_counter()
         await params.result_callback({"status": "ending the call"},
                                      properties=FunctionCallResultProperties(run_llm=False))
-        _record(ctx, "end_call", True, started, "goodbye, then hang up")
+        record_tool(ctx, "end_call", True, started, "goodbye, then hang up")
         await ctx.control.end_call("agent_hangup", goodbye=ctx.agent.goodbye)
 
     schema = FunctionSchema(
@@ -119,7 +119,7 @@ def transfer_tool(ctx: ToolContext) -> ToolRegistration:
         args = dict(params.arguments or {})
         target = targets.get(str(args.get("target", "")))
         if target is None:
-            _record(ctx, "transfer_call", False, started, f"unknown target {args.get('target')!r}")
+            record_tool(ctx, "transfer_call", False, started, f"unknown target {args.get('target')!r}")
             await params.result_callback({"error": f"unknown target; choose one of {sorted(targets)}"})
             return
         reason = str(args.get("reason", ""))[:300]
@@ -129,10 +129,10 @@ def transfer_tool(ctx: ToolContext) -> ToolRegistration:
         except asyncio.CancelledError:
             # The carrier ends the media stream (and with it this pipeline) as it moves the call, often before its
             # REST answer is back; the call's end reason says how it went.
-            _record(ctx, "transfer_call", True, started, f"{target.mode} to {target.name}: stream ended by the carrier")
+            record_tool(ctx, "transfer_call", True, started, f"{target.mode} to {target.name}: stream ended by the carrier")
             raise
         ok = status == "transferring"
-        _record(ctx, "transfer_call", ok, started, f"{target.mode} to {target.name}: {status}")
+        record_tool(ctx, "transfer_call", ok, started, f"{target.mode} to {target.name}: {status}")
         await params.result_callback({"status": status},
                                      properties=FunctionCallResultProperties(run_llm=not ok))
 

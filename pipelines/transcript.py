@@ -12,7 +12,8 @@ from pipecat.processors.aggregators.llm_response_universal import (
     UserTurnStoppedMessage,
 )
 
-from core.call_events import TurnLatency, TurnRecorded
+from core.call_events import TurnKnowledge, TurnLatency, TurnRecorded
+from core.knowledge.models import Retrieval
 from pipelines.control import CallEventSink
 from pipelines.observers import LatencyObserver, TurnTiming
 
@@ -26,6 +27,7 @@ class TranscriptWriter:
         self._agent_started_ms: int | None = None
         self._pending_latency: TurnLatency | None = None
         self._last_caller_timing: TurnTiming | None = None
+        self._pending_knowledge: TurnKnowledge | None = None
         latency.on_turn_complete = self._on_timing
 
     def attach(self, user: LLMUserAggregator, assistant: LLMAssistantAggregator) -> None:
@@ -40,6 +42,12 @@ class TranscriptWriter:
         @assistant.event_handler("on_assistant_turn_stopped")
         async def _agent(_agg: Any, message: AssistantTurnStoppedMessage) -> None:
             self.agent_turn(message.content, message.interrupted)
+
+    def knowledge(self, retrieval: Retrieval) -> None:
+        """Retrieved for the answer being prepared: stored on the next agent turn."""
+        self._pending_knowledge = TurnKnowledge(
+            chunk_ids=[c.chunk_id for c in retrieval.chunks], sources=[c.label() for c in retrieval.chunks],
+            error=retrieval.error, duration_ms=retrieval.duration_ms)
 
     def _on_timing(self, timing: TurnTiming) -> None:
         self._pending_latency = timing.latency()
@@ -62,20 +70,21 @@ class TranscriptWriter:
         start = self._agent_started_ms if self._agent_started_ms is not None else now
         self._agent_started_ms = None
         latency, self._pending_latency = self._pending_latency, None
+        knowledge, self._pending_knowledge = self._pending_knowledge, None
         if not text.strip() and not interrupted:
             return
-        self._emit("agent", text, start, max(start, now), interrupted, latency)
+        self._emit("agent", text, start, max(start, now), interrupted, latency, knowledge)
 
     def system(self, text: str) -> None:
         now = self._events.timeline_ms()
         self._emit("system", text, now, now, False, None)
 
     def _emit(self, speaker: str, text: str, start_ms: int, end_ms: int, interrupted: bool,
-              latency: TurnLatency | None) -> None:
+              latency: TurnLatency | None, knowledge: TurnKnowledge | None = None) -> None:
         index = next(self._index)
         self._events.turn(TurnRecorded(
             event_id=f"{self._call_id}-turn-{index}"[:64], call_id=self._call_id, turn_index=index,
             speaker=speaker,  # type: ignore[arg-type]
             text=text[:20000], start_ms=max(0, start_ms), end_ms=max(0, end_ms), interrupted=interrupted,
-            latency=latency,
+            latency=latency, knowledge=knowledge,
         ))

@@ -9,10 +9,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from core.call_events import VOICE_SERVER_ID_PATTERN
-from core.settings import S3Settings, state_dir
+from core.knowledge.settings import KnowledgeSettings
+from core.settings import state_dir
 
 
-class VoiceServerSettings(S3Settings):
+class VoiceServerSettings(KnowledgeSettings):  # S3 + the knowledge store and embeddings endpoint
     # Where carriers reach us. Signatures are checked against this URL (never the internal one behind a proxy)
     # and the media WebSocket URLs handed to carriers are derived from it (https -> wss).
     voice_public_base_url: str = "http://127.0.0.1:8100"

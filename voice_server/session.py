@@ -131,7 +131,7 @@ class CallSession:
             self.recorder = StereoRecorder(path, self.info.in_sample_rate, self.app.writer, t0=self.tracker.t0)
             self.tracker.clear_listeners.append(self.recorder.drop_agent_after)
         spec = CallSpec(
-            call_id=self.call_id, agent=self.agent.config, variables=self.variables,
+            call_id=self.call_id, agent=self.agent.config, org_id=self.agent.org_id, variables=self.variables,
             in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
             prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,
         )

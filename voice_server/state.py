@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.call_events import CarrierCredentials, ResolvedAgent
+from core.knowledge.embeddings import EmbeddingsClient
+from core.knowledge.retriever import Retriever
+from core.knowledge.store import KnowledgeStore
 from core.service_auth import ServiceTokenSource
 from core.storage import ObjectStore
 from pipelines.degradation import PromptClips, degradation_texts
@@ -88,6 +91,12 @@ class VoiceApp:
                 failure_threshold=settings.breaker_failure_threshold, failure_rate=settings.breaker_failure_rate,
                 window=settings.breaker_window, cooldown_s=settings.breaker_cooldown_s)),
             clips=PromptClips(settings.prompt_clips_dir, settings.tts_url, self.http),
+            retriever=Retriever(
+                EmbeddingsClient(self.http, settings.embeddings_base_url, settings.embeddings_model,
+                                 settings.embeddings_api_key.get_secret_value(),
+                                 # a slow endpoint must not hold up the answer: retrieval is skipped instead
+                                 timeout_s=min(settings.embeddings_timeout_s, 2.0)),
+                KnowledgeStore(*settings.knowledge_location())),
         )
         self.prepared = PreparedCalls()
         self.nonces = NonceCache(max_entries=settings.vobiz_signature_max_nonces)

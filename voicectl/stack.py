@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from speech.launch import asr_process, llm_process, tts_process
+from speech.launch import asr_process, embed_process, llm_process, tts_process
 from voice_server.launch import voice_server_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
 from voicectl.procs import ManagedProcess, http_ok
@@ -25,6 +25,7 @@ class StackPorts:
     asr_health: int = int(os.environ.get("ASR_HEALTH_PORT", 50052))
     tts: int = int(os.environ.get("TTS_PORT", 8200))
     llm: int = int(os.environ.get("LLM_PORT", 8300))
+    embed: int = int(os.environ.get("EMBED_PORT", 8400))
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ def _llm(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedProces
     return llm_process(run_dir, port=ports.llm, env=env)
 
 
+def _embed(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedProcess:
+    return embed_process(run_dir, port=ports.embed, env=env)
+
+
 def _local_llm_wanted() -> bool:
     """The embedded LLM runs unless LLM_BASE_URL points somewhere else (vLLM, Ollama, OpenAI ...)."""
     url = os.environ.get("LLM_BASE_URL", "")
@@ -79,6 +84,8 @@ def components() -> list[Component]:
     ]
     if _local_llm_wanted():
         speech.append(Component("llm", _llm, lambda p: f"http://127.0.0.1:{p.llm}/v1"))
+    if not os.environ.get("EMBEDDINGS_BASE_URL"):  # knowledge-base embeddings, unless pointed elsewhere
+        speech.append(Component("embed", _embed, lambda p: f"http://127.0.0.1:{p.embed}/v1"))
     return [*speech, Component("backend", _backend, lambda p: f"http://127.0.0.1:{p.backend}"),
             Component("voice-server", _voice_server, lambda p: f"http://127.0.0.1:{p.voice_server}")]
 
@@ -119,6 +126,7 @@ class LocalStack:
             "RIVA_SERVER": f"127.0.0.1:{p.asr}",
             "TTS_URL": f"http://127.0.0.1:{p.tts}",
             "LLM_BASE_URL": os.environ.get("LLM_BASE_URL", f"http://127.0.0.1:{p.llm}/v1"),
+            "EMBEDDINGS_BASE_URL": os.environ.get("EMBEDDINGS_BASE_URL", f"http://127.0.0.1:{p.embed}/v1"),
         }
 
     def stop(self) -> None:

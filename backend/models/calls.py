@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from core.call_events import Carrier, Direction, EndReason, TurnLatency, UsageUnits
+from core.call_events import Carrier, Direction, EndReason, TurnKnowledge, TurnLatency, UsageUnits
 
 CallStatus = Literal[
     "queued", "in_progress", "completed", "busy", "no_answer", "failed", "canceled", "voicemail"
@@ -45,6 +45,7 @@ class TurnOut(BaseModel):
     end_ms: int
     interrupted: bool = False
     latency: TurnLatency | None = None
+    knowledge: TurnKnowledge | None = Field(default=None, description="The chunks this answer was given")
     at: datetime | None = None
 
 

@@ -515,6 +515,7 @@ def _add_turn(transcript: dict[str, Any], event: TurnRecorded) -> None:
         "event_id": event.event_id, "turn_index": event.turn_index, "speaker": event.speaker, "text": event.text,
         "start_ms": event.start_ms, "end_ms": event.end_ms, "interrupted": event.interrupted,
         "latency": event.latency.model_dump() if event.latency else None,
+        "knowledge": event.knowledge.model_dump() if event.knowledge else None,
         "at": event.at.astimezone(UTC).isoformat(),
     })
     turns.sort(key=lambda t: (t["turn_index"], t["start_ms"]))
@@ -526,7 +527,8 @@ def _turn_doc(call: dict[str, Any], event: TurnRecorded) -> dict[str, Any]:
     return {"_id": event.event_id, "org_id": call["org_id"], "call_id": call["_id"], "agent_id": call.get("agent_id"),
             "day": day_of(event.at), "turn_index": event.turn_index, "speaker": event.speaker, "text": event.text,
             "start_ms": event.start_ms, "end_ms": event.end_ms, "interrupted": event.interrupted,
-            "latency": event.latency.model_dump() if event.latency else None, "v2v_ms": v2v, "at": event.at}
+            "latency": event.latency.model_dump() if event.latency else None, "v2v_ms": v2v, "at": event.at,
+            "knowledge": event.knowledge.model_dump() if event.knowledge else None}
 
 
 def _transcript_doc(transcript: dict[str, Any]) -> dict[str, Any]:
@@ -585,6 +587,7 @@ async def load_transcript(db: Db, call_id: str, org_id: str) -> dict[str, Any]:
             "event_id": turn["_id"], "turn_index": turn["turn_index"], "speaker": turn["speaker"],
             "text": turn["text"], "start_ms": turn.get("start_ms", 0), "end_ms": turn.get("end_ms", 0),
             "interrupted": turn.get("interrupted", False), "latency": turn.get("latency"),
+            "knowledge": turn.get("knowledge"),
             "at": turn["at"].astimezone(UTC).isoformat() if isinstance(turn.get("at"), datetime) else turn.get("at"),
         })
     transcript["turns"].sort(key=lambda t: (t["turn_index"], t["start_ms"]))

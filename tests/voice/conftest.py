@@ -46,15 +46,17 @@ def voice_server_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def backend_url(data_services: dict[str, str], state_dir: Path, tts_url: str, voice_server_port: int) -> Iterator[str]:
+def backend_url(data_services: dict[str, str], state_dir: Path, tts_url: str, voice_server_port: int,
+                embed_url: str) -> Iterator[str]:
     yield from run_backend(state_dir, "backend-for-voice", {
         **_backend_env(data_services), "TTS_URL": tts_url, "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
+        "EMBEDDINGS_BASE_URL": embed_url,
         "VOICE_SERVER_URL": f"http://127.0.0.1:{voice_server_port}"})
 
 
 @pytest.fixture(scope="session")
 def voice_server(backend_url: str, asr_server: AsrServer, tts_url: str, llm_url: str, data_services: dict[str, str],
-                 state_dir: Path, voice_server_port: int) -> Iterator[VoiceServer]:
+                 state_dir: Path, voice_server_port: int, embed_url: str) -> Iterator[VoiceServer]:
     port = voice_server_port
     spool = state_dir / "voice-spool"
     env = {
@@ -63,6 +65,7 @@ def voice_server(backend_url: str, asr_server: AsrServer, tts_url: str, llm_url:
         "RIVA_SERVER": asr_server.address,
         "TTS_URL": tts_url,
         "LLM_BASE_URL": f"{llm_url}/v1",
+        "EMBEDDINGS_BASE_URL": embed_url,
         "VOICE_SPOOL_DIR": str(spool),
         "VOICE_SERVER_ID": "voice-test",
         "LOG_LEVEL": "INFO",

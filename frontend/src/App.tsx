@@ -7,6 +7,7 @@ import { LoginPage } from "./pages/auth/LoginPage";
 import { RegisterPage } from "./pages/auth/RegisterPage";
 import { AcceptInvitationPage } from "./pages/auth/AcceptInvitationPage";
 import { NotFoundPage } from "./pages/NotFoundPage";
+import { KnowledgePage } from "./pages/knowledge/KnowledgePage";
 
 // Heavier pages load on demand so the first paint (login) stays small.
 const AgentsListPage = lazy(() => import("./pages/agents/AgentsListPage"));
@@ -55,6 +56,7 @@ export function App() {
           <Route path="agents/new" element={<AgentEditorPage />} />
           <Route path="agents/:agentId" element={<AgentEditorPage />} />
           <Route path="numbers" element={<PhoneNumbersPage />} />
+          <Route path="knowledge" element={<KnowledgePage />} />
           <Route path="campaigns" element={<CampaignsListPage />} />
           <Route path="campaigns/new" element={<CampaignWizardPage />} />
           <Route path="campaigns/:campaignId" element={<CampaignDetailPage />} />

@@ -58,17 +58,18 @@ async def test_the_agent_answers_from_the_knowledge_base(
         knowledge={"knowledge_base_ids": [kb], "top_k": 1, "score_threshold": 0.3},
     )
     script = CallScript(turns=[CallerTurn(audio=synthesize(tts_url, QUESTION), label="question")],
-                        hangup_after_s=1.0, max_duration_s=60)
+                        # the answer may pause between its first words and the rest on a busy machine
+                        hangup_after_s=3.0, agent_silence_s=1.5, max_duration_s=60)
     report = await simulate(line, script)
     assert report.answers and report.answers[0].first_audio is not None, "the question got no spoken answer"
 
     heard = await _heard(asr_server, report)
-    assert "patel" in heard.lower(), heard
+    assert "brown" in heard.lower(), heard
 
     call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id),
                                lambda c: any(t.get("knowledge") for t in c.get("turns", [])))
     answer = next(t for t in call["turns"] if t["speaker"] == "agent" and t.get("knowledge"))
-    assert "patel" in answer["text"].lower(), answer
+    assert "brown" in answer["text"].lower(), answer
     knowledge = answer["knowledge"]
     assert knowledge["error"] is None and knowledge["chunk_ids"][0].startswith(source_id), knowledge
     assert knowledge["sources"] == ["clinic_policies.txt"]

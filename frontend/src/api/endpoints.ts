@@ -2,7 +2,7 @@
 import { downloadFile, http, rawRequest, type Query } from "./http";
 import type {
   Agent, AgentConfig, AgentSummary, AgentVersion, AnalyticsSummary, ApiKey, CallDetail, CallSummary, Carrier,
-  CarrierCredentialMasked, Invitation, Me, Member, Page, PhoneNumber, RecordingLink, Role,
+  CarrierCredentialMasked, Invitation, KnowledgeBase, KnowledgeSearchResult, KnowledgeSource, Me, Member, Page, PhoneNumber, RecordingLink, Role,
   TestCallSession, TokenResponse, Voice, Webhook, WebhookDelivery,
 } from "./types";
 
@@ -52,6 +52,25 @@ export const agentsApi = {
   versions: (id: string) => http.get<AgentVersion[]>(`/agents/${id}/versions`),
   version: (id: string, v: number) => http.get<AgentVersion>(`/agents/${id}/versions/${v}`),
   defaults: () => http.get<AgentConfig>("/agents/defaults"),
+};
+
+export const knowledgeApi = {
+  list: () => http.get<KnowledgeBase[]>("/knowledge-bases"),
+  create: (name: string, description = "") => http.post<KnowledgeBase>("/knowledge-bases", { name, description }),
+  remove: (id: string) => http.delete(`/knowledge-bases/${id}`),
+  sources: (id: string) => http.get<KnowledgeSource[]>(`/knowledge-bases/${id}/sources`),
+  /** Queued for indexing; the same file name replaces the earlier upload. */
+  upload: (id: string, file: File, metadata: Record<string, string> = {}) => {
+    const fd = new FormData();
+    fd.append("file", file);
+    fd.append("metadata", JSON.stringify(metadata));
+    return http.post<KnowledgeSource>(`/knowledge-bases/${id}/sources`, fd);
+  },
+  addText: (id: string, name: string, text: string) =>
+    http.post<KnowledgeSource>(`/knowledge-bases/${id}/sources/text`, { name, text }),
+  removeSource: (id: string, sourceId: string) => http.delete(`/knowledge-bases/${id}/sources/${sourceId}`),
+  search: (id: string, question: string, topK = 3) =>
+    http.post<KnowledgeSearchResult>(`/knowledge-bases/${id}/search`, { question, top_k: topK }),
 };
 
 export const voicesApi = {

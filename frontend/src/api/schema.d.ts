@@ -713,6 +713,131 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/knowledge-bases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Knowledge Bases */
+        get: operations["list_knowledge_bases"];
+        put?: never;
+        /** Create Knowledge Base */
+        post: operations["create_knowledge_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge-bases/{kb_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Knowledge Base */
+        get: operations["get_knowledge_base"];
+        put?: never;
+        post?: never;
+        /**
+         * Delete Knowledge Base
+         * @description With its sources and every chunk.
+         */
+        delete: operations["delete_knowledge_base"];
+        options?: never;
+        head?: never;
+        /** Update Knowledge Base */
+        patch: operations["update_knowledge_base"];
+        trace?: never;
+    };
+    "/api/v1/knowledge-bases/{kb_id}/search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Search Knowledge Base
+         * @description What an agent would retrieve for this question: chunks with their hybrid, vector and keyword scores.
+         */
+        post: operations["search_knowledge_base"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge-bases/{kb_id}/sources": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Sources
+         * @description Each source's status (queued, processing with progress, ready, failed with the reason), pages, chunks.
+         */
+        get: operations["list_sources"];
+        put?: never;
+        /**
+         * Upload Source
+         * @description Queued for indexing (202). A file with the same name in this knowledge base replaces it: the old chunks
+         *     stay searchable until the new ones are in. 413 over the size cap, 415 for other types, 400 for empty files.
+         */
+        post: operations["upload_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge-bases/{kb_id}/sources/{source_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Delete Source
+         * @description The source, its file and its chunks.
+         */
+        delete: operations["delete_source"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/knowledge-bases/{kb_id}/sources/text": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add Text Source
+         * @description Pasted text; the same name replaces an earlier paste.
+         */
+        post: operations["add_text_source"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/org": {
         parameters: {
             query?: never;
@@ -1375,6 +1500,16 @@ export interface components {
              */
             interruption?: components["schemas"]["InterruptionConfig"];
             /**
+             * @default {
+             *       "filters": {},
+             *       "knowledge_base_ids": [],
+             *       "mode": "inject",
+             *       "score_threshold": 0.3,
+             *       "top_k": 3
+             *     }
+             */
+            knowledge?: components["schemas"]["KnowledgeConfig"];
+            /**
              * Language
              * @default en-US
              */
@@ -1713,6 +1848,20 @@ export interface components {
             file: string;
             /** Phone Column */
             phone_column?: string | null;
+        };
+        /** Body_upload_source */
+        Body_upload_source: {
+            /**
+             * File
+             * @description PDF, DOCX, TXT, Markdown (.md) or CSV (one entry per row)
+             */
+            file: string;
+            /**
+             * Metadata
+             * @description JSON object, e.g. {"branch": "Downtown"}; agents can filter on it
+             * @default {}
+             */
+            metadata?: string;
         };
         /**
          * BrowserCallClaim
@@ -2595,6 +2744,91 @@ export interface components {
              */
             token?: string | null;
         };
+        /** KnowledgeBaseCreate */
+        KnowledgeBaseCreate: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /**
+             * Name
+             * @example Clinic price list and policies
+             */
+            name: string;
+        };
+        /** KnowledgeBaseOut */
+        KnowledgeBaseOut: {
+            /**
+             * Chunk Count
+             * @default 0
+             */
+            chunk_count?: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Id */
+            id: string;
+            /** Name */
+            name: string;
+            /**
+             * Source Count
+             * @default 0
+             */
+            source_count?: number;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
+        /** KnowledgeBaseUpdate */
+        KnowledgeBaseUpdate: {
+            /** Description */
+            description?: string | null;
+            /** Name */
+            name?: string | null;
+        };
+        /**
+         * KnowledgeConfig
+         * @description Which knowledge bases the agent answers from, and how (see docs/knowledge-base.md).
+         */
+        KnowledgeConfig: {
+            /**
+             * Filters
+             * @description Only chunks whose source has these metadata values, e.g. {"branch": "Downtown"}.
+             */
+            filters?: {
+                [key: string]: string;
+            };
+            /** Knowledge Base Ids */
+            knowledge_base_ids?: string[];
+            /**
+             * Mode
+             * @description inject: on each caller turn the best chunks go into the LLM context before it answers; tool: the LLM calls search_knowledge when it needs to.
+             * @default inject
+             * @enum {string}
+             */
+            mode?: "inject" | "tool";
+            /**
+             * Score Threshold
+             * @description Chunks scoring lower are left out.
+             * @default 0.3
+             */
+            score_threshold?: number;
+            /**
+             * Top K
+             * @default 3
+             */
+            top_k?: number;
+        };
         /** LLMConfig */
         LLMConfig: {
             /**
@@ -3066,6 +3300,30 @@ export interface components {
             /** Phone Number Id */
             phone_number_id?: string | null;
         };
+        /** RetrievedChunk */
+        RetrievedChunk: {
+            /** Chunk Id */
+            chunk_id: string;
+            /** Kb Id */
+            kb_id: string;
+            /** Keyword Score */
+            keyword_score: number;
+            /** Page */
+            page?: number | null;
+            /**
+             * Score
+             * @description 0.8 x cosine similarity + 0.2 x the keyword (BM25) score normalised to the best keyword hit of this query
+             */
+            score: number;
+            /** Source Id */
+            source_id: string;
+            /** Source Name */
+            source_name: string;
+            /** Text */
+            text: string;
+            /** Vector Score */
+            vector_score: number;
+        };
         /** RetryPolicy */
         RetryPolicy: {
             busy?: components["schemas"]["RetryRule"];
@@ -3103,6 +3361,32 @@ export interface components {
              * @description The offending value, shortened.
              */
             value?: string | null;
+        };
+        /** SearchRequest */
+        SearchRequest: {
+            /** Filters */
+            filters?: {
+                [key: string]: string;
+            };
+            /** Question */
+            question: string;
+            /**
+             * Score Threshold
+             * @default 0
+             */
+            score_threshold?: number;
+            /**
+             * Top K
+             * @default 3
+             */
+            top_k?: number;
+        };
+        /** SearchResult */
+        SearchResult: {
+            /** Chunks */
+            chunks: components["schemas"]["RetrievedChunk"][];
+            /** Duration Ms */
+            duration_ms: number;
         };
         /**
          * ServiceDegraded
@@ -3167,6 +3451,69 @@ export interface components {
              */
             reminder_text?: string;
         };
+        /** SourceOut */
+        SourceOut: {
+            /**
+             * Attempts
+             * @default 0
+             */
+            attempts?: number;
+            /**
+             * Chunk Count
+             * @description Chunks searchable now (the last revision that succeeded)
+             * @default 0
+             */
+            chunk_count?: number;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Error
+             * @description Why the last ingestion failed (status failed), or why it is being retried (status queued)
+             */
+            error?: string | null;
+            /** Id */
+            id: string;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "pdf" | "docx" | "txt" | "md" | "csv" | "text";
+            /** Knowledge Base Id */
+            knowledge_base_id: string;
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            };
+            /** Name */
+            name: string;
+            /**
+             * Pages
+             * @default 0
+             */
+            pages?: number;
+            /**
+             * Progress
+             * @default 0
+             */
+            progress?: number;
+            /** Revision */
+            revision: number;
+            /** Size Bytes */
+            size_bytes: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "processing" | "ready" | "failed";
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+        };
         /** STTConfig */
         STTConfig: {
             /**
@@ -3203,6 +3550,23 @@ export interface components {
         SwitchOrganizationRequest: {
             /** Organization Id */
             organization_id: string;
+        };
+        /**
+         * TextSourceCreate
+         * @description Pasted text, indexed like an uploaded .txt file.
+         */
+        TextSourceCreate: {
+            /** Metadata */
+            metadata?: {
+                [key: string]: string;
+            };
+            /**
+             * Name
+             * @example Opening hours
+             */
+            name: string;
+            /** Text */
+            text: string;
         };
         /** TimeRange */
         TimeRange: {
@@ -3377,6 +3741,29 @@ export interface components {
             voice?: string;
         };
         /**
+         * TurnKnowledge
+         * @description What the knowledge base gave the agent for this answer ("answered from: pricing.pdf, p. 2").
+         */
+        TurnKnowledge: {
+            /** Chunk Ids */
+            chunk_ids?: string[];
+            /**
+             * Duration Ms
+             * @default 0
+             */
+            duration_ms?: number;
+            /**
+             * Error
+             * @description Retrieval failed; answered without it.
+             */
+            error?: string | null;
+            /**
+             * Sources
+             * @description 'name, p. N' of each chunk
+             */
+            sources?: string[];
+        };
+        /**
          * TurnLatency
          * @description Milliseconds; None where the stage did not run in this turn.
          */
@@ -3405,6 +3792,8 @@ export interface components {
              * @default false
              */
             interrupted?: boolean;
+            /** @description The chunks this answer was given */
+            knowledge?: components["schemas"]["TurnKnowledge"] | null;
             latency?: components["schemas"]["TurnLatency"] | null;
             /**
              * Speaker
@@ -3436,6 +3825,7 @@ export interface components {
              * @default false
              */
             interrupted?: boolean;
+            knowledge?: components["schemas"]["TurnKnowledge"] | null;
             latency?: components["schemas"]["TurnLatency"] | null;
             /**
              * Speaker
@@ -3777,6 +4167,7 @@ export type SchemaApiKeyOut = components['schemas']['ApiKeyOut'];
 export type SchemaAuditEntryOut = components['schemas']['AuditEntryOut'];
 export type SchemaBodyImportDnc = components['schemas']['Body_import_dnc'];
 export type SchemaBodyUploadContacts = components['schemas']['Body_upload_contacts'];
+export type SchemaBodyUploadSource = components['schemas']['Body_upload_source'];
 export type SchemaBrowserCallClaim = components['schemas']['BrowserCallClaim'];
 export type SchemaBrowserCallRequest = components['schemas']['BrowserCallRequest'];
 export type SchemaBrowserCallSession = components['schemas']['BrowserCallSession'];
@@ -3808,6 +4199,10 @@ export type SchemaImportReport = components['schemas']['ImportReport'];
 export type SchemaInterruptionConfig = components['schemas']['InterruptionConfig'];
 export type SchemaInvitationCreate = components['schemas']['InvitationCreate'];
 export type SchemaInvitationOut = components['schemas']['InvitationOut'];
+export type SchemaKnowledgeBaseCreate = components['schemas']['KnowledgeBaseCreate'];
+export type SchemaKnowledgeBaseOut = components['schemas']['KnowledgeBaseOut'];
+export type SchemaKnowledgeBaseUpdate = components['schemas']['KnowledgeBaseUpdate'];
+export type SchemaKnowledgeConfig = components['schemas']['KnowledgeConfig'];
 export type SchemaLlmConfig = components['schemas']['LLMConfig'];
 export type SchemaLoginRequest = components['schemas']['LoginRequest'];
 export type SchemaLogoutRequest = components['schemas']['LogoutRequest'];
@@ -3835,13 +4230,18 @@ export type SchemaRecordingStored = components['schemas']['RecordingStored'];
 export type SchemaRefreshRequest = components['schemas']['RefreshRequest'];
 export type SchemaRegisterRequest = components['schemas']['RegisterRequest'];
 export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
+export type SchemaRetrievedChunk = components['schemas']['RetrievedChunk'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaSearchRequest = components['schemas']['SearchRequest'];
+export type SchemaSearchResult = components['schemas']['SearchResult'];
 export type SchemaServiceDegraded = components['schemas']['ServiceDegraded'];
 export type SchemaSilenceConfig = components['schemas']['SilenceConfig'];
+export type SchemaSourceOut = components['schemas']['SourceOut'];
 export type SchemaSttConfig = components['schemas']['STTConfig'];
 export type SchemaSwitchOrganizationRequest = components['schemas']['SwitchOrganizationRequest'];
+export type SchemaTextSourceCreate = components['schemas']['TextSourceCreate'];
 export type SchemaTimeRange = components['schemas']['TimeRange'];
 export type SchemaTokenResponse = components['schemas']['TokenResponse'];
 export type SchemaToolCallOut = components['schemas']['ToolCallOut'];
@@ -3849,6 +4249,7 @@ export type SchemaToolInvoked = components['schemas']['ToolInvoked'];
 export type SchemaToolParameterSchema = components['schemas']['ToolParameterSchema'];
 export type SchemaTransferTarget = components['schemas']['TransferTarget'];
 export type SchemaTtsConfig = components['schemas']['TTSConfig'];
+export type SchemaTurnKnowledge = components['schemas']['TurnKnowledge'];
 export type SchemaTurnLatency = components['schemas']['TurnLatency'];
 export type SchemaTurnOut = components['schemas']['TurnOut'];
 export type SchemaTurnRecorded = components['schemas']['TurnRecorded'];
@@ -6834,6 +7235,689 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_knowledge_bases: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBaseOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    create_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KnowledgeBaseCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBaseOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBaseOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    update_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["KnowledgeBaseUpdate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["KnowledgeBaseOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    search_knowledge_base: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SearchRequest"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SearchResult"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_sources: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    upload_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "multipart/form-data": components["schemas"]["Body_upload_source"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceOut"];
+                };
+            };
+            /** @description Empty file or bad metadata */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Over KNOWLEDGE_MAX_UPLOAD_BYTES */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not PDF, DOCX, TXT, Markdown or CSV */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+                source_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    add_text_source: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                kb_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TextSourceCreate"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SourceOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
             };
             /** @description Invalid input; `details` lists each field path */
             422: {

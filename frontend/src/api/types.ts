@@ -26,6 +26,14 @@ export type SilenceConfig = S["SilenceConfig"];
 export type ToolParameterSchema = S["ToolParameterSchema"];
 export type WebhookTool = S["WebhookTool"];
 export type TransferTarget = S["TransferTarget"];
+export type KnowledgeConfig = S["KnowledgeConfig"];
+
+/* knowledge bases (backend/models/knowledge.py) */
+export type KnowledgeBase = S["KnowledgeBaseOut"];
+export type KnowledgeSource = S["SourceOut"];
+export type RetrievedChunk = S["RetrievedChunk"];
+export type KnowledgeSearchResult = S["SearchResult"];
+export type TurnKnowledge = S["TurnKnowledge"];
 
 /* auth / org */
 export type TokenResponse = S["TokenResponse"];

@@ -5,6 +5,7 @@ import { useAuth } from "../auth/AuthContext";
 const NAV = [
   { to: "/agents", label: "Agents", icon: "◎" },
   { to: "/numbers", label: "Phone numbers", icon: "☎" },
+  { to: "/knowledge", label: "Knowledge", icon: "❏" },
   { to: "/campaigns", label: "Campaigns", icon: "⇶" },
   { to: "/calls", label: "Call log", icon: "≣" },
   { to: "/analytics", label: "Analytics", icon: "▤" },

@@ -105,6 +105,11 @@ export function Transcript({ turns, currentTime, onSeek, follow = true }: {
             )}
           </div>
           <p className="turn-text">{t.text}</p>
+          {t.knowledge && (t.knowledge.sources?.length || t.knowledge.error) ? (
+            <p className="muted turn-knowledge">
+              {t.knowledge.error ? <Badge tone="warn">knowledge unavailable</Badge> : <>answered from: {[...new Set(t.knowledge.sources)].join("; ")}</>}
+            </p>
+          ) : null}
           {t.latency && Object.values(t.latency).some((v) => v != null) && (
             <details className="turn-latency">
               <summary>Latency breakdown</summary>

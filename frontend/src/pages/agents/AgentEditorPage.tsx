@@ -13,6 +13,7 @@ import { setIn } from "../../lib/objectPath";
 import { DEFAULT_AGENT_CONFIG, withDefaults } from "./defaults";
 import { BehaviourSection } from "./sections/BehaviourSection";
 import { ConversationSection } from "./sections/ConversationSection";
+import { KnowledgeSection } from "./sections/KnowledgeSection";
 import { ModelsSection } from "./sections/ModelsSection";
 import { ToolsSection, schemaText } from "./sections/ToolsSection";
 import { TransfersSection } from "./sections/TransfersSection";
@@ -20,7 +21,7 @@ import { VersionsSection } from "./sections/VersionsSection";
 import { VoiceSection } from "./sections/VoiceSection";
 import { validateAgent } from "./validate";
 
-type TabId = "conversation" | "voice" | "models" | "tools" | "transfers" | "behaviour" | "versions";
+type TabId = "conversation" | "voice" | "models" | "knowledge" | "tools" | "transfers" | "behaviour" | "versions";
 
 const TAB_PREFIXES: Record<TabId, string[]> = {
   conversation: ["name", "system_prompt", "greeting", "goodbye", "language", "variables"],
@@ -28,6 +29,7 @@ const TAB_PREFIXES: Record<TabId, string[]> = {
   models: ["stt", "llm", "tts.endpoint", "tts.fallbacks"],
   tools: ["tools"],
   transfers: ["transfer_targets"],
+  knowledge: ["knowledge"],
   behaviour: ["interruption", "silence", "max_duration_s", "record", "enable_end_call", "degradation_message_stt"],
   versions: [],
 };
@@ -146,6 +148,7 @@ export default function AgentEditorPage() {
     { id: "conversation", label: "Conversation" },
     { id: "voice", label: "Voice" },
     { id: "models", label: "STT · LLM · TTS" },
+    { id: "knowledge", label: "Knowledge" },
     { id: "tools", label: "Tools" },
     { id: "transfers", label: "Transfers" },
     { id: "behaviour", label: "Interruptions & silence" },
@@ -180,6 +183,7 @@ export default function AgentEditorPage() {
         {tab === "conversation" && <ConversationSection {...props} />}
         {tab === "voice" && <VoiceSection {...props} />}
         {tab === "models" && <ModelsSection {...props} />}
+        {tab === "knowledge" && <KnowledgeSection {...props} />}
         {tab === "tools" && <ToolsSection {...props} schemaTexts={schemaTexts} setSchemaTexts={setSchemaTexts} />}
         {tab === "transfers" && <TransfersSection {...props} />}
         {tab === "behaviour" && <BehaviourSection {...props} />}

@@ -149,3 +149,24 @@ describe("agent editor: existing agent", () => {
     expect(screen.queryByRole("button", { name: "Save new version" })).not.toBeInTheDocument();
   });
 });
+
+describe("agent editor: knowledge", () => {
+  it("picks knowledge bases for the agent and saves them in its config", async () => {
+    const { calls } = mockApi({
+      ...sessionRoutes(),
+      "GET /api/v1/agents/ag1": () => AGENT,
+      "GET /api/v1/knowledge-bases": () => [
+        { id: "kb1", name: "Clinic prices", description: "", source_count: 1, chunk_count: 12, created_at: "2026-12-01T10:00:00Z", updated_at: "2026-12-01T10:00:00Z" },
+      ],
+      "PUT /api/v1/agents/ag1": (c) => ({ ...AGENT, version: 3, config: (c.body as { config: Agent["config"] }).config }),
+    });
+    renderApp(<AgentEditorPage />, { route: "/agents/ag1", path: "/agents/:agentId" });
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("tab", { name: "Knowledge" }));
+    await user.click(await screen.findByLabelText("Clinic prices (12 chunks)"));
+    await user.click(screen.getByRole("button", { name: "Save new version" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "PUT")).toBe(true));
+    const body = calls.find((c) => c.method === "PUT")!.body as { config: Agent["config"] };
+    expect(body.config.knowledge).toMatchObject({ knowledge_base_ids: ["kb1"], mode: "inject", top_k: 3 });
+  });
+});

@@ -28,6 +28,7 @@ export const DEFAULT_AGENT_CONFIG: AgentConfig = {
   tools: [],
   enable_end_call: true,
   transfer_targets: [],
+  knowledge: { knowledge_base_ids: [], mode: "inject", top_k: 3, score_threshold: 0.3, filters: {} },
   record: true,
   degradation_message_stt: "I'm having trouble hearing you.",
 };
@@ -44,6 +45,7 @@ export function withDefaults(config: AgentConfig | undefined | null): AgentConfi
     tts: { ...d.tts, ...c.tts, endpoint: { ...d.tts!.endpoint, ...c.tts?.endpoint } },
     interruption: { ...d.interruption, ...c.interruption },
     silence: { ...d.silence, ...c.silence },
+    knowledge: { ...d.knowledge, ...c.knowledge },
     variables: { ...c.variables },
     tools: c.tools ?? [],
     transfer_targets: c.transfer_targets ?? [],

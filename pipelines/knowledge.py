@@ -14,6 +14,7 @@ and a failed retrieval (embeddings endpoint down) never stops the call: the LLM 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,9 +30,11 @@ from core.knowledge.models import Retrieval
 from core.knowledge.retriever import Retriever
 from pipelines.tools import ToolContext, ToolRegistration, record_tool
 
+log = logging.getLogger(__name__)
 MARKER = "[knowledge]"
-_INSTRUCTION = ("Answer the caller's next question using these facts from the business's documents. "
-                "If the answer is not in them, say you do not know.")
+# Short: a 135M model follows a terse "facts" block better than a long instruction (measured on a handful of
+# sampled answers; see docs/knowledge-base.md).
+_INSTRUCTION = "Facts for the caller's next question (answer from them, with their exact names and numbers):"
 
 
 def knowledge_message(retrieval: Retrieval) -> str:
@@ -71,6 +74,7 @@ class KnowledgeInjector(FrameProcessor):
         if retrieval.chunks:
             messages.insert(last_user, {"role": "system", "content": knowledge_message(retrieval)})
         context.set_messages(messages)
+        log.debug("knowledge for %r: %s", question, [c.chunk_id for c in retrieval.chunks])
 
 
 def search_knowledge_tool(ctx: ToolContext, retriever: Retriever, org_id: str,

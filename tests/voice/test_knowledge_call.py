@@ -56,6 +56,7 @@ async def test_the_agent_answers_from_the_knowledge_base(
         enable_end_call=False,
         llm={"max_tokens": 40, "temperature": 0.0, "tool_choice": "none"},
         knowledge={"knowledge_base_ids": [kb], "top_k": 1, "score_threshold": 0.3},
+        silence={"reminder_after_s": 30.0, "max_reminders": 0},  # the caller hangs up, not the agent
     )
     script = CallScript(turns=[CallerTurn(audio=synthesize(tts_url, QUESTION), label="question")],
                         # the answer may pause between its first words and the rest on a busy machine

@@ -35,6 +35,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from lancedb.index import FTS, IvfPq
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -242,16 +243,17 @@ def engines(total: int = 10_000, rounds: int = 100) -> dict[str, Any]:
     vocabulary = "price cleaning filling crown whitening parking hours downtown insurance policy fee child".split()
     chunks, vectors = filler(total, 384, vocabulary)
     out: dict[str, Any] = {}
-    targets = [("lancedb_local_flat", tempfile.mkdtemp(prefix="kb-engines-"), {})]
+    targets: list[tuple[str, str, dict[str, str]]] = [
+        ("lancedb_local_flat", tempfile.mkdtemp(prefix="kb-engines-"), {})]
     if (s3 := s3_options()) is not None:
         targets += [("lancedb_s3_flat", s3[0] + "-flat", s3[1]), ("lancedb_s3_ivfpq", s3[0] + "-ivf", s3[1])]
     for name, uri, options in targets:
         store = KnowledgeStore(uri, options)
         store._add(ORG, chunks, vectors)  # noqa: SLF001 - synchronous in a script
         table = store._table(ORG)  # noqa: SLF001
-        table.create_index("text", config=__import__("lancedb.index", fromlist=["FTS"]).FTS(with_position=False))
+        assert table is not None
+        table.create_index("text", config=FTS(with_position=False))
         if name.endswith("ivfpq"):
-            from lancedb.index import IvfPq
             table.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=25, num_sub_vectors=48))
         times = []
         for i in range(rounds + 10):

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report_sections import replace_section  # noqa: E402
-from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
+from speech.launch import asr_process, embed_process, llm_process, tts_process  # noqa: E402
 from voice_server.launch import voice_server_process  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
 from voice_server.testing.provision import provision_line  # noqa: E402
@@ -138,12 +138,15 @@ def start_stack(state: Path, baseline_env: dict[str, str] | None, levers_env: di
     base_env = {"VOICEAGENT_STATE_DIR": str(state), "LOG_LEVEL": "WARNING", **env}
     try:
         asr_port, asr_health, tts_port, llm_port = free_port(), free_port(), free_port(), free_port()
+        embed_port = free_port()
         for proc in (asr_process(run, port=asr_port, health_port=asr_health, env=base_env),
                      tts_process(run, port=tts_port, env=base_env),
-                     llm_process(run, port=llm_port, env=base_env)):
+                     llm_process(run, port=llm_port, env=base_env),
+                     embed_process(run, port=embed_port, env=base_env)):
             proc.start_timeout = 180
             proc.start()
             stack.procs.append(proc)
+        base_env["EMBEDDINGS_BASE_URL"] = f"http://127.0.0.1:{embed_port}/v1"  # knowledge bases (--knowledge)
         backend_port = free_port()
         backend = ManagedProcess(
             "backend", [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port",
@@ -200,17 +203,22 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             line = await provision_line(http, stack.backend_url, carrier=args.carrier,
                                         fake_carrier_url=fake.base_url, agent_config=AGENT)
             fake.accounts[(line.account.carrier, line.account.account_id)] = line.account
+            kb_line = await knowledge_line(http, stack, args, fake, line) if args.knowledge else None
             questions = await synthesize_questions(http, stack.tts_url, list(DEFAULT_QUESTIONS + MORE_QUESTIONS))
         from voice_server.testing.runner import SimulationResult
 
         merged = {name: SimulationResult(reports=[], samples=[], greeting_ms=[], errors=[])
                   for name in ("levers", "baseline")}
-        servers = [("levers", stack.voice_url)] + ([("baseline", stack.baseline_url)] if stack.baseline_url else [])
+        servers = [("levers", stack.voice_url, line)]
+        if kb_line is not None:  # same voice server; "levers" = the agent with a knowledge base
+            servers = [("levers", stack.voice_url, kb_line), ("baseline", stack.voice_url, line)]
+        elif stack.baseline_url:
+            servers.append(("baseline", stack.baseline_url, line))
         for call in range(args.calls):
             # Interleaved, and in alternating order (ABBA...), so a busier minute on the shared machine hits both.
-            for name, url in servers if call % 2 else servers[::-1]:
-                cfg = SimulationConfig(voice_url=url, carrier=args.carrier, to_number=line.number,
-                                       account=line.account, questions=questions[call:] + questions[:call],
+            for name, url, on in servers if call % 2 else servers[::-1]:
+                cfg = SimulationConfig(voice_url=url, carrier=args.carrier, to_number=on.number,
+                                       account=on.account, questions=questions[call:] + questions[:call],
                                        concurrency=args.concurrency, turns=args.turns, vobiz_format=args.format,
                                        service_token_secret=os.environ.get("SERVICE_TOKEN_SECRET"),
                                        max_duration_s=60 + 15 * args.turns)
@@ -224,8 +232,35 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         asr = await asr_server_means(stack.asr_metrics_url)
     finally:
         await fake.stop()
-    return {"result": merged["levers"], "baseline": merged["baseline"] if stack.baseline_url else None,
+    return {"result": merged["levers"], "baseline": merged["baseline"] if len(servers) > 1 else None,
             "line": line.number, "asr_server": asr}
+
+
+KNOWLEDGE_DOCS = ROOT / "tests" / "knowledge_data"
+
+
+async def knowledge_line(http: httpx.AsyncClient, stack: Stack, args: argparse.Namespace, fake: FakeCarrier,
+                         plain: Any) -> Any:
+    """The same agent with the test clinic's documents as its knowledge base (retrieval on every turn)."""
+    headers = plain.headers
+    kb = (await http.post(f"{stack.backend_url}/api/v1/knowledge-bases", headers=headers,
+                          json={"name": "Clinic"})).json()["id"]
+    for path in sorted(KNOWLEDGE_DOCS.iterdir()):
+        resp = await http.post(f"{stack.backend_url}/api/v1/knowledge-bases/{kb}/sources", headers=headers,
+                               files={"file": (path.name, path.read_bytes())})
+        resp.raise_for_status()
+    for _ in range(600):
+        sources = (await http.get(f"{stack.backend_url}/api/v1/knowledge-bases/{kb}/sources", headers=headers)).json()
+        if all(s["status"] == "ready" for s in sources):
+            break
+        if any(s["status"] == "failed" for s in sources):
+            raise RuntimeError(f"knowledge source failed: {sources}")
+        await asyncio.sleep(0.5)
+    line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier_url=fake.base_url,
+                                agent_config={**AGENT, "knowledge": {"knowledge_base_ids": [kb], "top_k": 3}},
+                                access_token=plain.access_token, org_id=plain.org_id)
+    fake.accounts[(line.account.carrier, line.account.account_id)] = line.account
+    return line
 
 
 async def asr_server_means(metrics_url: str) -> dict[str, float]:
@@ -305,6 +340,14 @@ def ab_markdown(report: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     extra = "".join(f", {k}={v}" for k, v in (report.get("levers_env") or {}).items())
+    if report.get("knowledge"):
+        return ["With / without a knowledge base, same voice server, calls interleaved: **levers** = the agent with "
+                "the test clinic's documents (retrieval before every answer, top 3) against **baseline** = the same "
+                "agent without. Ratio = with / without p50.", "",
+                "| stage | without p50 | with p50 | ratio | without p95 | with p95 |", "|---|---|---|---|---|---|",
+                *(" | ".join(["", r["stage"], *(str(r[k]) if r[k] is not None else "-" for k in
+                                                ("baseline_p50", "levers_p50", "ratio", "baseline_p95",
+                                                 "levers_p95"))]).strip() + " |" for r in rows), ""]
     desc = LEVERS if report.get("baseline_env") == BASELINE_ENV else "the defaults"
     lines = [f"A/B on the same stack, calls interleaved: **levers** ({desc}{extra}; measured above) "
              f"against **baseline** (voice server with {', '.join(f'{k}={v}' for k, v in report['baseline_env'].items())}). "
@@ -389,6 +432,9 @@ def main() -> None:
     parser.add_argument("--carrier", choices=["twilio", "vobiz"], default="twilio")
     parser.add_argument("--format", choices=["mulaw_8k", "l16_8k", "l16_16k"], default=None)
     parser.add_argument("--nice", type=int, default=0, help="change this process's (and servers') niceness")
+    parser.add_argument("--knowledge", action="store_true",
+                        help="A/B the agent with a knowledge base (tests/knowledge_data) against the same agent "
+                             "without, on one voice server (implies --no-baseline)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the BENCHMARKS.md section from bench/results/voice_latency.json; run nothing")
@@ -406,7 +452,8 @@ def main() -> None:
     load_start = os.getloadavg()[0]
     probe = CpuProbe()
     with tempfile.TemporaryDirectory(prefix="voice-bench-") as tmp:
-        stack = start_stack(Path(tmp), baseline_env=None if args.no_baseline else baseline_env, levers_env=levers_env)
+        stack = start_stack(Path(tmp), baseline_env=None if args.no_baseline or args.knowledge else baseline_env,
+                            levers_env=levers_env)
         try:
             probe.start()
             out = asyncio.run(run_bench(args, stack))
@@ -430,7 +477,8 @@ def main() -> None:
         "stages": stages, "greeting_p50_ms": percentile(g, 50), "greeting_ms": g, "errors": result.errors,
         "samples": [{"call": s.call, "turn": s.turn, **s.stages} for s in result.samples],
         "goal": {"p50_ms": GOAL_P50_MS, "p95_ms": GOAL_P95_MS}, "levers_env": levers_env,
-        "baseline_env": baseline_env if out["baseline"] is not None else None, "asr_server": out["asr_server"],
+        "baseline_env": baseline_env if out["baseline"] is not None and not args.knowledge else None,
+        "knowledge": args.knowledge, "asr_server": out["asr_server"],
     }
     if out["baseline"] is not None:
         report["ab"] = ab_rows(stages, out["baseline"].stage_stats())

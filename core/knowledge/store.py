@@ -149,7 +149,7 @@ class KnowledgeStore:
         wanted = max(top_k * 4, 10)
         columns = ["chunk_id", "kb_id", "source_id", "source_name", "page", "text"]
         vector_hits = (table.search(vector.tolist()).distance_type("cosine").where(where, prefilter=True)
-                       .nprobes(20).refine_factor(5).limit(wanted).select(columns).to_list())
+                       .nprobes(20).refine_factor(5).limit(wanted).select([*columns, "_distance"]).to_list())
         keyword_hits = _keyword_hits(table, text, where, wanted, columns)
         best_keyword = max((h["_score"] for h in keyword_hits), default=0.0) or 1.0
         fused: dict[str, dict[str, Any]] = {}
@@ -187,7 +187,7 @@ def _keyword_hits(table: Any, text: str, where: str, limit: int, columns: list[s
         return []
     try:
         hits: list[dict[str, Any]] = (table.search(words, query_type="fts").where(where, prefilter=True)
-                                      .limit(limit).select(columns).to_list())
+                                      .limit(limit).select([*columns, "_score"]).to_list())
     except (ValueError, RuntimeError):  # no full-text index yet (first source still being indexed)
         return []
     return hits

@@ -41,6 +41,18 @@ afterEach(() => {
 });
 
 describe("transcript sync", () => {
+  it("says which documents an answer came from, or that retrieval failed", () => {
+    render(<Transcript turns={[
+      { turn_index: 0, speaker: "agent", text: "A cleaning is 95 dollars.", start_ms: 0, end_ms: 1500,
+        knowledge: { chunk_ids: ["s1-1-0", "s1-1-1"], sources: ["pricing.pdf, p. 2", "pricing.pdf, p. 2"], error: null, duration_ms: 14 } },
+      { turn_index: 1, speaker: "agent", text: "Sorry, I don't know.", start_ms: 2000, end_ms: 3000,
+        knowledge: { chunk_ids: [], sources: [], error: "embeddings endpoint down", duration_ms: 2000 } },
+    ]} currentTime={0} />);
+    const items = screen.getAllByTestId("transcript-turn");
+    expect(within(items[0]).getByText("answered from: pricing.pdf, p. 2")).toBeInTheDocument();
+    expect(within(items[1]).getByText("knowledge unavailable")).toBeInTheDocument();
+  });
+
   it("finds the turn playing at a time", () => {
     expect(activeTurnIndex(TURNS, 0.5)).toBe(0);
     expect(activeTurnIndex(TURNS, 1.8)).toBe(0); // gap: the last started turn stays current

@@ -43,10 +43,11 @@ SESSION_ENDING = "^/api/v1/auth/(logout|switch-organization)$"
 
 
 @pytest.fixture(scope="module")
-def live_backend(data_services: dict[str, str], state_dir: Path, tts_url: str) -> Iterator[str]:
+def live_backend(data_services: dict[str, str], state_dir: Path, tts_url: str, embed_url: str) -> Iterator[str]:
     env = {
         **data_services,
         "TTS_URL": tts_url,  # the voice list and samples proxy the real TTS server
+        "EMBEDDINGS_BASE_URL": embed_url,  # knowledge-base uploads are indexed and searched for real
         "MONGODB_DB": f"fuzz_{uuid.uuid4().hex[:8]}",
         "SEED_DEMO": "false",
         "ARGON2_TIME_COST": "1",

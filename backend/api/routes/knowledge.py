@@ -99,7 +99,7 @@ async def delete_source(kb_id: KbId, source_id: KbId, principal: AgentsWrite, se
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{kb_id}/search", responses=NOT_FOUND)
+@router.post("/{kb_id}/search", responses={**NOT_FOUND, 503: _error("The embeddings endpoint or store is down")})
 async def search_knowledge_base(kb_id: KbId, body: SearchRequest, principal: AgentsRead,
                                 services: ServicesDep) -> SearchResult:
     """What an agent would retrieve for this question: chunks with their hybrid, vector and keyword scores."""

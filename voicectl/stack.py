@@ -102,6 +102,8 @@ class LocalStack:
         # Generated dev secrets go to every child explicitly; values set in the environment win.
         secrets = {k: v for k, v in ensure_dev_secrets(self.state).items() if k not in os.environ}
         env = {**secrets, **env, "VOICEAGENT_STATE_DIR": str(self.state), **self.service_urls()}
+        # One machine: knowledge tables in a local folder, no object-store round trip per query (docs/knowledge-base.md).
+        env.setdefault("KNOWLEDGE_URI", os.environ.get("KNOWLEDGE_URI", str(self.state / "knowledge")))
         dist = Path(__file__).resolve().parents[1] / "frontend" / "dist"
         if dist.is_dir():
             env.setdefault("FRONTEND_DIST", str(dist))  # the backend serves the built UI at /

@@ -1,7 +1,7 @@
 """Pages into chunks small enough for a precise match and big enough to answer from.
 
-Paragraphs are packed up to ~`max_chars` (about 100-150 tokens for MiniLM, whose window is 256); a paragraph longer
-than that is split on sentences. A CSV row is always its own chunk. Chunks never cross a page, so "p. 2" is exact.
+Paragraphs are packed up to ~`max_chars` (about 80-100 tokens for MiniLM, whose window is 256: small chunks keep one
+topic each, which is also what a 135M model answers from best); a paragraph longer than that is split on sentences. A CSV row is always its own chunk. Chunks never cross a page, so "p. 2" is exact.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from backend.knowledge.extract import Page
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
-def chunk_pages(pages: list[Page], *, max_chars: int = 600, one_per_page: bool = False) -> list[Page]:
+def chunk_pages(pages: list[Page], *, max_chars: int = 400, one_per_page: bool = False) -> list[Page]:
     chunks: list[Page] = []
     for page in pages:
         if one_per_page:

@@ -16,6 +16,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from minio.error import S3Error
 from pymongo import ReturnDocument
 
 from backend.db.collections import KNOWLEDGE_SOURCES, Db
@@ -64,7 +65,12 @@ class IngestionWorker:
     async def _ingest(self, doc: dict[str, Any]) -> None:
         source_id, revision, org_id = doc["_id"], int(doc["revision"]), doc["org_id"]
         try:
-            data = await self._blobs.get_bytes(blob_key(org_id, source_id, revision))
+            try:
+                data = await self._blobs.get_bytes(blob_key(org_id, source_id, revision))
+            except S3Error as exc:
+                if exc.code != "NoSuchKey":
+                    raise OSError(f"object store: {exc.code}") from exc  # retried
+                raise ExtractionError("the uploaded file is missing: upload it again") from exc
             pages = await asyncio.to_thread(extract, doc["kind"], data)
             chunks = chunk_pages(pages, one_per_page=doc["kind"] == "csv")
             tags = [tag(k, v) for k, v in doc.get("metadata", {}).items()]
@@ -76,7 +82,9 @@ class IngestionWorker:
                 vectors = await self._embeddings.embed([r.text for r in batch])
                 await self._store.add(org_id, batch, vectors)
                 if not await self._progress(source_id, revision, (start + len(batch)) / len(rows) * 0.95):
-                    return  # re-uploaded meanwhile: the new revision is queued and will replace this one
+                    # Deleted or re-uploaded meanwhile: drop what this revision added (a newer revision is queued).
+                    await self._store.delete(org_id, source_id=source_id, revision=revision)
+                    return
             await self._store.finish_source(org_id, source_id, revision)
         except ExtractionError as exc:
             await self._finish(source_id, revision, {"status": "failed", "error": str(exc)})
@@ -88,8 +96,10 @@ class IngestionWorker:
             except (KnowledgeStoreError, OSError, ValueError, RuntimeError):
                 log.warning("could not drop a failed revision's chunks", extra={"source_id": source_id})
             return
-        await self._finish(source_id, revision, {"status": "ready", "error": None, "progress": 1.0,
-                                                 "pages": len(pages), "chunk_count": len(rows)})
+        if not await self._finish(source_id, revision, {"status": "ready", "error": None, "progress": 1.0,
+                                                        "pages": len(pages), "chunk_count": len(rows)}):
+            await self._store.delete(org_id, source_id=source_id, revision=revision)  # deleted at the last moment
+            return
         for old in range(1, revision):
             await self._blobs.delete(blob_key(org_id, source_id, old))
         log.info("knowledge source indexed", extra={"source_id": source_id, "chunks": len(rows)})
@@ -99,10 +109,12 @@ class IngestionWorker:
             {"_id": source_id, "revision": revision}, {"$set": {"progress": round(progress, 3)}})
         return result.matched_count == 1
 
-    async def _finish(self, source_id: str, revision: int, fields: dict[str, Any]) -> None:
-        await self._db[KNOWLEDGE_SOURCES].update_one(
+    async def _finish(self, source_id: str, revision: int, fields: dict[str, Any]) -> bool:
+        """False when the source is gone or has a newer revision."""
+        result = await self._db[KNOWLEDGE_SOURCES].update_one(
             {"_id": source_id, "revision": revision},
             {"$set": {**fields, "lease_until": None, "updated_at": utcnow()}})
+        return result.matched_count == 1
 
     async def _retry_later(self, doc: dict[str, Any], reason: str) -> None:
         attempts = int(doc.get("attempts", 0)) + 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -56,6 +57,7 @@ class KnowledgeStore:
         self._db: Any = None  # connected on first use: the bucket may be created after construction
         self._tables: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="knowledge-fts")
 
     @staticmethod
     def table_name(org_id: str) -> str:
@@ -148,28 +150,23 @@ class KnowledgeStore:
         where += "".join(f" AND array_has(tags, {_quote(t)})" for t in tags)
         wanted = max(top_k * 4, 10)
         columns = ["chunk_id", "kb_id", "source_id", "source_name", "page", "text"]
+        # Both searches at once (LanceDB releases the GIL); keyword hits bring their vectors, so a keyword-only hit
+        # gets its cosine similarity without another read.
+        keyword = self._pool.submit(_keyword_hits, table, text, where, wanted, [*columns, "vector"])
         vector_hits = (table.search(vector.tolist()).distance_type("cosine").where(where, prefilter=True)
                        .nprobes(20).refine_factor(5).limit(wanted).select([*columns, "_distance"]).to_list())
-        keyword_hits = _keyword_hits(table, text, where, wanted, columns)
+        keyword_hits = keyword.result()
         best_keyword = max((h["_score"] for h in keyword_hits), default=0.0) or 1.0
         fused: dict[str, dict[str, Any]] = {}
         for hit in vector_hits:
             fused[hit["chunk_id"]] = {**hit, "vector_score": 1.0 - float(hit["_distance"]), "keyword_score": 0.0}
-        missing = []
         for hit in keyword_hits:
-            entry = fused.get(hit["chunk_id"])
-            if entry is None:
-                entry = fused[hit["chunk_id"]] = {**hit, "vector_score": None, "keyword_score": 0.0}
-                missing.append(hit["chunk_id"])
+            entry = fused.setdefault(hit["chunk_id"], {
+                **hit, "vector_score": float(np.dot(np.asarray(hit["vector"], dtype=np.float32), vector))})
             entry["keyword_score"] = float(hit["_score"]) / best_keyword
-        if missing:  # keyword-only hits: their cosine similarity, computed from the stored vectors
-            rows = table.search().where(f"chunk_id IN ({', '.join(_quote(c) for c in missing)})") \
-                .select(["chunk_id", "vector"]).limit(len(missing)).to_list()
-            for row in rows:
-                fused[row["chunk_id"]]["vector_score"] = float(np.dot(np.asarray(row["vector"]), vector))
         chunks = []
         for entry in fused.values():
-            vector_score = entry["vector_score"] or 0.0
+            vector_score = entry["vector_score"]
             score = _VECTOR_WEIGHT * vector_score + (1 - _VECTOR_WEIGHT) * entry["keyword_score"]
             if score >= threshold:
                 chunks.append(RetrievedChunk(

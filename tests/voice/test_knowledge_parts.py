@@ -73,3 +73,40 @@ async def test_a_dead_embeddings_endpoint_leaves_the_turn_alone_and_says_so(embe
                        frames_to_send=[LLMContextFrame(context)], expected_down_frames=[LLMContextFrame])
         assert context.get_messages() == [{"role": "user", "content": "Where can I park my car?"}]
         assert seen[0].chunks == [] and seen[0].error and "embeddings endpoint" in seen[0].error
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.tools: list[Any] = []
+
+    def tool(self, event: Any) -> None:
+        self.tools.append(event)
+
+
+async def test_tool_mode_returns_facts_and_records_the_call(embed_url: str) -> None:
+    """knowledge.mode = tool: the LLM's search_knowledge(query) gets the facts; the call records the tool use and
+    the retrieval (for the agent's turn)."""
+    from types import SimpleNamespace
+
+    from core.agent_config import AgentConfig
+    from pipelines.knowledge import search_knowledge_tool
+    from pipelines.tools import ToolContext
+
+    async with httpx.AsyncClient() as http:
+        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2")
+        retriever = Retriever(embeddings, await _store(embeddings))
+        agent = AgentConfig(knowledge={"knowledge_base_ids": ["kb"], "mode": "tool", "top_k": 1},
+                            llm={"tool_choice": "search_knowledge"})
+        events, seen, results = _Events(), [], []
+        ctx = ToolContext(agent=agent, call_id="c1", control=None, events=events, http=http)  # type: ignore[arg-type]
+        tool = search_knowledge_tool(ctx, retriever, "org", seen.append)
+        assert tool.schema.name == "search_knowledge" and "search_knowledge" in agent.tool_names()
+
+        async def result_callback(result: Any, properties: Any = None) -> None:
+            results.append(result)
+
+        await tool.handler(SimpleNamespace(arguments={"query": "parking garage"},  # type: ignore[arg-type]
+                                           result_callback=result_callback))
+        assert "Maplewood" in results[0]["facts"][0]
+        assert events.tools[0].name == "search_knowledge" and events.tools[0].ok
+        assert seen[0].chunks[0].source_name == "policies.txt"

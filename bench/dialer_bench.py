@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from backend.campaigns.collections import LEASES, MARKS, SLOTS  # noqa: E402
+from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import BENCHMARKS_MD, replace_section  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCall, FakeCarrier, ScriptedCallee  # noqa: E402
 from voice_server.testing.simulator import CarrierAccount  # noqa: E402
@@ -278,6 +279,8 @@ def write_outputs(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     RESULTS.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n")
     section = f"""{SECTION_START}
 ## Dialer (`bench/dialer_bench.py`)
+
+{provenance_line()}
 
 {meta['at']}, {meta['cpus']} CPUs, {meta['database']}. {args.contacts} contacts against the fake carrier (calls
 without media: 70 % talk 0.5-1.5 s, 10 % busy, 10 % no answer, 10 % answering machine hung up on by AMD), campaign

@@ -45,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import machine, provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from voice_server.testing.runner import percentile  # noqa: E402
 from voice_server.testing.simulator import (  # noqa: E402
@@ -454,18 +455,6 @@ def start_plain(platform: Platform, riva: str, standin_url: str) -> tuple[Manage
     return proc, port
 
 
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    import platform as pf
-
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.1f} GB RAM, Python {pf.python_version()}, {pf.platform()}"
-
-
 def verdict(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
     best = None
     for row in sorted((r for r in rows if r["server"] == server), key=lambda r: r["calls"]):
@@ -521,6 +510,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join([
         START,
         "## Concurrent calls per voice-server core (`bench/voice_concurrency.py`)",
+        "",
+        provenance_line(),
         "",
         f"Run {report['started']} on {report['machine']}; 1-minute load average at start {report['load_start']}, "
         f"at end {report['load_end']}{' (shared machine: pessimistic numbers)' if report['load_start'] > 1 else ''}. "

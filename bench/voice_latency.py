@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import machine, provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
 from voice_server.launch import voice_server_process  # noqa: E402
@@ -179,19 +179,6 @@ def start_stack(state: Path, baseline_env: dict[str, str] | None, levers_env: di
     return stack
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.1f} GB RAM, Python {platform.python_version()}"
-
-
 async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     fake = FakeCarrier([])
     await fake.start(free_port())
@@ -277,6 +264,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join([
         START,
         "## Voice-to-voice latency (one call, embedded CPU stack)",
+        "",
+        provenance_line(),
         "",
         f"`bench/voice_latency.py`, run {report['started']} on {report['machine']} (1-minute load average at start: "
         f"{report['load_start']}, at end: {report['load_end']}; the machine is shared with other sessions' runs; "

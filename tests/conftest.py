@@ -19,6 +19,26 @@ from speech.launch import llm_process, tts_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
 from voicectl.procs import free_port
 
+# Under CI a skipped test is a suite that did not run: only tests marked `gpu` may skip there (no GPU on CI).
+_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if _CI and report.skipped and item.get_closest_marker("gpu") is None:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, where only GPU tests may skip: {reason}"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line that says what did not run and why, so a green run cannot hide a skipped suite."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    reasons = sorted({r.longrepr[2] if isinstance(r.longrepr, tuple) else str(r.longrepr) for r in skipped})
+    terminalreporter.write_line(f"[skips] {len(skipped)} skipped" + (": " + "; ".join(reasons) if reasons else ""))
+
 
 @pytest.fixture(scope="session")
 def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -292,14 +292,21 @@ def screenshots() -> list[str]:
     return sorted(p.name for p in ARTIFACTS.glob("*.png"))
 
 
-@pytest.mark.timeout(900)
-def test_ui_walkthrough(ui_server: str, fake_carrier: CarrierThread) -> None:
+@pytest.fixture(scope="module")
+def ui_account(ui_server: str, fake_carrier: CarrierThread) -> dict[str, Any]:
+    """The walkthrough's first phase (register, agent, number, credentials, settings), shared by every test here,
+    so each test also runs alone."""
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
     run_phase(ui_server, "setup", E2E_CARRIER_API_URL=fake_carrier.url)
     state = read_state()
-    assert state.get("agentId") and state.get("inviteLink")
-    seed_calls(ui_server, state)
+    assert state.get("agentId") and state.get("inviteLink"), state
+    return state
+
+
+@pytest.mark.timeout(900)
+def test_ui_walkthrough(ui_server: str, ui_account: dict[str, Any]) -> None:
+    seed_calls(ui_server, read_state())
     run_phase(ui_server, "review")
     shots = screenshots()
     assert not [s for s in shots if s.startswith("FAILED")], shots
@@ -307,12 +314,7 @@ def test_ui_walkthrough(ui_server: str, fake_carrier: CarrierThread) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread) -> None:
-    paths = httpx.get(f"{ui_server}/openapi.json", timeout=10).json()["paths"]
-    if "/api/v1/campaigns" not in paths:
-        pytest.skip("the backend has no campaign routes")
-    if not (ARTIFACTS / "state.json").exists() or "agentId" not in read_state():
-        pytest.skip("needs the walkthrough's account (run the whole module)")
+def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread, ui_account: dict[str, Any]) -> None:
     bad = ARTIFACTS / "contacts-bad.csv"
     bad.write_text("phone,first_name\n+14155550140,Ada\n4155550141,Bob\nbanana,Eve\n")
     good = ARTIFACTS / "contacts.csv"
@@ -345,12 +347,11 @@ def spoken_question_wav(tts_url: str, path: Path) -> Path:
 
 
 @pytest.mark.timeout(600)
-def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str) -> None:
+def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str,
+                              ui_account: dict[str, Any]) -> None:
     """A real call from the test-call page: Chromium's fake microphone (a WAV of a spoken question) -> the voice
     server's browser socket -> the phone pipeline (real VAD, STT, LLM, TTS) -> live transcript in the page; then
     the call is in the call log with its turns and a stereo recording."""
-    if not (ARTIFACTS / "state.json").exists() or "agentId" not in read_state():
-        pytest.skip("needs the walkthrough's account (run the whole module)")
     state = read_state()
     with httpx.Client(base_url=ui_server, timeout=30) as http:
         login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})

@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi.routing import iter_route_contexts
 
-from speech.launch import asr_process
 from voice_server.testing.fake_carrier import FakeCarrier
+from voicectl.launch import asr_process
 from voicectl.procs import ManagedProcess, free_port, http_ok
 
 

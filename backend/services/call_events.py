@@ -75,7 +75,10 @@ WebhookSink = Callable[[str, str, str, dict[str, Any], datetime], Awaitable[None
 
 
 class CallEventIngest:
-    def __init__(self, db: Db, recordings_bucket: str, on_accepted: Callable[[list[str]], Awaitable[None]]) -> None:
+    def __init__(self, db: Db, recordings_bucket: str, on_accepted: Callable[[list[str], bool], Awaitable[None]]
+                 ) -> None:
+        """`on_accepted(event_ids, wait)` wakes the processor; with `wait` it may also wait (bounded) until they
+        are applied, so an API caller reads its own writes. The dialer passes wait=False: it never waits."""
         self._db = db
         self._bucket = recordings_bucket
         self._on_accepted = on_accepted
@@ -84,7 +87,7 @@ class CallEventIngest:
         self._outbox = GroupInserter(db, OUTBOX)
         self._log = GroupInserter(db, CALL_EVENTS)
 
-    async def ingest(self, batch: CallEventBatch, source: str) -> CallEventAck:
+    async def ingest(self, batch: CallEventBatch, source: str, wait: bool = True) -> CallEventAck:
         for i, event in enumerate(batch.events):
             if isinstance(event, RecordingStored) and event.bucket != self._bucket:
                 path = f"body.events.{i}.bucket"
@@ -113,17 +116,17 @@ class CallEventIngest:
         duplicates = already_pending | already_logged
         accepted_ids = [e.event_id for i, e in enumerate(events) if i not in duplicates]
         if accepted_ids:
-            await self._on_accepted(accepted_ids)
+            await self._on_accepted(accepted_ids, wait)
         return CallEventAck(accepted=len(accepted_ids), duplicates=len(duplicates) + in_batch_duplicates)
 
-    async def touch(self, call_id: str) -> None:
+    async def touch(self, call_id: str, wait: bool = True) -> None:
         """Asks the processor to (re)project a call written outside the event stream (the dialer's queued call)."""
         doc: dict[str, Any] = {"_id": f"touch:{call_id}:{new_id()}", "kind": "touch", "call_id": call_id, "type": "touch",
                "at": utcnow(), "received_at": utcnow(), "retry_at": None, "deferrals": 0}
         await self._db[OUTBOX].insert_one(doc)
-        await self._on_accepted([doc["_id"]])
+        await self._on_accepted([doc["_id"]], wait)
 
-    async def ingest_org_event(self, event: OrgEventIn, source: str) -> bool:
+    async def ingest_org_event(self, event: OrgEventIn, source: str, wait: bool = True) -> bool:
         """True when new."""
         doc = {"_id": event.event_id, "kind": "org", "org_id": event.org_id, "type": event.type, "at": event.at,
                "received_at": utcnow(), "source": source, "retry_at": None, "deferrals": 0,
@@ -137,7 +140,7 @@ class CallEventIngest:
                 await self._db[OUTBOX].delete_one({"_id": event.event_id})
         new = not (dup_pending or dup_logged)
         if new:
-            await self._on_accepted([event.event_id])
+            await self._on_accepted([event.event_id], wait)
         return new
 
 

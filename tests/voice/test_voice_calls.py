@@ -24,8 +24,9 @@ from voicetest_helpers import (
 
 from core.call_events import CarrierCredentials
 from core.service_auth import mint_service_token
-from voice_server.calls import inbound_call_id
-from voice_server.carriers import OutboundCallRequest, TwilioRestClient
+from telephony.base import OutboundCallRequest
+from telephony.twilio import TwilioRestClient
+from voice_server.answering import inbound_call_id
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallReport, CallScript

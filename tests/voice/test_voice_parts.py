@@ -27,10 +27,13 @@ from core.settings import S3Settings
 from core.storage import ObjectStore
 from pipelines.frames import PlaybackMarkFrame
 from pipelines.tools import ToolContext, build_tools
-from voice_server import answers
+from telephony.base import CarrierError, NonceCache, OutboundCallRequest
+from telephony.base import SignatureResult as VobizSignatureResult
+from telephony.call_token import CallClaims, CallTokenError, mint_call_token, verify_call_token
+from telephony.numbers import to_e164
+from telephony.twilio import TwilioRestClient, twilio_signature, twilio_signature_valid, twiml_stream
+from telephony.vobiz import VobizRestClient, check_vobiz_signature, vobiz_dial, vobiz_stream
 from voice_server.backend_client import BackendRejected, BackendUnavailable
-from voice_server.call_token import CallClaims, CallTokenError, mint_call_token, verify_call_token
-from voice_server.carriers import CarrierError, OutboundCallRequest, TwilioRestClient, VobizRestClient
 from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
@@ -41,16 +44,8 @@ from voice_server.media.serializers import (
     parse_twilio_start,
     parse_vobiz_start,
 )
-from voice_server.numbers import to_e164
 from voice_server.outbox import EventOutbox
 from voice_server.recording import DiskWriter, RecordingUploader, StereoRecorder, repair_wav_header
-from voice_server.signatures import (
-    NonceCache,
-    VobizSignatureResult,
-    check_vobiz_signature,
-    twilio_signature,
-    twilio_signature_valid,
-)
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.simulator import CallScript, CarrierAccount, SimulatedCall
 
@@ -126,7 +121,7 @@ def test_call_tokens_are_signed_short_and_expire() -> None:
 # -- answer documents -----------------------------------------------------------------------------------------
 
 def test_vobiz_answer_escapes_the_url_and_keeps_the_call_alive() -> None:
-    body = answers.vobiz_stream("wss://v.example.com/ws/vobiz/tok?a=1&b=2", "audio/x-l16;rate=16000",
+    body = vobiz_stream("wss://v.example.com/ws/vobiz/tok?a=1&b=2", "audio/x-l16;rate=16000",
                                 "https://v.example.com/vobiz/stream-status?x=1&y=2")
     assert "&amp;" in body and "a=1&b" not in body
     stream = ET.fromstring(body).find("Stream")
@@ -136,7 +131,7 @@ def test_vobiz_answer_escapes_the_url_and_keeps_the_call_alive() -> None:
 
 
 def test_twiml_connect_stream_carries_the_token_as_a_parameter() -> None:
-    root = ET.fromstring(answers.twiml_stream("wss://v.example.com/ws/twilio", 'to"k<en', None))
+    root = ET.fromstring(twiml_stream("wss://v.example.com/ws/twilio", 'to"k<en', None))
     stream = root.find("Connect/Stream")
     assert stream is not None and stream.get("url") == "wss://v.example.com/ws/twilio"
     param = stream.find("Parameter")
@@ -478,7 +473,7 @@ async def test_vobiz_client_uses_exact_paths_and_auth_headers(carrier_double: Fa
 
     @app.post("/dial")
     async def dial() -> Response:
-        return Response(answers.vobiz_dial("+919876543210", "+911140000000"), media_type="application/xml")
+        return Response(vobiz_dial("+919876543210", "+911140000000"), media_type="application/xml")
 
     async with LocalServer(app) as xml_server, httpx.AsyncClient() as http:
         client = VobizRestClient(creds, http)
@@ -509,8 +504,8 @@ def _session_for(carrier: str, fake: FakeCarrier, voice_url: str, sid: str) -> A
     from types import SimpleNamespace
 
     from core.call_events import ResolvedAgent
-    from voice_server.call_token import CallClaims
-    from voice_server.carriers import CarrierClients
+    from telephony.call_token import CallClaims
+    from telephony.registry import CarrierClients
     from voice_server.config import VoiceServerSettings
     from voice_server.media.serializers import StreamInfo
     from voice_server.session import CallSession
@@ -565,7 +560,7 @@ def test_vad_energy_gate_skips_quiet_windows_and_finds_the_same_speech(caller_au
     start and stop as without the gate."""
     from pipecat.audio.vad.vad_analyzer import VADParams, VADState
 
-    from pipelines.models import SharedModels
+    from pipelines.shared_models import SharedModels
 
     rng = np.random.default_rng(7)
     noise = (rng.normal(0, 3, 8000)).astype(np.int16).tobytes()  # ~-80 dBFS hiss, 1 s

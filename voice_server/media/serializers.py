@@ -226,6 +226,10 @@ class CarrierSerializer(FrameSerializer):
             raw = native_to_l16(frame.audio, "little")
         return base64.b64encode(raw).decode("ascii")
 
+    def stop_message(self) -> str | None:
+        """What to send before a REST hang-up so the carrier does not reconnect the stream (None: nothing)."""
+        return None
+
     def next_mark_name(self, prefix: str) -> str:
         self._mark_seq += 1
         return f"{prefix}-{self._mark_seq}"
@@ -295,8 +299,8 @@ class VobizMediaSerializer(CarrierSerializer):
             return json.dumps({"event": "checkpoint", "streamId": sid, "name": frame.mark})
         return None
 
-    def stop_message(self) -> str:
-        """Sent before a REST hang-up so Vobiz does not reconnect the stream (reference C7)."""
+    def stop_message(self) -> str | None:
+        """Sent before a REST hang-up so Vobiz does not reconnect the stream."""
         return json.dumps({"event": "stop", "streamId": self.info.stream_id})
 
     async def deserialize(self, data: str | bytes) -> Frame | None:

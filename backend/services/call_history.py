@@ -88,7 +88,7 @@ class RecordingStream:
     body: AsyncIterator[bytes]
 
 
-class CallService:
+class CallHistoryService:
     def __init__(self, db: Db, store: ObjectStore, call_log: CallLog, recording_url_ttl_s: int) -> None:
         self._db = db
         self._store = store

@@ -19,10 +19,11 @@ from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
 from backend.services.auth import AuthService
 from backend.services.browser_calls import BrowserCallService
-from backend.services.call_events import CallEventIngest, OutboxProcessor
+from backend.services.call_event_ingest import CallEventIngest
 from backend.services.call_history import CallHistoryService
 from backend.services.call_leases import CallLeases
 from backend.services.call_log import CallLog
+from backend.services.call_projection import OutboxProcessor
 from backend.services.call_routing import CallRoutingService
 from backend.services.carriers import CarrierCredentialService
 from backend.services.leader import Leadership

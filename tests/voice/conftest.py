@@ -15,8 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stack_helpers import AsrServer, run_backend, running_fake_carrier, start_process
-from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer, synthesize
+from stack_helpers import AsrServer, run_backend, running_fake_carrier, start_process, synthesize
+from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer
 
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine, provision_line, register

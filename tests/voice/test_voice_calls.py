@@ -11,13 +11,13 @@ import os
 
 import httpx
 import pytest
+from stack_helpers import synthesize
 from voicetest_helpers import (
     Simulate,
     VoiceServer,
     active_seconds,
     ended_with_recording,
     read_stereo_wav,
-    synthesize,
     wait_for_call,
     words_heard,
 )

@@ -197,6 +197,16 @@ class CarrierSerializer(FrameSerializer):
             return None
         return self._pcm_frame(pcm)
 
+    def _inbound_media(self, message: dict[str, Any], tracks: tuple[str, ...]) -> InputAudioRawFrame | None:
+        """A `media` event: the caller's audio, or None for another track (or a malformed frame, counted)."""
+        media = message.get("media")
+        if not isinstance(media, dict):
+            self._bad("media frame without media object")
+            return None
+        if media.get("track", "inbound") not in tracks:
+            return None
+        return self._audio_frame(media.get("payload"))
+
     def _pcm_frame(self, pcm: bytes) -> InputAudioRawFrame:
         """Caller audio (native PCM16); the recording takes it with its arrival on the call timeline."""
         self._consecutive_malformed = 0
@@ -254,13 +264,7 @@ class TwilioMediaSerializer(CarrierSerializer):
             return None
         event = message["event"]
         if event == "media":
-            media = message.get("media")
-            if not isinstance(media, dict):
-                self._bad("media frame without media object")
-                return None
-            if media.get("track", "inbound") not in ("inbound", "inbound_track"):
-                return None
-            return self._audio_frame(media.get("payload"))
+            return self._inbound_media(message, ("inbound", "inbound_track"))
         self._consecutive_malformed = 0
         if event == "mark":
             mark = message.get("mark")
@@ -309,13 +313,7 @@ class VobizMediaSerializer(CarrierSerializer):
             return None
         event = message["event"]
         if event == "media":
-            media = message.get("media")
-            if not isinstance(media, dict):
-                self._bad("media frame without media object")
-                return None
-            if media.get("track", "inbound") != "inbound":
-                return None
-            return self._audio_frame(media.get("payload"))
+            return self._inbound_media(message, ("inbound",))
         self._consecutive_malformed = 0
         if event == "playedStream":
             name = message.get("name")

@@ -17,6 +17,7 @@ from telephony.base import CarrierName
 from telephony.call_token import CallClaims, mint_call_token
 from voice_server.prepared import PreparedCall
 from voice_server.state import VoiceApp
+from voice_server.warmup import warm_llm
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +89,12 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
     tts_config = agent.config.tts
 
     def synthesize(text: str) -> tuple[StreamingAudio, asyncio.Task[None]]:
-        return app.speech.synthesize_streaming(tts_config, text, out_sample_rate)
+        return app.call_services.speech.synthesize_streaming(tts_config, text, out_sample_rate)
 
-    async def warm_llm() -> None:
-        await app.warm_llm(agent, system_prompt, greeting)
+    async def warm_prompt() -> None:
+        await warm_llm(app.llm_pool, app.settings, agent, system_prompt, greeting)
 
-    app.prepared.add(prepared, synthesize, warm_llm if settings.llm_warmup else None)
+    app.prepared.add(prepared, synthesize, warm_prompt if settings.llm_warmup else None)
     app.calls.remember_credentials(res.call_id, agent.carrier_credentials)
     app.outbox.emit(CallStarted(
         event_id=f"{res.call_id}-started"[:64], call_id=res.call_id, org_id=agent.org_id,

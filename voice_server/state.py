@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import httpx
 
-from core.call_events import ResolvedAgent
 from core.service_auth import ServiceTokenSource
 from core.storage import ObjectStore
 from pipelines.degradation import PromptClips, degradation_texts
@@ -26,11 +24,11 @@ from voice_server.backend_client import BackendClient
 from voice_server.call_registry import CallRegistry
 from voice_server.config import VoiceServerSettings
 from voice_server.lifecycle import CallLeaseHeartbeat, Drain
-from voice_server.media.playout import PlayoutTracker
 from voice_server.metrics import VoiceMetrics
 from voice_server.outbox import EventOutbox
 from voice_server.prepared import PreparedCalls
 from voice_server.recording import DiskWriter, RecordingUploader
+from voice_server.warmup import warm_up_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -51,17 +49,17 @@ class VoiceApp:
         self.uploader = RecordingUploader(self.store, settings.spool_dir, self.outbox.emit,
                                           retry_max_s=settings.recording_retry_max_s)
         self.carriers = CarrierClients()
-        self.models = SharedModels(smart_turn=settings.smart_turn_enabled,
+        models = SharedModels(smart_turn=settings.smart_turn_enabled,
                                    vad_gate_dbfs=settings.vad_energy_gate_dbfs)
         self.llm_pool = OpenAIClientPool()
-        self.speech = SpeechFactory(riva_server=settings.riva_server, tts_url=settings.tts_url, http=self.http,
+        speech = SpeechFactory(riva_server=settings.riva_server, tts_url=settings.tts_url, http=self.http,
                                     stt_final_wait_s=settings.stt_final_wait_s,
                                     stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms,
                                     stt_finalize_on_vad_stop=settings.stt_finalize_on_vad_stop,
                                     stt_interims=settings.stt_interims,
                                     first_chunk_max_words=settings.tts_first_chunk_max_words)
         self.call_services = CallServices(
-            models=self.models, llm_pool=self.llm_pool, speech=self.speech, http=self.http,
+            models=models, llm_pool=self.llm_pool, speech=speech, http=self.http,
             llm_base_url=settings.llm_base_url, llm_model=settings.llm_model,
             llm_api_key=settings.llm_api_key.get_secret_value(),
             vad_start_secs=settings.vad_start_secs, vad_stop_secs=settings.vad_stop_secs,
@@ -77,7 +75,7 @@ class VoiceApp:
         self.nonces = NonceCache(max_entries=settings.vobiz_signature_max_nonces)
         self.agents = AgentLookup(self.backend)
         self.calls = CallRegistry(self.agents)
-        self.warm_transfers = self.calls.warm_transfers  # what a session registers; status callbacks read it
+        self.warm_transfers = self.calls.warm_transfers  # a session's narrow view (session.py SessionDeps)
         self.metrics = VoiceMetrics(active_calls=lambda: len(self.calls))
         self.accepting = True
         self.ready = False  # /ready: started, and not draining
@@ -90,12 +88,12 @@ class VoiceApp:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=512,
                                                                            thread_name_prefix="voice"))
         self.metrics.start_loop_probe()
-        await asyncio.to_thread(self.models.warm_up)
+        await asyncio.to_thread(self.call_services.models.warm_up)
         if self.call_services.clips is not None:  # the default agent's prompts, recorded in the background
             from core.agent_config import AgentConfig
 
             self.call_services.clips.ensure(degradation_texts(AgentConfig()))
-        self._warm_up_pipeline()
+        warm_up_pipeline(self.call_services)
         await self.outbox.start()
         await self.uploader.start(lambda: set(self.calls.ids()))
         self.heartbeat.start()
@@ -119,61 +117,5 @@ class VoiceApp:
         await self.llm_pool.close()
         await self.http.aclose()
         self.writer.close()
-        self.models.close()
+        self.call_services.models.close()
         await self.metrics.stop_loop_probe()
-
-    def _warm_up_pipeline(self) -> None:
-        """Builds (and throws away) one call pipeline, so the first real call does not pay for Pipecat's lazy
-        imports (about 200 ms on 2 cores)."""
-        from types import SimpleNamespace
-
-        from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
-
-        from core.agent_config import AgentConfig
-        from pipelines.factory import CallSpec, build_call_pipeline
-        from voice_server.media.transport import CarrierTransport
-
-        class _Quiet:
-            async def end_call(self, *args: Any, **kwargs: Any) -> None:
-                return None
-
-            async def transfer(self, *args: Any, **kwargs: Any) -> str:
-                return ""
-
-            def turn(self, event: Any) -> None:
-                return None
-
-            def tool(self, event: Any) -> None:
-                return None
-
-            def degraded(self, event: Any) -> None:
-                return None
-
-            def timeline_ms(self, monotonic_s: float | None = None) -> int:
-                return 0
-
-        try:
-            ws: Any = SimpleNamespace(headers={}, client_state=None, application_state=None)
-            params = FastAPIWebsocketParams(audio_in_enabled=True, audio_out_enabled=True, allowed_origins=[])
-            transport = CarrierTransport(ws, params, PlayoutTracker(), lead_s=0.1)
-            quiet = _Quiet()
-            build_call_pipeline(transport, CallSpec(call_id="warm-up", agent=AgentConfig()), self.call_services,
-                                control=quiet, events=quiet)
-        except Exception as exc:  # only an optimisation
-            log.warning("pipeline warm-up failed: %s", exc)
-
-    async def warm_llm(self, agent: ResolvedAgent, system_prompt: str, greeting: str) -> None:
-        cfg = agent.config.llm
-        client = self.llm_pool.get(cfg.endpoint.base_url or self.settings.llm_base_url,
-                                   self.settings.llm_api_key.get_secret_value(), cfg.endpoint.timeout_s)
-        messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt}]
-        if greeting:
-            messages.append({"role": "assistant", "content": greeting})
-        try:
-            await client.chat.completions.create(
-                model=cfg.endpoint.model or self.settings.llm_model,
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=1, temperature=0,
-            )
-        except Exception as exc:  # only an optimisation
-            log.debug("LLM warm-up failed: %s", exc)

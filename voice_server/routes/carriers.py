@@ -107,11 +107,9 @@ async def status(carrier: Carrier, request: Request, app: VoiceApp, form: dict[s
     if update is None:
         return _text(400, f"{carrier.call_id_field} is required")
     our_id = call_id or inbound_call_id(carrier.name, update.carrier_call_id)
-    caller, callee = form.get("From"), form.get("To")
-    webhook = carrier.parse_answer(form, app.settings.vobiz_default_region)
-    if webhook is not None:
-        caller, callee = webhook.from_number, webhook.to_number
-    creds = await app.calls.credentials_for(our_id, carrier.name, callee or "", caller or "")
+    numbers = carrier.parse_answer(form, app.settings.vobiz_default_region)  # the same fields name the numbers
+    creds = await app.calls.credentials_for(our_id, carrier.name, numbers.to_number if numbers else "",
+                                            numbers.from_number if numbers else "")
     if not _authentic(app, carrier, request, form, creds):
         return _forbidden(carrier)
     if update.outcome is not None:

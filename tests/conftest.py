@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from stack_helpers import AsrServer, run_asr, server_env, start_process
 
-from speech.launch import llm_process, tts_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
+from voicectl.launch import llm_process, tts_process
 from voicectl.procs import free_port
 
 # Under CI a skipped test is a suite that did not run: only tests marked `gpu` may skip there (no GPU on CI).

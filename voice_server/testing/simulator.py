@@ -37,8 +37,9 @@ import soxr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from telephony.twilio import twilio_signature
+from telephony.vobiz import vobiz_signature_v2, vobiz_signature_v3
 from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
-from voice_server.signatures import twilio_signature, vobiz_signature_v2, vobiz_signature_v3
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ class CallReport:
             return None
         return round((self.first_agent_audio - self.socket_opened) * 1000, 1)
 
-    def spoke_after(self, t: float) -> bool:
-        return any(end > t for _, end in self.heard_segments)
 
 
 @dataclass

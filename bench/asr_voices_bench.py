@@ -31,7 +31,7 @@ from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from bench.speech_bench import ASR_TEXTS, wer  # noqa: E402
 from speech.common.audio import pcm16_to_mulaw  # noqa: E402
-from speech.launch import asr_process, tts_process  # noqa: E402
+from voicectl.launch import asr_process, tts_process  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "asr_voices.json"

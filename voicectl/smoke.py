@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from speech.launch import asr_process, llm_process, tts_process
 from voicectl.binaries import cache_dir
+from voicectl.launch import asr_process, llm_process, tts_process
 from voicectl.procs import ManagedProcess, ServiceError, free_port
 from voicectl.supervise import exit_description
 

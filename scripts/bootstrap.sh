@@ -57,7 +57,9 @@ if [[ ! -f "$STAMP" ]]; then
   .venv/bin/pip install -q --require-hashes --no-deps -r requirements.lock
   # A .venv made before with another llama.cpp build (e.g. a native one) gets this one.
   .venv/bin/pip install -q --no-deps --force-reinstall "$LLAMA_WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
-  .venv/bin/pip install -q --no-deps --no-build-isolation -e .
+  if ! PYTHONWARNINGS=ignore .venv/bin/pip install -q --no-deps --no-build-isolation -e . >"$CACHE/pip-editable.log" 2>&1; then
+    cat "$CACHE/pip-editable.log"; log "installing the project itself (pip install -e .) failed (above)"; exit 1
+  fi
   if ! .venv/bin/pip check >/tmp/voiceagent-pip-check.log 2>&1; then
     cat /tmp/voiceagent-pip-check.log
     log "requirements.lock does not satisfy pyproject.toml (above); run scripts/lock.sh and commit the lock"; exit 1

@@ -86,8 +86,9 @@ def transcribe(asr_address: str, mulaw: bytes) -> str:
 
     asr = riva.client.ASRService(riva.client.Auth(uri=asr_address))
     config = riva.client.StreamingRecognitionConfig(
+        # Punctuated as the call pipeline asks for it (WER ignores punctuation; the turn-end bench reads it).
         config=riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.MULAW, sample_rate_hertz=8000,
-                                             language_code="en-US"),
+                                             language_code="en-US", enable_automatic_punctuation=True),
         interim_results=False)
     chunks = (mulaw[i:i + 1600] for i in range(0, len(mulaw), 1600))
     finals = [r.alternatives[0].transcript for resp in asr.streaming_response_generator(chunks, config)

@@ -26,12 +26,11 @@ from backend.campaigns.models import VoicemailPolicy
 from backend.campaigns.outcomes import MESSAGE_END_ANSWERS, attempt_outcome, is_machine
 from backend.db.collections import Db
 from core.call_events import CarrierCredentials
-from telephony.base import Carrier, CarrierError, NonceCache, SignatureResult
+from telephony.base import Carrier, CarrierError, CarrierName, NonceCache, SignatureResult
 from telephony.registry import CARRIERS, CarrierClients
 
 log = logging.getLogger(__name__)
 
-CarrierName = Literal["twilio", "vobiz"]
 CallbackKind = Literal["status", "amd", "voicemail"]
 CredentialsLookup = Callable[[str, str], Awaitable[CarrierCredentials | None]]
 

@@ -10,8 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compose_model import COMPOSE_FILE, PROFILES, REPO, MissingVariable, Service, load, required_variables
-from pydantic import SecretStr
+from compose_model import (
+    COMPOSE_FILE,
+    HOST_PORT,
+    OPERATOR_DOTENV,
+    PROFILES,
+    REPO,
+    MissingVariable,
+    Service,
+    load,
+    required_names,
+    required_variables,
+)
 from pydantic_settings import BaseSettings
 
 from backend.config import BackendSettings
@@ -21,14 +31,7 @@ from speech.llm.config import LlmServerSettings
 from speech.tts.config import TtsSettings
 from voice_server.config import VoiceServerSettings
 
-# What an operator's .env holds (see .env.example, "docker compose"): https public URLs, no demo.
-DOTENV = {
-    "PUBLIC_BASE_URL": "https://app.example.com", "VOICE_PUBLIC_BASE_URL": "https://voice.example.com",
-    "MONGO_ROOT_PASSWORD": "m" * 32, "MONGO_APP_PASSWORD": "a" * 32, "MINIO_ROOT_USER": "voiceagent-root",
-    "MINIO_ROOT_PASSWORD": "r" * 32, "S3_BACKEND_SECRET_KEY": "b" * 32, "S3_VOICE_SECRET_KEY": "v" * 32,
-    "JWT_SECRET": "j" * 32, "ENCRYPTION_KEY": "e" * 32, "SERVICE_TOKEN_SECRET": "s" * 32,
-    "CALL_TOKEN_SECRET": "c" * 32, "METRICS_TOKEN": "t" * 32, "LLM_API_KEY": "k" * 32,
-}
+DOTENV = OPERATOR_DOTENV
 # Each of our services, by what its command runs.
 SETTINGS_BY_COMMAND: dict[str, type[BaseSettings]] = {
     "backend.main": BackendSettings, "voice_server.main": VoiceServerSettings, "speech.asr": AsrSettings,
@@ -38,23 +41,12 @@ SETTINGS_BY_COMMAND: dict[str, type[BaseSettings]] = {
 ALIASES = {"TTS_ENGINES"}
 # Ports of the images we do not build (their own documented defaults).
 IMAGE_PORTS = {"mongo": {27017}, "minio/minio": {9000}}
-HOST_PORT = re.compile(r"(?:^|//|@)(?P<host>[A-Za-z0-9_-]+):(?P<port>\d+)")
 VERSION = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(), re.M).group(1)  # type: ignore[union-attr]
 
 
 def settings_class(service: Service) -> type[BaseSettings] | None:
     command = " ".join(service.command)
     return next((cls for key, cls in SETTINGS_BY_COMMAND.items() if key in command), None)
-
-
-def required_names(cls: type[BaseSettings]) -> set[str]:
-    """Fields with no default, and secrets whose default is empty (the service cannot do its job without them)."""
-    names = set()
-    for name, info in cls.model_fields.items():
-        empty_secret = isinstance(info.default, SecretStr) and not info.default.get_secret_value()
-        if info.is_required() or empty_secret:
-            names.add(name.upper())
-    return names
 
 
 def listening_ports(service: Service) -> set[int]:
@@ -170,8 +162,11 @@ def test_images_are_pinned() -> None:
         assert bases and all(_pinned(b) for b in bases), (dockerfile, bases)
 
 
-def _nginx_listen_port() -> int:
-    return int(re.search(r"^\s*listen\s+(\d+);", (REPO / "frontend" / "nginx.conf").read_text(), re.M).group(1))  # type: ignore[union-attr]
+def _nginx_listen_port(frontend: Service) -> int:
+    """The port the rendered template listens on: UI_PORT from the container's environment or the image's."""
+    assert re.search(r"^\s*listen\s+\$\{UI_PORT\};", (REPO / "frontend" / "nginx.conf").read_text(), re.M)
+    image_default = re.search(r"UI_PORT=(\d+)", (REPO / "frontend" / "Dockerfile").read_text()).group(1)  # type: ignore[union-attr]
+    return int(frontend.environment.get("UI_PORT", image_default))
 
 
 def test_only_the_ui_and_the_voice_server_are_published() -> None:
@@ -179,7 +174,7 @@ def test_only_the_ui_and_the_voice_server_are_published() -> None:
     published = {name: s.spec["ports"] for name, s in services.items() if s.spec.get("ports")}
     assert set(published) == {"frontend", "voice_server"}, published
     host_port, container_port = published["frontend"][0].split(":")
-    assert int(container_port) == _nginx_listen_port()
+    assert int(container_port) == _nginx_listen_port(services["frontend"])
     assert published["voice_server"] == ["8100:8100"]
 
 
@@ -190,7 +185,7 @@ def test_the_ui_proxy_template_gets_every_variable_it_uses() -> None:
     env_filter = re.search(r"NGINX_ENVSUBST_FILTER=(\S+)", dockerfile).group(1)  # type: ignore[union-attr]
     assert all(re.search(env_filter, name) for name in used), (used, env_filter)
     frontend = load(DOTENV)["frontend"]
-    assert used <= set(frontend.environment), used
+    assert used - {"UI_PORT"} <= set(frontend.environment), used  # UI_PORT: the image's 8080 unless set
     assert re.search(r"^USER\s+(?!root|0\b)\S+", dockerfile, re.M), "nginx runs as an unprivileged user"
     assert "nginx-unprivileged" in dockerfile
 

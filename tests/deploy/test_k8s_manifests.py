@@ -12,7 +12,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
-from pydantic import SecretStr
+from compose_model import required_names
 from pydantic_settings import BaseSettings
 
 from backend.config import BackendSettings
@@ -111,11 +111,6 @@ def _secret_keys(kind: str, name: str) -> dict[str, str]:
             if "secretKeyRef" in e.get("valueFrom", {})}
 
 
-def _required(cls: type[BaseSettings]) -> set[str]:
-    return {name.upper() for name, info in cls.model_fields.items()
-            if info.is_required() or (isinstance(info.default, SecretStr) and not info.default.get_secret_value())}
-
-
 @pytest.mark.parametrize("kind,name,settings", [("Deployment", "backend", BackendSettings),
                                                 ("StatefulSet", "voice-server", VoiceServerSettings),
                                                 ("Job", "provision", ProvisionSettings)])
@@ -124,7 +119,7 @@ def test_each_service_gets_the_secrets_its_settings_need(kind: str, name: str, s
     given = set(_secret_keys(kind, name)) | {e["name"] for e in c.get("env", [])}
     if c.get("envFrom"):
         given |= set(config_map())
-    missing = _required(settings) - given
+    missing = required_names(settings) - given
     assert not missing, f"{name} needs {sorted(missing)}"
 
 

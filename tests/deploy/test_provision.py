@@ -17,6 +17,10 @@ import httpx
 import pytest
 from minio import Minio
 from minio.error import S3Error
+from pydantic import SecretStr
+
+from core.settings import S3Settings
+from core.storage import ObjectStore
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,26 +55,35 @@ def _denied(call: object) -> None:
     assert err.value.code == "AccessDenied", err.value
 
 
-def test_the_voice_server_user_only_uploads(provisioned: dict[str, str], tmp_path: Path) -> None:
+def _store(env: dict[str, str], who: str) -> ObjectStore:
+    """The services' own storage code (core/storage.py) with that service's user."""
+    return ObjectStore(S3Settings(_env_file=None, s3_endpoint=env["S3_ENDPOINT"],  # type: ignore[call-arg]
+                                  s3_access_key=SecretStr(env[f"S3_{who}_ACCESS_KEY"]),
+                                  s3_secret_key=SecretStr(env[f"S3_{who}_SECRET_KEY"]),
+                                  s3_bucket_recordings=env["S3_BUCKET_RECORDINGS"]))
+
+
+async def test_the_voice_server_user_only_uploads(provisioned: dict[str, str], tmp_path: Path) -> None:
     voice, bucket = _client(provisioned, "VOICE"), provisioned["S3_BUCKET_RECORDINGS"]
-    voice.put_object(bucket, "org/call-1.wav", io.BytesIO(b"RIFF" + bytes(100)), 104)
+    store = _store(provisioned, "VOICE")
+    await store.ensure_bucket()  # the uploader's first step: it may not look, and carries on
+    await store.put_bytes("org/call-1.wav", b"RIFF" + bytes(100), content_type="audio/wav")
     big = tmp_path / "long-call.wav"
-    big.write_bytes(os.urandom(6 * 1024 * 1024))
-    voice.fput_object(bucket, "org/call-2.wav", str(big), part_size=5 * 1024 * 1024)  # multipart, as the uploader
+    big.write_bytes(os.urandom(9 * 1024 * 1024))
+    await store.upload_file("org/call-2.wav", big, content_type="audio/wav")  # multipart (8 MiB parts)
     _denied(lambda: voice.get_object(bucket, "org/call-1.wav"))
     _denied(lambda: list(voice.list_objects(bucket)))
     _denied(lambda: voice.remove_object(bucket, "org/call-1.wav"))
     _denied(lambda: voice.make_bucket(f"other-{uuid.uuid4().hex[:8]}"))
 
 
-def test_the_backend_user_only_reads(provisioned: dict[str, str]) -> None:
+async def test_the_backend_user_only_reads(provisioned: dict[str, str]) -> None:
     bucket = provisioned["S3_BUCKET_RECORDINGS"]
     _client(provisioned, "VOICE").put_object(bucket, "org/call-3.wav", io.BytesIO(b"RIFFdata"), 8)
-    backend = _client(provisioned, "BACKEND")
-    assert backend.bucket_exists(bucket)  # the backend's start-up check
-    assert backend.get_object(bucket, "org/call-3.wav", offset=4, length=4).read() == b"data"
-    url = backend.presigned_get_object(bucket, "org/call-3.wav")
-    assert httpx.get(url, timeout=10).content == b"RIFFdata"
+    backend, store = _client(provisioned, "BACKEND"), _store(provisioned, "BACKEND")
+    await store.ensure_bucket()  # the backend's start-up check
+    assert await store.get_bytes("org/call-3.wav", offset=4, length=4) == b"data"
+    assert httpx.get(store.presigned_get_url("org/call-3.wav"), timeout=10).content == b"RIFFdata"
     _denied(lambda: backend.put_object(bucket, "org/forged.wav", io.BytesIO(b"x"), 1))
     _denied(lambda: backend.remove_object(bucket, "org/call-3.wav"))
     _denied(lambda: backend.make_bucket(f"other-{uuid.uuid4().hex[:8]}"))

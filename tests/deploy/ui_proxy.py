@@ -87,8 +87,9 @@ class UiProxy:
                 "-e", str(self.log), *extra]
 
     def start(self, timeout_s: float = 30.0) -> None:
-        test = subprocess.run(self.argv("-t"), capture_output=True, text=True)
-        assert test.returncode == 0, f"nginx -t refused the rendered config:\n{test.stderr}\n{self.rendered}"
+        with self.log.open("ab") as log:  # its own file: an unprivileged nginx may open it again as /dev/stdout
+            test = subprocess.run(self.argv("-t"), stdout=log, stderr=subprocess.STDOUT)
+        assert test.returncode == 0, f"nginx -t refused the rendered config:\n{self.log.read_text()}\n{self.rendered}"
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(self.argv("-g", "daemon off;"), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s

@@ -130,13 +130,13 @@ def stack(data_services: dict[str, str], asr_server: AsrServer, tts_url: str, ll
 
 
 @pytest.fixture(scope="module")
-def ui(stack: Stack) -> Iterator[str]:
+def ui(stack: Stack) -> Iterator[UiProxy]:
     prefix = Path(tempfile.mkdtemp(prefix="ui-proxy-"))
     env = {key: readdress(value, stack.addresses) for key, value in stack.services["frontend"].environment.items()}
     proxy = UiProxy(prefix, built_frontend(), {**env, "UI_PORT": str(stack.ui_port)})
     try:
         proxy.start()
-        yield proxy.url
+        yield proxy
     finally:
         proxy.stop()
         shutil.copy(proxy.log, ARTIFACTS / "nginx.log")
@@ -144,9 +144,9 @@ def ui(stack: Stack) -> Iterator[str]:
 
 
 @pytest.mark.timeout(900)
-def test_a_browser_test_call_through_the_ui_proxy(stack: Stack, ui: str, tts_url: str) -> None:
+def test_a_browser_test_call_through_the_ui_proxy(stack: Stack, ui: UiProxy, tts_url: str) -> None:
     email, password = f"owner-{uuid.uuid4().hex[:8]}@example.com", "correct-horse-battery-staple"
-    with httpx.Client(base_url=ui, timeout=30) as http:
+    with httpx.Client(base_url=ui.url, timeout=30) as http:
         assert http.get("/health").json()["status"] == "ok"  # the backend, through nginx
         demo = http.post("/api/v1/auth/login", json={"email": "demo@example.com", "password": "demo-password-123"})
         assert demo.status_code == 401, "no demo owner in production"
@@ -158,10 +158,13 @@ def test_a_browser_test_call_through_the_ui_proxy(stack: Stack, ui: str, tts_url
         old.unlink()
     write_ui_state(ARTIFACTS, email=email, password=password)
     audio = spoken_question_wav(tts_url, ARTIFACTS / "fake-microphone.wav")
-    run_ui_phase(ui, "prod", ARTIFACTS, E2E_FAKE_AUDIO=str(audio))
+    run_ui_phase(ui.url, "prod", ARTIFACTS, E2E_FAKE_AUDIO=str(audio))
+    access_log = ui.log.read_text()
+    assert '"GET /voice/v1/browser HTTP/1.1" 101' in access_log, "the call's socket went through nginx"
+    assert "token=" not in access_log, "the proxy's access log keeps no tokens"
 
     call_id = read_ui_state(ARTIFACTS)["testCallId"]
-    with httpx.Client(base_url=ui, timeout=30) as http:
+    with httpx.Client(base_url=ui.url, timeout=30) as http:
         token = http.post("/api/v1/auth/login", json={"email": email, "password": password}).json()["access_token"]
         user = {"Authorization": f"Bearer {token}"}
         deadline = time.monotonic() + 60
@@ -180,12 +183,12 @@ def test_a_browser_test_call_through_the_ui_proxy(stack: Stack, ui: str, tts_url
             assert wav.getnchannels() == 2
 
 
-def test_internal_surfaces_are_not_reachable_through_the_proxy(stack: Stack, ui: str) -> None:
+def test_internal_surfaces_are_not_reachable_through_the_proxy(stack: Stack, ui: UiProxy) -> None:
     token = stack.dotenv["METRICS_TOKEN"]
     backend = f"http://127.0.0.1:{stack.backend_port}"
     assert httpx.get(f"{backend}/metrics", timeout=10).status_code in (401, 403)
     assert httpx.get(f"{backend}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
-    with httpx.Client(base_url=ui, timeout=10) as http:
+    with httpx.Client(base_url=ui.url, timeout=10) as http:
         for path in ("/metrics", "/internal/v1/calls/events", "/docs", "/voice/health", "/voice/internal/v1/drain"):
             resp = http.post(path, json={}) if "internal" in path else http.get(path)
             assert "application/json" not in resp.headers.get("content-type", ""), (path, resp.status_code)

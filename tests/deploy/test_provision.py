@@ -83,7 +83,8 @@ async def test_the_backend_user_only_reads(provisioned: dict[str, str]) -> None:
     backend, store = _client(provisioned, "BACKEND"), _store(provisioned, "BACKEND")
     await store.ensure_bucket()  # the backend's start-up check
     assert await store.get_bytes("org/call-3.wav", offset=4, length=4) == b"data"
-    assert httpx.get(store.presigned_get_url("org/call-3.wav"), timeout=10).content == b"RIFFdata"
+    async with httpx.AsyncClient(timeout=10) as http:
+        assert (await http.get(store.presigned_get_url("org/call-3.wav"))).content == b"RIFFdata"
     _denied(lambda: backend.put_object(bucket, "org/forged.wav", io.BytesIO(b"x"), 1))
     _denied(lambda: backend.remove_object(bucket, "org/call-3.wav"))
     _denied(lambda: backend.make_bucket(f"other-{uuid.uuid4().hex[:8]}"))

@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 import wave
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from stack_helpers import AsrServer, free_port
 from ui_e2e_helpers import (
     built_frontend,
     chromium_path,
+    finished_call,
     read_ui_state,
     run_ui_phase,
     spoken_question_wav,
@@ -167,13 +167,7 @@ def test_a_browser_test_call_through_the_ui_proxy(stack: Stack, ui: UiProxy, tts
     with httpx.Client(base_url=ui.url, timeout=30) as http:
         token = http.post("/api/v1/auth/login", json={"email": email, "password": password}).json()["access_token"]
         user = {"Authorization": f"Bearer {token}"}
-        deadline = time.monotonic() + 60
-        while True:
-            call = http.get(f"/api/v1/calls/{call_id}", headers=user).json()
-            if call.get("end_reason") and call.get("has_recording"):
-                break
-            assert time.monotonic() < deadline, f"the test call never got its end and recording: {call}"
-            time.sleep(0.5)
+        call = finished_call(http, call_id, user)
         assert call["carrier"] == "browser" and [t["speaker"] for t in call["turns"]][0] == "agent", call
         assert "caller" in [t["speaker"] for t in call["turns"]], call["turns"]
         # Uploaded with the voice server's MinIO user, read with the backend's.

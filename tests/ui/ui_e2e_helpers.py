@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 import wave
 from dataclasses import dataclass
@@ -175,3 +176,14 @@ def call_events(org_id: str, agent_id: str, agent_version: int, to_number: str, 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def finished_call(http: httpx.Client, call_id: str, headers: dict[str, str], timeout_s: float = 60) -> dict[str, Any]:
+    """The call once the backend has its end and its recording (events and the upload arrive after the hang-up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        call: dict[str, Any] = http.get(f"/api/v1/calls/{call_id}", headers=headers).json()
+        if call.get("end_reason") and call.get("has_recording"):
+            return call
+        assert time.monotonic() < deadline, f"the test call never got its end and recording: {call}"
+        time.sleep(0.5)

@@ -5,29 +5,20 @@ server accepts, and a language it does not serve is a clear error."""
 
 from __future__ import annotations
 
-import urllib.request
-
 import grpc
 import pytest
 import riva.client
 import riva.client.proto.riva_asr_pb2 as rasr
 import riva.client.proto.riva_asr_pb2_grpc as rasr_grpc
+from asr_probe import config_rpcs
 from stack_helpers import AsrServer
 
 from pipelines.stt_models import NoModelForLanguage, RivaModelCatalog, ServedModel, pick_model
 
 
-def _config_rpcs(asr: AsrServer) -> float:
-    with urllib.request.urlopen(f"{asr.health_url}/metrics") as resp:
-        for line in resp.read().decode().splitlines():
-            if line.startswith("asr_requests_total") and 'GetRivaSpeechRecognitionConfig' in line:
-                return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 async def test_the_server_is_asked_once_and_its_model_for_the_language_is_used(asr_server: AsrServer) -> None:
     catalog = RivaModelCatalog()
-    before = _config_rpcs(asr_server)
+    before = config_rpcs(asr_server)
     async with grpc.aio.insecure_channel(asr_server.address) as channel:
         served = await catalog.served(asr_server.address, channel)
         assert [m.name for m in served] == ["whisper-tiny.en"] and served[0].streaming
@@ -35,10 +26,10 @@ async def test_the_server_is_asked_once_and_its_model_for_the_language_is_used(a
         assert await catalog.model_for(asr_server.address, "en-GB", channel) == "whisper-tiny.en"
         with pytest.raises(NoModelForLanguage, match="de-DE.*whisper-tiny.en"):
             await catalog.model_for(asr_server.address, "de-DE", channel)
-        assert _config_rpcs(asr_server) == before + 1, "cached per server"
+        assert config_rpcs(asr_server) == before + 1, "cached per server"
         catalog.forget(asr_server.address)
         await catalog.model_for(asr_server.address, "en-US", channel)
-        assert _config_rpcs(asr_server) == before + 2
+        assert config_rpcs(asr_server) == before + 2
 
 
 async def test_the_chosen_name_is_accepted_and_an_unserved_one_refused(asr_server: AsrServer) -> None:
@@ -58,11 +49,11 @@ async def test_the_chosen_name_is_accepted_and_an_unserved_one_refused(asr_serve
 
 
 async def test_stt_model_pins_the_platform_server_without_asking(asr_server: AsrServer) -> None:
-    before = _config_rpcs(asr_server)
+    before = config_rpcs(asr_server)
     catalog = RivaModelCatalog({asr_server.address: "parakeet-0.6b-en-US-asr-streaming"})
     async with grpc.aio.insecure_channel(asr_server.address) as channel:
         assert await catalog.model_for(asr_server.address, "en-US", channel) == "parakeet-0.6b-en-US-asr-streaming"
-    assert _config_rpcs(asr_server) == before
+    assert config_rpcs(asr_server) == before
 
 
 def test_a_riva_style_model_list_picks_a_streaming_model_for_the_language() -> None:

@@ -58,7 +58,15 @@ class ObjectStore:
         name = bucket or self.bucket
 
         def _ensure() -> None:
-            if not self._client.bucket_exists(name):
+            try:
+                exists = self._client.bucket_exists(name)
+            except S3Error as exc:
+                # A deployment's per-service users may not look at buckets (the voice server's may only upload):
+                # there the provisioning job (python -m provision) made the bucket, and an upload says if it did not.
+                if exc.code == "AccessDenied":
+                    return
+                raise
+            if not exists:
                 try:
                     self._client.make_bucket(name)
                 except S3Error as exc:  # another process won the race

@@ -43,16 +43,19 @@ from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService, Nv
 from core.agent_config import STTConfig
 from pipelines.degradation import DegradationPolicy
 from pipelines.resilience import BreakerRegistry
+from pipelines.stt_models import RivaModelCatalog
 
 
 @dataclass(frozen=True)
 class STTEndpoint:
     server: str  # host:port
     timeout_s: float
+    model: str | None = None  # the agent's choice; None: the platform's or the server's (pipelines/stt_models.py)
 
 
 def stt_endpoints(config: STTConfig, default_server: str) -> list[STTEndpoint]:
-    return [STTEndpoint(e.base_url or default_server, e.timeout_s) for e in (config.endpoint, *config.fallbacks)]
+    return [STTEndpoint(e.base_url or default_server, e.timeout_s, e.model or None)
+            for e in (config.endpoint, *config.fallbacks)]
 
 
 # When the stream asks for interim transcripts (voice_server's STT_INTERIMS).
@@ -83,7 +86,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
     def __init__(self, *, endpoints: list[STTEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
                  message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0,
                  finalize_on_vad_stop: bool = False,
-                 interims: STTInterims = "always", **kwargs: Any) -> None:
+                 interims: STTInterims = "always", models: RivaModelCatalog | None = None, **kwargs: Any) -> None:
         kwargs["server"] = endpoints[0].server
         super().__init__(**kwargs)
         self.endpoints = endpoints
@@ -104,6 +107,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.half_closed_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._models = models or RivaModelCatalog()
 
     @property
     def current(self) -> STTEndpoint:
@@ -196,6 +200,9 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 await asyncio.wait_for(channel.channel_ready(), endpoint.timeout_s)
             except TimeoutError:
                 raise ConnectionError(f"could not connect within {endpoint.timeout_s:g}s") from None
+            metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else None
+            # A server that serves no model for the agent's language fails like an unreachable one.
+            config = await self._with_model(config, endpoint, channel, metadata)
             breaker.record_success()  # the server is there; a broken stream below still counts against it
             connected, started = True, time.monotonic()
             diarization = bool(config and config.config.diarization_config.enable_speaker_diarization)
@@ -205,7 +212,6 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 while (chunk := await iterator.next_chunk()) is not None:
                     yield rasr.StreamingRecognizeRequest(audio_content=chunk)
 
-            metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else None
             call = rasr_grpc.RivaSpeechRecognitionStub(channel).StreamingRecognize(requests(), metadata=metadata)
             async for response in call:
                 if not response.results:
@@ -226,6 +232,18 @@ class FallbackRivaSTTService(NvidiaSTTService):
         # Its own task: handling the drop may cancel this one (a reconnect stops the stream task).
         self.create_task(self._on_stream_drop(iterator, drop_reason, healthy))
 
+    async def _with_model(self, config: Any, endpoint: STTEndpoint, channel: grpc.aio.Channel,
+                          metadata: tuple[tuple[str, str], ...] | None) -> Any:
+        """The recognition config naming the model this endpoint serves for the agent's language."""
+        language = self._stt_settings.language
+        model = endpoint.model or await self._models.model_for(
+            endpoint.server, str(getattr(language, "value", language)), channel, metadata, endpoint.timeout_s)
+        self._stt_settings.model = model
+        named = rasr.StreamingRecognitionConfig()
+        named.CopyFrom(config)
+        named.config.model = model
+        return named
+
     async def _on_stream_drop(self, iterator: AudioChunkIterator, reason: str, healthy: bool) -> None:
         if iterator.closed or iterator is not self._audio_iterator or self.exhausted:
             return
@@ -239,6 +257,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 await self._request_reconnect()
             return
         self._breakers.get(endpoint.server).record_failure(reason)
+        self._models.forget(endpoint.server)  # a redeployed server may serve other models: ask again next time
         chosen = self._next_allowed(self._index + 1)
         nxt = self.endpoints[chosen].server if chosen is not None else "give_up"
         self._policy.report("stt", endpoint.server, nxt, reason)

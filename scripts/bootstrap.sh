@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CACHE="${VOICEAGENT_CACHE_DIR:-$HOME/.cache/voiceagent}"
-LLAMA_VERSION=0.3.36
+# The version pinned in pyproject.toml.
+LLAMA_VERSION="$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | cut -d= -f3)"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 mkdir -p "$CACHE/wheels"
@@ -25,15 +26,10 @@ if [[ ! -x .venv/bin/python ]]; then
   .venv/bin/pip install -q -U pip wheel setuptools
 fi
 
-# llama.cpp is compiled portably: never with the build machine's native CPU flags. A native build on an Intel CPU with
-# AVX-512/AMX segfaulted in llama_decode on its first chat completion, and a cache copied to another CPU would hand it a
-# binary it cannot run. AVX2+FMA+F16C is what every x86-64 server of the last decade has; a CPU without AVX2 gets the
-# SSE-only build. The wheel's cache folder is keyed by the version and a hash of the flags, so it never serves a build
-# made with other flags. --no-cache-dir: pip's own wheel cache would otherwise hand back an older (native) wheel.
-if grep -qw avx2 /proc/cpuinfo 2>/dev/null; then SIMD="-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
-else SIMD="-DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF"; fi
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF $SIMD -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF \
--DGGML_AVX512_BF16=OFF -DGGML_AVX_VNNI=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_BMI2=OFF"
+# llama.cpp is compiled portably (scripts/llama-cmake-args.sh says how and why). The wheel's cache folder is keyed by
+# the version and a hash of the flags, so it never serves a build made with other flags. --no-cache-dir: pip's own
+# wheel cache would otherwise hand back an older (native) wheel.
+LLAMA_CMAKE_ARGS="$(bash scripts/llama-cmake-args.sh)"
 LLAMA_KEY="$LLAMA_VERSION-$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
 LLAMA_WHEELS="$CACHE/wheels/llama-cpp-python-$LLAMA_KEY"
 if ! ls "$LLAMA_WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
@@ -48,13 +44,14 @@ else
   log "llama-cpp-python $LLAMA_VERSION from the cache, built with: $(cat "$LLAMA_WHEELS/CMAKE_ARGS")"
 fi
 
-# Every Python package is pinned with its hashes in requirements.lock (scripts/lock.sh regenerates it); the project
+# Every Python package is pinned with its hashes in requirements-dev.lock (the runtime set plus the test tools;
+# scripts/lock.sh regenerates both locks); the project
 # itself is installed editable without resolving anything, and `pip check` catches a lock that is older than
 # pyproject.toml's dependencies.
-STAMP=".venv/.installed-$(cat pyproject.toml requirements.lock | sha256sum | cut -c1-16)-llama-$LLAMA_KEY"
+STAMP=".venv/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)-llama-$LLAMA_KEY"
 if [[ ! -f "$STAMP" ]]; then
-  log "installing the locked Python packages into .venv (requirements.lock)"
-  .venv/bin/pip install -q --require-hashes --no-deps -r requirements.lock
+  log "installing the locked Python packages into .venv (requirements-dev.lock)"
+  .venv/bin/pip install -q --require-hashes --no-deps -r requirements-dev.lock
   # A .venv made before with another llama.cpp build (e.g. a native one) gets this one.
   .venv/bin/pip install -q --no-deps --force-reinstall "$LLAMA_WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
   if ! PYTHONWARNINGS=ignore .venv/bin/pip install -q --no-deps --no-build-isolation -e . >"$CACHE/pip-editable.log" 2>&1; then
@@ -62,7 +59,7 @@ if [[ ! -f "$STAMP" ]]; then
   fi
   if ! .venv/bin/pip check >/tmp/voiceagent-pip-check.log 2>&1; then
     cat /tmp/voiceagent-pip-check.log
-    log "requirements.lock does not satisfy pyproject.toml (above); run scripts/lock.sh and commit the lock"; exit 1
+    log "requirements-dev.lock does not satisfy pyproject.toml (above); run scripts/lock.sh and commit the locks"; exit 1
   fi
   rm -f .venv/.installed-*; touch "$STAMP"
 fi

@@ -27,6 +27,9 @@ class VoiceServerSettings(S3Settings):
 
     # Platform-default AI endpoints (an agent's own EndpointOptions override them).
     riva_server: str = "127.0.0.1:50051"
+    # The ASR model asked of RIVA_SERVER when an agent names none. Empty: the server is asked which models it serves
+    # (GetRivaSpeechRecognitionConfig) and a streaming one for the agent's language is used.
+    stt_model: str = ""
     tts_url: str = "http://127.0.0.1:8200"
     llm_base_url: str = "http://127.0.0.1:8300/v1"
     llm_model: str = "smollm2-135m-instruct"

@@ -57,6 +57,7 @@ class VoiceApp:
                                     stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms,
                                     stt_finalize_on_vad_stop=settings.stt_finalize_on_vad_stop,
                                     stt_interims=settings.stt_interims,
+                                    stt_model=settings.stt_model,
                                     first_chunk_max_words=settings.tts_first_chunk_max_words)
         self.call_services = CallServices(
             models=models, llm_pool=self.llm_pool, speech=speech, http=self.http,

@@ -9,6 +9,8 @@
  *   node e2e/ui-e2e.mjs campaign  wizard with CSV row errors -> start -> live progress to completion -> report
  *   node e2e/ui-e2e.mjs testcall  a real browser test call (fake microphone: E2E_FAKE_AUDIO, a WAV) -> live
  *                                 transcript (agent greeting, caller line) -> hang up -> the call in the call log
+ *   node e2e/ui-e2e.mjs prod      (tests/deploy/test_production_like.py, through nginx) sign in -> create an agent
+ *                                 -> the same browser test call
  *
  * Environment: E2E_BASE_URL, E2E_ARTIFACTS (screenshots), E2E_STATE (JSON file shared between phases),
  * CHROMIUM_PATH (default /usr/bin/chromium), E2E_CAMPAIGN_BAD_CSV and E2E_CAMPAIGN_CSV (campaign phase).
@@ -487,7 +489,31 @@ async function campaignPhase() {
 
 async function testCallPhase() {
   await step("sign in", () => login(state.email, state.password));
+  await placeTestCall();
+}
 
+/** Production-like (tests/deploy/test_production_like.py): the UI through nginx, an account made through the
+ * registration API (no demo seed). Sign in, create an agent in the editor, then a real browser test call. */
+async function prodPhase() {
+  await step("sign in through the proxy", () => login(state.email, state.password));
+  await step("create an agent", async () => {
+    await page.getByRole("link", { name: "New agent" }).first().click();
+    await page.waitForURL(/\/agents\/new$/);
+    await page.getByLabel("Agent name").fill("Production receptionist");
+    await page.getByLabel("System prompt").fill("You are the receptionist of E2E Dental. Answer in one short sentence.");
+    await page.getByLabel("Greeting").fill("Hello and thank you for calling E2E Dental. How can I help you today?");
+    await shot("60-prod-agent-editor");
+    await page.getByRole("button", { name: "Create agent" }).click();
+    await page.waitForURL(/\/agents\/[^/]+$/);
+    await waitToast("created");
+    state.testCallAgentId = page.url().split("/").pop();
+    check(state.testCallAgentId && state.testCallAgentId !== "new", "agent id in the URL");
+    save();
+  });
+  await placeTestCall();
+}
+
+async function placeTestCall() {
   await step("place a browser test call", async () => {
     await page.goto("/test-call");
     await page.getByLabel("Agent").selectOption(state.testCallAgentId);
@@ -540,6 +566,7 @@ try {
   else if (phase === "review") await reviewPhase();
   else if (phase === "campaign") await campaignPhase();
   else if (phase === "testcall") await testCallPhase();
+  else if (phase === "prod") await prodPhase();
   else throw new Error(`unknown phase ${phase}`);
   writeFileSync(join(OUT, `a11y-${phase}.json`), JSON.stringify(a11yViolations, null, 2));
   currentStep = "accessibility (axe-core, WCAG 2.1 AA)";

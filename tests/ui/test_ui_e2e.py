@@ -37,7 +37,17 @@ from typing import Any
 import httpx
 import pytest
 from stack_helpers import AsrServer, start_process
-from ui_e2e_helpers import SeedTurn, call_events, synth_call_recording, utcnow
+from ui_e2e_helpers import (
+    SeedTurn,
+    built_frontend,
+    call_events,
+    chromium_path,
+    finished_call,
+    run_ui_phase,
+    spoken_question_wav,
+    synth_call_recording,
+    utcnow,
+)
 
 from core.service_auth import mint_service_token
 from core.settings import S3Settings
@@ -59,22 +69,10 @@ CAMPAIGN_CALLEES = {"+14155550140": "busy", "+14155550141": "no-answer", "+14155
 DNC_NUMBER = "+14155550142"
 
 
-def _chromium() -> str | None:
-    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _newest_mtime(*paths: Path) -> float:
-    newest = 0.0
-    for root in paths:
-        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
-        newest = max([newest, *(p.stat().st_mtime for p in files)])
-    return newest
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +81,9 @@ def frontend_dist() -> Path:
         pytest.skip("frontend dependencies are not installed (cd frontend && npm ci)")
     if not shutil.which("node"):
         pytest.skip("node is not installed")
-    if not _chromium():
+    if not chromium_path():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    dist = FRONTEND / "dist"
-    index = dist / "index.html"
-    sources = _newest_mtime(FRONTEND / "src", FRONTEND / "public", FRONTEND / "index.html", FRONTEND / "vite.config.ts")
-    if not index.is_file() or index.stat().st_mtime < sources:
-        subprocess.run(["npm", "run", "-s", "build"], cwd=FRONTEND, check=True, timeout=300)
-    return dist
+    return built_frontend()
 
 
 class CarrierThread:
@@ -202,17 +195,8 @@ def ui_voice_server(ui_server: str, ui_voice_port: int, asr_server: AsrServer, t
 
 
 def run_phase(base: str, phase: str, **extra_env: str) -> str:
-    env = {
-        **os.environ, "E2E_BASE_URL": base, "E2E_ARTIFACTS": str(ARTIFACTS),
-        "E2E_STATE": str(ARTIFACTS / "state.json"), "CHROMIUM_PATH": _chromium() or "",
-        "E2E_TWILIO_SID": TWILIO_SID, "E2E_TWILIO_TOKEN": TWILIO_TOKEN, "E2E_DNC_NUMBER": DNC_NUMBER, **extra_env,
-    }
-    proc = subprocess.run(["node", "e2e/ui-e2e.mjs", phase], cwd=FRONTEND, env=env, capture_output=True, text=True,
-                          timeout=420)
-    output = proc.stdout + proc.stderr
-    print(output)
-    assert proc.returncode == 0, f"UI phase {phase!r} failed:\n{output[-6000:]}"
-    return output
+    return run_ui_phase(base, phase, ARTIFACTS, E2E_TWILIO_SID=TWILIO_SID, E2E_TWILIO_TOKEN=TWILIO_TOKEN,
+                        E2E_DNC_NUMBER=DNC_NUMBER, **extra_env)
 
 
 def read_state() -> dict[str, Any]:
@@ -333,19 +317,6 @@ def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread, ui_accoun
                         DNC_NUMBER: "dnc"}, statuses
 
 
-def spoken_question_wav(tts_url: str, path: Path) -> Path:
-    """What Chromium's fake microphone plays, in a loop: silence while the greeting plays, a question, silence."""
-    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, json={
-        "input": "What are your opening hours on Saturday?", "sample_rate": 16000, "response_format": "pcm"})
-    resp.raise_for_status()
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(bytes(16000 * 2 * 6) + resp.content + bytes(16000 * 2 * 12))
-    return path
-
-
 @pytest.mark.timeout(600)
 def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str,
                               ui_account: dict[str, Any]) -> None:
@@ -372,13 +343,7 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
 
     call_id = read_state()["testCallId"]
     with httpx.Client(base_url=ui_server, timeout=30) as http:
-        deadline = time.monotonic() + 60
-        while True:
-            call = http.get(f"/api/v1/calls/{call_id}", headers=user).json()
-            if call.get("end_reason") and call.get("has_recording"):
-                break
-            assert time.monotonic() < deadline, f"the test call never got its end and recording: {call}"
-            time.sleep(0.5)
+        call = finished_call(http, call_id, user)
         assert call["carrier"] == "browser" and call["end_reason"] == "caller_hangup", call
         speakers = [t["speaker"] for t in call["turns"]]
         assert speakers[0] == "agent" and "caller" in speakers, call["turns"]

@@ -9,8 +9,10 @@ instead of taking the check down with it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
+import subprocess
 import tempfile
 import wave
 from collections.abc import Callable
@@ -44,8 +46,12 @@ def _words(text: str) -> set[str]:
 
 
 def _failure(engine: str, proc: ManagedProcess, what: str, fix: str) -> SmokeFailure:
-    crashed = proc.proc is not None and proc.proc.poll() is not None
-    how = f"crashed ({exit_description(proc.proc.returncode)})" if crashed and proc.proc else "answered wrongly"
+    code = None
+    if proc.proc is not None:
+        # A crashing server drops the connection a moment before it is reaped: give it that moment.
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = proc.proc.wait(timeout=3)
+    how = f"crashed ({exit_description(code)})" if code is not None else "answered wrongly"
     return SmokeFailure(f"{engine} {how}: {what}\nFix: {fix}\nLast lines of its log ({proc.log_file}):\n"
                         f"{proc.tail_log(20)}")
 

@@ -114,8 +114,8 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
     return token
 
 
-def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution, reason: Literal["unknown_number", "error"],
-                         detail: str) -> None:
+def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution,
+                         reason: Literal["unknown_number", "error", "busy"], detail: str) -> None:
     """An unknown number (or a lookup failure) is still a call: report it, with the reason."""
     org_id = res.agent.org_id if res.agent else ""
     app.outbox.emit(CallStarted(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from core.call_events import CarrierCredentials, ResolvedAgent
+from core.egress import guarded_client
 from core.service_auth import ServiceTokenSource
 from core.storage import ObjectStore
 from pipelines.degradation import PromptClips, degradation_texts
@@ -69,7 +70,9 @@ class VoiceApp:
         self.carriers = CarrierClients()
         self.models = SharedModels(smart_turn=settings.smart_turn_enabled,
                                    vad_gate_dbfs=settings.vad_energy_gate_dbfs)
-        self.llm_pool = OpenAIClientPool()
+        egress = settings.egress_policy()
+        self.tenant_http = guarded_client(egress, timeout=10.0)
+        self.llm_pool = OpenAIClientPool(settings.llm_base_url, settings.llm_api_key.get_secret_value(), egress)
         self.speech = SpeechFactory(riva_server=settings.riva_server, tts_url=settings.tts_url, http=self.http,
                                     stt_final_wait_s=settings.stt_final_wait_s,
                                     stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms,
@@ -79,7 +82,7 @@ class VoiceApp:
         self.call_services = CallServices(
             models=self.models, llm_pool=self.llm_pool, speech=self.speech, http=self.http,
             llm_base_url=settings.llm_base_url, llm_model=settings.llm_model,
-            llm_api_key=settings.llm_api_key.get_secret_value(),
+            tenant_http=self.tenant_http, egress=egress,
             vad_start_secs=settings.vad_start_secs, vad_stop_secs=settings.vad_stop_secs,
             vad_min_volume=settings.vad_min_volume,
             smart_turn=settings.smart_turn_enabled,
@@ -139,6 +142,7 @@ class VoiceApp:
         await self.carriers.close()
         await self.llm_pool.close()
         await self.http.aclose()
+        await self.tenant_http.aclose()
         self.writer.close()
         self.models.close()
         await self.metrics.stop_loop_probe()
@@ -185,8 +189,8 @@ class VoiceApp:
 
     async def warm_llm(self, agent: ResolvedAgent, system_prompt: str, greeting: str) -> None:
         cfg = agent.config.llm
-        client = self.llm_pool.get(cfg.endpoint.base_url or self.settings.llm_base_url,
-                                   self.settings.llm_api_key.get_secret_value(), cfg.endpoint.timeout_s)
+        client = self.llm_pool.for_endpoint(cfg.endpoint.base_url or self.settings.llm_base_url,
+                                            cfg.endpoint.timeout_s)
         messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt}]
         if greeting:
             messages.append({"role": "assistant", "content": greeting})

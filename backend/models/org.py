@@ -14,7 +14,10 @@ Carrier = Literal["twilio", "vobiz"]
 
 
 class OrgUpdate(ApiModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    allow_custom_endpoints: bool | None = Field(
+        default=None, description="Let agents use their own AI endpoints (base_url). They never get the platform's "
+                                  "keys, and internal addresses stay refused.")
 
 
 class MemberOut(BaseModel):
@@ -49,6 +52,8 @@ class InvitationOut(BaseModel):
 class ApiKeyCreate(ApiModel):
     name: str = Field(min_length=1, max_length=100, examples=["CRM sync"])
     role: Literal["admin", "member"] = Field(default="member", description="At most the creator's own role.")
+    expires_at: datetime | None = Field(default=None, description="When the key stops working (future, at most "
+                                                                  "a year ahead); empty: until revoked.")
 
 
 class ApiKeyOut(BaseModel):
@@ -60,6 +65,7 @@ class ApiKeyOut(BaseModel):
     created_by: str | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
     key: str | None = Field(default=None, description="Only in the create response; store it now, it is never shown again.")
 
 

@@ -31,6 +31,7 @@ from backend.services.rate_limit import RateLimiter
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import Housekeeping, Loop
+from core.egress import guarded_client
 from core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class Services:
     db: Db
     store: ObjectStore
     http: httpx.AsyncClient
+    tenant_http: httpx.AsyncClient
     passwords: Passwords
     limiter: RateLimiter
     audit: AuditLog
@@ -72,7 +74,9 @@ class Services:
         principals = PrincipalCache(settings.auth_cache_ttl_s)
         audit = AuditLog(db)
         http = httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s)
-        agents = AgentService(db, audit)
+        # Tenants' URLs (webhook deliveries) only through the egress guard; `http` is for the platform's services.
+        tenant_http = guarded_client(settings.egress_policy(), timeout=settings.webhook_timeout_s)
+        agents = AgentService(db, audit, settings.egress_policy())
         numbers = PhoneNumberService(db, audit)
         carriers = CarrierCredentialService(db, box, audit)
         leadership = Leadership(db, "workers", settings.leader_window_s)
@@ -96,7 +100,7 @@ class Services:
             orgs=OrgService(db, settings, audit, principals),
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
             calls=CallService(db, store, call_log, settings.recording_url_ttl_s), ingest=ingest, processor=processor,
-            webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, http), analytics=AnalyticsService(db),
+            webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http, analytics=AnalyticsService(db),
             internal=internal,
             leadership=leadership,
             voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
@@ -141,3 +145,4 @@ class Services:
         for loop in self.loops:
             await loop.stop()
         await self.http.aclose()
+        await self.tenant_http.aclose()

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from core.call_events import CarrierCredentials
 from voice_server import answers
+from voice_server.admission import AT_CAPACITY_DETAIL, admits, twiml_busy
 from voice_server.calls import (
     IncomingCall,
     inbound_call_id,
@@ -61,6 +62,9 @@ async def voice(request: Request, app: AppDep, form: FormDep, call_id: str | Non
     if res.status == "unavailable" or not app.accepting:
         record_rejected_call(app, incoming, res, "error", "agent lookup unavailable" if app.accepting else "draining")
         return answers.xml_response(answers.twiml_say_hangup(answers.UNAVAILABLE_MESSAGE))
+    if not admits(app, res.call_id):
+        record_rejected_call(app, incoming, res, "busy", AT_CAPACITY_DETAIL)
+        return answers.xml_response(twiml_busy())
     token = prepare_call(app, incoming, res, out_sample_rate=8000)
     base = app.settings.voice_public_base_url
     return answers.xml_response(answers.twiml_stream(f"{app.settings.public_ws_base_url}/ws/twilio", token,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from core.call_events import CarrierCredentials
 from voice_server import answers
+from voice_server.admission import AT_CAPACITY_DETAIL, admits, vobiz_busy
 from voice_server.call_token import CallTokenError, verify_transfer_token
 from voice_server.calls import (
     IncomingCall,
@@ -80,6 +81,9 @@ async def answer(request: Request, app: AppDep, form: FormDep, call_id: str | No
     if res.status == "unavailable" or not app.accepting:
         record_rejected_call(app, incoming, res, "error", "agent lookup unavailable" if app.accepting else "draining")
         return answers.xml_response(answers.vobiz_speak_hangup(answers.UNAVAILABLE_MESSAGE))
+    if not admits(app, res.call_id):
+        record_rejected_call(app, incoming, res, "busy", AT_CAPACITY_DETAIL)
+        return answers.xml_response(vobiz_busy())
     content_type: str = app.settings.vobiz_content_type
     if format in FORMATS:
         content_type = FORMATS[format][0]

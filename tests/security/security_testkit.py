@@ -1,0 +1,59 @@
+"""Helpers for the attacker tests (a unique module name: tests/ is not a package)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from voicectl.procs import free_port
+
+
+@dataclass
+class Listener:
+    """A real HTTP listener on 127.0.0.1 that records every request (method, path, headers) and answers 200 {}.
+    Plain asyncio, so it sees exactly what arrives on the wire."""
+
+    port: int
+    requests: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+            length = int(headers.get("content-length", "0") or 0)
+            body = await reader.readexactly(length) if length else b""
+            self.requests.append({"method": method, "path": path, "body": body.decode(errors="replace"), **headers})
+            payload = b'{"id":"x","object":"chat.completion","choices":[]}'
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                         + str(len(payload)).encode() + b"\r\nConnection: close\r\n\r\n" + payload)
+            await writer.drain()
+        except (asyncio.IncompleteReadError, ValueError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def running(cls) -> AsyncIterator[Listener]:
+        listener = cls(free_port())
+        server = await asyncio.start_server(listener._handle, "127.0.0.1", listener.port)
+        try:
+            yield listener
+        finally:
+            server.close()
+            await server.wait_closed()
+
+
+def known_settings(settings_class: Any, **values: Any) -> dict[str, Any]:
+    """Only the settings `settings_class` has: the same test then runs unchanged against the code before the fix
+    (where the new settings do not exist yet and its defaults apply)."""
+    return {k: v for k, v in values.items() if k in settings_class.model_fields}

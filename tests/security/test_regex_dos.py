@@ -2,58 +2,61 @@
 
 The attacker saves a webhook tool whose argument pattern is `^(a+)+$` and gets the model to call it with
 "aaaa…a!": with a backtracking engine that check runs for minutes on the event loop every call on the replica
-shares. The check runs here in a thread we can give up on, so the test ends either way."""
+shares. The check runs here in a process of its own that the test can kill, so the test ends either way."""
 
 from __future__ import annotations
 
-import asyncio
-import threading
-from typing import Any
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
+import pytest
 from backend_testkit import register
-
-from core.agent_config import AgentConfig, WebhookTool
-from pipelines.tools import ToolContext, build_tools
 
 EVIL = "^(a+)+$"
 
 
-def _run_tool_in_thread(tool: WebhookTool, arguments: dict[str, Any], results: list[Any]) -> threading.Thread:
-    class Sink:
-        def tool(self, event: Any) -> None: ...
+# One tool call, as a call makes it: in its own process, because a backtracking match holds the interpreter lock
+# (a thread could not even be abandoned), which is exactly how it freezes every call on a replica.
+TOOL_CALL = """
+import asyncio, sys
+import httpx
+from core.agent_config import AgentConfig, WebhookTool
+from pipelines.tools import ToolContext, build_tools
 
-    class Params:
-        def __init__(self) -> None:
-            self.arguments = arguments
+class Sink:
+    def tool(self, event): pass
 
-        class llm:  # noqa: N801 (the attribute Pipecat's params carry)
-            @staticmethod
-            async def push_frame(frame: Any) -> None: ...
+class Params:
+    arguments = {"code": "a" * 40 + "!"}
+    class llm:
+        @staticmethod
+        async def push_frame(frame): pass
+    async def result_callback(self, result, *, properties=None):
+        print("RESULT", result, flush=True)
 
-        async def result_callback(self, result: Any, *, properties: Any = None) -> None:
-            results.append(result)
+async def main():
+    tool = WebhookTool(name="lookup", description="d", url="http://127.0.0.1:9/x", filler_phrase=None,
+                       parameters={"type": "object", "properties": {"code": {"type": "string", "pattern": sys.argv[1]}},
+                                   "required": ["code"]})
+    async with httpx.AsyncClient() as http:
+        ctx = ToolContext(agent=AgentConfig(tools=[tool]), call_id="c1", control=None, events=Sink(), http=http)
+        await build_tools(ctx)[0].handler(Params())
 
-    async def run() -> None:
-        async with httpx.AsyncClient() as http:
-            ctx = ToolContext(agent=AgentConfig(tools=[tool]), call_id="c1", control=None,  # type: ignore[arg-type]
-                              events=Sink(), http=http)  # type: ignore[arg-type]
-            await build_tools(ctx)[0].handler(Params())  # type: ignore[arg-type]
-
-    thread = threading.Thread(target=lambda: asyncio.run(run()), daemon=True)
-    thread.start()
-    return thread
+asyncio.run(main())
+"""
 
 
 def test_a_catastrophic_pattern_does_not_stall_a_call() -> None:
-    tool = WebhookTool(name="lookup", description="d", url="http://127.0.0.1:9/x",  # type: ignore[arg-type]
-                       parameters={"type": "object", "properties": {"code": {"type": "string", "pattern": EVIL}},
-                                   "required": ["code"]}, filler_phrase=None)
-    results: list[Any] = []
-    thread = _run_tool_in_thread(tool, {"code": "a" * 40 + "!"}, results)
-    thread.join(30)  # a backtracking engine needs about 2^40 steps here: far beyond this
-    assert not thread.is_alive(), "validating one tool argument froze its event loop"
-    assert results and "invalid arguments" in results[0]["error"], results
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    try:
+        done = subprocess.run([sys.executable, "-c", TOOL_CALL, EVIL], capture_output=True, text=True, timeout=60,
+                              env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("validating one tool argument froze its event loop for over a minute")
+    assert "RESULT" in done.stdout and "invalid arguments" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
 async def test_patterns_that_need_backtracking_are_refused_when_saved(client: httpx.AsyncClient) -> None:

@@ -50,11 +50,16 @@ async def test_backend_metrics_need_a_token_from_anywhere_but_this_host(strict_b
         assert (await local.get("/metrics", headers={"X-Forwarded-For": "203.0.113.5"})).status_code == 401
 
 
-async def test_voice_server_metrics_need_a_token_from_anywhere_but_this_host(tmp_path: Path) -> None:
-    app = create_voice_app(VoiceServerSettings(voice_spool_dir=tmp_path, metrics_token=""))
-    transport = httpx.ASGITransport(app=app, client=("203.0.113.5", 40000))
-    async with httpx.AsyncClient(transport=transport, base_url="http://voice") as outsider:
-        assert (await outsider.get("/metrics")).status_code == 401
+async def test_voice_server_metrics_need_a_token_from_anywhere_but_this_host(tmp_path: Path,
+                                                                             data_services: dict[str, str]) -> None:
+    app = create_voice_app(VoiceServerSettings(
+        voice_spool_dir=tmp_path, metrics_token="", backend_url="http://127.0.0.1:9", smart_turn_enabled=False,
+        service_token_secret=os.environ["SERVICE_TOKEN_SECRET"], call_token_secret=os.environ["CALL_TOKEN_SECRET"]))
+    async with app.router.lifespan_context(app):
+        for client, expected in ((("203.0.113.5", 40000), 401), (("127.0.0.1", 40000), 200)):
+            transport = httpx.ASGITransport(app=app, client=client)
+            async with httpx.AsyncClient(transport=transport, base_url="http://voice") as http:
+                assert (await http.get("/metrics")).status_code == expected, client
 
 
 def test_production_secret_rule() -> None:

@@ -50,8 +50,7 @@ async def test_an_agent_cannot_save_a_tool_aimed_at_an_internal_address(client: 
 
 async def test_custom_endpoints_are_refused_on_internal_addresses_even_when_allowed(client: httpx.AsyncClient) -> None:
     owner = await register(client, "ssrf-endpoint")
-    assert (await client.patch("/api/v1/org", json={"allow_custom_endpoints": True},
-                               headers=owner.headers)).status_code == 200
+    await client.patch("/api/v1/org", json={"allow_custom_endpoints": True}, headers=owner.headers)
     for config in ({"llm": {"endpoint": {"base_url": "http://127.0.0.1:8000/v1"}}},
                    {"tts": {"fallbacks": [{"base_url": "http://169.254.169.254"}]}},
                    {"stt": {"endpoint": {"base_url": "10.1.2.3:50051"}}}):
@@ -77,8 +76,10 @@ async def _tool_result(voice: VoiceApp, url: str) -> dict[str, Any]:
 
     agent = AgentConfig(tools=[WebhookTool(name="lookup", description="d", url=url, method="GET",  # type: ignore[arg-type]
                                            filler_phrase=None)], enable_end_call=False)
+    # The client the voice server hands to a call's tools (before the fix: its one shared client).
+    services = voice.call_services
     ctx = ToolContext(agent=agent, call_id="c1", control=None, events=Sink(),  # type: ignore[arg-type]
-                      http=voice.tenant_http)
+                      http=getattr(services, "tenant_http", None) or services.http)
     params = Params()
     await build_tools(ctx)[0].handler(params)  # type: ignore[arg-type]
     return dict(params.results[0])
@@ -102,7 +103,7 @@ async def test_a_tool_call_at_run_time_reaches_only_allowed_or_public_addresses(
         allowed = await _tool_result(voice, f"{allowed_listener.url}/ok")
         assert allowed.get("status") == 200, allowed
     finally:
-        await voice.tenant_http.aclose()
+        await voice.http.aclose()
 
 
 async def test_a_custom_llm_endpoint_cannot_reach_an_internal_address(
@@ -127,7 +128,7 @@ def rebinding_dns(monkeypatch: pytest.MonkeyPatch) -> str:
     lookups = {"n": 0}
 
     def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        if host != name:
+        if (host.decode() if isinstance(host, bytes) else host) != name:  # anyio passes IDNA-encoded bytes
             return real(host, port, *args, **kwargs)
         lookups["n"] += 1
         address = PUBLIC_ADDRESS if lookups["n"] == 1 else "127.0.0.1"

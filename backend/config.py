@@ -66,6 +66,12 @@ class BackendSettings(DataSettings, CampaignSettingsMixin, EgressSettings):  # c
     invitation_ttl_s: int = Field(default=3 * 24 * 3600, ge=60)  # the link carries a token: short-lived
     recording_url_ttl_s: int = Field(default=900, ge=1, le=7 * 24 * 3600)
 
+    # The carriers' REST APIs (number ownership checks here; calls, transfers and hang-ups in the voice server and
+    # dialer, which get it with the credentials). Empty: the carrier's public API. Operator settings only (tests:
+    # the fake carrier); tenants cannot choose where their credentials are sent.
+    twilio_api_base_url: str = ""
+    vobiz_api_base_url: str = ""
+
     # Outgoing webhooks.
     webhook_timeout_s: float = Field(default=5.0, gt=0, le=30)
     webhook_max_attempts: int = Field(default=8, ge=1, le=20)
@@ -115,6 +121,9 @@ class BackendSettings(DataSettings, CampaignSettingsMixin, EgressSettings):  # c
         if any(origin.strip() == "*" for origin in value):
             raise ValueError("CORS_ORIGINS must list origins explicitly; '*' is not allowed")
         return [origin.rstrip("/") for origin in value]
+
+    def carrier_api_base_url(self, carrier: str) -> str | None:
+        return {"twilio": self.twilio_api_base_url, "vobiz": self.vobiz_api_base_url}.get(carrier) or None
 
     @property
     def production(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, HttpUrl
+from pydantic import BaseModel, EmailStr, Field
 
 from backend.models.common import ApiModel
 from backend.security.permissions import RoleName
@@ -73,14 +73,12 @@ class CarrierCredentialsIn(ApiModel):
     account_id: str = Field(min_length=1, max_length=128, description="Twilio Account SID / Vobiz auth id.",
                             examples=["AC0123456789abcdef0123456789abcdef"])
     auth_token: str = Field(min_length=1, max_length=256, examples=["your-auth-token"])
-    api_base_url: HttpUrl | None = Field(default=None, description="Override the carrier API (tests: the fake carrier).")
 
 
 class CarrierCredentialsOut(BaseModel):
     carrier: Carrier
     account_id_masked: str = Field(examples=["AC••••••cdef"])
     auth_token_masked: str = Field(examples=["••••••••"])
-    api_base_url: str | None = None
     updated_at: datetime | None = None
 
 

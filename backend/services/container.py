@@ -77,8 +77,8 @@ class Services:
         # Tenants' URLs (webhook deliveries) only through the egress guard; `http` is for the platform's services.
         tenant_http = guarded_client(settings.egress_policy(), timeout=settings.webhook_timeout_s)
         agents = AgentService(db, audit, settings.egress_policy())
-        numbers = PhoneNumberService(db, audit)
-        carriers = CarrierCredentialService(db, box, audit)
+        carriers = CarrierCredentialService(db, box, audit, settings.carrier_api_base_url)
+        numbers = PhoneNumberService(db, audit, carriers, http)
         leadership = Leadership(db, "workers", settings.leader_window_s)
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)

@@ -59,7 +59,8 @@ async def campaign_base(data_services: dict[str, str], tmp_path_factory: pytest.
     carrier = FakeCarrier([])
     await carrier.start(free_port())
     voice_port = free_port()
-    backend = await start_backend(voice_url=f"http://127.0.0.1:{voice_port}", mongodb_db=db_name)
+    backend = await start_backend(voice_url=f"http://127.0.0.1:{voice_port}", carrier_api=carrier.base_url,
+                                  mongodb_db=db_name)
     http = httpx.AsyncClient(timeout=30)
     try:
         yield CampaignBase(carrier, backend, voice_port, db_name, log_dir, http)

@@ -21,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))  # back
 
 from backend_testkit import backend_settings  # noqa: E402
 from security_testkit import Listener, known_settings  # noqa: E402
+from stack_helpers import running_fake_carrier  # noqa: E402
 
 from backend.config import BackendSettings  # noqa: E402
 from backend.main import create_app  # noqa: E402
+from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,10 +43,19 @@ async def internal_listener() -> AsyncIterator[Listener]:
 
 
 @pytest.fixture(scope="session")
-async def strict_backend(data_services: dict[str, str], allowed_listener: Listener) -> AsyncIterator[FastAPI]:
+async def fake_carrier() -> AsyncIterator[FakeCarrier]:
+    """Twilio's and Vobiz's REST APIs (a test double following the protocol reference)."""
+    async with running_fake_carrier() as carrier:
+        yield carrier
+
+
+@pytest.fixture(scope="session")
+async def strict_backend(data_services: dict[str, str], allowed_listener: Listener, fake_carrier: FakeCarrier
+                         ) -> AsyncIterator[FastAPI]:
     app = create_app(backend_settings(**known_settings(
         BackendSettings,
         mongodb_db=f"security_{uuid.uuid4().hex[:8]}",
+        twilio_api_base_url=fake_carrier.base_url, vobiz_api_base_url=fake_carrier.base_url,
         egress_allowed_hosts=[f"127.0.0.1:{allowed_listener.port}"],
         trusted_proxies=["10.0.0.1/32"],
         login_failures_per_email=3, login_max_delay_s=0.2, login_attempts_per_ip_per_minute=6,

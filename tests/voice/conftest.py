@@ -20,7 +20,7 @@ from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer, synthe
 
 from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier
-from voice_server.testing.provision import SimLine, provision_line, register
+from voice_server.testing.provision import SimLine, carrier_api_env, provision_line, register
 from voice_server.testing.simulator import CallReport, CallScript, SimulatedCall
 from voicectl.procs import free_port
 
@@ -46,9 +46,11 @@ def voice_server_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def backend_url(data_services: dict[str, str], state_dir: Path, tts_url: str, voice_server_port: int) -> Iterator[str]:
+def backend_url(data_services: dict[str, str], state_dir: Path, tts_url: str, voice_server_port: int,
+                fake_carrier: FakeCarrier) -> Iterator[str]:
     yield from run_backend(state_dir, "backend-for-voice", {
-        **_backend_env(data_services), "TTS_URL": tts_url, "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
+        **_backend_env(data_services), **carrier_api_env(fake_carrier.base_url), "TTS_URL": tts_url,
+        "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
         "VOICE_SERVER_URL": f"http://127.0.0.1:{voice_server_port}"})
 
 
@@ -100,7 +102,7 @@ async def make_line(http: httpx.AsyncClient, backend_url: str, fake_carrier: Fak
                     carrier: str, **overrides: object) -> SimLine:
     config = {**TEST_AGENT, **overrides}
     line = await provision_line(http, backend_url, carrier=carrier,  # type: ignore[arg-type]
-                                fake_carrier_url=fake_carrier.base_url, agent_config=config,
+                                fake_carrier=fake_carrier, agent_config=config,
                                 access_token=owner[0], org_id=owner[1],
                                 account=fake_carrier_account(fake_carrier, carrier))
     return line

@@ -39,8 +39,10 @@ class VoiceServerSettings(S3Settings, EgressSettings):
     # Local disk for recordings in progress, recordings waiting for MinIO, and the event outbox.
     voice_spool_dir: Path | None = None
 
-    # Vobiz: reject unsigned webhooks (signatures are only sent when the account has callback credentials).
-    vobiz_require_signature: bool = False
+    # Vobiz: refuse unsigned webhooks (Vobiz signs when the account has callback credentials: set them up). false is
+    # for local development only and is logged loudly at start; it never lets a number of another carrier, or one
+    # without credentials, through.
+    vobiz_require_signature: bool = True
     vobiz_signature_max_nonces: int = 10000
     # Inbound format we ask Vobiz for; decoding still follows start.mediaFormat on the socket.
     vobiz_content_type: Literal["audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"] = (

@@ -19,6 +19,8 @@ from voice_server.config import VoiceServerSettings, get_settings
 from voice_server.routes import browser, internal, media, twilio, vobiz
 from voice_server.state import VoiceApp
 
+log = logging.getLogger(__name__)
+
 
 def _configure_logging(settings: VoiceServerSettings) -> None:
     logging.basicConfig(level=settings.log_level.upper(),
@@ -45,6 +47,9 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
         if weak:
             raise RuntimeError(f"Set {', '.join(weak)} (32+ random bytes each in production, e.g. "
                                "`openssl rand -hex 32`)")
+        if not settings.vobiz_require_signature:
+            log.warning("VOBIZ_REQUIRE_SIGNATURE=false: unsigned Vobiz webhooks are accepted. Local development "
+                        "only; anyone who knows a number can start calls on it.")
         voice = VoiceApp(settings)
         app.state.voice = voice
         await voice.start()

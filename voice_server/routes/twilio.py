@@ -36,7 +36,7 @@ _TERMINAL = {"completed": "caller_hangup", "busy": "busy", "no-answer": "no_answ
 
 def _signed(app: VoiceApp, request: Request, form: dict[str, str], creds: CarrierCredentials | None) -> bool:
     if creds is None or creds.carrier != "twilio":
-        return True  # nothing to check against (unknown number / no credentials configured)
+        return False  # fail closed: an unknown number, no credentials, or a number of the other carrier
     params = {} if request.method == "GET" else form
     return twilio_signature_valid(creds.auth_token, public_url(app, request), params,
                                   request.headers.get("x-twilio-signature"))

@@ -45,9 +45,9 @@ _HANGUP_CAUSES: dict[str, Literal["busy", "no_answer", "failed", "canceled", "ca
 
 
 def _signature_ok(app: VoiceApp, request: Request, creds: CarrierCredentials | None) -> bool:
-    """V3 (then V2) when present; fail closed on missing signatures only if VOBIZ_REQUIRE_SIGNATURE is set."""
+    """V3 (then V2); a missing signature is refused unless VOBIZ_REQUIRE_SIGNATURE=false (local development)."""
     if creds is None or creds.carrier != "vobiz":
-        return not app.settings.vobiz_require_signature
+        return False  # fail closed: an unknown number, no credentials, or a number of the other carrier
     result = check_vobiz_signature(creds.auth_token, public_url(app, request), request.headers, app.nonces)
     if result is VobizSignatureResult.VALID:
         return True

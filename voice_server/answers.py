@@ -8,7 +8,6 @@ import xml.etree.ElementTree as ET
 from fastapi import Response
 
 XML_MEDIA_TYPE = "application/xml"
-UNKNOWN_NUMBER_MESSAGE = "Sorry, this number is not in service. Goodbye."
 UNAVAILABLE_MESSAGE = "Sorry, we cannot take your call right now. Please try again later. Goodbye."
 
 

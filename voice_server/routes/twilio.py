@@ -54,13 +54,14 @@ async def voice(request: Request, app: AppDep, form: FormDep, call_id: str | Non
     incoming = IncomingCall("twilio", call_sid, to_e164(form.get("From")), to_e164(form.get("To")),
                             outbound_call_id=call_id)
     res = await resolve(app, incoming)
+    if res.status == "unavailable":  # the backend cannot be asked: a sorry grants nothing, so no signature needed
+        record_rejected_call(app, incoming, res, "error", "agent lookup unavailable")
+        return answers.xml_response(answers.twiml_say_hangup(answers.UNAVAILABLE_MESSAGE))
+    # An unknown number has no credentials to check against: refused like a bad signature (fail closed).
     if not _signed(app, request, form, res.credentials):
         return _forbidden()
-    if res.status == "unknown":
-        record_rejected_call(app, incoming, res, "unknown_number", f"no agent for {incoming.to_number}")
-        return answers.xml_response(answers.twiml_say_hangup(answers.UNKNOWN_NUMBER_MESSAGE))
-    if res.status == "unavailable" or not app.accepting:
-        record_rejected_call(app, incoming, res, "error", "agent lookup unavailable" if app.accepting else "draining")
+    if not app.accepting:
+        record_rejected_call(app, incoming, res, "error", "draining")
         return answers.xml_response(answers.twiml_say_hangup(answers.UNAVAILABLE_MESSAGE))
     if not admits(app, res.call_id):
         record_rejected_call(app, incoming, res, "busy", AT_CAPACITY_DETAIL)

@@ -73,13 +73,14 @@ async def answer(request: Request, app: AppDep, form: FormDep, call_id: str | No
     incoming = IncomingCall("vobiz", call_uuid, to_e164(form.get("From"), region), to_e164(form.get("To"), region),
                             outbound_call_id=call_id)
     res = await resolve(app, incoming)
+    if res.status == "unavailable":  # the backend cannot be asked: a sorry grants nothing, so no signature needed
+        record_rejected_call(app, incoming, res, "error", "agent lookup unavailable")
+        return answers.xml_response(answers.vobiz_speak_hangup(answers.UNAVAILABLE_MESSAGE))
+    # An unknown number has no credentials to check against: refused like a bad signature (fail closed).
     if not _signature_ok(app, request, res.credentials):
         return _forbidden()
-    if res.status == "unknown":
-        record_rejected_call(app, incoming, res, "unknown_number", f"no agent for {incoming.to_number}")
-        return answers.xml_response(answers.vobiz_speak_hangup(answers.UNKNOWN_NUMBER_MESSAGE))
-    if res.status == "unavailable" or not app.accepting:
-        record_rejected_call(app, incoming, res, "error", "agent lookup unavailable" if app.accepting else "draining")
+    if not app.accepting:
+        record_rejected_call(app, incoming, res, "error", "draining")
         return answers.xml_response(answers.vobiz_speak_hangup(answers.UNAVAILABLE_MESSAGE))
     if not admits(app, res.call_id):
         record_rejected_call(app, incoming, res, "busy", AT_CAPACITY_DETAIL)

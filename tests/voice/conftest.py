@@ -36,6 +36,8 @@ def _backend_env(data_services: dict[str, str]) -> dict[str, str]:
         "LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
         "WORKER_POLL_INTERVAL_S": "0.05",
         "LOG_LEVEL": "WARNING",
+        # The tests' own stand-ins (dead endpoints, tool servers) are on loopback; tests/security proves refusal.
+        "EGRESS_ALLOWED_HOSTS": "127.0.0.1:*",
     }
 
 
@@ -72,6 +74,7 @@ def voice_server(backend_url: str, asr_server: AsrServer, tts_url: str, llm_url:
         "RECORDING_RETRY_MAX_S": "2",
         "SERVICE_TOKEN_SECRET": os.environ["SERVICE_TOKEN_SECRET"],
         "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
+        "EGRESS_ALLOWED_HOSTS": "127.0.0.1:*",
     }
     proc = start_process(voice_server_process(state_dir / "run", port=port, env=env))
     try:
@@ -94,8 +97,13 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 async def owner(backend_url: str, http: httpx.AsyncClient) -> tuple[str, str]:
-    """One organisation for the voice tests: (access token, org id)."""
-    return await register(http, backend_url, "voice-tests")
+    """One organisation for the voice tests: (access token, org id). Its agents may use their own endpoints (the
+    degradation tests point them at stand-ins)."""
+    token, org_id = await register(http, backend_url, "voice-tests")
+    allowed = await http.patch(f"{backend_url}/api/v1/org", json={"allow_custom_endpoints": True},
+                               headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200, allowed.text
+    return token, org_id
 
 
 async def make_line(http: httpx.AsyncClient, backend_url: str, fake_carrier: FakeCarrier, owner: tuple[str, str],

@@ -76,3 +76,10 @@ def asgi_client(app: FastAPI, client_ip: str = "127.0.0.1") -> httpx.AsyncClient
 async def client(strict_backend: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with asgi_client(strict_backend) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    """For the tests against processes (backend and voice servers on loopback)."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        yield client

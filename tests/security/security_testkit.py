@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from voicectl.procs import free_port
@@ -57,3 +59,27 @@ def known_settings(settings_class: Any, **values: Any) -> dict[str, Any]:
     """Only the settings `settings_class` has: the same test then runs unchanged against the code before the fix
     (where the new settings do not exist yet and its defaults apply)."""
     return {k: v for k, v in values.items() if k in settings_class.model_fields}
+
+
+def voice_app(spool: Path, *, platform_llm: str, allowed: list[str] | None = None, llm_api_key: str = "none") -> Any:
+    """The voice server's application state (no HTTP server: the tests call it the way its routes do)."""
+    from voice_server.config import VoiceServerSettings
+    from voice_server.state import VoiceApp
+
+    return VoiceApp(VoiceServerSettings(**known_settings(
+        VoiceServerSettings, llm_base_url=platform_llm, llm_api_key=llm_api_key, voice_spool_dir=spool,
+        smart_turn_enabled=False, egress_allowed_hosts=allowed or [],
+        service_token_secret=os.environ["SERVICE_TOKEN_SECRET"], call_token_secret=os.environ["CALL_TOKEN_SECRET"])))
+
+
+async def warm_up_call(voice: Any, llm_base_url: str | None) -> None:
+    """What the voice server does as soon as a call is answered: warm the agent's LLM with its prompt."""
+    from core.agent_config import AgentConfig, EndpointOptions, LLMConfig
+    from core.call_events import ResolvedAgent
+
+    agent = ResolvedAgent(org_id="o1", agent_id="a1", agent_version=1, agent_name="tenant", config=AgentConfig(
+        llm=LLMConfig(endpoint=EndpointOptions(base_url=llm_base_url, timeout_s=5))))
+    try:
+        await voice.warm_llm(agent, "system prompt", "hello")
+    finally:
+        await voice.llm_pool.close()

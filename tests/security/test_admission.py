@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from voice_stack import backend_env as make_backend_env
-from voice_stack import call, provision, start_backend, start_voice
+from voice_stack import call, provision, running_stack
 
 from voice_server.testing.fake_carrier import FakeCarrier
 
@@ -20,21 +19,8 @@ from voice_server.testing.fake_carrier import FakeCarrier
 def capped_stack(data_services: dict[str, str], fake_carrier: FakeCarrier,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     run_dir = tmp_path_factory.mktemp("sec-admission")
-    backend, backend_url = start_backend(run_dir, make_backend_env(data_services, fake_carrier))
-    try:
-        voice, voice_url = start_voice(run_dir, "sec-voice-capped", backend_url, MAX_CONCURRENT_CALLS="1")
-        try:
-            yield backend_url, voice_url
-        finally:
-            voice.stop()
-    finally:
-        backend.stop()
-
-
-@pytest.fixture(scope="module")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        yield client
+    with running_stack(data_services, fake_carrier, run_dir, "sec-voice-capped", MAX_CONCURRENT_CALLS="1") as urls:
+        yield urls
 
 
 async def test_a_call_beyond_the_cap_gets_busy_and_is_recorded_busy(
@@ -42,8 +28,8 @@ async def test_a_call_beyond_the_cap_gets_busy_and_is_recorded_busy(
     backend_url, voice_url = capped_stack
     for carrier, busy_markup in (("twilio", '<Reject reason="busy"'), ("vobiz", '<Hangup reason="busy"')):
         line = await provision(http, backend_url, fake_carrier, carrier)
-        first = await call(line, voice_url, http).post_answer(http)  # answered: holds the one place
-        if carrier == "twilio":
+        first = await call(line, voice_url, http).post_answer(http)
+        if carrier == "twilio":  # answered: it holds the one place (for the Vobiz round too)
             assert first.status_code == 200 and "<Stream" in first.text, first.text
         second = call(line, voice_url, http)
         resp = await second.post_answer(http)

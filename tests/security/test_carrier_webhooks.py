@@ -5,12 +5,11 @@ answer webhook itself."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from voice_stack import Line, call, provision, start_backend, start_voice
-from voice_stack import backend_env as make_backend_env
+from voice_stack import Line, call, provision, running_stack
 
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.simulator import CarrierAccount
@@ -19,22 +18,8 @@ from voice_server.testing.simulator import CarrierAccount
 @pytest.fixture(scope="module")
 def webhook_stack(data_services: dict[str, str], fake_carrier: FakeCarrier,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    run_dir = tmp_path_factory.mktemp("sec-webhooks")
-    backend, backend_url = start_backend(run_dir, make_backend_env(data_services, fake_carrier))
-    try:
-        voice, voice_url = start_voice(run_dir, "sec-voice", backend_url)
-        try:
-            yield backend_url, voice_url
-        finally:
-            voice.stop()
-    finally:
-        backend.stop()
-
-
-@pytest.fixture(scope="module")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=60) as client:
-        yield client
+    with running_stack(data_services, fake_carrier, tmp_path_factory.mktemp("sec-webhooks"), "sec-voice") as urls:
+        yield urls
 
 
 @pytest.fixture(scope="module")

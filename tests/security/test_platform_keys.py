@@ -6,17 +6,11 @@ endpoints need the organisation's setting (off by default), and switching it off
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx
 from backend_testkit import register, service_headers
-from security_testkit import Listener, known_settings
-
-from core.agent_config import AgentConfig, EndpointOptions, LLMConfig
-from core.call_events import ResolvedAgent
-from voice_server.config import VoiceServerSettings
-from voice_server.state import VoiceApp
+from security_testkit import Listener, voice_app, warm_up_call
 
 PLATFORM_KEY = "sk-platform-secret-never-for-tenants"
 
@@ -49,34 +43,17 @@ async def test_switching_custom_endpoints_off_removes_them_from_calls(client: ht
 async def test_the_call_warm_up_never_sends_the_platform_key_to_a_tenant_endpoint(
         tmp_path: Path, allowed_listener: Listener, internal_listener: Listener) -> None:
     # The attacker's endpoint: allow-listed here so the request is made at all (it stands for a public host).
-    settings = VoiceServerSettings(**known_settings(
-        VoiceServerSettings,
-        llm_base_url=f"{internal_listener.url}/v1", llm_api_key=PLATFORM_KEY, voice_spool_dir=tmp_path,
-        egress_allowed_hosts=[f"127.0.0.1:{allowed_listener.port}"], smart_turn_enabled=False,
-        service_token_secret=os.environ["SERVICE_TOKEN_SECRET"], call_token_secret=os.environ["CALL_TOKEN_SECRET"]))
-    voice = VoiceApp(settings)
+    voice = voice_app(tmp_path, platform_llm=f"{internal_listener.url}/v1", llm_api_key=PLATFORM_KEY,
+                      allowed=[f"127.0.0.1:{allowed_listener.port}"])
     before = len(allowed_listener.requests)
-    agent = ResolvedAgent(org_id="o1", agent_id="a1", agent_version=1, agent_name="thief", config=AgentConfig(
-        llm=LLMConfig(endpoint=EndpointOptions(base_url=f"{allowed_listener.url}/v1", timeout_s=5))))
-    try:
-        await voice.warm_llm(agent, "system prompt", "hello")
-    finally:
-        await voice.llm_pool.close()
+    await warm_up_call(voice, f"{allowed_listener.url}/v1")
     seen = allowed_listener.requests[before:]
     assert seen, "the warm-up did not reach the tenant's endpoint at all"
     assert all(PLATFORM_KEY not in r.get("authorization", "") for r in seen), seen
 
 
 async def test_the_platform_endpoint_still_gets_the_platform_key(tmp_path: Path, internal_listener: Listener) -> None:
-    settings = VoiceServerSettings(**known_settings(
-        VoiceServerSettings,
-        llm_base_url=f"{internal_listener.url}/v1", llm_api_key=PLATFORM_KEY, voice_spool_dir=tmp_path,
-        smart_turn_enabled=False))
-    voice = VoiceApp(settings)
+    voice = voice_app(tmp_path, platform_llm=f"{internal_listener.url}/v1", llm_api_key=PLATFORM_KEY)
     before = len(internal_listener.requests)
-    agent = ResolvedAgent(org_id="o1", agent_id="a1", agent_version=1, agent_name="own", config=AgentConfig())
-    try:
-        await voice.warm_llm(agent, "system prompt", "hello")
-    finally:
-        await voice.llm_pool.close()
+    await warm_up_call(voice, None)
     assert any(r.get("authorization") == f"Bearer {PLATFORM_KEY}" for r in internal_listener.requests[before:])

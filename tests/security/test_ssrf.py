@@ -8,7 +8,6 @@ not on the operator's allow-list must never see a request."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 import uuid
@@ -18,12 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from backend_testkit import register
-from security_testkit import Listener, known_settings
+from security_testkit import Listener, voice_app, warm_up_call
 
-from core.agent_config import AgentConfig, EndpointOptions, LLMConfig, WebhookTool
-from core.call_events import ResolvedAgent
+from core.agent_config import AgentConfig, WebhookTool
 from pipelines.tools import ToolContext, build_tools
-from voice_server.config import VoiceServerSettings
 from voice_server.state import VoiceApp
 
 PUBLIC_ADDRESS = "93.184.216.34"  # what the attacker's DNS answers first (a public address)
@@ -85,17 +82,9 @@ async def _tool_result(voice: VoiceApp, url: str) -> dict[str, Any]:
     return dict(params.results[0])
 
 
-def _voice_app(tmp_path: Path, allowed: Listener, platform_llm: str = "http://127.0.0.1:9/v1") -> VoiceApp:
-    return VoiceApp(VoiceServerSettings(**known_settings(
-        VoiceServerSettings,
-        llm_base_url=platform_llm, voice_spool_dir=tmp_path, smart_turn_enabled=False,
-        egress_allowed_hosts=[f"127.0.0.1:{allowed.port}"],
-        service_token_secret=os.environ["SERVICE_TOKEN_SECRET"], call_token_secret=os.environ["CALL_TOKEN_SECRET"])))
-
-
 async def test_a_tool_call_at_run_time_reaches_only_allowed_or_public_addresses(
         tmp_path: Path, allowed_listener: Listener, internal_listener: Listener) -> None:
-    voice = _voice_app(tmp_path, allowed_listener)
+    voice = voice_app(tmp_path, platform_llm="http://127.0.0.1:9/v1", allowed=[f"127.0.0.1:{allowed_listener.port}"])
     try:
         before = len(internal_listener.requests)
         refused = await _tool_result(voice, f"{internal_listener.url}/internal")
@@ -108,14 +97,9 @@ async def test_a_tool_call_at_run_time_reaches_only_allowed_or_public_addresses(
 
 async def test_a_custom_llm_endpoint_cannot_reach_an_internal_address(
         tmp_path: Path, allowed_listener: Listener, internal_listener: Listener) -> None:
-    voice = _voice_app(tmp_path, allowed_listener)
+    voice = voice_app(tmp_path, platform_llm="http://127.0.0.1:9/v1", allowed=[f"127.0.0.1:{allowed_listener.port}"])
     before = len(internal_listener.requests)
-    agent = ResolvedAgent(org_id="o1", agent_id="a1", agent_version=1, agent_name="ssrf", config=AgentConfig(
-        llm=LLMConfig(endpoint=EndpointOptions(base_url=f"{internal_listener.url}/v1", timeout_s=5))))
-    try:
-        await voice.warm_llm(agent, "system prompt", "hello")
-    finally:
-        await voice.llm_pool.close()
+    await warm_up_call(voice, f"{internal_listener.url}/v1")
     assert len(internal_listener.requests) == before, internal_listener.requests[before:]
 
 

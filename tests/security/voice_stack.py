@@ -3,10 +3,12 @@ answer webhook is all these tests need; the greeting's synthesis fails quietly i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import sys
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,21 @@ def start_voice(run_dir: Path, name: str, backend_url: str, **extra: str) -> tup
                           start_timeout=180.0)
     proc.start()
     return proc, f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def running_stack(data_services: dict[str, str], fake: FakeCarrier, run_dir: Path, name: str,
+                  **voice_extra: str) -> Iterator[tuple[str, str]]:
+    """(backend URL, voice server URL), both running until the block ends."""
+    backend, backend_url = start_backend(run_dir, backend_env(data_services, fake))
+    try:
+        voice, voice_url = start_voice(run_dir, name, backend_url, **voice_extra)
+        try:
+            yield backend_url, voice_url
+        finally:
+            voice.stop()
+    finally:
+        backend.stop()
 
 
 @dataclass

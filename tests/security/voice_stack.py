@@ -91,7 +91,7 @@ async def provision(http: httpx.AsyncClient, backend_url: str, fake: FakeCarrier
     account_id = ("AC" + secrets.token_hex(16)) if carrier == "twilio" else ("MA_" + secrets.token_hex(8).upper())
     number = f"+1415{uuid.uuid4().int % 10**7:07d}" if carrier == "twilio" else f"+91998{uuid.uuid4().int % 10**7:07d}"
     account = CarrierAccount(carrier, account_id, secrets.token_hex(16))  # type: ignore[arg-type]
-    account.numbers.add(number)
+    account.numbers = {number}  # assigned (not added): the same helper then runs against the code before the fix
     fake.accounts[(carrier, account_id)] = account
     creds = await http.put(f"{backend_url}/api/v1/org/carrier-credentials/{carrier}", headers=headers,
                            json={"account_id": account_id, "auth_token": account.auth_token})

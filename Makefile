@@ -8,4 +8,4 @@ test:
 services:
 	bash scripts/bootstrap.sh && .venv/bin/voicectl services up
 lint:
-	.venv/bin/ruff check . && .venv/bin/mypy backend pipelines core voice_server speech voicectl
+	.venv/bin/ruff check . && .venv/bin/mypy backend pipelines core voice_server speech voicectl telephony

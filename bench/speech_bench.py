@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench.report_sections import replace_section  # noqa: E402
 from pipelines.stt import DEFAULT_ENDPOINT_SILENCE_MS  # noqa: E402
 from speech.common.audio import pcm16_to_mulaw  # noqa: E402
-from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
+from voicectl.launch import asr_process, llm_process, tts_process  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "speech.json"

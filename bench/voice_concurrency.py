@@ -434,7 +434,7 @@ class Platform:
 
 
 def start_voice_server(platform: Platform, backend_url: str, riva: str, standin_url: str) -> ManagedProcess:
-    from voice_server.launch import voice_server_process
+    from voicectl.launch import voice_server_process
 
     port = free_port()
     proc = voice_server_process(platform.run_dir, port=port, env={

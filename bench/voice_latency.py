@@ -37,8 +37,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.report_sections import replace_section  # noqa: E402
-from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
-from voice_server.launch import voice_server_process  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
 from voice_server.testing.provision import carrier_api_env, provision_line  # noqa: E402
 from voice_server.testing.runner import (  # noqa: E402
@@ -49,6 +47,12 @@ from voice_server.testing.runner import (  # noqa: E402
     synthesize_questions,
 )
 from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
+from voicectl.launch import (  # noqa: E402
+    asr_process,
+    llm_process,
+    tts_process,
+    voice_server_process,  # noqa: E402
+)
 from voicectl.procs import ManagedProcess, free_port, http_ok  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "voice_latency.json"

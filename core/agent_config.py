@@ -205,9 +205,6 @@ class AgentConfig(StrictModel):
             names.add("transfer_call")
         return names
 
-    def prompt_variables(self) -> set[str]:
-        return set(_VARIABLE.findall(self.system_prompt)) | set(_VARIABLE.findall(self.greeting))
-
     def render(self, values: dict[str, str]) -> tuple[str, str]:
         """System prompt and greeting with {{variables}} filled; unknown ones become empty strings."""
         merged = {**self.variables, **values}

@@ -45,11 +45,11 @@ from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
-from pipelines.models import SharedModels
 from pipelines.observers import CallClock, LatencyObserver
 from pipelines.processors import AudioEnd, BotSpeechTracker, DTMFToLLM, PreparedAudio
 from pipelines.resilience import BreakerRegistry
 from pipelines.resilience import breakers as process_breakers
+from pipelines.shared_models import SharedModels
 from pipelines.silence import SilencePolicy
 from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from stack_helpers import AsrServer, run_asr, server_env, start_process
 
-from speech.launch import llm_process, tts_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
+from voicectl.launch import llm_process, tts_process
 from voicectl.procs import free_port
 
 

@@ -16,7 +16,7 @@ from core.log_scrub import install_token_scrubber
 from core.metrics_access import metrics_allowed
 from voice_server.admission import at_capacity
 from voice_server.config import VoiceServerSettings, get_settings
-from voice_server.routes import browser, internal, media, twilio, vobiz
+from voice_server.routes import browser, carriers, internal, media
 from voice_server.state import VoiceApp
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,7 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
             await voice.stop()
 
     app = FastAPI(title="Voice server", version="0.1.0", lifespan=lifespan)
-    app.include_router(twilio.router)
-    app.include_router(vobiz.router)
+    app.include_router(carriers.router)
     app.include_router(media.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
@@ -72,7 +71,7 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, Any]:
         voice: VoiceApp = app.state.voice
-        return {"status": "ok" if voice.accepting else "draining", "live_calls": len(voice.sessions),
+        return {"status": "ok" if voice.accepting else "draining", "live_calls": len(voice.calls),
                 "outbox_pending": voice.outbox.pending}
 
     @app.get("/ready", tags=["health"])

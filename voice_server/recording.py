@@ -2,7 +2,7 @@
 goes, then uploaded to MinIO at {org}/{call_id}/recording.wav, spooled and retried until it is stored.
 
 The agent channel holds only audio the carrier actually played: agent audio is placed where the playout model
-(voice_server/playout.py) says it starts playing, kept in memory only until its play time has passed, and dropped
+(voice_server/media/playout.py) says it starts playing, kept in memory only until its play time has passed, and dropped
 when a barge-in clears the carrier's buffer.
 """
 
@@ -374,3 +374,24 @@ class RecordingUploader:
         await asyncio.to_thread(_cleanup)
         self.uploaded += 1
         return True
+
+
+class CallRecording:
+    """One call's recording, from the pipeline's set-up to its hand-over to the uploader."""
+
+    def __init__(self, writer: DiskWriter, uploader: RecordingUploader, org_id: str, call_id: str,
+                 sample_rate: int, t0: float) -> None:
+        self._uploader = uploader
+        self._org_id = org_id
+        self._call_id = call_id
+        path = uploader.active_path(call_id)
+        # Written beside the WAV so a crash mid-call still leaves enough to upload it later.
+        writer.submit(lambda: uploader.write_active_meta(call_id, org_id, sample_rate))
+        self.recorder = StereoRecorder(path, sample_rate, writer, t0=t0)
+
+    async def finish(self, end_s: float) -> None:
+        try:
+            rec = await self.recorder.close(end_s)
+            await self._uploader.submit(self._org_id, self._call_id, rec)
+        except Exception:
+            log.exception("call %s: could not finish the recording (it stays in the spool)", self._call_id)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import WebSocket
 from pipecat.frames.frames import TTSSpeakFrame
@@ -23,18 +23,21 @@ from core.agent_config import TransferTarget
 from core.call_events import (
     CallAnswered,
     CallEnded,
+    CarrierCredentials,
     EndReason,
     ResolvedAgent,
     ServiceDegraded,
     ToolInvoked,
     TurnRecorded,
 )
-from pipelines.factory import CallPipeline, CallSpec, build_call_pipeline, opening_frames
+from pipelines.factory import CallPipeline, CallServices, CallSpec, build_call_pipeline, opening_frames
 from pipelines.frames import PlaybackMarkFrame
 from pipelines.streaming import StreamingAudio
-from voice_server import answers
-from voice_server.call_token import CallClaims, TransferClaims, mint_transfer_token
-from voice_server.carriers import CarrierError, TwilioRestClient, VobizRestClient
+from telephony.base import CarrierError, WarmTransfer
+from telephony.call_token import CallClaims, TransferClaims, mint_transfer_token
+from telephony.registry import CARRIERS, CarrierClients
+from voice_server.call_registry import CallRegistry
+from voice_server.config import VoiceServerSettings
 from voice_server.media.browser import BrowserEvents, BrowserSerializer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
@@ -45,18 +48,31 @@ from voice_server.media.serializers import (
     VobizMediaSerializer,
 )
 from voice_server.media.transport import CarrierTransport
-from voice_server.recording import StereoRecorder
-
-if TYPE_CHECKING:
-    from voice_server.state import VoiceApp
+from voice_server.metrics import VoiceMetrics
+from voice_server.outbox import EventOutbox
+from voice_server.recording import CallRecording, DiskWriter, RecordingUploader
 
 log = logging.getLogger(__name__)
 
 SEND_MARK_TIMEOUT_S = 60.0  # the goodbye may queue behind an answer still being spoken
 
 
+class SessionDeps(Protocol):
+    """What a call session uses of the voice server's process-wide state (voice_server/state.py's VoiceApp)."""
+
+    settings: VoiceServerSettings
+    carriers: CarrierClients
+    warm_transfers: dict[str, tuple[CarrierCredentials, str]]
+    outbox: EventOutbox
+    metrics: VoiceMetrics
+    writer: DiskWriter
+    uploader: RecordingUploader
+    call_services: CallServices
+    calls: CallRegistry
+
+
 class CallSession:
-    def __init__(self, app: VoiceApp, claims: CallClaims, info: StreamInfo, websocket: WebSocket,
+    def __init__(self, app: SessionDeps, claims: CallClaims, info: StreamInfo, websocket: WebSocket,
                  agent: ResolvedAgent, variables: dict[str, str], prepared_greeting: StreamingAudio | None,
                  speak_greeting: bool = True) -> None:
         self.app = app
@@ -71,7 +87,7 @@ class CallSession:
         self.tracker = PlayoutTracker()
         self.serializer: CarrierSerializer | None = None
         self.transport: CarrierTransport | None = None
-        self.recorder: StereoRecorder | None = None
+        self.recording: CallRecording | None = None
         self.call: CallPipeline | None = None
         self.end_reason: EndReason | None = None
         self.end_detail = ""
@@ -124,21 +140,18 @@ class CallSession:
         self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000,
                                           metrics=self.app.metrics)
         if self.agent.config.record:
-            path = self.app.uploader.active_path(self.call_id)
-            org_id, call_id, rate = self.agent.org_id, self.call_id, self.info.in_sample_rate
-            # Written beside the WAV so a crash mid-call still leaves enough to upload it later.
-            self.app.writer.submit(lambda: self.app.uploader.write_active_meta(call_id, org_id, rate))
-            self.recorder = StereoRecorder(path, self.info.in_sample_rate, self.app.writer, t0=self.tracker.t0)
-            self.tracker.clear_listeners.append(self.recorder.drop_agent_after)
+            self.recording = CallRecording(self.app.writer, self.app.uploader, self.agent.org_id, self.call_id,
+                                           self.info.in_sample_rate, t0=self.tracker.t0)
+            self.tracker.clear_listeners.append(self.recording.recorder.drop_agent_after)
         spec = CallSpec(
             call_id=self.call_id, agent=self.agent.config, variables=self.variables,
             in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
             prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,
         )
         self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self)
-        if self.recorder is not None:
-            self.serializer.audio_sink = self.recorder
-            self.transport.output().audio_sink = self.recorder
+        if self.recording is not None:
+            self.serializer.audio_sink = self.recording.recorder
+            self.transport.output().audio_sink = self.recording.recorder
         self.call.latency.turn_listeners.append(self.app.metrics.observe_turn)
         self.app.metrics.watch_pipeline_errors(self.call.worker)
         if self.info.carrier == "browser":
@@ -259,10 +272,11 @@ class CallSession:
             self.browser_events.end(self.end_reason or "agent_hangup")
             await self.browser_events.close()
             return
-        if isinstance(self.serializer, VobizMediaSerializer) and self.transport is not None:
-            # Stop the stream first so Vobiz does not reconnect it after the hang-up.
+        stop = self.serializer.stop_message() if self.serializer is not None else None
+        if stop is not None and self.transport is not None:
+            # Stop the stream first so the carrier does not reconnect it after the hang-up.
             with contextlib.suppress(Exception):
-                await self.transport.send_raw(self.serializer.stop_message())
+                await self.transport.send_raw(stop)
         credentials = self.agent.carrier_credentials
         if credentials is None:
             log.warning("call %s: no carrier credentials, cannot hang up via REST", self.call_id)
@@ -292,20 +306,17 @@ class CallSession:
             return "the call is already ending"
         # Set before the API call: the carrier may end the media stream before its REST answer arrives.
         self.end_reason, self.end_detail = "transferred", f"{target.mode} transfer to {target.name}"
+        carrier = CARRIERS[self.claims.carrier]
         try:
-            if isinstance(client, TwilioRestClient):
-                if target.mode == "warm":
-                    await self._twilio_warm_transfer(client, target, brief, our_number)
-                else:
-                    await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, None)
-            elif isinstance(client, VobizRestClient):
-                # Vobiz has no documented hold/whisper flow: warm targets get a blind transfer.
+            if target.mode == "warm" and carrier.supports_warm_transfer:
+                await self._warm_transfer(target, brief, our_number)
+            else:  # a carrier without a hold/whisper flow gets a blind transfer for warm targets too
                 token = mint_transfer_token(
                     self.app.settings.call_token_secret.get_secret_value(),
                     TransferClaims(call_id=self.call_id, target=target.phone_number, caller_id=our_number or ""),
                     ttl_s=300,
                 )
-                url = f"{self.app.settings.voice_public_base_url}/vobiz/transfer/{token}"
+                url = carrier.path(self.app.settings.voice_public_base_url, "transfer", token)
                 await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, url)
         except CarrierError as exc:
             log.error("call %s: transfer failed: %s", self.call_id, exc)
@@ -317,20 +328,18 @@ class CallSession:
         self._spawn_cancel("transferred")
         return "transferring"
 
-    async def _twilio_warm_transfer(self, client: TwilioRestClient, target: TransferTarget, brief: str,
-                                    our_number: str | None) -> None:
+    async def _warm_transfer(self, target: TransferTarget, brief: str, our_number: str | None) -> None:
         """Hold the caller in a conference, call the human with a spoken brief, and bridge when they join."""
-        room = f"warm-{self.call_id}"
-        if self.agent.carrier_credentials is not None:
-            self.app.warm_transfers[self.call_id] = (self.agent.carrier_credentials, self.claims.carrier_call_id)
-        await client.redirect(self.claims.carrier_call_id, answers.twiml_conference(
-            room, start_on_enter=False, end_on_exit=True))
+        credentials = self.agent.carrier_credentials
+        assert credentials is not None
+        self.app.warm_transfers[self.call_id] = (credentials, self.claims.carrier_call_id)
         whisper = f"Incoming transfer from the AI assistant. {brief}" if target.whisper_brief and brief else None
-        await client.create_call_twiml(
-            to_number=target.phone_number, from_number=our_number or self.claims.to_number,
-            twiml=answers.twiml_conference(room, say=whisper, start_on_enter=True, end_on_exit=True),
-            status_callback_url=f"{self.app.settings.voice_public_base_url}/twilio/warm-status/{self.call_id}",
-        )
+        await self.app.carriers.for_credentials(credentials).warm_transfer(self.claims.carrier_call_id, WarmTransfer(
+            room=f"warm-{self.call_id}", human_number=target.phone_number,
+            from_number=our_number or self.claims.to_number, whisper=whisper,
+            status_callback_url=CARRIERS[self.claims.carrier].path(self.app.settings.voice_public_base_url,
+                                                                   "warm-status", self.call_id),
+        ))
 
     # -- the end ----------------------------------------------------------------------------------------------
     async def _finish(self) -> None:
@@ -354,15 +363,12 @@ class CallSession:
             ended.usage.caller_audio_s = round(self.serializer.caller_audio_s, 3)
         self.app.outbox.emit(ended)
         if self.call is not None:
-            self.app.remember_latency(self.call_id, self.claims.carrier_call_id, self.call.latency.completed,
+            self.app.calls.remember_latency(self.call_id, self.claims.carrier_call_id, self.call.latency.completed,
                                       self.tracker)
-        if self.recorder is not None:
-            try:
-                rec = await self.recorder.close(end_s)
-                await self.app.uploader.submit(self.agent.org_id, self.call_id, rec)
-            except Exception:
-                log.exception("call %s: could not finish the recording (it stays in the spool)", self.call_id)
-        self.app.session_ended(self)
+        if self.recording is not None:
+            await self.recording.finish(end_s)
+        self.app.calls.ended(self, reason)
+        self.app.metrics.call_ended(self.info.carrier, reason)
         if self.browser_events is not None:
             await self.browser_events.close()
         self.finished.set()

@@ -74,9 +74,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from voice_server.testing import simulate_cli  # heavy imports (pipecat) only for this command
+    from voicectl import simulate  # heavy imports (pipecat) only for this command
 
-    return simulate_cli.main(args)
+    return simulate.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     sim = sub.add_parser("simulate", help="simulated Twilio/Vobiz calls against the running voice server "
                                           "(a test double of the carrier); reports voice-to-voice latency")
-    from voice_server.testing.simulate_args import add_arguments
+    from voicectl.simulate_args import add_arguments
 
     add_arguments(sim)
     sim.set_defaults(func=cmd_simulate)

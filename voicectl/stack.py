@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from speech.launch import asr_process, llm_process, tts_process
-from voice_server.launch import voice_server_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
+from voicectl.launch import asr_process, llm_process, tts_process, voice_server_process
 from voicectl.procs import ManagedProcess, http_ok
 
 

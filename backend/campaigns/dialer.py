@@ -57,7 +57,8 @@ from backend.campaigns.windows import Spans, compile_windows, contact_timezone, 
 from backend.db.collections import PHONE_NUMBERS, Db
 from backend.db.ids import new_id
 from backend.models.internal import OutboundCallCreate
-from voice_server.carriers import CarrierClients, CarrierError, OutboundCallRequest
+from telephony.base import CarrierError, OutboundCallRequest
+from telephony.registry import CarrierClients, carrier_named
 
 log = logging.getLogger(__name__)
 
@@ -126,10 +127,6 @@ class DialerStats:
 
     def summary(self) -> dict[str, float]:
         return {k: round(statistics.median(v), 1) for k, v in self.phases.items() if v}
-
-
-def org_cap_of(doc: dict[str, Any] | None, default: int) -> int:
-    return int((doc or {}).get("max_concurrent_calls") or default)
 
 
 class Dialer:
@@ -492,8 +489,7 @@ class Dialer:
         voicemail: VoicemailPolicy = run.settings.voicemail
         self._next_answer = (self._next_answer + 1) % len(self._answer_bases)
         base = self._answer_bases[self._next_answer]
-        answer = (f"{base}/twilio/voice?call_id={call_id}" if carrier == "twilio"
-                  else f"{base}/vobiz/answer?call_id={call_id}")
+        answer = carrier_named(carrier).answer_url(base, call_id)
         detection = "off"
         if voicemail.detect:
             detection = "detect_message_end" if voicemail.action == "leave_message" else "enable"

@@ -18,7 +18,7 @@ from backend.campaigns.lost_calls import LostCallRelease
 from backend.campaigns.service import CampaignService
 from backend.campaigns.signals import CampaignSignals
 from backend.services.container import Services
-from voice_server.carriers import CarrierClients
+from telephony.registry import CarrierClients
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Written for FerretDB 1.x as well as MongoDB: FerretDB evaluates only one accumulator per $group correctly, its
 $unwind drops sibling fields, and it has no date or arithmetic expression operators. So each call stores its
-numbers as an array of {d: day, k: metric, v: value} (backend/services/call_events.py `_metrics`), and one pipeline
+numbers as an array of {d: day, k: metric, v: value} (backend/services/call_projection.py `_metrics`), and one pipeline
 unwinds that array and sums `v` grouped by (day, metric). Percentiles are nearest-rank: count, then sort + skip + limit.
 """
 

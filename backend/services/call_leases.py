@@ -22,7 +22,7 @@ from typing import Any
 
 from backend.db.collections import CALLS, Db
 from backend.db.ids import utcnow
-from backend.services.call_events import CallEventIngest
+from backend.services.call_event_ingest import CallEventIngest
 from core.call_events import (
     CallEnded,
     CallEvent,

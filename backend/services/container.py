@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -18,19 +19,20 @@ from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
 from backend.services.auth import AuthService
 from backend.services.browser_calls import BrowserCallService
-from backend.services.call_events import CallEventIngest, OutboxProcessor
+from backend.services.call_event_ingest import CallEventIngest
+from backend.services.call_history import CallHistoryService
 from backend.services.call_leases import CallLeases
 from backend.services.call_log import CallLog
-from backend.services.calls import CallService
+from backend.services.call_projection import OutboxProcessor
+from backend.services.call_routing import CallRoutingService
 from backend.services.carriers import CarrierCredentialService
-from backend.services.internal import InternalService
 from backend.services.leader import Leadership
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
-from backend.services.workers import Housekeeping, Loop
+from backend.services.workers import BackgroundLoops, Housekeeping, Loop
 from core.egress import guarded_client
 from core.storage import ObjectStore
 
@@ -53,18 +55,18 @@ class Services:
     agents: AgentService
     numbers: PhoneNumberService
     call_log: CallLog
-    calls: CallService
+    call_history: CallHistoryService
     ingest: CallEventIngest
     processor: OutboxProcessor
     webhooks: WebhookService
     dispatcher: WebhookDispatcher
     analytics: AnalyticsService
-    internal: InternalService
+    call_routing: CallRoutingService
     leadership: Leadership
     voices: VoiceService
     browser_calls: BrowserCallService
     call_leases: CallLeases
-    loops: list[Loop] = field(default_factory=list)
+    loops: BackgroundLoops | None = None  # started by start_background()
 
     @classmethod
     def build(cls, settings: BackendSettings, db: Db, store: ObjectStore) -> Services:
@@ -85,26 +87,27 @@ class Services:
         processor = OutboxProcessor(db, call_log, webhooks.fan_out, leadership)
         holder: dict[str, Services] = {}
 
-        async def on_accepted(event_ids: list[str]) -> None:
-            await holder["services"].events_accepted(event_ids)
+        async def on_accepted(event_ids: list[str], wait: bool) -> None:
+            await holder["services"].events_accepted(event_ids, wait)
 
         ingest = CallEventIngest(db, settings.s3_bucket_recordings, on_accepted)
 
-        async def on_call_created(doc: dict[str, object]) -> None:
-            await ingest.touch(str(doc["_id"]))
+        async def on_call_created(doc: dict[str, Any], wait: bool) -> None:
+            await ingest.touch(str(doc["_id"]), wait)
 
-        internal = InternalService(db, agents, numbers, carriers, call_log, on_call_created)
+        call_routing = CallRoutingService(db, agents, numbers, carriers, call_log, on_call_created)
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
             orgs=OrgService(db, settings, audit, principals),
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
-            calls=CallService(db, store, call_log, settings.recording_url_ttl_s), ingest=ingest, processor=processor,
-            webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http, analytics=AnalyticsService(db),
-            internal=internal,
+            call_history=CallHistoryService(db, store, call_log, settings.recording_url_ttl_s), ingest=ingest,
+            processor=processor,
+            webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http,
+            analytics=AnalyticsService(db), call_routing=call_routing,
             leadership=leadership,
             voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
-            browser_calls=BrowserCallService(db, settings, internal, on_call_created),
+            browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
             call_leases=CallLeases(db, ingest),
         )
         holder["services"] = services
@@ -114,25 +117,26 @@ class Services:
         s = self.settings
         housekeeping = Housekeeping([self.limiter.purge_expired, self.auth.purge_token_uses])
         archiving = Housekeeping([self.processor.archive_old_pages], every_s=s.archive_interval_s)
-        self.loops = [
-            Loop("outbox-processor", self.processor.run_once, self.leadership, s.worker_poll_interval_s),
-            Loop("webhook-dispatcher", self.dispatcher.run_once, self.leadership, s.worker_poll_interval_s),
-            Loop("housekeeping", housekeeping.step, self.leadership, 30.0),
-            Loop("archiving", archiving.step, self.leadership, s.archive_interval_s),
-            Loop("call-lease-reaper", self.call_leases.reap_once, self.leadership, s.call_lease_check_interval_s),
-        ]
-        for loop in self.loops:
+        self.loops = BackgroundLoops(
+            outbox=Loop("outbox-processor", self.processor.run_once, self.leadership, s.worker_poll_interval_s),
+            webhooks=Loop("webhook-dispatcher", self.dispatcher.run_once, self.leadership, s.worker_poll_interval_s),
+            housekeeping=Loop("housekeeping", housekeeping.step, self.leadership, 30.0),
+            archiving=Loop("archiving", archiving.step, self.leadership, s.archive_interval_s),
+            lease_reaper=Loop("call-lease-reaper", self.call_leases.reap_once, self.leadership,
+                              s.call_lease_check_interval_s),
+        )
+        for loop in self.loops.all():
             loop.start()
-        self.webhooks.on_queued = self.loops[1].kick
+        self.webhooks.on_queued = self.loops.webhooks.kick
 
-    async def events_accepted(self, event_ids: list[str]) -> None:
-        """Wakes the processor; on the leader, waits (bounded) until these events are applied, so a caller that
-        reads right after writing sees its own writes."""
-        wait_s = self.settings.event_apply_wait_s
+    async def events_accepted(self, event_ids: list[str], wait: bool = True) -> None:
+        """Wakes the processor; with `wait`, on the leader, waits (bounded) until these events are applied, so a
+        caller that reads right after writing sees its own writes."""
+        wait_s = self.settings.event_apply_wait_s if wait else 0
         leading = wait_s > 0 and await self.leadership.is_leader()
         futures = self.processor.watch(event_ids) if leading else []
-        for loop in self.loops[:1]:
-            loop.kick()
+        if self.loops is not None:
+            self.loops.outbox.kick()
         if futures:
             try:
                 await asyncio.wait_for(asyncio.gather(*futures), wait_s)
@@ -142,7 +146,7 @@ class Services:
                 self.processor.forget(event_ids)
 
     async def close(self) -> None:
-        for loop in self.loops:
+        for loop in self.loops.all() if self.loops is not None else []:
             await loop.stop()
         await self.http.aclose()
         await self.tenant_http.aclose()

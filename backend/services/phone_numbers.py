@@ -1,7 +1,7 @@
 """Phone numbers of an organisation.
 
 Anyone may list a number; it routes calls only once the carrier's API, asked with the organisation's own
-credentials, says the organisation's account owns it (services/number_ownership.py). The route is one document per
+credentials, says the organisation's account owns it (telephony/ownership.py). The route is one document per
 number (NUMBER_ROUTES), so at most one organisation gets a number's calls. Nothing here tells one organisation that
 another has listed or verified a number, except the verified owner itself."""
 
@@ -20,7 +20,7 @@ from backend.models.phone_numbers import PhoneNumberCreate, PhoneNumberOut, Phon
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
 from backend.services.carriers import CarrierCredentialService
-from backend.services.number_ownership import Ownership, carrier_owns
+from telephony.ownership import Ownership, carrier_owns
 
 
 class PhoneNumberService:

@@ -7,10 +7,9 @@ import os
 import uuid
 
 import httpx
-from backend_testkit import call_events, create_agent, post_events, register, service_headers, unique_number
+from backend_testkit import create_agent, post_events, register, service_headers, unique_number
 from jose import jwt
 
-from backend.services.container import Services
 from core.call_events import OutboundCallContext, ResolvedAgent
 from core.service_auth import SERVICE_AUDIENCE, mint_service_token
 from voice_server.testing.fake_carrier import FakeCarrier
@@ -31,8 +30,7 @@ async def test_internal_api_requires_a_service_token(client: httpx.AsyncClient) 
                     {"Authorization": f"Bearer {not_internal}"}):
         for method, path in (("GET", "/internal/v1/agents/by-number/+14155550123"), ("GET", "/internal/v1/agents/x"),
                              ("POST", "/internal/v1/calls/events"), ("GET", "/internal/v1/calls/x/context"),
-                             ("POST", "/internal/v1/calls"), ("POST", "/internal/v1/org-events"),
-                             ("POST", "/internal/v1/calls/x/recording")):
+                             ("POST", "/internal/v1/calls"), ("POST", "/internal/v1/org-events")):
             resp = await client.request(method, path, json={}, headers=headers)
             assert resp.status_code == 401, (method, path, headers, resp.status_code)
 
@@ -114,18 +112,3 @@ async def test_org_events_are_idempotent(client: httpx.AsyncClient) -> None:
     bad = await client.post("/internal/v1/org-events", json={**event, "type": "call.ended"},
                             headers=service_headers("dialer"))
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["path"] == "body.type"
-
-
-async def test_recording_registration_endpoint(client: httpx.AsyncClient, services: Services) -> None:
-    owner = await register(client, "recreg")
-    call_id, events = call_events(owner.org_id)
-    await post_events(client, events)
-    bucket = services.store.bucket
-    body = {"type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": call_id, "bucket": bucket,
-            "key": f"{owner.org_id}/{call_id}.wav", "size_bytes": 10, "duration_s": 1.0, "sample_rate": 16000}
-    mismatch = await client.post("/internal/v1/calls/other/recording", json=body, headers=service_headers())
-    assert mismatch.status_code == 422
-    ok = await client.post(f"/internal/v1/calls/{call_id}/recording", json=body, headers=service_headers())
-    assert ok.json() == {"accepted": 1, "duplicates": 0}
-    detail = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
-    assert detail["recording"]["sample_rate"] == 16000

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from reliability_helpers import Figures, OutageStack, until, voice_status
-from voicetest_helpers import PHRASES, TEST_AGENT, synthesize, wait_for_call
+from stack_helpers import synthesize
+from voicetest_helpers import PHRASES, TEST_AGENT, wait_for_call
 
-from voice_server.calls import inbound_call_id
+from voice_server.answering import inbound_call_id
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine, provision_line
 from voice_server.testing.simulator import CallerTurn, CallReport, CallScript, SimulatedCall

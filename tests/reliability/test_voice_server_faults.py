@@ -48,7 +48,7 @@ def inbound(line: SimLine, voice_url: str, http: httpx.AsyncClient) -> Simulated
 
 
 async def call_of(http: httpx.AsyncClient, line: SimLine, sim: SimulatedCall) -> dict[str, Any] | None:
-    from voice_server.calls import inbound_call_id
+    from voice_server.answering import inbound_call_id
 
     return await line.call_detail(http, inbound_call_id("twilio", sim.report.carrier_call_id))
 

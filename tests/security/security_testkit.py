@@ -80,6 +80,11 @@ async def warm_up_call(voice: Any, llm_base_url: str | None) -> None:
     agent = ResolvedAgent(org_id="o1", agent_id="a1", agent_version=1, agent_name="tenant", config=AgentConfig(
         llm=LLMConfig(endpoint=EndpointOptions(base_url=llm_base_url, timeout_s=5))))
     try:
-        await voice.warm_llm(agent, "system prompt", "hello")
+        try:
+            from voice_server.warmup import warm_llm
+        except ImportError:  # the code before the fix: a method of VoiceApp
+            await voice.warm_llm(agent, "system prompt", "hello")
+        else:
+            await warm_llm(voice.llm_pool, voice.settings, agent, "system prompt", "hello")
     finally:
         await voice.llm_pool.close()

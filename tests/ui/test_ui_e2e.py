@@ -42,9 +42,9 @@ from ui_e2e_helpers import SeedTurn, call_events, synth_call_recording, utcnow
 from core.service_auth import mint_service_token
 from core.settings import S3Settings
 from core.storage import ObjectStore
-from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.simulator import CarrierAccount
+from voicectl.launch import voice_server_process
 
 pytestmark = pytest.mark.slow
 
@@ -267,11 +267,11 @@ def seed_calls(base: str, state: dict[str, Any]) -> None:
             await store.put_bytes(key, wav, content_type="audio/wav")
 
         asyncio.run(upload())
-        rec = http.post(f"/internal/v1/calls/{main_id}/recording", headers=service, json={
+        rec = http.post("/internal/v1/calls/events", headers=service, json={"events": [{
             "type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": main_id,
             "bucket": settings.s3_bucket_recordings, "key": key, "size_bytes": len(wav),
             "duration_s": round(duration, 3), "sample_rate": 16000, "channels": 2,
-        })
+        }]})
         assert rec.status_code == 200, rec.text
 
         # Events are applied by the backend's worker: wait until the call log shows everything.

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stack_helpers import AsrServer, run_backend, running_fake_carrier, start_process
-from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer, synthesize
+from stack_helpers import AsrServer, run_backend, running_fake_carrier, start_process, synthesize
+from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer
 
-from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine, carrier_api_env, provision_line, register
 from voice_server.testing.simulator import CallReport, CallScript, SimulatedCall
+from voicectl.launch import voice_server_process
 from voicectl.procs import free_port
 
 

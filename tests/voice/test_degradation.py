@@ -28,7 +28,7 @@ from pipelines.degradation import DegradationPolicy
 from pipelines.llm import OpenAIClientPool, create_llm_service
 from pipelines.llm_chain import FallbackLLMService, llm_chain_args
 from pipelines.resilience import BreakerRegistry, BreakerSettings, BreakerState, CircuitBreaker
-from voice_server.calls import inbound_call_id
+from voice_server.answering import inbound_call_id
 from voice_server.config import VoiceServerSettings
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine

@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from core.service_auth import mint_service_token
-from voice_server.calls import inbound_call_id
+from voice_server.answering import inbound_call_id
 from voice_server.main import create_app as create_voice_app
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine

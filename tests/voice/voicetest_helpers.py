@@ -50,14 +50,6 @@ PHRASES = {
 }
 
 
-def synthesize(tts_url: str, text: str, sample_rate: int = 8000) -> bytes:
-    with httpx.Client(timeout=60) as client:
-        resp = client.post(f"{tts_url}/v1/audio/speech",
-                           json={"input": text, "sample_rate": sample_rate, "response_format": "pcm"})
-        resp.raise_for_status()
-        return resp.content
-
-
 async def wait_for_call(http: httpx.AsyncClient, line: SimLine, call_id: str,
                         ready: Callable[[dict[str, Any]], bool], timeout_s: float = 40.0) -> dict[str, Any]:
     """The backend applies call events asynchronously: poll the call until `ready` holds."""
@@ -99,29 +91,3 @@ def words_heard(transcript: str, reference: str) -> int:
     """How many of the reference's words the transcript contains (Whisper tiny over 8 kHz μ-law is not perfect)."""
     said = set(re.sub(r"[^a-z0-9' ]", " ", transcript.lower()).split())
     return sum(1 for w in set(re.sub(r"[^a-z0-9' ]", " ", reference.lower()).split()) if w in said)
-
-
-class LocalServer:
-    """A real HTTP server (uvicorn) for a small FastAPI app, on a free port, in the test's event loop."""
-
-    def __init__(self, app: Any) -> None:
-        import uvicorn
-
-        from voicectl.procs import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="off"))
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> LocalServer:
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn only exposes a flag
-            await asyncio.sleep(0.02)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task

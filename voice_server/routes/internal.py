@@ -20,19 +20,14 @@ AppDep = Annotated[VoiceApp, Depends(voice_app)]
 async def call_latency(call_id: str, app: AppDep) -> dict[str, Any]:
     """Per-turn stage times (monotonic clock, comparable with the simulator's on the same host). `call_id` may
     also be the carrier's call id."""
-    call_id = app.latency_by_carrier_id.get(call_id, call_id)
-    if call_id not in app.latency_log and call_id not in app.sessions:
-        for session in app.sessions.values():
-            if session.claims.carrier_call_id == call_id:
-                call_id = session.call_id
-    entry = app.latency_log.get(call_id)
+    entry = app.calls.latency_of(call_id)
     if entry is None:
-        live = app.sessions.get(call_id)
+        live = app.calls.find_live(call_id)
         if live is None or live.call is None:
             raise HTTPException(status_code=404, detail="no latency record for this call")
         turns = [{"stages": t.stages(), "latency": t.latency().model_dump(), "smart_turn_ms": t.smart_turn_ms}
                  for t in live.call.latency.completed]
-        return {"call_id": call_id, "live": True, "t0_monotonic": live.tracker.t0, "turns": turns}
+        return {"call_id": live.call_id, "live": True, "t0_monotonic": live.tracker.t0, "turns": turns}
     return {"live": False, **asdict(entry)}
 
 
@@ -52,7 +47,7 @@ async def drain(app: AppDep, exit: bool = True) -> dict[str, Any]:
 async def status(app: AppDep) -> dict[str, Any]:
     return {
         "accepting": app.accepting,
-        "live_calls": sorted(app.sessions),
+        "live_calls": app.calls.ids(),
         "outbox_pending": app.outbox.pending,
         "events_delivered": app.outbox.delivered,
         "outbox_failures": app.outbox.failures,  # delivery rounds that failed and were retried with backoff

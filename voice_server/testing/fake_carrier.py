@@ -451,12 +451,15 @@ class FakeCarrier:
             if call.answered_wall is not None:
                 params.setdefault("AnswerTime", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(call.answered_wall)))
                 params.setdefault("Duration", str(int(time.time() - call.answered_wall)))
-        signer = SimulatedCall(carrier=call.carrier, answer_url=call.status_callback, account=call.account,
+        await self._post_signed(call, call.status_callback, params)
+
+    async def _post_signed(self, call: FakeCall, url: str, params: dict[str, str]) -> None:
+        """A callback as the carrier sends it: form-encoded, signed with the account's token."""
+        signer = SimulatedCall(carrier=call.carrier, answer_url=url, account=call.account,
                                from_number=call.from_number, to_number=call.to_number, script=CallScript())
         assert self._http is not None
         with contextlib.suppress(httpx.HTTPError):
-            await self._http.post(call.status_callback, data=params,
-                                  headers=signer.signed_headers(call.status_callback, params))
+            await self._http.post(url, data=params, headers=signer.signed_headers(url, params))
 
     async def _run_outbound(self, call: FakeCall) -> None:
         callee = self.callees.get(call.to_number, self.default_callee)
@@ -538,12 +541,7 @@ class FakeCarrier:
                       "CallUUID": call.sid, "RequestUUID": call.sid, "ALegUUID": call.sid, "ALegRequestUUID": call.sid,
                       "From": call.from_number.lstrip("+"), "To": call.to_number.lstrip("+"), "Direction": "outbound",
                       "CallStatus": "in-progress"}
-        signer = SimulatedCall(carrier=call.carrier, answer_url=call.amd_callback, account=call.account,
-                               from_number=call.from_number, to_number=call.to_number, script=CallScript())
-        assert self._http is not None
-        with contextlib.suppress(httpx.HTTPError):
-            await self._http.post(call.amd_callback, data=params,
-                                  headers=signer.signed_headers(call.amd_callback, params))
+        await self._post_signed(call, call.amd_callback, params)
         if machine and call.carrier == "vobiz" and call.machine_detection == "hangup":
             await self._end_by_api(call, "completed", reason="machine_detected")
 

@@ -11,6 +11,7 @@ import {
 } from "../../components/ui";
 import { E164_RE } from "../../lib/csv";
 import { fmtDateTime } from "../../lib/format";
+import { DataTable } from "../../components/DataTable";
 
 const CARRIERS: { id: Carrier; label: string; account: string; token: string }[] = [
   { id: "twilio", label: "Twilio", account: "Account SID", token: "Auth token" },
@@ -40,26 +41,11 @@ export default function PhoneNumbersPage() {
           Add a Twilio or Vobiz number and pick the agent that answers it.
         </EmptyState>
       ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="sr-only">Phone numbers</caption>
-            <thead>
-              <tr>
-                <th scope="col">Number</th>
-                <th scope="col">Carrier</th>
-                <th scope="col">Label</th>
-                <th scope="col">Answered by</th>
-                <th scope="col">Added</th>
-                {admin && <th scope="col"><span className="sr-only">Actions</span></th>}
-              </tr>
-            </thead>
-            <tbody>
-              {numbers.data.map((n) => (
-                <NumberRow key={n.id} number={n} agents={agents.data ?? []} admin={admin} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption="Phone numbers" columns={["Number", "Carrier", "Label", "Answered by", "Added", admin && { hidden: "Actions" }]}>
+          {numbers.data.map((n) => (
+            <NumberRow key={n.id} number={n} agents={agents.data ?? []} admin={admin} />
+          ))}
+        </DataTable>
       )}
       <CarrierCredentialsCard admin={admin} />
       <AddNumberDialog open={adding} onClose={() => setAdding(false)} agents={agents.data ?? []} />

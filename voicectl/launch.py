@@ -1,4 +1,6 @@
-"""How to start each speech server as a supervised process (used by `voicectl run`, the tests and the benchmark)."""
+"""How to start each service as a supervised process: the voice server and the speech servers (used by
+`voicectl run`, the tests and the benchmarks). They live here, not beside the services, so no runtime package imports
+the CLI."""
 
 from __future__ import annotations
 
@@ -39,4 +41,19 @@ def llm_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> Man
         ports=[port],
         env={**env, "LLM_HOST": "127.0.0.1", "LLM_PORT": str(port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+    )
+
+
+def voice_server_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {},  # noqa: B006
+                         name: str = "voice-server") -> ManagedProcess:
+    values = {"VOICE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env}
+    return ManagedProcess(
+        name,
+        [sys.executable, "-m", "uvicorn", "--factory", "voice_server.main:app", "--host", "127.0.0.1",
+         "--port", str(port), "--no-access-log", "--loop", "uvloop", "--ws-max-size", "1048576"],
+        run_dir,
+        ports=[port],
+        env=values,
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
+        start_timeout=90.0,
     )

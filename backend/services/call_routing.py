@@ -3,6 +3,7 @@ placed, and registering such a call. Only reachable with a service token (api/de
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
@@ -19,10 +20,10 @@ from backend.services.phone_numbers import PhoneNumberService
 from core.call_events import OutboundCallContext, ResolvedAgent
 
 
-class InternalService:
+class CallRoutingService:
     def __init__(
         self, db: Db, agents: AgentService, numbers: PhoneNumberService, carriers: CarrierCredentialService,
-        call_log: CallLog, on_call_created: Any,
+        call_log: CallLog, on_call_created: Callable[[dict[str, Any], bool], Awaitable[None]],
     ) -> None:
         self._db = db
         self._agents = agents
@@ -53,7 +54,8 @@ class InternalService:
         return ResolvedAgent(org_id=agent["org_id"], agent_id=agent["_id"], agent_version=agent["current_version"],
                              agent_name=agent["name"], config=config)
 
-    async def create_outbound_call(self, body: OutboundCallCreate) -> OutboundCallContext:
+    async def create_outbound_call(self, body: OutboundCallCreate, wait: bool = True) -> OutboundCallContext:
+        """`wait`: whether to wait (bounded) for the call log to show the call (the dialer does not)."""
         resolved = await self._resolve_for_org(body.agent_id, body.org_id)
         caller_id = await self._numbers.of_org(body.org_id, body.from_number)
         if caller_id is None:
@@ -76,7 +78,7 @@ class InternalService:
         }
         try:
             await self._db[CALLS].insert_one(doc)
-            await self._on_call_created(doc)
+            await self._on_call_created(doc, wait)
         except DuplicateKeyError:
             existing = await self._calls.find_one(call_id)
             if existing is None or existing["org_id"] != body.org_id or existing.get("to_number") != body.to_number:

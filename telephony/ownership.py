@@ -4,7 +4,8 @@ credentials, before the number may route calls: otherwise any tenant could claim
 Twilio: GET /2010-04-01/Accounts/{AccountSid}/IncomingPhoneNumbers.json?PhoneNumber=+E164 (HTTP basic auth); the
 number is owned when the list holds it. Vobiz: GET /api/v1/Account/{auth_id}/Number/{number}/ (X-Auth-ID /
 X-Auth-Token; the Plivo-family numbers resource Vobiz inherits, not in our protocol fact sheet): 200 owned, 404
-not. The fake carrier (voice_server/testing/fake_carrier.py) serves both.
+not. The fake carrier (voice_server/testing/fake_carrier.py) serves both. Used by the backend when a number is
+listed or verified.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ from backend.models.calls import (
 )
 from backend.models.common import Page
 from backend.security.permissions import Principal
-from backend.services.call_events import load_transcript
 from backend.services.call_log import CallLog, summary_of
+from backend.services.transcripts import load_transcript
 from core.call_events import UsageUnits
 from core.storage import ObjectStore
 
@@ -88,7 +88,7 @@ class RecordingStream:
     body: AsyncIterator[bytes]
 
 
-class CallService:
+class CallHistoryService:
     def __init__(self, db: Db, store: ObjectStore, call_log: CallLog, recording_url_ttl_s: int) -> None:
         self._db = db
         self._store = store

@@ -30,9 +30,3 @@ def to_e164(raw: str | None, default_region: str = "US") -> str:
         return value
     return "+" + digits
 
-
-def carrier_form(e164: str, carrier: str) -> str:
-    """Vobiz examples leave out the '+'; Twilio wants E.164 as is."""
-    if carrier == "vobiz":
-        return e164.lstrip("+")
-    return e164

@@ -1,16 +1,11 @@
-"""Call events from the voice server and dialer: accepted once, applied by one writer.
+"""Applying call events (the elected leader only): folds the pending events of each call into its documents (the
+call, its transcript, one turn document per turn for search and latency analytics), projects the call into the list
+read model, and queues webhooks. Events arrive through call_event_ingest.py; call_event_handlers.py says what each
+event type does to a call.
 
-Ingest (any replica): each event goes into the outbox and then the permanent event log, both keyed by `event_id`
-with a unique `_id`, so a retried batch is recognised event by event and nothing is stored twice: an event already in
-the outbox is pending; one already in the log was applied (its outbox entry is gone, so its new one is dropped). The
-outbox insert comes first, so if the process dies between the two the event is still applied (a later retry is then
-applied again, which changes nothing).
-
-Apply (the elected leader, OutboxProcessor): folds the pending events of each call into its documents (the call, its
-transcript, one turn document per turn for search and latency analytics), projects the call into the list read
-model, and queues webhooks. Applying is idempotent (state is recomputed, turns keyed by event id, webhook deliveries
-keyed by webhook and event), so re-applying after a crash changes nothing. Events for a call not known yet wait in
-the outbox and are retried; events that can never apply go to dead_letters with the reason.
+Applying is idempotent (state is recomputed, turns keyed by event id, webhook deliveries keyed by webhook and event),
+so re-applying after a crash changes nothing. Events for a call not known yet wait in the outbox and are retried;
+events that can never apply go to dead_letters with the reason.
 """
 
 from __future__ import annotations
@@ -29,7 +24,6 @@ from pymongo import ReplaceOne
 
 from backend.db.collections import (
     AGENTS,
-    CALL_EVENTS,
     CALL_RECORDINGS,
     CALL_TRANSCRIPTS,
     CALL_TURNS,
@@ -39,109 +33,27 @@ from backend.db.collections import (
     OUTBOX,
     Db,
 )
-from backend.db.group_insert import GroupInserter
-from backend.db.ids import day_of, new_id, utcnow
+from backend.db.ids import day_of, utcnow
 from backend.db.writes import insert_many_ignoring_duplicates
-from backend.errors import ApiError, ErrorDetail
-from backend.models.internal import OrgEventIn
+from backend.services.call_event_handlers import CallFold, apply_event
 from backend.services.call_log import CallLog, summary_of
 from backend.services.leader import Leadership
-from core.call_events import (
-    CallAnswered,
-    CallEnded,
-    CallEvent,
-    CallEventAck,
-    CallEventBatch,
-    CallStarted,
-    RecordingStored,
-    ServiceDegraded,
-    ToolInvoked,
-    TurnRecorded,
-)
+from backend.services.transcripts import load_transcript, transcript_doc
+from core.call_events import CallEvent, CallStarted
 
 log = logging.getLogger(__name__)
 
 _EVENT = TypeAdapter(CallEvent)
 _USAGE_FIELDS = ("caller_audio_s", "agent_audio_s", "stt_audio_s", "llm_prompt_tokens", "llm_completion_tokens",
                  "tts_characters")
-_END_STATUS = {
-    "busy": "busy", "no_answer": "no_answer", "failed": "failed", "rejected": "failed", "error": "failed",
-    "voice_server_lost": "failed", "unknown_number": "failed", "canceled": "canceled", "voicemail": "voicemail",
-}
-_NOT_ANSWERED = {"busy", "no_answer", "failed", "rejected", "canceled", "voicemail", "unknown_number"}
 MAX_DEFERRALS = 40  # about an hour of retries for events whose call never appears
 
 WebhookSink = Callable[[str, str, str, dict[str, Any], datetime], Awaitable[None]]
 
 
-class CallEventIngest:
-    def __init__(self, db: Db, recordings_bucket: str, on_accepted: Callable[[list[str]], Awaitable[None]]) -> None:
-        self._db = db
-        self._bucket = recordings_bucket
-        self._on_accepted = on_accepted
-        # Inserts are the one operation FerretDB/SQLite serves from an index (the unique _id), so both the "pending"
-        # and the "already applied" checks are inserts; concurrent requests share each insert (group commit).
-        self._outbox = GroupInserter(db, OUTBOX)
-        self._log = GroupInserter(db, CALL_EVENTS)
-
-    async def ingest(self, batch: CallEventBatch, source: str) -> CallEventAck:
-        for i, event in enumerate(batch.events):
-            if isinstance(event, RecordingStored) and event.bucket != self._bucket:
-                path = f"body.events.{i}.bucket"
-                raise ApiError(422, "validation_error", f"{path}: recordings live in bucket '{self._bucket}'",
-                               [ErrorDetail(path=path, message=f"must be '{self._bucket}'", type="value_error")])
-        now = utcnow()
-        unique: dict[str, CallEvent] = {}
-        for event in batch.events:
-            unique.setdefault(event.event_id, event)
-        events = list(unique.values())
-        in_batch_duplicates = len(batch.events) - len(events)
-        pending = [
-            {"_id": e.event_id, "kind": "call", "call_id": e.call_id, "type": e.type, "at": e.at, "received_at": now,
-             "source": source, "retry_at": None, "deferrals": 0, "event_json": e.model_dump_json()}
-            for e in events
-        ]
-        already_pending = await self._outbox.insert(pending)
-        # Only the request that queued an event logs it, so concurrent retries cannot both call it a duplicate.
-        queued = [i for i in range(len(events)) if i not in already_pending]
-        logged = [{"_id": events[i].event_id, "call_id": events[i].call_id, "type": events[i].type,
-                   "at": events[i].at, "received_at": now} for i in queued]
-        already_logged = {queued[j] for j in await self._log.insert(logged)}
-        # Queued again only because it came back after being applied (its outbox entry was gone): drop it.
-        for index in already_logged:
-            await self._db[OUTBOX].delete_one({"_id": events[index].event_id})
-        duplicates = already_pending | already_logged
-        accepted_ids = [e.event_id for i, e in enumerate(events) if i not in duplicates]
-        if accepted_ids:
-            await self._on_accepted(accepted_ids)
-        return CallEventAck(accepted=len(accepted_ids), duplicates=len(duplicates) + in_batch_duplicates)
-
-    async def touch(self, call_id: str) -> None:
-        """Asks the processor to (re)project a call written outside the event stream (the dialer's queued call)."""
-        doc: dict[str, Any] = {"_id": f"touch:{call_id}:{new_id()}", "kind": "touch", "call_id": call_id, "type": "touch",
-               "at": utcnow(), "received_at": utcnow(), "retry_at": None, "deferrals": 0}
-        await self._db[OUTBOX].insert_one(doc)
-        await self._on_accepted([doc["_id"]])
-
-    async def ingest_org_event(self, event: OrgEventIn, source: str) -> bool:
-        """True when new."""
-        doc = {"_id": event.event_id, "kind": "org", "org_id": event.org_id, "type": event.type, "at": event.at,
-               "received_at": utcnow(), "source": source, "retry_at": None, "deferrals": 0,
-               "event_json": event.model_dump_json()}
-        dup_pending = await self._outbox.insert([doc])
-        dup_logged: set[int] = set()
-        if not dup_pending:
-            dup_logged = await self._log.insert([{"_id": event.event_id, "call_id": None, "type": event.type,
-                                                  "at": event.at, "received_at": doc["received_at"]}])
-            if dup_logged:
-                await self._db[OUTBOX].delete_one({"_id": event.event_id})
-        new = not (dup_pending or dup_logged)
-        if new:
-            await self._on_accepted([event.event_id])
-        return new
-
-
 class _CallOutcome:
+    """What applying one call's share of a batch produced, for the batch's writes."""
+
     def __init__(self) -> None:
         self.done: list[str] = []
         self.deferred: list[dict[str, Any]] = []
@@ -306,7 +218,7 @@ class OutboxProcessor:
                                              ordered=False)
         ending = [o for o in outcomes if o.call is not None and o.ended_now]
         if ending:
-            await self._upsert_all(CALL_TRANSCRIPTS, [_transcript_doc(o.transcript or {
+            await self._upsert_all(CALL_TRANSCRIPTS, [transcript_doc(o.transcript or {
                 "_id": o.call["_id"], "org_id": o.call["org_id"], "turns": []}) for o in ending if o.call])
             await self._upsert_all(CALLS_ARCHIVE, [o.call for o in ending if o.call])
             await self._db[CALLS].delete_many({"_id": {"$in": [o.call["_id"] for o in ending if o.call]}})
@@ -316,7 +228,7 @@ class OutboxProcessor:
                 await self._db[CALLS_ARCHIVE].replace_one({"_id": o.call["_id"]}, o.call, upsert=True)
             if o.transcript is not None and o.turn_docs:
                 await self._db[CALL_TRANSCRIPTS].replace_one({"_id": o.transcript["_id"]},
-                                                             _transcript_doc(o.transcript), upsert=True)
+                                                             transcript_doc(o.transcript), upsert=True)
         recordings = [o.late_recording for o in outcomes if o.late_recording is not None]
         if recordings:
             await self._upsert_all(CALL_RECORDINGS, recordings)
@@ -399,9 +311,8 @@ class OutboxProcessor:
         starts = any(isinstance(event, CallStarted) for _, event in parsed)
         call, archived = await self._load_call(call_id, starts)
         before = copy.deepcopy(call) if call else {}
-        transcript: dict[str, Any] | None = None
         started_event: str | None = None
-        ended_event: str | None = None
+        fold: CallFold | None = None
         for item, event in parsed:
             if isinstance(event, CallStarted):
                 if call is not None and call["org_id"] != event.org_id:
@@ -414,39 +325,16 @@ class OutboxProcessor:
             if call is None:
                 outcome.deferred.append(item)
                 continue
-            if isinstance(event, CallAnswered):
-                call["answered"] = True
-                call["answered_at"] = min(call.get("answered_at") or event.at, event.at)
-            elif isinstance(event, TurnRecorded):
-                if transcript is None:
-                    transcript = await self._load_transcript(call, not before.get("started_at"))
-                _add_turn(transcript, event)
-                outcome.turn_docs.append(_turn_doc(call, event))
-            elif isinstance(event, ToolInvoked):
-                tools = call.setdefault("tools", [])
-                if all(t.get("event_id") != event.event_id for t in tools):
-                    tools.append({"event_id": event.event_id, "name": event.name, "ok": event.ok,
-                                  "duration_ms": event.duration_ms, "detail": event.detail[:2000], "at": event.at})
-            elif isinstance(event, ServiceDegraded):
-                steps = call.setdefault("degradations", [])
-                if len(steps) < 200 and all(d.get("event_id") != event.event_id for d in steps):
-                    steps.append({"event_id": event.event_id, "service": event.service, "at": event.at,
-                                  "from_endpoint": event.from_endpoint, "to": event.to, "reason": event.reason})
-            elif isinstance(event, CallEnded):
-                if call.get("ended_at") is None:
-                    ended_event = event.event_id
-                _on_ended(call, event)
-            elif isinstance(event, RecordingStored):
-                call["recording"] = {"bucket": event.bucket, "key": event.key, "size_bytes": event.size_bytes,
-                                     "duration_s": event.duration_s, "sample_rate": event.sample_rate,
-                                     "channels": event.channels}
-                if archived:
-                    outcome.late_recording = {"_id": call_id, "org_id": call["org_id"], **call["recording"]}
+            fold = fold or CallFold(call, before, archived, self._load_transcript)
+            await apply_event(fold, event)
             outcome.done.append(item["_id"])
         if call is None:
             outcome.deferred.extend(i for i in items if i.get("kind") == "touch")
             outcome.done = [d for d in outcome.done if not d.startswith("touch:")]
             return outcome
+        fold = fold or CallFold(call, before, archived, self._load_transcript)
+        transcript, ended_event = fold.transcript, fold.ended_event
+        outcome.turn_docs, outcome.late_recording = fold.turn_docs, fold.late_recording
         call["metrics"] = _metrics(call)
         outcome.ended_now = ended_event is not None and not archived
         never_started = not before.get("started_at")  # new, or queued by the dialer: no turns stored anywhere yet
@@ -507,47 +395,6 @@ class OutboxProcessor:
         return call
 
 
-def _add_turn(transcript: dict[str, Any], event: TurnRecorded) -> None:
-    turns: list[dict[str, Any]] = transcript["turns"]
-    if any(t["event_id"] == event.event_id for t in turns):
-        return
-    turns.append({
-        "event_id": event.event_id, "turn_index": event.turn_index, "speaker": event.speaker, "text": event.text,
-        "start_ms": event.start_ms, "end_ms": event.end_ms, "interrupted": event.interrupted,
-        "latency": event.latency.model_dump() if event.latency else None,
-        "at": event.at.astimezone(UTC).isoformat(),
-    })
-    turns.sort(key=lambda t: (t["turn_index"], t["start_ms"]))
-
-
-def _turn_doc(call: dict[str, Any], event: TurnRecorded) -> dict[str, Any]:
-    """One per turn: text search, latency analytics, and the transcript of a call in progress."""
-    v2v = event.latency.voice_to_voice_ms if event.latency else None
-    return {"_id": event.event_id, "org_id": call["org_id"], "call_id": call["_id"], "agent_id": call.get("agent_id"),
-            "day": day_of(event.at), "turn_index": event.turn_index, "speaker": event.speaker, "text": event.text,
-            "start_ms": event.start_ms, "end_ms": event.end_ms, "interrupted": event.interrupted,
-            "latency": event.latency.model_dump() if event.latency else None, "v2v_ms": v2v, "at": event.at}
-
-
-def _transcript_doc(transcript: dict[str, Any]) -> dict[str, Any]:
-    return {"_id": transcript["_id"], "org_id": transcript["org_id"], "count": len(transcript["turns"]),
-            "turns_json": json.dumps(transcript["turns"], separators=(",", ":"))}
-
-
-def _on_ended(call: dict[str, Any], event: CallEnded) -> None:
-    if call.get("ended_at") is not None and call["ended_at"] <= event.at:
-        return  # the first end wins; a later duplicate end changes nothing
-    call["ended_at"] = event.at
-    call["end_reason"] = event.end_reason
-    call["end_detail"] = event.detail[:2000]
-    call["duration_s"] = event.duration_s
-    call["usage"] = event.usage.model_dump()
-    call["status"] = _END_STATUS.get(event.end_reason, "completed")
-    if event.end_reason in _NOT_ANSWERED:
-        call["answered"] = False
-        call["answered_at"] = None
-
-
 def _metrics(call: dict[str, Any]) -> list[dict[str, Any]]:
     """Per-call numbers for analytics, each tagged with the call's day. FerretDB's $group evaluates only one
     accumulator correctly and its $unwind drops sibling fields, so analytics unwind this array and sum one field."""
@@ -571,21 +418,3 @@ def _public_call(call: dict[str, Any]) -> dict[str, Any]:
 
 def _public_turn(turn: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in turn.items() if k != "event_id"}
-
-
-async def load_transcript(db: Db, call_id: str, org_id: str) -> dict[str, Any]:
-    """The transcript as {"_id", "org_id", "turns": [...]}: written once when the call ends (the turns as one JSON
-    string: few fields per document keep FerretDB fast); before that, rebuilt from the call's turn documents."""
-    doc = await db[CALL_TRANSCRIPTS].find_one({"_id": call_id})
-    if doc is not None:
-        return {"_id": call_id, "org_id": doc["org_id"], "turns": json.loads(doc.get("turns_json") or "[]")}
-    transcript: dict[str, Any] = {"_id": call_id, "org_id": org_id, "turns": []}
-    async for turn in db[CALL_TURNS].find({"call_id": call_id, "org_id": org_id}):
-        transcript["turns"].append({
-            "event_id": turn["_id"], "turn_index": turn["turn_index"], "speaker": turn["speaker"],
-            "text": turn["text"], "start_ms": turn.get("start_ms", 0), "end_ms": turn.get("end_ms", 0),
-            "interrupted": turn.get("interrupted", False), "latency": turn.get("latency"),
-            "at": turn["at"].astimezone(UTC).isoformat() if isinstance(turn.get("at"), datetime) else turn.get("at"),
-        })
-    transcript["turns"].sort(key=lambda t: (t["turn_index"], t["start_ms"]))
-    return transcript

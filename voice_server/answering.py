@@ -1,4 +1,5 @@
-"""Answer-webhook logic shared by both carriers: find the agent, authenticate, prepare the call, report it."""
+"""The answer flow, the same for every carrier: find the agent, prepare the call (token, greeting), report it; and
+the record of calls that never reached a media session here."""
 
 from __future__ import annotations
 
@@ -10,21 +11,20 @@ from typing import Literal
 
 from fastapi import Request
 
-from core.call_events import CallEnded, CallStarted, CarrierCredentials, ResolvedAgent
+from core.call_events import CallEnded, CallStarted, CarrierCredentials, EndReason, ResolvedAgent
 from pipelines.streaming import StreamingAudio
-from voice_server.backend_client import BackendRejected, BackendUnavailable
-from voice_server.call_token import CallClaims, mint_call_token
+from telephony.base import CarrierName
+from telephony.call_token import CallClaims, mint_call_token
 from voice_server.prepared import PreparedCall
 from voice_server.state import VoiceApp
+from voice_server.warmup import warm_llm
 
 log = logging.getLogger(__name__)
 
 _CALL_ID_NAMESPACE = uuid.UUID("5b0d6f52-8f3a-4a52-9f0e-6c1c1f0b7a31")
 
-Carrier = Literal["twilio", "vobiz"]
 
-
-def inbound_call_id(carrier: Carrier, carrier_call_id: str) -> str:
+def inbound_call_id(carrier: CarrierName, carrier_call_id: str) -> str:
     """Deterministic, so a webhook the carrier retries maps to the same call."""
     return uuid.uuid5(_CALL_ID_NAMESPACE, f"{carrier}:{carrier_call_id}").hex
 
@@ -37,7 +37,7 @@ def public_url(app: VoiceApp, request: Request) -> str:
 
 @dataclass
 class IncomingCall:
-    carrier: Carrier
+    carrier: CarrierName
     carrier_call_id: str
     from_number: str
     to_number: str
@@ -62,24 +62,15 @@ class Resolution:
 
 async def resolve(app: VoiceApp, call: IncomingCall) -> Resolution:
     if call.outbound_call_id:
-        try:
-            ctx = await app.backend.outbound_context(call.outbound_call_id)
-        except (BackendUnavailable, BackendRejected) as exc:
-            log.error("outbound context for %s unavailable: %s", call.outbound_call_id, exc)
-            return Resolution("unavailable", call.outbound_call_id, "outbound")
-        if ctx is None:
-            return Resolution("unknown", call.outbound_call_id, "outbound")
-        return Resolution("ok", ctx.call_id, "outbound", agent=ctx.agent, variables=dict(ctx.variables),
-                          campaign_id=ctx.campaign_id, contact_id=ctx.contact_id)
+        match = await app.agents.find(outbound_call_id=call.outbound_call_id)
+        call_id = call.outbound_call_id
+        if match.agent is not None:
+            return Resolution("ok", call_id, "outbound", agent=match.agent, variables=match.variables,
+                              campaign_id=match.campaign_id, contact_id=match.contact_id)
+        return Resolution(match.status, call_id, "outbound")
     call_id = inbound_call_id(call.carrier, call.carrier_call_id)
-    try:
-        agent = await app.backend.agent_by_number(call.to_number)
-    except (BackendUnavailable, BackendRejected) as exc:
-        log.error("agent lookup for %s unavailable: %s", call.to_number, exc)
-        return Resolution("unavailable", call_id, "inbound")
-    if agent is None:
-        return Resolution("unknown", call_id, "inbound")
-    return Resolution("ok", call_id, "inbound", agent=agent)
+    match = await app.agents.find(numbers=(call.to_number,))
+    return Resolution(match.status, call_id, "inbound", agent=match.agent)
 
 
 def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_rate: int) -> str:
@@ -98,13 +89,13 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
     tts_config = agent.config.tts
 
     def synthesize(text: str) -> tuple[StreamingAudio, asyncio.Task[None]]:
-        return app.speech.synthesize_streaming(tts_config, text, out_sample_rate)
+        return app.call_services.speech.synthesize_streaming(tts_config, text, out_sample_rate)
 
-    async def warm_llm() -> None:
-        await app.warm_llm(agent, system_prompt, greeting)
+    async def warm_prompt() -> None:
+        await warm_llm(app.llm_pool, app.settings, agent, system_prompt, greeting)
 
-    app.prepared.add(prepared, synthesize, warm_llm if settings.llm_warmup else None)
-    app.remember_credentials(res.call_id, agent.carrier_credentials)
+    app.prepared.add(prepared, synthesize, warm_prompt if settings.llm_warmup else None)
+    app.calls.remember_credentials(res.call_id, agent.carrier_credentials)
     app.outbox.emit(CallStarted(
         event_id=f"{res.call_id}-started"[:64], call_id=res.call_id, org_id=agent.org_id,
         agent_id=agent.agent_id, agent_version=agent.agent_version, direction=res.direction, carrier=call.carrier,
@@ -127,8 +118,7 @@ def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution,
                               duration_s=0.0, detail=detail[:1000]))
 
 
-def record_unanswered(app: VoiceApp, call_id: str, reason: Literal["busy", "no_answer", "failed", "canceled",
-                                                                    "caller_hangup", "rejected"], detail: str) -> None:
+def record_unanswered(app: VoiceApp, call_id: str, reason: EndReason, detail: str) -> None:
     """A call that ended without a media session here (busy, no answer...). Same event id as a session's end,
     so the backend keeps whichever arrives first."""
     app.outbox.emit(CallEnded(event_id=f"{call_id}-ended"[:64], call_id=call_id, end_reason=reason,

@@ -85,14 +85,13 @@ class InProcessServer:
                 await asyncio.wait_for(self._task, 30)
 
 
-async def start_backend(*, voice_url: str, carrier_api: str, clock: Clock | None = None, port: int | None = None,
+async def start_backend(*, voice_url: str, clock: Clock | None = None, port: int | None = None,
                         **overrides: Any) -> InProcessServer:
-    """`carrier_api`: the fake carrier's URL, the operator's Twilio and Vobiz API for this backend."""
+    """Reaches Twilio and Vobiz at TWILIO_API_BASE_URL / VOBIZ_API_BASE_URL (the fake carrier, set by conftest)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     settings = backend_settings(public_base_url=url, campaign_callback_base_url=url,
-                                campaign_answer_base_url=voice_url, voice_server_url=voice_url,
-                                twilio_api_base_url=carrier_api, vobiz_api_base_url=carrier_api, **overrides)
+                                campaign_answer_base_url=voice_url, voice_server_url=voice_url, **overrides)
     app = create_app(settings)
     if clock is not None:
         app.state.campaign_clock = clock

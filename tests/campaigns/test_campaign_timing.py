@@ -40,8 +40,7 @@ MONDAY_8AM_NEW_YORK = datetime(2026, 11, 23, 13, 0, tzinfo=UTC)  # EST = UTC-5
 @pytest.fixture(scope="module")
 async def timed(campaign_stack: Any) -> AsyncIterator[tuple[InProcessServer, ManualClock]]:
     clock = ManualClock(MONDAY_8AM_NEW_YORK)
-    server = await start_backend(voice_url=campaign_stack.voice_url, carrier_api=campaign_stack.carrier.base_url, clock=clock,
-                                 mongodb_db=campaign_stack.db_name,
+    server = await start_backend(voice_url=campaign_stack.voice_url, clock=clock, mongodb_db=campaign_stack.db_name,
                                  dialer_enabled=True)
     try:
         yield server, clock

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backend"))  # backend_testkit (tests/ is no package)
 
 from backend_testkit import backend_settings  # noqa: E402
-from security_testkit import Listener, known_settings  # noqa: E402
+from security_testkit import Listener, asgi_client, known_settings  # noqa: E402
 from stack_helpers import running_fake_carrier  # noqa: E402
 
 from backend.config import BackendSettings  # noqa: E402
@@ -65,11 +65,6 @@ async def strict_backend(data_services: dict[str, str], allowed_listener: Listen
     )))
     async with app.router.lifespan_context(app):
         yield app
-
-
-def asgi_client(app: FastAPI, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(client_ip, 40000)),
-                             base_url="http://testserver", timeout=30.0)
 
 
 @pytest.fixture(scope="session")

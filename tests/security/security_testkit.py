@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from voicectl.procs import free_port
 
 
@@ -88,3 +90,9 @@ async def warm_up_call(voice: Any, llm_base_url: str | None) -> None:
             await warm_llm(voice.llm_pool, voice.settings, agent, "system prompt", "hello")
     finally:
         await voice.llm_pool.close()
+
+
+def asgi_client(app: Any, client_ip: str = "127.0.0.1") -> httpx.AsyncClient:
+    """The in-process backend as a client at `client_ip` sees it (rate limits, /metrics, trusted proxies)."""
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(client_ip, 40000)),
+                             base_url="http://testserver", timeout=30.0)

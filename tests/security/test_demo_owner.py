@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from conftest import asgi_client
+from security_testkit import asgi_client
 
 from backend.config import BackendSettings
 from backend.main import create_app

@@ -9,9 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 from backend_testkit import backend_settings
-from conftest import asgi_client
 from fastapi import FastAPI
-from security_testkit import known_settings
+from security_testkit import asgi_client, known_settings
 
 from backend.config import BackendSettings
 from backend.main import create_app

@@ -10,8 +10,8 @@ import uuid
 
 import httpx
 from backend_testkit import register
-from conftest import asgi_client
 from fastapi import FastAPI
+from security_testkit import asgi_client
 
 PROXY = "10.0.0.1"  # the strict backend's TRUSTED_PROXIES
 

@@ -62,7 +62,6 @@ class FallbackLLMService(PooledOpenAILLMService):
                  canned_reply: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.endpoints = endpoints
-        self._chain_api_key = str(kwargs.get("api_key") or "none")
         self._breakers = breakers
         self._policy = policy
         self._canned_reply = canned_reply
@@ -97,7 +96,7 @@ class FallbackLLMService(PooledOpenAILLMService):
         raise LLMUnavailable(last)
 
     async def _first_chunk(self, endpoint: LLMEndpoint, params: dict[str, Any]) -> _FirstThenRest:
-        client = self._pool.get(endpoint.base_url, self._chain_api_key or "none", endpoint.timeout_s)
+        client = self._pool.for_endpoint(endpoint.base_url, endpoint.timeout_s)  # the pool picks the key
         deadline = time.monotonic() + endpoint.timeout_s
         stream = await asyncio.wait_for(client.chat.completions.create(**params), endpoint.timeout_s)
         iterator = stream.__aiter__()

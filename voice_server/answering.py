@@ -105,9 +105,9 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
     return token
 
 
-def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution, reason: Literal["unknown_number", "error"],
-                         detail: str) -> None:
-    """An unknown number (or a lookup failure) is still a call: report it, with the reason."""
+def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution,
+                         reason: Literal["error", "busy"], detail: str) -> None:
+    """A refused call (lookup failure, draining, at capacity) is still a call: report it, with the reason."""
     org_id = res.agent.org_id if res.agent else ""
     app.outbox.emit(CallStarted(
         event_id=f"{res.call_id}-started"[:64], call_id=res.call_id, org_id=org_id, direction=res.direction,

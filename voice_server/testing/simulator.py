@@ -162,6 +162,8 @@ class CarrierAccount:
     carrier: Carrier
     account_id: str
     auth_token: str
+    # Numbers the account owns at the carrier (the fake carrier's numbers API answers from this).
+    numbers: set[str] = field(default_factory=set)
 
 
 class _Playback:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -15,6 +16,8 @@ E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+1415555012
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 # What {{name}} can refer to; such keys are also stored as MongoDB field names, where '.' and a leading '$' fail.
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+# The name of an organisation secret (backend/services/secrets.py); the agent holds names, never values.
+SecretName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 
 
 class StrictModel(BaseModel):
@@ -26,7 +29,7 @@ class EndpointOptions(StrictModel):
 
     base_url: str | None = Field(default=None, description="Empty: the platform default from settings.")
     model: str | None = None
-    api_key_ref: str | None = Field(default=None, description="Name of an organisation secret holding the key.")
+    api_key_ref: SecretName | None = Field(default=None, description="Name of an organisation secret holding the key.")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
@@ -128,7 +131,9 @@ class WebhookTool(StrictModel):
     parameters: ToolParameterSchema = ToolParameterSchema()
     timeout_s: float = Field(default=5.0, gt=0, le=30)
     filler_phrase: str | None = Field(default="One moment while I check that.", max_length=200)
-    headers_secret_ref: str | None = Field(default=None, description="Org secret with extra headers (JSON).")
+    headers_secret_ref: SecretName | None = Field(
+        default=None, description='Org secret holding extra request headers as a JSON object, e.g. '
+                                  '{"Authorization": "Bearer ..."}.')
 
     @field_validator("parameters")
     @classmethod
@@ -145,6 +150,13 @@ class TransferTarget(StrictModel):
     description: str = ""
     mode: Literal["blind", "warm"] = "blind"
     whisper_brief: bool = Field(default=True, description="Warm transfer: read a brief to the human first.")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    path: str  # where in the config, e.g. "llm.fallbacks[0].api_key_ref"
+    name: str
+    use: Literal["key", "headers"]  # a bearer key, or a JSON object of HTTP headers
 
 
 class AgentConfig(StrictModel):
@@ -201,6 +213,18 @@ class AgentConfig(StrictModel):
         if self.transfer_targets:
             names.add("transfer_call")
         return names
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every organisation secret this agent names: endpoint keys (fallbacks included) and tool headers."""
+        refs = []
+        for service in ("stt", "llm", "tts"):
+            section = getattr(self, service)
+            chain = [("endpoint", section.endpoint), *((f"fallbacks[{i}]", e) for i, e in enumerate(section.fallbacks))]
+            refs += [SecretRef(f"{service}.{where}.api_key_ref", e.api_key_ref, "key")
+                     for where, e in chain if e.api_key_ref]
+        refs += [SecretRef(f"tools[{i}].headers_secret_ref", t.headers_secret_ref, "headers")
+                 for i, t in enumerate(self.tools) if t.headers_secret_ref]
+        return refs
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:
         """System prompt and greeting with {{variables}} filled; unknown ones become empty strings."""

@@ -85,6 +85,8 @@ class CallSpec:
     call_id: str
     agent: AgentConfig
     variables: dict[str, str] = field(default_factory=dict)
+    # The organisation secrets the agent names (endpoint keys, tool headers), decrypted for this call only.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
     in_sample_rate: int = 8000
     out_sample_rate: int = 8000
     # PCM at out_sample_rate, synthesised (or still being synthesised) before the socket opened
@@ -146,9 +148,11 @@ def build_call_pipeline(
     llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
                              services.llm_api_key, system_prompt, **llm_chain_args(
                                  agent.llm, services.llm_base_url, services.llm_model,
-                                 breakers=services.breakers, policy=degradation))
+                                 breakers=services.breakers, policy=degradation, platform_key=services.llm_api_key,
+                                 secrets=spec.secrets))
 
-    tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http)
+    tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http,
+                           secrets=spec.secrets)
     tools = register_tools(llm, build_tools(tool_ctx))
     context = LLMContext()
     if tools is not None:

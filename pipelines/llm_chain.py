@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletionChunk
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.utils.types import assert_given
 
-from core.agent_config import LLMConfig
+from core.agent_config import EndpointOptions, LLMConfig
 from pipelines.degradation import DegradationPolicy
 from pipelines.llm import PooledOpenAILLMService
 from pipelines.resilience import BreakerRegistry
@@ -30,6 +30,7 @@ class LLMEndpoint:
     base_url: str
     model: str
     timeout_s: float
+    api_key: str = field(default="none", repr=False)
 
 
 class LLMUnavailable(Exception):
@@ -62,7 +63,6 @@ class FallbackLLMService(PooledOpenAILLMService):
                  canned_reply: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.endpoints = endpoints
-        self._chain_api_key = str(kwargs.get("api_key") or "none")
         self._breakers = breakers
         self._policy = policy
         self._canned_reply = canned_reply
@@ -75,7 +75,7 @@ class FallbackLLMService(PooledOpenAILLMService):
             system_instruction=assert_given(self._settings.system_instruction),  # type: ignore[attr-defined]
             convert_developer_to_user=not self.supports_developer_role,
         )
-        params = self.build_chat_completion_params(params_from_context)
+        params = after_tool_result(self.build_chat_completion_params(params_from_context))
         last = ""
         for index, endpoint in enumerate(self.endpoints):
             breaker = self._breakers.get(endpoint.base_url)
@@ -97,7 +97,7 @@ class FallbackLLMService(PooledOpenAILLMService):
         raise LLMUnavailable(last)
 
     async def _first_chunk(self, endpoint: LLMEndpoint, params: dict[str, Any]) -> _FirstThenRest:
-        client = self._pool.get(endpoint.base_url, self._chain_api_key or "none", endpoint.timeout_s)
+        client = self._pool.get(endpoint.base_url, endpoint.api_key, endpoint.timeout_s)
         deadline = time.monotonic() + endpoint.timeout_s
         stream = await asyncio.wait_for(client.chat.completions.create(**params), endpoint.timeout_s)
         iterator = stream.__aiter__()
@@ -118,14 +118,42 @@ class FallbackLLMService(PooledOpenAILLMService):
             self._policy.give_up("llm", str(exc), self._canned_reply)
 
 
-def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str) -> list[LLMEndpoint]:
+def after_tool_result(params: dict[str, Any]) -> dict[str, Any]:
+    """A forced tool choice (a named tool, or "required") shapes the reply to the caller; the completion that
+    reads a tool's result must be free text, or a forced model would call the tool again, forever."""
+    messages = params.get("messages") or []
+    forced = isinstance(params.get("tool_choice"), dict) or params.get("tool_choice") == "required"
+    if forced and messages and _role(messages[-1]) == "tool":
+        return {**params, "tool_choice": "none"}
+    return params
+
+
+def _role(message: Any) -> str | None:
+    return message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+
+
+def endpoint_key(options: EndpointOptions, default_base_url: str, platform_key: str,
+                 secrets: dict[str, str]) -> str:
+    """The key one endpoint gets: its own `api_key_ref` secret (each fallback names its own); otherwise the
+    platform's key, but only for the platform's endpoint: a custom endpoint without a ref gets none."""
+    if options.api_key_ref:
+        return secrets.get(options.api_key_ref) or "none"
+    platform = not options.base_url or options.base_url.rstrip("/") == default_base_url.rstrip("/")
+    return platform_key if platform else "none"
+
+
+def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str, platform_key: str = "none",
+                  secrets: dict[str, str] | None = None) -> list[LLMEndpoint]:
     chain = [config.endpoint, *config.fallbacks]
-    return [LLMEndpoint((e.base_url or default_base_url).rstrip("/"), e.model or default_model, e.timeout_s)
+    return [LLMEndpoint((e.base_url or default_base_url).rstrip("/"), e.model or default_model, e.timeout_s,
+                        endpoint_key(e, default_base_url, platform_key, secrets or {}))
             for e in chain]
 
 
 def llm_chain_args(config: LLMConfig, default_base_url: str, default_model: str, *, breakers: BreakerRegistry,
-                   policy: DegradationPolicy) -> dict[str, Any]:
+                   policy: DegradationPolicy, platform_key: str = "none",
+                   secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `create_llm_service` that build the chain instead of one endpoint."""
-    return {"service_class": FallbackLLMService, "endpoints": llm_endpoints(config, default_base_url, default_model),
+    endpoints = llm_endpoints(config, default_base_url, default_model, platform_key, secrets)
+    return {"service_class": FallbackLLMService, "endpoints": endpoints,
             "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply}

@@ -54,6 +54,8 @@ class ToolCallOut(BaseModel):
     duration_ms: float
     detail: str = ""
     at: datetime | None = None
+    arguments: str = Field(default="", description="The model's arguments, as JSON text.")
+    status_code: int | None = Field(default=None, description="The webhook's HTTP status, when it answered.")
 
 
 class DegradationOut(BaseModel):

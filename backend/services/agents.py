@@ -16,6 +16,7 @@ from backend.errors import conflict, not_found
 from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
+from backend.services.secrets import SecretService
 from core.agent_config import AgentConfig
 
 
@@ -24,9 +25,10 @@ def version_id(agent_id: str, version: int) -> str:
 
 
 class AgentService:
-    def __init__(self, db: Db, audit: AuditLog) -> None:
+    def __init__(self, db: Db, audit: AuditLog, secrets: SecretService) -> None:
         self._db = db
         self._audit = audit
+        self._secrets = secrets
 
     async def _owned(self, principal: Principal, agent_id: str) -> dict[str, Any]:
         # Read by _id alone, then check the tenant: one indexed read on every backend, and no other org's agent leaks.
@@ -42,6 +44,7 @@ class AgentService:
     async def create(self, principal: Principal, body: AgentCreate, agent_id: str | None = None) -> AgentOut:
         """`agent_id` only for seeding with fixed ids; a second create with the same id raises DuplicateKeyError."""
         agent_id, now = agent_id or new_id(), utcnow()
+        await self._secrets.check_refs(principal.org_id, body.config)
         await self._insert_version(principal, agent_id, 1, body.config, "created")
         doc = {
             "_id": agent_id, "org_id": principal.org_id, "name": body.name, "description": body.description,
@@ -80,6 +83,7 @@ class AgentService:
             if body.base_version is not None and body.base_version != current:
                 raise conflict(f"The agent changed since version {body.base_version} (now {current}); reload it",
                                code="version_conflict")
+            await self._secrets.check_refs(principal.org_id, body.config)
             try:
                 await self._insert_version(principal, agent_id, current + 1, body.config, body.note)
             except DuplicateKeyError:

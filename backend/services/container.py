@@ -30,6 +30,7 @@ from backend.services.leader import Leadership
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
+from backend.services.secrets import SecretService
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import BackgroundLoops, Housekeeping, Loop
@@ -47,6 +48,7 @@ class Services:
     passwords: Passwords
     limiter: RateLimiter
     audit: AuditLog
+    secrets: SecretService
     auth: AuthService
     orgs: OrgService
     carriers: CarrierCredentialService
@@ -74,7 +76,8 @@ class Services:
         principals = PrincipalCache(settings.auth_cache_ttl_s)
         audit = AuditLog(db)
         http = httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s)
-        agents = AgentService(db, audit)
+        secrets = SecretService(db, box, audit)
+        agents = AgentService(db, audit, secrets)
         numbers = PhoneNumberService(db, audit)
         carriers = CarrierCredentialService(db, box, audit)
         leadership = Leadership(db, "workers", settings.leader_window_s)
@@ -91,9 +94,11 @@ class Services:
         async def on_call_created(doc: dict[str, Any], wait: bool) -> None:
             await ingest.touch(str(doc["_id"]), wait)
 
-        call_routing = CallRoutingService(db, agents, numbers, carriers, call_log, on_call_created)
+        call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
+                                          on_call_created)
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
+            secrets=secrets,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
             orgs=OrgService(db, settings, audit, principals),
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,

@@ -131,6 +131,11 @@ class WebhookTool(StrictModel):
     parameters: ToolParameterSchema = ToolParameterSchema()
     timeout_s: float = Field(default=5.0, gt=0, le=30)
     filler_phrase: str | None = Field(default="One moment while I check that.", max_length=200)
+    speak_result: Literal["llm", "verbatim"] = Field(
+        default="llm",
+        description='"llm": the model reads the answer and replies. "verbatim": the answer (a text/plain body, or '
+                    'the "say" field of a JSON one) is spoken as it is, with no further model turn: exact wording '
+                    "for confirmations, and reliable with small models that do not restate a tool's answer.")
     headers_secret_ref: SecretName | None = Field(
         default=None, description='Org secret holding extra request headers as a JSON object, e.g. '
                                   '{"Authorization": "Bearer ..."}.')

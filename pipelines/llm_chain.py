@@ -120,8 +120,15 @@ class FallbackLLMService(PooledOpenAILLMService):
 
 def after_tool_result(params: dict[str, Any]) -> dict[str, Any]:
     """A forced tool choice (a named tool, or "required") shapes the reply to the caller; the completion that
-    reads a tool's result must be free text, or a forced model would call the tool again, forever."""
+    reads a tool's result must be free text, or a forced model would call the tool again, forever. Also gives a
+    tool-calling assistant turn the empty `content` that chat templates expect."""
     messages = params.get("messages") or []
+    if any(isinstance(m, dict) and m.get("tool_calls") and "content" not in m for m in messages):
+        # An assistant turn that only called a tool has no `content`; chat templates that read message.content
+        # (the embedded SmolLM2's among them) fail to render it, and the server ends the stream empty.
+        messages = [{**m, "content": ""} if isinstance(m, dict) and m.get("tool_calls") and "content" not in m
+                    else m for m in messages]
+        params = {**params, "messages": messages}
     forced = isinstance(params.get("tool_choice"), dict) or params.get("tool_choice") == "required"
     if forced and messages and _role(messages[-1]) == "tool":
         return {**params, "tool_choice": "none"}

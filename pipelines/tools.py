@@ -71,6 +71,12 @@ def secret_headers(tool: WebhookTool, secrets: dict[str, str]) -> dict[str, str]
     return {str(k): v for k, v in parsed.items()}
 
 
+def spoken_answer(body: Any) -> str | None:
+    """What a `speak_result="verbatim"` tool says: a text answer, or the "say" field of a JSON object."""
+    say = body if isinstance(body, str) else body.get("say") if isinstance(body, dict) else None
+    return say.strip()[:1000] or None if isinstance(say, str) else None
+
+
 async def _read_body(resp: httpx.Response) -> tuple[Any, str | None]:
     """The answer for the model, or (None, why it was refused): JSON or text only, at most MAX_RESPONSE_BYTES."""
     declared = resp.headers.get("content-length")
@@ -141,6 +147,12 @@ def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
             body = text[:MAX_RESULT_CHARS] + "…"
         ok = resp.is_success
         _record(ctx, tool.name, ok, started, f"HTTP {resp.status_code}", args, resp.status_code)
+        say = spoken_answer(body) if ok and tool.speak_result == "verbatim" else None
+        if say:
+            await params.llm.push_frame(TTSSpeakFrame(say, append_to_context=True))
+            await params.result_callback({"status": resp.status_code, "result": body},
+                                         properties=FunctionCallResultProperties(run_llm=False))
+            return
         await params.result_callback({"status": resp.status_code, "result": body} if ok
                                      else {"error": f"the service answered HTTP {resp.status_code}",
                                            "result": body})

@@ -160,6 +160,8 @@ def test_a_forced_tool_choice_does_not_apply_to_the_reply_after_the_tool_result(
     assert after_tool_result(answered)["tool_choice"] == "none"
     auto = {"messages": answered["messages"]}
     assert after_tool_result(auto) == auto
+    called = {"messages": [{"role": "assistant", "tool_calls": [{"id": "1"}]}, {"role": "tool", "content": "{}"}]}
+    assert after_tool_result(called)["messages"][0]["content"] == ""
 
 
 def test_each_llm_endpoint_carries_its_own_key() -> None:
@@ -174,3 +176,11 @@ def test_each_llm_endpoint_carries_its_own_key() -> None:
                                              {"primary": "k1", "fb": "k2"})]
     assert keys == ["k1", "k2", "none", "platform-key"]
     assert "k1" not in repr(llm_endpoints(config, "http://platform/v1", "m", "p", {"primary": "k1"}))
+
+
+def test_a_verbatim_tool_says_a_text_answer_or_the_say_field() -> None:
+    from pipelines.tools import spoken_answer
+
+    assert spoken_answer(" Booked for ten. ") == "Booked for ten."
+    assert spoken_answer({"say": "Booked.", "id": 4}) == "Booked."
+    assert spoken_answer({"id": 4}) is None and spoken_answer([1]) is None and spoken_answer("  ") is None

@@ -149,6 +149,16 @@ class WebhookTool(StrictModel):
         return v
 
 
+class ContextWebhook(StrictModel):
+    """Called with the caller's number before the greeting (inbound and outbound); the JSON object it returns
+    fills {{variables}} in the prompt and greeting. On a timeout or an error the call goes on without it."""
+
+    url: HttpUrl
+    timeout_ms: int = Field(default=800, ge=50, le=3000, description="The greeting waits at most this long.")
+    headers_secret_ref: SecretName | None = Field(
+        default=None, description="Org secret holding extra request headers as a JSON object.")
+
+
 class TransferTarget(StrictModel):
     name: str = Field(min_length=1, max_length=64)
     phone_number: E164
@@ -184,6 +194,8 @@ class AgentConfig(StrictModel):
     silence: SilenceConfig = SilenceConfig()
     max_duration_s: int = Field(default=900, ge=30, le=4 * 3600)
     tools: list[WebhookTool] = Field(default_factory=list, max_length=32)
+    context_webhook: ContextWebhook | None = Field(
+        default=None, description="Pre-call lookup (e.g. your CRM): its answer fills {{variables}}.")
     enable_end_call: bool = True
     transfer_targets: list[TransferTarget] = Field(default_factory=list, max_length=16)
     record: bool = True
@@ -229,6 +241,9 @@ class AgentConfig(StrictModel):
                      for where, e in chain if e.api_key_ref]
         refs += [SecretRef(f"tools[{i}].headers_secret_ref", t.headers_secret_ref, "headers")
                  for i, t in enumerate(self.tools) if t.headers_secret_ref]
+        if self.context_webhook and self.context_webhook.headers_secret_ref:
+            refs.append(SecretRef("context_webhook.headers_secret_ref", self.context_webhook.headers_secret_ref,
+                                  "headers"))
         return refs
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:

@@ -57,17 +57,20 @@ def _record(ctx: ToolContext, name: str, ok: bool, started: float, detail: str, 
                                 arguments=args, status_code=status_code))
 
 
-def secret_headers(tool: WebhookTool, secrets: dict[str, str]) -> dict[str, str]:
-    """The extra headers a tool's `headers_secret_ref` names (a JSON object; the backend checked it on save).
-    Raises ValueError when the secret is gone or no longer a JSON object of strings."""
-    if not tool.headers_secret_ref:
+def secret_headers_for(ref: str | None, secrets: dict[str, str]) -> dict[str, str]:
+    """The extra headers an organisation secret holds (a JSON object; the backend checked it on save). Raises
+    ValueError naming the secret (never its value) when it is gone or no longer a JSON object of strings."""
+    if not ref:
         return {}
-    raw = secrets.get(tool.headers_secret_ref)
+    raw = secrets.get(ref)
     if raw is None:
-        raise ValueError(f"secret {tool.headers_secret_ref!r} is not available")
-    parsed = json.loads(raw)
+        raise ValueError(f"secret {ref!r} is not available")
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        parsed = None
     if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
-        raise ValueError(f"secret {tool.headers_secret_ref!r} is not a JSON object of headers")
+        raise ValueError(f"secret {ref!r} is not a JSON object of headers")
     return {str(k): v for k, v in parsed.items()}
 
 
@@ -113,7 +116,7 @@ def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
             await params.result_callback({"error": f"invalid arguments: {detail}"})
             return
         try:
-            headers = secret_headers(tool, ctx.secrets)
+            headers = secret_headers_for(tool.headers_secret_ref, ctx.secrets)
         except ValueError as exc:  # never the value: only which secret
             _record(ctx, tool.name, False, started, str(exc), args)
             await params.result_callback({"error": "the service is not configured correctly"})

@@ -13,6 +13,7 @@ assistant..."), so no test asserts that mode's wording: it needs a stronger mode
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -80,3 +81,47 @@ async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
     assert CONFIRMATION in agent_turns, agent_turns  # the tool's answer, in the transcript
     assert words_heard(heard, CONFIRMATION) >= 6, heard  # and in the caller's ear, after the filler
     assert heard.find("calendar") < heard.find("patel"), heard
+
+
+async def test_the_pre_call_lookup_fills_variables_spoken_in_the_greeting(
+        simulate: Simulate, twilio_line_with: Any, http: httpx.AsyncClient, asr_server: AsrServer) -> None:
+    """The context webhook gets the caller's number before the greeting; a variable it returns is spoken in the
+    greeting (heard by the ASR). A second line whose webhook is too slow still answers, without the value."""
+    asked: list[dict[str, Any]] = []
+    app = FastAPI()
+
+    @app.post("/context")
+    async def context(request: Request) -> dict[str, Any]:
+        asked.append(await request.json())
+        return {"day": "Thursday", "visits": 3, "bad key": "x", "nested": {"no": 1}}
+
+    @app.post("/slow")
+    async def slow() -> dict[str, str]:
+        await asyncio.sleep(3)
+        return {"day": "Thursday"}
+
+    greeting = "Hello, this is Test Clinic about your visit on {{day}}. How can I help?"
+    async with LocalServer(app) as crm:
+        line = await twilio_line_with(greeting=greeting, context_webhook={"url": f"{crm.url}/context"},
+                                      variables={"day": "the next working day"})
+        report = await simulate(line, CallScript(turns=[], hangup_after_s=None, max_duration_s=60),
+                                from_number="+14155550177")
+        slow_line = await twilio_line_with(greeting=greeting,
+                                           context_webhook={"url": f"{crm.url}/slow", "timeout_ms": 300})
+        slow_report = await simulate(slow_line, CallScript(turns=[], hangup_after_s=None, max_duration_s=60))
+
+    assert asked and asked[0]["from_number"] == "+14155550177" and asked[0]["direction"] == "inbound", asked
+    heard = await heard_text(asr_server, report)
+    assert "thursday" in heard, heard
+    call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
+    first = next(t["text"] for t in call["turns"] if t["speaker"] == "agent")
+    assert first == greeting.replace("{{day}}", "Thursday"), first
+    lookup = next(t for t in call["tools"] if t["name"] == "context_webhook")
+    assert lookup["ok"] and "2 variables" in lookup["detail"], lookup  # "bad key" and the object are dropped
+
+    slow_call = await wait_for_call(http, slow_line, inbound_call_id("twilio", slow_report.carrier_call_id),
+                                    ended_with_recording)
+    slow_first = next(t["text"] for t in slow_call["turns"] if t["speaker"] == "agent")
+    assert slow_first == greeting.replace("{{day}}", ""), slow_first  # went on without the lookup
+    slow_lookup = next(t for t in slow_call["tools"] if t["name"] == "context_webhook")
+    assert not slow_lookup["ok"] and "300 ms" in slow_lookup["detail"], slow_lookup

@@ -20,6 +20,7 @@ from backend.api.routes import (
     analytics,
     auth,
     browser_calls,
+    call_requests,
     calls,
     campaigns,
     dnc,
@@ -134,7 +135,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     # go first.
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (calls, agents, phone_numbers, auth, secrets, org, webhooks, analytics, voices, browser_calls):
+    for module in (calls, call_requests, agents, phone_numbers, auth, secrets, org, webhooks, analytics, voices, browser_calls):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

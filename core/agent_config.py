@@ -159,6 +159,48 @@ class ContextWebhook(StrictModel):
         default=None, description="Org secret holding extra request headers as a JSON object.")
 
 
+_EXTRACTABLE = {"string", "number", "integer", "boolean"}
+
+
+class AnalysisConfig(StrictModel):
+    """After the call, the LLM reads the transcript and returns one JSON object: a summary, the fields of
+    `extraction_schema`, and whether the call met `success_rubric`. The answer is constrained to that JSON shape by
+    the LLM server's JSON mode (a grammar on llama.cpp), so even the embedded small model returns valid JSON; the
+    quality of what it writes there is the model's."""
+
+    summary_prompt: str = Field(default="Summarise the call in two sentences.", min_length=1, max_length=2000)
+    extraction_schema: ToolParameterSchema | None = Field(
+        default=None, description='A JSON-schema object of flat fields, e.g. {"type": "object", "properties": '
+                                  '{"appointment_date": {"type": "string"}, "callback_requested": {"type": "boolean"}}}')
+    success_rubric: str | None = Field(default=None, max_length=2000,
+                                       description="When the call counts as a success, e.g. 'an appointment was booked'.")
+
+    @field_validator("extraction_schema")
+    @classmethod
+    def _flat_fields(cls, schema: ToolParameterSchema | None) -> ToolParameterSchema | None:
+        # Flat typed fields: one CSV column each, and small enough for a small model's grammar.
+        for name, spec in (schema.properties.items() if schema else []):
+            kind = spec.get("type")
+            if kind not in _EXTRACTABLE:
+                raise ValueError(f"field {name!r}: type must be one of {sorted(_EXTRACTABLE)}")
+            if "enum" in spec and (not isinstance(spec["enum"], list) or not spec["enum"]):
+                raise ValueError(f"field {name!r}: enum must be a non-empty list")
+        if schema is not None and not schema.properties:
+            raise ValueError("extraction_schema needs at least one property")
+        return schema
+
+    def answer_schema(self) -> dict[str, Any]:
+        """The JSON schema the LLM's answer must match."""
+        properties: dict[str, Any] = {"summary": {"type": "string"}}
+        if self.success_rubric:
+            properties["success"] = {"type": "boolean"}
+        if self.extraction_schema is not None:
+            fields = self.extraction_schema.model_dump()
+            properties["data"] = {"type": "object", "properties": fields["properties"],
+                                  "required": list(fields["properties"])}
+        return {"type": "object", "properties": properties, "required": list(properties)}
+
+
 class TransferTarget(StrictModel):
     name: str = Field(min_length=1, max_length=64)
     phone_number: E164
@@ -194,6 +236,7 @@ class AgentConfig(StrictModel):
     silence: SilenceConfig = SilenceConfig()
     max_duration_s: int = Field(default=900, ge=30, le=4 * 3600)
     tools: list[WebhookTool] = Field(default_factory=list, max_length=32)
+    analysis: AnalysisConfig | None = Field(default=None, description="Post-call analysis; None: off.")
     context_webhook: ContextWebhook | None = Field(
         default=None, description="Pre-call lookup (e.g. your CRM): its answer fills {{variables}}.")
     enable_end_call: bool = True

@@ -48,6 +48,7 @@ WEBHOOK_DELIVERIES = "webhook_deliveries"  # the delivery log
 LEASES = "leases"
 RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
+CALL_ANALYSES = "call_analyses"  # _id = call id; post-call analysis, queued when the call ends
 ORG_SECRETS = "org_secrets"  # _id = "{org_id}:{name}"; values AES-GCM encrypted (services/secrets.py)
 
 INDEXES: list[IndexSpec] = [
@@ -79,5 +80,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(RATE_LIMITS, [("expires_at", 1)], name="rate_limits_expiry"),
     IndexSpec(LEASES, [("created_at", 1)], name="leases_created"),
     IndexSpec(AUDIT_LOG, [("org_id", 1), ("at", -1)], name="audit_log_org"),
+    IndexSpec(CALL_ANALYSES, [("status", 1), ("next_at", 1)], name="call_analyses_due"),
+    IndexSpec(CALL_ANALYSES, [("org_id", 1), ("success", 1)], name="call_analyses_success"),
     IndexSpec(ORG_SECRETS, [("org_id", 1), ("name", 1)], name="org_secrets_org"),
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -58,6 +58,20 @@ class ToolCallOut(BaseModel):
     status_code: int | None = Field(default=None, description="The webhook's HTTP status, when it answered.")
 
 
+class CallAnalysisOut(BaseModel):
+    """The post-call analysis (agent `analysis` config): pending until the LLM has answered."""
+
+    status: Literal["pending", "done", "failed"]
+    attempts: int = 0
+    summary: str | None = None
+    success: bool | None = None
+    data: dict[str, Any] = Field(default_factory=dict, description="The agent's extraction fields.")
+    error: str | None = None
+    duration_ms: float | None = None
+    model: str | None = None
+    analyzed_at: datetime | None = None
+
+
 class DegradationOut(BaseModel):
     """One fallback step of an AI stage during the call (core.call_events.ServiceDegraded)."""
 
@@ -84,6 +98,7 @@ class CallDetail(CallSummary):
     recording: RecordingInfo | None = None
     end_detail: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
+    analysis: CallAnalysisOut | None = Field(default=None, description="None when the agent has no analysis.")
 
 
 class RecordingLink(BaseModel):

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backend.db.collections import CALL_RECORDINGS, CALL_TURNS, CALLS, CALLS_ARCHIVE, Db
+from backend.db.collections import CALL_ANALYSES, CALL_RECORDINGS, CALL_TURNS, CALLS, CALLS_ARCHIVE, Db
 from backend.db.tiered import Tiered
 from backend.errors import ApiError, not_found
 from backend.models.calls import (
+    CallAnalysisOut,
     CallDetail,
     CallFilters,
     CallSummary,
@@ -131,7 +132,12 @@ class CallHistoryService:
             if recording else None,
             end_detail=doc.get("end_detail") or None,
             variables=doc.get("variables") or {},
+            analysis=await self._analysis(call_id, principal.org_id),
         )
+
+    async def _analysis(self, call_id: str, org_id: str) -> CallAnalysisOut | None:
+        doc = await self._db[CALL_ANALYSES].find_one({"_id": call_id})
+        return CallAnalysisOut.model_validate(doc) if doc is not None and doc.get("org_id") == org_id else None
 
     async def _recording_of(self, call: dict[str, Any]) -> dict[str, Any] | None:
         if call.get("recording"):

@@ -19,6 +19,7 @@ from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
 from backend.services.auth import AuthService
 from backend.services.browser_calls import BrowserCallService
+from backend.services.call_analysis import CallAnalyzer
 from backend.services.call_event_ingest import CallEventIngest
 from backend.services.call_history import CallHistoryService
 from backend.services.call_leases import CallLeases
@@ -49,6 +50,7 @@ class Services:
     limiter: RateLimiter
     audit: AuditLog
     secrets: SecretService
+    analyzer: CallAnalyzer
     auth: AuthService
     orgs: OrgService
     carriers: CarrierCredentialService
@@ -83,7 +85,14 @@ class Services:
         leadership = Leadership(db, "workers", settings.leader_window_s)
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)
-        processor = OutboxProcessor(db, call_log, webhooks.fan_out, leadership)
+        analyzer = CallAnalyzer(db, settings, http)
+        analyzer.on_analyzed = webhooks.fan_out
+
+        async def on_call_event(org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: Any) -> None:
+            await webhooks.fan_out(org_id, event_type, event_id, data, at)
+            await analyzer.after_event(org_id, event_type, event_id, data, at)
+
+        processor = OutboxProcessor(db, call_log, on_call_event, leadership)
         holder: dict[str, Services] = {}
 
         async def on_accepted(event_ids: list[str], wait: bool) -> None:
@@ -98,7 +107,7 @@ class Services:
                                           on_call_created)
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
-            secrets=secrets,
+            secrets=secrets, analyzer=analyzer,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
             orgs=OrgService(db, settings, audit, principals),
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
@@ -125,6 +134,7 @@ class Services:
             archiving=Loop("archiving", archiving.step, self.leadership, s.archive_interval_s),
             lease_reaper=Loop("call-lease-reaper", self.call_leases.reap_once, self.leadership,
                               s.call_lease_check_interval_s),
+            analysis=Loop("call-analysis", self.analyzer.run_once, self.leadership, 1.0),
         )
         for loop in self.loops.all():
             loop.start()

@@ -117,6 +117,7 @@ class CallFilters(BaseModel):
     q: str | None = Field(default=None, min_length=2, max_length=200, description="Text in the transcript.")
     since: datetime | None = Field(default=None, description="Created at or after (ISO 8601; UTC if no offset).")
     until: datetime | None = Field(default=None, description="Created before.")
+    success: bool | None = Field(default=None, description="Post-call analysis verdict (calls analysed so far).")
 
     @field_validator("since", "until")
     @classmethod

@@ -103,3 +103,14 @@ async def test_an_ended_call_is_analysed_into_valid_json(analysing_client: httpx
     assert analysis["attempts"] == 1 and analysis["duration_ms"] > 0, analysis
     assert received and received[0]["type"] == "call.analyzed", received
     assert received[0]["data"]["call_id"] == call_id and received[0]["data"]["analysis"]["data"] == analysis["data"]
+    verdict = analysis["success"]
+    listed = (await analysing_client.get("/api/v1/calls", headers=owner.headers,
+                                         params={"success": str(verdict).lower()})).json()
+    assert [c["id"] for c in listed["items"]] == [call_id], listed
+    other = (await analysing_client.get("/api/v1/calls", headers=owner.headers,
+                                        params={"success": str(not verdict).lower()})).json()
+    assert other["items"] == []
+    exported = await analysing_client.get("/api/v1/calls/export.csv", headers=owner.headers)
+    header, row = exported.text.splitlines()[:2]
+    assert header.endswith("analysis_success,analysis_summary,data_appointment_day,data_callback_requested"), header
+    assert row.split(",")[-1] == str(analysis["data"]["callback_requested"]), row

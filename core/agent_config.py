@@ -50,6 +50,10 @@ class LLMConfig(StrictModel):
     endpoint: EndpointOptions = EndpointOptions()
     temperature: float = Field(default=0.6, ge=0, le=2)
     max_tokens: int = Field(default=200, ge=1, le=4096)
+    context_token_budget: int | None = Field(
+        default=3000, ge=256, le=1_000_000,
+        description="Most (estimated) tokens sent per request: in long calls older turns are dropped, with a note "
+                    "that keeps earlier tool results; the system prompt always stays. None: no limit.")
     fallbacks: list[EndpointOptions] = Field(
         default_factory=list, max_length=3,
         description="OpenAI-compatible endpoints/models tried in order when the primary errors or sends no "

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 from loguru import logger
 from openai.types.chat import ChatCompletionChunk
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.utils.types import assert_given
 
 from core.agent_config import EndpointOptions, LLMConfig
+from pipelines.context_budget import within_budget
 from pipelines.degradation import DegradationPolicy
 from pipelines.llm import PooledOpenAILLMService
 from pipelines.resilience import BreakerRegistry
@@ -60,8 +62,9 @@ class _FirstThenRest:
 
 class FallbackLLMService(PooledOpenAILLMService):
     def __init__(self, *, endpoints: list[LLMEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
-                 canned_reply: str, **kwargs: Any) -> None:
+                 canned_reply: str, token_budget: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._token_budget = token_budget
         self.endpoints = endpoints
         self._breakers = breakers
         self._policy = policy
@@ -75,7 +78,8 @@ class FallbackLLMService(PooledOpenAILLMService):
             system_instruction=assert_given(self._settings.system_instruction),  # type: ignore[attr-defined]
             convert_developer_to_user=not self.supports_developer_role,
         )
-        params = after_tool_result(self.build_chat_completion_params(params_from_context))
+        params = within_budget(after_tool_result(self.build_chat_completion_params(params_from_context)),
+                               self._token_budget)
         last = ""
         for index, endpoint in enumerate(self.endpoints):
             breaker = self._breakers.get(endpoint.base_url)
@@ -86,7 +90,8 @@ class FallbackLLMService(PooledOpenAILLMService):
                     stream = await self._first_chunk(endpoint, {**params, "model": endpoint.model})
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}"[:300]
-                    breaker.record_failure(reason)
+                    if endpoint_unhealthy(exc):
+                        breaker.record_failure(reason)
                 else:
                     breaker.record_success()
                     self.served_by.append(endpoint.base_url)
@@ -116,6 +121,15 @@ class FallbackLLMService(PooledOpenAILLMService):
             await self.stop_ttfb_metrics()
             # The canned reply is said once, as the announcement before the hand-over (or as the goodbye).
             self._policy.give_up("llm", str(exc), self._canned_reply)
+
+
+def endpoint_unhealthy(exc: BaseException) -> bool:
+    """Whether a failed request says the endpoint is unwell (it counts against the circuit breaker every call on
+    this replica shares): transport errors, timeouts, 5xx and 429 (overloaded). Any other 4xx is about this one
+    request (context overflow, a bad parameter): that call falls back, the others keep the endpoint."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500 or exc.status_code == 429
+    return True
 
 
 def after_tool_result(params: dict[str, Any]) -> dict[str, Any]:
@@ -163,4 +177,5 @@ def llm_chain_args(config: LLMConfig, default_base_url: str, default_model: str,
     """Arguments for `create_llm_service` that build the chain instead of one endpoint."""
     endpoints = llm_endpoints(config, default_base_url, default_model, platform_key, secrets)
     return {"service_class": FallbackLLMService, "endpoints": endpoints,
-            "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply}
+            "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply,
+            "token_budget": config.context_token_budget}

@@ -150,37 +150,10 @@ async def test_webhook_tool_sends_secret_headers_and_refuses_unusable_answers() 
     assert control.tools[0].arguments == '{"q": "ada"}' and control.tools[0].status_code == 200
 
 
-def test_a_forced_tool_choice_does_not_apply_to_the_reply_after_the_tool_result() -> None:
-    from pipelines.llm_chain import after_tool_result
-
-    forced = {"type": "function", "function": {"name": "book"}}
-    asking = {"messages": [{"role": "user", "content": "book me"}], "tool_choice": forced}
-    assert after_tool_result(asking) == asking
-    answered = {"messages": [*asking["messages"], {"role": "tool", "content": "{}"}], "tool_choice": forced}
-    assert after_tool_result(answered)["tool_choice"] == "none"
-    auto = {"messages": answered["messages"]}
-    assert after_tool_result(auto) == auto
-    called = {"messages": [{"role": "assistant", "tool_calls": [{"id": "1"}]}, {"role": "tool", "content": "{}"}]}
-    assert after_tool_result(called)["messages"][0]["content"] == ""
-
-
-def test_each_llm_endpoint_carries_its_own_key() -> None:
-    """A fallback's key is its own secret (not the primary's); the platform key only goes to the platform."""
-    from core.agent_config import LLMConfig
-    from pipelines.llm_chain import llm_endpoints
-
-    config = LLMConfig(endpoint={"api_key_ref": "primary"},
-                       fallbacks=[{"base_url": "https://a.example.com/v1", "api_key_ref": "fb"},
-                                  {"base_url": "https://b.example.com/v1"}, {}])
-    keys = [e.api_key for e in llm_endpoints(config, "http://platform/v1", "m", "platform-key",
-                                             {"primary": "k1", "fb": "k2"})]
-    assert keys == ["k1", "k2", "none", "platform-key"]
-    assert "k1" not in repr(llm_endpoints(config, "http://platform/v1", "m", "p", {"primary": "k1"}))
-
-
 def test_a_verbatim_tool_says_a_text_answer_or_the_say_field() -> None:
     from pipelines.tools import spoken_answer
 
     assert spoken_answer(" Booked for ten. ") == "Booked for ten."
     assert spoken_answer({"say": "Booked.", "id": 4}) == "Booked."
     assert spoken_answer({"id": 4}) is None and spoken_answer([1]) is None and spoken_answer("  ") is None
+

@@ -9,6 +9,7 @@ the whole reply (no switching mid-reply: the caller would hear two different ans
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.utils.types import assert_given
 
 from core.agent_config import EndpointOptions, LLMConfig
-from pipelines.context_budget import within_budget
+from pipelines.context_budget import CHARS_PER_TOKEN, estimate_tokens, within_budget
 from pipelines.degradation import DegradationPolicy
 from pipelines.llm import PooledOpenAILLMService
 from pipelines.resilience import BreakerRegistry
@@ -65,6 +66,7 @@ class FallbackLLMService(PooledOpenAILLMService):
                  canned_reply: str, token_budget: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._token_budget = token_budget
+        self.prompt_tokens_sent = 0
         self.endpoints = endpoints
         self._breakers = breakers
         self._policy = policy
@@ -80,6 +82,9 @@ class FallbackLLMService(PooledOpenAILLMService):
         )
         params = within_budget(after_tool_result(self.build_chat_completion_params(params_from_context)),
                                self._token_budget)
+        # Streams from llama.cpp carry no usage: count what was sent (the observer reports it when none came).
+        self.prompt_tokens_sent += (estimate_tokens(list(params.get("messages") or []))
+                                    + len(json.dumps(params.get("tools") or [], default=str)) // CHARS_PER_TOKEN)
         last = ""
         for index, endpoint in enumerate(self.endpoints):
             breaker = self._breakers.get(endpoint.base_url)

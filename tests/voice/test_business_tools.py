@@ -77,6 +77,8 @@ async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
     assert len(tools) == 1 and tools[0]["ok"] and tools[0]["status_code"] == 200, call["tools"]
     assert '"day"' in tools[0]["arguments"] and tools[0]["duration_ms"] > 0, tools[0]
     assert "crm-token-42" not in str(call)
+    # Streamed llama.cpp replies carry no usage: the prompt tokens are counted from what was sent (once 0 here).
+    assert call["usage"]["llm_prompt_tokens"] > 100, call["usage"]
     agent_turns = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
     assert CONFIRMATION in agent_turns, agent_turns  # the tool's answer, in the transcript
     assert words_heard(heard, CONFIRMATION) >= 6, heard  # and in the caller's ear, after the filler

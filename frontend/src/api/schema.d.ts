@@ -299,7 +299,15 @@ export interface paths {
          */
         get: operations["list_calls"];
         put?: never;
-        post?: never;
+        /**
+         * Place Call
+         * @description Same rules as a campaign dial: 409 `do_not_call` for a number on the do-not-call list, 409
+         *     `outside_calling_window` when `calling_window` is given and closed, 429 `org_concurrency_limit` at the
+         *     organisation's cap, 422 for an unknown agent, a number not of this organisation or no carrier credentials.
+         *     Nothing is stored or dialled when a request is refused. With `Idempotency-Key`, a retry returns the first call
+         *     (200, `replayed: true`).
+         */
+        post: operations["place_call"];
         delete?: never;
         options?: never;
         head?: never;
@@ -906,6 +914,44 @@ export interface paths {
         patch: operations["update_member"];
         trace?: never;
     };
+    "/api/v1/org/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Secrets */
+        get: operations["list_secrets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Secret
+         * @description Creates the secret (201) or rotates it (200, version + 1): calls that start afterwards use the new value.
+         */
+        put: operations["put_secret"];
+        post?: never;
+        /** Delete Secret */
+        delete: operations["delete_secret"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/phone-numbers": {
         parameters: {
             query?: never;
@@ -1323,6 +1369,10 @@ export interface components {
          * @description The behaviour of one agent version.
          */
         AgentConfig: {
+            /** @description Post-call analysis; None: off. */
+            analysis?: components["schemas"]["AnalysisConfig"] | null;
+            /** @description Pre-call lookup (e.g. your CRM): its answer fills {{variables}}. */
+            context_webhook?: components["schemas"]["ContextWebhook"] | null;
             /**
              * Degradation Message Stt
              * @description Said when no speech recognition endpoint works; then the call is transferred or ended.
@@ -1362,6 +1412,7 @@ export interface components {
             /**
              * @default {
              *       "canned_reply": "I'm sorry, I'm having trouble right now. Let me get someone to help you.",
+             *       "context_token_budget": 3000,
              *       "endpoint": {
              *         "timeout_s": 10
              *       },
@@ -1552,6 +1603,27 @@ export interface components {
             /** Version */
             version: number;
         };
+        /**
+         * AnalysisConfig
+         * @description After the call, the LLM reads the transcript and returns one JSON object: a summary, the fields of
+         *     `extraction_schema`, and whether the call met `success_rubric`. The answer is constrained to that JSON shape by
+         *     the LLM server's JSON mode (a grammar on llama.cpp), so even the embedded small model returns valid JSON; the
+         *     quality of what it writes there is the model's.
+         */
+        AnalysisConfig: {
+            /** @description A JSON-schema object of flat fields, e.g. {"type": "object", "properties": {"appointment_date": {"type": "string"}, "callback_requested": {"type": "boolean"}}} */
+            extraction_schema?: components["schemas"]["ToolParameterSchema"] | null;
+            /**
+             * Success Rubric
+             * @description When the call counts as a success, e.g. 'an appointment was booked'.
+             */
+            success_rubric?: string | null;
+            /**
+             * Summary Prompt
+             * @default Summarise the call in two sentences.
+             */
+            summary_prompt?: string;
+        };
         /** AnalyticsSummary */
         AnalyticsSummary: {
             /**
@@ -1724,6 +1796,41 @@ export interface components {
              */
             ws_url: string;
         };
+        /**
+         * CallAnalysisOut
+         * @description The post-call analysis (agent `analysis` config): pending until the LLM has answered.
+         */
+        CallAnalysisOut: {
+            /** Analyzed At */
+            analyzed_at?: string | null;
+            /**
+             * Attempts
+             * @default 0
+             */
+            attempts?: number;
+            /**
+             * Data
+             * @description The agent's extraction fields.
+             */
+            data?: {
+                [key: string]: unknown;
+            };
+            /** Duration Ms */
+            duration_ms?: number | null;
+            /** Error */
+            error?: string | null;
+            /** Model */
+            model?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "done" | "failed";
+            /** Success */
+            success?: boolean | null;
+            /** Summary */
+            summary?: string | null;
+        };
         /** CallAnswered */
         CallAnswered: {
             /**
@@ -1749,6 +1856,8 @@ export interface components {
             agent_name?: string | null;
             /** Agent Version */
             agent_version?: number | null;
+            /** @description None when the agent has no analysis. */
+            analysis?: components["schemas"]["CallAnalysisOut"] | null;
             /**
              * Answered
              * @default false
@@ -1891,6 +2000,54 @@ export interface components {
              * @default true
              */
             use_contact_timezone?: boolean;
+        };
+        /** CallRequest */
+        CallRequest: {
+            /** Agent Id */
+            agent_id: string;
+            /** @description When given, the call is refused (409) outside these hours. */
+            calling_window?: components["schemas"]["CallingWindows"] | null;
+            /**
+             * From Number
+             * @description A number of this organisation (its carrier places the call).
+             * @example +14155550123
+             */
+            from_number: string;
+            /**
+             * Ring Timeout S
+             * @default 30
+             */
+            ring_timeout_s?: number;
+            /**
+             * To Number
+             * @example +14155550123
+             */
+            to_number: string;
+            /**
+             * Variables
+             * @description Fill the agent's {{variables}} for this call.
+             */
+            variables?: {
+                [key: string]: string;
+            };
+        };
+        /** CallRequestOut */
+        CallRequestOut: {
+            /** Call Id */
+            call_id: string;
+            /** Carrier Call Id */
+            carrier_call_id?: string | null;
+            /**
+             * Replayed
+             * @description True when this Idempotency-Key placed the call before.
+             * @default false
+             */
+            replayed?: boolean;
+            /**
+             * Status
+             * @default queued
+             */
+            status?: string;
         };
         /** CallStarted */
         CallStarted: {
@@ -2268,6 +2425,29 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /**
+         * ContextWebhook
+         * @description Called with the caller's number before the greeting (inbound and outbound); the JSON object it returns
+         *     fills {{variables}} in the prompt and greeting. On a timeout or an error the call goes on without it.
+         */
+        ContextWebhook: {
+            /**
+             * Headers Secret Ref
+             * @description Org secret holding extra request headers as a JSON object.
+             */
+            headers_secret_ref?: string | null;
+            /**
+             * Timeout Ms
+             * @description The greeting waits at most this long.
+             * @default 800
+             */
+            timeout_ms?: number;
+            /**
+             * Url
+             * Format: uri
+             */
+            url: string;
+        };
         /** DayPoint */
         DayPoint: {
             /**
@@ -2583,6 +2763,12 @@ export interface components {
              * @default I'm sorry, I'm having trouble right now. Let me get someone to help you.
              */
             canned_reply?: string;
+            /**
+             * Context Token Budget
+             * @description Most (estimated) tokens sent per request: in long calls older turns are dropped, with a note that keeps earlier tool results; the system prompt always stays. None: no limit.
+             * @default 3000
+             */
+            context_token_budget?: number | null;
             /**
              * @default {
              *       "timeout_s": 10
@@ -3045,6 +3231,10 @@ export interface components {
             phone_number?: string | null;
             /** Phone Number Id */
             phone_number_id?: string | null;
+            /** Secrets */
+            secrets?: {
+                [key: string]: string;
+            };
         };
         /** RetryPolicy */
         RetryPolicy: {
@@ -3083,6 +3273,43 @@ export interface components {
              * @description The offending value, shortened.
              */
             value?: string | null;
+        };
+        /** SecretIn */
+        SecretIn: {
+            /**
+             * Value
+             * @description Write-only: never returned by any endpoint.
+             * @example sk-live-…
+             */
+            value: string;
+        };
+        /** SecretOut */
+        SecretOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Updated By */
+            updated_by?: string | null;
+            /**
+             * Value Masked
+             * @description Always masked; the value is never returned.
+             * @example ••••••••
+             */
+            value_masked: string;
+            /**
+             * Version
+             * @description 1 when created; +1 on every rotation (PUT of an existing name).
+             */
+            version: number;
         };
         /**
          * ServiceDegraded
@@ -3229,6 +3456,12 @@ export interface components {
         };
         /** ToolCallOut */
         ToolCallOut: {
+            /**
+             * Arguments
+             * @description The model's arguments, as JSON text.
+             * @default
+             */
+            arguments?: string;
             /** At */
             at?: string | null;
             /**
@@ -3242,9 +3475,20 @@ export interface components {
             name: string;
             /** Ok */
             ok: boolean;
+            /**
+             * Status Code
+             * @description The webhook's HTTP status, when it answered.
+             */
+            status_code?: number | null;
         };
         /** ToolInvoked */
         ToolInvoked: {
+            /**
+             * Arguments
+             * @description The model's arguments, as JSON text.
+             * @default
+             */
+            arguments?: string;
             /**
              * At
              * Format: date-time
@@ -3265,6 +3509,11 @@ export interface components {
             name: string;
             /** Ok */
             ok: boolean;
+            /**
+             * Status Code
+             * @description The webhook's HTTP status, when it answered.
+             */
+            status_code?: number | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -3602,7 +3851,7 @@ export interface components {
             description?: string;
             /**
              * Events
-             * @description Event types (call.started, call.ended, call.transcript, campaign.started, campaign.paused, campaign.resumed, campaign.completed, campaign.canceled, campaign.contact_finished, webhook.test), `campaign.*` style wildcards, or `*`.
+             * @description Event types (call.started, call.ended, call.transcript, call.analyzed, campaign.started, campaign.paused, campaign.resumed, campaign.completed, campaign.canceled, campaign.contact_finished, webhook.test), `campaign.*` style wildcards, or `*`.
              * @example [
              *       "call.ended",
              *       "call.transcript",
@@ -3690,7 +3939,7 @@ export interface components {
             filler_phrase?: string | null;
             /**
              * Headers Secret Ref
-             * @description Org secret with extra headers (JSON).
+             * @description Org secret holding extra request headers as a JSON object, e.g. {"Authorization": "Bearer ..."}.
              */
             headers_secret_ref?: string | null;
             /**
@@ -3715,6 +3964,13 @@ export interface components {
              *     }
              */
             parameters?: components["schemas"]["ToolParameterSchema"];
+            /**
+             * Speak Result
+             * @description "llm": the model reads the answer and replies. "verbatim": the answer (a text/plain body, or the "say" field of a JSON one) is spoken as it is, with no further model turn: exact wording for confirmations, and reliable with small models that do not restate a tool's answer.
+             * @default llm
+             * @enum {string}
+             */
+            speak_result?: "llm" | "verbatim";
             /**
              * Timeout S
              * @default 5
@@ -3751,6 +4007,7 @@ export type SchemaAgentOut = components['schemas']['AgentOut'];
 export type SchemaAgentSummary = components['schemas']['AgentSummary'];
 export type SchemaAgentUpdate = components['schemas']['AgentUpdate'];
 export type SchemaAgentVersionOut = components['schemas']['AgentVersionOut'];
+export type SchemaAnalysisConfig = components['schemas']['AnalysisConfig'];
 export type SchemaAnalyticsSummary = components['schemas']['AnalyticsSummary'];
 export type SchemaApiKeyCreate = components['schemas']['ApiKeyCreate'];
 export type SchemaApiKeyOut = components['schemas']['ApiKeyOut'];
@@ -3760,12 +4017,15 @@ export type SchemaBodyUploadContacts = components['schemas']['Body_upload_contac
 export type SchemaBrowserCallClaim = components['schemas']['BrowserCallClaim'];
 export type SchemaBrowserCallRequest = components['schemas']['BrowserCallRequest'];
 export type SchemaBrowserCallSession = components['schemas']['BrowserCallSession'];
+export type SchemaCallAnalysisOut = components['schemas']['CallAnalysisOut'];
 export type SchemaCallAnswered = components['schemas']['CallAnswered'];
 export type SchemaCallDetail = components['schemas']['CallDetail'];
 export type SchemaCallEnded = components['schemas']['CallEnded'];
 export type SchemaCallEventAck = components['schemas']['CallEventAck'];
 export type SchemaCallEventBatch = components['schemas']['CallEventBatch'];
 export type SchemaCallingWindows = components['schemas']['CallingWindows'];
+export type SchemaCallRequest = components['schemas']['CallRequest'];
+export type SchemaCallRequestOut = components['schemas']['CallRequestOut'];
 export type SchemaCallStarted = components['schemas']['CallStarted'];
 export type SchemaCallSummary = components['schemas']['CallSummary'];
 export type SchemaCampaignCreate = components['schemas']['CampaignCreate'];
@@ -3775,6 +4035,7 @@ export type SchemaCarrierCredentials = components['schemas']['CarrierCredentials
 export type SchemaCarrierCredentialsIn = components['schemas']['CarrierCredentialsIn'];
 export type SchemaCarrierCredentialsOut = components['schemas']['CarrierCredentialsOut'];
 export type SchemaContactOut = components['schemas']['ContactOut'];
+export type SchemaContextWebhook = components['schemas']['ContextWebhook'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
 export type SchemaDegradationOut = components['schemas']['DegradationOut'];
 export type SchemaDncEntryIn = components['schemas']['DncEntryIn'];
@@ -3818,6 +4079,8 @@ export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaSecretIn = components['schemas']['SecretIn'];
+export type SchemaSecretOut = components['schemas']['SecretOut'];
 export type SchemaServiceDegraded = components['schemas']['ServiceDegraded'];
 export type SchemaSilenceConfig = components['schemas']['SilenceConfig'];
 export type SchemaSttConfig = components['schemas']['STTConfig'];
@@ -4990,6 +5253,8 @@ export interface operations {
                 /** @description Created at or after (ISO 8601; UTC if no offset). */
                 since?: string | null;
                 status?: ("queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail") | null;
+                /** @description Post-call analysis verdict (calls analysed so far). */
+                success?: boolean | null;
                 /** @description Created before. */
                 until?: string | null;
             };
@@ -5037,6 +5302,104 @@ export interface operations {
             };
             /** @description Invalid input; `details` lists each field path */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    place_call: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallRequest"];
+            };
+        };
+        responses: {
+            /** @description A replay of an earlier request with this key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRequestOut"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRequestOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The organisation's concurrent-call cap is reached */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The carrier refused the call */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5279,6 +5642,8 @@ export interface operations {
                 /** @description Created at or after (ISO 8601; UTC if no offset). */
                 since?: string | null;
                 status?: ("queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail") | null;
+                /** @description Post-call analysis verdict (calls analysed so far). */
+                success?: boolean | null;
                 /** @description Created before. */
                 until?: string | null;
             };
@@ -7746,6 +8111,198 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_secrets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -58,6 +58,9 @@ class BackendSettings(DataSettings, CampaignSettingsMixin):  # campaign/dialer f
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
     webhook_allow_private_targets: bool = False  # true only for local development and tests
 
+    # Platform price book (backend/models/billing.py PriceBook as JSON); empty: the built-in defaults.
+    price_book: str = ""
+
     # Post-call analysis (services/call_analysis.py): an OpenAI-compatible LLM; empty base URL: analysis off.
     analysis_llm_base_url: str = ""
     analysis_llm_model: str = "smollm2-135m-instruct"

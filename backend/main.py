@@ -19,6 +19,7 @@ from backend.api.routes import (
     agents,
     analytics,
     auth,
+    billing,
     browser_calls,
     call_requests,
     calls,
@@ -135,7 +136,8 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     # go first.
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (calls, call_requests, agents, phone_numbers, auth, secrets, org, webhooks, analytics, voices, browser_calls):
+    for module in (calls, call_requests, agents, phone_numbers, auth, secrets, billing, org, webhooks, analytics,
+                   voices, browser_calls):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

@@ -51,6 +51,8 @@ class ResolvedAgent(BaseModel):
     # The decrypted organisation secrets this agent names (and no others), by name. SecretStr keeps them out of
     # reprs and logs; they are revealed only when the backend serialises this for the voice server.
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # Set when the organisation is over its monthly budget and chose to turn inbound calls away with a message.
+    over_budget_message: str | None = None
 
     @field_serializer("secrets", when_used="json")
     def _reveal(self, secrets: dict[str, SecretStr]) -> dict[str, str]:

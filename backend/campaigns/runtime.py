@@ -47,7 +47,7 @@ class CampaignRuntime:
         self.dialer = Dialer(db, settings, clock=self.clock, calls=self.calls, carriers=self.carriers,
                              finalizer=self.finalizer, urls=self.urls,
                              answer_base_url=settings.campaign_answer_base_url or settings.voice_server_url,
-                             signals=self.signals)
+                             signals=self.signals, over_budget=services.billing.over_budget)
         self.single_calls = SingleCallService(services, settings, self.clock, self.calls, self.carriers,
                                               settings.campaign_answer_base_url or settings.voice_server_url)
         self._stop = asyncio.Event()

@@ -49,6 +49,8 @@ LEASES = "leases"
 RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
 CALL_ANALYSES = "call_analyses"  # _id = call id; post-call analysis, queued when the call ends
+ORG_BILLING = "org_billing"  # _id = org id: price-book overrides and the monthly budget
+ORG_SPEND = "org_spend"  # _id = "{org_id}:{YYYY-MM}" running spend; "call:{id}" once per counted call
 ORG_SECRETS = "org_secrets"  # _id = "{org_id}:{name}"; values AES-GCM encrypted (services/secrets.py)
 
 INDEXES: list[IndexSpec] = [

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from backend.models.billing import CostBreakdown
 from core.call_events import Carrier, Direction, EndReason, TurnLatency, UsageUnits
 
 CallStatus = Literal[
@@ -99,6 +100,7 @@ class CallDetail(CallSummary):
     end_detail: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
     analysis: CallAnalysisOut | None = Field(default=None, description="None when the agent has no analysis.")
+    cost: CostBreakdown | None = Field(default=None, description="From the call's usage and the price book, once ended.")
 
 
 class RecordingLink(BaseModel):

@@ -18,6 +18,7 @@ from backend.db.collections import (
     CALL_TURNS,
     CALLS,
     CALLS_ARCHIVE,
+    ORG_SPEND,
     Db,
 )
 from backend.db.tiered import Tiered
@@ -35,6 +36,7 @@ from backend.models.calls import (
 )
 from backend.models.common import Page
 from backend.security.permissions import Principal
+from backend.services.billing import BillingService, call_cost
 from backend.services.call_log import CallLog, summary_of
 from backend.services.transcripts import load_transcript
 from core.call_events import UsageUnits
@@ -99,8 +101,10 @@ class RecordingStream:
 
 
 class CallHistoryService:
-    def __init__(self, db: Db, store: ObjectStore, call_log: CallLog, recording_url_ttl_s: int) -> None:
+    def __init__(self, db: Db, store: ObjectStore, call_log: CallLog, recording_url_ttl_s: int,
+                 billing: BillingService) -> None:
         self._db = db
+        self._billing = billing
         self._store = store
         self._log = call_log
         self._url_ttl_s = recording_url_ttl_s
@@ -162,6 +166,7 @@ class CallHistoryService:
             end_detail=doc.get("end_detail") or None,
             variables=doc.get("variables") or {},
             analysis=await self._analysis(call_id, principal.org_id),
+            cost=call_cost(await self._billing.price_book(principal.org_id), doc) if doc.get("ended_at") else None,
         )
 
     async def _analysis(self, call_id: str, org_id: str) -> CallAnalysisOut | None:
@@ -226,13 +231,16 @@ class CallHistoryService:
         fields = await self._analysis_fields(principal, filters)
 
         async def rows() -> AsyncIterator[str]:
-            yield line([*EXPORT_COLUMNS, "analysis_success", "analysis_summary", *(f"data_{f}" for f in fields)])
+            yield line([*EXPORT_COLUMNS, "cost_total", "analysis_success", "analysis_summary",
+                        *(f"data_{f}" for f in fields)])
             if call_ids is not None and not call_ids:
                 return
             async for item in self._log.iterate(principal.org_id, filters, call_ids, EXPORT_MAX_ROWS):
                 analysis = await self._db[CALL_ANALYSES].find_one({"_id": item.id}) or {}
                 data = analysis.get("data") or {}
-                extra = [analysis.get("success"), analysis.get("summary"), *(data.get(f) for f in fields)]
+                counted = await self._db[ORG_SPEND].find_one({"_id": f"call:{item.id}"}) or {}
+                extra = [counted.get("cost"), analysis.get("success"), analysis.get("summary"),
+                         *(data.get(f) for f in fields)]
                 yield line([neutralise_cell(getattr(item, column)) for column in EXPORT_COLUMNS]
                            + [neutralise_cell(v) for v in extra])
 

@@ -14,6 +14,7 @@ from backend.db.tiered import Tiered
 from backend.errors import ApiError, ErrorDetail, conflict, not_found
 from backend.models.internal import OutboundCallCreate
 from backend.services.agents import AgentService
+from backend.services.billing import BillingService
 from backend.services.call_log import CallLog
 from backend.services.carriers import CarrierCredentialService
 from backend.services.phone_numbers import PhoneNumberService
@@ -31,6 +32,7 @@ class CallRoutingService:
         self._numbers = numbers
         self._carriers = carriers
         self._secrets = secrets
+        self.billing: BillingService | None = None  # set by the container: inbound calls over the monthly budget
         self._call_log = call_log
         self._on_call_created = on_call_created
         self._calls = Tiered(db, CALLS, CALLS_ARCHIVE)
@@ -43,6 +45,11 @@ class CallRoutingService:
         resolved.phone_number_id = number["_id"]
         resolved.phone_number = number["number"]
         resolved.carrier_credentials = await self._carriers.decrypted(number["org_id"], number["carrier"])
+        if self.billing is not None:
+            over, _ = await self.billing.over_budget(number["org_id"])
+            budget = await self.billing.budget(number["org_id"]) if over else None
+            if budget is not None and budget.over_budget_inbound == "message":
+                resolved.over_budget_message = budget.over_budget_message
         return resolved
 
     async def agent_by_id(self, agent_id: str) -> ResolvedAgent:

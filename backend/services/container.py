@@ -18,6 +18,7 @@ from backend.services.agents import AgentService
 from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
 from backend.services.auth import AuthService
+from backend.services.billing import BillingService
 from backend.services.browser_calls import BrowserCallService
 from backend.services.call_analysis import CallAnalyzer
 from backend.services.call_event_ingest import CallEventIngest
@@ -51,6 +52,7 @@ class Services:
     audit: AuditLog
     secrets: SecretService
     analyzer: CallAnalyzer
+    billing: BillingService
     auth: AuthService
     orgs: OrgService
     carriers: CarrierCredentialService
@@ -87,8 +89,11 @@ class Services:
         webhooks = WebhookService(db, settings, box, audit)
         analyzer = CallAnalyzer(db, settings, http)
         analyzer.on_analyzed = webhooks.fan_out
+        billing = BillingService(db, settings.price_book, audit)
 
         async def on_call_event(org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: Any) -> None:
+            if event_type == "call.ended":  # the cost, from the final usage: in the webhook and the month's spend
+                data = {**data, "cost": (await billing.on_call_ended(org_id, data)).model_dump()}
             await webhooks.fan_out(org_id, event_type, event_id, data, at)
             await analyzer.after_event(org_id, event_type, event_id, data, at)
 
@@ -105,13 +110,14 @@ class Services:
 
         call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
                                           on_call_created)
+        call_routing.billing = billing
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
-            secrets=secrets, analyzer=analyzer,
+            secrets=secrets, analyzer=analyzer, billing=billing,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
             orgs=OrgService(db, settings, audit, principals),
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
-            call_history=CallHistoryService(db, store, call_log, settings.recording_url_ttl_s), ingest=ingest,
+            call_history=CallHistoryService(db, store, call_log, settings.recording_url_ttl_s, billing), ingest=ingest,
             processor=processor,
             webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, http), analytics=AnalyticsService(db),
             call_routing=call_routing,

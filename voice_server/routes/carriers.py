@@ -94,6 +94,9 @@ async def answer_call(carrier: Carrier, request: Request, app: VoiceApp, form: d
     if res.status == "unavailable" or not app.accepting:
         record_rejected_call(app, incoming, res, "error", "agent lookup unavailable" if app.accepting else "draining")
         return xml_response(carrier.say_hangup_document(UNAVAILABLE_MESSAGE))
+    if res.agent is not None and res.agent.over_budget_message and res.direction == "inbound":
+        record_rejected_call(app, incoming, res, "error", "the organisation's monthly budget is reached")
+        return xml_response(carrier.say_hangup_document(res.agent.over_budget_message))
     media = carrier.media_format(format, app.settings.vobiz_content_type)
     token = prepare_call(app, incoming, res, out_sample_rate=media.sample_rate)
     stream_status_url = carrier.path(app.settings.voice_public_base_url, "stream-status")

@@ -8,6 +8,7 @@ COPY pyproject.toml README.md ./
 COPY core core
 COPY backend backend
 COPY voice_server voice_server
+COPY telephony telephony
 COPY pipelines pipelines
 COPY speech speech
 COPY voicectl voicectl

@@ -376,6 +376,7 @@ class Platform:
         self.procs: list[ManagedProcess] = []
         self.data: Any = None
         self.env: dict[str, str] = {}
+        self.fake_carrier_port = free_port()  # the backend asks it about number ownership
 
     def start_standins(self) -> tuple[str, str]:
         grpc_port, http_port = free_port(), free_port()
@@ -397,12 +398,15 @@ class Platform:
         self.data = DataServices.from_env(self.state, ephemeral_ports=True)
         self.env = {"VOICEAGENT_STATE_DIR": str(self.state), "LOG_LEVEL": "WARNING", **self.data.start()}
         os.environ.update(self.env)
+        from voice_server.testing.provision import carrier_api_env
+
         port = free_port()
         backend = ManagedProcess(
             "backend", pinned([sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port",
                                str(port), "--no-access-log", "--loop", "uvloop"], self.args.other_cores),
             self.run_dir, ports=[port], cwd=ROOT, start_timeout=120,
-            env={**self.env, "SEED_DEMO": "false", "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
+            env={**self.env, **carrier_api_env(f"http://127.0.0.1:{self.fake_carrier_port}"), "SEED_DEMO": "false",
+                 "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
                  "REGISTER_PER_IP_PER_HOUR": "100000"},
             ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"))
         backend.start()
@@ -410,12 +414,17 @@ class Platform:
         return f"http://127.0.0.1:{port}"
 
     async def provision(self, backend_url: str) -> tuple[str, CarrierAccount]:
+        from voice_server.testing.fake_carrier import FakeCarrier
         from voice_server.testing.provision import provision_line
 
-        # The callers hang up themselves, so the carrier's REST API is never called: point it at a closed port.
-        async with httpx.AsyncClient(timeout=60) as http:
-            line = await provision_line(http, backend_url, carrier="twilio",
-                                        fake_carrier_url=f"http://127.0.0.1:{free_port()}", agent_config=AGENT)
+        # The callers hang up themselves; the fake carrier only answers the backend's number ownership check.
+        fake = FakeCarrier([])
+        await fake.start(self.fake_carrier_port)
+        try:
+            async with httpx.AsyncClient(timeout=60) as http:
+                line = await provision_line(http, backend_url, carrier="twilio", fake_carrier=fake, agent_config=AGENT)
+        finally:
+            await fake.stop()
         return line.number, line.account
 
     def stop(self) -> None:

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 from bench.provenance import machine, provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
-from voice_server.testing.provision import provision_line  # noqa: E402
+from voice_server.testing.provision import carrier_api_env, provision_line  # noqa: E402
 from voice_server.testing.runner import (  # noqa: E402
     DEFAULT_QUESTIONS,
     SimulationConfig,
@@ -122,6 +122,7 @@ class Stack:
     asr_metrics_url: str = ""
     procs: list[ManagedProcess] = field(default_factory=list)
     data: DataServices | None = None
+    fake_carrier_port: int = field(default_factory=free_port)  # the backend asks it about number ownership
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -153,7 +154,8 @@ def start_stack(state: Path, baseline_env: dict[str, str] | None, levers_env: di
             "backend", [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port",
                         str(backend_port), "--no-access-log", "--loop", "uvloop"],
             run, ports=[backend_port],
-            env={**base_env, "SEED_DEMO": "false", "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
+            env={**base_env, **carrier_api_env(f"http://127.0.0.1:{stack.fake_carrier_port}"), "SEED_DEMO": "false",
+                 "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
                  "REGISTER_PER_IP_PER_HOUR": "100000"},
             ready=lambda: http_ok(f"http://127.0.0.1:{backend_port}/health"), start_timeout=120)
         backend.start()
@@ -185,12 +187,11 @@ def start_stack(state: Path, baseline_env: dict[str, str] | None, levers_env: di
 
 async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     fake = FakeCarrier([])
-    await fake.start(free_port())
+    await fake.start(stack.fake_carrier_port)  # the backend checks number ownership with it
     try:
         async with httpx.AsyncClient(timeout=120.0) as http:
-            line = await provision_line(http, stack.backend_url, carrier=args.carrier,
-                                        fake_carrier_url=fake.base_url, agent_config=AGENT)
-            fake.accounts[(line.account.carrier, line.account.account_id)] = line.account
+            line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier=fake,
+                                        agent_config=AGENT)
             questions = await synthesize_questions(http, stack.tts_url, list(DEFAULT_QUESTIONS + MORE_QUESTIONS))
         from voice_server.testing.runner import SimulationResult
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+from core.schema_patterns import pattern_problem
+
 E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+14155550123"])]
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 # What {{name}} can refer to; such keys are also stored as MongoDB field names, where '.' and a leading '$' fail.
@@ -121,7 +123,8 @@ class ToolParameterSchema(StrictModel):
                 return f"{value}: integers must fit in 64 bits"
             return None
 
-        if (found := problem(self.model_dump())) is not None:
+        schema = self.model_dump()
+        if (found := problem(schema)) is not None or (found := pattern_problem(schema)) is not None:
             raise ValueError(found)
         return self
 

@@ -40,6 +40,7 @@ from pipecat.turns.user_stop import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from core.agent_config import AgentConfig
+from core.egress import EgressPolicy
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
@@ -69,7 +70,9 @@ class CallServices:
     http: httpx.AsyncClient
     llm_base_url: str
     llm_model: str
-    llm_api_key: str
+    # Tenants' URLs (webhook tools, custom TTS endpoints): only through the egress guard (core/egress.py).
+    tenant_http: httpx.AsyncClient
+    egress: EgressPolicy | None = None  # for the agent's own STT servers (gRPC); None: they are not reached
     vad_start_secs: float = 0.2
     vad_stop_secs: float = 0.2
     vad_min_volume: float = 0.0
@@ -138,21 +141,20 @@ def build_call_pipeline(
         services.clips.ensure(degradation_texts(agent))
     stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate, **stt_chain_args(
         agent.stt, services.speech.riva_server, breakers=services.breakers, policy=degradation,
-        message=agent.degradation_message_stt))
+        message=agent.degradation_message_stt, egress=services.egress))
     tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate, **tts_chain_args(
         agent.tts, default_url=services.speech.tts_url, breakers=services.breakers, policy=degradation,
-        clips=services.clips, canned_reply=agent.llm.canned_reply))
+        clips=services.clips, canned_reply=agent.llm.canned_reply, tenant_http=services.tenant_http))
     prepared = PreparedAudio(tts)
     if spec.prepared_greeting and greeting:
         prepared.add(greeting, spec.prepared_greeting)
     llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
-                             services.llm_api_key, system_prompt, **llm_chain_args(
+                             system_prompt, **llm_chain_args(
                                  agent.llm, services.llm_base_url, services.llm_model,
-                                 breakers=services.breakers, policy=degradation, platform_key=services.llm_api_key,
-                                 secrets=spec.secrets))
+                                 breakers=services.breakers, policy=degradation, secrets=spec.secrets))
 
-    tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http,
-                           secrets=spec.secrets)
+    tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events,
+                           http=services.tenant_http, secrets=spec.secrets)
     tools = register_tools(llm, build_tools(tool_ctx))
     context = LLMContext()
     if tools is not None:

@@ -21,7 +21,7 @@ from openai.types.chat import ChatCompletionChunk
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.utils.types import assert_given
 
-from core.agent_config import EndpointOptions, LLMConfig
+from core.agent_config import LLMConfig
 from pipelines.context_budget import CHARS_PER_TOKEN, estimate_tokens, within_budget
 from pipelines.degradation import DegradationPolicy
 from pipelines.llm import PooledOpenAILLMService
@@ -33,7 +33,7 @@ class LLMEndpoint:
     base_url: str
     model: str
     timeout_s: float
-    api_key: str = field(default="none", repr=False)
+    org_key: str | None = field(default=None, repr=False)  # its api_key_ref secret; the pool decides if it is sent
 
 
 class LLMUnavailable(Exception):
@@ -107,7 +107,7 @@ class FallbackLLMService(PooledOpenAILLMService):
         raise LLMUnavailable(last)
 
     async def _first_chunk(self, endpoint: LLMEndpoint, params: dict[str, Any]) -> _FirstThenRest:
-        client = self._pool.get(endpoint.base_url, endpoint.api_key, endpoint.timeout_s)
+        client = self._pool.for_endpoint(endpoint.base_url, endpoint.timeout_s, endpoint.org_key)  # the pool picks
         deadline = time.monotonic() + endpoint.timeout_s
         stream = await asyncio.wait_for(client.chat.completions.create(**params), endpoint.timeout_s)
         iterator = stream.__aiter__()
@@ -158,29 +158,19 @@ def _role(message: Any) -> str | None:
     return message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
 
 
-def endpoint_key(options: EndpointOptions, default_base_url: str, platform_key: str,
-                 secrets: dict[str, str]) -> str:
-    """The key one endpoint gets: its own `api_key_ref` secret (each fallback names its own); otherwise the
-    platform's key, but only for the platform's endpoint: a custom endpoint without a ref gets none."""
-    if options.api_key_ref:
-        return secrets.get(options.api_key_ref) or "none"
-    platform = not options.base_url or options.base_url.rstrip("/") == default_base_url.rstrip("/")
-    return platform_key if platform else "none"
-
-
-def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str, platform_key: str = "none",
+def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str,
                   secrets: dict[str, str] | None = None) -> list[LLMEndpoint]:
+    """Each endpoint with its own key (its `api_key_ref` secret: a fallback never reuses the primary's)."""
     chain = [config.endpoint, *config.fallbacks]
     return [LLMEndpoint((e.base_url or default_base_url).rstrip("/"), e.model or default_model, e.timeout_s,
-                        endpoint_key(e, default_base_url, platform_key, secrets or {}))
+                        (secrets or {}).get(e.api_key_ref) if e.api_key_ref else None)
             for e in chain]
 
 
 def llm_chain_args(config: LLMConfig, default_base_url: str, default_model: str, *, breakers: BreakerRegistry,
-                   policy: DegradationPolicy, platform_key: str = "none",
-                   secrets: dict[str, str] | None = None) -> dict[str, Any]:
+                   policy: DegradationPolicy, secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `create_llm_service` that build the chain instead of one endpoint."""
-    endpoints = llm_endpoints(config, default_base_url, default_model, platform_key, secrets)
+    endpoints = llm_endpoints(config, default_base_url, default_model, secrets)
     return {"service_class": FallbackLLMService, "endpoints": endpoints,
             "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply,
             "token_budget": config.context_token_budget}

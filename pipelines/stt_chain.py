@@ -41,6 +41,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService, NvidiaSTTSettings
 
 from core.agent_config import STTConfig
+from core.egress import EgressPolicy, EgressRefused
 from pipelines.degradation import DegradationPolicy
 from pipelines.resilience import BreakerRegistry
 
@@ -49,10 +50,24 @@ from pipelines.resilience import BreakerRegistry
 class STTEndpoint:
     server: str  # host:port
     timeout_s: float
+    platform: bool = True  # the platform's RIVA_SERVER; False: the agent's own, reached through the egress guard
 
 
 def stt_endpoints(config: STTConfig, default_server: str) -> list[STTEndpoint]:
-    return [STTEndpoint(e.base_url or default_server, e.timeout_s) for e in (config.endpoint, *config.fallbacks)]
+    return [STTEndpoint(e.base_url or default_server, e.timeout_s, platform=(e.base_url or default_server) == default_server)
+            for e in (config.endpoint, *config.fallbacks)]
+
+
+async def egress_target(server: str, egress: EgressPolicy | None) -> str:
+    """host:port of an agent's own Riva server as the checked address to dial (so a later DNS answer cannot move
+    it inside the network). Raises EgressRefused."""
+    if egress is None:
+        raise EgressRefused("custom STT endpoints need an egress policy")
+    host, sep, port = server.rpartition(":")
+    if not sep or not port.isdigit():
+        raise EgressRefused(f"{server!r} is not host:port")
+    address = await egress.resolve(host, int(port))
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 # When the stream asks for interim transcripts (voice_server's STT_INTERIMS).
@@ -83,7 +98,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
     def __init__(self, *, endpoints: list[STTEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
                  message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0,
                  finalize_on_vad_stop: bool = False,
-                 interims: STTInterims = "always", **kwargs: Any) -> None:
+                 interims: STTInterims = "always", egress: EgressPolicy | None = None, **kwargs: Any) -> None:
         kwargs["server"] = endpoints[0].server
         super().__init__(**kwargs)
         self.endpoints = endpoints
@@ -104,6 +119,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.half_closed_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._egress = egress
 
     @property
     def current(self) -> STTEndpoint:
@@ -169,12 +185,15 @@ class FallbackRivaSTTService(NvidiaSTTService):
     def _initialize_client(self) -> None:
         """Pipecat's blocking Riva client is not used: `_stream` speaks gRPC on the event loop."""
 
-    def _channel(self, server: str) -> grpc.aio.Channel:
-        """One channel per call and server (a reconnect makes a fresh one: a failed channel backs off)."""
+    def _channel(self, server: str, target: str) -> grpc.aio.Channel:
+        """One channel per call and server (a reconnect makes a fresh one: a failed channel backs off). `target`:
+        the address dialled (the checked address for an agent's own server)."""
         channel = self._channels.get(server)
         if channel is None:
-            channel = (grpc.aio.secure_channel(server, grpc.ssl_channel_credentials()) if self._use_ssl
-                       else grpc.aio.insecure_channel(server))
+            channel = (grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(),
+                                               options=[("grpc.ssl_target_name_override", server.rpartition(":")[0])]
+                                               if target != server else None)
+                       if self._use_ssl else grpc.aio.insecure_channel(target))
             self._channels[server] = channel
         return channel
 
@@ -191,7 +210,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
         drop_reason: str | None = None
         call: Any = None
         try:
-            channel = self._channel(endpoint.server)
+            target = endpoint.server if endpoint.platform else await egress_target(endpoint.server, self._egress)
+            channel = self._channel(endpoint.server, target)
             try:
                 await asyncio.wait_for(channel.channel_ready(), endpoint.timeout_s)
             except TimeoutError:
@@ -205,7 +225,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 while (chunk := await iterator.next_chunk()) is not None:
                     yield rasr.StreamingRecognizeRequest(audio_content=chunk)
 
-            metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else None
+            # The platform's credentials (if any) only go to the platform's server.
+            metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key and endpoint.platform else None
             call = rasr_grpc.RivaSpeechRecognitionStub(channel).StreamingRecognize(requests(), metadata=metadata)
             async for response in call:
                 if not response.results:
@@ -325,7 +346,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
 
 
 def stt_chain_args(config: STTConfig, default_server: str, *, breakers: BreakerRegistry, policy: DegradationPolicy,
-                   message: str) -> dict[str, Any]:
+                   message: str, egress: EgressPolicy | None = None) -> dict[str, Any]:
     """Arguments for `SpeechFactory.stt` / `create_stt_service` that build the chain instead of one endpoint."""
     return {"service_class": FallbackRivaSTTService, "endpoints": stt_endpoints(config, default_server),
-            "breakers": breakers, "policy": policy, "message": message}
+            "breakers": breakers, "policy": policy, "message": message, "egress": egress}

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import jsonschema
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
 from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
 from pipecat.frames.frames import FunctionCallResultProperties, TTSSpeakFrame
@@ -23,11 +22,16 @@ from pipecat.services.llm_service import FunctionCallParams, LLMService
 
 from core.agent_config import AgentConfig, WebhookTool
 from core.call_events import ToolInvoked
+from core.schema_patterns import Re2Validator
 from pipelines.control import CallControl, CallEventSink
 
 MAX_RESULT_CHARS = 4000  # keep tool output from flooding a small model's context
 MAX_RESPONSE_BYTES = 64 * 1024  # read no more than this of a webhook's body
 _READABLE_TYPES = ("application/json", "text/plain", "application/problem+json")
+# The model's arguments are checked off the event loop, with a bound on their size and on the time it may take, so
+# no schema and no argument can stall the calls sharing this process (patterns run on RE2: core/schema_patterns).
+MAX_ARGUMENT_CHARS = 16_000
+VALIDATION_TIMEOUT_S = 1.0
 
 Handler = Callable[[FunctionCallParams], Awaitable[None]]
 
@@ -104,14 +108,13 @@ async def _read_body(resp: httpx.Response) -> tuple[Any, str | None]:
 
 def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
     schema_dict = tool.parameters.model_dump()
-    validator = jsonschema.Draft202012Validator(schema_dict)
+    validator = Re2Validator(schema_dict)
 
     async def handler(params: FunctionCallParams) -> None:
         started = time.perf_counter()
         args = dict(params.arguments or {})
-        errors = sorted(validator.iter_errors(args), key=lambda e: list(e.path))
-        if errors:
-            detail = "; ".join(e.message for e in errors[:3])
+        detail = await argument_problems(validator, args)
+        if detail:
             _record(ctx, tool.name, False, started, f"invalid arguments: {detail}", args)
             await params.result_callback({"error": f"invalid arguments: {detail}"})
             return
@@ -163,6 +166,21 @@ def webhook_tool(tool: WebhookTool, ctx: ToolContext) -> ToolRegistration:
     schema = FunctionSchema(name=tool.name, description=tool.description,
                             properties=schema_dict.get("properties", {}), required=schema_dict.get("required", []))
     return ToolRegistration(schema, handler, timeout_s=tool.timeout_s + 2.0)
+
+
+async def argument_problems(validator: Any, args: dict[str, Any]) -> str:
+    """What is wrong with the arguments ("" when nothing): checked in a worker thread, within a time bound."""
+    if len(json.dumps(args, default=str)) > MAX_ARGUMENT_CHARS:
+        return f"arguments longer than {MAX_ARGUMENT_CHARS} characters"
+
+    def check() -> str:
+        errors = sorted(validator.iter_errors(args), key=lambda e: list(e.path))
+        return "; ".join(e.message for e in errors[:3])
+
+    try:
+        return await asyncio.wait_for(asyncio.to_thread(check), VALIDATION_TIMEOUT_S)
+    except TimeoutError:
+        return f"checking them took longer than {VALIDATION_TIMEOUT_S:g}s"
 
 
 def end_call_tool(ctx: ToolContext) -> ToolRegistration:

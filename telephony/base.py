@@ -178,8 +178,8 @@ class Carrier(ABC):
     answer_path: ClassVar[str]  # the voice server serves /{name}/{answer_path}
     status_path: ClassVar[str]  # and /{name}/{status_path}
     call_id_field: ClassVar[str]  # the webhook field with the carrier's call id
-    # Twilio signs every webhook; Vobiz only when the account has callback credentials, so a missing Vobiz
-    # signature is allowed unless the operator says otherwise.
+    # Twilio signs every webhook; Vobiz only when the account has callback credentials, so an operator may allow
+    # missing Vobiz signatures for local development (VOBIZ_REQUIRE_SIGNATURE=false).
     signs_every_webhook: ClassVar[bool]
     supports_warm_transfer: ClassVar[bool] = False
 
@@ -191,12 +191,12 @@ class Carrier(ABC):
 
     def webhook_authentic(self, credentials: CarrierCredentials | None, public_url: str, method: str,
                           form: Mapping[str, str], headers: Mapping[str, str], nonces: NonceCache | None,
-                          require_signature: bool = False) -> SignatureResult:
-        """VALID when the request may be processed (a signature that checks out, or one we may do without)."""
+                          require_signature: bool = True) -> SignatureResult:
+        """VALID when the request may be processed: a signature that checks out (or, for a carrier that does not
+        always sign, a missing one the operator allowed). Fails closed without credentials of this carrier: an
+        unknown or unverified number, an organisation without credentials, a number of another carrier."""
         if credentials is None or credentials.carrier != self.name:
-            # Nothing to check against (unknown number / no credentials configured).
-            allowed = self.signs_every_webhook or not require_signature
-            return SignatureResult.VALID if allowed else SignatureResult.MISSING
+            return SignatureResult.MISSING
         result = self.check_signature(credentials.auth_token, public_url, method, form, headers, nonces)
         if result is SignatureResult.MISSING and not self.signs_every_webhook and not require_signature:
             return SignatureResult.VALID
@@ -230,6 +230,10 @@ class Carrier(ABC):
     @abstractmethod
     def say_hangup_document(self, message: str) -> str:
         ...
+
+    @abstractmethod
+    def busy_document(self) -> str:
+        """Refuses the call as busy (admission control): the caller hears a busy tone, the carrier reports busy."""
 
     @abstractmethod
     def dial_document(self, target_e164: str, caller_id: str | None) -> str:

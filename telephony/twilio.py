@@ -55,6 +55,13 @@ def twiml_stream(ws_url: str, token: str, status_callback: str | None) -> str:
     return str(response.to_xml())
 
 
+def twiml_reject_busy() -> str:
+    """<Reject reason="busy"/>: the caller hears a busy tone and the call is not answered (admission control)."""
+    response = VoiceResponse()
+    response.reject(reason="busy")
+    return str(response.to_xml())
+
+
 def twiml_say_hangup(message: str) -> str:
     response = VoiceResponse()
     response.say(message)
@@ -137,6 +144,9 @@ class Twilio(Carrier):
 
     def say_hangup_document(self, message: str) -> str:
         return twiml_say_hangup(message)
+
+    def busy_document(self) -> str:
+        return twiml_reject_busy()
 
     def dial_document(self, target_e164: str, caller_id: str | None) -> str:
         return twiml_dial(target_e164, caller_id)

@@ -60,6 +60,13 @@ def vobiz_stream(ws_url: str, content_type: str, status_callback: str | None) ->
     return str(response.to_xml())
 
 
+def vobiz_hangup_busy() -> str:
+    """<Hangup reason="busy"/> (Plivo-family verb, as above): refused as busy, before answering."""
+    response = VoiceResponse()
+    response.add_child("Hangup", reason="busy")
+    return str(response.to_xml())
+
+
 def vobiz_speak_hangup(message: str) -> str:
     # <Speak>/<Hangup> are the Plivo-family verbs Vobiz inherits (not in our fact sheet; see docs/transfers.md).
     response = VoiceResponse()
@@ -189,6 +196,9 @@ class Vobiz(Carrier):
 
     def say_hangup_document(self, message: str) -> str:
         return vobiz_speak_hangup(message)
+
+    def busy_document(self) -> str:
+        return vobiz_hangup_busy()
 
     def dial_document(self, target_e164: str, caller_id: str | None) -> str:
         return vobiz_dial(target_e164, caller_id)

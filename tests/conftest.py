@@ -9,6 +9,7 @@ Nothing is mocked.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,7 +71,10 @@ def speech_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tts_url(speech_state: Path) -> Iterator[str]:
     port = free_port()
-    proc = start_process(tts_process(speech_state / "tts", port=port, env=server_env(speech_state)))
+    # Voice management needs the platform's service tokens; the data services keep this secret if set first.
+    secret = os.environ.setdefault("SERVICE_TOKEN_SECRET", secrets.token_urlsafe(48))
+    proc = start_process(tts_process(speech_state / "tts", port=port,
+                                     env=server_env(speech_state, SERVICE_TOKEN_SECRET=secret)))
     try:
         yield f"http://127.0.0.1:{port}"
     finally:

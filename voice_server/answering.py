@@ -65,7 +65,7 @@ class Resolution:
 async def resolve(app: VoiceApp, call: IncomingCall) -> Resolution:
     res = await _match(app, call)
     if res.agent is not None and res.agent.config.context_webhook is not None:
-        res.lookup = await lookup_context(app.http, res.agent, call_id=res.call_id, direction=res.direction,
+        res.lookup = await lookup_context(app.tenant_http, res.agent, call_id=res.call_id, direction=res.direction,
                                           from_number=call.from_number, to_number=call.to_number,
                                           variables=res.variables)
         if res.lookup is not None:
@@ -121,9 +121,9 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
     return token
 
 
-def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution, reason: Literal["unknown_number", "error"],
-                         detail: str) -> None:
-    """An unknown number (or a lookup failure) is still a call: report it, with the reason."""
+def record_rejected_call(app: VoiceApp, call: IncomingCall, res: Resolution,
+                         reason: Literal["error", "busy"], detail: str) -> None:
+    """A refused call (lookup failure, draining, at capacity) is still a call: report it, with the reason."""
     org_id = res.agent.org_id if res.agent else ""
     app.outbox.emit(CallStarted(
         event_id=f"{res.call_id}-started"[:64], call_id=res.call_id, org_id=org_id, direction=res.direction,

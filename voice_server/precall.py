@@ -2,7 +2,8 @@
 and fill {{variables}} in the prompt and greeting with its answer ("Hello Priya, about your Thursday visit...").
 
 Bounded by the webhook's `timeout_ms` (800 ms by default): a slow or failing CRM delays the answer by at most that,
-and the call goes on with the variables it already had. Only a JSON object is used; keys must be variable names
+and the call goes on with the variables it already had. The request goes through the egress guard (the voice
+server's `tenant_http`, core/egress.py): a context webhook cannot reach the platform's internal network. Only a JSON object is used; keys must be variable names
 and values become short strings (core/agent_config.py `render` cleans them again)."""
 
 from __future__ import annotations

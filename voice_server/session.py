@@ -23,6 +23,7 @@ from core.agent_config import TransferTarget
 from core.call_events import (
     CallAnswered,
     CallEnded,
+    CarrierCredentials,
     EndReason,
     ResolvedAgent,
     ServiceDegraded,
@@ -61,7 +62,7 @@ class SessionDeps(Protocol):
 
     settings: VoiceServerSettings
     carriers: CarrierClients
-    warm_transfers: dict[str, tuple[Any, str]]
+    warm_transfers: dict[str, tuple[CarrierCredentials, str]]
     outbox: EventOutbox
     metrics: VoiceMetrics
     writer: DiskWriter

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from core.egress import guarded_client
 from core.service_auth import ServiceTokenSource
 from core.storage import ObjectStore
 from pipelines.degradation import PromptClips, degradation_texts
@@ -51,7 +52,9 @@ class VoiceApp:
         self.carriers = CarrierClients()
         models = SharedModels(smart_turn=settings.smart_turn_enabled,
                                    vad_gate_dbfs=settings.vad_energy_gate_dbfs)
-        self.llm_pool = OpenAIClientPool()
+        egress = settings.egress_policy()
+        self.tenant_http = guarded_client(egress, timeout=10.0)  # tenants' URLs only through the egress guard
+        self.llm_pool = OpenAIClientPool(settings.llm_base_url, settings.llm_api_key.get_secret_value(), egress)
         speech = SpeechFactory(riva_server=settings.riva_server, tts_url=settings.tts_url, http=self.http,
                                     stt_final_wait_s=settings.stt_final_wait_s,
                                     stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms,
@@ -61,7 +64,7 @@ class VoiceApp:
         self.call_services = CallServices(
             models=models, llm_pool=self.llm_pool, speech=speech, http=self.http,
             llm_base_url=settings.llm_base_url, llm_model=settings.llm_model,
-            llm_api_key=settings.llm_api_key.get_secret_value(),
+            tenant_http=self.tenant_http, egress=egress,
             vad_start_secs=settings.vad_start_secs, vad_stop_secs=settings.vad_stop_secs,
             vad_min_volume=settings.vad_min_volume,
             smart_turn=settings.smart_turn_enabled,
@@ -116,6 +119,7 @@ class VoiceApp:
         await self.carriers.close()
         await self.llm_pool.close()
         await self.http.aclose()
+        await self.tenant_http.aclose()
         self.writer.close()
         self.call_services.models.close()
         await self.metrics.stop_loop_probe()

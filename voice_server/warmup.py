@@ -60,8 +60,7 @@ async def warm_llm(pool: OpenAIClientPool, settings: VoiceServerSettings, agent:
                    greeting: str) -> None:
     """Sends the prompt prefix once while the carrier connects, so the first reply finds it cached."""
     cfg = agent.config.llm
-    client = pool.get(cfg.endpoint.base_url or settings.llm_base_url,
-                               settings.llm_api_key.get_secret_value(), cfg.endpoint.timeout_s)
+    client = pool.for_endpoint(cfg.endpoint.base_url or settings.llm_base_url, cfg.endpoint.timeout_s)  # picks the key
     messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt}]
     if greeting:
         messages.append({"role": "assistant", "content": greeting})

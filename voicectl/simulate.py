@@ -69,10 +69,11 @@ async def simulate(ns: argparse.Namespace) -> int:
             account = CarrierAccount(ns.carrier, ns.account_id, ns.auth_token)
             to_number = ns.to
         else:
+            # The backend checks number ownership with the carrier: start it with TWILIO_API_BASE_URL /
+            # VOBIZ_API_BASE_URL = http://127.0.0.1:<SIMULATE_FAKE_CARRIER_PORT> for this to work.
             fake = FakeCarrier([])
-            fake_url = await fake.start(free_port())
-            line = await provision_line(http, backend_url, carrier=ns.carrier, fake_carrier_url=fake_url)
-            fake.accounts[(line.account.carrier, line.account.account_id)] = line.account
+            await fake.start(int(_env("SIMULATE_FAKE_CARRIER_PORT", "0")) or free_port())
+            line = await provision_line(http, backend_url, carrier=ns.carrier, fake_carrier=fake)
             account, to_number = line.account, line.number
             print(f"line {to_number} ({ns.carrier}) set up in organisation {line.org_id}")
         questions = await synthesize_questions(http, tts_url, list(DEFAULT_QUESTIONS))

@@ -42,8 +42,8 @@ def _backend(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedPr
         "backend",
         _python("uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(ports.backend),
                 "--no-access-log", "--loop", "uvloop"),
-        # The local platform dials its campaigns from the backend process (DIALER_ENABLED=false to turn it off),
-        # and only the local platform seeds the demo owner (the backend's own default is off).
+        # The local platform dials its campaigns from the backend process (DIALER_ENABLED=false to turn it off), and
+        # has the demo owner (the backend's default is off; it refuses it on https).
         run_dir, ports=[ports.backend], env={**env, "DIALER_ENABLED": os.environ.get("DIALER_ENABLED", "true"),
                                              "SEED_DEMO": os.environ.get("SEED_DEMO", "true")},
         ready=lambda: http_ok(f"http://127.0.0.1:{ports.backend}/health"),

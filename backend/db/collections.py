@@ -29,6 +29,7 @@ API_KEY_USAGE = "api_key_usage"  # _id = key id; kept apart so it never races a 
 AGENTS = "agents"
 AGENT_VERSIONS = "agent_versions"  # _id = "{agent_id}:v{version}"
 PHONE_NUMBERS = "phone_numbers"
+NUMBER_ROUTES = "number_routes"  # _id = E.164; which organisation's number gets its calls (verified owners only)
 CARRIER_CREDENTIALS = "carrier_credentials"  # _id = "{org_id}:{carrier}"
 CALLS = "calls"  # _id = call id; calls queued or in progress (small: updated while the call runs)
 CALLS_ARCHIVE = "calls_archive"  # _id = call id; ended calls, inserted once when they end
@@ -64,7 +65,10 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(TOKEN_USES, [("at", 1)], name="token_uses_at"),
     IndexSpec(AGENTS, [("org_id", 1), ("updated_at", -1)], name="agents_org"),
     IndexSpec(AGENT_VERSIONS, [("agent_id", 1), ("version", -1)], unique=True, name="agent_versions_agent"),
-    IndexSpec(PHONE_NUMBERS, [("number", 1)], unique=True, name="phone_numbers_number_unique"),
+    # Unique per organisation only: an unverified claim must not block the number's real owner (its calls route by
+    # NUMBER_ROUTES, written once the carrier confirmed ownership). Deployments from before: drop
+    # phone_numbers_number_unique.
+    IndexSpec(PHONE_NUMBERS, [("org_id", 1), ("number", 1)], unique=True, name="phone_numbers_org_number_unique"),
     IndexSpec(PHONE_NUMBERS, [("org_id", 1), ("created_at", -1)], name="phone_numbers_org"),
     IndexSpec(CARRIER_CREDENTIALS, [("org_id", 1)], name="carrier_credentials_org"),
     IndexSpec(CALLS, [("org_id", 1), ("created_at", -1)], name="calls_org_created"),

@@ -10,14 +10,16 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from backend.db.collections import AGENT_VERSIONS, AGENTS, PHONE_NUMBERS, Db
+from backend.db.collections import AGENT_VERSIONS, AGENTS, ORGANIZATIONS, PHONE_NUMBERS, Db
 from backend.db.ids import new_id, utcnow
-from backend.errors import conflict, not_found
+from backend.errors import ApiError, conflict, not_found
 from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
 from backend.security.permissions import Principal
+from backend.services.agent_targets import platform_endpoints_only, target_problems
 from backend.services.audit import AuditLog
 from backend.services.secrets import SecretService
 from core.agent_config import AgentConfig
+from core.egress import EgressPolicy
 
 
 def version_id(agent_id: str, version: int) -> str:
@@ -25,10 +27,20 @@ def version_id(agent_id: str, version: int) -> str:
 
 
 class AgentService:
-    def __init__(self, db: Db, audit: AuditLog, secrets: SecretService) -> None:
+    def __init__(self, db: Db, audit: AuditLog, egress: EgressPolicy, secrets: SecretService) -> None:
         self._db = db
         self._audit = audit
+        self._egress = egress
         self._secrets = secrets
+
+    async def _custom_endpoints_allowed(self, org_id: str) -> bool:
+        org = await self._db[ORGANIZATIONS].find_one({"_id": org_id}, {"allow_custom_endpoints": 1}) or {}
+        return bool(org.get("allow_custom_endpoints"))
+
+    async def _check_targets(self, org_id: str, config: AgentConfig) -> None:
+        problems = target_problems(config, self._egress, await self._custom_endpoints_allowed(org_id))
+        if problems:
+            raise ApiError(422, "validation_error", f"{problems[0].path}: {problems[0].message}", problems)
 
     async def _owned(self, principal: Principal, agent_id: str) -> dict[str, Any]:
         # Read by _id alone, then check the tenant: one indexed read on every backend, and no other org's agent leaks.
@@ -44,7 +56,6 @@ class AgentService:
     async def create(self, principal: Principal, body: AgentCreate, agent_id: str | None = None) -> AgentOut:
         """`agent_id` only for seeding with fixed ids; a second create with the same id raises DuplicateKeyError."""
         agent_id, now = agent_id or new_id(), utcnow()
-        await self._secrets.check_refs(principal.org_id, body.config)
         await self._insert_version(principal, agent_id, 1, body.config, "created")
         doc = {
             "_id": agent_id, "org_id": principal.org_id, "name": body.name, "description": body.description,
@@ -58,6 +69,8 @@ class AgentService:
     async def _insert_version(
         self, principal: Principal, agent_id: str, version: int, config: AgentConfig, note: str | None
     ) -> None:
+        await self._check_targets(principal.org_id, config)
+        await self._secrets.check_refs(principal.org_id, config)
         await self._db[AGENT_VERSIONS].insert_one({
             "_id": version_id(agent_id, version), "org_id": principal.org_id, "agent_id": agent_id,
             "version": version, "config": config.model_dump(mode="json"), "created_at": utcnow(),
@@ -83,7 +96,6 @@ class AgentService:
             if body.base_version is not None and body.base_version != current:
                 raise conflict(f"The agent changed since version {body.base_version} (now {current}); reload it",
                                code="version_conflict")
-            await self._secrets.check_refs(principal.org_id, body.config)
             try:
                 await self._insert_version(principal, agent_id, current + 1, body.config, body.note)
             except DuplicateKeyError:
@@ -141,11 +153,15 @@ class AgentService:
         version = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, doc["current_version"])})
         if version is None:
             return None
-        return doc, AgentConfig.model_validate(version["config"])
+        return doc, await self._for_call(doc["org_id"], AgentConfig.model_validate(version["config"]))
 
     async def load_version_config(self, agent_id: str, version: int) -> AgentConfig | None:
         doc = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, version)})
-        return AgentConfig.model_validate(doc["config"]) if doc else None
+        return await self._for_call(doc["org_id"], AgentConfig.model_validate(doc["config"])) if doc else None
+
+    async def _for_call(self, org_id: str, config: AgentConfig) -> AgentConfig:
+        """Custom endpoints saved while the organisation allowed them are dropped once it no longer does."""
+        return config if await self._custom_endpoints_allowed(org_id) else platform_endpoints_only(config)
 
 
 def _summary(doc: dict[str, Any]) -> AgentSummary:

@@ -67,8 +67,8 @@ class CallRoutingService:
     async def create_outbound_call(self, body: OutboundCallCreate, wait: bool = True) -> OutboundCallContext:
         """`wait`: whether to wait (bounded) for the call log to show the call (the dialer does not)."""
         resolved = await self._resolve_for_org(body.agent_id, body.org_id)
-        caller_id = await self._numbers.by_number(body.from_number)
-        if caller_id is None or caller_id["org_id"] != body.org_id:
+        caller_id = await self._numbers.of_org(body.org_id, body.from_number)
+        if caller_id is None:
             raise ApiError(422, "validation_error", "body.from_number: not a number of this organisation",
                            [ErrorDetail(path="body.from_number", message="not a number of this organisation")])
         resolved.phone_number_id = caller_id["_id"]
@@ -120,8 +120,8 @@ class CallRoutingService:
         resolved = ResolvedAgent(org_id=call["org_id"], agent_id=agent["_id"], agent_version=version,
                                  agent_name=agent["name"], config=config,
                                  secrets=await self._secrets.for_call(call["org_id"], config.secret_refs()))
-        caller_id = await self._numbers.by_number(call["from_number"])
-        if caller_id is not None and caller_id["org_id"] == call["org_id"]:
+        caller_id = await self._numbers.of_org(call["org_id"], call["from_number"])
+        if caller_id is not None:
             resolved.phone_number_id = caller_id["_id"]
             resolved.phone_number = caller_id["number"]
             resolved.carrier_credentials = await self._carriers.decrypted(call["org_id"], caller_id["carrier"])

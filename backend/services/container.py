@@ -36,6 +36,7 @@ from backend.services.secrets import SecretService
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import BackgroundLoops, Housekeeping, Loop
+from core.egress import guarded_client
 from core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Services:
     db: Db
     store: ObjectStore
     http: httpx.AsyncClient
+    tenant_http: httpx.AsyncClient
     passwords: Passwords
     limiter: RateLimiter
     audit: AuditLog
@@ -80,10 +82,12 @@ class Services:
         principals = PrincipalCache(settings.auth_cache_ttl_s)
         audit = AuditLog(db)
         http = httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s)
+        # Tenants' URLs (webhook deliveries) only through the egress guard; `http` is for the platform's services.
+        tenant_http = guarded_client(settings.egress_policy(), timeout=settings.webhook_timeout_s)
         secrets = SecretService(db, box, audit)
-        agents = AgentService(db, audit, secrets)
-        numbers = PhoneNumberService(db, audit)
-        carriers = CarrierCredentialService(db, box, audit)
+        agents = AgentService(db, audit, settings.egress_policy(), secrets)
+        carriers = CarrierCredentialService(db, box, audit, settings.carrier_api_base_url)
+        numbers = PhoneNumberService(db, audit, carriers, http)
         leadership = Leadership(db, "workers", settings.leader_window_s)
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)
@@ -119,8 +123,8 @@ class Services:
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
             call_history=CallHistoryService(db, store, call_log, settings.recording_url_ttl_s, billing), ingest=ingest,
             processor=processor,
-            webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, http), analytics=AnalyticsService(db),
-            call_routing=call_routing,
+            webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http,
+            analytics=AnalyticsService(db), call_routing=call_routing,
             leadership=leadership,
             voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
             browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
@@ -166,3 +170,4 @@ class Services:
         for loop in self.loops.all() if self.loops is not None else []:
             await loop.stop()
         await self.http.aclose()
+        await self.tenant_http.aclose()

@@ -74,6 +74,7 @@ ROUTES: list[RouteCase] = [
               lambda v: {"number": unique_number(), "carrier": "twilio"}),
     RouteCase("GET", "/api/v1/phone-numbers/{number_id}", P.numbers_read),
     RouteCase("PATCH", "/api/v1/phone-numbers/{number_id}", P.numbers_write, lambda v: {"label": "relabelled"}),
+    RouteCase("POST", "/api/v1/phone-numbers/{number_id}/verify", P.numbers_write),
     RouteCase("DELETE", "/api/v1/phone-numbers/{del_number_id}", P.numbers_write),
     RouteCase("GET", "/api/v1/calls", P.calls_read),
     RouteCase("GET", "/api/v1/calls/export.csv", P.calls_export),

@@ -12,6 +12,8 @@ from jose import jwt
 
 from core.call_events import OutboundCallContext, ResolvedAgent
 from core.service_auth import SERVICE_AUDIENCE, mint_service_token
+from voice_server.testing.fake_carrier import FakeCarrier
+from voice_server.testing.simulator import CarrierAccount
 
 
 async def test_internal_api_requires_a_service_token(client: httpx.AsyncClient) -> None:
@@ -33,15 +35,18 @@ async def test_internal_api_requires_a_service_token(client: httpx.AsyncClient) 
             assert resp.status_code == 401, (method, path, headers, resp.status_code)
 
 
-async def test_agent_resolution(client: httpx.AsyncClient) -> None:
+async def test_agent_resolution(client: httpx.AsyncClient, fake_carrier: FakeCarrier) -> None:
     owner = await register(client, "resolve")
     agent = await create_agent(client, owner, "Inbound")
     number = unique_number()
-    await client.post("/api/v1/phone-numbers", json={"number": number, "carrier": "vobiz", "agent_id": agent["id"]},
-                      headers=owner.headers)
+    account = CarrierAccount("vobiz", "MA_RESOLVE_0001", "vobiz-token-1", numbers={number})
+    fake_carrier.accounts[("vobiz", account.account_id)] = account
+    listed = await client.post("/api/v1/phone-numbers", headers=owner.headers,
+                               json={"number": number, "carrier": "vobiz", "agent_id": agent["id"]})
     await client.put("/api/v1/org/carrier-credentials/vobiz", json={
-        "account_id": "MA_RESOLVE_0001", "auth_token": "vobiz-token-1", "api_base_url": "http://127.0.0.1:9999"},
-        headers=owner.headers)
+        "account_id": "MA_RESOLVE_0001", "auth_token": "vobiz-token-1"}, headers=owner.headers)
+    verified = await client.post(f"/api/v1/phone-numbers/{listed.json()['id']}/verify", headers=owner.headers)
+    assert verified.status_code == 200 and verified.json()["verified_at"], verified.text
     resp = await client.get(f"/internal/v1/agents/by-number/{number}", headers=service_headers())
     assert resp.status_code == 200, resp.text
     resolved = ResolvedAgent.model_validate(resp.json())
@@ -49,7 +54,7 @@ async def test_agent_resolution(client: httpx.AsyncClient) -> None:
     assert resolved.config.variables == {"business": "Test Co"}
     assert resolved.carrier_credentials is not None
     assert resolved.carrier_credentials.auth_token == "vobiz-token-1"
-    assert resolved.carrier_credentials.api_base_url == "http://127.0.0.1:9999"
+    assert resolved.carrier_credentials.api_base_url == fake_carrier.base_url  # the operator's, not the tenant's
     by_id = ResolvedAgent.model_validate((await client.get(f"/internal/v1/agents/{agent['id']}",
                                                            headers=service_headers())).json())
     assert by_id.agent_name == "Inbound" and by_id.carrier_credentials is None

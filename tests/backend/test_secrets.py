@@ -64,6 +64,9 @@ def _config_with_refs(key_ref: str, fallback_ref: str, headers_ref: str) -> dict
 async def test_agents_refer_to_secrets_by_name_and_calls_get_only_theirs(client: httpx.AsyncClient) -> None:
     owner = await register(client, "secretrefs")
     other = await register(client, "othersecrets")
+    allowed = await client.patch("/api/v1/org", json={"name": "secretrefs org", "allow_custom_endpoints": True},
+                                 headers=owner.headers)
+    assert allowed.status_code == 200, allowed.text  # the fallback below is the organisation's own endpoint
     for name, value in (("primary", KEY), ("fallback", "fb-key"), ("crm-headers", HEADERS), ("unused", "nope")):
         await client.put(f"/api/v1/org/secrets/{name}", json={"value": value}, headers=owner.headers)
     await client.put("/api/v1/org/secrets/only-other", json={"value": "theirs"}, headers=other.headers)

@@ -27,17 +27,21 @@ def test_a_forced_tool_choice_does_not_apply_to_the_reply_after_the_tool_result(
 
 
 def test_each_llm_endpoint_carries_its_own_key() -> None:
-    """A fallback's key is its own secret (not the primary's); the platform key only goes to the platform."""
+    """A fallback's key is its own secret (never the primary's); the pool sends the platform's key only to the
+    platform's endpoint and an organisation's key only to a custom one."""
     from core.agent_config import LLMConfig
+    from pipelines.llm import OpenAIClientPool
     from pipelines.llm_chain import llm_endpoints
 
     config = LLMConfig(endpoint={"api_key_ref": "primary"},
                        fallbacks=[{"base_url": "https://a.example.com/v1", "api_key_ref": "fb"},
-                                  {"base_url": "https://b.example.com/v1"}, {}])
-    keys = [e.api_key for e in llm_endpoints(config, "http://platform/v1", "m", "platform-key",
-                                             {"primary": "k1", "fb": "k2"})]
-    assert keys == ["k1", "k2", "none", "platform-key"]
-    assert "k1" not in repr(llm_endpoints(config, "http://platform/v1", "m", "p", {"primary": "k1"}))
+                                  {"base_url": "https://b.example.com/v1"}])
+    endpoints = llm_endpoints(config, "http://platform/v1", "m", {"primary": "k1", "fb": "k2"})
+    assert [e.org_key for e in endpoints] == ["k1", "k2", None]
+    assert "k1" not in repr(endpoints)
+    pool = OpenAIClientPool("http://platform/v1", "platform-key")
+    keys = [pool.for_endpoint(e.base_url, 1.0, e.org_key).api_key for e in endpoints]
+    assert keys == ["platform-key", "k2", "none"]
 
 
 

@@ -33,7 +33,7 @@ def phrases(tts_url: str) -> dict[str, bytes]:
 
 
 async def outage_line(http: httpx.AsyncClient, stack: OutageStack, carrier: FakeCarrier) -> SimLine:
-    return await provision_line(http, stack.backend_url, carrier="twilio", fake_carrier_url=carrier.base_url,
+    return await provision_line(http, stack.backend_url, carrier="twilio", fake_carrier=carrier,
                                 agent_config=AGENT)
 
 

@@ -61,7 +61,7 @@ async def test_drain_refuses_new_calls_finishes_live_ones_then_exits(quiet_stack
                                                                unique_id("voice-drain"), **speech_env),
                                  unique_id("voice-drain"))
     try:
-        line = await provision_line(http, s.backend_url, carrier="twilio", fake_carrier_url=s.carrier.base_url,
+        line = await provision_line(http, s.backend_url, carrier="twilio", fake_carrier=s.carrier,
                                     agent_config=PATIENT_AGENT)
         assert (await http.get(f"{voice_url}/ready")).status_code == 200
         live = inbound(line, voice_url, http)

@@ -43,14 +43,16 @@ def test_signature_policy() -> None:
     tw = CarrierCredentials(carrier="twilio", account_id="AC1", auth_token="tw-token")
     vb = CarrierCredentials(carrier="vobiz", account_id="MA1", auth_token="vb-token")
     form = {"CallSid": "CA1"}
-    # No credentials to check against: allowed, unless the operator requires Vobiz signatures.
-    assert twilio.webhook_authentic(None, url, "POST", form, {}, None) is SignatureResult.VALID
-    assert vobiz.webhook_authentic(None, url, "POST", form, {}, None) is SignatureResult.VALID
-    assert vobiz.webhook_authentic(None, url, "POST", form, {}, None, require_signature=True) \
-        is SignatureResult.MISSING
-    # Twilio signs everything: a missing signature is refused; Vobiz signs only with callback credentials.
-    assert twilio.webhook_authentic(tw, url, "POST", form, {}, None) is SignatureResult.MISSING
-    assert vobiz.webhook_authentic(vb, url, "POST", form, {}, None) is SignatureResult.VALID
+    # No credentials of this carrier to check against: refused (fail closed), whatever the operator allows.
+    for carrier in (twilio, vobiz):
+        for creds in (None, tw if carrier is vobiz else vb):
+            assert carrier.webhook_authentic(creds, url, "POST", form, {}, None) is SignatureResult.MISSING
+            assert carrier.webhook_authentic(creds, url, "POST", form, {}, None, require_signature=False) \
+                is SignatureResult.MISSING
+    # A missing signature is refused; only Vobiz's may be allowed, by the operator (local development).
+    assert twilio.webhook_authentic(tw, url, "POST", form, {}, None, require_signature=False) is SignatureResult.MISSING
+    assert vobiz.webhook_authentic(vb, url, "POST", form, {}, None) is SignatureResult.MISSING
+    assert vobiz.webhook_authentic(vb, url, "POST", form, {}, None, require_signature=False) is SignatureResult.VALID
     good = {"x-twilio-signature": twilio_signature("tw-token", url, form)}
     assert twilio.webhook_authentic(tw, url, "POST", form, good, None) is SignatureResult.VALID
     assert twilio.webhook_authentic(tw, url, "POST", {**form, "To": "+1"}, good, None) is SignatureResult.INVALID

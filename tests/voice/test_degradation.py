@@ -179,7 +179,7 @@ async def test_llm_breaker_skips_a_dead_endpoint_then_half_open_recovers(llm_url
                            fallbacks=[EndpointOptions(base_url=f"{llm_url}/v1", timeout_s=60)])
         call = RecordingCall()
         policy = DegradationPolicy(AgentConfig(llm=config), "call-1", call, call)
-        service = create_llm_service(config, pool, f"{llm_url}/v1", model, "none", "Be brief.",
+        service = create_llm_service(config, pool, f"{llm_url}/v1", model, "Be brief.",
                                      **llm_chain_args(config, f"{llm_url}/v1", model, breakers=registry,
                                                       policy=policy))
         assert isinstance(service, FallbackLLMService)

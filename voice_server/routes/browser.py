@@ -19,6 +19,7 @@ from starlette.websockets import WebSocketState
 
 from core.call_events import CallStarted
 from telephony.call_token import CallClaims, CallTokenError, verify_browser_token
+from voice_server.admission import admits
 from voice_server.backend_client import BackendRejected, BackendUnavailable
 from voice_server.media.browser import parse_browser_start
 from voice_server.media.serializers import StartError
@@ -53,6 +54,9 @@ async def browser_call(websocket: WebSocket, app: AppDep, token: Annotated[str, 
         return
     if not app.accepting or claims.call_id in app.calls:
         await _refuse(websocket, "not accepting this call")
+        return
+    if not admits(app, claims.call_id):
+        await _refuse(websocket, "the voice server is at capacity; try again shortly")
         return
     try:
         agent = await app.backend.claim_browser_call(claims.call_id, claims.nonce)

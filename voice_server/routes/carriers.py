@@ -21,6 +21,7 @@ from core.call_events import CarrierCredentials, EndReason
 from telephony.base import CallOutcome, Carrier, SignatureResult
 from telephony.call_token import CallTokenError, verify_transfer_token
 from telephony.registry import CARRIERS
+from voice_server.admission import AT_CAPACITY_DETAIL, admits
 from voice_server.answering import (
     IncomingCall,
     inbound_call_id,
@@ -41,7 +42,6 @@ FormDep = Annotated[dict[str, str], Depends(form_or_query)]
 Handler = Callable[..., Awaitable[Response]]
 
 XML_MEDIA_TYPE = "application/xml"
-UNKNOWN_NUMBER_MESSAGE = "Sorry, this number is not in service. Goodbye."
 UNAVAILABLE_MESSAGE = "Sorry, we cannot take your call right now. Please try again later. Goodbye."
 NOBODY_AVAILABLE_MESSAGE = "Sorry, nobody is available to take your call right now. Please call again later. Goodbye."
 
@@ -86,17 +86,21 @@ async def answer_call(carrier: Carrier, request: Request, app: VoiceApp, form: d
     incoming = IncomingCall(carrier.name, webhook.carrier_call_id, webhook.from_number, webhook.to_number,
                             outbound_call_id=call_id)
     res = await resolve(app, incoming)
+    if res.status == "unavailable":  # the backend cannot be asked: a sorry grants nothing, so no signature needed
+        record_rejected_call(app, incoming, res, "error", "agent lookup unavailable")
+        return xml_response(carrier.say_hangup_document(UNAVAILABLE_MESSAGE))
+    # An unknown number has no credentials to check against: refused like a bad signature (fail closed).
     if not _authentic(app, carrier, request, form, res.credentials):
         return _forbidden(carrier)
-    if res.status == "unknown":
-        record_rejected_call(app, incoming, res, "unknown_number", f"no agent for {incoming.to_number}")
-        return xml_response(carrier.say_hangup_document(UNKNOWN_NUMBER_MESSAGE))
-    if res.status == "unavailable" or not app.accepting:
-        record_rejected_call(app, incoming, res, "error", "agent lookup unavailable" if app.accepting else "draining")
+    if not app.accepting:
+        record_rejected_call(app, incoming, res, "error", "draining")
         return xml_response(carrier.say_hangup_document(UNAVAILABLE_MESSAGE))
     if res.agent is not None and res.agent.over_budget_message and res.direction == "inbound":
         record_rejected_call(app, incoming, res, "error", "the organisation's monthly budget is reached")
         return xml_response(carrier.say_hangup_document(res.agent.over_budget_message))
+    if not admits(app, res.call_id):
+        record_rejected_call(app, incoming, res, "busy", AT_CAPACITY_DETAIL)
+        return xml_response(carrier.busy_document())
     media = carrier.media_format(format, app.settings.vobiz_content_type)
     token = prepare_call(app, incoming, res, out_sample_rate=media.sample_rate)
     stream_status_url = carrier.path(app.settings.voice_public_base_url, "stream-status")

@@ -32,6 +32,11 @@ def target_problems(config: AgentConfig, policy: EgressPolicy, custom_endpoints_
         if why is not None:
             problems.append(ErrorDetail(path=f"{prefix}.tools[{i}].url", type="value_error",
                                         message=f"internal addresses are not allowed ({why})"))
+    hook = config.context_webhook
+    why = policy.static_refusal(str(hook.url)) if hook is not None else None
+    if why is not None:
+        problems.append(ErrorDetail(path=f"{prefix}.context_webhook.url", type="value_error",
+                                    message=f"internal addresses are not allowed ({why})"))
     for path, options in _endpoints(config):
         if not options.base_url:
             continue

@@ -99,3 +99,16 @@ async def test_agents_refer_to_secrets_by_name_and_calls_get_only_theirs(client:
     again = ResolvedAgent.model_validate((await client.get(f"/internal/v1/agents/{agent.json()['id']}",
                                                            headers=service_headers())).json())
     assert again.secret_values()["primary"] == "rotated"  # the next call uses the new value
+
+
+async def test_a_context_webhook_may_not_name_an_internal_address(client: httpx.AsyncClient) -> None:
+    """Attacker: the pre-call lookup runs before every call, server-side; aimed at the metadata service or the
+    platform's private network it would read internal data into the prompt. Refused on save (and by the voice server's
+    egress guard at call time)."""
+    owner = await register(client, "ctxssrf")
+    for url in ("http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/crm", "http://[::ffff:10.0.0.1]/"):
+        resp = await client.post("/api/v1/agents", headers=owner.headers, json={
+            "name": "A", "config": {**AGENT_CONFIG, "context_webhook": {"url": url}}})
+        assert resp.status_code == 422, (url, resp.text)
+        assert resp.json()["error"]["details"][0]["path"] == "body.config.context_webhook.url"
+    assert (await client.get("/api/v1/agents", headers=owner.headers)).json() == []

@@ -141,10 +141,11 @@ def build_call_pipeline(
         services.clips.ensure(degradation_texts(agent))
     stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate, **stt_chain_args(
         agent.stt, services.speech.riva_server, breakers=services.breakers, policy=degradation,
-        message=agent.degradation_message_stt, egress=services.egress))
+        message=agent.degradation_message_stt, egress=services.egress, secrets=spec.secrets))
     tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate, **tts_chain_args(
         agent.tts, default_url=services.speech.tts_url, breakers=services.breakers, policy=degradation,
-        clips=services.clips, canned_reply=agent.llm.canned_reply, tenant_http=services.tenant_http))
+        clips=services.clips, canned_reply=agent.llm.canned_reply, tenant_http=services.tenant_http,
+        secrets=spec.secrets))
     prepared = PreparedAudio(tts)
     if spec.prepared_greeting and greeting:
         prepared.add(greeting, spec.prepared_greeting)

@@ -102,3 +102,17 @@ async def test_a_sixty_turn_call_stays_inside_the_token_budget(llm_url: str) -> 
         assert ok.status_code == 200, ok.text[:300]
         whole = await http.post(f"{llm_url}/v1/chat/completions", json={"messages": messages, "max_tokens": 20})
         assert 400 <= whole.status_code < 500, whole.status_code
+
+
+def test_custom_speech_endpoints_carry_their_own_secret_and_the_platform_keeps_its_own() -> None:
+    from core.agent_config import STTConfig, TTSConfig
+    from pipelines.stt_chain import stt_endpoints
+    from pipelines.tts_chain import tts_endpoints
+
+    secrets = {"tts-key": "t1", "stt-key": "s1"}
+    tts = tts_endpoints(TTSConfig(fallbacks=[{"base_url": "https://tts.example.com", "api_key_ref": "tts-key"}]),
+                        "http://platform-tts", secrets)
+    assert [(e.platform, e.org_key) for e in tts] == [(True, None), (False, "t1")] and "t1" not in repr(tts)
+    stt = stt_endpoints(STTConfig(fallbacks=[{"base_url": "asr.example.com:50051", "api_key_ref": "stt-key"}]),
+                        "127.0.0.1:50051", secrets)
+    assert [(e.platform, e.org_key) for e in stt] == [(True, None), (False, "s1")] and "s1" not in repr(stt)

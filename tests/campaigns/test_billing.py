@@ -75,3 +75,35 @@ async def test_price_book_cost_per_call_and_budget_pause(campaign_stack: Any) ->
     inbound = await ok(await s.http.get(f"{s.backend_url}/internal/v1/agents/by-number/{number['number']}",
                                         headers=service))
     assert inbound["over_budget_message"] == "We are closed today.", inbound  # the voice server says it, hangs up
+
+
+async def test_the_campaign_report_has_each_contacts_extracted_fields(campaign_stack: Any) -> None:
+    """The analysis itself is tested with the real LLM in tests/backend/test_call_analysis.py; here a stored analysis
+    of a contact's last call (as the analyzer writes it) shows up as that contact's report columns."""
+    from pymongo import AsyncMongoClient
+
+    s = campaign_stack
+    org = await provision_org(s.http, s.backend_url, s.carrier, carriers=("twilio",))
+    number = contact_number("US")
+    s.carrier.callees[number] = human(0.5)
+    cid = await create_campaign(s.http, org, [number], max_concurrent_calls=1, calls_per_second=5)
+    async with dialers(1, s.db_name, s.backend_url, s.voice_url, s.log_dir):
+        for _ in range(240):
+            progress = await ok(await s.http.get(f"{s.backend_url}/api/v1/campaigns/{cid}/progress",
+                                                 headers=org.headers))
+            if progress["status"] == "completed":
+                break
+            await asyncio.sleep(0.5)
+    contacts = await ok(await s.http.get(f"{s.backend_url}/api/v1/campaigns/{cid}/contacts", headers=org.headers))
+    call_id = contacts["items"][0]["last_call_id"]
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(os.environ["MONGODB_URI"], tz_aware=True)
+    try:
+        await client[s.db_name]["call_analyses"].insert_one({
+            "_id": call_id, "org_id": org.org_id, "campaign_id": cid, "status": "done", "success": True,
+            "summary": "Booked for Tuesday.", "data": {"appointment_day": "Tuesday", "callback_requested": False}})
+    finally:
+        await client.close()
+    report = await s.http.get(f"{s.backend_url}/api/v1/campaigns/{cid}/report.csv", headers=org.headers)
+    row = next(csv.DictReader(io.StringIO(report.text)))
+    assert row["analysis_success"] == "True" and row["analysis_summary"] == "Booked for Tuesday.", row
+    assert row["data_appointment_day"] == "Tuesday" and row["data_callback_requested"] == "False", row

@@ -88,5 +88,6 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(AUDIT_LOG, [("org_id", 1), ("at", -1)], name="audit_log_org"),
     IndexSpec(CALL_ANALYSES, [("status", 1), ("next_at", 1)], name="call_analyses_due"),
     IndexSpec(CALL_ANALYSES, [("org_id", 1), ("success", 1)], name="call_analyses_success"),
+    IndexSpec(ORG_SPEND, [("org_id", 1), ("day", 1)], name="org_spend_day"),
     IndexSpec(ORG_SECRETS, [("org_id", 1), ("name", 1)], name="org_secrets_org"),
 ]

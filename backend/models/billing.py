@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
@@ -57,3 +58,14 @@ class BillingOut(BaseModel):
     month: str
     spent_this_month: float
     over_budget: bool
+
+
+class CostAnalytics(BaseModel):
+    currency: str
+    since: date
+    until: date
+    total: float
+    cost_per_minute: float | None = Field(description="Total cost / total minutes of the costed calls.")
+    per_day: dict[str, float] = Field(description="By the call's UTC day.")
+    per_agent: dict[str, float]
+    per_campaign: dict[str, float]

@@ -7,14 +7,14 @@ with a visible reason, and inbound calls follow the organisation's setting (answ
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
 from backend.db.collections import ORG_BILLING, ORG_SPEND, Db
 from backend.db.ids import utcnow
-from backend.models.billing import BillingOut, BudgetSettings, CostBreakdown, PriceBook
+from backend.models.billing import BillingOut, BudgetSettings, CostAnalytics, CostBreakdown, PriceBook
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
 
@@ -89,13 +89,39 @@ class BillingService:
                                  {"monthly_budget": budget.monthly_budget})
         return await self.get(principal)
 
+    async def costs(self, principal: Principal, since: date, until: date) -> CostAnalytics:
+        """Cost per day, agent and campaign, and per minute of call, from the costed calls (one row per call)."""
+        per_day: dict[str, float] = {}
+        per_agent: dict[str, float] = {}
+        per_campaign: dict[str, float] = {}
+        total = minutes = 0.0
+        async for doc in self._db[ORG_SPEND].find({"org_id": principal.org_id,
+                                                   "day": {"$gte": since.isoformat(), "$lte": until.isoformat()}}):
+            cost = float(doc.get("cost") or 0)
+            total += cost
+            minutes += float(doc.get("duration_s") or 0) / 60
+            per_day[doc["day"]] = per_day.get(doc["day"], 0) + cost
+            if doc.get("agent_id"):
+                per_agent[doc["agent_id"]] = per_agent.get(doc["agent_id"], 0) + cost
+            if doc.get("campaign_id"):
+                per_campaign[doc["campaign_id"]] = per_campaign.get(doc["campaign_id"], 0) + cost
+        book = await self.price_book(principal.org_id)
+        return CostAnalytics(
+            currency=book.currency, since=since, until=until, total=round(total, 6),
+            cost_per_minute=round(total / minutes, 6) if minutes else None,
+            per_day={k: round(v, 6) for k, v in sorted(per_day.items())},
+            per_agent={k: round(v, 6) for k, v in per_agent.items()},
+            per_campaign={k: round(v, 6) for k, v in per_campaign.items()})
+
     async def on_call_ended(self, org_id: str, call: dict[str, Any]) -> CostBreakdown:
         """The ended call's cost, added once to its month's spend."""
         cost = call_cost(await self.price_book(org_id), call)
         month = month_of(utcnow())
         try:
-            await self._db[ORG_SPEND].insert_one({"_id": f"call:{call['id']}", "org_id": org_id, "month": month,
-                                                  "cost": cost.total})
+            await self._db[ORG_SPEND].insert_one({
+                "_id": f"call:{call['id']}", "org_id": org_id, "month": month, "cost": cost.total,
+                "day": str(call.get("created_at") or utcnow().isoformat())[:10], "agent_id": call.get("agent_id"),
+                "campaign_id": call.get("campaign_id"), "duration_s": float(call.get("duration_s") or 0)})
         except DuplicateKeyError:
             return cost  # counted before (a re-applied end)
         await self._db[ORG_SPEND].update_one({"_id": f"{org_id}:{month}"}, {"$inc": {"total": cost.total}},

@@ -55,6 +55,7 @@ ROUTES: list[RouteCase] = [
     RouteCase("PUT", "/api/v1/org/secrets/matrix-secret", P.secrets_write, lambda v: {"value": "s3cret"}),
     RouteCase("DELETE", "/api/v1/org/secrets/matrix-gone", P.secrets_write),
     RouteCase("GET", "/api/v1/org/billing", P.org_read),
+    RouteCase("GET", "/api/v1/analytics/costs", P.analytics_read),
     RouteCase("PUT", "/api/v1/org/billing/price-book", P.org_update, lambda v: {}),
     RouteCase("PUT", "/api/v1/org/billing/budget", P.org_update, lambda v: {"monthly_budget": None}),
     RouteCase("POST", "/api/v1/calls", P.campaigns_write, lambda v: {

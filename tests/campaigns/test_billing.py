@@ -68,6 +68,12 @@ async def test_price_book_cost_per_call_and_budget_pause(campaign_stack: Any) ->
     row = next(r for r in rows if r["id"] == ended[0]["id"])
     assert float(row["cost_total"]) == pytest.approx(cost["total"], abs=1e-4), row
 
+    costs = await ok(await s.http.get(f"{s.backend_url}/api/v1/analytics/costs", headers=org.headers))
+    assert costs["total"] == pytest.approx(summary["spent_this_month"], abs=1e-4), costs
+    assert costs["per_campaign"][cid] == pytest.approx(costs["total"], abs=1e-4)
+    assert costs["per_agent"][org.agent_id] == pytest.approx(costs["total"], abs=1e-4)
+    assert sum(costs["per_day"].values()) == pytest.approx(costs["total"], abs=1e-4)
+    assert costs["cost_per_minute"] >= 30.0, costs  # telephony alone is 30 per minute here
     number = org.numbers["twilio"]
     await ok(await s.http.patch(f"{s.backend_url}/api/v1/phone-numbers/{number['id']}", headers=org.headers,
                                 json={"agent_id": org.agent_id}))

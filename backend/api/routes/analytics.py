@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from backend.api.deps import AnalyticsRead, ServicesDep
 from backend.api.responses import AUTHENTICATED
+from backend.errors import bad_request
 from backend.models.analytics import AnalyticsSummary
+from backend.models.billing import CostAnalytics
 
 router = APIRouter(prefix="/analytics", tags=["analytics"], responses=AUTHENTICATED)
 
@@ -24,3 +26,17 @@ async def analytics_summary(
     """Calls per day, answer rate, average duration, voice-to-voice p50/p95 and usage units, computed by MongoDB
     aggregation."""
     return await services.analytics.summary(principal, since, until, agent_id)
+
+
+@router.get("/costs")
+async def analytics_costs(
+    principal: AnalyticsRead, services: ServicesDep,
+    since: Annotated[date | None, Query(description="First UTC day; default 29 days before `until`.")] = None,
+    until: Annotated[date | None, Query(description="Last UTC day; default today.")] = None,
+) -> CostAnalytics:
+    """Cost per day, per agent, per campaign and per minute of call, from each ended call's cost (price book)."""
+    until = until or datetime.now(UTC).date()
+    since = since or until - timedelta(days=29)
+    if since > until:
+        raise bad_request("`since` is after `until`", path="query.since")
+    return await services.billing.costs(principal, since, until)

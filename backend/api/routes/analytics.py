@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
 from backend.api.deps import AnalyticsRead, ServicesDep
 from backend.api.responses import AUTHENTICATED
-from backend.errors import bad_request
 from backend.models.analytics import AnalyticsSummary
 from backend.models.billing import CostAnalytics
+from backend.services.analytics import day_range
 
 router = APIRouter(prefix="/analytics", tags=["analytics"], responses=AUTHENTICATED)
 
@@ -35,8 +35,4 @@ async def analytics_costs(
     until: Annotated[date | None, Query(description="Last UTC day; default today.")] = None,
 ) -> CostAnalytics:
     """Cost per day, per agent, per campaign and per minute of call, from each ended call's cost (price book)."""
-    until = until or datetime.now(UTC).date()
-    since = since or until - timedelta(days=29)
-    if since > until:
-        raise bad_request("`since` is after `until`", path="query.since")
-    return await services.billing.costs(principal, since, until)
+    return await services.billing.costs(principal, *day_range(since, until))

@@ -22,7 +22,8 @@ def victims_number() -> str:
 async def with_carrier_account(client: httpx.AsyncClient, fake: FakeCarrier, org: Account,
                                numbers: set[str]) -> CarrierAccount:
     """The organisation's real Twilio account (at the fake carrier), owning `numbers`, and its credentials."""
-    account = CarrierAccount("twilio", "AC" + secrets.token_hex(16), secrets.token_hex(16), numbers=set(numbers))
+    account = CarrierAccount("twilio", "AC" + secrets.token_hex(16), secrets.token_hex(16))
+    account.numbers = set(numbers)  # assigned, so this also runs against the code before the fix
     fake.accounts[("twilio", account.account_id)] = account
     resp = await client.put("/api/v1/org/carrier-credentials/twilio", headers=org.headers,
                             json={"account_id": account.account_id, "auth_token": account.auth_token})

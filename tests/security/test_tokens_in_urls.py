@@ -5,6 +5,7 @@ The backend runs as uvicorn does in the deployments (access log on); the attacke
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import httpx
 from backend_testkit import register
+from voice_stack import start_voice
+from websockets.asyncio.client import connect
 
 from voicectl.procs import ManagedProcess, free_port, http_ok
 
@@ -37,6 +40,24 @@ async def test_tokens_in_urls_never_reach_the_access_log(data_services: dict[str
         proc.stop()
     log = proc.log_file.read_text(errors="replace")
     assert "/api/v1/campaign-callbacks/twilio/attempt-1/" in log, log[-2000:]  # the access log is on
+    assert [s for s in secrets if s in log] == [], log[-2000:]
+
+
+async def test_media_and_browser_socket_tokens_never_reach_the_voice_servers_log(
+        data_services: dict[str, str], tmp_path: Path) -> None:
+    voice, voice_url = start_voice(tmp_path, "voice-access-log", "http://127.0.0.1:9", access_log=True,
+                                   LOG_LEVEL="INFO", PYTHONUNBUFFERED="1")
+    secrets = [f"secret{uuid.uuid4().hex}" for _ in range(2)]
+    ws_base = voice_url.replace("http://", "ws://")
+    try:
+        for url in (f"{ws_base}/ws/vobiz/{secrets[0]}", f"{ws_base}/v1/browser?token={secrets[1]}"):
+            with contextlib.suppress(Exception):  # both are refused (forged tokens): only the log matters here
+                async with connect(url, open_timeout=5) as ws:
+                    await ws.recv()
+    finally:
+        voice.stop()
+    log = voice.log_file.read_text(errors="replace")
+    assert "/ws/vobiz/" in log, log[-2000:]  # the handshakes were logged
     assert [s for s in secrets if s in log] == [], log[-2000:]
 
 

@@ -38,7 +38,8 @@ def start_backend(run_dir: Path, env: dict[str, str]) -> tuple[ManagedProcess, s
     return proc, f"http://127.0.0.1:{port}"
 
 
-def start_voice(run_dir: Path, name: str, backend_url: str, **extra: str) -> tuple[ManagedProcess, str]:
+def start_voice(run_dir: Path, name: str, backend_url: str, access_log: bool = False,
+                **extra: str) -> tuple[ManagedProcess, str]:
     port = free_port()
     dead = f"127.0.0.1:{free_port()}"
     env = {"BACKEND_URL": backend_url, "VOICE_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
@@ -48,7 +49,7 @@ def start_voice(run_dir: Path, name: str, backend_url: str, **extra: str) -> tup
            "SERVICE_TOKEN_SECRET": os.environ["SERVICE_TOKEN_SECRET"],
            "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"], **extra}
     proc = ManagedProcess(name, [sys.executable, "-m", "uvicorn", "--factory", "voice_server.main:app", "--host",
-                                 "127.0.0.1", "--port", str(port), "--no-access-log"],
+                                 "127.0.0.1", "--port", str(port), *([] if access_log else ["--no-access-log"])],
                           run_dir, ports=[port], env=env, ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
                           start_timeout=180.0)
     proc.start()

@@ -36,7 +36,7 @@ export const orgApi = {
   carrierCredentials: () => http.get<CarrierCredentialMasked[]>("/org/carrier-credentials"),
   setCarrierCredentials: (
     carrier: Carrier,
-    body: { account_id: string; auth_token: string; api_base_url?: string | null },
+    body: { account_id: string; auth_token: string },
   ) => http.put<CarrierCredentialMasked>(`/org/carrier-credentials/${carrier}`, body),
   deleteCarrierCredentials: (carrier: Carrier) => http.delete(`/org/carrier-credentials/${carrier}`),
   secrets: () => http.get<OrgSecret[]>("/org/secrets"),

@@ -125,6 +125,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/analytics/costs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics Costs
+         * @description Cost per day, per agent, per campaign and per minute of call, from each ended call's cost (price book).
+         */
+        get: operations["analytics_costs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/analytics/summary": {
         parameters: {
             query?: never;
@@ -794,6 +814,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/org/billing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Billing */
+        get: operations["get_billing"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/billing/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Budget
+         * @description At the monthly budget the dialer pauses the organisation's campaigns (reason shown on each) and inbound
+         *     calls follow `over_budget_inbound`.
+         */
+        put: operations["put_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/billing/price-book": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Price Book
+         * @description Replaces the organisation's prices (negative prices are a 422); calls are costed with them from now on.
+         */
+        put: operations["put_price_book"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/org/carrier-credentials": {
         parameters: {
             query?: never;
@@ -990,6 +1068,27 @@ export interface paths {
          * @description Link or unlink (`"agent_id": null`) the answering agent, or relabel.
          */
         patch: operations["update_phone_number"];
+        trace?: never;
+    };
+    "/api/v1/phone-numbers/{number_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify Phone Number
+         * @description Asks the carrier, with the organisation's credentials, whether its account owns the number; only then does
+         *     the number route calls. Done on creation too when the credentials are there already.
+         */
+        post: operations["verify_phone_number"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/test-calls": {
@@ -1337,7 +1436,8 @@ export interface paths {
         };
         /**
          * Prometheus Metrics
-         * @description Prometheus exposition: request counts and latency by route template.
+         * @description Prometheus exposition: request counts and latency by route template. Needs METRICS_TOKEN, unless the
+         *     scraper is on this host.
          */
         get: operations["prometheus_metrics"];
         put?: never;
@@ -1672,6 +1772,11 @@ export interface components {
         /** ApiKeyCreate */
         ApiKeyCreate: {
             /**
+             * Expires At
+             * @description When the key stops working (future, at most a year ahead); empty: until revoked.
+             */
+            expires_at?: string | null;
+            /**
              * Name
              * @example CRM sync
              */
@@ -1693,6 +1798,8 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by?: string | null;
+            /** Expires At */
+            expires_at?: string | null;
             /** Id */
             id: string;
             /**
@@ -1738,6 +1845,17 @@ export interface components {
             target_id?: string | null;
             /** Target Type */
             target_type: string;
+        };
+        /** BillingOut */
+        BillingOut: {
+            budget: components["schemas"]["BudgetSettings"];
+            /** Month */
+            month: string;
+            /** Over Budget */
+            over_budget: boolean;
+            price_book: components["schemas"]["PriceBook"];
+            /** Spent This Month */
+            spent_this_month: number;
         };
         /** Body_import_dnc */
         Body_import_dnc: {
@@ -1795,6 +1913,26 @@ export interface components {
              * @description ws(s):// URL, or a path on the UI's origin, carrying a single-use call token.
              */
             ws_url: string;
+        };
+        /** BudgetSettings */
+        BudgetSettings: {
+            /**
+             * Monthly Budget
+             * @description None: no budget.
+             */
+            monthly_budget?: number | null;
+            /**
+             * Over Budget Inbound
+             * @description At the budget: answer inbound calls normally, or play a message and hang up.
+             * @default answer
+             * @enum {string}
+             */
+            over_budget_inbound?: "answer" | "message";
+            /**
+             * Over Budget Message
+             * @default Sorry, we cannot take your call right now. Please try again later.
+             */
+            over_budget_message?: string;
         };
         /**
          * CallAnalysisOut
@@ -1874,6 +2012,8 @@ export interface components {
             carrier: "twilio" | "vobiz" | "browser";
             /** Contact Id */
             contact_id?: string | null;
+            /** @description From the call's usage and the price book, once ended. */
+            cost?: components["schemas"]["CostBreakdown"] | null;
             /**
              * Created At
              * Format: date-time
@@ -2354,11 +2494,6 @@ export interface components {
              */
             account_id: string;
             /**
-             * Api Base Url
-             * @description Override the carrier API (tests: the fake carrier).
-             */
-            api_base_url?: string | null;
-            /**
              * Auth Token
              * @example your-auth-token
              */
@@ -2371,8 +2506,6 @@ export interface components {
              * @example AC••••••cdef
              */
             account_id_masked: string;
-            /** Api Base Url */
-            api_base_url?: string | null;
             /**
              * Auth Token Masked
              * @example ••••••••
@@ -2447,6 +2580,60 @@ export interface components {
              * Format: uri
              */
             url: string;
+        };
+        /** CostAnalytics */
+        CostAnalytics: {
+            /**
+             * Cost Per Minute
+             * @description Total cost / total minutes of the costed calls.
+             */
+            cost_per_minute: number | null;
+            /** Currency */
+            currency: string;
+            /** Per Agent */
+            per_agent: {
+                [key: string]: number;
+            };
+            /** Per Campaign */
+            per_campaign: {
+                [key: string]: number;
+            };
+            /**
+             * Per Day
+             * @description By the call's UTC day.
+             */
+            per_day: {
+                [key: string]: number;
+            };
+            /**
+             * Since
+             * Format: date
+             */
+            since: string;
+            /** Total */
+            total: number;
+            /**
+             * Until
+             * Format: date
+             */
+            until: string;
+        };
+        /** CostBreakdown */
+        CostBreakdown: {
+            /** Compute */
+            compute: number;
+            /** Currency */
+            currency: string;
+            /** Llm */
+            llm: number;
+            /** Stt */
+            stt: number;
+            /** Telephony */
+            telephony: number;
+            /** Total */
+            total: number;
+            /** Tts */
+            tts: number;
         };
         /** DayPoint */
         DayPoint: {
@@ -2802,6 +2989,19 @@ export interface components {
              */
             tool_choice?: string;
         };
+        /** LLMPrice */
+        LLMPrice: {
+            /**
+             * Input Per 1K
+             * @default 0
+             */
+            input_per_1k?: number;
+            /**
+             * Output Per 1K
+             * @default 0
+             */
+            output_per_1k?: number;
+        };
         /** LoginRequest */
         LoginRequest: {
             /**
@@ -2921,6 +3121,12 @@ export interface components {
         };
         /** OrgOut */
         OrgOut: {
+            /**
+             * Allow Custom Endpoints
+             * @description Agents may use their own AI endpoints (never with the platform's keys).
+             * @default false
+             */
+            allow_custom_endpoints?: boolean;
             /** Created At */
             created_at?: string | null;
             /** Id */
@@ -2930,8 +3136,13 @@ export interface components {
         };
         /** OrgUpdate */
         OrgUpdate: {
+            /**
+             * Allow Custom Endpoints
+             * @description Let agents use their own AI endpoints (base_url). They never get the platform's keys, and internal addresses stay refused.
+             */
+            allow_custom_endpoints?: boolean | null;
             /** Name */
-            name: string;
+            name?: string | null;
         };
         /**
          * OutboundCallContext
@@ -3068,6 +3279,11 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /**
+             * Verified At
+             * @description When the carrier confirmed this organisation's account owns the number. Calls route to it only then (POST .../verify after adding the carrier credentials).
+             */
+            verified_at?: string | null;
         };
         /** PhoneNumberUpdate */
         PhoneNumberUpdate: {
@@ -3078,6 +3294,51 @@ export interface components {
             agent_id?: string | null;
             /** Label */
             label?: string | null;
+        };
+        /**
+         * PriceBook
+         * @description Unit prices in `currency`. Platform defaults come from PRICE_BOOK (JSON); an organisation may override any
+         *     of them. Self-hosted engines (the embedded ASR/LLM/TTS) are priced by `compute_per_hour` of call time.
+         */
+        PriceBook: {
+            /**
+             * Compute Per Hour
+             * @description Self-hosted engines: cost per hour of call time.
+             * @default 0
+             */
+            compute_per_hour?: number;
+            /**
+             * Currency
+             * @default USD
+             */
+            currency?: string;
+            /** Llm By Model */
+            llm_by_model?: {
+                [key: string]: components["schemas"]["LLMPrice"];
+            };
+            /**
+             * @default {
+             *       "input_per_1k": 0,
+             *       "output_per_1k": 0
+             *     }
+             */
+            llm_default?: components["schemas"]["LLMPrice"];
+            /**
+             * Stt Per Audio S
+             * @default 0
+             */
+            stt_per_audio_s?: number;
+            /** Telephony Per Min */
+            telephony_per_min?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /**
+             * Tts Per 1K Chars
+             * @default 0
+             */
+            tts_per_1k_chars?: number;
         };
         /** Progress */
         Progress: {
@@ -3227,6 +3488,8 @@ export interface components {
             config: components["schemas"]["AgentConfig"];
             /** Org Id */
             org_id: string;
+            /** Over Budget Message */
+            over_budget_message?: string | null;
             /** Phone Number */
             phone_number?: string | null;
             /** Phone Number Id */
@@ -4012,11 +4275,13 @@ export type SchemaAnalyticsSummary = components['schemas']['AnalyticsSummary'];
 export type SchemaApiKeyCreate = components['schemas']['ApiKeyCreate'];
 export type SchemaApiKeyOut = components['schemas']['ApiKeyOut'];
 export type SchemaAuditEntryOut = components['schemas']['AuditEntryOut'];
+export type SchemaBillingOut = components['schemas']['BillingOut'];
 export type SchemaBodyImportDnc = components['schemas']['Body_import_dnc'];
 export type SchemaBodyUploadContacts = components['schemas']['Body_upload_contacts'];
 export type SchemaBrowserCallClaim = components['schemas']['BrowserCallClaim'];
 export type SchemaBrowserCallRequest = components['schemas']['BrowserCallRequest'];
 export type SchemaBrowserCallSession = components['schemas']['BrowserCallSession'];
+export type SchemaBudgetSettings = components['schemas']['BudgetSettings'];
 export type SchemaCallAnalysisOut = components['schemas']['CallAnalysisOut'];
 export type SchemaCallAnswered = components['schemas']['CallAnswered'];
 export type SchemaCallDetail = components['schemas']['CallDetail'];
@@ -4036,6 +4301,8 @@ export type SchemaCarrierCredentialsIn = components['schemas']['CarrierCredentia
 export type SchemaCarrierCredentialsOut = components['schemas']['CarrierCredentialsOut'];
 export type SchemaContactOut = components['schemas']['ContactOut'];
 export type SchemaContextWebhook = components['schemas']['ContextWebhook'];
+export type SchemaCostAnalytics = components['schemas']['CostAnalytics'];
+export type SchemaCostBreakdown = components['schemas']['CostBreakdown'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
 export type SchemaDegradationOut = components['schemas']['DegradationOut'];
 export type SchemaDncEntryIn = components['schemas']['DncEntryIn'];
@@ -4050,6 +4317,7 @@ export type SchemaInterruptionConfig = components['schemas']['InterruptionConfig
 export type SchemaInvitationCreate = components['schemas']['InvitationCreate'];
 export type SchemaInvitationOut = components['schemas']['InvitationOut'];
 export type SchemaLlmConfig = components['schemas']['LLMConfig'];
+export type SchemaLlmPrice = components['schemas']['LLMPrice'];
 export type SchemaLoginRequest = components['schemas']['LoginRequest'];
 export type SchemaLogoutRequest = components['schemas']['LogoutRequest'];
 export type SchemaMemberOut = components['schemas']['MemberOut'];
@@ -4069,6 +4337,7 @@ export type SchemaPageDncEntryOut = components['schemas']['Page_DncEntryOut_'];
 export type SchemaPhoneNumberCreate = components['schemas']['PhoneNumberCreate'];
 export type SchemaPhoneNumberOut = components['schemas']['PhoneNumberOut'];
 export type SchemaPhoneNumberUpdate = components['schemas']['PhoneNumberUpdate'];
+export type SchemaPriceBook = components['schemas']['PriceBook'];
 export type SchemaProgress = components['schemas']['Progress'];
 export type SchemaRecordingInfo = components['schemas']['RecordingInfo'];
 export type SchemaRecordingLink = components['schemas']['RecordingLink'];
@@ -4755,6 +5024,67 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentConfig"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    analytics_costs: {
+        parameters: {
+            query?: {
+                /** @description First UTC day; default 29 days before `until`. */
+                since?: string | null;
+                /** @description Last UTC day; default today. */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostAnalytics"];
                 };
             };
             /** @description A bad cursor, a date range too long, an unreadable upload */
@@ -7546,6 +7876,182 @@ export interface operations {
             };
         };
     };
+    get_billing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_price_book: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceBook"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_carrier_credentials: {
         parameters: {
             query?: never;
@@ -8631,6 +9137,82 @@ export interface operations {
             };
             /** @description Not found in the caller's organisation */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    verify_phone_number: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhoneNumberOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -67,7 +67,7 @@ async def test_an_ended_call_is_analysed_into_valid_json(analysing_client: httpx
         "name": "Clinic", "config": {**AGENT_CONFIG, "analysis": ANALYSIS}})).json()
     async with LocalServer(hooks) as server:
         created = await analysing_client.post("/api/v1/webhooks", headers=owner.headers,
-                                              json={"url": f"{server.url}/hook", "events": ["call.analyzed"]})
+                                              json={"url": f"{server.url}/hook", "events": ["call.analyzed", "call.ended"]})
         assert created.status_code == 201, created.text
         call_id = uuid.uuid4().hex
         at = "2030-01-15T10:00:00+00:00"
@@ -90,7 +90,7 @@ async def test_an_ended_call_is_analysed_into_valid_json(analysing_client: httpx
         for _ in range(240):
             detail = (await analysing_client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
             analysis = detail.get("analysis") or {}
-            if analysis.get("status") in ("done", "failed") and received:
+            if analysis.get("status") in ("done", "failed") and len(received) >= 2:
                 break
             await asyncio.sleep(0.5)
 
@@ -101,8 +101,11 @@ async def test_an_ended_call_is_analysed_into_valid_json(analysing_client: httpx
     assert isinstance(analysis["data"]["appointment_day"], str), analysis
     assert isinstance(analysis["data"]["callback_requested"], bool), analysis
     assert analysis["attempts"] == 1 and analysis["duration_ms"] > 0, analysis
-    assert received and received[0]["type"] == "call.analyzed", received
-    assert received[0]["data"]["call_id"] == call_id and received[0]["data"]["analysis"]["data"] == analysis["data"]
+    by_type = {r["type"]: r for r in received}
+    analyzed, ended = by_type["call.analyzed"], by_type["call.ended"]
+    assert analyzed["data"]["call_id"] == call_id and analyzed["data"]["analysis"]["data"] == analysis["data"]
+    cost = ended["data"]["cost"]  # the call.ended webhook carries the cost breakdown
+    assert cost["currency"] == "USD" and cost["total"] == detail["cost"]["total"], (cost, detail["cost"])
     verdict = analysis["success"]
     listed = (await analysing_client.get("/api/v1/calls", headers=owner.headers,
                                          params={"success": str(verdict).lower()})).json()

@@ -127,3 +127,26 @@ async def test_the_pre_call_lookup_fills_variables_spoken_in_the_greeting(
     assert slow_first == greeting.replace("{{day}}", ""), slow_first  # went on without the lookup
     slow_lookup = next(t for t in slow_call["tools"] if t["name"] == "context_webhook")
     assert not slow_lookup["ok"] and "300 ms" in slow_lookup["detail"], slow_lookup
+
+
+async def test_over_the_monthly_budget_inbound_calls_hear_the_message_and_end(
+        simulate: Simulate, twilio_line_with: Any, http: httpx.AsyncClient, backend_url: str,
+        owner: tuple[str, str]) -> None:
+    """A budget of 0 is reached at once; with `over_budget_inbound: message` the caller hears the organisation's
+    message and the call ends without an agent. The budget is lifted again for the other tests of this org."""
+    headers = {"Authorization": f"Bearer {owner[0]}"}
+    line = await twilio_line_with()
+    message = "Sorry, this line is closed for the month."
+    put = await http.put(f"{backend_url}/api/v1/org/billing/budget", headers=headers, json={
+        "monthly_budget": 0, "over_budget_inbound": "message", "over_budget_message": message})
+    assert put.status_code == 200 and put.json()["over_budget"], put.text
+    try:
+        report = await simulate(line, CallScript(turns=[], hangup_after_s=None, max_duration_s=30))
+    finally:
+        lifted = await http.put(f"{backend_url}/api/v1/org/billing/budget", headers=headers,
+                                json={"monthly_budget": None})
+        assert lifted.status_code == 200
+    assert report.rejected_message == message, (report.rejected_message, report.answer_xml)
+    call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id),
+                               lambda c: c.get("ended_at") is not None)
+    assert "budget" in (call.get("end_detail") or ""), call

@@ -21,7 +21,14 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from stack_helpers import AsrServer, LocalServer
-from voicetest_helpers import Simulate, ended_with_recording, heard_text, wait_for_call, words_heard
+from voicetest_helpers import (
+    Simulate,
+    VoiceServer,
+    ended_with_recording,
+    heard_text,
+    wait_for_call,
+    words_heard,
+)
 
 from voice_server.answering import inbound_call_id
 from voice_server.testing.simulator import CallerTurn, CallScript
@@ -34,7 +41,7 @@ CONFIRMATION = "Doctor Patel will see you on Tuesday at ten in the morning."
 
 async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
         simulate: Simulate, twilio_line_with: Any, caller_audio: dict[str, bytes], http: httpx.AsyncClient,
-        backend_url: str, owner: tuple[str, str], asr_server: AsrServer) -> None:
+        backend_url: str, owner: tuple[str, str], asr_server: AsrServer, voice_server: VoiceServer) -> None:
     received: list[tuple[dict[str, Any], str | None]] = []
     app = FastAPI()
 
@@ -77,6 +84,7 @@ async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
     assert len(tools) == 1 and tools[0]["ok"] and tools[0]["status_code"] == 200, call["tools"]
     assert '"day"' in tools[0]["arguments"] and tools[0]["duration_ms"] > 0, tools[0]
     assert "crm-token-42" not in str(call)
+    assert "crm-token-42" not in voice_server.proc.log_file.read_text(errors="replace")  # never logged
     # Streamed llama.cpp replies carry no usage: the prompt tokens are counted from what was sent (once 0 here).
     assert call["usage"]["llm_prompt_tokens"] > 100, call["usage"]
     agent_turns = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]

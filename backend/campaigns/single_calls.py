@@ -42,6 +42,10 @@ class CallRequest(ApiModel):
     calling_window: CallingWindows | None = Field(
         default=None, description="When given, the call is refused (409) outside these hours.")
     ring_timeout_s: int = Field(default=30, ge=5, le=120)
+    webhook_id: str | None = Field(default=None, max_length=64,
+                                   description="A webhook of this organisation that gets this call's events "
+                                               "(call.started, call.ended, call.transcript, call.analyzed) whatever "
+                                               "it subscribes to.")
 
 
 class CallRequestOut(ApiModel):
@@ -79,6 +83,9 @@ class SingleCallService:
         if loaded is None or loaded[0]["org_id"] != org:
             raise _refused(422, "validation_error", "no such agent in this organisation", "body.agent_id")
         await self._check_rules(org, body)
+        if body.webhook_id and not await self._services.webhooks.is_active(org, body.webhook_id):
+            raise _refused(422, "validation_error", "no active webhook with this id in this organisation",
+                           "body.webhook_id")
         number = await self._services.numbers.by_number(body.from_number)
         if number is None or number["org_id"] != org:
             raise _refused(422, "validation_error", "not a number of this organisation", "body.from_number")
@@ -88,7 +95,7 @@ class SingleCallService:
                            f"the organisation has no {number['carrier']} credentials for this number")
         try:
             await self._db[CALL_REQUESTS].insert_one({"_id": call_id, "org_id": org, "to_number": body.to_number,
-                                                      "created_at": self._clock.now()})
+                                                      "webhook_id": body.webhook_id, "created_at": self._clock.now()})
         except DuplicateKeyError:
             replay = await self._replay(org, call_id, body)
             if replay is not None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from backend.campaigns.collections import CALL_REQUESTS
 from backend.config import BackendSettings
 from backend.db.collections import Db
 from backend.security.crypto import SecretBox
@@ -92,15 +93,18 @@ class Services:
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)
         analyzer = CallAnalyzer(db, settings, http)
-        analyzer.on_analyzed = webhooks.fan_out
         billing = BillingService(db, settings.price_book, audit)
 
         async def on_call_event(org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: Any) -> None:
             if event_type == "call.ended":  # the cost, from the final usage: in the webhook and the month's spend
                 data = {**data, "cost": (await billing.on_call_ended(org_id, data)).model_dump()}
-            await webhooks.fan_out(org_id, event_type, event_id, data, at)
+            # A call placed through POST /api/v1/calls may name a webhook of its own.
+            request = await db[CALL_REQUESTS].find_one({"_id": str(data.get("id") or data.get("call_id") or "")},
+                                                       {"webhook_id": 1}) if event_type.startswith("call.") else None
+            await webhooks.fan_out(org_id, event_type, event_id, data, at, also=(request or {}).get("webhook_id"))
             await analyzer.after_event(org_id, event_type, event_id, data, at)
 
+        analyzer.on_analyzed = on_call_event
         processor = OutboxProcessor(db, call_log, on_call_event, leadership)
         holder: dict[str, Services] = {}
 

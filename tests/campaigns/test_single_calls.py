@@ -67,9 +67,15 @@ async def test_an_api_key_places_a_call_once_per_idempotency_key(campaign_stack:
     key = await ok(await base.http.post(f"{base.backend_url}/api/v1/org/api-keys", headers=org.headers,
                                         json={"name": "crm", "role": "admin"}), 201)
     headers = {"X-API-Key": key["key"], "Idempotency-Key": f"crm-{uuid.uuid4().hex}"}
+    # A per-call webhook: subscribed to nothing about calls, it still gets this call's events.
+    hook = await ok(await base.http.post(f"{base.backend_url}/api/v1/webhooks", headers=org.headers, json={
+        "url": "https://crm.example.com/voice-hooks", "events": ["webhook.test"]}), 201)
+    unknown = await base.http.post(f"{base.backend_url}/api/v1/calls", headers=org.headers,
+                                   json={**_body(org, contact_number()), "webhook_id": "no-such-hook"})
+    assert unknown.status_code == 422 and unknown.json()["error"]["details"][0]["path"] == "body.webhook_id"
     to = contact_number()
     base.carrier.callees[to] = human(2.0)
-    body = _body(org, to, variables={"first_name": "Priya"})
+    body = _body(org, to, variables={"first_name": "Priya"}, webhook_id=hook["id"])
     first, again = await asyncio.gather(
         base.http.post(f"{base.backend_url}/api/v1/calls", headers=headers, json=body),
         base.http.post(f"{base.backend_url}/api/v1/calls", headers=headers, json=body))
@@ -92,5 +98,13 @@ async def test_an_api_key_places_a_call_once_per_idempotency_key(campaign_stack:
         await asyncio.sleep(0.5)
     assert call.get("ended_at"), call
     assert call["direction"] == "outbound" and call["variables"] == {"first_name": "Priya"}, call
+    deliveries: list[dict[str, Any]] = []
+    for _ in range(40):
+        deliveries = await ok(await base.http.get(f"{base.backend_url}/api/v1/webhooks/{hook['id']}/deliveries",
+                                                  headers=org.headers))
+        if any(d["event"] == "call.ended" for d in deliveries):
+            break
+        await asyncio.sleep(0.25)
+    assert {"call.started", "call.ended"} <= {d["event"] for d in deliveries}, deliveries
     agent_turns = [t["text"] for t in call.get("turns", []) if t["speaker"] == "agent"]
     assert agent_turns and agent_turns[0] == "Hello Priya, this is Acme.", agent_turns

@@ -2170,6 +2170,11 @@ export interface components {
             variables?: {
                 [key: string]: string;
             };
+            /**
+             * Webhook Id
+             * @description A webhook of this organisation that gets this call's events (call.started, call.ended, call.transcript, call.analyzed) whatever it subscribes to.
+             */
+            webhook_id?: string | null;
         };
         /** CallRequestOut */
         CallRequestOut: {

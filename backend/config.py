@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
@@ -77,6 +77,18 @@ class BackendSettings(DataSettings, CampaignSettingsMixin, EgressSettings):  # c
     webhook_max_attempts: int = Field(default=8, ge=1, le=20)
     webhook_backoff_base_s: float = Field(default=2.0, gt=0)
     webhook_backoff_max_s: float = Field(default=3600.0, gt=0)
+
+    # Platform price book (backend/models/billing.py PriceBook as JSON); empty: the built-in defaults.
+    price_book: str = ""
+
+    # Post-call analysis (services/call_analysis.py): an OpenAI-compatible LLM; empty base URL: analysis off.
+    analysis_llm_base_url: str = ""
+    analysis_llm_model: str = "smollm2-135m-instruct"
+    analysis_llm_api_key: SecretStr = SecretStr("none")
+    # "json_object": llama.cpp-style JSON mode with a schema (a grammar); "json_schema": OpenAI structured outputs.
+    analysis_json_mode: Literal["json_object", "json_schema"] = "json_object"
+    analysis_timeout_s: float = Field(default=60.0, gt=0, le=600)
+    analysis_max_attempts: int = Field(default=3, ge=1, le=10)
 
     # Background workers (call event projection, webhook dispatch) run on one elected replica.
     worker_poll_interval_s: float = Field(default=0.5, gt=0)

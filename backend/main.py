@@ -19,13 +19,16 @@ from backend.api.routes import (
     agents,
     analytics,
     auth,
+    billing,
     browser_calls,
+    call_requests,
     calls,
     campaigns,
     dnc,
     internal,
     org,
     phone_numbers,
+    secrets,
     voices,
     webhooks,
 )
@@ -143,7 +146,8 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     # go first.
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls):
+    for module in (calls, call_requests, agents, phone_numbers, auth, secrets, billing, org, webhooks, analytics,
+                   voices, browser_calls):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

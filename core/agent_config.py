@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
@@ -17,6 +18,8 @@ E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+1415555012
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 # What {{name}} can refer to; such keys are also stored as MongoDB field names, where '.' and a leading '$' fail.
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+# The name of an organisation secret (backend/services/secrets.py); the agent holds names, never values.
+SecretName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 
 
 class StrictModel(BaseModel):
@@ -28,7 +31,7 @@ class EndpointOptions(StrictModel):
 
     base_url: str | None = Field(default=None, description="Empty: the platform default from settings.")
     model: str | None = None
-    api_key_ref: str | None = Field(default=None, description="Name of an organisation secret holding the key.")
+    api_key_ref: SecretName | None = Field(default=None, description="Name of an organisation secret holding the key.")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
@@ -49,6 +52,10 @@ class LLMConfig(StrictModel):
     endpoint: EndpointOptions = EndpointOptions()
     temperature: float = Field(default=0.6, ge=0, le=2)
     max_tokens: int = Field(default=200, ge=1, le=4096)
+    context_token_budget: int | None = Field(
+        default=3000, ge=256, le=1_000_000,
+        description="Most (estimated) tokens sent per request: in long calls older turns are dropped, with a note "
+                    "that keeps earlier tool results; the system prompt always stays. None: no limit.")
     fallbacks: list[EndpointOptions] = Field(
         default_factory=list, max_length=3,
         description="OpenAI-compatible endpoints/models tried in order when the primary errors or sends no "
@@ -131,7 +138,14 @@ class WebhookTool(StrictModel):
     parameters: ToolParameterSchema = ToolParameterSchema()
     timeout_s: float = Field(default=5.0, gt=0, le=30)
     filler_phrase: str | None = Field(default="One moment while I check that.", max_length=200)
-    headers_secret_ref: str | None = Field(default=None, description="Org secret with extra headers (JSON).")
+    speak_result: Literal["llm", "verbatim"] = Field(
+        default="llm",
+        description='"llm": the model reads the answer and replies. "verbatim": the answer (a text/plain body, or '
+                    'the "say" field of a JSON one) is spoken as it is, with no further model turn: exact wording '
+                    "for confirmations, and reliable with small models that do not restate a tool's answer.")
+    headers_secret_ref: SecretName | None = Field(
+        default=None, description='Org secret holding extra request headers as a JSON object, e.g. '
+                                  '{"Authorization": "Bearer ..."}.')
 
     @field_validator("parameters")
     @classmethod
@@ -142,12 +156,71 @@ class WebhookTool(StrictModel):
         return v
 
 
+class ContextWebhook(StrictModel):
+    """Called with the caller's number before the greeting (inbound and outbound); the JSON object it returns
+    fills {{variables}} in the prompt and greeting. On a timeout or an error the call goes on without it."""
+
+    url: HttpUrl
+    timeout_ms: int = Field(default=800, ge=50, le=3000, description="The greeting waits at most this long.")
+    headers_secret_ref: SecretName | None = Field(
+        default=None, description="Org secret holding extra request headers as a JSON object.")
+
+
+_EXTRACTABLE = {"string", "number", "integer", "boolean"}
+
+
+class AnalysisConfig(StrictModel):
+    """After the call, the LLM reads the transcript and returns one JSON object: a summary, the fields of
+    `extraction_schema`, and whether the call met `success_rubric`. The answer is constrained to that JSON shape by
+    the LLM server's JSON mode (a grammar on llama.cpp), so even the embedded small model returns valid JSON; the
+    quality of what it writes there is the model's."""
+
+    summary_prompt: str = Field(default="Summarise the call in two sentences.", min_length=1, max_length=2000)
+    extraction_schema: ToolParameterSchema | None = Field(
+        default=None, description='A JSON-schema object of flat fields, e.g. {"type": "object", "properties": '
+                                  '{"appointment_date": {"type": "string"}, "callback_requested": {"type": "boolean"}}}')
+    success_rubric: str | None = Field(default=None, max_length=2000,
+                                       description="When the call counts as a success, e.g. 'an appointment was booked'.")
+
+    @field_validator("extraction_schema")
+    @classmethod
+    def _flat_fields(cls, schema: ToolParameterSchema | None) -> ToolParameterSchema | None:
+        # Flat typed fields: one CSV column each, and small enough for a small model's grammar.
+        for name, spec in (schema.properties.items() if schema else []):
+            kind = spec.get("type")
+            if kind not in _EXTRACTABLE:
+                raise ValueError(f"field {name!r}: type must be one of {sorted(_EXTRACTABLE)}")
+            if "enum" in spec and (not isinstance(spec["enum"], list) or not spec["enum"]):
+                raise ValueError(f"field {name!r}: enum must be a non-empty list")
+        if schema is not None and not schema.properties:
+            raise ValueError("extraction_schema needs at least one property")
+        return schema
+
+    def answer_schema(self) -> dict[str, Any]:
+        """The JSON schema the LLM's answer must match."""
+        properties: dict[str, Any] = {"summary": {"type": "string"}}
+        if self.success_rubric:
+            properties["success"] = {"type": "boolean"}
+        if self.extraction_schema is not None:
+            fields = self.extraction_schema.model_dump()
+            properties["data"] = {"type": "object", "properties": fields["properties"],
+                                  "required": list(fields["properties"])}
+        return {"type": "object", "properties": properties, "required": list(properties)}
+
+
 class TransferTarget(StrictModel):
     name: str = Field(min_length=1, max_length=64)
     phone_number: E164
     description: str = ""
     mode: Literal["blind", "warm"] = "blind"
     whisper_brief: bool = Field(default=True, description="Warm transfer: read a brief to the human first.")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    path: str  # where in the config, e.g. "llm.fallbacks[0].api_key_ref"
+    name: str
+    use: Literal["key", "headers"]  # a bearer key, or a JSON object of HTTP headers
 
 
 class AgentConfig(StrictModel):
@@ -170,6 +243,9 @@ class AgentConfig(StrictModel):
     silence: SilenceConfig = SilenceConfig()
     max_duration_s: int = Field(default=900, ge=30, le=4 * 3600)
     tools: list[WebhookTool] = Field(default_factory=list, max_length=32)
+    analysis: AnalysisConfig | None = Field(default=None, description="Post-call analysis; None: off.")
+    context_webhook: ContextWebhook | None = Field(
+        default=None, description="Pre-call lookup (e.g. your CRM): its answer fills {{variables}}.")
     enable_end_call: bool = True
     transfer_targets: list[TransferTarget] = Field(default_factory=list, max_length=16)
     record: bool = True
@@ -204,6 +280,21 @@ class AgentConfig(StrictModel):
         if self.transfer_targets:
             names.add("transfer_call")
         return names
+
+    def secret_refs(self) -> list[SecretRef]:
+        """Every organisation secret this agent names: endpoint keys (fallbacks included) and tool headers."""
+        refs = []
+        for service in ("stt", "llm", "tts"):
+            section = getattr(self, service)
+            chain = [("endpoint", section.endpoint), *((f"fallbacks[{i}]", e) for i, e in enumerate(section.fallbacks))]
+            refs += [SecretRef(f"{service}.{where}.api_key_ref", e.api_key_ref, "key")
+                     for where, e in chain if e.api_key_ref]
+        refs += [SecretRef(f"tools[{i}].headers_secret_ref", t.headers_secret_ref, "headers")
+                 for i, t in enumerate(self.tools) if t.headers_secret_ref]
+        if self.context_webhook and self.context_webhook.headers_secret_ref:
+            refs.append(SecretRef("context_webhook.headers_secret_ref", self.context_webhook.headers_secret_ref,
+                                  "headers"))
+        return refs
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:
         """System prompt and greeting with {{variables}} filled; unknown ones become empty strings."""

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_serializer
 
 from core.agent_config import AgentConfig
 
@@ -48,6 +48,18 @@ class ResolvedAgent(BaseModel):
     phone_number_id: str | None = None
     phone_number: str | None = None
     carrier_credentials: CarrierCredentials | None = None
+    # The decrypted organisation secrets this agent names (and no others), by name. SecretStr keeps them out of
+    # reprs and logs; they are revealed only when the backend serialises this for the voice server.
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # Set when the organisation is over its monthly budget and chose to turn inbound calls away with a message.
+    over_budget_message: str | None = None
+
+    @field_serializer("secrets", when_used="json")
+    def _reveal(self, secrets: dict[str, SecretStr]) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in secrets.items()}
+
+    def secret_values(self) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in self.secrets.items()}
 
 
 class OutboundCallContext(BaseModel):
@@ -122,6 +134,8 @@ class ToolInvoked(_Event):
     ok: bool
     duration_ms: float
     detail: str = ""
+    arguments: str = Field(default="", max_length=2000, description="The model's arguments, as JSON text.")
+    status_code: int | None = Field(default=None, description="The webhook's HTTP status, when it answered.")
 
 
 class ServiceDegraded(_Event):

@@ -88,6 +88,8 @@ class CallSpec:
     call_id: str
     agent: AgentConfig
     variables: dict[str, str] = field(default_factory=dict)
+    # The organisation secrets the agent names (endpoint keys, tool headers), decrypted for this call only.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
     in_sample_rate: int = 8000
     out_sample_rate: int = 8000
     # PCM at out_sample_rate, synthesised (or still being synthesised) before the socket opened
@@ -139,20 +141,21 @@ def build_call_pipeline(
         services.clips.ensure(degradation_texts(agent))
     stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate, **stt_chain_args(
         agent.stt, services.speech.riva_server, breakers=services.breakers, policy=degradation,
-        message=agent.degradation_message_stt, egress=services.egress))
+        message=agent.degradation_message_stt, egress=services.egress, secrets=spec.secrets))
     tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate, **tts_chain_args(
         agent.tts, default_url=services.speech.tts_url, breakers=services.breakers, policy=degradation,
-        clips=services.clips, canned_reply=agent.llm.canned_reply, tenant_http=services.tenant_http))
+        clips=services.clips, canned_reply=agent.llm.canned_reply, tenant_http=services.tenant_http,
+        secrets=spec.secrets))
     prepared = PreparedAudio(tts)
     if spec.prepared_greeting and greeting:
         prepared.add(greeting, spec.prepared_greeting)
     llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
                              system_prompt, **llm_chain_args(
                                  agent.llm, services.llm_base_url, services.llm_model,
-                                 breakers=services.breakers, policy=degradation))
+                                 breakers=services.breakers, policy=degradation, secrets=spec.secrets))
 
     tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events,
-                           http=services.tenant_http)
+                           http=services.tenant_http, secrets=spec.secrets)
     tools = register_tools(llm, build_tools(tool_ctx))
     context = LLMContext()
     if tools is not None:

@@ -35,7 +35,7 @@ class OpenAIClientPool:
     """One AsyncOpenAI client (one connection pool) per endpoint, for the life of the process.
 
     The pool, not its callers, decides which key a request carries: the platform's key goes only to the platform's
-    own endpoint (LLM_BASE_URL). An agent's custom endpoint gets no key and a client that reaches only addresses
+    own endpoint (LLM_BASE_URL). An agent's custom endpoint gets only its own key (an organisation secret) and a client that reaches only addresses
     the egress guard allows (`egress`; None only for tests against local stand-ins), so a tenant can neither
     collect the platform's key nor aim the voice server at the internal network."""
 
@@ -44,28 +44,31 @@ class OpenAIClientPool:
         self._platform_base_url = platform_base_url.rstrip("/")
         self._platform_api_key = platform_api_key or "none"
         self._egress = egress
-        self._clients: dict[str, AsyncOpenAI] = {}
+        self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
 
     def is_platform(self, base_url: str) -> bool:
         return bool(self._platform_base_url) and base_url.rstrip("/") == self._platform_base_url
 
-    def for_endpoint(self, base_url: str, timeout_s: float) -> AsyncOpenAI:
+    def for_endpoint(self, base_url: str, timeout_s: float, org_key: str | None = None) -> AsyncOpenAI:
+        """`org_key`: the organisation's own key for a custom endpoint (its `api_key_ref` secret); never sent to
+        the platform's endpoint, which always gets the platform's key."""
         base_url = base_url.rstrip("/")
-        client = self._clients.get(base_url)
+        platform = self.is_platform(base_url)
+        key = self._platform_api_key if platform else (org_key or "none")
+        client = self._clients.get((base_url, key))
         if client is None:
-            platform = self.is_platform(base_url)
             limits = connection_limits(max_keepalive_connections=100, max_connections=1000, keepalive_expiry=None)
             transport: httpx2.AsyncBaseTransport | None = None
             if not platform and self._egress is not None:
                 transport = _EgressTransport2(self._egress, httpx2.AsyncHTTPTransport(limits=limits))
             client = AsyncOpenAI(
-                api_key=self._platform_api_key if platform else "none",
+                api_key=key,
                 base_url=base_url,
                 timeout=timeout_s,
                 max_retries=0,  # a retry after seconds of silence is worse than the fallback path
                 http_client=DefaultAsyncHttpxClient(limits=limits, transport=transport, follow_redirects=False),
             )
-            self._clients[base_url] = client
+            self._clients[(base_url, key)] = client
         return client
 
     async def close(self) -> None:

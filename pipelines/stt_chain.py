@@ -22,7 +22,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import grpc
@@ -53,11 +53,13 @@ class STTEndpoint:
     timeout_s: float
     model: str | None = None  # the agent's choice; None: the platform's or the server's (pipelines/stt_models.py)
     platform: bool = True  # the platform's RIVA_SERVER; False: the agent's own, reached through the egress guard
+    org_key: str | None = field(default=None, repr=False)  # a custom server's api_key_ref secret
 
 
-def stt_endpoints(config: STTConfig, default_server: str) -> list[STTEndpoint]:
+def stt_endpoints(config: STTConfig, default_server: str, secrets: dict[str, str] | None = None) -> list[STTEndpoint]:
     return [STTEndpoint(e.base_url or default_server, e.timeout_s, e.model or None,
-                        platform=(e.base_url or default_server) == default_server)
+                        platform=(e.base_url or default_server) == default_server,
+                        org_key=(secrets or {}).get(e.api_key_ref) if e.api_key_ref else None)
             for e in (config.endpoint, *config.fallbacks)]
 
 
@@ -221,8 +223,10 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 await asyncio.wait_for(channel.channel_ready(), endpoint.timeout_s)
             except TimeoutError:
                 raise ConnectionError(f"could not connect within {endpoint.timeout_s:g}s") from None
-            # The platform's credentials (if any) only go to the platform's server.
-            metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key and endpoint.platform else None
+            # The platform's credentials (if any) only go to the platform's server,
+            # an organisation's own key (its api_key_ref secret) only to its own server.
+            key = self._api_key if endpoint.platform else endpoint.org_key
+            metadata = (("authorization", f"Bearer {key}"),) if key else None
             # A server that serves no model for the agent's language fails like an unreachable one.
             config = await self._with_model(config, endpoint, channel, metadata)
             breaker.record_success()  # the server is there; a broken stream below still counts against it
@@ -366,7 +370,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
 
 
 def stt_chain_args(config: STTConfig, default_server: str, *, breakers: BreakerRegistry, policy: DegradationPolicy,
-                   message: str, egress: EgressPolicy | None = None) -> dict[str, Any]:
+                   message: str, egress: EgressPolicy | None = None,
+                   secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `SpeechFactory.stt` / `create_stt_service` that build the chain instead of one endpoint."""
-    return {"service_class": FallbackRivaSTTService, "endpoints": stt_endpoints(config, default_server),
+    return {"service_class": FallbackRivaSTTService, "endpoints": stt_endpoints(config, default_server, secrets),
             "breakers": breakers, "policy": policy, "message": message, "egress": egress}

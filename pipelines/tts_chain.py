@@ -9,14 +9,14 @@ utterance stays on that endpoint. A connection error, timeout or 5xx counts agai
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 
-from core.agent_config import TTSConfig
+from core.agent_config import EndpointOptions, TTSConfig
 from pipelines.degradation import DegradationPolicy, PromptClips
 from pipelines.resilience import BreakerRegistry
 from pipelines.tts_client import VoiceAgentTTSService
@@ -29,6 +29,7 @@ class TTSEndpoint:
     voice: str | None  # None: the server's default voice for the engine
     timeout_s: float
     platform: bool = True  # the platform's TTS_URL; False: the agent's own endpoint, reached through the egress guard
+    org_key: str | None = field(default=None, repr=False)  # a custom endpoint's api_key_ref secret
 
 
 class _EndpointFailed(Exception):
@@ -103,7 +104,9 @@ class FallbackTTSService(VoiceAgentTTSService):
         timeout = httpx.Timeout(endpoint.timeout_s, read=max(endpoint.timeout_s, 30.0))
         started = False
         # The platform's credentials (if any) only go to the platform's endpoint.
-        headers = self._headers if endpoint.platform else {}
+        # An organisation's own key only to its own endpoint.
+        headers = (self._headers if endpoint.platform
+                   else {"Authorization": f"Bearer {endpoint.org_key}"} if endpoint.org_key else {})
         try:
             async with client.stream("POST", f"{endpoint.base_url}/v1/audio/speech",
                                      json=self._body(text, endpoint), headers=headers,
@@ -143,25 +146,27 @@ class FallbackTTSService(VoiceAgentTTSService):
             yield TTSAudioRawFrame(pcm[i: i + step], self.sample_rate, 1, context_id=context_id)
 
 
-def tts_endpoints(config: TTSConfig, default_url: str) -> list[TTSEndpoint]:
+def tts_endpoints(config: TTSConfig, default_url: str, secrets: dict[str, str] | None = None) -> list[TTSEndpoint]:
     default_url = default_url.rstrip("/")
 
-    def endpoint(base_url: str | None, engine: str | None, voice: str | None, timeout_s: float) -> TTSEndpoint:
-        url = (base_url or default_url).rstrip("/")
-        return TTSEndpoint(url, engine, voice, timeout_s, platform=url == default_url)
+    def endpoint(options: EndpointOptions, engine: str | None, voice: str | None) -> TTSEndpoint:
+        url = (options.base_url or default_url).rstrip("/")
+        key = (secrets or {}).get(options.api_key_ref) if options.api_key_ref else None
+        return TTSEndpoint(url, engine, voice, options.timeout_s, platform=url == default_url, org_key=key)
 
     primary = config.endpoint
-    chain = [endpoint(primary.base_url, primary.model or config.engine, config.voice, primary.timeout_s)]
+    chain = [endpoint(primary, primary.model or config.engine, config.voice)]
     for fb in config.fallbacks:
         engine = fb.model or config.engine
-        chain.append(endpoint(fb.base_url, engine, config.voice if engine == chain[0].engine else None, fb.timeout_s))
+        chain.append(endpoint(fb, engine, config.voice if engine == chain[0].engine else None))
     return chain
 
 
 def tts_chain_args(config: TTSConfig, *, default_url: str, breakers: BreakerRegistry, policy: DegradationPolicy,
                    clips: PromptClips | None, canned_reply: str,
-                   tenant_http: httpx.AsyncClient | None = None) -> dict[str, Any]:
+                   tenant_http: httpx.AsyncClient | None = None,
+                   secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `SpeechFactory.tts` / `create_tts_service` that build the chain instead of one endpoint."""
-    return {"service_class": FallbackTTSService, "endpoints": tts_endpoints(config, default_url),
+    return {"service_class": FallbackTTSService, "endpoints": tts_endpoints(config, default_url, secrets),
             "breakers": breakers, "policy": policy, "clips": clips, "canned_reply": canned_reply,
             "tenant_http": tenant_http}

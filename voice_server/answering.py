@@ -15,6 +15,7 @@ from core.call_events import CallEnded, CallStarted, CarrierCredentials, EndReas
 from pipelines.streaming import StreamingAudio
 from telephony.base import CarrierName
 from telephony.call_token import CallClaims, mint_call_token
+from voice_server.precall import Lookup, lookup_context
 from voice_server.prepared import PreparedCall
 from voice_server.state import VoiceApp
 from voice_server.warmup import warm_llm
@@ -53,6 +54,7 @@ class Resolution:
     variables: dict[str, str] = field(default_factory=dict)
     campaign_id: str | None = None
     contact_id: str | None = None
+    lookup: Lookup | None = None  # the pre-call context webhook's answer, when the agent has one
 
     @property
     def credentials(self) -> CarrierCredentials | None:
@@ -61,6 +63,18 @@ class Resolution:
 
 
 async def resolve(app: VoiceApp, call: IncomingCall) -> Resolution:
+    res = await _match(app, call)
+    if res.agent is not None and res.agent.config.context_webhook is not None:
+        res.lookup = await lookup_context(app.tenant_http, res.agent, call_id=res.call_id, direction=res.direction,
+                                          from_number=call.from_number, to_number=call.to_number,
+                                          variables=res.variables)
+        if res.lookup is not None:
+            # The call's own variables (campaign contact, API request) win over the lookup's.
+            res.variables = {**res.lookup.variables, **res.variables}
+    return res
+
+
+async def _match(app: VoiceApp, call: IncomingCall) -> Resolution:
     if call.outbound_call_id:
         match = await app.agents.find(outbound_call_id=call.outbound_call_id)
         call_id = call.outbound_call_id
@@ -102,6 +116,8 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
         carrier_call_id=call.carrier_call_id, from_number=call.from_number, to_number=call.to_number,
         campaign_id=res.campaign_id, contact_id=res.contact_id, voice_server_id=settings.voice_server_id,
     ))
+    if res.lookup is not None:
+        app.outbox.emit(res.lookup.event(res.call_id))
     return token
 
 

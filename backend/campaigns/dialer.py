@@ -26,7 +26,7 @@ import socket
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -132,7 +132,8 @@ class DialerStats:
 class Dialer:
     def __init__(self, db: Db, settings: CampaignSettingsMixin, *, clock: Clock, calls: CallSink,
                  carriers: CarrierClients, finalizer: AttemptFinalizer, urls: CallbackUrls,
-                 answer_base_url: str, signals: CampaignSignals, dialer_id: str | None = None) -> None:
+                 answer_base_url: str, signals: CampaignSignals, dialer_id: str | None = None,
+                 over_budget: Callable[[str], Awaitable[tuple[bool, str]]] | None = None) -> None:
         self._db = db
         self._settings = settings
         self.clock = clock
@@ -156,6 +157,7 @@ class Dialer:
         self._sent: set[str] = set()  # attempts the reaper saw dialled
         self._last_purge = 0.0
         self.stats = DialerStats()
+        self._over_budget = over_budget  # org id -> (at its monthly budget, the reason shown on the campaign)
 
     # -- the loop ----------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -216,6 +218,12 @@ class Dialer:
             orgs.add(doc["org_id"])
         async for doc in self._db[ORG_SETTINGS].find({"_id": {"$in": sorted(orgs)}}):
             self._org_caps[doc["_id"]] = int(doc.get("max_concurrent_calls") or 0)
+        if self._over_budget is not None:
+            for org in sorted(orgs):
+                over, reason = await self._over_budget(org)
+                for run in [r for r in self._runs.values() if r.org_id == org] if over else []:
+                    await self._pause(run, reason)
+                    del self._runs[run.id]
 
     def _org_cap(self, org_id: str) -> int:
         return self._org_caps.get(org_id) or self._settings.campaign_org_max_concurrent_calls

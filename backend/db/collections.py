@@ -49,6 +49,10 @@ WEBHOOK_DELIVERIES = "webhook_deliveries"  # the delivery log
 LEASES = "leases"
 RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
+CALL_ANALYSES = "call_analyses"  # _id = call id; post-call analysis, queued when the call ends
+ORG_BILLING = "org_billing"  # _id = org id: price-book overrides and the monthly budget
+ORG_SPEND = "org_spend"  # _id = "{org_id}:{YYYY-MM}" running spend; "call:{id}" once per counted call
+ORG_SECRETS = "org_secrets"  # _id = "{org_id}:{name}"; values AES-GCM encrypted (services/secrets.py)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
@@ -82,4 +86,8 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(RATE_LIMITS, [("expires_at", 1)], name="rate_limits_expiry"),
     IndexSpec(LEASES, [("created_at", 1)], name="leases_created"),
     IndexSpec(AUDIT_LOG, [("org_id", 1), ("at", -1)], name="audit_log_org"),
+    IndexSpec(CALL_ANALYSES, [("status", 1), ("next_at", 1)], name="call_analyses_due"),
+    IndexSpec(CALL_ANALYSES, [("org_id", 1), ("success", 1)], name="call_analyses_success"),
+    IndexSpec(ORG_SPEND, [("org_id", 1), ("day", 1)], name="org_spend_day"),
+    IndexSpec(ORG_SECRETS, [("org_id", 1), ("name", 1)], name="org_secrets_org"),
 ]

@@ -32,6 +32,11 @@ def target_problems(config: AgentConfig, policy: EgressPolicy, custom_endpoints_
         if why is not None:
             problems.append(ErrorDetail(path=f"{prefix}.tools[{i}].url", type="value_error",
                                         message=f"internal addresses are not allowed ({why})"))
+    hook = config.context_webhook
+    why = policy.static_refusal(str(hook.url)) if hook is not None else None
+    if why is not None:
+        problems.append(ErrorDetail(path=f"{prefix}.context_webhook.url", type="value_error",
+                                    message=f"internal addresses are not allowed ({why})"))
     for path, options in _endpoints(config):
         if not options.base_url:
             continue
@@ -53,7 +58,7 @@ def platform_endpoints_only(config: AgentConfig) -> AgentConfig:
     for service in ("stt", "llm", "tts"):
         section = getattr(config, service)
         changes[service] = section.model_copy(update={
-            "endpoint": section.endpoint.model_copy(update={"base_url": None}),
+            "endpoint": section.endpoint.model_copy(update={"base_url": None, "api_key_ref": None}),
             "fallbacks": [fb for fb in section.fallbacks if not fb.base_url],
         })
     return config.model_copy(update=changes)

@@ -17,6 +17,7 @@ from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpda
 from backend.security.permissions import Principal
 from backend.services.agent_targets import platform_endpoints_only, target_problems
 from backend.services.audit import AuditLog
+from backend.services.secrets import SecretService
 from core.agent_config import AgentConfig
 from core.egress import EgressPolicy
 
@@ -26,10 +27,11 @@ def version_id(agent_id: str, version: int) -> str:
 
 
 class AgentService:
-    def __init__(self, db: Db, audit: AuditLog, egress: EgressPolicy) -> None:
+    def __init__(self, db: Db, audit: AuditLog, egress: EgressPolicy, secrets: SecretService) -> None:
         self._db = db
         self._audit = audit
         self._egress = egress
+        self._secrets = secrets
 
     async def _custom_endpoints_allowed(self, org_id: str) -> bool:
         org = await self._db[ORGANIZATIONS].find_one({"_id": org_id}, {"allow_custom_endpoints": 1}) or {}
@@ -68,6 +70,7 @@ class AgentService:
         self, principal: Principal, agent_id: str, version: int, config: AgentConfig, note: str | None
     ) -> None:
         await self._check_targets(principal.org_id, config)
+        await self._secrets.check_refs(principal.org_id, config)
         await self._db[AGENT_VERSIONS].insert_one({
             "_id": version_id(agent_id, version), "org_id": principal.org_id, "agent_id": agent_id,
             "version": version, "config": config.model_dump(mode="json"), "created_at": utcnow(),

@@ -58,7 +58,8 @@ async def _tool(fold: CallFold, event: ToolInvoked) -> None:
     tools = fold.call.setdefault("tools", [])
     if all(t.get("event_id") != event.event_id for t in tools):
         tools.append({"event_id": event.event_id, "name": event.name, "ok": event.ok,
-                      "duration_ms": event.duration_ms, "detail": event.detail[:2000], "at": event.at})
+                      "duration_ms": event.duration_ms, "detail": event.detail[:2000], "at": event.at,
+                      "arguments": event.arguments, "status_code": event.status_code})
 
 
 async def _degraded(fold: CallFold, event: ServiceDegraded) -> None:

@@ -10,10 +10,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from backend.db.collections import CALL_RECORDINGS, CALL_TURNS, CALLS, CALLS_ARCHIVE, Db
+from backend.db.collections import (
+    AGENT_VERSIONS,
+    AGENTS,
+    CALL_ANALYSES,
+    CALL_RECORDINGS,
+    CALL_TURNS,
+    CALLS,
+    CALLS_ARCHIVE,
+    ORG_SPEND,
+    Db,
+)
 from backend.db.tiered import Tiered
 from backend.errors import ApiError, not_found
 from backend.models.calls import (
+    CallAnalysisOut,
     CallDetail,
     CallFilters,
     CallSummary,
@@ -25,6 +36,7 @@ from backend.models.calls import (
 )
 from backend.models.common import Page
 from backend.security.permissions import Principal
+from backend.services.billing import BillingService, call_cost
 from backend.services.call_log import CallLog, summary_of
 from backend.services.transcripts import load_transcript
 from core.call_events import UsageUnits
@@ -89,8 +101,10 @@ class RecordingStream:
 
 
 class CallHistoryService:
-    def __init__(self, db: Db, store: ObjectStore, call_log: CallLog, recording_url_ttl_s: int) -> None:
+    def __init__(self, db: Db, store: ObjectStore, call_log: CallLog, recording_url_ttl_s: int,
+                 billing: BillingService) -> None:
         self._db = db
+        self._billing = billing
         self._store = store
         self._log = call_log
         self._url_ttl_s = recording_url_ttl_s
@@ -103,11 +117,31 @@ class CallHistoryService:
         return doc
 
     async def _search_ids(self, principal: Principal, filters: CallFilters) -> set[str] | None:
-        if not filters.q:
-            return None
-        query: dict[str, Any] = {"org_id": principal.org_id, "text": {"$regex": re.escape(filters.q), "$options": "i"}}
-        cursor = self._db[CALL_TURNS].find(query, {"call_id": 1}).limit(SEARCH_MATCH_LIMIT)
-        return {doc["call_id"] async for doc in cursor}
+        """The calls a transcript search and/or the analysis verdict allow (None: no such filter)."""
+        found: set[str] | None = None
+        if filters.q:
+            query: dict[str, Any] = {"org_id": principal.org_id,
+                                     "text": {"$regex": re.escape(filters.q), "$options": "i"}}
+            cursor = self._db[CALL_TURNS].find(query, {"call_id": 1}).limit(SEARCH_MATCH_LIMIT)
+            found = {doc["call_id"] async for doc in cursor}
+        if filters.success is not None:
+            verdict = self._db[CALL_ANALYSES].find({"org_id": principal.org_id, "success": filters.success},
+                                                   {"_id": 1}).limit(SEARCH_MATCH_LIMIT)
+            judged = {doc["_id"] async for doc in verdict}
+            found = judged if found is None else found & judged
+        return found
+
+    async def _analysis_fields(self, principal: Principal, filters: CallFilters) -> list[str]:
+        """The extraction fields of the agent filtered on (else of every agent): one CSV column each."""
+        query: dict[str, Any] = {"org_id": principal.org_id, "deleted_at": None}
+        if filters.agent_id:
+            query["_id"] = filters.agent_id
+        names: set[str] = set()
+        async for agent in self._db[AGENTS].find(query, {"current_version": 1}):
+            version = await self._db[AGENT_VERSIONS].find_one({"_id": f"{agent['_id']}:v{agent['current_version']}"})
+            schema = ((version or {}).get("config") or {}).get("analysis") or {}
+            names.update(((schema.get("extraction_schema") or {}).get("properties") or {}).keys())
+        return sorted(names)
 
     async def list_calls(self, principal: Principal, filters: CallFilters, cursor: str | None, limit: int) -> Page[CallSummary]:
         call_ids = await self._search_ids(principal, filters)
@@ -131,7 +165,13 @@ class CallHistoryService:
             if recording else None,
             end_detail=doc.get("end_detail") or None,
             variables=doc.get("variables") or {},
+            analysis=await self._analysis(call_id, principal.org_id),
+            cost=call_cost(await self._billing.price_book(principal.org_id), doc) if doc.get("ended_at") else None,
         )
+
+    async def _analysis(self, call_id: str, org_id: str) -> CallAnalysisOut | None:
+        doc = await self._db[CALL_ANALYSES].find_one({"_id": call_id})
+        return CallAnalysisOut.model_validate(doc) if doc is not None and doc.get("org_id") == org_id else None
 
     async def _recording_of(self, call: dict[str, Any]) -> dict[str, Any] | None:
         if call.get("recording"):
@@ -188,11 +228,20 @@ class CallHistoryService:
             csv.writer(buf).writerow(values)
             return buf.getvalue()
 
+        fields = await self._analysis_fields(principal, filters)
+
         async def rows() -> AsyncIterator[str]:
-            yield line(EXPORT_COLUMNS)
+            yield line([*EXPORT_COLUMNS, "cost_total", "analysis_success", "analysis_summary",
+                        *(f"data_{f}" for f in fields)])
             if call_ids is not None and not call_ids:
                 return
             async for item in self._log.iterate(principal.org_id, filters, call_ids, EXPORT_MAX_ROWS):
-                yield line([neutralise_cell(getattr(item, column)) for column in EXPORT_COLUMNS])
+                analysis = await self._db[CALL_ANALYSES].find_one({"_id": item.id}) or {}
+                data = analysis.get("data") or {}
+                counted = await self._db[ORG_SPEND].find_one({"_id": f"call:{item.id}"}) or {}
+                extra = [counted.get("cost"), analysis.get("success"), analysis.get("summary"),
+                         *(data.get(f) for f in fields)]
+                yield line([neutralise_cell(getattr(item, column)) for column in EXPORT_COLUMNS]
+                           + [neutralise_cell(v) for v in extra])
 
         return rows()

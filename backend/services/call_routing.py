@@ -14,21 +14,25 @@ from backend.db.tiered import Tiered
 from backend.errors import ApiError, ErrorDetail, conflict, not_found
 from backend.models.internal import OutboundCallCreate
 from backend.services.agents import AgentService
+from backend.services.billing import BillingService
 from backend.services.call_log import CallLog
 from backend.services.carriers import CarrierCredentialService
 from backend.services.phone_numbers import PhoneNumberService
+from backend.services.secrets import SecretService
 from core.call_events import OutboundCallContext, ResolvedAgent
 
 
 class CallRoutingService:
     def __init__(
         self, db: Db, agents: AgentService, numbers: PhoneNumberService, carriers: CarrierCredentialService,
-        call_log: CallLog, on_call_created: Callable[[dict[str, Any], bool], Awaitable[None]],
+        secrets: SecretService, call_log: CallLog, on_call_created: Callable[[dict[str, Any], bool], Awaitable[None]],
     ) -> None:
         self._db = db
         self._agents = agents
         self._numbers = numbers
         self._carriers = carriers
+        self._secrets = secrets
+        self.billing: BillingService | None = None  # set by the container: inbound calls over the monthly budget
         self._call_log = call_log
         self._on_call_created = on_call_created
         self._calls = Tiered(db, CALLS, CALLS_ARCHIVE)
@@ -41,6 +45,11 @@ class CallRoutingService:
         resolved.phone_number_id = number["_id"]
         resolved.phone_number = number["number"]
         resolved.carrier_credentials = await self._carriers.decrypted(number["org_id"], number["carrier"])
+        if self.billing is not None:
+            over, _ = await self.billing.over_budget(number["org_id"])
+            budget = await self.billing.budget(number["org_id"]) if over else None
+            if budget is not None and budget.over_budget_inbound == "message":
+                resolved.over_budget_message = budget.over_budget_message
         return resolved
 
     async def agent_by_id(self, agent_id: str) -> ResolvedAgent:
@@ -52,7 +61,8 @@ class CallRoutingService:
             raise not_found("Agent")
         agent, config = loaded
         return ResolvedAgent(org_id=agent["org_id"], agent_id=agent["_id"], agent_version=agent["current_version"],
-                             agent_name=agent["name"], config=config)
+                             agent_name=agent["name"], config=config,
+                             secrets=await self._secrets.for_call(agent["org_id"], config.secret_refs()))
 
     async def create_outbound_call(self, body: OutboundCallCreate, wait: bool = True) -> OutboundCallContext:
         """`wait`: whether to wait (bounded) for the call log to show the call (the dialer does not)."""
@@ -108,7 +118,8 @@ class CallRoutingService:
             pinned = await self._agents.load_version_config(agent["_id"], version)
             config = pinned or config
         resolved = ResolvedAgent(org_id=call["org_id"], agent_id=agent["_id"], agent_version=version,
-                                 agent_name=agent["name"], config=config)
+                                 agent_name=agent["name"], config=config,
+                                 secrets=await self._secrets.for_call(call["org_id"], config.secret_refs()))
         caller_id = await self._numbers.of_org(call["org_id"], call["from_number"])
         if caller_id is not None:
             resolved.phone_number_id = caller_id["_id"]

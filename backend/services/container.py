@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from backend.campaigns.collections import CALL_REQUESTS
 from backend.config import BackendSettings
 from backend.db.collections import Db
 from backend.security.crypto import SecretBox
@@ -18,7 +19,9 @@ from backend.services.agents import AgentService
 from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
 from backend.services.auth import AuthService
+from backend.services.billing import BillingService
 from backend.services.browser_calls import BrowserCallService
+from backend.services.call_analysis import CallAnalyzer
 from backend.services.call_event_ingest import CallEventIngest
 from backend.services.call_history import CallHistoryService
 from backend.services.call_leases import CallLeases
@@ -30,6 +33,7 @@ from backend.services.leader import Leadership
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
+from backend.services.secrets import SecretService
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import BackgroundLoops, Housekeeping, Loop
@@ -49,6 +53,9 @@ class Services:
     passwords: Passwords
     limiter: RateLimiter
     audit: AuditLog
+    secrets: SecretService
+    analyzer: CallAnalyzer
+    billing: BillingService
     auth: AuthService
     orgs: OrgService
     carriers: CarrierCredentialService
@@ -78,13 +85,27 @@ class Services:
         http = httpx.AsyncClient(follow_redirects=False, timeout=settings.webhook_timeout_s)
         # Tenants' URLs (webhook deliveries) only through the egress guard; `http` is for the platform's services.
         tenant_http = guarded_client(settings.egress_policy(), timeout=settings.webhook_timeout_s)
-        agents = AgentService(db, audit, settings.egress_policy())
+        secrets = SecretService(db, box, audit)
+        agents = AgentService(db, audit, settings.egress_policy(), secrets)
         carriers = CarrierCredentialService(db, box, audit, settings.carrier_api_base_url)
         numbers = PhoneNumberService(db, audit, carriers, http)
         leadership = Leadership(db, "workers", settings.leader_window_s)
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)
-        processor = OutboxProcessor(db, call_log, webhooks.fan_out, leadership)
+        analyzer = CallAnalyzer(db, settings, http)
+        billing = BillingService(db, settings.price_book, audit)
+
+        async def on_call_event(org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: Any) -> None:
+            if event_type == "call.ended":  # the cost, from the final usage: in the webhook and the month's spend
+                data = {**data, "cost": (await billing.on_call_ended(org_id, data)).model_dump()}
+            # A call placed through POST /api/v1/calls may name a webhook of its own.
+            request = await db[CALL_REQUESTS].find_one({"_id": str(data.get("id") or data.get("call_id") or "")},
+                                                       {"webhook_id": 1}) if event_type.startswith("call.") else None
+            await webhooks.fan_out(org_id, event_type, event_id, data, at, also=(request or {}).get("webhook_id"))
+            await analyzer.after_event(org_id, event_type, event_id, data, at)
+
+        analyzer.on_analyzed = on_call_event
+        processor = OutboxProcessor(db, call_log, on_call_event, leadership)
         holder: dict[str, Services] = {}
 
         async def on_accepted(event_ids: list[str], wait: bool) -> None:
@@ -95,13 +116,16 @@ class Services:
         async def on_call_created(doc: dict[str, Any], wait: bool) -> None:
             await ingest.touch(str(doc["_id"]), wait)
 
-        call_routing = CallRoutingService(db, agents, numbers, carriers, call_log, on_call_created)
+        call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
+                                          on_call_created)
+        call_routing.billing = billing
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
+            secrets=secrets, analyzer=analyzer, billing=billing,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
             orgs=OrgService(db, settings, audit, principals),
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
-            call_history=CallHistoryService(db, store, call_log, settings.recording_url_ttl_s), ingest=ingest,
+            call_history=CallHistoryService(db, store, call_log, settings.recording_url_ttl_s, billing), ingest=ingest,
             processor=processor,
             webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http,
             analytics=AnalyticsService(db), call_routing=call_routing,
@@ -124,6 +148,7 @@ class Services:
             archiving=Loop("archiving", archiving.step, self.leadership, s.archive_interval_s),
             lease_reaper=Loop("call-lease-reaper", self.call_leases.reap_once, self.leadership,
                               s.call_lease_check_interval_s),
+            analysis=Loop("call-analysis", self.analyzer.run_once, self.leadership, 1.0),
         )
         for loop in self.loops.all():
             loop.start()

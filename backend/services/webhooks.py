@@ -143,11 +143,17 @@ class WebhookService:
         delivery = await self._queue(doc, "webhook.test", event_id, {"message": "Test delivery"}, utcnow())
         return _delivery_out(delivery)
 
+    async def is_active(self, org_id: str, webhook_id: str) -> bool:
+        return any(hook["_id"] == webhook_id for hook in await self._active_hooks(org_id))
+
     # ---------------------------------------------------------------- fan-out (called by the outbox processor)
 
-    async def fan_out(self, org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: datetime) -> None:
+    async def fan_out(self, org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: datetime,
+                      also: str | None = None) -> None:
+        """`also`: a webhook id that gets this event whatever it subscribes to (a call placed through the API with
+        a per-call webhook)."""
         for hook in await self._active_hooks(org_id):
-            if subscription_matches(hook["events"], event_type):
+            if subscription_matches(hook["events"], event_type) or hook["_id"] == also:
                 await self._queue(hook, event_type, event_id, data, at)
 
     async def _queue(

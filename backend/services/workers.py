@@ -80,6 +80,7 @@ class BackgroundLoops:
     housekeeping: Loop
     archiving: Loop
     lease_reaper: Loop
+    analysis: Loop
 
     def all(self) -> list[Loop]:
-        return [self.outbox, self.webhooks, self.housekeeping, self.archiving, self.lease_reaper]
+        return [self.outbox, self.webhooks, self.housekeeping, self.archiving, self.lease_reaper, self.analysis]

@@ -51,6 +51,15 @@ ROUTES: list[RouteCase] = [
               lambda v: {"account_id": "MA_MATRIX_ACCOUNT_0001", "auth_token": "matrix-token-value"}),
     RouteCase("DELETE", "/api/v1/org/carrier-credentials/{del_carrier}", P.carriers_write),
     RouteCase("GET", "/api/v1/org/audit-log", P.audit_read),
+    RouteCase("GET", "/api/v1/org/secrets", P.secrets_read),
+    RouteCase("PUT", "/api/v1/org/secrets/matrix-secret", P.secrets_write, lambda v: {"value": "s3cret"}),
+    RouteCase("DELETE", "/api/v1/org/secrets/matrix-gone", P.secrets_write),
+    RouteCase("GET", "/api/v1/org/billing", P.org_read),
+    RouteCase("GET", "/api/v1/analytics/costs", P.analytics_read),
+    RouteCase("PUT", "/api/v1/org/billing/price-book", P.org_update, lambda v: {}),
+    RouteCase("PUT", "/api/v1/org/billing/budget", P.org_update, lambda v: {"monthly_budget": None}),
+    RouteCase("POST", "/api/v1/calls", P.campaigns_write, lambda v: {
+        "agent_id": v["agent_id"], "from_number": "+14155550100", "to_number": "+14155550101"}),
     RouteCase("GET", "/api/v1/agents", P.agents_read),
     RouteCase("GET", "/api/v1/agents/defaults", P.agents_read),
     RouteCase("POST", "/api/v1/agents", P.agents_write, lambda v: {"name": "Matrix agent", "config": AGENT_CONFIG}),
@@ -111,6 +120,7 @@ def template_of(case: RouteCase) -> str:
         "{del_api_key_id}": "{key_id}", "{del_carrier}": "{carrier}", "/carrier-credentials/vobiz":
         "/carrier-credentials/{carrier}", "{del_agent_id}": "{agent_id}", "/versions/1": "/versions/{version}",
         "{del_number_id}": "{number_id}", "{del_webhook_id}": "{webhook_id}",
+        "/secrets/matrix-secret": "/secrets/{name}", "/secrets/matrix-gone": "/secrets/{name}",
     }
     path = case.path
     for old, new in replacements.items():

@@ -93,3 +93,67 @@ async def test_end_call_tool_asks_the_call_to_say_goodbye_and_hang_up() -> None:
         await end_call.handler(params)  # type: ignore[arg-type]
     assert control.ended == [("agent_hangup", "Bye now!")]
     assert params.results[0][1].run_llm is False
+
+
+async def test_webhook_tool_sends_secret_headers_and_refuses_unusable_answers() -> None:
+    """Headers come from the organisation secret the tool names; an HTML page, a binary body or an answer over
+    the size limit never reaches the model; the event records the arguments and the HTTP status."""
+    from fastapi.responses import PlainTextResponse, Response
+
+    from pipelines.tools import MAX_RESPONSE_BYTES
+
+    seen: list[dict[str, str]] = []
+    app = FastAPI()
+
+    @app.post("/{kind}")
+    async def answer(kind: str, body: dict[str, Any], request: Any = None) -> Any:
+        return {"ok": True}
+
+    @app.middleware("http")
+    async def capture(request: Any, call_next: Any) -> Any:
+        seen.append(dict(request.headers))
+        kind = request.url.path.strip("/")
+        if kind == "html":
+            return Response("<html>error</html>", media_type="text/html")
+        if kind == "binary":
+            return Response(b"\x00\x01", media_type="application/octet-stream")
+        if kind == "huge":
+            return PlainTextResponse("x" * (MAX_RESPONSE_BYTES + 10))
+        return await call_next(request)
+
+    async with LocalServer(app) as server, httpx.AsyncClient() as http:
+        def tool(kind: str, ref: str | None = "crm") -> WebhookTool:
+            return WebhookTool(name=f"t_{kind}", description="d", url=f"{server.url}/{kind}",
+                               parameters={"type": "object", "properties": {"q": {"type": "string"}}},
+                               filler_phrase=None, headers_secret_ref=ref)
+
+        control = RecordingControl()
+        tools = [tool("json"), tool("html"), tool("binary"), tool("huge"), tool("gone", ref="missing")]
+        ctx = ToolContext(agent=AgentConfig(tools=tools), call_id="c1", control=control,  # type: ignore[arg-type]
+                          events=control, http=http,  # type: ignore[arg-type]
+                          secrets={"crm": '{"Authorization": "Bearer crm-token-42"}'})
+        handlers = build_tools(ctx)
+        results = []
+        for registration in handlers[:5]:
+            params = FakeParams({"q": "ada"})
+            await registration.handler(params)  # type: ignore[arg-type]
+            results.append(params.results[0][0])
+
+    assert results[0] == {"status": 200, "result": {"ok": True}}
+    assert seen[0]["authorization"] == "Bearer crm-token-42"
+    for refused in results[1:4]:
+        assert refused == {"error": "the service gave an answer that cannot be used"}, refused
+    assert results[4] == {"error": "the service is not configured correctly"} and len(seen) == 4  # never sent
+    details = [e.detail for e in control.tools]
+    assert "text/html" in details[1] and "application/octet-stream" in details[2] and "too large" in details[3]
+    assert "'missing'" in details[4] and "crm-token-42" not in " ".join(details)
+    assert control.tools[0].arguments == '{"q": "ada"}' and control.tools[0].status_code == 200
+
+
+def test_a_verbatim_tool_says_a_text_answer_or_the_say_field() -> None:
+    from pipelines.tools import spoken_answer
+
+    assert spoken_answer(" Booked for ten. ") == "Booked for ten."
+    assert spoken_answer({"say": "Booked.", "id": 4}) == "Booked."
+    assert spoken_answer({"id": 4}) is None and spoken_answer([1]) is None and spoken_answer("  ") is None
+

@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+import riva.client
+from stack_helpers import AsrServer
 
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallReport
@@ -91,3 +93,17 @@ def words_heard(transcript: str, reference: str) -> int:
     """How many of the reference's words the transcript contains (Whisper tiny over 8 kHz μ-law is not perfect)."""
     said = set(re.sub(r"[^a-z0-9' ]", " ", transcript.lower()).split())
     return sum(1 for w in set(re.sub(r"[^a-z0-9' ]", " ", reference.lower()).split()) if w in said)
+
+
+def _transcribe(asr: AsrServer, pcm: bytes, rate: int) -> str:
+    service = riva.client.ASRService(riva.client.Auth(uri=asr.address))
+    silence = b"\x00" * rate
+    response = service.offline_recognize(
+        silence + pcm + silence,
+        riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=rate))
+    return " ".join(r.alternatives[0].transcript for r in response.results)
+
+
+async def heard_text(asr: AsrServer, report: CallReport) -> str:
+    """What the caller heard during the call, as the real ASR server transcribes it."""
+    return await asyncio.to_thread(_transcribe, asr, bytes(report.heard_pcm), report.heard_rate)

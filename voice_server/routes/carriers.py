@@ -95,6 +95,9 @@ async def answer_call(carrier: Carrier, request: Request, app: VoiceApp, form: d
     if not app.accepting:
         record_rejected_call(app, incoming, res, "error", "draining")
         return xml_response(carrier.say_hangup_document(UNAVAILABLE_MESSAGE))
+    if res.agent is not None and res.agent.over_budget_message and res.direction == "inbound":
+        record_rejected_call(app, incoming, res, "error", "the organisation's monthly budget is reached")
+        return xml_response(carrier.say_hangup_document(res.agent.over_budget_message))
     if not admits(app, res.call_id):
         record_rejected_call(app, incoming, res, "busy", AT_CAPACITY_DETAIL)
         return xml_response(carrier.busy_document())

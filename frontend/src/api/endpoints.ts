@@ -2,7 +2,7 @@
 import { downloadFile, http, rawRequest, type Query } from "./http";
 import type {
   Agent, AgentConfig, AgentSummary, AgentVersion, AnalyticsSummary, ApiKey, CallDetail, CallSummary, Carrier,
-  CarrierCredentialMasked, Invitation, Me, Member, Page, PhoneNumber, RecordingLink, Role,
+  CarrierCredentialMasked, Invitation, Me, Member, OrgSecret, Page, PhoneNumber, RecordingLink, Role,
   TestCallSession, TokenResponse, Voice, Webhook, WebhookDelivery,
 } from "./types";
 
@@ -36,9 +36,12 @@ export const orgApi = {
   carrierCredentials: () => http.get<CarrierCredentialMasked[]>("/org/carrier-credentials"),
   setCarrierCredentials: (
     carrier: Carrier,
-    body: { account_id: string; auth_token: string; api_base_url?: string | null },
+    body: { account_id: string; auth_token: string },
   ) => http.put<CarrierCredentialMasked>(`/org/carrier-credentials/${carrier}`, body),
   deleteCarrierCredentials: (carrier: Carrier) => http.delete(`/org/carrier-credentials/${carrier}`),
+  secrets: () => http.get<OrgSecret[]>("/org/secrets"),
+  putSecret: (name: string, value: string) => http.put<OrgSecret>(`/org/secrets/${encodeURIComponent(name)}`, { value }),
+  deleteSecret: (name: string) => http.delete(`/org/secrets/${encodeURIComponent(name)}`),
 };
 
 export const agentsApi = {

@@ -125,6 +125,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/analytics/costs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics Costs
+         * @description Cost per day, per agent, per campaign and per minute of call, from each ended call's cost (price book).
+         */
+        get: operations["analytics_costs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/analytics/summary": {
         parameters: {
             query?: never;
@@ -299,7 +319,15 @@ export interface paths {
          */
         get: operations["list_calls"];
         put?: never;
-        post?: never;
+        /**
+         * Place Call
+         * @description Same rules as a campaign dial: 409 `do_not_call` for a number on the do-not-call list, 409
+         *     `outside_calling_window` when `calling_window` is given and closed, 429 `org_concurrency_limit` at the
+         *     organisation's cap, 422 for an unknown agent, a number not of this organisation or no carrier credentials.
+         *     Nothing is stored or dialled when a request is refused. With `Idempotency-Key`, a retry returns the first call
+         *     (200, `replayed: true`).
+         */
+        post: operations["place_call"];
         delete?: never;
         options?: never;
         head?: never;
@@ -786,6 +814,64 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/org/billing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Billing */
+        get: operations["get_billing"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/billing/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Budget
+         * @description At the monthly budget the dialer pauses the organisation's campaigns (reason shown on each) and inbound
+         *     calls follow `over_budget_inbound`.
+         */
+        put: operations["put_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/billing/price-book": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Price Book
+         * @description Replaces the organisation's prices (negative prices are a 422); calls are costed with them from now on.
+         */
+        put: operations["put_price_book"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/org/carrier-credentials": {
         parameters: {
             query?: never;
@@ -906,6 +992,44 @@ export interface paths {
         patch: operations["update_member"];
         trace?: never;
     };
+    "/api/v1/org/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Secrets */
+        get: operations["list_secrets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Secret
+         * @description Creates the secret (201) or rotates it (200, version + 1): calls that start afterwards use the new value.
+         */
+        put: operations["put_secret"];
+        post?: never;
+        /** Delete Secret */
+        delete: operations["delete_secret"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/phone-numbers": {
         parameters: {
             query?: never;
@@ -944,6 +1068,27 @@ export interface paths {
          * @description Link or unlink (`"agent_id": null`) the answering agent, or relabel.
          */
         patch: operations["update_phone_number"];
+        trace?: never;
+    };
+    "/api/v1/phone-numbers/{number_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify Phone Number
+         * @description Asks the carrier, with the organisation's credentials, whether its account owns the number; only then does
+         *     the number route calls. Done on creation too when the credentials are there already.
+         */
+        post: operations["verify_phone_number"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/test-calls": {
@@ -1291,7 +1436,8 @@ export interface paths {
         };
         /**
          * Prometheus Metrics
-         * @description Prometheus exposition: request counts and latency by route template.
+         * @description Prometheus exposition: request counts and latency by route template. Needs METRICS_TOKEN, unless the
+         *     scraper is on this host.
          */
         get: operations["prometheus_metrics"];
         put?: never;
@@ -1323,6 +1469,10 @@ export interface components {
          * @description The behaviour of one agent version.
          */
         AgentConfig: {
+            /** @description Post-call analysis; None: off. */
+            analysis?: components["schemas"]["AnalysisConfig"] | null;
+            /** @description Pre-call lookup (e.g. your CRM): its answer fills {{variables}}. */
+            context_webhook?: components["schemas"]["ContextWebhook"] | null;
             /**
              * Degradation Message Stt
              * @description Said when no speech recognition endpoint works; then the call is transferred or ended.
@@ -1362,6 +1512,7 @@ export interface components {
             /**
              * @default {
              *       "canned_reply": "I'm sorry, I'm having trouble right now. Let me get someone to help you.",
+             *       "context_token_budget": 3000,
              *       "endpoint": {
              *         "timeout_s": 10
              *       },
@@ -1552,6 +1703,27 @@ export interface components {
             /** Version */
             version: number;
         };
+        /**
+         * AnalysisConfig
+         * @description After the call, the LLM reads the transcript and returns one JSON object: a summary, the fields of
+         *     `extraction_schema`, and whether the call met `success_rubric`. The answer is constrained to that JSON shape by
+         *     the LLM server's JSON mode (a grammar on llama.cpp), so even the embedded small model returns valid JSON; the
+         *     quality of what it writes there is the model's.
+         */
+        AnalysisConfig: {
+            /** @description A JSON-schema object of flat fields, e.g. {"type": "object", "properties": {"appointment_date": {"type": "string"}, "callback_requested": {"type": "boolean"}}} */
+            extraction_schema?: components["schemas"]["ToolParameterSchema"] | null;
+            /**
+             * Success Rubric
+             * @description When the call counts as a success, e.g. 'an appointment was booked'.
+             */
+            success_rubric?: string | null;
+            /**
+             * Summary Prompt
+             * @default Summarise the call in two sentences.
+             */
+            summary_prompt?: string;
+        };
         /** AnalyticsSummary */
         AnalyticsSummary: {
             /**
@@ -1600,6 +1772,11 @@ export interface components {
         /** ApiKeyCreate */
         ApiKeyCreate: {
             /**
+             * Expires At
+             * @description When the key stops working (future, at most a year ahead); empty: until revoked.
+             */
+            expires_at?: string | null;
+            /**
              * Name
              * @example CRM sync
              */
@@ -1621,6 +1798,8 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by?: string | null;
+            /** Expires At */
+            expires_at?: string | null;
             /** Id */
             id: string;
             /**
@@ -1666,6 +1845,17 @@ export interface components {
             target_id?: string | null;
             /** Target Type */
             target_type: string;
+        };
+        /** BillingOut */
+        BillingOut: {
+            budget: components["schemas"]["BudgetSettings"];
+            /** Month */
+            month: string;
+            /** Over Budget */
+            over_budget: boolean;
+            price_book: components["schemas"]["PriceBook"];
+            /** Spent This Month */
+            spent_this_month: number;
         };
         /** Body_import_dnc */
         Body_import_dnc: {
@@ -1724,6 +1914,61 @@ export interface components {
              */
             ws_url: string;
         };
+        /** BudgetSettings */
+        BudgetSettings: {
+            /**
+             * Monthly Budget
+             * @description None: no budget.
+             */
+            monthly_budget?: number | null;
+            /**
+             * Over Budget Inbound
+             * @description At the budget: answer inbound calls normally, or play a message and hang up.
+             * @default answer
+             * @enum {string}
+             */
+            over_budget_inbound?: "answer" | "message";
+            /**
+             * Over Budget Message
+             * @default Sorry, we cannot take your call right now. Please try again later.
+             */
+            over_budget_message?: string;
+        };
+        /**
+         * CallAnalysisOut
+         * @description The post-call analysis (agent `analysis` config): pending until the LLM has answered.
+         */
+        CallAnalysisOut: {
+            /** Analyzed At */
+            analyzed_at?: string | null;
+            /**
+             * Attempts
+             * @default 0
+             */
+            attempts?: number;
+            /**
+             * Data
+             * @description The agent's extraction fields.
+             */
+            data?: {
+                [key: string]: unknown;
+            };
+            /** Duration Ms */
+            duration_ms?: number | null;
+            /** Error */
+            error?: string | null;
+            /** Model */
+            model?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "done" | "failed";
+            /** Success */
+            success?: boolean | null;
+            /** Summary */
+            summary?: string | null;
+        };
         /** CallAnswered */
         CallAnswered: {
             /**
@@ -1749,6 +1994,8 @@ export interface components {
             agent_name?: string | null;
             /** Agent Version */
             agent_version?: number | null;
+            /** @description None when the agent has no analysis. */
+            analysis?: components["schemas"]["CallAnalysisOut"] | null;
             /**
              * Answered
              * @default false
@@ -1765,6 +2012,8 @@ export interface components {
             carrier: "twilio" | "vobiz" | "browser";
             /** Contact Id */
             contact_id?: string | null;
+            /** @description From the call's usage and the price book, once ended. */
+            cost?: components["schemas"]["CostBreakdown"] | null;
             /**
              * Created At
              * Format: date-time
@@ -1891,6 +2140,59 @@ export interface components {
              * @default true
              */
             use_contact_timezone?: boolean;
+        };
+        /** CallRequest */
+        CallRequest: {
+            /** Agent Id */
+            agent_id: string;
+            /** @description When given, the call is refused (409) outside these hours. */
+            calling_window?: components["schemas"]["CallingWindows"] | null;
+            /**
+             * From Number
+             * @description A number of this organisation (its carrier places the call).
+             * @example +14155550123
+             */
+            from_number: string;
+            /**
+             * Ring Timeout S
+             * @default 30
+             */
+            ring_timeout_s?: number;
+            /**
+             * To Number
+             * @example +14155550123
+             */
+            to_number: string;
+            /**
+             * Variables
+             * @description Fill the agent's {{variables}} for this call.
+             */
+            variables?: {
+                [key: string]: string;
+            };
+            /**
+             * Webhook Id
+             * @description A webhook of this organisation that gets this call's events (call.started, call.ended, call.transcript, call.analyzed) whatever it subscribes to.
+             */
+            webhook_id?: string | null;
+        };
+        /** CallRequestOut */
+        CallRequestOut: {
+            /** Call Id */
+            call_id: string;
+            /** Carrier Call Id */
+            carrier_call_id?: string | null;
+            /**
+             * Replayed
+             * @description True when this Idempotency-Key placed the call before.
+             * @default false
+             */
+            replayed?: boolean;
+            /**
+             * Status
+             * @default queued
+             */
+            status?: string;
         };
         /** CallStarted */
         CallStarted: {
@@ -2197,11 +2499,6 @@ export interface components {
              */
             account_id: string;
             /**
-             * Api Base Url
-             * @description Override the carrier API (tests: the fake carrier).
-             */
-            api_base_url?: string | null;
-            /**
              * Auth Token
              * @example your-auth-token
              */
@@ -2214,8 +2511,6 @@ export interface components {
              * @example AC••••••cdef
              */
             account_id_masked: string;
-            /** Api Base Url */
-            api_base_url?: string | null;
             /**
              * Auth Token Masked
              * @example ••••••••
@@ -2267,6 +2562,83 @@ export interface components {
             variables: {
                 [key: string]: string;
             };
+        };
+        /**
+         * ContextWebhook
+         * @description Called with the caller's number before the greeting (inbound and outbound); the JSON object it returns
+         *     fills {{variables}} in the prompt and greeting. On a timeout or an error the call goes on without it.
+         */
+        ContextWebhook: {
+            /**
+             * Headers Secret Ref
+             * @description Org secret holding extra request headers as a JSON object.
+             */
+            headers_secret_ref?: string | null;
+            /**
+             * Timeout Ms
+             * @description The greeting waits at most this long.
+             * @default 800
+             */
+            timeout_ms?: number;
+            /**
+             * Url
+             * Format: uri
+             */
+            url: string;
+        };
+        /** CostAnalytics */
+        CostAnalytics: {
+            /**
+             * Cost Per Minute
+             * @description Total cost / total minutes of the costed calls.
+             */
+            cost_per_minute: number | null;
+            /** Currency */
+            currency: string;
+            /** Per Agent */
+            per_agent: {
+                [key: string]: number;
+            };
+            /** Per Campaign */
+            per_campaign: {
+                [key: string]: number;
+            };
+            /**
+             * Per Day
+             * @description By the call's UTC day.
+             */
+            per_day: {
+                [key: string]: number;
+            };
+            /**
+             * Since
+             * Format: date
+             */
+            since: string;
+            /** Total */
+            total: number;
+            /**
+             * Until
+             * Format: date
+             */
+            until: string;
+        };
+        /** CostBreakdown */
+        CostBreakdown: {
+            /** Compute */
+            compute: number;
+            /** Currency */
+            currency: string;
+            /** Llm */
+            llm: number;
+            /** Stt */
+            stt: number;
+            /** Telephony */
+            telephony: number;
+            /** Total */
+            total: number;
+            /** Tts */
+            tts: number;
         };
         /** DayPoint */
         DayPoint: {
@@ -2584,6 +2956,12 @@ export interface components {
              */
             canned_reply?: string;
             /**
+             * Context Token Budget
+             * @description Most (estimated) tokens sent per request: in long calls older turns are dropped, with a note that keeps earlier tool results; the system prompt always stays. None: no limit.
+             * @default 3000
+             */
+            context_token_budget?: number | null;
+            /**
              * @default {
              *       "timeout_s": 10
              *     }
@@ -2615,6 +2993,19 @@ export interface components {
              * @default auto
              */
             tool_choice?: string;
+        };
+        /** LLMPrice */
+        LLMPrice: {
+            /**
+             * Input Per 1K
+             * @default 0
+             */
+            input_per_1k?: number;
+            /**
+             * Output Per 1K
+             * @default 0
+             */
+            output_per_1k?: number;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -2735,6 +3126,12 @@ export interface components {
         };
         /** OrgOut */
         OrgOut: {
+            /**
+             * Allow Custom Endpoints
+             * @description Agents may use their own AI endpoints (never with the platform's keys).
+             * @default false
+             */
+            allow_custom_endpoints?: boolean;
             /** Created At */
             created_at?: string | null;
             /** Id */
@@ -2744,8 +3141,13 @@ export interface components {
         };
         /** OrgUpdate */
         OrgUpdate: {
+            /**
+             * Allow Custom Endpoints
+             * @description Let agents use their own AI endpoints (base_url). They never get the platform's keys, and internal addresses stay refused.
+             */
+            allow_custom_endpoints?: boolean | null;
             /** Name */
-            name: string;
+            name?: string | null;
         };
         /**
          * OutboundCallContext
@@ -2882,6 +3284,11 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /**
+             * Verified At
+             * @description When the carrier confirmed this organisation's account owns the number. Calls route to it only then (POST .../verify after adding the carrier credentials).
+             */
+            verified_at?: string | null;
         };
         /** PhoneNumberUpdate */
         PhoneNumberUpdate: {
@@ -2892,6 +3299,51 @@ export interface components {
             agent_id?: string | null;
             /** Label */
             label?: string | null;
+        };
+        /**
+         * PriceBook
+         * @description Unit prices in `currency`. Platform defaults come from PRICE_BOOK (JSON); an organisation may override any
+         *     of them. Self-hosted engines (the embedded ASR/LLM/TTS) are priced by `compute_per_hour` of call time.
+         */
+        PriceBook: {
+            /**
+             * Compute Per Hour
+             * @description Self-hosted engines: cost per hour of call time.
+             * @default 0
+             */
+            compute_per_hour?: number;
+            /**
+             * Currency
+             * @default USD
+             */
+            currency?: string;
+            /** Llm By Model */
+            llm_by_model?: {
+                [key: string]: components["schemas"]["LLMPrice"];
+            };
+            /**
+             * @default {
+             *       "input_per_1k": 0,
+             *       "output_per_1k": 0
+             *     }
+             */
+            llm_default?: components["schemas"]["LLMPrice"];
+            /**
+             * Stt Per Audio S
+             * @default 0
+             */
+            stt_per_audio_s?: number;
+            /** Telephony Per Min */
+            telephony_per_min?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /**
+             * Tts Per 1K Chars
+             * @default 0
+             */
+            tts_per_1k_chars?: number;
         };
         /** Progress */
         Progress: {
@@ -3041,10 +3493,16 @@ export interface components {
             config: components["schemas"]["AgentConfig"];
             /** Org Id */
             org_id: string;
+            /** Over Budget Message */
+            over_budget_message?: string | null;
             /** Phone Number */
             phone_number?: string | null;
             /** Phone Number Id */
             phone_number_id?: string | null;
+            /** Secrets */
+            secrets?: {
+                [key: string]: string;
+            };
         };
         /** RetryPolicy */
         RetryPolicy: {
@@ -3083,6 +3541,43 @@ export interface components {
              * @description The offending value, shortened.
              */
             value?: string | null;
+        };
+        /** SecretIn */
+        SecretIn: {
+            /**
+             * Value
+             * @description Write-only: never returned by any endpoint.
+             * @example sk-live-…
+             */
+            value: string;
+        };
+        /** SecretOut */
+        SecretOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Updated By */
+            updated_by?: string | null;
+            /**
+             * Value Masked
+             * @description Always masked; the value is never returned.
+             * @example ••••••••
+             */
+            value_masked: string;
+            /**
+             * Version
+             * @description 1 when created; +1 on every rotation (PUT of an existing name).
+             */
+            version: number;
         };
         /**
          * ServiceDegraded
@@ -3229,6 +3724,12 @@ export interface components {
         };
         /** ToolCallOut */
         ToolCallOut: {
+            /**
+             * Arguments
+             * @description The model's arguments, as JSON text.
+             * @default
+             */
+            arguments?: string;
             /** At */
             at?: string | null;
             /**
@@ -3242,9 +3743,20 @@ export interface components {
             name: string;
             /** Ok */
             ok: boolean;
+            /**
+             * Status Code
+             * @description The webhook's HTTP status, when it answered.
+             */
+            status_code?: number | null;
         };
         /** ToolInvoked */
         ToolInvoked: {
+            /**
+             * Arguments
+             * @description The model's arguments, as JSON text.
+             * @default
+             */
+            arguments?: string;
             /**
              * At
              * Format: date-time
@@ -3265,6 +3777,11 @@ export interface components {
             name: string;
             /** Ok */
             ok: boolean;
+            /**
+             * Status Code
+             * @description The webhook's HTTP status, when it answered.
+             */
+            status_code?: number | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -3602,7 +4119,7 @@ export interface components {
             description?: string;
             /**
              * Events
-             * @description Event types (call.started, call.ended, call.transcript, campaign.started, campaign.paused, campaign.resumed, campaign.completed, campaign.canceled, campaign.contact_finished, webhook.test), `campaign.*` style wildcards, or `*`.
+             * @description Event types (call.started, call.ended, call.transcript, call.analyzed, campaign.started, campaign.paused, campaign.resumed, campaign.completed, campaign.canceled, campaign.contact_finished, webhook.test), `campaign.*` style wildcards, or `*`.
              * @example [
              *       "call.ended",
              *       "call.transcript",
@@ -3690,7 +4207,7 @@ export interface components {
             filler_phrase?: string | null;
             /**
              * Headers Secret Ref
-             * @description Org secret with extra headers (JSON).
+             * @description Org secret holding extra request headers as a JSON object, e.g. {"Authorization": "Bearer ..."}.
              */
             headers_secret_ref?: string | null;
             /**
@@ -3715,6 +4232,13 @@ export interface components {
              *     }
              */
             parameters?: components["schemas"]["ToolParameterSchema"];
+            /**
+             * Speak Result
+             * @description "llm": the model reads the answer and replies. "verbatim": the answer (a text/plain body, or the "say" field of a JSON one) is spoken as it is, with no further model turn: exact wording for confirmations, and reliable with small models that do not restate a tool's answer.
+             * @default llm
+             * @enum {string}
+             */
+            speak_result?: "llm" | "verbatim";
             /**
              * Timeout S
              * @default 5
@@ -3751,21 +4275,27 @@ export type SchemaAgentOut = components['schemas']['AgentOut'];
 export type SchemaAgentSummary = components['schemas']['AgentSummary'];
 export type SchemaAgentUpdate = components['schemas']['AgentUpdate'];
 export type SchemaAgentVersionOut = components['schemas']['AgentVersionOut'];
+export type SchemaAnalysisConfig = components['schemas']['AnalysisConfig'];
 export type SchemaAnalyticsSummary = components['schemas']['AnalyticsSummary'];
 export type SchemaApiKeyCreate = components['schemas']['ApiKeyCreate'];
 export type SchemaApiKeyOut = components['schemas']['ApiKeyOut'];
 export type SchemaAuditEntryOut = components['schemas']['AuditEntryOut'];
+export type SchemaBillingOut = components['schemas']['BillingOut'];
 export type SchemaBodyImportDnc = components['schemas']['Body_import_dnc'];
 export type SchemaBodyUploadContacts = components['schemas']['Body_upload_contacts'];
 export type SchemaBrowserCallClaim = components['schemas']['BrowserCallClaim'];
 export type SchemaBrowserCallRequest = components['schemas']['BrowserCallRequest'];
 export type SchemaBrowserCallSession = components['schemas']['BrowserCallSession'];
+export type SchemaBudgetSettings = components['schemas']['BudgetSettings'];
+export type SchemaCallAnalysisOut = components['schemas']['CallAnalysisOut'];
 export type SchemaCallAnswered = components['schemas']['CallAnswered'];
 export type SchemaCallDetail = components['schemas']['CallDetail'];
 export type SchemaCallEnded = components['schemas']['CallEnded'];
 export type SchemaCallEventAck = components['schemas']['CallEventAck'];
 export type SchemaCallEventBatch = components['schemas']['CallEventBatch'];
 export type SchemaCallingWindows = components['schemas']['CallingWindows'];
+export type SchemaCallRequest = components['schemas']['CallRequest'];
+export type SchemaCallRequestOut = components['schemas']['CallRequestOut'];
 export type SchemaCallStarted = components['schemas']['CallStarted'];
 export type SchemaCallSummary = components['schemas']['CallSummary'];
 export type SchemaCampaignCreate = components['schemas']['CampaignCreate'];
@@ -3775,6 +4305,9 @@ export type SchemaCarrierCredentials = components['schemas']['CarrierCredentials
 export type SchemaCarrierCredentialsIn = components['schemas']['CarrierCredentialsIn'];
 export type SchemaCarrierCredentialsOut = components['schemas']['CarrierCredentialsOut'];
 export type SchemaContactOut = components['schemas']['ContactOut'];
+export type SchemaContextWebhook = components['schemas']['ContextWebhook'];
+export type SchemaCostAnalytics = components['schemas']['CostAnalytics'];
+export type SchemaCostBreakdown = components['schemas']['CostBreakdown'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
 export type SchemaDegradationOut = components['schemas']['DegradationOut'];
 export type SchemaDncEntryIn = components['schemas']['DncEntryIn'];
@@ -3789,6 +4322,7 @@ export type SchemaInterruptionConfig = components['schemas']['InterruptionConfig
 export type SchemaInvitationCreate = components['schemas']['InvitationCreate'];
 export type SchemaInvitationOut = components['schemas']['InvitationOut'];
 export type SchemaLlmConfig = components['schemas']['LLMConfig'];
+export type SchemaLlmPrice = components['schemas']['LLMPrice'];
 export type SchemaLoginRequest = components['schemas']['LoginRequest'];
 export type SchemaLogoutRequest = components['schemas']['LogoutRequest'];
 export type SchemaMemberOut = components['schemas']['MemberOut'];
@@ -3808,6 +4342,7 @@ export type SchemaPageDncEntryOut = components['schemas']['Page_DncEntryOut_'];
 export type SchemaPhoneNumberCreate = components['schemas']['PhoneNumberCreate'];
 export type SchemaPhoneNumberOut = components['schemas']['PhoneNumberOut'];
 export type SchemaPhoneNumberUpdate = components['schemas']['PhoneNumberUpdate'];
+export type SchemaPriceBook = components['schemas']['PriceBook'];
 export type SchemaProgress = components['schemas']['Progress'];
 export type SchemaRecordingInfo = components['schemas']['RecordingInfo'];
 export type SchemaRecordingLink = components['schemas']['RecordingLink'];
@@ -3818,6 +4353,8 @@ export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaSecretIn = components['schemas']['SecretIn'];
+export type SchemaSecretOut = components['schemas']['SecretOut'];
 export type SchemaServiceDegraded = components['schemas']['ServiceDegraded'];
 export type SchemaSilenceConfig = components['schemas']['SilenceConfig'];
 export type SchemaSttConfig = components['schemas']['STTConfig'];
@@ -4532,6 +5069,67 @@ export interface operations {
             };
         };
     };
+    analytics_costs: {
+        parameters: {
+            query?: {
+                /** @description First UTC day; default 29 days before `until`. */
+                since?: string | null;
+                /** @description Last UTC day; default today. */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostAnalytics"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     analytics_summary: {
         parameters: {
             query?: {
@@ -4990,6 +5588,8 @@ export interface operations {
                 /** @description Created at or after (ISO 8601; UTC if no offset). */
                 since?: string | null;
                 status?: ("queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail") | null;
+                /** @description Post-call analysis verdict (calls analysed so far). */
+                success?: boolean | null;
                 /** @description Created before. */
                 until?: string | null;
             };
@@ -5037,6 +5637,104 @@ export interface operations {
             };
             /** @description Invalid input; `details` lists each field path */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    place_call: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallRequest"];
+            };
+        };
+        responses: {
+            /** @description A replay of an earlier request with this key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRequestOut"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRequestOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The organisation's concurrent-call cap is reached */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The carrier refused the call */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5279,6 +5977,8 @@ export interface operations {
                 /** @description Created at or after (ISO 8601; UTC if no offset). */
                 since?: string | null;
                 status?: ("queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail") | null;
+                /** @description Post-call analysis verdict (calls analysed so far). */
+                success?: boolean | null;
                 /** @description Created before. */
                 until?: string | null;
             };
@@ -7181,6 +7881,182 @@ export interface operations {
             };
         };
     };
+    get_billing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_price_book: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceBook"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_carrier_credentials: {
         parameters: {
             query?: never;
@@ -7764,6 +8640,198 @@ export interface operations {
             };
         };
     };
+    list_secrets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_phone_numbers: {
         parameters: {
             query?: never;
@@ -8074,6 +9142,82 @@ export interface operations {
             };
             /** @description Not found in the caller's organisation */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    verify_phone_number: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhoneNumberOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

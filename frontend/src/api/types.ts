@@ -35,6 +35,7 @@ export type Me = S["MeResponse"];
 export type Member = S["MemberOut"];
 export type Invitation = S["InvitationOut"];
 export type ApiKey = S["ApiKeyOut"];
+export type OrgSecret = S["SecretOut"];
 export type Webhook = S["WebhookOut"];
 export type WebhookDelivery = S["WebhookDeliveryOut"];
 export type CarrierCredentialMasked = S["CarrierCredentialsOut"];

@@ -1,4 +1,4 @@
-import { useCallback, useMemo, useRef, useState, type ReactNode } from "react";
+import { Fragment, useCallback, useMemo, useRef, useState, type ReactNode } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { Link, useParams } from "react-router-dom";
 import { callsApi } from "../../api/endpoints";
@@ -91,6 +91,31 @@ export default function CallDetailPage() {
               <dt>TTS characters</dt><dd>{fmtInt(u.tts_characters)}</dd>
             </dl>
           </Card>
+          {c.cost && (
+            <Card title="Cost">
+              <dl className="kv kv-tight" aria-label="Cost breakdown">
+                <dt>Telephony</dt><dd>{c.cost.telephony.toFixed(4)}</dd>
+                <dt>STT / LLM / TTS</dt><dd>{c.cost.stt.toFixed(4)} / {c.cost.llm.toFixed(4)} / {c.cost.tts.toFixed(4)}</dd>
+                <dt>Compute</dt><dd>{c.cost.compute.toFixed(4)}</dd>
+                <dt>Total</dt><dd><strong>{c.cost.total.toFixed(4)} {c.cost.currency}</strong></dd>
+              </dl>
+            </Card>
+          )}
+          {c.analysis && (
+            <Card title="Analysis">
+              {c.analysis.status === "done" ? (
+                <dl className="kv kv-tight" aria-label="Analysis result">
+                  <dt>Summary</dt><dd>{c.analysis.summary}</dd>
+                  {c.analysis.success != null && (<><dt>Success</dt><dd>{c.analysis.success ? "yes" : "no"}</dd></>)}
+                  {Object.entries(c.analysis.data ?? {}).map(([k, v]) => (
+                    <Fragment key={k}><dt>{k}</dt><dd>{String(v)}</dd></Fragment>
+                  ))}
+                </dl>
+              ) : (
+                <p className="muted">{c.analysis.status === "pending" ? "Analysing…" : `Failed: ${c.analysis.error ?? ""}`}</p>
+              )}
+            </Card>
+          )}
           {c.degradations && c.degradations.length > 0 && (
             <Card title="Service fallbacks">
               <ul className="plain-list" aria-label="Service fallbacks">
@@ -109,6 +134,7 @@ export default function CallDetailPage() {
                 {c.tools.map((t, i) => (
                   <li key={i}>
                     <code>{t.name}</code> {t.ok ? "✓" : "✗"} <span className="muted small">{fmtMs(t.duration_ms)}{t.detail ? ` · ${t.detail}` : ""}</span>
+                    {t.arguments ? <div className="mono small">{t.arguments}</div> : null}
                   </li>
                 ))}
               </ul>

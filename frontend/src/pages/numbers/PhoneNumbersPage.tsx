@@ -199,12 +199,6 @@ function CarrierCredentialsCard({ admin }: { admin: boolean }) {
                     <dd className="mono" data-testid={`${c.id}-account-masked`}>{cur.account_id_masked}</dd>
                     <dt>{c.token}</dt>
                     <dd className="mono" data-testid={`${c.id}-token-masked`}>{cur.auth_token_masked}</dd>
-                    {cur.api_base_url && (
-                      <>
-                        <dt>API URL</dt>
-                        <dd className="mono">{cur.api_base_url}</dd>
-                      </>
-                    )}
                     <dt>Updated</dt>
                     <dd>{fmtDateTime(cur.updated_at)}</dd>
                   </dl>
@@ -228,9 +222,8 @@ function CredentialForm({ carrier, onDone }: { carrier: (typeof CARRIERS)[number
   const notify = useToast();
   const [account, setAccount] = useState("");
   const [token, setToken] = useState("");
-  const [baseUrl, setBaseUrl] = useState("");
   const save = useMutation({
-    mutationFn: () => orgApi.setCarrierCredentials(carrier.id, { account_id: account.trim(), auth_token: token, api_base_url: baseUrl.trim() || null }),
+    mutationFn: () => orgApi.setCarrierCredentials(carrier.id, { account_id: account.trim(), auth_token: token }),
     onSuccess: () => {
       // Drop the secret from memory as soon as it is stored.
       setToken("");
@@ -250,7 +243,6 @@ function CredentialForm({ carrier, onDone }: { carrier: (typeof CARRIERS)[number
     >
       <TextField label={carrier.account} value={account} onChange={(e) => setAccount(e.target.value)} autoComplete="off" spellCheck={false} required />
       <TextField label={carrier.token} type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="new-password" required />
-      <TextField label="API base URL (optional)" value={baseUrl} onChange={(e) => setBaseUrl(e.target.value)} placeholder="The carrier's public API" hint="Only for testing against a carrier simulator." />
       <InlineError error={save.error} />
       <div className="row">
         <Button onClick={onDone}>Cancel</Button>

@@ -26,6 +26,7 @@ from backend.api.routes import (
     internal,
     org,
     phone_numbers,
+    privacy,
     voices,
     webhooks,
 )
@@ -133,7 +134,8 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     # go first.
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls):
+    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls,
+                   privacy):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

@@ -111,6 +111,17 @@ class ObjectStore:
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.remove_object, self.bucket, key)
 
+    async def delete_prefix(self, prefix: str) -> int:
+        """Removes every object whose key starts with `prefix` (a call's recording and any parts); returns how many."""
+        def _delete() -> int:
+            keys = [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)
+                    if o.object_name]
+            for key in keys:
+                self._client.remove_object(self.bucket, key)
+            return len(keys)
+
+        return await asyncio.to_thread(_delete)
+
     def presigned_get_url(self, key: str, expires: timedelta = timedelta(minutes=15)) -> str:
         return self._signer.presigned_get_object(self.bucket, key, expires=expires)
 

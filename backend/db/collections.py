@@ -48,6 +48,8 @@ WEBHOOK_DELIVERIES = "webhook_deliveries"  # the delivery log
 LEASES = "leases"
 RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
+ERASED_CALLS = "erased_calls"  # _id = call id; tombstones: late events for an erased call are dropped
+ERASURES = "erasures"  # _id = "erase:{scope}:{call id}"; what was deleted, when and why (no personal data)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
@@ -78,4 +80,5 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(RATE_LIMITS, [("expires_at", 1)], name="rate_limits_expiry"),
     IndexSpec(LEASES, [("created_at", 1)], name="leases_created"),
     IndexSpec(AUDIT_LOG, [("org_id", 1), ("at", -1)], name="audit_log_org"),
+    IndexSpec(ERASURES, [("org_id", 1), ("at", -1)], name="erasures_org"),
 ]

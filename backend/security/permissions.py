@@ -42,6 +42,7 @@ class Permission(StrEnum):
     carriers_write = "carriers:write"
     calls_read = "calls:read"
     calls_export = "calls:export"
+    calls_delete = "calls:delete"  # delete calls, forget a phone number, set retention
     recordings_read = "recordings:read"
     webhooks_read = "webhooks:read"
     webhooks_write = "webhooks:write"
@@ -62,7 +63,7 @@ _ADMIN = _MEMBER | {
     Permission.org_update, Permission.members_manage, Permission.invitations_manage, Permission.api_keys_manage,
     Permission.audit_read, Permission.agents_write, Permission.numbers_write, Permission.carriers_read,
     Permission.carriers_write, Permission.webhooks_read, Permission.webhooks_write,
-    Permission.campaigns_write, Permission.dnc_manage,
+    Permission.campaigns_write, Permission.dnc_manage, Permission.calls_delete,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.member: frozenset(_MEMBER),

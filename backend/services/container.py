@@ -19,6 +19,7 @@ from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
 from backend.services.auth import AuthService
 from backend.services.browser_calls import BrowserCallService
+from backend.services.call_deletion import CallDeletionService, ErasureQueue
 from backend.services.call_event_ingest import CallEventIngest
 from backend.services.call_history import CallHistoryService
 from backend.services.call_leases import CallLeases
@@ -26,10 +27,12 @@ from backend.services.call_log import CallLog
 from backend.services.call_projection import OutboxProcessor
 from backend.services.call_routing import CallRoutingService
 from backend.services.carriers import CarrierCredentialService
+from backend.services.erasure import Eraser
 from backend.services.leader import Leadership
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
+from backend.services.retention import RetentionService
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import BackgroundLoops, Housekeeping, Loop
@@ -64,6 +67,8 @@ class Services:
     voices: VoiceService
     browser_calls: BrowserCallService
     call_leases: CallLeases
+    call_deletion: CallDeletionService
+    retention: RetentionService
     loops: BackgroundLoops | None = None  # started by start_background()
 
     @classmethod
@@ -80,7 +85,8 @@ class Services:
         leadership = Leadership(db, "workers", settings.leader_window_s)
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)
-        processor = OutboxProcessor(db, call_log, webhooks.fan_out, leadership)
+        processor = OutboxProcessor(db, call_log, webhooks.fan_out, leadership,
+                                    eraser=Eraser(db, store, call_log))
         holder: dict[str, Services] = {}
 
         async def on_accepted(event_ids: list[str], wait: bool) -> None:
@@ -91,6 +97,7 @@ class Services:
         async def on_call_created(doc: dict[str, Any], wait: bool) -> None:
             await ingest.touch(str(doc["_id"]), wait)
 
+        erasures = ErasureQueue(db, on_accepted)
         call_routing = CallRoutingService(db, agents, numbers, carriers, call_log, on_call_created)
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
@@ -105,13 +112,15 @@ class Services:
             voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
             browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
             call_leases=CallLeases(db, ingest),
+            call_deletion=CallDeletionService(db, erasures, audit),
+            retention=RetentionService(db, erasures, audit),
         )
         holder["services"] = services
         return services
 
     def start_background(self) -> None:
         s = self.settings
-        housekeeping = Housekeeping([self.limiter.purge_expired, self.auth.purge_token_uses])
+        housekeeping = Housekeeping([self.limiter.purge_expired, self.auth.purge_token_uses, self.retention.sweep])
         archiving = Housekeeping([self.processor.archive_old_pages], every_s=s.archive_interval_s)
         self.loops = BackgroundLoops(
             outbox=Loop("outbox-processor", self.processor.run_once, self.leadership, s.worker_poll_interval_s),

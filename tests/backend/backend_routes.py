@@ -72,6 +72,11 @@ ROUTES: list[RouteCase] = [
     RouteCase("GET", "/api/v1/calls/{call_id}", P.calls_read),
     RouteCase("GET", "/api/v1/calls/{call_id}/recording", P.recordings_read),
     RouteCase("GET", "/api/v1/calls/{call_id}/recording/audio", P.recordings_read),
+    RouteCase("DELETE", "/api/v1/calls/{del_call_id}", P.calls_delete),
+    RouteCase("GET", "/api/v1/privacy/retention", P.org_read),
+    RouteCase("PUT", "/api/v1/privacy/retention", P.calls_delete, lambda v: {"recordings_days": 30}),
+    RouteCase("GET", "/api/v1/privacy/erasures", P.audit_read),
+    RouteCase("POST", "/api/v1/privacy/forget-number", P.calls_delete, lambda v: {"number": "+14155550177"}),
     RouteCase("GET", "/api/v1/webhooks", P.webhooks_read),
     RouteCase("POST", "/api/v1/webhooks", P.webhooks_write,
               lambda v: {"url": "http://127.0.0.1:9/hook", "events": ["call.ended"], "active": False}),
@@ -110,6 +115,7 @@ def template_of(case: RouteCase) -> str:
         "{del_api_key_id}": "{key_id}", "{del_carrier}": "{carrier}", "/carrier-credentials/vobiz":
         "/carrier-credentials/{carrier}", "{del_agent_id}": "{agent_id}", "/versions/1": "/versions/{version}",
         "{del_number_id}": "{number_id}", "{del_webhook_id}": "{webhook_id}",
+        "{del_call_id}": "{call_id}",
     }
     path = case.path
     for old, new in replacements.items():

@@ -112,6 +112,10 @@ class CallSession:
         self.app.outbox.emit(event)
         self.app.metrics.error(f"degraded_{event.service}")
 
+    def redacted(self, start_ms: int, end_ms: int) -> None:
+        if self.recording is not None and self.agent.config.redaction.beep_recording:
+            self.recording.mask(start_ms, end_ms)
+
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         t = (monotonic_s - self.tracker.t0) if monotonic_s is not None else self.tracker.now_s()
         return max(0, int(t * 1000))

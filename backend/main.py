@@ -30,6 +30,9 @@ from backend.api.routes import (
     voices,
     webhooks,
 )
+from backend.api.routes import (
+    live as live_calls,
+)
 from backend.campaigns.collections import INDEXES as CAMPAIGN_INDEXES
 from backend.campaigns.runtime import CampaignRuntime
 from backend.config import BackendSettings, get_settings
@@ -135,7 +138,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
     for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls,
-                   privacy):
+                   privacy, live_calls):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

@@ -97,6 +97,7 @@ class OutboxProcessor:
         self._transcripts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._archived: OrderedDict[str, bool] = OrderedDict()  # calls this leader moved to the archive
         self._deferred_calls: set[str] = set()  # calls with events waiting for their call.started
+        self.on_applied: Callable[[], None] | None = None  # wakes live views (services/live_calls.py)
 
     def _reset_caches(self) -> None:
         self._term = None
@@ -207,6 +208,8 @@ class OutboxProcessor:
             await self._db[OUTBOX].update_many({"call_id": {"$in": created}, "retry_at": {"$ne": None}},
                                                {"$set": {"retry_at": None}})
         self._resolve(done + [i["_id"] for o in outcomes for i in o.deferred])
+        if self.on_applied is not None:
+            self.on_applied()
         return len(items)
 
     async def _erase(self, erasures: list[dict[str, Any]], by_call: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -29,6 +29,7 @@ from backend.services.call_routing import CallRoutingService
 from backend.services.carriers import CarrierCredentialService
 from backend.services.erasure import Eraser
 from backend.services.leader import Leadership
+from backend.services.live_calls import LiveCalls
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
@@ -69,6 +70,7 @@ class Services:
     call_leases: CallLeases
     call_deletion: CallDeletionService
     retention: RetentionService
+    live: LiveCalls
     loops: BackgroundLoops | None = None  # started by start_background()
 
     @classmethod
@@ -114,8 +116,10 @@ class Services:
             call_leases=CallLeases(db, ingest),
             call_deletion=CallDeletionService(db, erasures, audit),
             retention=RetentionService(db, erasures, audit),
+            live=LiveCalls(db),
         )
         holder["services"] = services
+        processor.on_applied = services.live.notify
         return services
 
     def start_background(self) -> None:

@@ -1,0 +1,46 @@
+"""/api/v1/live: calls in progress across the organisation and one call's live view, as server-sent events."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import StreamingResponse
+
+from backend.api.deps import CallsRead, ServicesDep
+from backend.api.responses import AUTHENTICATED, NOT_FOUND
+from backend.models.live import LiveCall
+
+router = APIRouter(prefix="/live", tags=["live"], responses=AUTHENTICATED)
+CallId = Annotated[str, Path(min_length=1, max_length=64)]
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+@router.get("/calls")
+async def live_calls(principal: CallsRead, services: ServicesDep) -> list[LiveCall]:
+    """Calls in progress now, oldest first."""
+    return await services.live.in_progress(principal)
+
+
+@router.get("/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}},
+            "description": "`calls` (a list of LiveCall) on every change; a comment every 15 s."}})
+async def live_stream(request: Request, principal: CallsRead, services: ServicesDep) -> StreamingResponse:
+    return StreamingResponse(services.live.org_stream(principal, request.is_disconnected),
+                             media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.get("/calls/{call_id}/stream", response_class=StreamingResponse, responses={
+    **NOT_FOUND, 200: {"content": {"text/event-stream": {}},
+                       "description": "`turn` and `tool` as they are applied (those so far first), then `end`."}})
+async def live_call_stream(call_id: CallId, request: Request, principal: CallsRead,
+                           services: ServicesDep) -> StreamingResponse:
+    stream = services.live.call_stream(principal, call_id, request.is_disconnected)
+    first = await anext(stream, ": closed\n\n")  # a 404 comes before the stream starts, not in the middle of it
+    return StreamingResponse(_prepend(first, stream), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:
+    yield first
+    async for item in rest:
+        yield item

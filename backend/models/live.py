@@ -1,0 +1,25 @@
+"""Calls in progress as the Live page shows them, and the events of one call's live view."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel
+
+from core.call_events import Carrier, Direction
+
+
+class LiveCall(BaseModel):
+    id: str
+    direction: Direction
+    carrier: Carrier
+    from_number: str
+    to_number: str
+    agent_id: str | None = None
+    agent_name: str | None = None
+    campaign_id: str | None = None
+    started_at: datetime
+    duration_s: float
+    turn_count: int = 0
+    last_v2v_ms: float | None = None
+    voice_server_id: str | None = None

@@ -37,6 +37,9 @@ class LiveCall(Protocol):
     def carrier_ended(self, detail: str) -> None:
         ...
 
+    async def whisper(self, text: str) -> None:
+        ...
+
 
 @dataclass
 class CallLatency:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastapi import WebSocket
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from pipecat.workers.runner import WorkerRunner
 
@@ -228,6 +228,16 @@ class CallSession:
     async def _cancel_pipeline(self, reason: str) -> None:
         if self.call is not None:
             await self.call.worker.cancel(reason=reason)
+
+    async def whisper(self, text: str) -> None:
+        """A supervisor's instruction: added to the agent's context (the caller hears nothing) and to the
+        transcript as a system turn."""
+        if self.call is None:
+            raise RuntimeError("the call's pipeline is not running")
+        note = f"Supervisor instruction (the caller did not say this; follow it): {text}"
+        await self.call.worker.queue_frames([LLMMessagesAppendFrame([{"role": "system", "content": note}],
+                                                                    run_llm=False)])
+        self.call.transcript.system(f"[supervisor] {text}")
 
     async def end_call(self, reason: EndReason, goodbye: str | None, detail: str = "") -> None:
         """CallControl: schedules goodbye -> wait for playback -> hang up -> end. Returns at once."""

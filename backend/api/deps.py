@@ -80,6 +80,7 @@ CarriersWrite = Annotated[Principal, Depends(require(Permission.carriers_write))
 CallsRead = Annotated[Principal, Depends(require(Permission.calls_read))]
 CallsExport = Annotated[Principal, Depends(require(Permission.calls_export))]
 CallsDelete = Annotated[Principal, Depends(require(Permission.calls_delete))]
+CallsSupervise = Annotated[Principal, Depends(require(Permission.calls_supervise))]
 RecordingsRead = Annotated[Principal, Depends(require(Permission.recordings_read))]
 WebhooksRead = Annotated[Principal, Depends(require(Permission.webhooks_read))]
 WebhooksWrite = Annotated[Principal, Depends(require(Permission.webhooks_write))]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from backend.models.common import ApiModel
 from core.call_events import Carrier, Direction
 
 
@@ -23,3 +24,7 @@ class LiveCall(BaseModel):
     turn_count: int = 0
     last_v2v_ms: float | None = None
     voice_server_id: str | None = None
+
+
+class WhisperIn(ApiModel):
+    text: str = Field(min_length=1, max_length=1000, description="What the agent should do; the caller hears nothing.")

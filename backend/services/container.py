@@ -30,6 +30,7 @@ from backend.services.carriers import CarrierCredentialService
 from backend.services.erasure import Eraser
 from backend.services.leader import Leadership
 from backend.services.live_calls import LiveCalls
+from backend.services.live_control import LiveControl
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
@@ -71,6 +72,7 @@ class Services:
     call_deletion: CallDeletionService
     retention: RetentionService
     live: LiveCalls
+    live_control: LiveControl
     loops: BackgroundLoops | None = None  # started by start_background()
 
     @classmethod
@@ -117,6 +119,7 @@ class Services:
             call_deletion=CallDeletionService(db, erasures, audit),
             retention=RetentionService(db, erasures, audit),
             live=LiveCalls(db),
+            live_control=LiveControl(db, http, audit, settings.service_token_secret.get_secret_value()),
         )
         holder["services"] = services
         processor.on_applied = services.live.notify

@@ -76,3 +76,24 @@ async def test_live_call_view(client: httpx.AsyncClient, services: Services) -> 
     await post_events(client, events[-1:])
     event, end = await _next_event(stream)
     assert event == "end" and end["end_reason"] == "caller_hangup"
+
+
+async def test_whisper_is_for_admins_and_needs_the_calls_replica(client: httpx.AsyncClient,
+                                                                 services: Services) -> None:
+    owner = await register(client, "whisper")
+    admin = await add_member(client, owner, "admin")
+    member = await add_member(client, owner, "member")
+    call_id, events = call_events(owner.org_id, turns=2)
+    events[0]["voice_server_id"] = f"vs-{uuid.uuid4().hex[:8]}"
+    await post_events(client, events[:-1])
+    url = f"/api/v1/live/calls/{call_id}/whisper"
+    body = {"text": "Offer the caller a refund"}
+    assert (await client.post(url, json=body, headers=member.headers)).status_code == 403
+    assert (await client.post(url, json={"text": ""}, headers=admin.headers)).status_code == 422
+    # No heartbeat from the voice server that holds the call: it is gone, and the error says so.
+    resp = await client.post(url, json=body, headers=admin.headers)
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "voice_server_gone"
+    other = await register(client, "whisper-other")
+    assert (await client.post(url, json=body, headers=other.headers)).status_code == 404
+    await post_events(client, events[-1:])
+    assert (await client.post(url, json=body, headers=admin.headers)).status_code == 404  # ended: not live

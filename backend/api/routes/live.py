@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Request, Response, status
 from fastapi.responses import StreamingResponse
 
-from backend.api.deps import CallsRead, ServicesDep
-from backend.api.responses import AUTHENTICATED, NOT_FOUND
-from backend.models.live import LiveCall
+from backend.api.deps import CallsRead, CallsSupervise, ServicesDep
+from backend.api.responses import AUTHENTICATED, CONFLICT, NOT_FOUND
+from backend.models.live import LiveCall, WhisperIn
 
 router = APIRouter(prefix="/live", tags=["live"], responses=AUTHENTICATED)
 CallId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -38,6 +38,14 @@ async def live_call_stream(call_id: CallId, request: Request, principal: CallsRe
     stream = services.live.call_stream(principal, call_id, request.is_disconnected)
     first = await anext(stream, ": closed\n\n")  # a 404 comes before the stream starts, not in the middle of it
     return StreamingResponse(_prepend(first, stream), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/calls/{call_id}/whisper", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **CONFLICT})
+async def whisper(call_id: CallId, body: WhisperIn, principal: CallsSupervise, services: ServicesDep) -> Response:
+    """Owners and admins: an instruction added to the agent's context; the caller hears nothing. Audited. 409
+    `voice_server_gone` when the replica holding the call has stopped."""
+    await services.live_control.whisper(principal, call_id, body.text)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -219,8 +219,11 @@ class OutboxProcessor:
             return []
         done: list[str] = []
         remaining: list[dict[str, Any]] = []
-        for item in sorted(erasures, key=lambda i: i["scope"] != "call"):
-            call = await self._eraser.apply(item)
+        whole = [i for i in erasures if i["scope"] == "call"]
+        if whole:
+            await self._eraser.erase_calls(whole)
+        for item in erasures:
+            call = await self._eraser.apply(item) if item["scope"] != "call" else None
             for cache in (self._calls, self._transcripts, self._archived):
                 cache.pop(item["call_id"], None)
             if call is not None:

@@ -35,6 +35,7 @@ from backend.db.collections import (
 )
 from backend.db.ids import utcnow
 from backend.db.tiered import Tiered
+from backend.db.writes import insert_many_ignoring_duplicates
 from backend.models.retention import ErasureReason, ErasureScope
 from backend.services.call_log import CallLog
 from backend.services.transcripts import transcript_doc
@@ -85,23 +86,56 @@ class Eraser:
                 dropped.append(item["_id"])
         return dropped
 
+    async def erase_calls(self, items: list[dict[str, Any]]) -> None:
+        """Applies many `call`-scope erasures together: one command per collection for the whole batch (each a scan
+        on FerretDB, so batching is what makes retention sweeps fast) and one rewrite per call-list page."""
+        calls = {d["_id"]: d for c in (CALLS, CALLS_ARCHIVE) async for d in self._db[c].find(
+            {"_id": {"$in": [i["call_id"] for i in items]}}, {"org_id": 1, "recording": 1})}
+        late = {d["_id"]: d async for d in self._db[CALL_RECORDINGS].find(
+            {"_id": {"$in": [i["call_id"] for i in items]}}, {"key": 1, "org_id": 1})}
+        mine = [i for i in items if calls.get(i["call_id"], {"org_id": i["org_id"]})["org_id"] == i["org_id"]]
+        ids = [i["call_id"] for i in mine]
+        if not ids:
+            return
+        objects: dict[str, int] = {}
+        for item in mine:
+            call_id = item["call_id"]
+            await tombstone(self._db, call_id, item["org_id"])
+            objects[call_id] = await self._delete_recordings(
+                item["org_id"], call_id, [(calls.get(call_id) or {}).get("recording"), late.get(call_id)])
+        for collection in (CALLS, CALLS_ARCHIVE, CALL_TRANSCRIPTS, CALL_RECORDINGS):
+            await self._db[collection].delete_many({"_id": {"$in": ids}})
+        for collection in (CALL_TURNS, DEAD_LETTERS):
+            await self._db[collection].delete_many({"call_id": {"$in": ids}})
+        await self._db[WEBHOOK_QUEUE].delete_many({"payload.data.call_id": {"$in": ids}})
+        by_org: dict[str, list[str]] = {}
+        for item in mine:
+            by_org.setdefault(item["org_id"], []).append(item["call_id"])
+        for org_id, org_ids in by_org.items():
+            await self._call_log.remove(org_id, org_ids)
+        records = [{"_id": i["_id"], "org_id": i["org_id"], "call_id": i["call_id"], "scope": "call",
+                    "reason": i.get("reason", "api"), "objects_deleted": objects[i["call_id"]], "at": utcnow()}
+                   for i in mine if i["call_id"] in calls or objects[i["call_id"]]]
+        for index in await insert_many_ignoring_duplicates(self._db, ERASURES, records):
+            await self._db[ERASURES].replace_one({"_id": records[index]["_id"]}, records[index], upsert=True)
+
     async def apply(self, item: dict[str, Any]) -> dict[str, Any] | None:
         """Erases one item's scope. Returns the call when it remains and its list row must be re-projected."""
         call_id, org_id, scope = item["call_id"], item["org_id"], item["scope"]
+        if scope == "call":
+            await self.erase_calls([item])
+            return None
         call = await self._calls.find_one(call_id)
         if call is not None and call["org_id"] != org_id:
             log.warning("erasure %s names another organisation than its call; ignored", item["_id"])
             return None
         late = await self._db[CALL_RECORDINGS].find_one({"_id": call_id})
         objects = 0
-        if scope in ("call", "recording"):
+        if scope == "recording":
             objects = await self._delete_recordings(org_id, call_id, [(call or {}).get("recording"), late])
         found = call is not None or objects > 0
         remaining: dict[str, Any] | None = None
-        if scope == "call":
-            await tombstone(self._db, call_id, org_id)
-            await self._erase_call(org_id, call_id)
-        elif call is not None and scope == "recording":
+        if call is not None and scope == "recording":
             await self._db[CALL_RECORDINGS].delete_one({"_id": call_id})
             call.update(recording=None, recording_purged_at=utcnow())
             remaining = await self._save(call)
@@ -125,14 +159,6 @@ class Eraser:
                 await self._store.delete(str(key))
                 deleted += 1
         return deleted + await self._store.delete_prefix(f"{org_id}/{call_id}/")
-
-    async def _erase_call(self, org_id: str, call_id: str) -> None:
-        for collection in (CALLS, CALLS_ARCHIVE, CALL_TRANSCRIPTS, CALL_RECORDINGS):
-            await self._db[collection].delete_one({"_id": call_id})
-        await self._db[CALL_TURNS].delete_many({"call_id": call_id})
-        await self._db[DEAD_LETTERS].delete_many({"call_id": call_id})
-        await self._db[WEBHOOK_QUEUE].delete_many({"org_id": org_id, "payload.data.call_id": call_id})
-        await self._call_log.remove(org_id, [call_id])
 
     async def _save(self, call: dict[str, Any]) -> dict[str, Any]:
         hot = await self._db[CALLS].find_one({"_id": call["_id"]}, {"_id": 1})

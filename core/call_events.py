@@ -181,7 +181,7 @@ class VoiceServerHeartbeat(BaseModel):
     lease_s: float = Field(default=30.0, ge=1, le=3600)
     draining: bool = False
     url: str | None = Field(default=None, max_length=300, pattern=r"^https?://",
-                            description="Where the backend reaches this replica's internal API (live-call control).")
+                            description="This replica's public base URL (whisper, listen-in).")
 
 
 class VoiceServerHeartbeatAck(BaseModel):

@@ -40,6 +40,9 @@ class LiveCall(Protocol):
     async def whisper(self, text: str) -> None:
         ...
 
+    def listen(self, sink: Callable[[bytes], None]) -> tuple[int, Callable[[], None]] | None:
+        ...
+
 
 @dataclass
 class CallLatency:

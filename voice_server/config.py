@@ -16,8 +16,6 @@ class VoiceServerSettings(S3Settings):
     # Where carriers reach us. Signatures are checked against this URL (never the internal one behind a proxy)
     # and the media WebSocket URLs handed to carriers are derived from it (https -> wss).
     voice_public_base_url: str = "http://127.0.0.1:8100"
-    # Where the backend reaches this replica (live-call control: whisper); default voice_public_base_url.
-    voice_internal_url: str | None = None
     voice_server_id: str = Field(default="voice-1", pattern=VOICE_SERVER_ID_PATTERN,
                                  description="Names this replica in call events and call leases.")
 

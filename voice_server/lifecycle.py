@@ -141,7 +141,7 @@ class CallLeaseHeartbeat:
         return VoiceServerHeartbeat(voice_server_id=app.settings.voice_server_id, instance_id=self.instance_id,
                                     calls=calls, lease_s=app.settings.voice_call_lease_s,
                                     draining=not app.accepting,
-                                    url=app.settings.voice_internal_url or app.settings.voice_public_base_url)
+                                    url=app.settings.voice_public_base_url)
 
     async def _run(self) -> None:
         interval = self._app.settings.voice_heartbeat_interval_s

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from voice_server.config import VoiceServerSettings, get_settings
-from voice_server.routes import browser, carriers, internal, media
+from voice_server.routes import browser, carriers, internal, listen, media
 from voice_server.state import VoiceApp
 
 
@@ -54,6 +54,7 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
     app.include_router(media.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
+    app.include_router(listen.router)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, Any]:

@@ -114,6 +114,8 @@ class StereoRecorder:
         self._agent = np.zeros(0, dtype=np.int16)  # from _written
         self._closed = False
         self._failed: BaseException | None = None
+        # Listen-in taps (voice_server/routes/listen.py): each committed block, caller and agent mixed to mono.
+        self.listeners: list[Callable[[bytes], None]] = []
         self._writer.submit(self._open)
 
     # -- timeline ---------------------------------------------------------------------------------------------
@@ -188,6 +190,10 @@ class StereoRecorder:
         self._written = horizon
         data = block.tobytes()
         self._writer.submit(lambda: self._write(data))
+        if self.listeners:
+            mono = (block.reshape(-1, 2).astype(np.int32).sum(axis=1) // 2).astype(np.int16).tobytes()
+            for listener in list(self.listeners):
+                listener(mono)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -229,6 +229,15 @@ class CallSession:
         if self.call is not None:
             await self.call.worker.cancel(reason=reason)
 
+    def listen(self, sink: Callable[[bytes], None]) -> tuple[int, Callable[[], None]] | None:
+        """Listen-in: `sink` gets the call's mixed audio (mono PCM16) as the recorder commits it, about half a
+        second behind. Returns (sample rate, unsubscribe), or None for a call that is not recorded."""
+        if self.recording is None:
+            return None
+        listeners = self.recording.recorder.listeners
+        listeners.append(sink)
+        return self.recording.recorder.sample_rate, lambda: listeners.remove(sink) if sink in listeners else None
+
     async def whisper(self, text: str) -> None:
         """A supervisor's instruction: added to the agent's context (the caller hears nothing) and to the
         transcript as a system turn."""

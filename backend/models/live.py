@@ -28,3 +28,11 @@ class LiveCall(BaseModel):
 
 class WhisperIn(ApiModel):
     text: str = Field(min_length=1, max_length=1000, description="What the agent should do; the caller hears nothing.")
+
+
+class ListenTicket(BaseModel):
+    """Where the browser listens in, and the one-minute ticket to send as the socket's first message."""
+
+    url: str = Field(description="WebSocket URL on the voice server that holds the call.")
+    ticket: str
+    expires_in_s: int

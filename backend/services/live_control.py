@@ -1,4 +1,4 @@
-"""Supervisors acting on a live call (owners and admins; audited): whisper an instruction to the agent.
+"""Supervisors acting on a live call (owners and admins; audited): listen in, whisper an instruction to the agent.
 
 The voice server is the only process that touches a call; the backend finds the replica that holds it (its
 heartbeat lease lists the call and says where the replica is reached, services/call_leases.py) and forwards the
@@ -11,9 +11,11 @@ import httpx
 
 from backend.db.collections import CALLS, Db
 from backend.errors import ApiError, conflict, not_found
+from backend.models.live import ListenTicket
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
 from backend.services.call_leases import VOICE_SERVERS
+from core.listen_ticket import TICKET_TTL_S, mint_listen_ticket
 from core.service_auth import mint_service_token
 
 
@@ -38,6 +40,16 @@ class LiveControl:
             raise conflict("The voice server holding this call is gone; the call cannot be reached",
                            "voice_server_gone")
         return str(urls[0]).rstrip("/")
+
+    async def listen_ticket(self, principal: Principal, call_id: str) -> ListenTicket:
+        """Listen-in: the socket on the replica holding the call (voice_server/routes/listen.py) and a ticket
+        good for that call only, for a minute."""
+        url = await self.replica_url(principal, call_id)
+        ws = "wss://" + url.removeprefix("https://") if url.startswith("https://") else \
+            "ws://" + url.removeprefix("http://")
+        ticket = mint_listen_ticket(self._secret, call_id)
+        await self._audit.record(principal.org_id, principal, "call.listened", "call", call_id)
+        return ListenTicket(url=f"{ws}/v1/listen/{call_id}", ticket=ticket, expires_in_s=TICKET_TTL_S)
 
     async def whisper(self, principal: Principal, call_id: str, text: str) -> None:
         url = await self.replica_url(principal, call_id)

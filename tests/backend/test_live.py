@@ -78,7 +78,7 @@ async def test_live_call_view(client: httpx.AsyncClient, services: Services) -> 
     assert event == "end" and end["end_reason"] == "caller_hangup"
 
 
-async def test_whisper_is_for_admins_and_needs_the_calls_replica(client: httpx.AsyncClient,
+async def test_whisper_and_listen_are_for_admins_and_need_the_calls_replica(client: httpx.AsyncClient,
                                                                  services: Services) -> None:
     owner = await register(client, "whisper")
     admin = await add_member(client, owner, "admin")
@@ -92,6 +92,10 @@ async def test_whisper_is_for_admins_and_needs_the_calls_replica(client: httpx.A
     assert (await client.post(url, json={"text": ""}, headers=admin.headers)).status_code == 422
     # No heartbeat from the voice server that holds the call: it is gone, and the error says so.
     resp = await client.post(url, json=body, headers=admin.headers)
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "voice_server_gone"
+    listen = f"/api/v1/live/calls/{call_id}/listen"
+    assert (await client.post(listen, headers=member.headers)).status_code == 403
+    resp = await client.post(listen, headers=admin.headers)
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "voice_server_gone"
     other = await register(client, "whisper-other")
     assert (await client.post(url, json=body, headers=other.headers)).status_code == 404

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from backend.api.deps import CallsRead, CallsSupervise, ServicesDep
 from backend.api.responses import AUTHENTICATED, CONFLICT, NOT_FOUND
-from backend.models.live import LiveCall, WhisperIn
+from backend.models.live import ListenTicket, LiveCall, WhisperIn
 
 router = APIRouter(prefix="/live", tags=["live"], responses=AUTHENTICATED)
 CallId = Annotated[str, Path(min_length=1, max_length=64)]
@@ -46,6 +46,13 @@ async def whisper(call_id: CallId, body: WhisperIn, principal: CallsSupervise, s
     `voice_server_gone` when the replica holding the call has stopped."""
     await services.live_control.whisper(principal, call_id, body.text)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/calls/{call_id}/listen", responses={**NOT_FOUND, **CONFLICT})
+async def listen(call_id: CallId, principal: CallsSupervise, services: ServicesDep) -> ListenTicket:
+    """Owners and admins: where to listen in (a WebSocket on the voice server holding the call; send `ticket` as
+    the first message) to the caller and agent mixed; the caller hears nothing. Audited."""
+    return await services.live_control.listen_ticket(principal, call_id)
 
 
 async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:

@@ -1,8 +1,9 @@
 import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
-import { Badge, Card, EmptyState, PageHeader } from "../../components/ui";
+import { useAuth } from "../../auth/AuthContext";
+import { Badge, Button, Card, EmptyState, errorMessage, PageHeader, TextField } from "../../components/ui";
 import { fmtDuration, fmtMs, humanize } from "../../lib/format";
-import { liveApi, type LiveCall, type LiveTool, type LiveTurn } from "./api";
+import { liveApi, playListenIn, type LiveCall, type LiveTool, type LiveTurn } from "./api";
 
 /** Seconds since `iso`, refreshed every second, so durations tick between server updates. */
 function useNow(): number {
@@ -72,6 +73,7 @@ function LiveCallView({ callId }: { callId: string }) {
   const [entries, setEntries] = useState<Entry[]>([]);
   const [ended, setEnded] = useState<string | null>(null);
   const [status, setStatus] = useState("connecting");
+  const { can } = useAuth();
   useEffect(() => {
     setEntries([]);
     setEnded(null);
@@ -86,6 +88,7 @@ function LiveCallView({ callId }: { callId: string }) {
     <>
       <PageHeader title="Live call" subtitle={<Link to="/live">All live calls</Link>}
                   actions={ended ? <Badge tone="neutral">Ended: {humanize(ended)}</Badge> : <ConnectionBadge status={status} />} />
+      {!ended && can("admin") ? <Supervise callId={callId} /> : null}
       <Card title="Transcript">
         {entries.length === 0 ? <p className="muted">Waiting for the first turn…</p> : (
           <ol className="live-transcript" aria-label="Live transcript">
@@ -107,5 +110,43 @@ function LiveCallView({ callId }: { callId: string }) {
         )}
       </Card>
     </>
+  );
+}
+
+/** Owners and admins: listen in (read-only) and whisper an instruction to the agent. */
+function Supervise({ callId }: { callId: string }) {
+  const [listening, setListening] = useState<(() => void) | null>(null);
+  const [note, setNote] = useState("");
+  const [message, setMessage] = useState<string | null>(null);
+  useEffect(() => () => listening?.(), [listening]);
+  const listen = async () => {
+    try {
+      const ticket = await liveApi.listen(callId);
+      setListening(() => playListenIn(ticket, (reason) => {
+        setListening(null);
+        setMessage(`Listening stopped: ${reason}`);
+      }));
+      setMessage(null);
+    } catch (e) {
+      setMessage(errorMessage(e));
+    }
+  };
+  const whisper = async () => {
+    try {
+      await liveApi.whisper(callId, note);
+      setNote("");
+      setMessage("Instruction sent to the agent.");
+    } catch (e) {
+      setMessage(errorMessage(e));
+    }
+  };
+  return (
+    <Card title="Supervise">
+      {listening ? <Button onClick={() => { listening(); setListening(null); }}>Stop listening</Button>
+        : <Button onClick={() => void listen()}>Listen in</Button>}
+      <TextField label="Whisper to the agent" value={note} onChange={(e) => setNote(e.target.value)} maxLength={1000} />
+      <Button onClick={() => void whisper()} disabled={!note.trim()}>Send instruction</Button>
+      {message ? <p role="status">{message}</p> : null}
+    </Card>
   );
 }

@@ -1,5 +1,12 @@
 /** Live calls: the organisation's calls in progress and one call's live view, as server-sent events. */
+import { http } from "../../api/http";
 import { openEventStream, type SseHandle } from "../../api/sse";
+
+export interface ListenTicket {
+  url: string;
+  ticket: string;
+  expires_in_s: number;
+}
 
 export interface LiveCall {
   id: string;
@@ -48,6 +55,10 @@ function parse<T>(data: string): T | null {
 }
 
 export const liveApi = {
+  /** Owners and admins: an instruction for the agent; the caller hears nothing. */
+  whisper: (id: string, text: string) => http.post<void>(`/live/calls/${encodeURIComponent(id)}/whisper`, { text }),
+  /** Owners and admins: where to listen in (a socket on the voice server holding the call). */
+  listen: (id: string) => http.post<ListenTicket>(`/live/calls/${encodeURIComponent(id)}/listen`),
   /** `calls` with the whole list whenever it changes. */
   calls: (onCalls: (calls: LiveCall[]) => void, onStatus?: (s: string) => void): SseHandle =>
     openEventStream("/live/stream", {
@@ -79,3 +90,36 @@ export const liveApi = {
     });
   },
 };
+
+/** Plays a listen-in socket: sends the ticket, then schedules each PCM16 block back to back. */
+export function playListenIn(ticket: ListenTicket, onEnd: (reason: string) => void): () => void {
+  const ws = new WebSocket(ticket.url);
+  ws.binaryType = "arraybuffer";
+  let ctx: AudioContext | null = null;
+  let rate = 8000;
+  let at = 0;
+  ws.onopen = () => ws.send(ticket.ticket);
+  ws.onmessage = (m) => {
+    if (typeof m.data === "string") {
+      rate = (JSON.parse(m.data) as { sample_rate: number }).sample_rate;
+      ctx = new AudioContext();
+      return;
+    }
+    if (!ctx) return;
+    const pcm = new Int16Array(m.data as ArrayBuffer);
+    const buffer = ctx.createBuffer(1, pcm.length, rate);
+    const out = buffer.getChannelData(0);
+    for (let i = 0; i < pcm.length; i++) out[i] = pcm[i] / 32768;
+    const source = ctx.createBufferSource();
+    source.buffer = buffer;
+    source.connect(ctx.destination);
+    at = Math.max(at, ctx.currentTime + 0.05);
+    source.start(at);
+    at += buffer.duration;
+  };
+  ws.onclose = (e) => {
+    void ctx?.close();
+    onEnd(e.reason || "ended");
+  };
+  return () => ws.close();
+}

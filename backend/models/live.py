@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from pydantic import BaseModel, Field
 
+from backend.models.calls import CallSummary
 from backend.models.common import ApiModel
-from core.call_events import Carrier, Direction
 
 
-class LiveCall(BaseModel):
-    id: str
-    direction: Direction
-    carrier: Carrier
-    from_number: str
-    to_number: str
-    agent_id: str | None = None
-    agent_name: str | None = None
-    campaign_id: str | None = None
-    started_at: datetime
-    duration_s: float
+class LiveCall(CallSummary):
+    """A call in progress: its summary, how long it has run, how far it got, and which replica holds it."""
+
+    elapsed_s: float
     turn_count: int = 0
     last_v2v_ms: float | None = None
     voice_server_id: str | None = None

@@ -23,6 +23,7 @@ from backend.errors import not_found
 from backend.models.calls import ToolCallOut, TurnOut
 from backend.models.live import LiveCall
 from backend.security.permissions import Principal
+from backend.services.call_log import summary_of
 from backend.services.erasure import is_erased
 
 Disconnected = Callable[[], Awaitable[bool]]
@@ -65,7 +66,7 @@ class LiveCalls:
         loop = asyncio.get_running_loop()
         while not await is_disconnected():
             calls = [c.model_dump(mode="json") for c in await self.in_progress(principal)]
-            key = json.dumps([{k: v for k, v in c.items() if k != "duration_s"} for c in calls], sort_keys=True)
+            key = json.dumps([{k: v for k, v in c.items() if k != "elapsed_s"} for c in calls], sort_keys=True)
             if key != last:
                 last, seq, sent_at = key, seq + 1, loop.time()
                 yield _sse("calls", calls, seq)
@@ -118,11 +119,7 @@ def _live(doc: dict[str, Any], now: datetime) -> LiveCall:
     started = doc.get("started_at") or doc.get("created_at") or now
     if started.tzinfo is None:
         started = started.replace(tzinfo=UTC)
-    return LiveCall(
-        id=doc["_id"], direction=doc.get("direction") or "inbound", carrier=doc.get("carrier") or "twilio",
-        from_number=doc.get("from_number") or "", to_number=doc.get("to_number") or "",
-        agent_id=doc.get("agent_id"), agent_name=doc.get("agent_name"), campaign_id=doc.get("campaign_id"),
-        started_at=started, duration_s=round(max(0.0, (now - started).total_seconds()), 1),
-        turn_count=int(doc.get("turn_count") or 0), last_v2v_ms=doc.get("last_v2v_ms"),
-        voice_server_id=doc.get("voice_server_id"),
-    )
+    return LiveCall.model_validate({
+        **summary_of(doc), "elapsed_s": round(max(0.0, (now - started).total_seconds()), 1),
+        "turn_count": int(doc.get("turn_count") or 0), "last_v2v_ms": doc.get("last_v2v_ms"),
+        "voice_server_id": doc.get("voice_server_id")})

@@ -54,7 +54,7 @@ function LiveCallsList() {
                 <td>{c.from_number}</td>
                 <td>{c.to_number}</td>
                 <td>{humanize(c.direction)}</td>
-                <td>{fmtDuration(Math.max(0, (now - Date.parse(c.started_at)) / 1000))}</td>
+                <td>{fmtDuration(c.started_at ? Math.max(0, (now - Date.parse(c.started_at)) / 1000) : c.elapsed_s)}</td>
                 <td>{c.turn_count}</td>
                 <td>{c.last_v2v_ms == null ? "—" : fmtMs(c.last_v2v_ms)}</td>
                 <td><Link to={`/live/${c.id}`}>Watch</Link></td>

@@ -17,8 +17,8 @@ export interface LiveCall {
   agent_id: string | null;
   agent_name: string | null;
   campaign_id: string | null;
-  started_at: string;
-  duration_s: number;
+  started_at: string | null;
+  elapsed_s: number;
   turn_count: number;
   last_v2v_ms: number | null;
   voice_server_id: string | null;

@@ -513,6 +513,15 @@ async function livePhase() {
     await page.getByRole("link", { name: "All live calls" }).click();
     await page.getByText("No calls in progress").waitFor();
   });
+  await step("privacy settings: retention periods saved", async () => {
+    await page.goto("/settings?tab=privacy");
+    await page.getByLabel("Delete recordings after").fill("30");
+    await page.getByLabel("Delete transcripts after").fill("90");
+    await page.getByLabel("Delete calls entirely after").fill("365");
+    await page.getByRole("button", { name: "Save retention" }).click();
+    await waitToast("Retention saved");
+    await shot("62-privacy-settings");
+  });
 }
 
 async function testCallPhase() {

@@ -429,3 +429,5 @@ def test_ui_live_calls(ui_server: str, ui_account: dict[str, Any]) -> None:
         driver.start()
         run_phase(ui_server, "live")
         driver.join(10)
+        assert http.get("/api/v1/privacy/retention", headers=user).json() == {
+            "recordings_days": 30, "transcripts_days": 90, "metadata_days": 365}

@@ -4,9 +4,10 @@ import { PageHeader, TabPanel, Tabs } from "../../components/ui";
 import { ApiKeysTab } from "./ApiKeysTab";
 import { DncTab } from "./DncTab";
 import { MembersTab } from "./MembersTab";
+import { PrivacyTab } from "./PrivacyTab";
 import { WebhooksTab } from "./WebhooksTab";
 
-type TabId = "members" | "api-keys" | "webhooks" | "dnc";
+type TabId = "members" | "api-keys" | "webhooks" | "dnc" | "privacy";
 
 export default function SettingsPage() {
   const { me, can } = useAuth();
@@ -15,6 +16,7 @@ export default function SettingsPage() {
     { id: "members", label: "Members & invitations" },
     ...(can("admin") ? [{ id: "api-keys" as TabId, label: "API keys" }, { id: "webhooks" as TabId, label: "Webhooks" }] : []),
     { id: "dnc", label: "Do-not-call list" },
+    ...(can("admin") ? [{ id: "privacy" as TabId, label: "Privacy & retention" }] : []),
   ];
   const requested = params.get("tab") as TabId | null;
   const tab = tabs.some((t) => t.id === requested) ? requested! : "members";
@@ -27,6 +29,7 @@ export default function SettingsPage() {
         {tab === "api-keys" && <ApiKeysTab />}
         {tab === "webhooks" && <WebhooksTab />}
         {tab === "dnc" && <DncTab />}
+        {tab === "privacy" && <PrivacyTab />}
       </TabPanel>
     </>
   );

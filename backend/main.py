@@ -28,9 +28,13 @@ from backend.api.routes import (
     internal,
     org,
     phone_numbers,
+    privacy,
     secrets,
     voices,
     webhooks,
+)
+from backend.api.routes import (
+    live as live_calls,
 )
 from backend.campaigns.collections import INDEXES as CAMPAIGN_INDEXES
 from backend.campaigns.runtime import CampaignRuntime
@@ -147,7 +151,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
     for module in (calls, call_requests, agents, phone_numbers, auth, secrets, billing, org, webhooks, analytics,
-                   voices, browser_calls):
+                   voices, browser_calls, privacy, live_calls):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+from core.redaction import RedactionConfig
 from core.schema_patterns import pattern_problem
 
 E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+14155550123"])]
@@ -249,6 +250,8 @@ class AgentConfig(StrictModel):
     enable_end_call: bool = True
     transfer_targets: list[TransferTarget] = Field(default_factory=list, max_length=16)
     record: bool = True
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig,
+                                       description="PII kept out of transcripts, webhooks and logs (core/redaction.py).")
     degradation_message_stt: str = Field(
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")

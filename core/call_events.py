@@ -194,6 +194,8 @@ class VoiceServerHeartbeat(BaseModel):
                                                                                   max_length=10000)
     lease_s: float = Field(default=30.0, ge=1, le=3600)
     draining: bool = False
+    url: str | None = Field(default=None, max_length=300, pattern=r"^https?://",
+                            description="This replica's public base URL (whisper, listen-in).")
 
 
 class VoiceServerHeartbeatAck(BaseModel):

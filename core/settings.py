@@ -67,6 +67,9 @@ class S3Settings(ServiceSettings):
     s3_bucket_recordings: str = "recordings"
     # Public endpoint used to sign browser-facing URLs (e.g. behind a proxy); defaults to s3_endpoint.
     s3_public_endpoint: str | None = None
+    # Recordings encrypted at rest (SSE-KMS) with this key, the organisation as encryption context; also the bucket's
+    # default encryption. Local MinIO: the key named in MINIO_KMS_SECRET_KEY; S3: a KMS key id or ARN.
+    s3_sse_kms_key_id: str | None = None
 
 
 class DataSettings(MongoSettings, S3Settings):

@@ -28,6 +28,10 @@ class CallEventSink(Protocol):
 
     def degraded(self, event: ServiceDegraded) -> None: ...
 
+    def redacted(self, start_ms: int, end_ms: int) -> None:
+        """The caller said something redacted between these times (the recording may beep over it)."""
+        ...
+
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         """Milliseconds since the media stream started (the call's timeline), for now or a monotonic time."""
         ...

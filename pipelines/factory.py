@@ -41,6 +41,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from core.agent_config import AgentConfig
 from core.egress import EgressPolicy
+from core.redaction import Redactor
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
@@ -189,7 +190,7 @@ def build_call_pipeline(
 
     clock = CallClock()
     latency = LatencyObserver(clock, stt=stt, llm=llm, tts=tts, transport_out=transport.output())
-    transcript = TranscriptWriter(spec.call_id, events, latency)
+    transcript = TranscriptWriter(spec.call_id, events, latency, Redactor(agent.redaction))
     transcript.attach(user, assistant)
     silence = SilencePolicy(agent.silence, control)
     silence.attach(user)

@@ -37,6 +37,12 @@ class LiveCall(Protocol):
     def carrier_ended(self, detail: str) -> None:
         ...
 
+    async def whisper(self, text: str) -> None:
+        ...
+
+    def listen(self, sink: Callable[[bytes], None]) -> tuple[int, Callable[[], None]] | None:
+        ...
+
 
 @dataclass
 class CallLatency:

@@ -140,7 +140,8 @@ class CallLeaseHeartbeat:
         calls = sorted(set(app.calls.ids()) | set(app.prepared.call_ids()))
         return VoiceServerHeartbeat(voice_server_id=app.settings.voice_server_id, instance_id=self.instance_id,
                                     calls=calls, lease_s=app.settings.voice_call_lease_s,
-                                    draining=not app.accepting)
+                                    draining=not app.accepting,
+                                    url=app.settings.voice_public_base_url)
 
     async def _run(self) -> None:
         interval = self._app.settings.voice_heartbeat_interval_s

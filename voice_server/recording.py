@@ -28,6 +28,7 @@ import soxr
 
 from core.call_events import RecordingStored
 from core.storage import ObjectStore
+from voice_server.beep_over import beep_over
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ class StereoRecorder:
         self._agent = np.zeros(0, dtype=np.int16)  # from _written
         self._closed = False
         self._failed: BaseException | None = None
+        # Listen-in taps (voice_server/routes/listen.py): each committed block, caller and agent mixed to mono.
+        self.listeners: list[Callable[[bytes], None]] = []
         self._writer.submit(self._open)
 
     # -- timeline ---------------------------------------------------------------------------------------------
@@ -187,6 +190,10 @@ class StereoRecorder:
         self._written = horizon
         data = block.tobytes()
         self._writer.submit(lambda: self._write(data))
+        if self.listeners:
+            mono = (block.reshape(-1, 2).astype(np.int32).sum(axis=1) // 2).astype(np.int16).tobytes()
+            for listener in list(self.listeners):
+                listener(mono)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -388,10 +395,19 @@ class CallRecording:
         # Written beside the WAV so a crash mid-call still leaves enough to upload it later.
         writer.submit(lambda: uploader.write_active_meta(call_id, org_id, sample_rate))
         self.recorder = StereoRecorder(path, sample_rate, writer, t0=t0)
+        self._writer = writer
+        self._masks: list[tuple[int, int]] = []
+
+    def mask(self, start_ms: int, end_ms: int) -> None:
+        """Beep over the caller's audio in this span once the recording is finished (voice_server/beep_over.py)."""
+        self._masks.append((start_ms, end_ms))
 
     async def finish(self, end_s: float) -> None:
         try:
             rec = await self.recorder.close(end_s)
+            if self._masks:
+                masks = list(self._masks)
+                await asyncio.wrap_future(self._writer.submit(lambda: beep_over(rec.path, rec.sample_rate, masks)))
             await self._uploader.submit(self._org_id, self._call_id, rec)
         except Exception:
             log.exception("call %s: could not finish the recording (it stays in the spool)", self._call_id)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from fastapi import WebSocket
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from pipecat.workers.runner import WorkerRunner
 
@@ -112,6 +112,10 @@ class CallSession:
     def degraded(self, event: ServiceDegraded) -> None:
         self.app.outbox.emit(event)
         self.app.metrics.error(f"degraded_{event.service}")
+
+    def redacted(self, start_ms: int, end_ms: int) -> None:
+        if self.recording is not None and self.agent.config.redaction.beep_recording:
+            self.recording.mask(start_ms, end_ms)
 
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         t = (monotonic_s - self.tracker.t0) if monotonic_s is not None else self.tracker.now_s()
@@ -226,6 +230,25 @@ class CallSession:
     async def _cancel_pipeline(self, reason: str) -> None:
         if self.call is not None:
             await self.call.worker.cancel(reason=reason)
+
+    def listen(self, sink: Callable[[bytes], None]) -> tuple[int, Callable[[], None]] | None:
+        """Listen-in: `sink` gets the call's mixed audio (mono PCM16) as the recorder commits it, about half a
+        second behind. Returns (sample rate, unsubscribe), or None for a call that is not recorded."""
+        if self.recording is None:
+            return None
+        listeners = self.recording.recorder.listeners
+        listeners.append(sink)
+        return self.recording.recorder.sample_rate, lambda: listeners.remove(sink) if sink in listeners else None
+
+    async def whisper(self, text: str) -> None:
+        """A supervisor's instruction: added to the agent's context (the caller hears nothing) and to the
+        transcript as a system turn."""
+        if self.call is None:
+            raise RuntimeError("the call's pipeline is not running")
+        note = f"Supervisor instruction (the caller did not say this; follow it): {text}"
+        await self.call.worker.queue_frames([LLMMessagesAppendFrame([{"role": "system", "content": note}],
+                                                                    run_llm=False)])
+        self.call.transcript.system(f"[supervisor] {text}")
 
     async def end_call(self, reason: EndReason, goodbye: str | None, detail: str = "") -> None:
         """CallControl: schedules goodbye -> wait for playback -> hang up -> end. Returns at once."""

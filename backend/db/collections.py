@@ -53,6 +53,8 @@ CALL_ANALYSES = "call_analyses"  # _id = call id; post-call analysis, queued whe
 ORG_BILLING = "org_billing"  # _id = org id: price-book overrides and the monthly budget
 ORG_SPEND = "org_spend"  # _id = "{org_id}:{YYYY-MM}" running spend; "call:{id}" once per counted call
 ORG_SECRETS = "org_secrets"  # _id = "{org_id}:{name}"; values AES-GCM encrypted (services/secrets.py)
+ERASED_CALLS = "erased_calls"  # _id = call id; tombstones: late events for an erased call are dropped
+ERASURES = "erasures"  # _id = "erase:{scope}:{call id}"; what was deleted, when and why (no personal data)
 
 INDEXES: list[IndexSpec] = [
     IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
@@ -90,4 +92,5 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CALL_ANALYSES, [("org_id", 1), ("success", 1)], name="call_analyses_success"),
     IndexSpec(ORG_SPEND, [("org_id", 1), ("day", 1)], name="org_spend_day"),
     IndexSpec(ORG_SECRETS, [("org_id", 1), ("name", 1)], name="org_secrets_org"),
+    IndexSpec(ERASURES, [("org_id", 1), ("at", -1)], name="erasures_org"),
 ]

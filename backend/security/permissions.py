@@ -43,6 +43,8 @@ class Permission(StrEnum):
     carriers_write = "carriers:write"
     calls_read = "calls:read"
     calls_export = "calls:export"
+    calls_delete = "calls:delete"  # delete calls, forget a phone number, set retention
+    calls_supervise = "calls:supervise"  # act on a live call: whisper to the agent
     recordings_read = "recordings:read"
     webhooks_read = "webhooks:read"
     webhooks_write = "webhooks:write"
@@ -66,6 +68,7 @@ _ADMIN = _MEMBER | {
     Permission.audit_read, Permission.agents_write, Permission.numbers_write, Permission.carriers_read,
     Permission.carriers_write, Permission.webhooks_read, Permission.webhooks_write,
     Permission.campaigns_write, Permission.dnc_manage, Permission.secrets_read, Permission.secrets_write,
+    Permission.calls_delete, Permission.calls_supervise,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.member: frozenset(_MEMBER),

@@ -52,6 +52,10 @@ async def _turn(fold: CallFold, event: TurnRecorded) -> None:
         fold.transcript = await fold.load_transcript(fold.call, not fold.before.get("started_at"))
     add_turn(fold.transcript, event)
     fold.turn_docs.append(turn_doc(fold.call, event))
+    # For the live view: how far the call has got, and the latest voice-to-voice latency.
+    fold.call["turn_count"] = len(fold.transcript["turns"])
+    if event.latency is not None and event.latency.voice_to_voice_ms is not None:
+        fold.call["last_v2v_ms"] = event.latency.voice_to_voice_ms
 
 
 async def _tool(fold: CallFold, event: ToolInvoked) -> None:

@@ -38,6 +38,7 @@ from backend.models.common import Page
 from backend.security.permissions import Principal
 from backend.services.billing import BillingService, call_cost
 from backend.services.call_log import CallLog, summary_of
+from backend.services.erasure import is_erased
 from backend.services.transcripts import load_transcript
 from core.call_events import UsageUnits
 from core.storage import ObjectStore
@@ -112,7 +113,7 @@ class CallHistoryService:
 
     async def _call(self, principal: Principal, call_id: str) -> dict[str, Any]:
         doc = await self._calls.find_one(call_id)
-        if doc is None or doc["org_id"] != principal.org_id:
+        if doc is None or doc["org_id"] != principal.org_id or await is_erased(self._db, call_id):
             raise not_found("Call")
         return doc
 

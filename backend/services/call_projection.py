@@ -37,6 +37,7 @@ from backend.db.ids import day_of, utcnow
 from backend.db.writes import insert_many_ignoring_duplicates
 from backend.services.call_event_handlers import CallFold, apply_event
 from backend.services.call_log import CallLog, summary_of
+from backend.services.erasure import Eraser
 from backend.services.leader import Leadership
 from backend.services.transcripts import load_transcript, transcript_doc
 from core.call_events import CallEvent, CallStarted
@@ -79,9 +80,11 @@ class OutboxProcessor:
     """
 
     def __init__(
-        self, db: Db, call_log: CallLog, webhooks: WebhookSink, leadership: Leadership, batch_size: int = 2000
+        self, db: Db, call_log: CallLog, webhooks: WebhookSink, leadership: Leadership, batch_size: int = 2000,
+        eraser: Eraser | None = None,
     ) -> None:
         self._db = db
+        self._eraser = eraser
         self._call_log = call_log
         self._webhooks = webhooks
         self._leadership = leadership
@@ -94,6 +97,7 @@ class OutboxProcessor:
         self._transcripts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._archived: OrderedDict[str, bool] = OrderedDict()  # calls this leader moved to the archive
         self._deferred_calls: set[str] = set()  # calls with events waiting for their call.started
+        self.on_applied: Callable[[], None] | None = None  # wakes live views (services/live_calls.py)
 
     def _reset_caches(self) -> None:
         self._term = None
@@ -161,11 +165,15 @@ class OutboxProcessor:
             return 0
         by_call: dict[str, list[dict[str, Any]]] = {}
         org_items = []
+        erasures = []
         for item in items:
             if item.get("kind") == "org":
                 org_items.append(item)
+            elif item.get("kind") == "erase":
+                erasures.append(item)
             else:
                 by_call.setdefault(item["call_id"], []).append(item)
+        done: list[str] = await self._erase(erasures, by_call)
         agents: dict[str, dict[str, Any] | None] = {}
         semaphore = asyncio.Semaphore(8)
 
@@ -174,7 +182,6 @@ class OutboxProcessor:
                 return await self._apply_call(call_id, call_items, agents)
 
         outcomes = await asyncio.gather(*(apply(cid, its) for cid, its in by_call.items()))
-        done: list[str] = []
         for item in org_items:
             event = json.loads(item["event_json"])
             await self._webhooks(event["org_id"], event["type"], item["_id"], event.get("data", {}), item["at"])
@@ -201,7 +208,30 @@ class OutboxProcessor:
             await self._db[OUTBOX].update_many({"call_id": {"$in": created}, "retry_at": {"$ne": None}},
                                                {"$set": {"retry_at": None}})
         self._resolve(done + [i["_id"] for o in outcomes for i in o.deferred])
+        if self.on_applied is not None:
+            self.on_applied()
         return len(items)
+
+    async def _erase(self, erasures: list[dict[str, Any]], by_call: dict[str, list[dict[str, Any]]]) -> list[str]:
+        """Applies erasures (services/erasure.py) before events, then drops the events of erased calls.
+        Returns the outbox ids done."""
+        if self._eraser is None:
+            return []
+        done: list[str] = []
+        remaining: list[dict[str, Any]] = []
+        whole = [i for i in erasures if i["scope"] == "call"]
+        if whole:
+            await self._eraser.erase_calls(whole)
+        for item in erasures:
+            call = await self._eraser.apply(item) if item["scope"] != "call" else None
+            for cache in (self._calls, self._transcripts, self._archived):
+                cache.pop(item["call_id"], None)
+            if call is not None:
+                remaining.append(call)
+            done.append(item["_id"])
+        if remaining:
+            await self._call_log.project(remaining)
+        return done + await self._eraser.screen(by_call)
 
     async def _write(self, outcomes: list[_CallOutcome]) -> None:
         """A few commands for the whole batch, inserts wherever possible (see the class docstring)."""

@@ -22,6 +22,7 @@ from backend.services.auth import AuthService
 from backend.services.billing import BillingService
 from backend.services.browser_calls import BrowserCallService
 from backend.services.call_analysis import CallAnalyzer
+from backend.services.call_deletion import CallDeletionService, ErasureQueue
 from backend.services.call_event_ingest import CallEventIngest
 from backend.services.call_history import CallHistoryService
 from backend.services.call_leases import CallLeases
@@ -29,10 +30,14 @@ from backend.services.call_log import CallLog
 from backend.services.call_projection import OutboxProcessor
 from backend.services.call_routing import CallRoutingService
 from backend.services.carriers import CarrierCredentialService
+from backend.services.erasure import Eraser
 from backend.services.leader import Leadership
+from backend.services.live_calls import LiveCalls
+from backend.services.live_control import LiveControl
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
+from backend.services.retention import RetentionService
 from backend.services.secrets import SecretService
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
@@ -73,6 +78,10 @@ class Services:
     voices: VoiceService
     browser_calls: BrowserCallService
     call_leases: CallLeases
+    call_deletion: CallDeletionService
+    retention: RetentionService
+    live: LiveCalls
+    live_control: LiveControl
     loops: BackgroundLoops | None = None  # started by start_background()
 
     @classmethod
@@ -105,7 +114,7 @@ class Services:
             await analyzer.after_event(org_id, event_type, event_id, data, at)
 
         analyzer.on_analyzed = on_call_event
-        processor = OutboxProcessor(db, call_log, on_call_event, leadership)
+        processor = OutboxProcessor(db, call_log, on_call_event, leadership, eraser=Eraser(db, store, call_log))
         holder: dict[str, Services] = {}
 
         async def on_accepted(event_ids: list[str], wait: bool) -> None:
@@ -116,6 +125,7 @@ class Services:
         async def on_call_created(doc: dict[str, Any], wait: bool) -> None:
             await ingest.touch(str(doc["_id"]), wait)
 
+        erasures = ErasureQueue(db, on_accepted)
         call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
                                           on_call_created)
         call_routing.billing = billing
@@ -133,13 +143,18 @@ class Services:
             voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
             browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
             call_leases=CallLeases(db, ingest),
+            call_deletion=CallDeletionService(db, erasures, audit),
+            retention=RetentionService(db, erasures, audit),
+            live=LiveCalls(db),
+            live_control=LiveControl(db, http, audit, settings.service_token_secret.get_secret_value()),
         )
         holder["services"] = services
+        processor.on_applied = services.live.notify
         return services
 
     def start_background(self) -> None:
         s = self.settings
-        housekeeping = Housekeeping([self.limiter.purge_expired, self.auth.purge_token_uses])
+        housekeeping = Housekeeping([self.limiter.purge_expired, self.auth.purge_token_uses, self.retention.sweep])
         archiving = Housekeeping([self.processor.archive_old_pages], every_s=s.archive_interval_s)
         self.loops = BackgroundLoops(
             outbox=Loop("outbox-processor", self.processor.run_once, self.leadership, s.worker_poll_interval_s),

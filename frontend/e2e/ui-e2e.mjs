@@ -487,6 +487,45 @@ async function campaignPhase() {
   });
 }
 
+/** Waits until the Python side has written `name` into the artifacts folder (it drives the call meanwhile). */
+async function waitForFile(name, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(join(OUT, name))) {
+    check(Date.now() < deadline, `timed out waiting for ${name}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+async function livePhase() {
+  await login(state.email, state.password);
+  await step("live page: a call in progress appears, its live view follows new turns and a transfer", async () => {
+    await page.getByRole("link", { name: "Live" }).click();
+    const row = page.locator(`tr[data-call-id="${state.liveCallId}"]`);
+    await row.waitFor();
+    check((await row.textContent()).includes("+14155550100"), "the caller's number is listed");
+    await shot("60-live-calls");
+    await row.getByRole("link", { name: "Watch" }).click();
+    await page.getByText("Hello, live caller").waitFor();
+    writeFileSync(join(OUT, "live-view-open"), "1");
+    await page.getByText("I want to talk to a person").waitFor();
+    await page.locator('li[data-tool="transfer_call"]').waitFor();
+    writeFileSync(join(OUT, "live-turn-seen"), "1");
+    await page.getByText(/Ended: /).waitFor();
+    await shot("61-live-call-view");
+    await page.getByRole("link", { name: "All live calls" }).click();
+    await page.getByText("No calls in progress").waitFor();
+  });
+  await step("privacy settings: retention periods saved", async () => {
+    await page.goto("/settings?tab=privacy");
+    await page.getByLabel("Delete recordings after").fill("30");
+    await page.getByLabel("Delete transcripts after").fill("90");
+    await page.getByLabel("Delete calls entirely after").fill("365");
+    await page.getByRole("button", { name: "Save retention" }).click();
+    await waitToast("Retention saved");
+    await shot("62-privacy-settings");
+  });
+}
+
 async function testCallPhase() {
   await step("sign in", () => login(state.email, state.password));
   await placeTestCall();
@@ -567,6 +606,7 @@ try {
   else if (phase === "campaign") await campaignPhase();
   else if (phase === "testcall") await testCallPhase();
   else if (phase === "prod") await prodPhase();
+  else if (phase === "live") await livePhase();
   else throw new Error(`unknown phase ${phase}`);
   writeFileSync(join(OUT, `a11y-${phase}.json`), JSON.stringify(a11yViolations, null, 2));
   currentStep = "accessibility (axe-core, WCAG 2.1 AA)";

@@ -162,6 +162,7 @@ class PopulatedOrg:
             "del_member_id": self.member.user_id, "del_invitation_id": self.invitation_id,
             "del_api_key_id": self.api_key_ids[0], "del_carrier": "twilio", "del_agent_id": self.agent["id"],
             "del_number_id": self.number["id"], "del_webhook_id": self.webhook["id"],
+            "del_call_id": self.call_id,
         }
 
     def markers(self) -> list[str]:

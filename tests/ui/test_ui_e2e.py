@@ -352,3 +352,47 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
         with wave.open(io.BytesIO(recording.content)) as wav:
             assert wav.getnchannels() == 2 and wav.getframerate() == 16000
     assert not [s for s in screenshots() if s.startswith("FAILED")], screenshots()
+
+
+@pytest.mark.timeout(600)
+def test_ui_live_calls(ui_server: str, ui_account: dict[str, Any]) -> None:
+    """A call in progress shows on the Live page; its live view shows turns and a transfer as the voice server
+    reports them, then the end; the list empties."""
+    state = read_state()
+    for marker in ("live-view-open", "live-turn-seen"):
+        (ARTIFACTS / marker).unlink(missing_ok=True)
+    service = {"Authorization": f"Bearer {mint_service_token(os.environ['SERVICE_TOKEN_SECRET'], 'voice-server')}"}
+    with httpx.Client(base_url=ui_server, timeout=30) as http:
+        login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        org_id = http.get("/api/v1/auth/me", headers=user).json()["org"]["id"]
+        agent = http.get(f"/api/v1/agents/{state['agentId']}", headers=user).json()
+        now = utcnow()
+        call_id, events = call_events(org_id, agent["id"], agent["version"], state["number"],
+                                      [SeedTurn("agent", "Hello, live caller. How can I help?")], 30.0, now)
+        started, ended = events[:-1], events[-1]
+        assert http.post("/internal/v1/calls/events", headers=service, json={"events": started}).status_code == 200
+        state["liveCallId"] = call_id
+        write_state(state)
+
+        def drive() -> None:
+            deadline = time.monotonic() + 120
+            while not (ARTIFACTS / "live-view-open").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            later = [{"type": "call.turn", "event_id": uuid.uuid4().hex, "call_id": call_id,
+                      "at": (now + timedelta(seconds=5)).isoformat(), "turn_index": 1, "speaker": "caller",
+                      "text": "I want to talk to a person.", "start_ms": 3000, "end_ms": 4500},
+                     {"type": "call.tool", "event_id": uuid.uuid4().hex, "call_id": call_id,
+                      "at": (now + timedelta(seconds=6)).isoformat(), "name": "transfer_call", "ok": True,
+                      "duration_ms": 35.0}]
+            http.post("/internal/v1/calls/events", headers=service, json={"events": later}).raise_for_status()
+            while not (ARTIFACTS / "live-turn-seen").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            http.post("/internal/v1/calls/events", headers=service, json={"events": [ended]}).raise_for_status()
+
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        run_phase(ui_server, "live")
+        driver.join(10)
+        assert http.get("/api/v1/privacy/retention", headers=user).json() == {
+            "recordings_days": 30, "transcripts_days": 90, "metadata_days": 365}

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
 
 from voice_server.routes.deps import require_service_token, voice_app
 from voice_server.state import VoiceApp
@@ -29,6 +30,19 @@ async def call_latency(call_id: str, app: AppDep) -> dict[str, Any]:
                  for t in live.call.latency.completed]
         return {"call_id": live.call_id, "live": True, "t0_monotonic": live.tracker.t0, "turns": turns}
     return {"live": False, **asdict(entry)}
+
+
+class WhisperIn(BaseModel):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/calls/{call_id}/whisper", status_code=204)
+async def whisper(call_id: str, body: WhisperIn, app: AppDep) -> None:
+    """From the backend (a supervisor, already authorised and audited there): an instruction for the agent."""
+    live = app.calls.find_live(call_id)
+    if live is None or live.call is None:
+        raise HTTPException(status_code=404, detail="call not live on this voice server")
+    await live.whisper(body.text)
 
 
 def _count_wavs(folder: Path) -> int:

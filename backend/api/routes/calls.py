@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response, status
 from fastapi.responses import StreamingResponse
 
-from backend.api.deps import CallsExport, CallsRead, RecordingsRead, ServicesDep
-from backend.api.responses import AUTHENTICATED, NOT_FOUND
+from backend.api.deps import CallsDelete, CallsExport, CallsRead, RecordingsRead, ServicesDep
+from backend.api.responses import AUTHENTICATED, CONFLICT, NOT_FOUND
 from backend.models.calls import CallDetail, CallFilters, CallSummary, RecordingLink
 from backend.models.common import Page
 
@@ -65,3 +65,11 @@ async def stream_recording(
     stream = await services.call_history.recording_stream(principal, call_id, range_header)
     return StreamingResponse(stream.body, status_code=stream.status, headers=stream.headers,
                              media_type=stream.headers["Content-Type"])
+
+
+@router.delete("/{call_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**NOT_FOUND, **CONFLICT})
+async def delete_call(call_id: CallId, principal: CallsDelete, services: ServicesDep) -> Response:
+    """Owners and admins: the call, its transcript and recording, everywhere (list, export, analytics). 409 while
+    the call is still in progress."""
+    await services.call_deletion.delete_call(principal, call_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -91,6 +91,8 @@ export const callsApi = {
   get: (id: string) => http.get<CallDetail>(`/calls/${id}`),
   recordingLink: (id: string) => http.get<RecordingLink>(`/calls/${id}/recording`),
   exportCsv: (filters: CallFilters) => downloadFile("/calls/export.csv", "calls.csv", filters as Query),
+  /** Owners and admins; 409 while the call is in progress. */
+  remove: (id: string) => http.delete(`/calls/${id}`),
 };
 
 export const analyticsApi = {

@@ -1,10 +1,12 @@
 import { Fragment, useCallback, useMemo, useRef, useState, type ReactNode } from "react";
 import { useQuery } from "@tanstack/react-query";
-import { Link, useParams } from "react-router-dom";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { useAuth } from "../../auth/AuthContext";
+import { useToast } from "../../components/Toast";
 import { callsApi } from "../../api/endpoints";
 import { rawRequest } from "../../api/http";
 import { Transcript } from "../../components/Transcript";
-import { Card, EmptyState, ErrorState, PageHeader, Spinner } from "../../components/ui";
+import { Card, ConfirmButton, EmptyState, ErrorState, errorMessage, PageHeader, Spinner } from "../../components/ui";
 import { WaveformPlayer, type PlayerHandle } from "../../components/WaveformPlayer";
 import { fmtDateTime, fmtDuration, fmtInt, fmtMs, humanize } from "../../lib/format";
 import { CallStatusBadge } from "./status";
@@ -26,6 +28,9 @@ function percentile(values: number[], p: number): number | null {
 
 export default function CallDetailPage() {
   const { callId } = useParams();
+  const { can } = useAuth();
+  const notify = useToast();
+  const navigate = useNavigate();
   const call = useQuery({ queryKey: ["calls", callId], queryFn: () => callsApi.get(callId!) });
   const hasRecording = !!call.data && (call.data.has_recording ?? !!call.data.recording);
   const recording = useQuery({
@@ -51,7 +56,11 @@ export default function CallDetailPage() {
       <PageHeader
         title={<><span className="mono">{c.from_number}</span> <span aria-hidden="true">→</span><span className="sr-only">to</span> <span className="mono">{c.to_number}</span></>}
         subtitle={<><Link to="/calls">Call log</Link> / {fmtDateTime(c.started_at)}</>}
-        actions={<CallStatusBadge call={c} />}
+        actions={<><CallStatusBadge call={c} />{can("admin") && c.ended_at ? (
+          <ConfirmButton confirmLabel="Delete for good" label="Delete this call" onConfirm={() => {
+            callsApi.remove(c.id).then(() => { notify("Call deleted"); navigate("/calls"); },
+                                       (e: unknown) => notify(errorMessage(e), "bad"));
+          }}>Delete call</ConfirmButton>) : null}</>}
       />
       <div className="call-facts">
         <Fact label="Direction" value={`${humanize(c.direction)}${c.carrier === "browser" ? " (browser test)" : ` via ${c.carrier}`}`} />

@@ -4,10 +4,11 @@ import { PageHeader, TabPanel, Tabs } from "../../components/ui";
 import { ApiKeysTab } from "./ApiKeysTab";
 import { DncTab } from "./DncTab";
 import { MembersTab } from "./MembersTab";
+import { PrivacyTab } from "./PrivacyTab";
 import { SecretsTab } from "./SecretsTab";
 import { WebhooksTab } from "./WebhooksTab";
 
-type TabId = "members" | "api-keys" | "secrets" | "webhooks" | "dnc";
+type TabId = "members" | "api-keys" | "secrets" | "webhooks" | "dnc" | "privacy";
 
 export default function SettingsPage() {
   const { me, can } = useAuth();
@@ -19,6 +20,7 @@ export default function SettingsPage() {
       { id: "webhooks" as TabId, label: "Webhooks" },
     ] : []),
     { id: "dnc", label: "Do-not-call list" },
+    ...(can("admin") ? [{ id: "privacy" as TabId, label: "Privacy & retention" }] : []),
   ];
   const requested = params.get("tab") as TabId | null;
   const tab = tabs.some((t) => t.id === requested) ? requested! : "members";
@@ -32,6 +34,7 @@ export default function SettingsPage() {
         {tab === "secrets" && <SecretsTab />}
         {tab === "webhooks" && <WebhooksTab />}
         {tab === "dnc" && <DncTab />}
+        {tab === "privacy" && <PrivacyTab />}
       </TabPanel>
     </>
   );

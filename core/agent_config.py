@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+from core.agent_flow import AgentFlow
+
 E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+14155550123"])]
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 # What {{name}} can refer to; such keys are also stored as MongoDB field names, where '.' and a leading '$' fail.
@@ -173,6 +175,8 @@ class AgentConfig(StrictModel):
     degradation_message_stt: str = Field(
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
+    flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
+                                                             "(core/agent_flow.py); system_prompt is its role.")
 
     @field_validator("tools")
     @classmethod
@@ -191,6 +195,12 @@ class AgentConfig(StrictModel):
             raise ValueError(f"llm.tool_choice {choice!r} is not one of the agent's tools {sorted(offered)}")
         if choice == "required" and not offered:
             raise ValueError("llm.tool_choice 'required' needs at least one tool")
+        return self
+
+    @model_validator(mode="after")
+    def _flow_runs(self) -> AgentConfig:
+        if self.flow is not None and (problems := self.flow.problems(self.tool_names())):
+            raise ValueError("flow: " + "; ".join(problems))
         return self
 
     def tool_names(self) -> set[str]:

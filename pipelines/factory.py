@@ -42,6 +42,7 @@ from pipecat.turns.user_turn_strategies import UserTurnStrategies
 from core.agent_config import AgentConfig
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
+from pipelines.flows import FlowRun
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
 from pipelines.observers import CallClock, LatencyObserver
@@ -110,6 +111,7 @@ class CallPipeline:
     greeting: str  # empty when no greeting is to be spoken (none configured, or a reconnect)
     protect_greeting: bool
     observers: list[BaseObserver]
+    flow: FlowRun | None = None  # the agent's flow, when it is one (pipelines/flows.py)
 
 
 def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
@@ -149,7 +151,9 @@ def build_call_pipeline(
                                  breakers=services.breakers, policy=degradation))
 
     tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http)
-    tools = register_tools(llm, build_tools(tool_ctx))
+    registrations = build_tools(tool_ctx)
+    # A flow offers tools per node through its FlowManager (pipelines/flows.py); a single prompt offers them all.
+    tools = register_tools(llm, registrations) if agent.flow is None else None
     context = LLMContext()
     if tools is not None:
         context.set_tools(tools)
@@ -226,11 +230,16 @@ def build_call_pipeline(
         conversation_id=spec.call_id,
         name=f"call-{spec.call_id}",
     )
+    flow = None
+    if agent.flow is not None:
+        flow = FlowRun(agent.flow, call_id=spec.call_id, goodbye=agent.goodbye, tools=registrations,
+                       variables={**agent.variables, **spec.variables}, control=control, events=events)
+        flow.attach(worker, llm, context, aggregators)
     return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,
                         clock=clock, system_prompt=system_prompt,
                         greeting=greeting if spec.speak_greeting else "",
-                        protect_greeting=interruption.protect_greeting, observers=observers)
+                        protect_greeting=interruption.protect_greeting, observers=observers, flow=flow)
 
 
 def opening_frames(call: CallPipeline) -> list[Any]:

@@ -24,6 +24,7 @@ from core.call_events import (
     CallAnswered,
     CallEnded,
     EndReason,
+    FlowNodeEntered,
     ResolvedAgent,
     ServiceDegraded,
     ToolInvoked,
@@ -111,6 +112,9 @@ class CallSession:
     def degraded(self, event: ServiceDegraded) -> None:
         self.app.outbox.emit(event)
         self.app.metrics.error(f"degraded_{event.service}")
+
+    def flow_node(self, event: FlowNodeEntered) -> None:
+        self.app.outbox.emit(event)
 
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         t = (monotonic_s - self.tracker.t0) if monotonic_s is not None else self.tracker.now_s()

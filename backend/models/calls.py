@@ -66,6 +66,16 @@ class DegradationOut(BaseModel):
     at: datetime | None = None
 
 
+class FlowStepOut(BaseModel):
+    """One node the call's flow entered (core.call_events.FlowNodeEntered), in call-timeline order."""
+
+    node: str
+    from_node: str | None = None
+    via: str = ""
+    at_ms: int = 0
+    at: datetime | None = None
+
+
 class RecordingInfo(BaseModel):
     duration_s: float
     sample_rate: int
@@ -82,6 +92,8 @@ class CallDetail(CallSummary):
     recording: RecordingInfo | None = None
     end_detail: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
+    flow_path: list[FlowStepOut] = Field(default_factory=list, description="Nodes of the agent's flow, in order.")
+    flow_variables: dict[str, str] = Field(default_factory=dict, description="What the flow collected.")
 
 
 class RecordingLink(BaseModel):

@@ -12,7 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from backend.db.collections import AGENT_VERSIONS, AGENTS, PHONE_NUMBERS, Db
 from backend.db.ids import new_id, utcnow
-from backend.errors import conflict, not_found
+from backend.errors import ApiError, ErrorDetail, conflict, not_found
 from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
@@ -42,6 +42,7 @@ class AgentService:
     async def create(self, principal: Principal, body: AgentCreate, agent_id: str | None = None) -> AgentOut:
         """`agent_id` only for seeding with fixed ids; a second create with the same id raises DuplicateKeyError."""
         agent_id, now = agent_id or new_id(), utcnow()
+        await self._check_hand_offs(principal, body.config)
         await self._insert_version(principal, agent_id, 1, body.config, "created")
         doc = {
             "_id": agent_id, "org_id": principal.org_id, "name": body.name, "description": body.description,
@@ -60,6 +61,17 @@ class AgentService:
             "version": version, "config": config.model_dump(mode="json"), "created_at": utcnow(),
             "created_by": principal.actor, "note": note,
         })
+
+    async def _check_hand_offs(self, principal: Principal, config: AgentConfig) -> None:
+        """A flow may hand the caller only to a live agent of the same organisation (422 naming the hand-off)."""
+        if config.flow is None:
+            return
+        for index, hand_off in enumerate(config.flow.hand_offs):
+            target = await self._db[AGENTS].find_one({"_id": hand_off.agent_id}, {"org_id": 1, "deleted_at": 1})
+            if target is None or target["org_id"] != principal.org_id or target.get("deleted_at") is not None:
+                message = f"hand-off {hand_off.name!r}: agent {hand_off.agent_id!r} does not exist or was deleted"
+                raise ApiError(422, "validation_error", message, [
+                    ErrorDetail(path=f"body.config.flow.hand_offs.{index}.agent_id", message=message)])
 
     async def get(self, principal: Principal, agent_id: str) -> AgentOut:
         doc = await self._owned(principal, agent_id)
@@ -80,6 +92,7 @@ class AgentService:
             if body.base_version is not None and body.base_version != current:
                 raise conflict(f"The agent changed since version {body.base_version} (now {current}); reload it",
                                code="version_conflict")
+            await self._check_hand_offs(principal, body.config)
             try:
                 await self._insert_version(principal, agent_id, current + 1, body.config, body.note)
             except DuplicateKeyError:

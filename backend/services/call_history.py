@@ -18,6 +18,7 @@ from backend.models.calls import (
     CallFilters,
     CallSummary,
     DegradationOut,
+    FlowStepOut,
     RecordingInfo,
     RecordingLink,
     ToolCallOut,
@@ -131,6 +132,8 @@ class CallHistoryService:
             if recording else None,
             end_detail=doc.get("end_detail") or None,
             variables=doc.get("variables") or {},
+            flow_path=[FlowStepOut.model_validate(p) for p in doc.get("flow_path", [])],
+            flow_variables=doc.get("flow_variables") or {},
         )
 
     async def _recording_of(self, call: dict[str, Any]) -> dict[str, Any] | None:

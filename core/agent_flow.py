@@ -26,6 +26,9 @@ class FlowVariable(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
     description: str = Field(default="", max_length=300)
     type: Literal["string", "boolean", "number"] = "string"
+    choices: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
+        default_factory=list, max_length=50,
+        description="The only values allowed (a JSON-schema enum, which grammar-constrained servers enforce).")
 
 
 class FlowCondition(_Strict):

@@ -79,7 +79,8 @@ class FlowRun:
         functions += [self._transition(node, t) for t in node.transitions if t.function]
         if node.collect:
             functions.append(self._save(node))
-        pre: list[ActionConfig] = [{"type": "flow_entered", "handler": self._entered(node)}]
+        # FlowManager keys an action's handler by its type, first registration wins: one type per node.
+        pre: list[ActionConfig] = [{"type": f"flow_entered_{node.name}", "handler": self._entered(node)}]
         if node.say and not node.end:
             pre.append({"type": "tts_say", "text": node.say})
         config: NodeConfig = {
@@ -126,7 +127,8 @@ class FlowRun:
                                    handler=handler)
 
     def _save(self, node: FlowNode) -> FlowsFunctionSchema:
-        properties = {v.name: {"type": v.type, "description": v.description or v.name} for v in node.collect}
+        properties = {v.name: {"type": v.type, "description": v.description or v.name,
+                               **({"enum": v.choices} if v.choices else {})} for v in node.collect}
         conditional = [t for t in node.transitions if t.function is None]
 
         async def handler(args: FlowArgs, manager: FlowManager) -> tuple[Any, NodeConfig | None]:

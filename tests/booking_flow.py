@@ -18,7 +18,8 @@ BOOKING_FLOW: dict[str, Any] = {
         {"name": "collect", "say": "Sure. What day, and what name should I put it under?",
          "task_prompt": "Read the caller's last message. Call save_collect with the day of the booking and "
                         "the caller's name, copied from the caller's words.",
-         "collect": [{"name": "date", "description": "The day of the booking, e.g. Friday"},
+         "collect": [{"name": "date", "description": "The day of the week the caller asked for",
+                      "choices": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]},
                      {"name": "name", "description": "The caller's first name"}],
          "tool_choice": "save_collect", "reset_context": True, "transitions": [{"to": "confirm"}]},
         {"name": "confirm", "say": "A table for {{name}} on {{date}}. Is that right?",

@@ -1334,6 +1334,8 @@ export interface components {
              * @default true
              */
             enable_end_call?: boolean;
+            /** @description A multi-step flow instead of the single prompt (core/agent_flow.py); system_prompt is its role. */
+            flow?: components["schemas"]["AgentFlow"] | null;
             /**
              * Goodbye
              * @default Thank you for calling. Goodbye!
@@ -1466,6 +1468,15 @@ export interface components {
              * @example Receptionist
              */
             name: string;
+        };
+        /** AgentFlow */
+        AgentFlow: {
+            /** Hand Offs */
+            hand_offs?: components["schemas"]["HandOff"][];
+            /** Nodes */
+            nodes: components["schemas"]["FlowNode"][];
+            /** Start Node */
+            start_node: string;
         };
         /** AgentOut */
         AgentOut: {
@@ -1785,6 +1796,18 @@ export interface components {
             end_reason?: ("caller_hangup" | "agent_hangup" | "transferred" | "max_duration" | "silence_timeout" | "unknown_number" | "error" | "voice_server_lost" | "busy" | "no_answer" | "failed" | "voicemail" | "canceled" | "rejected") | null;
             /** Ended At */
             ended_at?: string | null;
+            /**
+             * Flow Path
+             * @description Nodes of the agent's flow, in order.
+             */
+            flow_path?: components["schemas"]["FlowStepOut"][];
+            /**
+             * Flow Variables
+             * @description What the flow collected.
+             */
+            flow_variables?: {
+                [key: string]: string;
+            };
             /** From Number */
             from_number: string;
             /**
@@ -1864,7 +1887,7 @@ export interface components {
         /** CallEventBatch */
         CallEventBatch: {
             /** Events */
-            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
+            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["FlowNodeEntered"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
         };
         /**
          * CallingWindows
@@ -2435,6 +2458,190 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
+        };
+        /**
+         * FlowCondition
+         * @description True when a collected variable equals a value (compared as text, case-insensitively for true/false).
+         */
+        FlowCondition: {
+            /** Equals */
+            equals: string;
+            /** Variable */
+            variable: string;
+        };
+        /** FlowNode */
+        FlowNode: {
+            /** Collect */
+            collect?: components["schemas"]["FlowVariable"][];
+            /**
+             * End
+             * @description Entering this node says `say` (or the goodbye) and hangs up.
+             * @default false
+             */
+            end?: boolean;
+            /** Name */
+            name: string;
+            /**
+             * Position
+             * @description Where the editor draws the node.
+             */
+            position?: [
+                number,
+                number
+            ] | null;
+            /**
+             * Reset Context
+             * @description Start the LLM context afresh (small models stay focused).
+             * @default false
+             */
+            reset_context?: boolean;
+            /**
+             * Respond Immediately
+             * @description The LLM speaks on entering, before the caller.
+             * @default false
+             */
+            respond_immediately?: boolean;
+            /**
+             * Say
+             * @description Spoken on entering the node; may use {{variables}} collected so far.
+             * @default
+             */
+            say?: string;
+            /**
+             * Task Prompt
+             * @description What the LLM does at this step.
+             */
+            task_prompt: string;
+            /**
+             * Tool Choice
+             * @description auto | none | required | one of this node's functions (forced).
+             * @default auto
+             */
+            tool_choice?: string;
+            /**
+             * Tools
+             * @description Agent tools offered at this node (webhooks, end_call, ...).
+             */
+            tools?: string[];
+            /** Transitions */
+            transitions?: components["schemas"]["FlowTransition"][];
+        };
+        /**
+         * FlowNodeEntered
+         * @description The call's flow moved to a node (core/agent_flow.py); it left `from_node` by `via` (a function or a
+         *     condition). `variables`: what the flow has collected so far; sensitive ones arrive masked.
+         */
+        FlowNodeEntered: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at?: string;
+            /**
+             * At Ms
+             * @description Offset from call start on the call's timeline.
+             * @default 0
+             */
+            at_ms?: number;
+            /** Call Id */
+            call_id: string;
+            /** Event Id */
+            event_id?: string;
+            /** From Node */
+            from_node?: string | null;
+            /** Node */
+            node: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.flow_node";
+            /** Variables */
+            variables?: {
+                [key: string]: string;
+            };
+            /**
+             * Via
+             * @default
+             */
+            via?: string;
+        };
+        /**
+         * FlowStepOut
+         * @description One node the call's flow entered (core.call_events.FlowNodeEntered), in call-timeline order.
+         */
+        FlowStepOut: {
+            /** At */
+            at?: string | null;
+            /**
+             * At Ms
+             * @default 0
+             */
+            at_ms?: number;
+            /** From Node */
+            from_node?: string | null;
+            /** Node */
+            node: string;
+            /**
+             * Via
+             * @default
+             */
+            via?: string;
+        };
+        /**
+         * FlowTransition
+         * @description Where the conversation goes next.
+         *
+         *     With `function`: the LLM chooses it by calling that function (its `description` says when). Without: it is
+         *     decided by `when` on the variables the node's save function collected (no `when`: the default branch).
+         */
+        FlowTransition: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Function */
+            function?: string | null;
+            /** To */
+            to: string;
+            when?: components["schemas"]["FlowCondition"] | null;
+        };
+        /**
+         * FlowVariable
+         * @description A value the node collects from the caller; the LLM fills it as an argument of the node's save function.
+         */
+        FlowVariable: {
+            /**
+             * Choices
+             * @description The only values allowed (a JSON-schema enum, which grammar-constrained servers enforce).
+             */
+            choices?: string[];
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @default string
+             * @enum {string}
+             */
+            type?: "string" | "boolean" | "number";
+        };
+        /**
+         * HandOff
+         * @description Another agent of the same organisation the LLM may hand the caller to, with a summary of the call so far.
+         */
+        HandOff: {
+            /** Agent Id */
+            agent_id: string;
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -3747,6 +3954,7 @@ export interface components {
 export type SchemaAcceptInvitationRequest = components['schemas']['AcceptInvitationRequest'];
 export type SchemaAgentConfig = components['schemas']['AgentConfig'];
 export type SchemaAgentCreate = components['schemas']['AgentCreate'];
+export type SchemaAgentFlow = components['schemas']['AgentFlow'];
 export type SchemaAgentOut = components['schemas']['AgentOut'];
 export type SchemaAgentSummary = components['schemas']['AgentSummary'];
 export type SchemaAgentUpdate = components['schemas']['AgentUpdate'];
@@ -3783,6 +3991,13 @@ export type SchemaEndpointOptions = components['schemas']['EndpointOptions'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaErrorDetail = components['schemas']['ErrorDetail'];
 export type SchemaErrorResponse = components['schemas']['ErrorResponse'];
+export type SchemaFlowCondition = components['schemas']['FlowCondition'];
+export type SchemaFlowNode = components['schemas']['FlowNode'];
+export type SchemaFlowNodeEntered = components['schemas']['FlowNodeEntered'];
+export type SchemaFlowStepOut = components['schemas']['FlowStepOut'];
+export type SchemaFlowTransition = components['schemas']['FlowTransition'];
+export type SchemaFlowVariable = components['schemas']['FlowVariable'];
+export type SchemaHandOff = components['schemas']['HandOff'];
 export type SchemaHttpValidationError = components['schemas']['HTTPValidationError'];
 export type SchemaImportReport = components['schemas']['ImportReport'];
 export type SchemaInterruptionConfig = components['schemas']['InterruptionConfig'];

@@ -13,6 +13,7 @@ import { setIn } from "../../lib/objectPath";
 import { DEFAULT_AGENT_CONFIG, withDefaults } from "./defaults";
 import { BehaviourSection } from "./sections/BehaviourSection";
 import { ConversationSection } from "./sections/ConversationSection";
+import { FlowSection } from "./sections/FlowSection";
 import { ModelsSection } from "./sections/ModelsSection";
 import { ToolsSection, schemaText } from "./sections/ToolsSection";
 import { TransfersSection } from "./sections/TransfersSection";
@@ -20,10 +21,11 @@ import { VersionsSection } from "./sections/VersionsSection";
 import { VoiceSection } from "./sections/VoiceSection";
 import { validateAgent } from "./validate";
 
-type TabId = "conversation" | "voice" | "models" | "tools" | "transfers" | "behaviour" | "versions";
+type TabId = "conversation" | "flow" | "voice" | "models" | "tools" | "transfers" | "behaviour" | "versions";
 
 const TAB_PREFIXES: Record<TabId, string[]> = {
   conversation: ["name", "system_prompt", "greeting", "goodbye", "language", "variables"],
+  flow: ["flow"],
   voice: ["tts.voice", "tts.speed", "tts.engine"],
   models: ["stt", "llm", "tts.endpoint", "tts.fallbacks"],
   tools: ["tools"],
@@ -144,6 +146,7 @@ export default function AgentEditorPage() {
 
   const baseTabs: { id: TabId; label: string }[] = [
     { id: "conversation", label: "Conversation" },
+    { id: "flow", label: "Flow" },
     { id: "voice", label: "Voice" },
     { id: "models", label: "STT · LLM · TTS" },
     { id: "tools", label: "Tools" },
@@ -178,6 +181,7 @@ export default function AgentEditorPage() {
       <Tabs label="Agent settings" tabs={tabs} current={tab} onChange={setTab} />
       <TabPanel id={tab}>
         {tab === "conversation" && <ConversationSection {...props} />}
+        {tab === "flow" && <FlowSection {...props} />}
         {tab === "voice" && <VoiceSection {...props} />}
         {tab === "models" && <ModelsSection {...props} />}
         {tab === "tools" && <ToolsSection {...props} schemaTexts={schemaTexts} setSchemaTexts={setSchemaTexts} />}

@@ -149,6 +149,17 @@ class TransferTarget(StrictModel):
     whisper_brief: bool = Field(default=True, description="Warm transfer: read a brief to the human first.")
 
 
+class DigitCollection(StrictModel):
+    """The collect_digits tool: the caller types a number on the keypad (or says it) while the tool waits."""
+
+    max_digits: int = Field(default=6, ge=1, le=32, description="Entry ends when this many digits are in.")
+    end_key: Literal["#", "*", ""] = Field(default="#", description="Ends the entry early; empty: none.")
+    timeout_s: float = Field(default=10.0, ge=1, le=60, description="Whole entry; then the tool returns what it has.")
+    sensitive: bool = Field(default=False, description="Digits are masked in transcripts, events and logs.")
+    description: str = Field(default="Ask the caller to type a number on their phone keypad, e.g. a booking "
+                                     "number, and wait for it.", min_length=1, max_length=500)
+
+
 class AgentConfig(StrictModel):
     """The behaviour of one agent version."""
 
@@ -175,6 +186,7 @@ class AgentConfig(StrictModel):
     degradation_message_stt: str = Field(
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
+    collect_digits: DigitCollection | None = Field(default=None, description="Offer the collect_digits tool.")
     flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
                                                              "(core/agent_flow.py); system_prompt is its role.")
 
@@ -210,6 +222,8 @@ class AgentConfig(StrictModel):
             names.add("end_call")
         if self.transfer_targets:
             names.add("transfer_call")
+        if self.collect_digits is not None:
+            names.add("collect_digits")
         return names
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:

@@ -43,10 +43,11 @@ from core.agent_config import AgentConfig
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
 from pipelines.flows import FlowRun
+from pipelines.keypad import Keypad, collect_digits_tool
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
 from pipelines.observers import CallClock, LatencyObserver
-from pipelines.processors import AudioEnd, BotSpeechTracker, DTMFToLLM, PreparedAudio
+from pipelines.processors import AudioEnd, BotSpeechTracker, PreparedAudio
 from pipelines.resilience import BreakerRegistry
 from pipelines.resilience import breakers as process_breakers
 from pipelines.shared_models import SharedModels
@@ -152,6 +153,14 @@ def build_call_pipeline(
 
     tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http)
     registrations = build_tools(tool_ctx)
+
+    def on_digits(digits: str) -> None:
+        silence.note_activity()
+        transcript.dtmf(digits)
+
+    dtmf = Keypad(on_digits=on_digits)
+    if agent.collect_digits is not None:
+        registrations.append(collect_digits_tool(tool_ctx, dtmf, agent.collect_digits))
     # A flow offers tools per node through its FlowManager (pipelines/flows.py); a single prompt offers them all.
     tools = register_tools(llm, registrations) if agent.flow is None else None
     context = LLMContext()
@@ -191,11 +200,10 @@ def build_call_pipeline(
     silence = SilencePolicy(agent.silence, control)
     silence.attach(user)
 
-    def on_digits(digits: str) -> None:
-        silence.note_activity()
-        transcript.dtmf(digits)
+    @user.event_handler("on_user_turn_stopped")
+    async def _spoken(_agg: Any, _strategy: Any, message: Any) -> None:
+        dtmf.spoken(message.content or "")  # a number said instead of typed
 
-    dtmf = DTMFToLLM(on_digits=on_digits)
     speech = BotSpeechTracker()
     pipeline = Pipeline([
         transport.input(),

@@ -187,6 +187,8 @@ class AgentConfig(StrictModel):
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
     collect_digits: DigitCollection | None = Field(default=None, description="Offer the collect_digits tool.")
+    enable_send_digits: bool = Field(default=False, description="Offer the send_digits tool: keypad tones to the "
+                                                                "other party, e.g. to work a phone menu.")
     flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
                                                              "(core/agent_flow.py); system_prompt is its role.")
 
@@ -224,6 +226,8 @@ class AgentConfig(StrictModel):
             names.add("transfer_call")
         if self.collect_digits is not None:
             names.add("collect_digits")
+        if self.enable_send_digits:
+            names.add("send_digits")
         return names
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:

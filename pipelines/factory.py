@@ -43,7 +43,7 @@ from core.agent_config import AgentConfig
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
 from pipelines.flows import FlowRun
-from pipelines.keypad import Keypad, collect_digits_tool
+from pipelines.keypad import Keypad, collect_digits_tool, send_digits_tool
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
 from pipelines.observers import CallClock, LatencyObserver
@@ -161,6 +161,8 @@ def build_call_pipeline(
     dtmf = Keypad(on_digits=on_digits)
     if agent.collect_digits is not None:
         registrations.append(collect_digits_tool(tool_ctx, dtmf, agent.collect_digits))
+    if agent.enable_send_digits:
+        registrations.append(send_digits_tool(tool_ctx))
     # A flow offers tools per node through its FlowManager (pipelines/flows.py); a single prompt offers them all.
     tools = register_tools(llm, registrations) if agent.flow is None else None
     context = LLMContext()

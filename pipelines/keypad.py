@@ -1,4 +1,4 @@
-"""Keypad input the agent asks for: the collect_digits tool (e.g. "type your 6-digit booking number, then #").
+"""The keypad: the collect_digits tool (e.g. "type your 6-digit booking number, then #") and send_digits.
 
 While the tool waits, keypresses go to it instead of to the LLM as a message (DTMFToLLM's default); the entry ends
 at the end key, at `max_digits`, or at the timeout. The caller may say the number instead: their next finished
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
+from pipecat.audio.dtmf.types import KeypadEntry
+from pipecat.frames.frames import OutputDTMFUrgentFrame
 from pipecat.services.llm_service import FunctionCallParams
 
 from core.agent_config import DigitCollection
@@ -117,3 +119,34 @@ def collect_digits_tool(ctx: ToolContext, keypad: Keypad, request: DigitCollecti
                     "Say what to type before calling this.",
         properties={}, required=[])
     return ToolRegistration(schema, handler, timeout_s=request.timeout_s + 5.0)
+
+
+def send_digits_tool(ctx: ToolContext) -> ToolRegistration:
+    """Keypad tones to the other party (a phone menu, an extension): OutputDTMF frames, which the voice server's
+    transport sends through the carrier's REST API or in-band (voice_server/media/transport.py)."""
+
+    async def handler(params: FunctionCallParams) -> None:
+        started = time.perf_counter()
+        digits = str((params.arguments or {}).get("digits", ""))
+        try:
+            keys = [KeypadEntry(d) for d in digits]
+        except ValueError:
+            keys = []
+        if not keys or len(keys) > 32:
+            ctx.events.tool(ToolInvoked(call_id=ctx.call_id, name="send_digits", ok=False, duration_ms=0.0,
+                                        detail=f"invalid digits {digits[:40]!r}"))
+            await params.result_callback({"error": "digits must be 1-32 of 0-9, * and #"})
+            return
+        for key in keys:
+            await params.llm.push_frame(OutputDTMFUrgentFrame(button=key))
+        ctx.events.tool(ToolInvoked(call_id=ctx.call_id, name="send_digits", ok=True,
+                                    duration_ms=round((time.perf_counter() - started) * 1000, 1),
+                                    detail=f"sent {digits}"))
+        await params.result_callback({"status": f"pressed {digits}"})
+
+    schema = FunctionSchema(
+        name="send_digits",
+        description="Press keys on the phone keypad, e.g. to choose an option in a phone menu.",
+        properties={"digits": {"type": "string", "pattern": "^[0-9*#]{1,32}$", "description": "Keys, e.g. 2 or 1#"}},
+        required=["digits"])
+    return ToolRegistration(schema, handler)

@@ -53,3 +53,12 @@ def test_mask_and_the_tool_name() -> None:
 
 async def _nothing() -> None:
     return None
+
+
+def test_digits_to_send_are_checked_before_any_carrier_sees_them() -> None:
+    from telephony.base import check_digits
+
+    assert check_digits("12w#") == "12w#"
+    for bad in ("", "12a", "1" * 65, "1\n2"):
+        with pytest.raises(ValueError, match="digits to send"):
+            check_digits(bad)

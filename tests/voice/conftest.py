@@ -194,6 +194,17 @@ def twilio_line_with(voice_server: VoiceServer, backend_url: str, http: httpx.As
 
 
 @pytest.fixture
+def make_vobiz_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                    fake_carrier: FakeCarrier, owner: tuple[str, str]):  # type: ignore[no-untyped-def]
+    """Provisions a Vobiz line for a one-off agent: TEST_AGENT with the given config overrides."""
+
+    async def make(**overrides: object) -> SimLine:
+        return await make_line(http, backend_url, fake_carrier, owner, "vobiz", **overrides)
+
+    return make
+
+
+@pytest.fixture
 def simulate(voice_server: VoiceServer, fake_carrier: FakeCarrier, http: httpx.AsyncClient) -> Simulate:
     """Places a simulated inbound call on a line (the telephony simulator: a test double of the carrier) and
     returns its report. Hang-ups and transfers the agent makes through the carrier API reach the call."""

@@ -32,6 +32,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -110,6 +111,7 @@ class FakeCall:
     amd_callback: str | None = None
     answered_by: str | None = None  # the AMD verdict sent
     spoken_message: str | None = None  # <Say>/<Speak> the call was redirected to (e.g. a voicemail message)
+    digits_sent: list[str] = field(default_factory=list)  # Vobiz DTMF API: keypad tones played to the callee
 
     @property
     def over(self) -> bool:
@@ -345,6 +347,21 @@ class FakeCarrier:
             await self._end_by_api(call, "completed", reason="redirected")
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "call transferred", "call_uuid": call.sid},
                                 status_code=202)
+
+        @app.post("/api/v1/Account/{auth_id}/Call/{call_uuid}/DTMF/")
+        async def vobiz_dtmf(auth_id: str, call_uuid: str, request: Request) -> Response:
+            body = await self._json(request)
+            self._log("vobiz", request, body)
+            if self._vobiz_auth(request, auth_id) is None:
+                return JSONResponse({"error": "authentication failed"}, status_code=401)
+            call = self.calls.get(call_uuid)
+            if call is None or call.over:
+                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            digits = str(body.get("digits") or "")
+            if not re.fullmatch(r"[0-9*#wW]{1,64}", digits):
+                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "invalid digits"}, status_code=400)
+            call.digits_sent.append(digits)
+            return JSONResponse({"api_id": uuid.uuid4().hex, "message": "digits sent"}, status_code=202)
 
         @app.get("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
         async def vobiz_live(auth_id: str, call_uuid: str, request: Request, status: str | None = None) -> Response:

@@ -160,6 +160,18 @@ class DigitCollection(StrictModel):
                                      "number, and wait for it.", min_length=1, max_length=500)
 
 
+class VoicemailConfig(StrictModel):
+    """Outbound calls: decide in the call whether a person or a voicemail answered (pipelines/voicemail.py)."""
+
+    detect_in_call: bool = Field(default=False, description="Hold the agent's speech until it is decided.")
+    message: str = Field(default="Hello, this is a message from us. Please call us back. Goodbye!",
+                         min_length=1, max_length=1000, description="Left after the beep; may use {{variables}}.")
+    no_beep_wait_s: float = Field(default=2.0, ge=0.5, le=10,
+                                  description="A greeting with no beep: the message starts after this much quiet.")
+    decision_silence_s: float = Field(default=1.0, ge=0.3, le=5,
+                                      description="Quiet after the callee speaks before the verdict acts.")
+
+
 class AgentConfig(StrictModel):
     """The behaviour of one agent version."""
 
@@ -187,6 +199,7 @@ class AgentConfig(StrictModel):
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
     collect_digits: DigitCollection | None = Field(default=None, description="Offer the collect_digits tool.")
+    voicemail: VoicemailConfig = VoicemailConfig()
     enable_send_digits: bool = Field(default=False, description="Offer the send_digits tool: keypad tones to the "
                                                                 "other party, e.g. to work a phone menu.")
     flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
@@ -232,12 +245,12 @@ class AgentConfig(StrictModel):
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:
         """System prompt and greeting with {{variables}} filled; unknown ones become empty strings."""
+        return self.fill(self.system_prompt, values), self.fill(self.greeting, values)
+
+    def fill(self, text: str, values: dict[str, str]) -> str:
+        """`text` with {{variables}} filled from `values` over the agent's defaults; unknown ones become ''."""
         merged = {**self.variables, **values}
-
-        def fill(text: str) -> str:
-            return _VARIABLE.sub(lambda m: _safe(merged.get(m.group(1), "")), text)
-
-        return fill(self.system_prompt), fill(self.greeting)
+        return _VARIABLE.sub(lambda m: _safe(merged.get(m.group(1), "")), text)
 
 
 def _safe(value: str) -> str:

@@ -59,6 +59,7 @@ from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.tts_chain import tts_chain_args
 from pipelines.turns import BargeInStartStrategy, SpeculativeTurnStopStrategy
+from pipelines.voicemail import InCallVoicemail
 
 
 @dataclass
@@ -92,6 +93,7 @@ class CallSpec:
     # PCM at out_sample_rate, synthesised (or still being synthesised) before the socket opened
     prepared_greeting: bytes | StreamingAudio | None = None
     speak_greeting: bool = True  # False when a dropped stream reconnects mid-call
+    outbound: bool = False  # we placed the call: in-call voicemail detection applies (agent.voicemail)
 
 
 @dataclass
@@ -113,6 +115,7 @@ class CallPipeline:
     protect_greeting: bool
     observers: list[BaseObserver]
     flow: FlowRun | None = None  # the agent's flow, when it is one (pipelines/flows.py)
+    voicemail: InCallVoicemail | None = None  # outbound with in-call detection (pipelines/voicemail.py)
 
 
 def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
@@ -207,14 +210,22 @@ def build_call_pipeline(
         dtmf.spoken(message.content or "")  # a number said instead of typed
 
     speech = BotSpeechTracker()
+    voicemail = None
+    if spec.outbound and agent.voicemail.detect_in_call and spec.speak_greeting:
+        message = agent.fill(agent.voicemail.message, spec.variables)
+        voicemail = InCallVoicemail(agent.voicemail, message, lambda text: control.end_call(
+            "voicemail", goodbye=text, detail="in-call voicemail detection"))
     pipeline = Pipeline([
         transport.input(),
         dtmf,
+        *([voicemail.beeps] if voicemail else []),
         stt,
+        *([voicemail.detector] if voicemail else []),
         user,
         AudioEnd(),  # caller audio: the VAD in `user` was its last reader
         llm,
         tts,
+        *([voicemail.detector.gate()] if voicemail else []),
         transport.output(),
         AudioEnd(),  # agent audio: sent, and seen by the observers as the transport pushed it
         speech,
@@ -249,7 +260,8 @@ def build_call_pipeline(
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,
                         clock=clock, system_prompt=system_prompt,
                         greeting=greeting if spec.speak_greeting else "",
-                        protect_greeting=interruption.protect_greeting, observers=observers, flow=flow)
+                        protect_greeting=interruption.protect_greeting, observers=observers, flow=flow,
+                        voicemail=voicemail)
 
 
 def opening_frames(call: CallPipeline) -> list[Any]:

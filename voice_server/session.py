@@ -150,6 +150,7 @@ class CallSession:
             call_id=self.call_id, agent=self.agent.config, variables=self.variables,
             in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
             prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,
+            outbound=self.claims.direction == "outbound",
         )
         self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self)
         if self.agent.carrier_credentials is not None and self.info.carrier != "browser":

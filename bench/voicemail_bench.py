@@ -3,9 +3,9 @@
 Why: the issue's goals are precision and recall >= 0.95 and a decision within 2.5 s. The set: person greetings,
 call-screening prompts (a screener wants the caller to speak: labelled "person"), and voicemail greetings followed
 by a record beep, each spoken by Piper (the agent's voice) and by espeak-ng voices (another synthesiser and other
-accents), sent over a phone line (8 kHz μ-law, line noise) through the platform's ASR server, then classified by
-the classifier the call uses with the embedded model (pipelines/voicemail.py GreetingClassifier, cue phrases), with
-the beep detector run on the same audio.
+accents), sent over a phone line (8 kHz μ-law, line noise) through the platform's ASR server, then classified as the
+call does with the embedded model: the cue-phrase classifier (pipelines/voicemail.py) or the beep detector on the
+same audio decides voicemail.
 
 Time to decide, as pipecat's VoicemailDetector acts: it waits for the callee's speech to end and then
 `decision_silence_s` (1.0 s) of quiet, so decide_s = speech length + 1.0 s + the measured classification time. The
@@ -83,14 +83,16 @@ def record_beep() -> np.ndarray:
 
 
 def run_one(asr: str, voice: str, speech: np.ndarray, kind: str, text: str, rng: np.random.Generator) -> Sample:
-    audio = np.concatenate([speech, record_beep()]) if kind == "voicemail" else speech
+    audio = np.concatenate([speech, record_beep()]) if kind == "voicemail" else speech  # "voicemail, no beep": none
     heard = transcribe(asr, phone_line(audio, rng))
     started = time.perf_counter()
-    verdict = "voicemail" if looks_like_voicemail(heard) else "person"
+    beep = beep_heard(audio)
+    # As in the call: the words (cue phrases) or a record beep decide voicemail.
+    verdict = "voicemail" if looks_like_voicemail(heard) or beep else "person"
     classify_s = time.perf_counter() - started
     speech_s = len(speech) / 8000
-    return Sample(voice, "voicemail" if kind == "voicemail" else "person", kind, text, heard, verdict,
-                  beep_heard(audio), round(speech_s, 2), round(speech_s + DECISION_SILENCE_S + classify_s, 2))
+    return Sample(voice, "voicemail" if kind.startswith("voicemail") else "person", kind, text, heard, verdict,
+                  beep, round(speech_s, 2), round(speech_s + DECISION_SILENCE_S + classify_s, 2))
 
 
 def summary(samples: list[Sample]) -> dict[str, float]:
@@ -100,28 +102,33 @@ def summary(samples: list[Sample]) -> dict[str, float]:
     decide = sorted(s.decide_s for s in samples)
     return {"samples": len(samples), "precision": round(tp / max(1, tp + fp), 3), "recall": round(tp / max(1, tp + fn), 3),
             "decide_p50_s": decide[len(decide) // 2], "decide_max_s": decide[-1],
-            "beep_found_in_voicemails": round(np.mean([s.beep for s in samples if s.label == "voicemail"]), 3),
+            "beep_found_in_voicemails": round(np.mean([s.beep for s in samples if s.kind == "voicemail"]), 3),
+            "recall_no_beep": round(np.mean([s.verdict == "voicemail" for s in samples
+                                             if s.kind == "voicemail, no beep"]), 3),
             "beep_false_on_persons": round(np.mean([s.beep for s in samples if s.label == "person"]), 3)}
 
 
 def markdown(samples: list[Sample]) -> str:
     lines = [START, "## In-call voicemail detection (outbound)", "", provenance_line(), "",
              "`bench/voicemail_bench.py`: person greetings, call-screening prompts (labelled person) and voicemail "
-             "greetings + a 1 kHz record beep, spoken by Piper and three espeak-ng voices, over an 8 kHz μ-law line "
-             "through the ASR server, classified by the embedded-model classifier (cue phrases, "
-             "`pipelines/voicemail.py`). Goals: precision and recall ≥ 0.95, decision ≤ 2.5 s.", "",
-             "| voice | samples | precision | recall | decide p50 (s) | decide max (s) | beep found | false beep |",
-             "|---|---|---|---|---|---|---|---|"]
+             "greetings with a 1 kHz record beep and (three per voice) without one, spoken by Piper and three espeak-ng voices, over an 8 kHz μ-law line "
+             "through the ASR server, classified as the call does with the embedded model: cue phrases "
+             "(`pipelines/voicemail.py`) or a record beep decide voicemail. Goals: precision and recall ≥ 0.95, decision ≤ 2.5 s.", "",
+             "| voice | samples | precision | recall | recall, no beep | decide p50 (s) | decide max (s) | beep found "
+             "| false beep |", "|---|---|---|---|---|---|---|---|---|"]
     for voice in [*dict.fromkeys(s.voice for s in samples), "all"]:
         part = [s for s in samples if voice in ("all", s.voice)]
         m = summary(part)
-        lines.append(f"| {voice} | {m['samples']} | {m['precision']} | {m['recall']} | {m['decide_p50_s']} | "
+        lines.append(f"| {voice} | {m['samples']} | {m['precision']} | {m['recall']} | {m['recall_no_beep']} | "
+                     f"{m['decide_p50_s']} | "
                      f"{m['decide_max_s']} | {m['beep_found_in_voicemails']} | {m['beep_false_on_persons']} |")
     misses = [s for s in samples if s.label != s.verdict]
     lines += ["", "Decision time = the answer's speech length + 1.0 s of quiet (pipecat's VoicemailDetector acts "
               "after the callee stops) + classification; the ASR's finalisation is not included. A voicemail greeting "
               "is usually longer than 2.5 s, so **the 2.5 s goal is not met for voicemails** by a detector that waits "
-              "for the greeting to end; persons (short greetings) are decided well within it. Errors:"]
+              "for the greeting to end; persons (short greetings) are decided well within it. With a beep the recall is the beep detector's; "
+              "without one it rests on the cue phrases heard through the ASR, which espeak-ng voices garble (tuning "
+              "the cues on this very set would only overfit it). Errors:"]
     lines += [f"- {s.voice}, {s.kind}: {s.text!r} heard as {s.heard!r} -> {s.verdict}" for s in misses] or ["- none"]
     return "\n".join(lines + ["", END]) + "\n"
 
@@ -150,7 +157,8 @@ def main() -> int:
             proc.start()
         rng = np.random.default_rng(11)
         for voice, wpm, label in VOICES:
-            for kind, texts in (("person", PERSON), ("screening", SCREENING), ("voicemail", VOICEMAIL)):
+            for kind, texts in (("person", PERSON), ("screening", SCREENING), ("voicemail", VOICEMAIL),
+                                ("voicemail, no beep", VOICEMAIL[:3])):
                 for text in texts:
                     speech = piper_pcm_8k(tts, text) if voice == "piper" else espeak_pcm_8k(voice, wpm, text)
                     samples.append(run_one(asr, label, speech, kind, text, rng))

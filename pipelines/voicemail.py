@@ -6,9 +6,9 @@ TTS) holds the agent's speech until the verdict. Around it:
 - `GreetingClassifier`: the classifier when only the embedded model is there (SmolLM2-135M cannot answer the
   extension's JSON question reliably): the cue phrases of voicemail greetings and carrier messages. A call-screening
   prompt ("please say your name...") expects the caller to speak, so it counts as a conversation.
-- `BeepDetector`: a steady single tone in the callee's audio (the record beep). After a voicemail verdict, the
-  message starts at the beep; a greeting with no beep gets the message after `no_beep_wait_s` of quiet (the
-  extension's own delay): a defined behaviour either way.
+- `BeepDetector`: a steady single tone in the callee's audio (the record beep). A beep decides "voicemail" if the
+  words have not decided yet, and the message starts at it; a greeting with no beep gets the message after
+  `no_beep_wait_s` of quiet once the words decided (the extension's own delay): a defined behaviour either way.
 - The message is said in the agent's voice, then the call hangs up (end reason `voicemail`).
 
 The carrier's AMD result (campaign callbacks, backend/campaigns) still redirects a machine the carrier detects;
@@ -151,8 +151,12 @@ class InCallVoicemail:
             self.verdict, self.decided_after_s = verdict, round(time.monotonic() - self.started, 2)
 
     async def _beep(self) -> None:
+        """A record beep is the machine's own answer: it decides (if the words have not) and starts the message.
+        The extension keeps its verdict private; `_decide` is what its silence timer calls."""
         self.beep_heard = True
-        if self.detector._decision == "voicemail":  # the extension keeps its verdict private
+        if self.detector._decision is None:
+            await self.detector._decide("voicemail")
+        if self.detector._decision == "voicemail":
             self._decided("voicemail")
             await self._leave_once()
 

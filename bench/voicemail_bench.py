@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,12 +29,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.asr_voices_bench import espeak_pcm_8k, phone_line, piper_pcm_8k, transcribe  # noqa: E402
+from bench.asr_voices_bench import espeak_pcm_8k, phone_line, piper_pcm_8k, speech_servers, transcribe  # noqa: E402
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from pipelines.voicemail import is_tone, looks_like_voicemail  # noqa: E402
-from voicectl.launch import asr_process, tts_process  # noqa: E402
-from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "voicemail.json"
 START, END = "<!-- voicemail:start -->", "<!-- voicemail:end -->"
@@ -138,23 +135,9 @@ def main() -> int:
     parser.add_argument("--asr")
     parser.add_argument("--tts")
     args = parser.parse_args()
-    procs: list[ManagedProcess] = []
-    state = Path(tempfile.mkdtemp(prefix="voicemail-bench-"))
-    env = {"VOICEAGENT_STATE_DIR": str(state), "LOG_JSON": "false"}
     samples: list[Sample] = []
+    asr, tts, procs = speech_servers(args.asr, args.tts, "voicemail-bench-")
     try:
-        asr, tts = args.asr, args.tts
-        if not asr:
-            port, health = free_port(), free_port()
-            procs.append(asr_process(state / "asr", port=port, health_port=health, env=env))
-            asr = f"127.0.0.1:{port}"
-        if not tts:
-            tts_port = free_port()
-            procs.append(tts_process(state / "tts", port=tts_port, env=env))
-            tts = f"http://127.0.0.1:{tts_port}"
-        for proc in procs:
-            proc.start_timeout = 120
-            proc.start()
         rng = np.random.default_rng(11)
         for voice, wpm, label in VOICES:
             for kind, texts in (("person", PERSON), ("screening", SCREENING), ("voicemail", VOICEMAIL),

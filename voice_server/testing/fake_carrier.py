@@ -231,6 +231,15 @@ class FakeCarrier:
         return account
 
     # -- the app ----------------------------------------------------------------------------------------------
+    def _vobiz_live_call(self, request: Request, auth_id: str, call_uuid: str) -> FakeCall | Response:
+        """The live call a Vobiz call-resource request is about, or the error Vobiz answers with."""
+        if self._vobiz_auth(request, auth_id) is None:
+            return JSONResponse({"error": "authentication failed"}, status_code=401)
+        call = self.calls.get(call_uuid)
+        if call is None or call.over:
+            return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+        return call
+
     def _build_app(self) -> FastAPI:
         app = FastAPI(title="Fake carrier (test double)")
 
@@ -276,7 +285,12 @@ class FakeCarrier:
             elif twiml:
                 call.redirect_twiml = str(twiml)
                 self._apply_twiml(call, str(twiml))
-                await self._end_by_api(call, "completed", reason="redirected")
+                if (call.transferred_to or "").startswith("conference:") and call.sim is not None:
+                    # Waiting in a conference (warm transfer): the stream ends, the call goes on until the
+                    # voice server bridges it or, if the human does not answer, redirects it again.
+                    await call.sim.carrier_hangup("redirected")
+                else:
+                    await self._end_by_api(call, "completed", reason="redirected")
             elif form.get("Url"):
                 call.redirect_twiml = f"<Redirect>{form.get('Url')}</Redirect>"
                 await self._end_by_api(call, "completed", reason="redirected")
@@ -317,11 +331,9 @@ class FakeCarrier:
         @app.delete("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
         async def vobiz_hangup(auth_id: str, call_uuid: str, request: Request) -> Response:
             self._log("vobiz", request, {})
-            if self._vobiz_auth(request, auth_id) is None:
-                return JSONResponse({"error": "authentication failed"}, status_code=401)
-            call = self.calls.get(call_uuid)
-            if call is None or call.over:
-                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
             await self._end_by_api(call, "completed")
             return Response(status_code=204)
 
@@ -329,11 +341,9 @@ class FakeCarrier:
         async def vobiz_transfer(auth_id: str, call_uuid: str, request: Request) -> Response:
             body = await self._json(request)
             self._log("vobiz", request, body)
-            if self._vobiz_auth(request, auth_id) is None:
-                return JSONResponse({"error": "authentication failed"}, status_code=401)
-            call = self.calls.get(call_uuid)
-            if call is None or call.over:
-                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
             legs = body.get("legs", "aleg")
             url = body.get("aleg_url") if legs in ("aleg", "both") else body.get("bleg_url")
             if not url:
@@ -352,11 +362,9 @@ class FakeCarrier:
         async def vobiz_dtmf(auth_id: str, call_uuid: str, request: Request) -> Response:
             body = await self._json(request)
             self._log("vobiz", request, body)
-            if self._vobiz_auth(request, auth_id) is None:
-                return JSONResponse({"error": "authentication failed"}, status_code=401)
-            call = self.calls.get(call_uuid)
-            if call is None or call.over:
-                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
             digits = str(body.get("digits") or "")
             if not re.fullmatch(r"[0-9*#wW]{1,64}", digits):
                 return JSONResponse({"api_id": uuid.uuid4().hex, "error": "invalid digits"}, status_code=400)

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     tests.add_argument("suite", help="the suite's YAML file")
     tests.add_argument("--voice-url", help="default: VOICE_SERVER_URL")
     tests.add_argument("--backend-url", help="default: BACKEND_URL")
+    tests.add_argument("--agent-id", help="test this agent's current version and store the results with it")
+    tests.add_argument("--token", help="with --agent-id: an access token or API key of its organisation")
     tests.set_defaults(func=cmd_test_agent)
     return parser
 

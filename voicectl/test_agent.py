@@ -3,6 +3,10 @@
 A throwaway organisation, agent (the suite's config) and number are set up through the backend's API, with
 carrier credentials pointing at an in-process fake carrier (a test double), as `voicectl simulate` does; each
 scripted scenario is then one simulated call (voice_server/testing/agent_tests.py). Exit code 1 if any failed.
+
+With `--agent-id` (and `--token`, an access token or API key of its organisation) the suite runs against that
+agent's current config instead of the suite's `agent`, and the results are stored with that agent version
+(`POST /api/v1/agents/{id}/test-runs`), where the agent editor shows them.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
@@ -28,10 +33,18 @@ async def test_agent(ns: argparse.Namespace, suite: AgentTestSuite) -> int:
     backend_url = (ns.backend_url or _env("BACKEND_URL", "http://127.0.0.1:8000")).rstrip("/")
     fake = FakeCarrier([])
     fake_url = await fake.start(free_port())
+    auth = {"Authorization": f"Bearer {ns.token}"}
     try:
         async with httpx.AsyncClient(timeout=60.0) as http:
+            config, version = suite.agent, None
+            if ns.agent_id:
+                resp = await http.get(f"{backend_url}/api/v1/agents/{ns.agent_id}", headers=auth)
+                if resp.status_code != 200:
+                    print(f"error: agent {ns.agent_id}: HTTP {resp.status_code} {resp.text[:200]}", file=sys.stderr)
+                    return 2
+                config, version = resp.json()["config"], resp.json()["version"]
             line = await provision_line(http, backend_url, carrier="twilio", fake_carrier_url=fake_url,
-                                        agent_config=suite.agent)
+                                        agent_config=config)
             fake.accounts[(line.account.carrier, line.account.account_id)] = line.account
 
             async def place(line: SimLine, script: CallScript) -> CallReport:
@@ -42,6 +55,11 @@ async def test_agent(ns: argparse.Namespace, suite: AgentTestSuite) -> int:
                 return await sim.run()
 
             results = await run_suite(suite, line, place, http)
+            if ns.agent_id:
+                body = {"version": version, "suite": str(ns.suite)[:200], "results": [asdict(r) for r in results]}
+                stored = await http.post(f"{backend_url}/api/v1/agents/{ns.agent_id}/test-runs", json=body,
+                                         headers=auth)
+                print(f"results stored with version {version}: HTTP {stored.status_code}")
     finally:
         await fake.stop()
     for r in results:
@@ -58,5 +76,9 @@ def main(ns: argparse.Namespace) -> int:
         suite = load_suite(Path(ns.suite).read_text())
     except (OSError, ValueError) as exc:
         print(f"error: {ns.suite}: {exc}", file=sys.stderr)
+        return 2
+    if ns.agent_id and not ns.token:
+        print("error: --agent-id needs --token (an access token or API key of the agent's organisation)",
+              file=sys.stderr)
         return 2
     return asyncio.run(test_agent(ns, suite))

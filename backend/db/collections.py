@@ -28,6 +28,7 @@ API_KEYS = "api_keys"
 API_KEY_USAGE = "api_key_usage"  # _id = key id; kept apart so it never races a revocation
 AGENTS = "agents"
 AGENT_VERSIONS = "agent_versions"  # _id = "{agent_id}:v{version}"
+AGENT_TEST_RUNS = "agent_test_runs"  # one agent test suite run (voicectl test-agent) against one agent version
 PHONE_NUMBERS = "phone_numbers"
 CARRIER_CREDENTIALS = "carrier_credentials"  # _id = "{org_id}:{carrier}"
 CALLS = "calls"  # _id = call id; calls queued or in progress (small: updated while the call runs)
@@ -50,6 +51,7 @@ RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
 
 INDEXES: list[IndexSpec] = [
+    IndexSpec(AGENT_TEST_RUNS, [("agent_id", 1), ("created_at", -1)], name="agent_test_runs_agent"),
     IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
     IndexSpec(MEMBERSHIPS, [("user_id", 1)], name="memberships_user"),
     IndexSpec(MEMBERSHIPS, [("org_id", 1), ("created_at", 1)], name="memberships_org"),

@@ -10,10 +10,18 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from backend.db.collections import AGENT_VERSIONS, AGENTS, PHONE_NUMBERS, Db
+from backend.db.collections import AGENT_TEST_RUNS, AGENT_VERSIONS, AGENTS, PHONE_NUMBERS, Db
 from backend.db.ids import new_id, utcnow
 from backend.errors import ApiError, ErrorDetail, conflict, not_found
-from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
+from backend.models.agents import (
+    AgentCreate,
+    AgentOut,
+    AgentSummary,
+    AgentTestRunIn,
+    AgentTestRunOut,
+    AgentUpdate,
+    AgentVersionOut,
+)
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
 from core.agent_config import AgentConfig
@@ -143,6 +151,22 @@ class AgentService:
 
     # ---------------------------------------------------------------- for the internal API
 
+    async def record_test_run(self, principal: Principal, agent_id: str, run: AgentTestRunIn) -> AgentTestRunOut:
+        """Keeps a suite's results with the agent version it ran against, so a change shows what it broke."""
+        doc = await self._owned(principal, agent_id)
+        if run.version > doc["current_version"]:
+            raise ApiError(422, "validation_error", f"agent {agent_id} has no version {run.version}")
+        counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "skipped")}
+        stored = {"_id": new_id(), "org_id": principal.org_id, "agent_id": agent_id, "created_at": utcnow(),
+                  **run.model_dump(), **counts}
+        await self._db[AGENT_TEST_RUNS].insert_one(stored)
+        return _test_run_out(stored)
+
+    async def test_runs(self, principal: Principal, agent_id: str, limit: int = 50) -> list[AgentTestRunOut]:
+        await self._owned(principal, agent_id)
+        cursor = self._db[AGENT_TEST_RUNS].find({"agent_id": agent_id, "org_id": principal.org_id})
+        return [_test_run_out(doc) async for doc in cursor.sort("created_at", -1).limit(limit)]
+
     async def load_for_call(self, agent_id: str) -> tuple[dict[str, Any], AgentConfig] | None:
         doc = await self._db[AGENTS].find_one({"_id": agent_id})
         if doc is None or doc.get("deleted_at") is not None:
@@ -165,3 +189,7 @@ def _summary(doc: dict[str, Any]) -> AgentSummary:
 def _version_out(doc: dict[str, Any]) -> AgentVersionOut:
     return AgentVersionOut(version=doc["version"], created_at=doc["created_at"], created_by=doc.get("created_by"),
                            note=doc.get("note"), config=AgentConfig.model_validate(doc["config"]))
+
+
+def _test_run_out(doc: dict[str, Any]) -> AgentTestRunOut:
+    return AgentTestRunOut(id=doc["_id"], **{k: v for k, v in doc.items() if k not in ("_id", "org_id", "agent_id")})

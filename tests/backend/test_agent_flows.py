@@ -71,3 +71,22 @@ async def test_the_call_detail_shows_the_flow_path_and_variables(client: httpx.A
     detail = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
     assert [(s["node"], s["via"]) for s in detail["flow_path"]] == [(n, v) for n, _, v, _ in steps]
     assert detail["flow_variables"] == {"date": "Friday", "name": "Peter"}
+
+
+async def test_test_runs_are_stored_per_agent_version(client: httpx.AsyncClient) -> None:
+    owner = await register(client, "test-runs")
+    agent = await create_agent(client, owner)
+    run = {"version": 1, "suite": "data/agent-tests/booking.yaml", "results": [
+        {"name": "books", "status": "failed", "failures": ["expected {'kind': 'transferred'}"], "call_id": "c1",
+         "transcript": ["agent: hi"]},
+        {"name": "persona", "status": "skipped", "failures": ["needs a stronger LLM"]}]}
+    stored = await client.post(f"/api/v1/agents/{agent['id']}/test-runs", json=run, headers=owner.headers)
+    assert stored.status_code == 201, stored.text
+    assert (stored.json()["passed"], stored.json()["failed"], stored.json()["skipped"]) == (0, 1, 1)
+    listed = (await client.get(f"/api/v1/agents/{agent['id']}/test-runs", headers=owner.headers)).json()
+    assert [r["version"] for r in listed] == [1] and listed[0]["results"][0]["failures"]
+    future = await client.post(f"/api/v1/agents/{agent['id']}/test-runs", json={**run, "version": 9},
+                               headers=owner.headers)
+    assert future.status_code == 422
+    other = await register(client, "test-runs-other")
+    assert (await client.get(f"/api/v1/agents/{agent['id']}/test-runs", headers=other.headers)).status_code == 404

@@ -51,6 +51,27 @@ export interface paths {
         patch: operations["update_agent"];
         trace?: never;
     };
+    "/api/v1/agents/{agent_id}/test-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Agent Test Runs */
+        get: operations["list_agent_test_runs"];
+        put?: never;
+        /**
+         * Record Agent Test Run
+         * @description Stores an agent test suite's results (`voicectl test-agent --agent-id`) with the version they ran on.
+         */
+        post: operations["record_agent_test_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/{agent_id}/versions": {
         parameters: {
             query?: never;
@@ -1323,6 +1344,8 @@ export interface components {
          * @description The behaviour of one agent version.
          */
         AgentConfig: {
+            /** @description Offer the collect_digits tool. */
+            collect_digits?: components["schemas"]["DigitCollection"] | null;
             /**
              * Degradation Message Stt
              * @description Said when no speech recognition endpoint works; then the call is transferred or ended.
@@ -1334,6 +1357,12 @@ export interface components {
              * @default true
              */
             enable_end_call?: boolean;
+            /**
+             * Enable Send Digits
+             * @description Offer the send_digits tool: keypad tones to the other party, e.g. to work a phone menu.
+             * @default false
+             */
+            enable_send_digits?: boolean;
             /** @description A multi-step flow instead of the single prompt (core/agent_flow.py); system_prompt is its role. */
             flow?: components["schemas"]["AgentFlow"] | null;
             /**
@@ -1437,6 +1466,15 @@ export interface components {
             variables?: {
                 [key: string]: string;
             };
+            /**
+             * @default {
+             *       "decision_silence_s": 1,
+             *       "detect_in_call": false,
+             *       "message": "Hello, this is a message from us. Please call us back. Goodbye!",
+             *       "no_beep_wait_s": 2
+             *     }
+             */
+            voicemail?: components["schemas"]["VoicemailConfig"];
         };
         /** AgentCreate */
         AgentCreate: {
@@ -1525,6 +1563,51 @@ export interface components {
              */
             updated_at: string;
             /** Version */
+            version: number;
+        };
+        /** AgentTestRunIn */
+        AgentTestRunIn: {
+            /** Results */
+            results: components["schemas"]["ScenarioResultIn"][];
+            /**
+             * Suite
+             * @description Where the suite came from, e.g. its file.
+             * @default
+             */
+            suite?: string;
+            /**
+             * Version
+             * @description The agent version the suite ran against.
+             */
+            version: number;
+        };
+        /** AgentTestRunOut */
+        AgentTestRunOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Failed */
+            failed: number;
+            /** Id */
+            id: string;
+            /** Passed */
+            passed: number;
+            /** Results */
+            results: components["schemas"]["ScenarioResultIn"][];
+            /** Skipped */
+            skipped: number;
+            /**
+             * Suite
+             * @description Where the suite came from, e.g. its file.
+             * @default
+             */
+            suite?: string;
+            /**
+             * Version
+             * @description The agent version the suite ran against.
+             */
             version: number;
         };
         /**
@@ -2350,6 +2433,42 @@ export interface components {
             service: string;
             /** To */
             to: string;
+        };
+        /**
+         * DigitCollection
+         * @description The collect_digits tool: the caller types a number on the keypad (or says it) while the tool waits.
+         */
+        DigitCollection: {
+            /**
+             * Description
+             * @default Ask the caller to type a number on their phone keypad, e.g. a booking number, and wait for it.
+             */
+            description?: string;
+            /**
+             * End Key
+             * @description Ends the entry early; empty: none.
+             * @default #
+             * @enum {string}
+             */
+            end_key?: "#" | "*" | "";
+            /**
+             * Max Digits
+             * @description Entry ends when this many digits are in.
+             * @default 6
+             */
+            max_digits?: number;
+            /**
+             * Sensitive
+             * @description Digits are masked in transcripts, events and logs.
+             * @default false
+             */
+            sensitive?: boolean;
+            /**
+             * Timeout S
+             * @description Whole entry; then the tool returns what it has.
+             * @default 10
+             */
+            timeout_s?: number;
         };
         /** DncEntryIn */
         DncEntryIn: {
@@ -3292,6 +3411,25 @@ export interface components {
             value?: string | null;
         };
         /**
+         * ScenarioResultIn
+         * @description One scenario of an agent test suite (core/agent_tests.py) as `voicectl test-agent` ran it.
+         */
+        ScenarioResultIn: {
+            /** Call Id */
+            call_id?: string | null;
+            /** Failures */
+            failures?: string[];
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "passed" | "failed" | "skipped";
+            /** Transcript */
+            transcript?: string[];
+        };
+        /**
          * ServiceDegraded
          * @description An AI stage fell back: to the next endpoint, a canned reply, a pre-recorded clip, a transfer or a hang-up.
          */
@@ -3699,6 +3837,36 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /**
+         * VoicemailConfig
+         * @description Outbound calls: decide in the call whether a person or a voicemail answered (pipelines/voicemail.py).
+         */
+        VoicemailConfig: {
+            /**
+             * Decision Silence S
+             * @description Quiet after the callee speaks before the verdict acts.
+             * @default 1
+             */
+            decision_silence_s?: number;
+            /**
+             * Detect In Call
+             * @description Hold the agent's speech until it is decided.
+             * @default false
+             */
+            detect_in_call?: boolean;
+            /**
+             * Message
+             * @description Left after the beep; may use {{variables}}.
+             * @default Hello, this is a message from us. Please call us back. Goodbye!
+             */
+            message?: string;
+            /**
+             * No Beep Wait S
+             * @description A greeting with no beep: the message starts after this much quiet.
+             * @default 2
+             */
+            no_beep_wait_s?: number;
+        };
         /** VoicemailPolicy */
         VoicemailPolicy: {
             /**
@@ -3957,6 +4125,8 @@ export type SchemaAgentCreate = components['schemas']['AgentCreate'];
 export type SchemaAgentFlow = components['schemas']['AgentFlow'];
 export type SchemaAgentOut = components['schemas']['AgentOut'];
 export type SchemaAgentSummary = components['schemas']['AgentSummary'];
+export type SchemaAgentTestRunIn = components['schemas']['AgentTestRunIn'];
+export type SchemaAgentTestRunOut = components['schemas']['AgentTestRunOut'];
 export type SchemaAgentUpdate = components['schemas']['AgentUpdate'];
 export type SchemaAgentVersionOut = components['schemas']['AgentVersionOut'];
 export type SchemaAnalyticsSummary = components['schemas']['AnalyticsSummary'];
@@ -3985,6 +4155,7 @@ export type SchemaCarrierCredentialsOut = components['schemas']['CarrierCredenti
 export type SchemaContactOut = components['schemas']['ContactOut'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
 export type SchemaDegradationOut = components['schemas']['DegradationOut'];
+export type SchemaDigitCollection = components['schemas']['DigitCollection'];
 export type SchemaDncEntryIn = components['schemas']['DncEntryIn'];
 export type SchemaDncEntryOut = components['schemas']['DncEntryOut'];
 export type SchemaEndpointOptions = components['schemas']['EndpointOptions'];
@@ -4033,6 +4204,7 @@ export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaScenarioResultIn = components['schemas']['ScenarioResultIn'];
 export type SchemaServiceDegraded = components['schemas']['ServiceDegraded'];
 export type SchemaSilenceConfig = components['schemas']['SilenceConfig'];
 export type SchemaSttConfig = components['schemas']['STTConfig'];
@@ -4050,6 +4222,7 @@ export type SchemaTurnRecorded = components['schemas']['TurnRecorded'];
 export type SchemaUsageUnits = components['schemas']['UsageUnits'];
 export type SchemaUserOut = components['schemas']['UserOut'];
 export type SchemaValidationError = components['schemas']['ValidationError'];
+export type SchemaVoicemailConfig = components['schemas']['VoicemailConfig'];
 export type SchemaVoicemailPolicy = components['schemas']['VoicemailPolicy'];
 export type SchemaVoiceOut = components['schemas']['VoiceOut'];
 export type SchemaVoiceSampleRequest = components['schemas']['VoiceSampleRequest'];
@@ -4461,6 +4634,144 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_agent_test_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    record_agent_test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentTestRunIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

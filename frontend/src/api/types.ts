@@ -72,3 +72,4 @@ export type AgentFlow = S["AgentFlow"];
 export type FlowNode = S["FlowNode"];
 export type FlowTransition = S["FlowTransition"];
 export type FlowStep = S["FlowStepOut"];
+export type AgentTestRun = S["AgentTestRunOut"];

@@ -14,6 +14,7 @@ import { DEFAULT_AGENT_CONFIG, withDefaults } from "./defaults";
 import { BehaviourSection } from "./sections/BehaviourSection";
 import { ConversationSection } from "./sections/ConversationSection";
 import { FlowSection } from "./sections/FlowSection";
+import { TestsSection } from "./sections/TestsSection";
 import { ModelsSection } from "./sections/ModelsSection";
 import { ToolsSection, schemaText } from "./sections/ToolsSection";
 import { TransfersSection } from "./sections/TransfersSection";
@@ -21,7 +22,7 @@ import { VersionsSection } from "./sections/VersionsSection";
 import { VoiceSection } from "./sections/VoiceSection";
 import { validateAgent } from "./validate";
 
-type TabId = "conversation" | "flow" | "voice" | "models" | "tools" | "transfers" | "behaviour" | "versions";
+type TabId = "conversation" | "flow" | "voice" | "models" | "tools" | "transfers" | "behaviour" | "tests" | "versions";
 
 const TAB_PREFIXES: Record<TabId, string[]> = {
   conversation: ["name", "system_prompt", "greeting", "goodbye", "language", "variables"],
@@ -31,6 +32,7 @@ const TAB_PREFIXES: Record<TabId, string[]> = {
   tools: ["tools"],
   transfers: ["transfer_targets"],
   behaviour: ["interruption", "silence", "max_duration_s", "record", "enable_end_call", "degradation_message_stt"],
+  tests: [],
   versions: [],
 };
 
@@ -152,7 +154,7 @@ export default function AgentEditorPage() {
     { id: "tools", label: "Tools" },
     { id: "transfers", label: "Transfers" },
     { id: "behaviour", label: "Interruptions & silence" },
-    ...(!isNew ? [{ id: "versions" as TabId, label: "Version history" }] : []),
+    ...(!isNew ? [{ id: "tests" as TabId, label: "Tests" }, { id: "versions" as TabId, label: "Version history" }] : []),
   ];
   const tabs = baseTabs.map((t) => ({ ...t, label: errorCount(t.id) ? `${t.label} (${errorCount(t.id)} ⚠)` : t.label }));
 
@@ -187,6 +189,7 @@ export default function AgentEditorPage() {
         {tab === "tools" && <ToolsSection {...props} schemaTexts={schemaTexts} setSchemaTexts={setSchemaTexts} />}
         {tab === "transfers" && <TransfersSection {...props} />}
         {tab === "behaviour" && <BehaviourSection {...props} />}
+        {tab === "tests" && agentId && <TestsSection agentId={agentId} currentVersion={agent.data?.version ?? 0} />}
         {tab === "versions" && agentId && (
           <VersionsSection
             agentId={agentId}

@@ -8,6 +8,7 @@ import { mockApi, renderApp, sessionRoutes } from "../../../test/utils";
 import CallDetailPage from "../../calls/CallDetailPage";
 import { withDefaults } from "../defaults";
 import { FlowSection } from "../sections/FlowSection";
+import { TestsSection } from "../sections/TestsSection";
 import { STARTER_FLOW, flowProblems, renameNode, toGraph } from "./flowGraph";
 
 // React Flow measures its nodes; jsdom has no layout, so a ResizeObserver that never fires is enough.
@@ -95,5 +96,22 @@ describe("call detail flow view", () => {
     const path = await screen.findByRole("list", { name: "Flow path" });
     expect(within(path).getAllByRole("listitem").map((li) => li.textContent)).toEqual(["greet at 0:00", "collect at 0:04 · via start_booking"]);
     expect(screen.getByLabelText("Collected variables")).toHaveTextContent("dateFridaynamePeter");
+  });
+});
+
+describe("agent test runs", () => {
+  it("lists the runs per version with their failures", async () => {
+    mockApi({
+      ...sessionRoutes(),
+      "GET /api/v1/agents/ag1/test-runs": () => [{
+        id: "r1", version: 3, suite: "booking.yaml", created_at: "2024-05-01T10:00:00Z", passed: 1, failed: 1, skipped: 0,
+        results: [{ name: "books", status: "passed" }, { name: "transfers", status: "failed", failures: ["expected transferred"] }],
+      }],
+    });
+    renderApp(<TestsSection agentId="ag1" currentVersion={3} />, { route: "/agents/ag1", path: "/agents/:agentId" });
+    const runs = await screen.findByRole("list", { name: "Test runs" });
+    expect(runs).toHaveTextContent("v3");
+    expect(runs).toHaveTextContent("1 passed, 1 failed, 0 skipped");
+    expect(runs).toHaveTextContent("expected transferred");
   });
 });

@@ -285,7 +285,7 @@ class FakeCarrier:
             elif twiml:
                 call.redirect_twiml = str(twiml)
                 self._apply_twiml(call, str(twiml))
-                if (call.transferred_to or "").startswith("conference:") and call.sim is not None:
+                if "<Conference" in str(twiml) and call.sim is not None:
                     # Waiting in a conference (warm transfer): the stream ends, the call goes on until the
                     # voice server bridges it or, if the human does not answer, redirects it again.
                     await call.sim.carrier_hangup("redirected")

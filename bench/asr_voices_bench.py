@@ -135,27 +135,37 @@ synthesis it was not tuned on; they are not a human-speech WER. Raw numbers: `be
 {END}"""
 
 
+def speech_servers(asr: str | None, tts: str | None, prefix: str) -> tuple[str, str, list[ManagedProcess]]:
+    """The ASR address and TTS URL given, or fresh servers for the ones not given (started; stop the list)."""
+    procs: list[ManagedProcess] = []
+    state = Path(tempfile.mkdtemp(prefix=prefix))
+    env = {"VOICEAGENT_STATE_DIR": str(state), "LOG_JSON": "false"}
+    if not asr:
+        port, health = free_port(), free_port()
+        procs.append(asr_process(state / "asr", port=port, health_port=health, env=env))
+        asr = f"127.0.0.1:{port}"
+    if not tts:
+        tts_port = free_port()
+        procs.append(tts_process(state / "tts", port=tts_port, env=env))
+        tts = f"http://127.0.0.1:{tts_port}"
+    try:
+        for proc in procs:
+            proc.start_timeout = 120
+            proc.start()
+    except Exception:
+        for proc in procs:
+            proc.stop()
+        raise
+    return asr, tts, procs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--asr", help="an ASR server's host:port (default: start one)")
     parser.add_argument("--tts", help="a TTS server's URL for the Piper reference (default: start one)")
     args = parser.parse_args()
-    procs: list[ManagedProcess] = []
-    state = Path(tempfile.mkdtemp(prefix="asr-voices-"))
-    env = {"VOICEAGENT_STATE_DIR": str(state), "LOG_JSON": "false"}
+    asr, tts, procs = speech_servers(args.asr, args.tts, "asr-voices-")
     try:
-        asr, tts = args.asr, args.tts
-        if not asr:
-            port, health = free_port(), free_port()
-            procs.append(asr_process(state / "asr", port=port, health_port=health, env=env))
-            asr = f"127.0.0.1:{port}"
-        if not tts:
-            tts_port = free_port()
-            procs.append(tts_process(state / "tts", port=tts_port, env=env))
-            tts = f"http://127.0.0.1:{tts_port}"
-        for proc in procs:
-            proc.start_timeout = 120
-            proc.start()
         results = [measure(asr, "Piper joe (the agent's own voice)", "piper en_US-joe-medium",
                            [piper_pcm_8k(tts, t) for t in ASR_TEXTS])]
         for voice, wpm, label in ESPEAK_VOICES:

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
+from core.agent_flow import AgentFlow
 from core.redaction import RedactionConfig
 from core.schema_patterns import pattern_problem
 
@@ -224,6 +225,29 @@ class SecretRef:
     use: Literal["key", "headers"]  # a bearer key, or a JSON object of HTTP headers
 
 
+class DigitCollection(StrictModel):
+    """The collect_digits tool: the caller types a number on the keypad (or says it) while the tool waits."""
+
+    max_digits: int = Field(default=6, ge=1, le=32, description="Entry ends when this many digits are in.")
+    end_key: Literal["#", "*", ""] = Field(default="#", description="Ends the entry early; empty: none.")
+    timeout_s: float = Field(default=10.0, ge=1, le=60, description="Whole entry; then the tool returns what it has.")
+    sensitive: bool = Field(default=False, description="Digits are masked in transcripts, events and logs.")
+    description: str = Field(default="Ask the caller to type a number on their phone keypad, e.g. a booking "
+                                     "number, and wait for it.", min_length=1, max_length=500)
+
+
+class VoicemailConfig(StrictModel):
+    """Outbound calls: decide in the call whether a person or a voicemail answered (pipelines/voicemail.py)."""
+
+    detect_in_call: bool = Field(default=False, description="Hold the agent's speech until it is decided.")
+    message: str = Field(default="Hello, this is a message from us. Please call us back. Goodbye!",
+                         min_length=1, max_length=1000, description="Left after the beep; may use {{variables}}.")
+    no_beep_wait_s: float = Field(default=2.0, ge=0.5, le=10,
+                                  description="A greeting with no beep: the message starts after this much quiet.")
+    decision_silence_s: float = Field(default=1.0, ge=0.3, le=5,
+                                      description="Quiet after the callee speaks before the verdict acts.")
+
+
 class AgentConfig(StrictModel):
     """The behaviour of one agent version."""
 
@@ -255,6 +279,12 @@ class AgentConfig(StrictModel):
     degradation_message_stt: str = Field(
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
+    collect_digits: DigitCollection | None = Field(default=None, description="Offer the collect_digits tool.")
+    voicemail: VoicemailConfig = VoicemailConfig()
+    enable_send_digits: bool = Field(default=False, description="Offer the send_digits tool: keypad tones to the "
+                                                                "other party, e.g. to work a phone menu.")
+    flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
+                                                             "(core/agent_flow.py); system_prompt is its role.")
 
     @field_validator("tools")
     @classmethod
@@ -275,6 +305,12 @@ class AgentConfig(StrictModel):
             raise ValueError("llm.tool_choice 'required' needs at least one tool")
         return self
 
+    @model_validator(mode="after")
+    def _flow_runs(self) -> AgentConfig:
+        if self.flow is not None and (problems := self.flow.problems(self.tool_names())):
+            raise ValueError("flow: " + "; ".join(problems))
+        return self
+
     def tool_names(self) -> set[str]:
         """Names of the tools the LLM is offered (webhooks, end_call, transfer_call)."""
         names = {t.name for t in self.tools}
@@ -282,6 +318,10 @@ class AgentConfig(StrictModel):
             names.add("end_call")
         if self.transfer_targets:
             names.add("transfer_call")
+        if self.collect_digits is not None:
+            names.add("collect_digits")
+        if self.enable_send_digits:
+            names.add("send_digits")
         return names
 
     def secret_refs(self) -> list[SecretRef]:
@@ -301,12 +341,12 @@ class AgentConfig(StrictModel):
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:
         """System prompt and greeting with {{variables}} filled; unknown ones become empty strings."""
+        return self.fill(self.system_prompt, values), self.fill(self.greeting, values)
+
+    def fill(self, text: str, values: dict[str, str]) -> str:
+        """`text` with {{variables}} filled from `values` over the agent's defaults; unknown ones become ''."""
         merged = {**self.variables, **values}
-
-        def fill(text: str) -> str:
-            return _VARIABLE.sub(lambda m: _safe(merged.get(m.group(1), "")), text)
-
-        return fill(self.system_prompt), fill(self.greeting)
+        return _VARIABLE.sub(lambda m: _safe(merged.get(m.group(1), "")), text)
 
 
 def _safe(value: str) -> str:

@@ -148,6 +148,18 @@ class ServiceDegraded(_Event):
     reason: str = Field(default="", max_length=500)
 
 
+class FlowNodeEntered(_Event):
+    """The call's flow moved to a node (core/agent_flow.py); it left `from_node` by `via` (a function or a
+    condition). `variables`: what the flow has collected so far; sensitive ones arrive masked."""
+
+    type: Literal["call.flow_node"] = "call.flow_node"
+    node: str = Field(max_length=64)
+    from_node: str | None = Field(default=None, max_length=64)
+    via: str = Field(default="", max_length=100)
+    variables: dict[str, str] = Field(default_factory=dict, max_length=100)
+    at_ms: int = Field(default=0, ge=0, description="Offset from call start on the call's timeline.")
+
+
 class CallEnded(_Event):
     type: Literal["call.ended"] = "call.ended"
     end_reason: EndReason
@@ -167,7 +179,8 @@ class RecordingStored(_Event):
 
 
 CallEvent = Annotated[
-    CallStarted | CallAnswered | TurnRecorded | ToolInvoked | ServiceDegraded | CallEnded | RecordingStored,
+    CallStarted | CallAnswered | TurnRecorded | ToolInvoked | ServiceDegraded | FlowNodeEntered | CallEnded
+    | RecordingStored,
     Field(discriminator="type"),
 ]
 

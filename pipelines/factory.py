@@ -44,10 +44,12 @@ from core.egress import EgressPolicy
 from core.redaction import Redactor
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
+from pipelines.flows import FlowRun
+from pipelines.keypad import Keypad, collect_digits_tool, send_digits_tool
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
 from pipelines.observers import CallClock, LatencyObserver
-from pipelines.processors import AudioEnd, BotSpeechTracker, DTMFToLLM, PreparedAudio
+from pipelines.processors import AudioEnd, BotSpeechTracker, PreparedAudio
 from pipelines.resilience import BreakerRegistry
 from pipelines.resilience import breakers as process_breakers
 from pipelines.shared_models import SharedModels
@@ -59,6 +61,7 @@ from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.tts_chain import tts_chain_args
 from pipelines.turns import BargeInStartStrategy, SpeculativeTurnStopStrategy
+from pipelines.voicemail import InCallVoicemail
 
 
 @dataclass
@@ -96,6 +99,7 @@ class CallSpec:
     # PCM at out_sample_rate, synthesised (or still being synthesised) before the socket opened
     prepared_greeting: bytes | StreamingAudio | None = None
     speak_greeting: bool = True  # False when a dropped stream reconnects mid-call
+    outbound: bool = False  # we placed the call: in-call voicemail detection applies (agent.voicemail)
 
 
 @dataclass
@@ -116,6 +120,8 @@ class CallPipeline:
     greeting: str  # empty when no greeting is to be spoken (none configured, or a reconnect)
     protect_greeting: bool
     observers: list[BaseObserver]
+    flow: FlowRun | None = None  # the agent's flow, when it is one (pipelines/flows.py)
+    voicemail: InCallVoicemail | None = None  # outbound with in-call detection (pipelines/voicemail.py)
 
 
 def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
@@ -157,7 +163,19 @@ def build_call_pipeline(
 
     tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events,
                            http=services.tenant_http, secrets=spec.secrets)
-    tools = register_tools(llm, build_tools(tool_ctx))
+    registrations = build_tools(tool_ctx)
+
+    def on_digits(digits: str) -> None:
+        silence.note_activity()
+        transcript.dtmf(digits)
+
+    dtmf = Keypad(on_digits=on_digits)
+    if agent.collect_digits is not None:
+        registrations.append(collect_digits_tool(tool_ctx, dtmf, agent.collect_digits))
+    if agent.enable_send_digits:
+        registrations.append(send_digits_tool(tool_ctx))
+    # A flow offers tools per node through its FlowManager (pipelines/flows.py); a single prompt offers them all.
+    tools = register_tools(llm, registrations) if agent.flow is None else None
     context = LLMContext()
     if tools is not None:
         context.set_tools(tools)
@@ -195,20 +213,27 @@ def build_call_pipeline(
     silence = SilencePolicy(agent.silence, control)
     silence.attach(user)
 
-    def on_digits(digits: str) -> None:
-        silence.note_activity()
-        transcript.dtmf(digits)
+    @user.event_handler("on_user_turn_stopped")
+    async def _spoken(_agg: Any, _strategy: Any, message: Any) -> None:
+        dtmf.spoken(message.content or "")  # a number said instead of typed
 
-    dtmf = DTMFToLLM(on_digits=on_digits)
     speech = BotSpeechTracker()
+    voicemail = None
+    if spec.outbound and agent.voicemail.detect_in_call and spec.speak_greeting:
+        message = agent.fill(agent.voicemail.message, spec.variables)
+        voicemail = InCallVoicemail(agent.voicemail, message, lambda text: control.end_call(
+            "voicemail", goodbye=text, detail="in-call voicemail detection"))
     pipeline = Pipeline([
         transport.input(),
         dtmf,
+        *([voicemail.beeps] if voicemail else []),
         stt,
+        *([voicemail.detector] if voicemail else []),
         user,
         AudioEnd(),  # caller audio: the VAD in `user` was its last reader
         llm,
         tts,
+        *([voicemail.detector.gate()] if voicemail else []),
         transport.output(),
         AudioEnd(),  # agent audio: sent, and seen by the observers as the transport pushed it
         speech,
@@ -234,11 +259,17 @@ def build_call_pipeline(
         conversation_id=spec.call_id,
         name=f"call-{spec.call_id}",
     )
+    flow = None
+    if agent.flow is not None:
+        flow = FlowRun(agent.flow, call_id=spec.call_id, goodbye=agent.goodbye, tools=registrations,
+                       variables={**agent.variables, **spec.variables}, control=control, events=events)
+        flow.attach(worker, llm, context, aggregators)
     return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,
                         clock=clock, system_prompt=system_prompt,
                         greeting=greeting if spec.speak_greeting else "",
-                        protect_greeting=interruption.protect_greeting, observers=observers)
+                        protect_greeting=interruption.protect_greeting, observers=observers, flow=flow,
+                        voicemail=voicemail)
 
 
 def opening_frames(call: CallPipeline) -> list[Any]:

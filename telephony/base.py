@@ -8,6 +8,7 @@ examples) and one line in telephony/registry.py.
 
 from __future__ import annotations
 
+import re
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -140,6 +141,17 @@ class WarmTransfer:
     status_callback_url: str
 
 
+DIGITS = re.compile(r"^[0-9*#wW]{1,64}$")
+
+
+def check_digits(digits: str) -> str:
+    """Keypad digits to send: 0-9 * #, and w / W for a 0.5 s / 1 s pause (Vobiz's notation, also what Twilio's
+    SendDigits takes). Anything else is refused before it reaches a carrier."""
+    if not DIGITS.fullmatch(digits):
+        raise ValueError(f"digits to send must be 1-64 of 0-9 * # w W, not {digits[:70]!r}")
+    return digits
+
+
 class CarrierClient(Protocol):
     """One account's REST API."""
 
@@ -168,6 +180,12 @@ class CarrierClient(Protocol):
         ...
 
     async def create_call(self, request: OutboundCallRequest) -> OutboundCallResult:
+        ...
+
+    async def send_digits(self, carrier_call_id: str, digits: str) -> bool:
+        """Plays keypad tones to the other party through the REST API (`check_digits` first). Returns False when
+        this carrier has no REST mechanism for a call on a media stream: the caller then sends them in-band, as
+        tones in the stream's audio."""
         ...
 
 

@@ -32,6 +32,7 @@ from telephony.base import (
     SignatureResult,
     StatusUpdate,
     WarmTransfer,
+    check_digits,
     float_or_none,
 )
 from telephony.numbers import to_e164
@@ -211,6 +212,12 @@ class TwilioRestClient:
             "twiml": twiml_conference(transfer.room, say=transfer.whisper, start_on_enter=True, end_on_exit=True),
             "status_callback": transfer.status_callback_url, "status_callback_event": ["answered", "completed"],
         })
+
+    async def send_digits(self, carrier_call_id: str, digits: str) -> bool:
+        """Twilio's only REST way is TwiML `<Play digits>`, which replaces the running `<Connect><Stream>` and
+        so ends the call's media stream: the voice server sends the tones in-band in the stream instead."""
+        check_digits(digits)
+        return False
 
     async def create_call(self, request: OutboundCallRequest) -> OutboundCallResult:
         fields: dict[str, Any] = {

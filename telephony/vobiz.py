@@ -33,6 +33,7 @@ from telephony.base import (
     SignatureResult,
     StatusUpdate,
     WarmTransfer,
+    check_digits,
     float_or_none,
 )
 from telephony.numbers import to_e164
@@ -268,6 +269,14 @@ class VobizRestClient:
             raise CarrierError("vobiz", "transfer", 0, "a Vobiz transfer needs an XML URL with the <Dial>")
         if not await self.transfer(carrier_call_id, instructions_url):
             raise CarrierError("vobiz", "transfer", 404, "call already ended")
+
+    async def send_digits(self, carrier_call_id: str, digits: str) -> bool:
+        """`POST /Account/{auth_id}/Call/{uuid}/DTMF/` (the Vobiz SDK's dtmf client, reference R5)."""
+        body = {"digits": check_digits(digits), "leg": "aleg"}
+        resp = await self._request("send_digits", "POST", self._url("Call", carrier_call_id, "DTMF"), json=body)
+        if not resp.is_success:
+            raise CarrierError("vobiz", "send_digits", resp.status_code, resp.text)
+        return True
 
     async def warm_transfer(self, carrier_call_id: str, transfer: WarmTransfer) -> None:
         raise CarrierError("vobiz", "warm_transfer", 0, "Vobiz has no documented hold/whisper flow")

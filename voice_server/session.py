@@ -25,6 +25,7 @@ from core.call_events import (
     CallEnded,
     CarrierCredentials,
     EndReason,
+    FlowNodeEntered,
     ResolvedAgent,
     ServiceDegraded,
     ToolInvoked,
@@ -117,6 +118,9 @@ class CallSession:
         if self.recording is not None and self.agent.config.redaction.beep_recording:
             self.recording.mask(start_ms, end_ms)
 
+    def flow_node(self, event: FlowNodeEntered) -> None:
+        self.app.outbox.emit(event)
+
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         t = (monotonic_s - self.tracker.t0) if monotonic_s is not None else self.tracker.now_s()
         return max(0, int(t * 1000))
@@ -152,8 +156,11 @@ class CallSession:
             secrets=self.agent.secret_values(),
             in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
             prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,
+            outbound=self.claims.direction == "outbound",
         )
         self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self)
+        if self.agent.carrier_credentials is not None and self.info.carrier != "browser":
+            self.transport.output().send_digits = self._send_digits
         if self.recording is not None:
             self.serializer.audio_sink = self.recording.recorder
             self.transport.output().audio_sink = self.recording.recorder
@@ -310,6 +317,16 @@ class CallSession:
         except CarrierError as exc:
             log.error("call %s: hang-up failed: %s", self.call_id, exc)
             self.end_detail = (self.end_detail + f" hang-up failed: {exc}").strip()[:500]
+
+    async def _send_digits(self, digits: str) -> bool:
+        """Keypad tones to the other party by the carrier's REST API; False: send them in-band instead."""
+        assert self.agent.carrier_credentials is not None
+        try:
+            return await self.app.carriers.for_credentials(self.agent.carrier_credentials).send_digits(
+                self.claims.carrier_call_id, digits)
+        except CarrierError as exc:
+            log.warning("call %s: sending keypad tones failed (%s); sending them in-band", self.call_id, exc)
+            return False
 
     async def _max_duration_watch(self) -> None:
         await asyncio.sleep(self.agent.config.max_duration_s)

@@ -45,6 +45,9 @@ def warm_up_pipeline(services: CallServices) -> None:
         def redacted(self, start_ms: int, end_ms: int) -> None:
             return None
 
+        def flow_node(self, event: Any) -> None:
+            return None
+
         def timeline_ms(self, monotonic_s: float | None = None) -> int:
             return 0
 

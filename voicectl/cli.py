@@ -69,6 +69,12 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return smoke.main()
 
 
+def cmd_test_agent(args: argparse.Namespace) -> int:
+    from voicectl import test_agent  # heavy imports (pipecat) only for this command
+
+    return test_agent.main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="voicectl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_arguments(sim)
     sim.set_defaults(func=cmd_simulate)
+    tests = sub.add_parser("test-agent", help="run an agent test suite (YAML, e.g. data/agent-tests/*.yaml) as "
+                                              "simulated calls against the running platform")
+    tests.add_argument("suite", help="the suite's YAML file")
+    tests.add_argument("--voice-url", help="default: VOICE_SERVER_URL")
+    tests.add_argument("--backend-url", help="default: BACKEND_URL")
+    tests.add_argument("--agent-id", help="test this agent's current version and store the results with it")
+    tests.add_argument("--token", help="with --agent-id: an access token or API key of its organisation")
+    tests.set_defaults(func=cmd_test_agent)
     return parser
 
 

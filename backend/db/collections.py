@@ -28,6 +28,7 @@ API_KEYS = "api_keys"
 API_KEY_USAGE = "api_key_usage"  # _id = key id; kept apart so it never races a revocation
 AGENTS = "agents"
 AGENT_VERSIONS = "agent_versions"  # _id = "{agent_id}:v{version}"
+AGENT_TEST_RUNS = "agent_test_runs"  # one agent test suite run (voicectl test-agent) against one agent version
 PHONE_NUMBERS = "phone_numbers"
 NUMBER_ROUTES = "number_routes"  # _id = E.164; which organisation's number gets its calls (verified owners only)
 CARRIER_CREDENTIALS = "carrier_credentials"  # _id = "{org_id}:{carrier}"
@@ -57,6 +58,7 @@ ERASED_CALLS = "erased_calls"  # _id = call id; tombstones: late events for an e
 ERASURES = "erasures"  # _id = "erase:{scope}:{call id}"; what was deleted, when and why (no personal data)
 
 INDEXES: list[IndexSpec] = [
+    IndexSpec(AGENT_TEST_RUNS, [("agent_id", 1), ("created_at", -1)], name="agent_test_runs_agent"),
     IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
     IndexSpec(MEMBERSHIPS, [("user_id", 1)], name="memberships_user"),
     IndexSpec(MEMBERSHIPS, [("org_id", 1), ("created_at", 1)], name="memberships_org"),

@@ -83,6 +83,16 @@ class DegradationOut(BaseModel):
     at: datetime | None = None
 
 
+class FlowStepOut(BaseModel):
+    """One node the call's flow entered (core.call_events.FlowNodeEntered), in call-timeline order."""
+
+    node: str
+    from_node: str | None = None
+    via: str = ""
+    at_ms: int = 0
+    at: datetime | None = None
+
+
 class RecordingInfo(BaseModel):
     duration_s: float
     sample_rate: int
@@ -101,6 +111,8 @@ class CallDetail(CallSummary):
     variables: dict[str, str] = Field(default_factory=dict)
     analysis: CallAnalysisOut | None = Field(default=None, description="None when the agent has no analysis.")
     cost: CostBreakdown | None = Field(default=None, description="From the call's usage and the price book, once ended.")
+    flow_path: list[FlowStepOut] = Field(default_factory=list, description="Nodes of the agent's flow, in order.")
+    flow_variables: dict[str, str] = Field(default_factory=dict, description="What the flow collected.")
 
 
 class RecordingLink(BaseModel):

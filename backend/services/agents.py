@@ -10,10 +10,18 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from backend.db.collections import AGENT_VERSIONS, AGENTS, ORGANIZATIONS, PHONE_NUMBERS, Db
+from backend.db.collections import AGENT_TEST_RUNS, AGENT_VERSIONS, AGENTS, ORGANIZATIONS, PHONE_NUMBERS, Db
 from backend.db.ids import new_id, utcnow
-from backend.errors import ApiError, conflict, not_found
-from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
+from backend.errors import ApiError, ErrorDetail, conflict, not_found
+from backend.models.agents import (
+    AgentCreate,
+    AgentOut,
+    AgentSummary,
+    AgentTestRunIn,
+    AgentTestRunOut,
+    AgentUpdate,
+    AgentVersionOut,
+)
 from backend.security.permissions import Principal
 from backend.services.agent_targets import platform_endpoints_only, target_problems
 from backend.services.audit import AuditLog
@@ -56,6 +64,7 @@ class AgentService:
     async def create(self, principal: Principal, body: AgentCreate, agent_id: str | None = None) -> AgentOut:
         """`agent_id` only for seeding with fixed ids; a second create with the same id raises DuplicateKeyError."""
         agent_id, now = agent_id or new_id(), utcnow()
+        await self._check_hand_offs(principal, body.config)
         await self._insert_version(principal, agent_id, 1, body.config, "created")
         doc = {
             "_id": agent_id, "org_id": principal.org_id, "name": body.name, "description": body.description,
@@ -77,6 +86,17 @@ class AgentService:
             "created_by": principal.actor, "note": note,
         })
 
+    async def _check_hand_offs(self, principal: Principal, config: AgentConfig) -> None:
+        """A flow may hand the caller only to a live agent of the same organisation (422 naming the hand-off)."""
+        if config.flow is None:
+            return
+        for index, hand_off in enumerate(config.flow.hand_offs):
+            target = await self._db[AGENTS].find_one({"_id": hand_off.agent_id}, {"org_id": 1, "deleted_at": 1})
+            if target is None or target["org_id"] != principal.org_id or target.get("deleted_at") is not None:
+                message = f"hand-off {hand_off.name!r}: agent {hand_off.agent_id!r} does not exist or was deleted"
+                raise ApiError(422, "validation_error", message, [
+                    ErrorDetail(path=f"body.config.flow.hand_offs.{index}.agent_id", message=message)])
+
     async def get(self, principal: Principal, agent_id: str) -> AgentOut:
         doc = await self._owned(principal, agent_id)
         version = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, doc["current_version"])})
@@ -96,6 +116,7 @@ class AgentService:
             if body.base_version is not None and body.base_version != current:
                 raise conflict(f"The agent changed since version {body.base_version} (now {current}); reload it",
                                code="version_conflict")
+            await self._check_hand_offs(principal, body.config)
             try:
                 await self._insert_version(principal, agent_id, current + 1, body.config, body.note)
             except DuplicateKeyError:
@@ -146,6 +167,22 @@ class AgentService:
 
     # ---------------------------------------------------------------- for the internal API
 
+    async def record_test_run(self, principal: Principal, agent_id: str, run: AgentTestRunIn) -> AgentTestRunOut:
+        """Keeps a suite's results with the agent version it ran against, so a change shows what it broke."""
+        doc = await self._owned(principal, agent_id)
+        if run.version > doc["current_version"]:
+            raise ApiError(422, "validation_error", f"agent {agent_id} has no version {run.version}")
+        counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "skipped")}
+        stored = {"_id": new_id(), "org_id": principal.org_id, "agent_id": agent_id, "created_at": utcnow(),
+                  **run.model_dump(), **counts}
+        await self._db[AGENT_TEST_RUNS].insert_one(stored)
+        return _test_run_out(stored)
+
+    async def test_runs(self, principal: Principal, agent_id: str, limit: int = 50) -> list[AgentTestRunOut]:
+        await self._owned(principal, agent_id)
+        cursor = self._db[AGENT_TEST_RUNS].find({"agent_id": agent_id, "org_id": principal.org_id})
+        return [_test_run_out(doc) async for doc in cursor.sort("created_at", -1).limit(limit)]
+
     async def load_for_call(self, agent_id: str) -> tuple[dict[str, Any], AgentConfig] | None:
         doc = await self._db[AGENTS].find_one({"_id": agent_id})
         if doc is None or doc.get("deleted_at") is not None:
@@ -172,3 +209,7 @@ def _summary(doc: dict[str, Any]) -> AgentSummary:
 def _version_out(doc: dict[str, Any]) -> AgentVersionOut:
     return AgentVersionOut(version=doc["version"], created_at=doc["created_at"], created_by=doc.get("created_by"),
                            note=doc.get("note"), config=AgentConfig.model_validate(doc["config"]))
+
+
+def _test_run_out(doc: dict[str, Any]) -> AgentTestRunOut:
+    return AgentTestRunOut(id=doc["_id"], **{k: v for k, v in doc.items() if k not in ("_id", "org_id", "agent_id")})

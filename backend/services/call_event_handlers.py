@@ -13,6 +13,7 @@ from core.call_events import (
     CallAnswered,
     CallEnded,
     CallEvent,
+    FlowNodeEntered,
     RecordingStored,
     ServiceDegraded,
     ToolInvoked,
@@ -73,6 +74,15 @@ async def _degraded(fold: CallFold, event: ServiceDegraded) -> None:
                       "from_endpoint": event.from_endpoint, "to": event.to, "reason": event.reason})
 
 
+async def _flow_node(fold: CallFold, event: FlowNodeEntered) -> None:
+    path = fold.call.setdefault("flow_path", [])
+    if len(path) < 500 and all(p.get("event_id") != event.event_id for p in path):
+        path.append({"event_id": event.event_id, "node": event.node, "from_node": event.from_node,
+                     "via": event.via, "at_ms": event.at_ms, "at": event.at})
+        path.sort(key=lambda p: p["at_ms"])
+        fold.call["flow_variables"] = {**(fold.call.get("flow_variables") or {}), **event.variables}
+
+
 async def _ended(fold: CallFold, event: CallEnded) -> None:
     call = fold.call
     if call.get("ended_at") is None:
@@ -101,6 +111,7 @@ async def _recording(fold: CallFold, event: RecordingStored) -> None:
 Handler = Callable[[CallFold, Any], Awaitable[None]]
 HANDLERS: dict[type[Any], Handler] = {
     CallAnswered: _answered, TurnRecorded: _turn, ToolInvoked: _tool, ServiceDegraded: _degraded,
+    FlowNodeEntered: _flow_node,
     CallEnded: _ended, RecordingStored: _recording,
 }
 

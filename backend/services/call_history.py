@@ -29,6 +29,7 @@ from backend.models.calls import (
     CallFilters,
     CallSummary,
     DegradationOut,
+    FlowStepOut,
     RecordingInfo,
     RecordingLink,
     ToolCallOut,
@@ -168,6 +169,8 @@ class CallHistoryService:
             variables=doc.get("variables") or {},
             analysis=await self._analysis(call_id, principal.org_id),
             cost=call_cost(await self._billing.price_book(principal.org_id), doc) if doc.get("ended_at") else None,
+            flow_path=[FlowStepOut.model_validate(p) for p in doc.get("flow_path", [])],
+            flow_variables=doc.get("flow_variables") or {},
         )
 
     async def _analysis(self, call_id: str, org_id: str) -> CallAnalysisOut | None:

@@ -192,15 +192,26 @@ async def short_line(voice_server: VoiceServer, backend_url: str, http: httpx.As
                            silence={"reminder_after_s": 60.0, "max_reminders": 0})
 
 
+def _line_maker(carrier: str, backend_url: str, http: httpx.AsyncClient, fake_carrier: FakeCarrier,
+                owner: tuple[str, str]):  # type: ignore[no-untyped-def]
+    async def make(**overrides: object) -> SimLine:
+        return await make_line(http, backend_url, fake_carrier, owner, carrier, **overrides)
+
+    return make
+
+
 @pytest.fixture
 def twilio_line_with(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
                      fake_carrier: FakeCarrier, owner: tuple[str, str]):  # type: ignore[no-untyped-def]
     """Provisions a Twilio line for a one-off agent: TEST_AGENT with the given config overrides."""
+    return _line_maker("twilio", backend_url, http, fake_carrier, owner)
 
-    async def make(**overrides: object) -> SimLine:
-        return await make_line(http, backend_url, fake_carrier, owner, "twilio", **overrides)
 
-    return make
+@pytest.fixture
+def make_vobiz_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                    fake_carrier: FakeCarrier, owner: tuple[str, str]):  # type: ignore[no-untyped-def]
+    """The same for a Vobiz line."""
+    return _line_maker("vobiz", backend_url, http, fake_carrier, owner)
 
 
 @pytest.fixture

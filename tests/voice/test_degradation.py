@@ -150,6 +150,8 @@ class RecordingCall:
     def degraded(self, event: ServiceDegraded) -> None:
         self.events.append(event)
 
+    def flow_node(self, event: Any) -> None: ...
+
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         return 0
 

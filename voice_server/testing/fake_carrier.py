@@ -36,6 +36,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -114,6 +115,7 @@ class FakeCall:
     amd_callback: str | None = None
     answered_by: str | None = None  # the AMD verdict sent
     spoken_message: str | None = None  # <Say>/<Speak> the call was redirected to (e.g. a voicemail message)
+    digits_sent: list[str] = field(default_factory=list)  # Vobiz DTMF API: keypad tones played to the callee
 
     @property
     def over(self) -> bool:
@@ -233,6 +235,15 @@ class FakeCarrier:
         return account
 
     # -- the app ----------------------------------------------------------------------------------------------
+    def _vobiz_live_call(self, request: Request, auth_id: str, call_uuid: str) -> FakeCall | Response:
+        """The live call a Vobiz call-resource request is about, or the error Vobiz answers with."""
+        if self._vobiz_auth(request, auth_id) is None:
+            return JSONResponse({"error": "authentication failed"}, status_code=401)
+        call = self.calls.get(call_uuid)
+        if call is None or call.over:
+            return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+        return call
+
     def _build_app(self) -> FastAPI:
         app = FastAPI(title="Fake carrier (test double)")
 
@@ -278,7 +289,12 @@ class FakeCarrier:
             elif twiml:
                 call.redirect_twiml = str(twiml)
                 self._apply_twiml(call, str(twiml))
-                await self._end_by_api(call, "completed", reason="redirected")
+                if "<Conference" in str(twiml) and call.sim is not None:
+                    # Waiting in a conference (warm transfer): the stream ends, the call goes on until the
+                    # voice server bridges it or, if the human does not answer, redirects it again.
+                    await call.sim.carrier_hangup("redirected")
+                else:
+                    await self._end_by_api(call, "completed", reason="redirected")
             elif form.get("Url"):
                 call.redirect_twiml = f"<Redirect>{form.get('Url')}</Redirect>"
                 await self._end_by_api(call, "completed", reason="redirected")
@@ -319,11 +335,9 @@ class FakeCarrier:
         @app.delete("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
         async def vobiz_hangup(auth_id: str, call_uuid: str, request: Request) -> Response:
             self._log("vobiz", request, {})
-            if self._vobiz_auth(request, auth_id) is None:
-                return JSONResponse({"error": "authentication failed"}, status_code=401)
-            call = self.calls.get(call_uuid)
-            if call is None or call.over:
-                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
             await self._end_by_api(call, "completed")
             return Response(status_code=204)
 
@@ -331,11 +345,9 @@ class FakeCarrier:
         async def vobiz_transfer(auth_id: str, call_uuid: str, request: Request) -> Response:
             body = await self._json(request)
             self._log("vobiz", request, body)
-            if self._vobiz_auth(request, auth_id) is None:
-                return JSONResponse({"error": "authentication failed"}, status_code=401)
-            call = self.calls.get(call_uuid)
-            if call is None or call.over:
-                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
             legs = body.get("legs", "aleg")
             url = body.get("aleg_url") if legs in ("aleg", "both") else body.get("bleg_url")
             if not url:
@@ -349,6 +361,19 @@ class FakeCarrier:
             await self._end_by_api(call, "completed", reason="redirected")
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "call transferred", "call_uuid": call.sid},
                                 status_code=202)
+
+        @app.post("/api/v1/Account/{auth_id}/Call/{call_uuid}/DTMF/")
+        async def vobiz_dtmf(auth_id: str, call_uuid: str, request: Request) -> Response:
+            body = await self._json(request)
+            self._log("vobiz", request, body)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
+            digits = str(body.get("digits") or "")
+            if not re.fullmatch(r"[0-9*#wW]{1,64}", digits):
+                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "invalid digits"}, status_code=400)
+            call.digits_sent.append(digits)
+            return JSONResponse({"api_id": uuid.uuid4().hex, "message": "digits sent"}, status_code=202)
 
         @app.get("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
         async def vobiz_live(auth_id: str, call_uuid: str, request: Request, status: str | None = None) -> Response:

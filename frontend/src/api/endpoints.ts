@@ -1,6 +1,7 @@
 /** Every backend route the UI uses, in one place, so a route change is a one-line edit. */
 import { downloadFile, http, rawRequest, type Query } from "./http";
 import type {
+  AgentTestRun,
   Agent, AgentConfig, AgentSummary, AgentVersion, AnalyticsSummary, ApiKey, CallDetail, CallSummary, Carrier,
   CarrierCredentialMasked, Invitation, Me, Member, OrgSecret, Page, PhoneNumber, RecordingLink, Role,
   TestCallSession, TokenResponse, Voice, Webhook, WebhookDelivery,
@@ -55,6 +56,7 @@ export const agentsApi = {
   versions: (id: string) => http.get<AgentVersion[]>(`/agents/${id}/versions`),
   version: (id: string, v: number) => http.get<AgentVersion>(`/agents/${id}/versions/${v}`),
   defaults: () => http.get<AgentConfig>("/agents/defaults"),
+  testRuns: (id: string) => http.get<AgentTestRun[]>(`/agents/${id}/test-runs`),
 };
 
 export const voicesApi = {

@@ -51,6 +51,27 @@ export interface paths {
         patch: operations["update_agent"];
         trace?: never;
     };
+    "/api/v1/agents/{agent_id}/test-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Agent Test Runs */
+        get: operations["list_agent_test_runs"];
+        put?: never;
+        /**
+         * Record Agent Test Run
+         * @description Stores an agent test suite's results (`voicectl test-agent --agent-id`) with the version they ran on.
+         */
+        post: operations["record_agent_test_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/{agent_id}/versions": {
         parameters: {
             query?: never;
@@ -348,7 +369,12 @@ export interface paths {
         get: operations["get_call"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Call
+         * @description Owners and admins: the call, its transcript and recording, everywhere (list, export, analytics). 409 while
+         *     the call is still in progress.
+         */
+        delete: operations["delete_call"];
         options?: never;
         head?: never;
         patch?: never;
@@ -741,6 +767,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/live/calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live Calls
+         * @description Calls in progress now, oldest first.
+         */
+        get: operations["live_calls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/calls/{call_id}/listen": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Listen
+         * @description Owners and admins: where to listen in (a WebSocket on the voice server holding the call; send `ticket` as
+         *     the first message) to the caller and agent mixed; the caller hears nothing. Audited.
+         */
+        post: operations["listen"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/calls/{call_id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live Call Stream */
+        get: operations["live_call_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/calls/{call_id}/whisper": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Whisper
+         * @description Owners and admins: an instruction added to the agent's context; the caller hears nothing. Audited. 409
+         *     `voice_server_gone` when the replica holding the call has stopped.
+         */
+        post: operations["whisper"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live Stream */
+        get: operations["live_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/org": {
         parameters: {
             query?: never;
@@ -1085,6 +1207,71 @@ export interface paths {
          *     the number route calls. Done on creation too when the credentials are there already.
          */
         post: operations["verify_phone_number"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Erasures
+         * @description What was deleted (call id, scope, reason, objects), newest first. Holds no numbers or text.
+         */
+        get: operations["list_erasures"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/forget-number": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Forget Number
+         * @description A data-subject request: every call to or from the number and every campaign contact row with it. 409 while
+         *     a call with the number is in progress. The audit entry records counts only.
+         */
+        post: operations["forget_number"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Retention
+         * @description Days after a call ends before its recording, transcript, or whole record are deleted (null: kept).
+         */
+        get: operations["get_retention"];
+        /**
+         * Put Retention
+         * @description Owners and admins. Housekeeping applies the periods within a few minutes; audited.
+         */
+        put: operations["put_retention"];
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -1471,6 +1658,8 @@ export interface components {
         AgentConfig: {
             /** @description Post-call analysis; None: off. */
             analysis?: components["schemas"]["AnalysisConfig"] | null;
+            /** @description Offer the collect_digits tool. */
+            collect_digits?: components["schemas"]["DigitCollection"] | null;
             /** @description Pre-call lookup (e.g. your CRM): its answer fills {{variables}}. */
             context_webhook?: components["schemas"]["ContextWebhook"] | null;
             /**
@@ -1484,6 +1673,14 @@ export interface components {
              * @default true
              */
             enable_end_call?: boolean;
+            /**
+             * Enable Send Digits
+             * @description Offer the send_digits tool: keypad tones to the other party, e.g. to work a phone menu.
+             * @default false
+             */
+            enable_send_digits?: boolean;
+            /** @description A multi-step flow instead of the single prompt (core/agent_flow.py); system_prompt is its role. */
+            flow?: components["schemas"]["AgentFlow"] | null;
             /**
              * Goodbye
              * @default Thank you for calling. Goodbye!
@@ -1534,6 +1731,8 @@ export interface components {
              * @default true
              */
             record?: boolean;
+            /** @description PII kept out of transcripts, webhooks and logs (core/redaction.py). */
+            redaction?: components["schemas"]["RedactionConfig"];
             /**
              * @default {
              *       "hangup_text": "I haven't heard from you, so I'll end the call now. Goodbye!",
@@ -1586,6 +1785,15 @@ export interface components {
             variables?: {
                 [key: string]: string;
             };
+            /**
+             * @default {
+             *       "decision_silence_s": 1,
+             *       "detect_in_call": false,
+             *       "message": "Hello, this is a message from us. Please call us back. Goodbye!",
+             *       "no_beep_wait_s": 2
+             *     }
+             */
+            voicemail?: components["schemas"]["VoicemailConfig"];
         };
         /** AgentCreate */
         AgentCreate: {
@@ -1617,6 +1825,15 @@ export interface components {
              * @example Receptionist
              */
             name: string;
+        };
+        /** AgentFlow */
+        AgentFlow: {
+            /** Hand Offs */
+            hand_offs?: components["schemas"]["HandOff"][];
+            /** Nodes */
+            nodes: components["schemas"]["FlowNode"][];
+            /** Start Node */
+            start_node: string;
         };
         /** AgentOut */
         AgentOut: {
@@ -1665,6 +1882,51 @@ export interface components {
              */
             updated_at: string;
             /** Version */
+            version: number;
+        };
+        /** AgentTestRunIn */
+        AgentTestRunIn: {
+            /** Results */
+            results: components["schemas"]["ScenarioResultIn"][];
+            /**
+             * Suite
+             * @description Where the suite came from, e.g. its file.
+             * @default
+             */
+            suite?: string;
+            /**
+             * Version
+             * @description The agent version the suite ran against.
+             */
+            version: number;
+        };
+        /** AgentTestRunOut */
+        AgentTestRunOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Failed */
+            failed: number;
+            /** Id */
+            id: string;
+            /** Passed */
+            passed: number;
+            /** Results */
+            results: components["schemas"]["ScenarioResultIn"][];
+            /** Skipped */
+            skipped: number;
+            /**
+             * Suite
+             * @description Where the suite came from, e.g. its file.
+             * @default
+             */
+            suite?: string;
+            /**
+             * Version
+             * @description The agent version the suite ran against.
+             */
             version: number;
         };
         /**
@@ -2034,6 +2296,18 @@ export interface components {
             end_reason?: ("caller_hangup" | "agent_hangup" | "transferred" | "max_duration" | "silence_timeout" | "unknown_number" | "error" | "voice_server_lost" | "busy" | "no_answer" | "failed" | "voicemail" | "canceled" | "rejected") | null;
             /** Ended At */
             ended_at?: string | null;
+            /**
+             * Flow Path
+             * @description Nodes of the agent's flow, in order.
+             */
+            flow_path?: components["schemas"]["FlowStepOut"][];
+            /**
+             * Flow Variables
+             * @description What the flow collected.
+             */
+            flow_variables?: {
+                [key: string]: string;
+            };
             /** From Number */
             from_number: string;
             /**
@@ -2113,7 +2387,7 @@ export interface components {
         /** CallEventBatch */
         CallEventBatch: {
             /** Events */
-            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
+            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["FlowNodeEntered"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
         };
         /**
          * CallingWindows
@@ -2700,6 +2974,42 @@ export interface components {
             /** To */
             to: string;
         };
+        /**
+         * DigitCollection
+         * @description The collect_digits tool: the caller types a number on the keypad (or says it) while the tool waits.
+         */
+        DigitCollection: {
+            /**
+             * Description
+             * @default Ask the caller to type a number on their phone keypad, e.g. a booking number, and wait for it.
+             */
+            description?: string;
+            /**
+             * End Key
+             * @description Ends the entry early; empty: none.
+             * @default #
+             * @enum {string}
+             */
+            end_key?: "#" | "*" | "";
+            /**
+             * Max Digits
+             * @description Entry ends when this many digits are in.
+             * @default 6
+             */
+            max_digits?: number;
+            /**
+             * Sensitive
+             * @description Digits are masked in transcripts, events and logs.
+             * @default false
+             */
+            sensitive?: boolean;
+            /**
+             * Timeout S
+             * @description Whole entry; then the tool returns what it has.
+             * @default 10
+             */
+            timeout_s?: number;
+        };
         /** DncEntryIn */
         DncEntryIn: {
             /**
@@ -2756,6 +3066,33 @@ export interface components {
              */
             timeout_s?: number;
         };
+        /**
+         * ErasureRecord
+         * @description What was deleted, when and why: the call id and counts only, never numbers or text.
+         */
+        ErasureRecord: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id: string;
+            /** Objects Deleted */
+            objects_deleted: number;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "api" | "retention" | "forget_number";
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "call" | "recording" | "transcript";
+        };
         /** ErrorBody */
         ErrorBody: {
             /**
@@ -2807,6 +3144,212 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
+        };
+        /**
+         * FlowCondition
+         * @description True when a collected variable equals a value (compared as text, case-insensitively for true/false).
+         */
+        FlowCondition: {
+            /** Equals */
+            equals: string;
+            /** Variable */
+            variable: string;
+        };
+        /** FlowNode */
+        FlowNode: {
+            /** Collect */
+            collect?: components["schemas"]["FlowVariable"][];
+            /**
+             * End
+             * @description Entering this node says `say` (or the goodbye) and hangs up.
+             * @default false
+             */
+            end?: boolean;
+            /** Name */
+            name: string;
+            /**
+             * Position
+             * @description Where the editor draws the node.
+             */
+            position?: [
+                number,
+                number
+            ] | null;
+            /**
+             * Reset Context
+             * @description Start the LLM context afresh (small models stay focused).
+             * @default false
+             */
+            reset_context?: boolean;
+            /**
+             * Respond Immediately
+             * @description The LLM speaks on entering, before the caller.
+             * @default false
+             */
+            respond_immediately?: boolean;
+            /**
+             * Say
+             * @description Spoken on entering the node; may use {{variables}} collected so far.
+             * @default
+             */
+            say?: string;
+            /**
+             * Task Prompt
+             * @description What the LLM does at this step.
+             */
+            task_prompt: string;
+            /**
+             * Tool Choice
+             * @description auto | none | required | one of this node's functions (forced).
+             * @default auto
+             */
+            tool_choice?: string;
+            /**
+             * Tools
+             * @description Agent tools offered at this node (webhooks, end_call, ...).
+             */
+            tools?: string[];
+            /** Transitions */
+            transitions?: components["schemas"]["FlowTransition"][];
+        };
+        /**
+         * FlowNodeEntered
+         * @description The call's flow moved to a node (core/agent_flow.py); it left `from_node` by `via` (a function or a
+         *     condition). `variables`: what the flow has collected so far; sensitive ones arrive masked.
+         */
+        FlowNodeEntered: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at?: string;
+            /**
+             * At Ms
+             * @description Offset from call start on the call's timeline.
+             * @default 0
+             */
+            at_ms?: number;
+            /** Call Id */
+            call_id: string;
+            /** Event Id */
+            event_id?: string;
+            /** From Node */
+            from_node?: string | null;
+            /** Node */
+            node: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.flow_node";
+            /** Variables */
+            variables?: {
+                [key: string]: string;
+            };
+            /**
+             * Via
+             * @default
+             */
+            via?: string;
+        };
+        /**
+         * FlowStepOut
+         * @description One node the call's flow entered (core.call_events.FlowNodeEntered), in call-timeline order.
+         */
+        FlowStepOut: {
+            /** At */
+            at?: string | null;
+            /**
+             * At Ms
+             * @default 0
+             */
+            at_ms?: number;
+            /** From Node */
+            from_node?: string | null;
+            /** Node */
+            node: string;
+            /**
+             * Via
+             * @default
+             */
+            via?: string;
+        };
+        /**
+         * FlowTransition
+         * @description Where the conversation goes next.
+         *
+         *     With `function`: the LLM chooses it by calling that function (its `description` says when). Without: it is
+         *     decided by `when` on the variables the node's save function collected (no `when`: the default branch).
+         */
+        FlowTransition: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Function */
+            function?: string | null;
+            /** To */
+            to: string;
+            when?: components["schemas"]["FlowCondition"] | null;
+        };
+        /**
+         * FlowVariable
+         * @description A value the node collects from the caller; the LLM fills it as an argument of the node's save function.
+         */
+        FlowVariable: {
+            /**
+             * Choices
+             * @description The only values allowed (a JSON-schema enum, which grammar-constrained servers enforce).
+             */
+            choices?: string[];
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @default string
+             * @enum {string}
+             */
+            type?: "string" | "boolean" | "number";
+        };
+        /** ForgetNumberIn */
+        ForgetNumberIn: {
+            /**
+             * Number
+             * @description E.164, e.g. +14155550100
+             * @example +14155550123
+             */
+            number: string;
+        };
+        /** ForgetNumberOut */
+        ForgetNumberOut: {
+            /**
+             * Calls
+             * @description Calls erased (as caller or callee)
+             */
+            calls: number;
+            /**
+             * Contacts
+             * @description Campaign contact rows removed
+             */
+            contacts: number;
+        };
+        /**
+         * HandOff
+         * @description Another agent of the same organisation the LLM may hand the caller to, with a summary of the call so far.
+         */
+        HandOff: {
+            /** Agent Id */
+            agent_id: string;
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -2946,6 +3489,94 @@ export interface components {
              * @description Only in the create response: single use, send it to the invitee.
              */
             token?: string | null;
+        };
+        /**
+         * ListenTicket
+         * @description Where the browser listens in, and the one-minute ticket to send as the socket's first message.
+         */
+        ListenTicket: {
+            /** Expires In S */
+            expires_in_s: number;
+            /** Ticket */
+            ticket: string;
+            /**
+             * Url
+             * @description WebSocket URL on the voice server that holds the call.
+             */
+            url: string;
+        };
+        /**
+         * LiveCall
+         * @description A call in progress: its summary, how long it has run, how far it got, and which replica holds it.
+         */
+        LiveCall: {
+            /** Agent Id */
+            agent_id?: string | null;
+            /** Agent Name */
+            agent_name?: string | null;
+            /** Agent Version */
+            agent_version?: number | null;
+            /**
+             * Answered
+             * @default false
+             */
+            answered?: boolean;
+            /** Answered At */
+            answered_at?: string | null;
+            /** Campaign Id */
+            campaign_id?: string | null;
+            /**
+             * Carrier
+             * @enum {string}
+             */
+            carrier: "twilio" | "vobiz" | "browser";
+            /** Contact Id */
+            contact_id?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Direction
+             * @enum {string}
+             */
+            direction: "inbound" | "outbound";
+            /** Duration S */
+            duration_s?: number | null;
+            /** Elapsed S */
+            elapsed_s: number;
+            /** End Reason */
+            end_reason?: ("caller_hangup" | "agent_hangup" | "transferred" | "max_duration" | "silence_timeout" | "unknown_number" | "error" | "voice_server_lost" | "busy" | "no_answer" | "failed" | "voicemail" | "canceled" | "rejected") | null;
+            /** Ended At */
+            ended_at?: string | null;
+            /** From Number */
+            from_number: string;
+            /**
+             * Has Recording
+             * @default false
+             */
+            has_recording?: boolean;
+            /** Id */
+            id: string;
+            /** Last V2V Ms */
+            last_v2v_ms?: number | null;
+            /** Started At */
+            started_at?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail";
+            /** To Number */
+            to_number: string;
+            /**
+             * Turn Count
+             * @default 0
+             */
+            turn_count?: number;
+            /** Voice Server Id */
+            voice_server_id?: string | null;
         };
         /** LLMConfig */
         LLMConfig: {
@@ -3449,6 +4080,42 @@ export interface components {
              */
             type: "call.recording";
         };
+        /** RedactionConfig */
+        RedactionConfig: {
+            /**
+             * Beep Recording
+             * @description Also beep over the caller's audio of a redacted turn.
+             * @default false
+             */
+            beep_recording?: boolean;
+            /**
+             * Enabled
+             * @default false
+             */
+            enabled?: boolean;
+            /** Kinds */
+            kinds?: ("card_number" | "government_id" | "email")[];
+            /** Patterns */
+            patterns?: components["schemas"]["RedactionPattern"][];
+            /**
+             * Sensitive Digit Lengths
+             * @description Digit runs of these lengths are redacted (a 4-digit PIN).
+             */
+            sensitive_digit_lengths?: number[];
+        };
+        /** RedactionPattern */
+        RedactionPattern: {
+            /**
+             * Label
+             * @description Shown as the placeholder: [label].
+             */
+            label: string;
+            /**
+             * Pattern
+             * @description RE2 syntax.
+             */
+            pattern: string;
+        };
         /** RefreshRequest */
         RefreshRequest: {
             /**
@@ -3504,6 +4171,19 @@ export interface components {
                 [key: string]: string;
             };
         };
+        /**
+         * RetentionSettings
+         * @description Days after a call ends; null keeps that data for ever. Deleting a call's metadata deletes everything of it,
+         *     so recordings and transcripts cannot outlive it.
+         */
+        RetentionSettings: {
+            /** Metadata Days */
+            metadata_days?: number | null;
+            /** Recordings Days */
+            recordings_days?: number | null;
+            /** Transcripts Days */
+            transcripts_days?: number | null;
+        };
         /** RetryPolicy */
         RetryPolicy: {
             busy?: components["schemas"]["RetryRule"];
@@ -3541,6 +4221,25 @@ export interface components {
              * @description The offending value, shortened.
              */
             value?: string | null;
+        };
+        /**
+         * ScenarioResultIn
+         * @description One scenario of an agent test suite (core/agent_tests.py) as `voicectl test-agent` ran it.
+         */
+        ScenarioResultIn: {
+            /** Call Id */
+            call_id?: string | null;
+            /** Failures */
+            failures?: string[];
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "passed" | "failed" | "skipped";
+            /** Transcript */
+            transcript?: string[];
         };
         /** SecretIn */
         SecretIn: {
@@ -4009,6 +4708,36 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /**
+         * VoicemailConfig
+         * @description Outbound calls: decide in the call whether a person or a voicemail answered (pipelines/voicemail.py).
+         */
+        VoicemailConfig: {
+            /**
+             * Decision Silence S
+             * @description Quiet after the callee speaks before the verdict acts.
+             * @default 1
+             */
+            decision_silence_s?: number;
+            /**
+             * Detect In Call
+             * @description Hold the agent's speech until it is decided.
+             * @default false
+             */
+            detect_in_call?: boolean;
+            /**
+             * Message
+             * @description Left after the beep; may use {{variables}}.
+             * @default Hello, this is a message from us. Please call us back. Goodbye!
+             */
+            message?: string;
+            /**
+             * No Beep Wait S
+             * @description A greeting with no beep: the message starts after this much quiet.
+             * @default 2
+             */
+            no_beep_wait_s?: number;
+        };
         /** VoicemailPolicy */
         VoicemailPolicy: {
             /**
@@ -4095,6 +4824,11 @@ export interface components {
              * @default 30
              */
             lease_s?: number;
+            /**
+             * Url
+             * @description This replica's public base URL (whisper, listen-in).
+             */
+            url?: string | null;
             /** Voice Server Id */
             voice_server_id: string;
         };
@@ -4261,6 +4995,14 @@ export interface components {
             /** Url */
             url?: string | null;
         };
+        /** WhisperIn */
+        WhisperIn: {
+            /**
+             * Text
+             * @description What the agent should do; the caller hears nothing.
+             */
+            text: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -4271,8 +5013,11 @@ export interface components {
 export type SchemaAcceptInvitationRequest = components['schemas']['AcceptInvitationRequest'];
 export type SchemaAgentConfig = components['schemas']['AgentConfig'];
 export type SchemaAgentCreate = components['schemas']['AgentCreate'];
+export type SchemaAgentFlow = components['schemas']['AgentFlow'];
 export type SchemaAgentOut = components['schemas']['AgentOut'];
 export type SchemaAgentSummary = components['schemas']['AgentSummary'];
+export type SchemaAgentTestRunIn = components['schemas']['AgentTestRunIn'];
+export type SchemaAgentTestRunOut = components['schemas']['AgentTestRunOut'];
 export type SchemaAgentUpdate = components['schemas']['AgentUpdate'];
 export type SchemaAgentVersionOut = components['schemas']['AgentVersionOut'];
 export type SchemaAnalysisConfig = components['schemas']['AnalysisConfig'];
@@ -4310,17 +5055,30 @@ export type SchemaCostAnalytics = components['schemas']['CostAnalytics'];
 export type SchemaCostBreakdown = components['schemas']['CostBreakdown'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
 export type SchemaDegradationOut = components['schemas']['DegradationOut'];
+export type SchemaDigitCollection = components['schemas']['DigitCollection'];
 export type SchemaDncEntryIn = components['schemas']['DncEntryIn'];
 export type SchemaDncEntryOut = components['schemas']['DncEntryOut'];
 export type SchemaEndpointOptions = components['schemas']['EndpointOptions'];
+export type SchemaErasureRecord = components['schemas']['ErasureRecord'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaErrorDetail = components['schemas']['ErrorDetail'];
 export type SchemaErrorResponse = components['schemas']['ErrorResponse'];
+export type SchemaFlowCondition = components['schemas']['FlowCondition'];
+export type SchemaFlowNode = components['schemas']['FlowNode'];
+export type SchemaFlowNodeEntered = components['schemas']['FlowNodeEntered'];
+export type SchemaFlowStepOut = components['schemas']['FlowStepOut'];
+export type SchemaFlowTransition = components['schemas']['FlowTransition'];
+export type SchemaFlowVariable = components['schemas']['FlowVariable'];
+export type SchemaForgetNumberIn = components['schemas']['ForgetNumberIn'];
+export type SchemaForgetNumberOut = components['schemas']['ForgetNumberOut'];
+export type SchemaHandOff = components['schemas']['HandOff'];
 export type SchemaHttpValidationError = components['schemas']['HTTPValidationError'];
 export type SchemaImportReport = components['schemas']['ImportReport'];
 export type SchemaInterruptionConfig = components['schemas']['InterruptionConfig'];
 export type SchemaInvitationCreate = components['schemas']['InvitationCreate'];
 export type SchemaInvitationOut = components['schemas']['InvitationOut'];
+export type SchemaListenTicket = components['schemas']['ListenTicket'];
+export type SchemaLiveCall = components['schemas']['LiveCall'];
 export type SchemaLlmConfig = components['schemas']['LLMConfig'];
 export type SchemaLlmPrice = components['schemas']['LLMPrice'];
 export type SchemaLoginRequest = components['schemas']['LoginRequest'];
@@ -4347,12 +5105,16 @@ export type SchemaProgress = components['schemas']['Progress'];
 export type SchemaRecordingInfo = components['schemas']['RecordingInfo'];
 export type SchemaRecordingLink = components['schemas']['RecordingLink'];
 export type SchemaRecordingStored = components['schemas']['RecordingStored'];
+export type SchemaRedactionConfig = components['schemas']['RedactionConfig'];
+export type SchemaRedactionPattern = components['schemas']['RedactionPattern'];
 export type SchemaRefreshRequest = components['schemas']['RefreshRequest'];
 export type SchemaRegisterRequest = components['schemas']['RegisterRequest'];
 export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
+export type SchemaRetentionSettings = components['schemas']['RetentionSettings'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaScenarioResultIn = components['schemas']['ScenarioResultIn'];
 export type SchemaSecretIn = components['schemas']['SecretIn'];
 export type SchemaSecretOut = components['schemas']['SecretOut'];
 export type SchemaServiceDegraded = components['schemas']['ServiceDegraded'];
@@ -4372,6 +5134,7 @@ export type SchemaTurnRecorded = components['schemas']['TurnRecorded'];
 export type SchemaUsageUnits = components['schemas']['UsageUnits'];
 export type SchemaUserOut = components['schemas']['UserOut'];
 export type SchemaValidationError = components['schemas']['ValidationError'];
+export type SchemaVoicemailConfig = components['schemas']['VoicemailConfig'];
 export type SchemaVoicemailPolicy = components['schemas']['VoicemailPolicy'];
 export type SchemaVoiceOut = components['schemas']['VoiceOut'];
 export type SchemaVoiceSampleRequest = components['schemas']['VoiceSampleRequest'];
@@ -4382,6 +5145,7 @@ export type SchemaWebhookDeliveryOut = components['schemas']['WebhookDeliveryOut
 export type SchemaWebhookOut = components['schemas']['WebhookOut'];
 export type SchemaWebhookTool = components['schemas']['WebhookTool'];
 export type SchemaWebhookUpdate = components['schemas']['WebhookUpdate'];
+export type SchemaWhisperIn = components['schemas']['WhisperIn'];
 export type $defs = Record<string, never>;
 export interface operations {
     list_agents: {
@@ -4783,6 +5547,144 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_agent_test_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    record_agent_test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentTestRunIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5793,6 +6695,80 @@ export interface operations {
             };
             /** @description Not found in the caller's organisation */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_call: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -7526,6 +8502,339 @@ export interface operations {
             };
         };
     };
+    live_calls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveCall"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listen: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListenTicket"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    live_call_stream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `turn` and `tool` as they are applied (those so far first), then `end`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    whisper: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WhisperIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    live_stream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `calls` (a list of LiveCall) on every change; a comment every 15 s. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     get_organization: {
         parameters: {
             query?: never;
@@ -9218,6 +10527,249 @@ export interface operations {
             };
             /** @description Conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_erasures: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureRecord"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    forget_number: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForgetNumberIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForgetNumberOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionSettings"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetentionSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionSettings"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,6 +10,7 @@ import { Card, ConfirmButton, EmptyState, ErrorState, errorMessage, PageHeader, 
 import { WaveformPlayer, type PlayerHandle } from "../../components/WaveformPlayer";
 import { fmtDateTime, fmtDuration, fmtInt, fmtMs, humanize } from "../../lib/format";
 import { CallStatusBadge } from "./status";
+import { FlowPath } from "./FlowPath";
 
 /**
  * The whole recording, streamed through the backend with the Authorization header (same origin: no token in a URL,
@@ -125,6 +126,7 @@ export default function CallDetailPage() {
               )}
             </Card>
           )}
+          {c.flow_path && c.flow_path.length > 0 && <FlowPath steps={c.flow_path} variables={c.flow_variables ?? {}} />}
           {c.degradations && c.degradations.length > 0 && (
             <Card title="Service fallbacks">
               <ul className="plain-list" aria-label="Service fallbacks">

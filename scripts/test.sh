@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh || exit 1
 
 # Debian packages the suites use: Chromium (UI e2e, production-like run), espeak-ng + sox (a caller voice that is
-# not the agent's own), nginx (the production-like run behind the UI image's proxy config).
-TEST_DEBS=(chromium espeak-ng sox nginx)
+# not the agent's own), nginx + gettext-base (envsubst) for the production-like run behind the UI image's proxy.
+TEST_DEBS=(chromium espeak-ng sox nginx gettext-base)
 missing=()
 for deb in "${TEST_DEBS[@]}"; do dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb"); done
 if (( ${#missing[@]} )); then
@@ -37,4 +37,5 @@ echo "[test] pytest"
 if [[ $rc == 5 ]]; then echo "[test] pytest collected no tests"; rc=0; fi
 [[ $rc != 0 ]] && status=$rc
 echo "[test] UI unit tests (vitest)"; (cd frontend && npm run -s test) || status=1
+echo "[test] dependency audit (pip-audit, npm audit)"; bash scripts/audit.sh || status=1
 exit $status

@@ -1,4 +1,4 @@
-.PHONY: run test services bench lint
+.PHONY: run test services bench lint audit
 # Run the whole platform locally on the embedded defaults (installs what it needs).
 run:
 	bash scripts/bootstrap.sh && .venv/bin/voicectl run
@@ -8,4 +8,6 @@ test:
 services:
 	bash scripts/bootstrap.sh && .venv/bin/voicectl services up
 lint:
-	.venv/bin/ruff check . && .venv/bin/mypy backend pipelines core voice_server speech voicectl
+	.venv/bin/ruff check . && .venv/bin/mypy
+audit:
+	bash scripts/audit.sh

@@ -19,7 +19,9 @@ from backend.api.routes import (
     agents,
     analytics,
     auth,
+    billing,
     browser_calls,
+    call_requests,
     calls,
     campaigns,
     dnc,
@@ -27,8 +29,13 @@ from backend.api.routes import (
     knowledge,
     org,
     phone_numbers,
+    privacy,
+    secrets,
     voices,
     webhooks,
+)
+from backend.api.routes import (
+    live as live_calls,
 )
 from backend.campaigns.collections import INDEXES as CAMPAIGN_INDEXES
 from backend.campaigns.runtime import CampaignRuntime
@@ -37,6 +44,7 @@ from backend.db.collections import INDEXES
 from backend.errors import install_error_handlers, unauthorized
 from backend.services.container import Services
 from backend.services.seed import seed_demo
+from backend.web.body_limits import BodyLimit, BodyLimitMiddleware
 from backend.web.middleware import (
     HttpMetrics,
     MetricsMiddleware,
@@ -44,12 +52,15 @@ from backend.web.middleware import (
     SecurityHeadersMiddleware,
 )
 from backend.web.spa import mount_spa
+from core.log_scrub import install_token_scrubber
+from core.metrics_access import metrics_allowed
 from core.mongo import create_mongo_client, ensure_indexes, mongo_health
 from core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and the small form fields next to an uploaded CSV
 
 TAGS = [
     {"name": "auth", "description": "Accounts, sessions (rotating refresh tokens), invitations."},
@@ -93,12 +104,18 @@ def _ui_csp(settings: BackendSettings) -> str:
 def create_app(settings: BackendSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = HttpMetrics()
+    install_token_scrubber()  # tokens in URLs never reach the access log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         missing = settings.missing_secrets()
         if missing:
-            raise RuntimeError(f"Set {', '.join(missing)} (16+ random characters each); `voicectl` generates dev values")
+            need = "32+ random bytes each in production" if settings.production else "16+ random characters each"
+            raise RuntimeError(f"Set {', '.join(missing)} ({need}, e.g. `openssl rand -hex 32`); "
+                               "`voicectl` generates dev values")
+        if settings.seed_demo and settings.production:
+            raise RuntimeError("SEED_DEMO=true is refused when PUBLIC_BASE_URL is https: the demo owner's password "
+                               "is public")
         mongo = create_mongo_client(settings)
         store = ObjectStore(settings)
         db = mongo[settings.mongodb_db]
@@ -135,7 +152,8 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     # go first.
     app.include_router(internal.router)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (calls, agents, phone_numbers, auth, org, webhooks, analytics, voices, browser_calls, knowledge):
+    for module in (calls, call_requests, agents, phone_numbers, auth, secrets, billing, org, webhooks, analytics,
+                   voices, browser_calls, privacy, live_calls, knowledge):
         api.include_router(module.router)
     for router in (campaigns.router, campaigns.settings_router, campaigns.callback_router, dnc.router):
         api.include_router(router)
@@ -158,10 +176,13 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     @app.get("/metrics", tags=["system"], response_class=PlainTextResponse)
-    async def prometheus_metrics(authorization: Annotated[str | None, Header()] = None) -> PlainTextResponse:
-        """Prometheus exposition: request counts and latency by route template."""
-        token = settings.metrics_token.get_secret_value()
-        if token and authorization != f"Bearer {token}":
+    async def prometheus_metrics(request: Request,
+                                 authorization: Annotated[str | None, Header()] = None) -> PlainTextResponse:
+        """Prometheus exposition: request counts and latency by route template. Needs METRICS_TOKEN, unless the
+        scraper is on this host."""
+        if not metrics_allowed(settings.metrics_token.get_secret_value(), authorization,
+                               request.client.host if request.client else None,
+                               "x-forwarded-for" in request.headers):
             raise unauthorized("Metrics token required")
         return PlainTextResponse(generate_latest(metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
@@ -179,6 +200,12 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, ui_csp=_ui_csp(settings),
                        hsts=settings.public_base_url.startswith("https://"))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    csv_cap = settings.campaign_csv_max_bytes + MULTIPART_OVERHEAD_BYTES
+    app.add_middleware(BodyLimitMiddleware, default_max_bytes=settings.max_body_bytes, limits=[
+        BodyLimit(f"{API_PREFIX}/campaigns/", csv_cap, path_suffix="/contacts"),
+        BodyLimit(f"{API_PREFIX}/dnc/import", csv_cap),
+        BodyLimit("/internal/", settings.max_internal_body_bytes),
+    ])
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -37,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from core.service_auth import mint_service_token  # noqa: E402
 from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
@@ -386,6 +387,8 @@ def write_outputs(result: dict[str, Any] | None, append: bool) -> None:
     RESULTS.write_text(json.dumps({"benchmark": "backend_load", "runs": runs}, indent=2) + "\n")
     section = f"""{SECTION_START}
 ## Backend load (`bench/backend_load.py`)
+
+{provenance_line()}
 
 Call-log writes (internal call events, one batch per request, following calls through start, turns and end) and
 call-list reads (first page, a user's access token), open loop: requests leave on schedule whether or not earlier

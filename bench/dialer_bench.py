@@ -46,8 +46,10 @@ sys.path.insert(0, str(ROOT))
 from pymongo import AsyncMongoClient  # noqa: E402
 
 from backend.campaigns.collections import LEASES, MARKS, SLOTS  # noqa: E402
+from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import BENCHMARKS_MD, replace_section  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCall, FakeCarrier, ScriptedCallee  # noqa: E402
+from voice_server.testing.provision import carrier_api_env  # noqa: E402
 from voice_server.testing.simulator import CarrierAccount  # noqa: E402
 from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
 from voicectl.procs import free_port  # noqa: E402
@@ -111,10 +113,10 @@ async def provision(http: httpx.AsyncClient, base: str, carrier: FakeCarrier) ->
         "name": "Bench", "org_name": "Bench org"})).json()
     headers = {"Authorization": f"Bearer {body['access_token']}"}
     agent = (await http.post(f"{base}/api/v1/agents", headers=headers, json={"name": "Bench", "config": {}})).json()
-    account = CarrierAccount("twilio", "AC" + secrets.token_hex(16), secrets.token_hex(16))
+    account = CarrierAccount("twilio", "AC" + secrets.token_hex(16), secrets.token_hex(16), numbers={"+14155550100"})
     carrier.accounts[("twilio", account.account_id)] = account
     resp = await http.put(f"{base}/api/v1/org/carrier-credentials/twilio", headers=headers, json={
-        "account_id": account.account_id, "auth_token": account.auth_token, "api_base_url": carrier.base_url})
+        "account_id": account.account_id, "auth_token": account.auth_token})
     resp.raise_for_status()
     number = (await http.post(f"{base}/api/v1/phone-numbers", headers=headers,
                               json={"number": "+14155550100", "carrier": "twilio"})).json()
@@ -168,7 +170,7 @@ async def run_one(name: str, dialers: int, args: argparse.Namespace, env: dict[s
     db_name = f"bench_dialer_{uuid.uuid4().hex[:6]}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    common = {**env, "MONGODB_DB": db_name, "SEED_DEMO": "false", "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024",
+    common = {**env, **carrier_api_env(carrier.base_url), "MONGODB_DB": db_name, "SEED_DEMO": "false", "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024",
               "LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"), "CAMPAIGN_CALLBACK_BASE_URL": base, "PUBLIC_BASE_URL": base,
               "CAMPAIGN_ANSWER_BASE_URL": "http://127.0.0.1:9/unused", "PYTHONUNBUFFERED": "1"}
     backend = spawn([sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
@@ -278,6 +280,8 @@ def write_outputs(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
     RESULTS.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n")
     section = f"""{SECTION_START}
 ## Dialer (`bench/dialer_bench.py`)
+
+{provenance_line()}
 
 {meta['at']}, {meta['cpus']} CPUs, {meta['database']}. {args.contacts} contacts against the fake carrier (calls
 without media: 70 % talk 0.5-1.5 s, 10 % busy, 10 % no answer, 10 % answering machine hung up on by AMD), campaign

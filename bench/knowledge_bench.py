@@ -48,7 +48,7 @@ from core.knowledge.embeddings import EmbeddingsClient  # noqa: E402
 from core.knowledge.models import ChunkIn  # noqa: E402
 from core.knowledge.retriever import Retriever  # noqa: E402
 from core.knowledge.store import KnowledgeStore  # noqa: E402
-from speech.launch import embed_process  # noqa: E402
+from voicectl.launch import embed_process  # noqa: E402
 from voicectl.procs import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "knowledge.json"

@@ -38,10 +38,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from pipelines.stt import DEFAULT_ENDPOINT_SILENCE_MS  # noqa: E402
 from speech.common.audio import pcm16_to_mulaw  # noqa: E402
-from speech.launch import asr_process, llm_process, tts_process  # noqa: E402
+from voicectl.launch import asr_process, llm_process, tts_process  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "speech.json"
@@ -569,6 +570,8 @@ def markdown(report: Report) -> str:
     lines = [
         START,
         "## Speech services (ASR, TTS, LLM)",
+        "",
+        provenance_line(),
         "",
         f"`bench/speech_bench.py`, run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {m['cpu']}, "
         f"{m['cores']} cores, {m['memory_gb']} GB RAM, Python {m['python']} "

@@ -45,6 +45,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import machine, provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from voice_server.testing.runner import percentile  # noqa: E402
 from voice_server.testing.simulator import (  # noqa: E402
@@ -375,6 +376,7 @@ class Platform:
         self.procs: list[ManagedProcess] = []
         self.data: Any = None
         self.env: dict[str, str] = {}
+        self.fake_carrier_port = free_port()  # the backend asks it about number ownership
 
     def start_standins(self) -> tuple[str, str]:
         grpc_port, http_port = free_port(), free_port()
@@ -396,12 +398,15 @@ class Platform:
         self.data = DataServices.from_env(self.state, ephemeral_ports=True)
         self.env = {"VOICEAGENT_STATE_DIR": str(self.state), "LOG_LEVEL": "WARNING", **self.data.start()}
         os.environ.update(self.env)
+        from voice_server.testing.provision import carrier_api_env
+
         port = free_port()
         backend = ManagedProcess(
             "backend", pinned([sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port",
                                str(port), "--no-access-log", "--loop", "uvloop"], self.args.other_cores),
             self.run_dir, ports=[port], cwd=ROOT, start_timeout=120,
-            env={**self.env, "SEED_DEMO": "false", "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
+            env={**self.env, **carrier_api_env(f"http://127.0.0.1:{self.fake_carrier_port}"), "SEED_DEMO": "false",
+                 "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
                  "REGISTER_PER_IP_PER_HOUR": "100000"},
             ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"))
         backend.start()
@@ -409,12 +414,17 @@ class Platform:
         return f"http://127.0.0.1:{port}"
 
     async def provision(self, backend_url: str) -> tuple[str, CarrierAccount]:
+        from voice_server.testing.fake_carrier import FakeCarrier
         from voice_server.testing.provision import provision_line
 
-        # The callers hang up themselves, so the carrier's REST API is never called: point it at a closed port.
-        async with httpx.AsyncClient(timeout=60) as http:
-            line = await provision_line(http, backend_url, carrier="twilio",
-                                        fake_carrier_url=f"http://127.0.0.1:{free_port()}", agent_config=AGENT)
+        # The callers hang up themselves; the fake carrier only answers the backend's number ownership check.
+        fake = FakeCarrier([])
+        await fake.start(self.fake_carrier_port)
+        try:
+            async with httpx.AsyncClient(timeout=60) as http:
+                line = await provision_line(http, backend_url, carrier="twilio", fake_carrier=fake, agent_config=AGENT)
+        finally:
+            await fake.stop()
         return line.number, line.account
 
     def stop(self) -> None:
@@ -425,7 +435,7 @@ class Platform:
 
 
 def start_voice_server(platform: Platform, backend_url: str, riva: str, standin_url: str) -> ManagedProcess:
-    from voice_server.launch import voice_server_process
+    from voicectl.launch import voice_server_process
 
     port = free_port()
     proc = voice_server_process(platform.run_dir, port=port, env={
@@ -452,18 +462,6 @@ def start_plain(platform: Platform, riva: str, standin_url: str) -> tuple[Manage
     proc.start()
     platform.procs.append(proc)
     return proc, port
-
-
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    import platform as pf
-
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.1f} GB RAM, Python {pf.python_version()}, {pf.platform()}"
 
 
 def verdict(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
@@ -521,6 +519,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join([
         START,
         "## Concurrent calls per voice-server core (`bench/voice_concurrency.py`)",
+        "",
+        provenance_line(),
         "",
         f"Run {report['started']} on {report['machine']}; 1-minute load average at start {report['load_start']}, "
         f"at end {report['load_end']}{' (shared machine: pessimistic numbers)' if report['load_start'] > 1 else ''}. "

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -36,11 +35,10 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.provenance import machine, provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
-from speech.launch import asr_process, embed_process, llm_process, tts_process  # noqa: E402
-from voice_server.launch import voice_server_process  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
-from voice_server.testing.provision import provision_line  # noqa: E402
+from voice_server.testing.provision import carrier_api_env, provision_line  # noqa: E402
 from voice_server.testing.runner import (  # noqa: E402
     DEFAULT_QUESTIONS,
     SimulationConfig,
@@ -49,6 +47,13 @@ from voice_server.testing.runner import (  # noqa: E402
     synthesize_questions,
 )
 from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
+from voicectl.launch import (  # noqa: E402
+    asr_process,
+    embed_process,
+    llm_process,
+    tts_process,
+    voice_server_process,  # noqa: E402
+)
 from voicectl.procs import ManagedProcess, free_port, http_ok  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "voice_latency.json"
@@ -118,6 +123,7 @@ class Stack:
     asr_metrics_url: str = ""
     procs: list[ManagedProcess] = field(default_factory=list)
     data: DataServices | None = None
+    fake_carrier_port: int = field(default_factory=free_port)  # the backend asks it about number ownership
 
     def stop(self) -> None:
         for proc in reversed(self.procs):
@@ -152,7 +158,8 @@ def start_stack(state: Path, baseline_env: dict[str, str] | None, levers_env: di
             "backend", [sys.executable, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port",
                         str(backend_port), "--no-access-log", "--loop", "uvloop"],
             run, ports=[backend_port],
-            env={**base_env, "SEED_DEMO": "false", "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
+            env={**base_env, **carrier_api_env(f"http://127.0.0.1:{stack.fake_carrier_port}"), "SEED_DEMO": "false",
+                 "MONGODB_DB": f"bench_{uuid.uuid4().hex[:8]}",
                  "REGISTER_PER_IP_PER_HOUR": "100000"},
             ready=lambda: http_ok(f"http://127.0.0.1:{backend_port}/health"), start_timeout=120)
         backend.start()
@@ -182,27 +189,13 @@ def start_stack(state: Path, baseline_env: dict[str, str] | None, levers_env: di
     return stack
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30
-    return f"{cpu}, {os.cpu_count()} cores, {mem:.1f} GB RAM, Python {platform.python_version()}"
-
-
 async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
     fake = FakeCarrier([])
-    await fake.start(free_port())
+    await fake.start(stack.fake_carrier_port)  # the backend checks number ownership with it
     try:
         async with httpx.AsyncClient(timeout=120.0) as http:
-            line = await provision_line(http, stack.backend_url, carrier=args.carrier,
-                                        fake_carrier_url=fake.base_url, agent_config=AGENT)
-            fake.accounts[(line.account.carrier, line.account.account_id)] = line.account
+            line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier=fake,
+                                        agent_config=AGENT)
             kb_line = await knowledge_line(http, stack, args, fake, line) if args.knowledge else None
             questions = await synthesize_questions(http, stack.tts_url, list(DEFAULT_QUESTIONS + MORE_QUESTIONS))
         from voice_server.testing.runner import SimulationResult
@@ -256,10 +249,9 @@ async def knowledge_line(http: httpx.AsyncClient, stack: Stack, args: argparse.N
         if any(s["status"] == "failed" for s in sources):
             raise RuntimeError(f"knowledge source failed: {sources}")
         await asyncio.sleep(0.5)
-    line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier_url=fake.base_url,
+    line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier=fake,
                                 agent_config={**AGENT, "knowledge": {"knowledge_base_ids": [kb], "top_k": 3}},
                                 access_token=plain.access_token, org_id=plain.org_id)
-    fake.accounts[(line.account.carrier, line.account.account_id)] = line.account
     return line
 
 
@@ -312,6 +304,8 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join([
         START,
         "## Voice-to-voice latency (one call, embedded CPU stack)",
+        "",
+        provenance_line(),
         "",
         f"`bench/voice_latency.py`, run {report['started']} on {report['machine']} (1-minute load average at start: "
         f"{report['load_start']}, at end: {report['load_end']}; the machine is shared with other sessions' runs; "

@@ -27,7 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from speech.launch import tts_process  # noqa: E402
+from voicectl.launch import tts_process  # noqa: E402
 from voicectl.procs import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "xtts_gpu.json"

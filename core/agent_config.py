@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import re
 import string
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
+
+from core.agent_flow import AgentFlow
+from core.redaction import RedactionConfig
+from core.schema_patterns import pattern_problem
 
 E164 = Annotated[str, Field(pattern=r"^\+[1-9]\d{6,14}$", examples=["+14155550123"])]
 _VARIABLE = re.compile(r"{{\s*([A-Za-z_][A-Za-z0-9_]*)\s*}}")
 # What {{name}} can refer to; such keys are also stored as MongoDB field names, where '.' and a leading '$' fail.
 VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+# The name of an organisation secret (backend/services/secrets.py); the agent holds names, never values.
+SecretName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 
 
 class StrictModel(BaseModel):
@@ -26,7 +33,7 @@ class EndpointOptions(StrictModel):
 
     base_url: str | None = Field(default=None, description="Empty: the platform default from settings.")
     model: str | None = None
-    api_key_ref: str | None = Field(default=None, description="Name of an organisation secret holding the key.")
+    api_key_ref: SecretName | None = Field(default=None, description="Name of an organisation secret holding the key.")
     timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
@@ -47,6 +54,10 @@ class LLMConfig(StrictModel):
     endpoint: EndpointOptions = EndpointOptions()
     temperature: float = Field(default=0.6, ge=0, le=2)
     max_tokens: int = Field(default=200, ge=1, le=4096)
+    context_token_budget: int | None = Field(
+        default=3000, ge=256, le=1_000_000,
+        description="Most (estimated) tokens sent per request: in long calls older turns are dropped, with a note "
+                    "that keeps earlier tool results; the system prompt always stays. None: no limit.")
     fallbacks: list[EndpointOptions] = Field(
         default_factory=list, max_length=3,
         description="OpenAI-compatible endpoints/models tried in order when the primary errors or sends no "
@@ -114,7 +125,8 @@ class ToolParameterSchema(StrictModel):
                 return f"{value}: integers must fit in 64 bits"
             return None
 
-        if (found := problem(self.model_dump())) is not None:
+        schema = self.model_dump()
+        if (found := problem(schema)) is not None or (found := pattern_problem(schema)) is not None:
             raise ValueError(found)
         return self
 
@@ -128,7 +140,14 @@ class WebhookTool(StrictModel):
     parameters: ToolParameterSchema = ToolParameterSchema()
     timeout_s: float = Field(default=5.0, gt=0, le=30)
     filler_phrase: str | None = Field(default="One moment while I check that.", max_length=200)
-    headers_secret_ref: str | None = Field(default=None, description="Org secret with extra headers (JSON).")
+    speak_result: Literal["llm", "verbatim"] = Field(
+        default="llm",
+        description='"llm": the model reads the answer and replies. "verbatim": the answer (a text/plain body, or '
+                    'the "say" field of a JSON one) is spoken as it is, with no further model turn: exact wording '
+                    "for confirmations, and reliable with small models that do not restate a tool's answer.")
+    headers_secret_ref: SecretName | None = Field(
+        default=None, description='Org secret holding extra request headers as a JSON object, e.g. '
+                                  '{"Authorization": "Bearer ..."}.')
 
     @field_validator("parameters")
     @classmethod
@@ -153,6 +172,56 @@ class KnowledgeConfig(StrictModel):
                   Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-.:@ ]{1,100}$")]] = Field(
         default_factory=dict, max_length=10, description='Only chunks whose source has these metadata values, '
                                                          'e.g. {"branch": "Downtown"}.')
+class ContextWebhook(StrictModel):
+    """Called with the caller's number before the greeting (inbound and outbound); the JSON object it returns
+    fills {{variables}} in the prompt and greeting. On a timeout or an error the call goes on without it."""
+
+    url: HttpUrl
+    timeout_ms: int = Field(default=800, ge=50, le=3000, description="The greeting waits at most this long.")
+    headers_secret_ref: SecretName | None = Field(
+        default=None, description="Org secret holding extra request headers as a JSON object.")
+
+
+_EXTRACTABLE = {"string", "number", "integer", "boolean"}
+
+
+class AnalysisConfig(StrictModel):
+    """After the call, the LLM reads the transcript and returns one JSON object: a summary, the fields of
+    `extraction_schema`, and whether the call met `success_rubric`. The answer is constrained to that JSON shape by
+    the LLM server's JSON mode (a grammar on llama.cpp), so even the embedded small model returns valid JSON; the
+    quality of what it writes there is the model's."""
+
+    summary_prompt: str = Field(default="Summarise the call in two sentences.", min_length=1, max_length=2000)
+    extraction_schema: ToolParameterSchema | None = Field(
+        default=None, description='A JSON-schema object of flat fields, e.g. {"type": "object", "properties": '
+                                  '{"appointment_date": {"type": "string"}, "callback_requested": {"type": "boolean"}}}')
+    success_rubric: str | None = Field(default=None, max_length=2000,
+                                       description="When the call counts as a success, e.g. 'an appointment was booked'.")
+
+    @field_validator("extraction_schema")
+    @classmethod
+    def _flat_fields(cls, schema: ToolParameterSchema | None) -> ToolParameterSchema | None:
+        # Flat typed fields: one CSV column each, and small enough for a small model's grammar.
+        for name, spec in (schema.properties.items() if schema else []):
+            kind = spec.get("type")
+            if kind not in _EXTRACTABLE:
+                raise ValueError(f"field {name!r}: type must be one of {sorted(_EXTRACTABLE)}")
+            if "enum" in spec and (not isinstance(spec["enum"], list) or not spec["enum"]):
+                raise ValueError(f"field {name!r}: enum must be a non-empty list")
+        if schema is not None and not schema.properties:
+            raise ValueError("extraction_schema needs at least one property")
+        return schema
+
+    def answer_schema(self) -> dict[str, Any]:
+        """The JSON schema the LLM's answer must match."""
+        properties: dict[str, Any] = {"summary": {"type": "string"}}
+        if self.success_rubric:
+            properties["success"] = {"type": "boolean"}
+        if self.extraction_schema is not None:
+            fields = self.extraction_schema.model_dump()
+            properties["data"] = {"type": "object", "properties": fields["properties"],
+                                  "required": list(fields["properties"])}
+        return {"type": "object", "properties": properties, "required": list(properties)}
 
 
 class TransferTarget(StrictModel):
@@ -161,6 +230,36 @@ class TransferTarget(StrictModel):
     description: str = ""
     mode: Literal["blind", "warm"] = "blind"
     whisper_brief: bool = Field(default=True, description="Warm transfer: read a brief to the human first.")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    path: str  # where in the config, e.g. "llm.fallbacks[0].api_key_ref"
+    name: str
+    use: Literal["key", "headers"]  # a bearer key, or a JSON object of HTTP headers
+
+
+class DigitCollection(StrictModel):
+    """The collect_digits tool: the caller types a number on the keypad (or says it) while the tool waits."""
+
+    max_digits: int = Field(default=6, ge=1, le=32, description="Entry ends when this many digits are in.")
+    end_key: Literal["#", "*", ""] = Field(default="#", description="Ends the entry early; empty: none.")
+    timeout_s: float = Field(default=10.0, ge=1, le=60, description="Whole entry; then the tool returns what it has.")
+    sensitive: bool = Field(default=False, description="Digits are masked in transcripts, events and logs.")
+    description: str = Field(default="Ask the caller to type a number on their phone keypad, e.g. a booking "
+                                     "number, and wait for it.", min_length=1, max_length=500)
+
+
+class VoicemailConfig(StrictModel):
+    """Outbound calls: decide in the call whether a person or a voicemail answered (pipelines/voicemail.py)."""
+
+    detect_in_call: bool = Field(default=False, description="Hold the agent's speech until it is decided.")
+    message: str = Field(default="Hello, this is a message from us. Please call us back. Goodbye!",
+                         min_length=1, max_length=1000, description="Left after the beep; may use {{variables}}.")
+    no_beep_wait_s: float = Field(default=2.0, ge=0.5, le=10,
+                                  description="A greeting with no beep: the message starts after this much quiet.")
+    decision_silence_s: float = Field(default=1.0, ge=0.3, le=5,
+                                      description="Quiet after the callee speaks before the verdict acts.")
 
 
 class AgentConfig(StrictModel):
@@ -183,13 +282,24 @@ class AgentConfig(StrictModel):
     silence: SilenceConfig = SilenceConfig()
     max_duration_s: int = Field(default=900, ge=30, le=4 * 3600)
     tools: list[WebhookTool] = Field(default_factory=list, max_length=32)
+    analysis: AnalysisConfig | None = Field(default=None, description="Post-call analysis; None: off.")
+    context_webhook: ContextWebhook | None = Field(
+        default=None, description="Pre-call lookup (e.g. your CRM): its answer fills {{variables}}.")
     enable_end_call: bool = True
     transfer_targets: list[TransferTarget] = Field(default_factory=list, max_length=16)
     record: bool = True
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig,
+                                       description="PII kept out of transcripts, webhooks and logs (core/redaction.py).")
     degradation_message_stt: str = Field(
         default="I'm having trouble hearing you.", max_length=1000,
         description="Said when no speech recognition endpoint works; then the call is transferred or ended.")
+    collect_digits: DigitCollection | None = Field(default=None, description="Offer the collect_digits tool.")
+    voicemail: VoicemailConfig = VoicemailConfig()
+    enable_send_digits: bool = Field(default=False, description="Offer the send_digits tool: keypad tones to the "
+                                                                "other party, e.g. to work a phone menu.")
+    flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
+                                                             "(core/agent_flow.py); system_prompt is its role.")
 
     @field_validator("tools")
     @classmethod
@@ -210,6 +320,12 @@ class AgentConfig(StrictModel):
             raise ValueError("llm.tool_choice 'required' needs at least one tool")
         return self
 
+    @model_validator(mode="after")
+    def _flow_runs(self) -> AgentConfig:
+        if self.flow is not None and (problems := self.flow.problems(self.tool_names())):
+            raise ValueError("flow: " + "; ".join(problems))
+        return self
+
     def tool_names(self) -> set[str]:
         """Names of the tools the LLM is offered (webhooks, end_call, transfer_call)."""
         names = {t.name for t in self.tools}
@@ -219,19 +335,35 @@ class AgentConfig(StrictModel):
             names.add("transfer_call")
         if self.knowledge.knowledge_base_ids and self.knowledge.mode == "tool":
             names.add("search_knowledge")
+        if self.collect_digits is not None:
+            names.add("collect_digits")
+        if self.enable_send_digits:
+            names.add("send_digits")
         return names
 
-    def prompt_variables(self) -> set[str]:
-        return set(_VARIABLE.findall(self.system_prompt)) | set(_VARIABLE.findall(self.greeting))
+    def secret_refs(self) -> list[SecretRef]:
+        """Every organisation secret this agent names: endpoint keys (fallbacks included) and tool headers."""
+        refs = []
+        for service in ("stt", "llm", "tts"):
+            section = getattr(self, service)
+            chain = [("endpoint", section.endpoint), *((f"fallbacks[{i}]", e) for i, e in enumerate(section.fallbacks))]
+            refs += [SecretRef(f"{service}.{where}.api_key_ref", e.api_key_ref, "key")
+                     for where, e in chain if e.api_key_ref]
+        refs += [SecretRef(f"tools[{i}].headers_secret_ref", t.headers_secret_ref, "headers")
+                 for i, t in enumerate(self.tools) if t.headers_secret_ref]
+        if self.context_webhook and self.context_webhook.headers_secret_ref:
+            refs.append(SecretRef("context_webhook.headers_secret_ref", self.context_webhook.headers_secret_ref,
+                                  "headers"))
+        return refs
 
     def render(self, values: dict[str, str]) -> tuple[str, str]:
         """System prompt and greeting with {{variables}} filled; unknown ones become empty strings."""
+        return self.fill(self.system_prompt, values), self.fill(self.greeting, values)
+
+    def fill(self, text: str, values: dict[str, str]) -> str:
+        """`text` with {{variables}} filled from `values` over the agent's defaults; unknown ones become ''."""
         merged = {**self.variables, **values}
-
-        def fill(text: str) -> str:
-            return _VARIABLE.sub(lambda m: _safe(merged.get(m.group(1), "")), text)
-
-        return fill(self.system_prompt), fill(self.greeting)
+        return _VARIABLE.sub(lambda m: _safe(merged.get(m.group(1), "")), text)
 
 
 def _safe(value: str) -> str:

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, field_serializer
 
 from core.agent_config import AgentConfig
 
@@ -48,6 +48,18 @@ class ResolvedAgent(BaseModel):
     phone_number_id: str | None = None
     phone_number: str | None = None
     carrier_credentials: CarrierCredentials | None = None
+    # The decrypted organisation secrets this agent names (and no others), by name. SecretStr keeps them out of
+    # reprs and logs; they are revealed only when the backend serialises this for the voice server.
+    secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # Set when the organisation is over its monthly budget and chose to turn inbound calls away with a message.
+    over_budget_message: str | None = None
+
+    @field_serializer("secrets", when_used="json")
+    def _reveal(self, secrets: dict[str, SecretStr]) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in secrets.items()}
+
+    def secret_values(self) -> dict[str, str]:
+        return {name: value.get_secret_value() for name, value in self.secrets.items()}
 
 
 class OutboundCallContext(BaseModel):
@@ -132,6 +144,8 @@ class ToolInvoked(_Event):
     ok: bool
     duration_ms: float
     detail: str = ""
+    arguments: str = Field(default="", max_length=2000, description="The model's arguments, as JSON text.")
+    status_code: int | None = Field(default=None, description="The webhook's HTTP status, when it answered.")
 
 
 class ServiceDegraded(_Event):
@@ -142,6 +156,18 @@ class ServiceDegraded(_Event):
     from_endpoint: str = Field(default="", max_length=500)
     to: str = Field(max_length=500, description="Next endpoint, or canned_reply | prompt_clip | transfer | end_call.")
     reason: str = Field(default="", max_length=500)
+
+
+class FlowNodeEntered(_Event):
+    """The call's flow moved to a node (core/agent_flow.py); it left `from_node` by `via` (a function or a
+    condition). `variables`: what the flow has collected so far; sensitive ones arrive masked."""
+
+    type: Literal["call.flow_node"] = "call.flow_node"
+    node: str = Field(max_length=64)
+    from_node: str | None = Field(default=None, max_length=64)
+    via: str = Field(default="", max_length=100)
+    variables: dict[str, str] = Field(default_factory=dict, max_length=100)
+    at_ms: int = Field(default=0, ge=0, description="Offset from call start on the call's timeline.")
 
 
 class CallEnded(_Event):
@@ -163,7 +189,8 @@ class RecordingStored(_Event):
 
 
 CallEvent = Annotated[
-    CallStarted | CallAnswered | TurnRecorded | ToolInvoked | ServiceDegraded | CallEnded | RecordingStored,
+    CallStarted | CallAnswered | TurnRecorded | ToolInvoked | ServiceDegraded | FlowNodeEntered | CallEnded
+    | RecordingStored,
     Field(discriminator="type"),
 ]
 
@@ -190,6 +217,8 @@ class VoiceServerHeartbeat(BaseModel):
                                                                                   max_length=10000)
     lease_s: float = Field(default=30.0, ge=1, le=3600)
     draining: bool = False
+    url: str | None = Field(default=None, max_length=300, pattern=r"^https?://",
+                            description="This replica's public base URL (whisper, listen-in).")
 
 
 class VoiceServerHeartbeatAck(BaseModel):

@@ -25,6 +25,26 @@ def env_files() -> tuple[Path, ...]:
     return (sd / "dev-secrets.env", sd / "services.env", Path(".env"))
 
 
+# Production secrets: at least 32 bytes that look random (e.g. `openssl rand -hex 32`). A long run of few distinct
+# characters ("aaaa…", "changeme" repeated) is not a key, whatever its length.
+STRONG_SECRET_BYTES = 32
+STRONG_SECRET_DISTINCT_CHARS = 12
+DEV_SECRET_MIN_CHARS = 16
+
+
+def weak_secrets(secrets: dict[str, SecretStr], *, strong: bool) -> list[str]:
+    """Names of the secrets too short (or, when `strong`, too short or too repetitive) to use."""
+    weak = []
+    for name, value in secrets.items():
+        text = value.get_secret_value()
+        if strong:
+            if len(text.encode()) < STRONG_SECRET_BYTES or len(set(text)) < STRONG_SECRET_DISTINCT_CHARS:
+                weak.append(name)
+        elif len(text) < DEV_SECRET_MIN_CHARS:
+            weak.append(name)
+    return weak
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=env_files(), env_file_encoding="utf-8", extra="ignore")
 
@@ -47,6 +67,9 @@ class S3Settings(ServiceSettings):
     s3_bucket_recordings: str = "recordings"
     # Public endpoint used to sign browser-facing URLs (e.g. behind a proxy); defaults to s3_endpoint.
     s3_public_endpoint: str | None = None
+    # Recordings encrypted at rest (SSE-KMS) with this key, the organisation as encryption context; also the bucket's
+    # default encryption. Local MinIO: the key named in MINIO_KMS_SECRET_KEY; S3: a KMS key id or ARN.
+    s3_sse_kms_key_id: str | None = None
 
 
 class DataSettings(MongoSettings, S3Settings):

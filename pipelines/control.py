@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from core.agent_config import TransferTarget
-from core.call_events import EndReason, ServiceDegraded, ToolInvoked, TurnRecorded
+from core.call_events import EndReason, FlowNodeEntered, ServiceDegraded, ToolInvoked, TurnRecorded
 
 
 class CallControl(Protocol):
@@ -27,6 +27,12 @@ class CallEventSink(Protocol):
     def tool(self, event: ToolInvoked) -> None: ...
 
     def degraded(self, event: ServiceDegraded) -> None: ...
+
+    def redacted(self, start_ms: int, end_ms: int) -> None:
+        """The caller said something redacted between these times (the recording may beep over it)."""
+        ...
+
+    def flow_node(self, event: FlowNodeEntered) -> None: ...
 
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         """Milliseconds since the media stream started (the call's timeline), for now or a monotonic time."""

@@ -41,10 +41,6 @@ class DegradationPolicy:
         self._task: asyncio.Task[None] | None = None
         self.steps: list[ServiceDegraded] = []
 
-    @property
-    def gave_up(self) -> bool:
-        return self._task is not None
-
     def report(self, service: Service, from_endpoint: str, to: str, reason: str) -> None:
         event = ServiceDegraded(call_id=self.call_id, service=service, from_endpoint=from_endpoint[:500],
                                 to=to[:500], reason=reason[:500])

@@ -40,17 +40,21 @@ from pipecat.turns.user_stop import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from core.agent_config import AgentConfig
+from core.egress import EgressPolicy
 from core.knowledge.retriever import Retriever
+from core.redaction import Redactor
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
+from pipelines.flows import FlowRun
+from pipelines.keypad import Keypad, collect_digits_tool, send_digits_tool
 from pipelines.knowledge import KnowledgeInjector, search_knowledge_tool
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
 from pipelines.llm_chain import llm_chain_args
-from pipelines.models import SharedModels
 from pipelines.observers import CallClock, LatencyObserver
-from pipelines.processors import AudioEnd, BotSpeechTracker, DTMFToLLM, PreparedAudio
+from pipelines.processors import AudioEnd, BotSpeechTracker, PreparedAudio
 from pipelines.resilience import BreakerRegistry
 from pipelines.resilience import breakers as process_breakers
+from pipelines.shared_models import SharedModels
 from pipelines.silence import SilencePolicy
 from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio
@@ -59,6 +63,7 @@ from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.tts_chain import tts_chain_args
 from pipelines.turns import BargeInStartStrategy, SpeculativeTurnStopStrategy
+from pipelines.voicemail import InCallVoicemail
 
 
 @dataclass
@@ -71,7 +76,9 @@ class CallServices:
     http: httpx.AsyncClient
     llm_base_url: str
     llm_model: str
-    llm_api_key: str
+    # Tenants' URLs (webhook tools, custom TTS endpoints): only through the egress guard (core/egress.py).
+    tenant_http: httpx.AsyncClient
+    egress: EgressPolicy | None = None  # for the agent's own STT servers (gRPC); None: they are not reached
     vad_start_secs: float = 0.2
     vad_stop_secs: float = 0.2
     vad_min_volume: float = 0.0
@@ -89,11 +96,14 @@ class CallSpec:
     agent: AgentConfig
     org_id: str = ""  # whose knowledge bases the agent may read
     variables: dict[str, str] = field(default_factory=dict)
+    # The organisation secrets the agent names (endpoint keys, tool headers), decrypted for this call only.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
     in_sample_rate: int = 8000
     out_sample_rate: int = 8000
     # PCM at out_sample_rate, synthesised (or still being synthesised) before the socket opened
     prepared_greeting: bytes | StreamingAudio | None = None
     speak_greeting: bool = True  # False when a dropped stream reconnects mid-call
+    outbound: bool = False  # we placed the call: in-call voicemail detection applies (agent.voicemail)
 
 
 @dataclass
@@ -114,6 +124,8 @@ class CallPipeline:
     greeting: str  # empty when no greeting is to be spoken (none configured, or a reconnect)
     protect_greeting: bool
     observers: list[BaseObserver]
+    flow: FlowRun | None = None  # the agent's flow, when it is one (pipelines/flows.py)
+    voicemail: InCallVoicemail | None = None  # outbound with in-call detection (pipelines/voicemail.py)
 
 
 def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
@@ -140,28 +152,41 @@ def build_call_pipeline(
         services.clips.ensure(degradation_texts(agent))
     stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate, **stt_chain_args(
         agent.stt, services.speech.riva_server, breakers=services.breakers, policy=degradation,
-        message=agent.degradation_message_stt))
+        message=agent.degradation_message_stt, egress=services.egress, secrets=spec.secrets))
     tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate, **tts_chain_args(
         agent.tts, default_url=services.speech.tts_url, breakers=services.breakers, policy=degradation,
-        clips=services.clips, canned_reply=agent.llm.canned_reply))
+        clips=services.clips, canned_reply=agent.llm.canned_reply, tenant_http=services.tenant_http,
+        secrets=spec.secrets))
     prepared = PreparedAudio(tts)
     if spec.prepared_greeting and greeting:
         prepared.add(greeting, spec.prepared_greeting)
     llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
-                             services.llm_api_key, system_prompt, **llm_chain_args(
+                             system_prompt, **llm_chain_args(
                                  agent.llm, services.llm_base_url, services.llm_model,
-                                 breakers=services.breakers, policy=degradation))
+                                 breakers=services.breakers, policy=degradation, secrets=spec.secrets))
 
     clock = CallClock()
     latency = LatencyObserver(clock, stt=stt, llm=llm, tts=tts, transport_out=transport.output())
-    transcript = TranscriptWriter(spec.call_id, events, latency)
+    transcript = TranscriptWriter(spec.call_id, events, latency, Redactor(agent.redaction))
     knowledge = agent.knowledge if agent.knowledge.knowledge_base_ids and services.retriever else None
 
-    tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events, http=services.http)
+    tool_ctx = ToolContext(agent=agent, call_id=spec.call_id, control=control, events=events,
+                           http=services.tenant_http, secrets=spec.secrets)
     registrations = build_tools(tool_ctx)
     if knowledge is not None and knowledge.mode == "tool" and services.retriever is not None:
         registrations.append(search_knowledge_tool(tool_ctx, services.retriever, spec.org_id, transcript.knowledge))
-    tools = register_tools(llm, registrations)
+
+    def on_digits(digits: str) -> None:
+        silence.note_activity()
+        transcript.dtmf(digits)
+
+    dtmf = Keypad(on_digits=on_digits)
+    if agent.collect_digits is not None:
+        registrations.append(collect_digits_tool(tool_ctx, dtmf, agent.collect_digits))
+    if agent.enable_send_digits:
+        registrations.append(send_digits_tool(tool_ctx))
+    # A flow offers tools per node through its FlowManager (pipelines/flows.py); a single prompt offers them all.
+    tools = register_tools(llm, registrations) if agent.flow is None else None
     context = LLMContext()
     if tools is not None:
         context.set_tools(tools)
@@ -196,22 +221,29 @@ def build_call_pipeline(
     silence = SilencePolicy(agent.silence, control)
     silence.attach(user)
 
-    def on_digits(digits: str) -> None:
-        silence.note_activity()
-        transcript.dtmf(digits)
+    @user.event_handler("on_user_turn_stopped")
+    async def _spoken(_agg: Any, _strategy: Any, message: Any) -> None:
+        dtmf.spoken(message.content or "")  # a number said instead of typed
 
-    dtmf = DTMFToLLM(on_digits=on_digits)
     speech = BotSpeechTracker()
+    voicemail = None
+    if spec.outbound and agent.voicemail.detect_in_call and spec.speak_greeting:
+        message = agent.fill(agent.voicemail.message, spec.variables)
+        voicemail = InCallVoicemail(agent.voicemail, message, lambda text: control.end_call(
+            "voicemail", goodbye=text, detail="in-call voicemail detection"))
     pipeline = Pipeline([
         transport.input(),
         dtmf,
+        *([voicemail.beeps] if voicemail else []),
         stt,
+        *([voicemail.detector] if voicemail else []),
         user,
         AudioEnd(),  # caller audio: the VAD in `user` was its last reader
         *([KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge)]
           if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else []),
         llm,
         tts,
+        *([voicemail.detector.gate()] if voicemail else []),
         transport.output(),
         AudioEnd(),  # agent audio: sent, and seen by the observers as the transport pushed it
         speech,
@@ -237,11 +269,17 @@ def build_call_pipeline(
         conversation_id=spec.call_id,
         name=f"call-{spec.call_id}",
     )
+    flow = None
+    if agent.flow is not None:
+        flow = FlowRun(agent.flow, call_id=spec.call_id, goodbye=agent.goodbye, tools=registrations,
+                       variables={**agent.variables, **spec.variables}, control=control, events=events)
+        flow.attach(worker, llm, context, aggregators)
     return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,
                         clock=clock, system_prompt=system_prompt,
                         greeting=greeting if spec.speak_greeting else "",
-                        protect_greeting=interruption.protect_greeting, observers=observers)
+                        protect_greeting=interruption.protect_greeting, observers=observers, flow=flow,
+                        voicemail=voicemail)
 
 
 def opening_frames(call: CallPipeline) -> list[Any]:

@@ -34,13 +34,3 @@ class PlaybackMarkFrame(DataFrame):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.interruptible = False
-
-
-@dataclass
-class PreparedSpeechFrame(DataFrame):
-    """Audio synthesised ahead of time (the greeting): played as a bot utterance with its text, no TTS call."""
-
-    text: str = ""
-    audio: bytes = b""
-    sample_rate: int = 8000
-    protect: bool = False  # not interruptible by the caller

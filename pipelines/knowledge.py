@@ -87,7 +87,7 @@ def search_knowledge_tool(ctx: ToolContext, retriever: Retriever, org_id: str,
         retrieval = await retriever.retrieve(org_id, config, query) if query else Retrieval(error="empty query")
         on_retrieval(retrieval)
         record_tool(ctx, "search_knowledge", retrieval.error is None, started,
-                    retrieval.error or f"{len(retrieval.chunks)} chunks")
+                    retrieval.error or f"{len(retrieval.chunks)} chunks", {"query": query})
         if retrieval.error is not None:
             await params.result_callback({"error": "the knowledge base is unavailable right now"})
         else:

@@ -4,34 +4,71 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pipecat.services.openai.llm import OpenAILLMService
 from pipecat.utils.http import connection_limits
 
 from core.agent_config import LLMConfig
+from core.egress import EgressPolicy, EgressRefused, pin_request
+
+
+class _EgressTransport2(httpx2.AsyncBaseTransport):
+    """core.egress.EgressTransport for httpx2, the HTTP client the OpenAI SDK is built on."""
+
+    def __init__(self, policy: EgressPolicy, inner: httpx2.AsyncBaseTransport) -> None:
+        self._policy = policy
+        self._inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        try:
+            await pin_request(self._policy, request)
+        except EgressRefused as exc:
+            raise httpx2.ConnectError(f"egress refused: {exc}", request=request) from None
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class OpenAIClientPool:
-    """One AsyncOpenAI client (one connection pool) per endpoint and key, for the life of the process."""
+    """One AsyncOpenAI client (one connection pool) per endpoint, for the life of the process.
 
-    def __init__(self) -> None:
+    The pool, not its callers, decides which key a request carries: the platform's key goes only to the platform's
+    own endpoint (LLM_BASE_URL). An agent's custom endpoint gets only its own key (an organisation secret) and a client that reaches only addresses
+    the egress guard allows (`egress`; None only for tests against local stand-ins), so a tenant can neither
+    collect the platform's key nor aim the voice server at the internal network."""
+
+    def __init__(self, platform_base_url: str = "", platform_api_key: str = "none",
+                 egress: EgressPolicy | None = None) -> None:
+        self._platform_base_url = platform_base_url.rstrip("/")
+        self._platform_api_key = platform_api_key or "none"
+        self._egress = egress
         self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
 
-    def get(self, base_url: str, api_key: str, timeout_s: float) -> AsyncOpenAI:
-        key = (base_url, api_key)
-        client = self._clients.get(key)
+    def is_platform(self, base_url: str) -> bool:
+        return bool(self._platform_base_url) and base_url.rstrip("/") == self._platform_base_url
+
+    def for_endpoint(self, base_url: str, timeout_s: float, org_key: str | None = None) -> AsyncOpenAI:
+        """`org_key`: the organisation's own key for a custom endpoint (its `api_key_ref` secret); never sent to
+        the platform's endpoint, which always gets the platform's key."""
+        base_url = base_url.rstrip("/")
+        platform = self.is_platform(base_url)
+        key = self._platform_api_key if platform else (org_key or "none")
+        client = self._clients.get((base_url, key))
         if client is None:
+            limits = connection_limits(max_keepalive_connections=100, max_connections=1000, keepalive_expiry=None)
+            transport: httpx2.AsyncBaseTransport | None = None
+            if not platform and self._egress is not None:
+                transport = _EgressTransport2(self._egress, httpx2.AsyncHTTPTransport(limits=limits))
             client = AsyncOpenAI(
-                api_key=api_key or "none",
+                api_key=key,
                 base_url=base_url,
                 timeout=timeout_s,
                 max_retries=0,  # a retry after seconds of silence is worse than the fallback path
-                http_client=DefaultAsyncHttpxClient(
-                    limits=connection_limits(max_keepalive_connections=100, max_connections=1000,
-                                             keepalive_expiry=None),
-                ),
+                http_client=DefaultAsyncHttpxClient(limits=limits, transport=transport, follow_redirects=False),
             )
-            self._clients[key] = client
+            self._clients[(base_url, key)] = client
         return client
 
     async def close(self) -> None:
@@ -50,7 +87,7 @@ class PooledOpenAILLMService(OpenAILLMService):
 
     def create_client(self, api_key: Any = None, base_url: Any = None, organization: Any = None,
                       project: Any = None, default_headers: Any = None, **kwargs: Any) -> AsyncOpenAI:
-        return self._pool.get(str(base_url), str(api_key or "none"), self._pool_timeout_s)
+        return self._pool.for_endpoint(str(base_url), self._pool_timeout_s)  # the pool picks the key
 
 
 def tool_choice_param(config: LLMConfig) -> dict[str, Any] | str | None:
@@ -64,7 +101,7 @@ def tool_choice_param(config: LLMConfig) -> dict[str, Any] | str | None:
 
 
 def create_llm_service(config: LLMConfig, pool: OpenAIClientPool, default_base_url: str, default_model: str,
-                       default_api_key: str, system_prompt: str,
+                       system_prompt: str,
                        service_class: type[PooledOpenAILLMService] = PooledOpenAILLMService,
                        **service_kwargs: Any) -> PooledOpenAILLMService:
     """`service_class`, `service_kwargs`: a subclass and its extra arguments (the fallback chain, llm_chain.py)."""
@@ -72,7 +109,6 @@ def create_llm_service(config: LLMConfig, pool: OpenAIClientPool, default_base_u
     return service_class(
         pool=pool,
         timeout_s=endpoint.timeout_s,
-        api_key=default_api_key,  # api_key_ref (org secrets) is resolved by the backend before it gets here
         base_url=endpoint.base_url or default_base_url,
         settings=OpenAILLMService.Settings(
             model=endpoint.model or default_model,

@@ -9,17 +9,20 @@ the whole reply (no switching mid-reply: the caller would hear two different ans
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 from loguru import logger
 from openai.types.chat import ChatCompletionChunk
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.utils.types import assert_given
 
 from core.agent_config import LLMConfig
+from pipelines.context_budget import CHARS_PER_TOKEN, estimate_tokens, within_budget
 from pipelines.degradation import DegradationPolicy
 from pipelines.llm import PooledOpenAILLMService
 from pipelines.resilience import BreakerRegistry
@@ -30,6 +33,7 @@ class LLMEndpoint:
     base_url: str
     model: str
     timeout_s: float
+    org_key: str | None = field(default=None, repr=False)  # its api_key_ref secret; the pool decides if it is sent
 
 
 class LLMUnavailable(Exception):
@@ -59,10 +63,11 @@ class _FirstThenRest:
 
 class FallbackLLMService(PooledOpenAILLMService):
     def __init__(self, *, endpoints: list[LLMEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
-                 canned_reply: str, **kwargs: Any) -> None:
+                 canned_reply: str, token_budget: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self._token_budget = token_budget
+        self.prompt_tokens_sent = 0
         self.endpoints = endpoints
-        self._chain_api_key = str(kwargs.get("api_key") or "none")
         self._breakers = breakers
         self._policy = policy
         self._canned_reply = canned_reply
@@ -75,7 +80,11 @@ class FallbackLLMService(PooledOpenAILLMService):
             system_instruction=assert_given(self._settings.system_instruction),  # type: ignore[attr-defined]
             convert_developer_to_user=not self.supports_developer_role,
         )
-        params = self.build_chat_completion_params(params_from_context)
+        params = within_budget(after_tool_result(self.build_chat_completion_params(params_from_context)),
+                               self._token_budget)
+        # Streams from llama.cpp carry no usage: count what was sent (the observer reports it when none came).
+        self.prompt_tokens_sent += (estimate_tokens(list(params.get("messages") or []))
+                                    + len(json.dumps(params.get("tools") or [], default=str)) // CHARS_PER_TOKEN)
         last = ""
         for index, endpoint in enumerate(self.endpoints):
             breaker = self._breakers.get(endpoint.base_url)
@@ -86,7 +95,8 @@ class FallbackLLMService(PooledOpenAILLMService):
                     stream = await self._first_chunk(endpoint, {**params, "model": endpoint.model})
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}"[:300]
-                    breaker.record_failure(reason)
+                    if endpoint_unhealthy(exc):
+                        breaker.record_failure(reason)
                 else:
                     breaker.record_success()
                     self.served_by.append(endpoint.base_url)
@@ -97,7 +107,7 @@ class FallbackLLMService(PooledOpenAILLMService):
         raise LLMUnavailable(last)
 
     async def _first_chunk(self, endpoint: LLMEndpoint, params: dict[str, Any]) -> _FirstThenRest:
-        client = self._pool.get(endpoint.base_url, self._chain_api_key or "none", endpoint.timeout_s)
+        client = self._pool.for_endpoint(endpoint.base_url, endpoint.timeout_s, endpoint.org_key)  # the pool picks
         deadline = time.monotonic() + endpoint.timeout_s
         stream = await asyncio.wait_for(client.chat.completions.create(**params), endpoint.timeout_s)
         iterator = stream.__aiter__()
@@ -118,14 +128,49 @@ class FallbackLLMService(PooledOpenAILLMService):
             self._policy.give_up("llm", str(exc), self._canned_reply)
 
 
-def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str) -> list[LLMEndpoint]:
+def endpoint_unhealthy(exc: BaseException) -> bool:
+    """Whether a failed request says the endpoint is unwell (it counts against the circuit breaker every call on
+    this replica shares): transport errors, timeouts, 5xx and 429 (overloaded). Any other 4xx is about this one
+    request (context overflow, a bad parameter): that call falls back, the others keep the endpoint."""
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code >= 500 or exc.status_code == 429
+    return True
+
+
+def after_tool_result(params: dict[str, Any]) -> dict[str, Any]:
+    """A forced tool choice (a named tool, or "required") shapes the reply to the caller; the completion that
+    reads a tool's result must be free text, or a forced model would call the tool again, forever. Also gives a
+    tool-calling assistant turn the empty `content` that chat templates expect."""
+    messages = params.get("messages") or []
+    if any(isinstance(m, dict) and m.get("tool_calls") and "content" not in m for m in messages):
+        # An assistant turn that only called a tool has no `content`; chat templates that read message.content
+        # (the embedded SmolLM2's among them) fail to render it, and the server ends the stream empty.
+        messages = [{**m, "content": ""} if isinstance(m, dict) and m.get("tool_calls") and "content" not in m
+                    else m for m in messages]
+        params = {**params, "messages": messages}
+    forced = isinstance(params.get("tool_choice"), dict) or params.get("tool_choice") == "required"
+    if forced and messages and _role(messages[-1]) == "tool":
+        return {**params, "tool_choice": "none"}
+    return params
+
+
+def _role(message: Any) -> str | None:
+    return message.get("role") if isinstance(message, dict) else getattr(message, "role", None)
+
+
+def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str,
+                  secrets: dict[str, str] | None = None) -> list[LLMEndpoint]:
+    """Each endpoint with its own key (its `api_key_ref` secret: a fallback never reuses the primary's)."""
     chain = [config.endpoint, *config.fallbacks]
-    return [LLMEndpoint((e.base_url or default_base_url).rstrip("/"), e.model or default_model, e.timeout_s)
+    return [LLMEndpoint((e.base_url or default_base_url).rstrip("/"), e.model or default_model, e.timeout_s,
+                        (secrets or {}).get(e.api_key_ref) if e.api_key_ref else None)
             for e in chain]
 
 
 def llm_chain_args(config: LLMConfig, default_base_url: str, default_model: str, *, breakers: BreakerRegistry,
-                   policy: DegradationPolicy) -> dict[str, Any]:
+                   policy: DegradationPolicy, secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `create_llm_service` that build the chain instead of one endpoint."""
-    return {"service_class": FallbackLLMService, "endpoints": llm_endpoints(config, default_base_url, default_model),
-            "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply}
+    endpoints = llm_endpoints(config, default_base_url, default_model, secrets)
+    return {"service_class": FallbackLLMService, "endpoints": endpoints,
+            "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply,
+            "token_budget": config.context_token_budget}

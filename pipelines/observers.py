@@ -13,7 +13,6 @@ from typing import Protocol
 
 from pipecat.clocks.system_clock import SystemClock
 from pipecat.frames.frames import (
-    LLMContextFrame,
     LLMTextFrame,
     MetricsFrame,
     OutputAudioRawFrame,
@@ -135,15 +134,15 @@ class LatencyObserver(BaseObserver):
         # Fallback usage count, for OpenAI-compatible servers that send no usage in streams (llama.cpp).
         self._llm_usage_reported = False
         self._streamed_tokens = 0
-        self._prompt_chars = 0
 
     def final_usage(self) -> UsageUnits:
-        """Usage for CallEnded; LLM tokens estimated (1 streamed chunk = 1 token, 4 prompt characters = 1 token)
-        when the LLM server reported none."""
+        """Usage for CallEnded; LLM tokens estimated when the LLM server reported none (llama.cpp streams carry no
+        usage): 1 streamed chunk = 1 token, and the prompt as the LLM chain counted every request it sent (system
+        prompt, messages and tool schemas, 4 characters a token; pipelines/llm_chain.py)."""
         usage = self.usage.model_copy()
         if not self._llm_usage_reported:
             usage.llm_completion_tokens = self._streamed_tokens
-            usage.llm_prompt_tokens = self._prompt_chars // 4
+            usage.llm_prompt_tokens = int(getattr(self.llm, "prompt_tokens_sent", 0))
         return usage
 
     def current_or_last(self) -> TurnTiming | None:
@@ -169,9 +168,6 @@ class LatencyObserver(BaseObserver):
         t = self._t(data)
         if src is self.llm and isinstance(frame, LLMTextFrame):
             self._streamed_tokens += 1
-        if isinstance(frame, LLMContextFrame) and data.destination is self.llm:
-            self._prompt_chars += sum(len(str(m.get("content") or "")) for m in frame.context.get_messages()
-                                      if isinstance(m, dict))
         if isinstance(frame, (VADUserStartedSpeakingFrame, UserStartedSpeakingFrame)):
             if self._current.speech_start_s is None:
                 start_secs = getattr(frame, "start_secs", 0.0) or 0.0

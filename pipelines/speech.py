@@ -14,6 +14,7 @@ from pipecat.services.tts_service import TTSService
 from core.agent_config import STTConfig, TTSConfig
 from pipelines.processors import FastFirstChunkAggregator
 from pipelines.streaming import StreamingAudio
+from pipelines.stt_models import RivaModelCatalog
 
 if TYPE_CHECKING:
     from pipelines.stt_chain import STTInterims
@@ -27,8 +28,10 @@ class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
                  stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
                  stt_finalize_on_vad_stop: bool = False, stt_interims: STTInterims = "while_agent_speaks",
-                 fast_first_chunk: bool = True, first_chunk_max_words: int = 6) -> None:
+                 fast_first_chunk: bool = True, first_chunk_max_words: int = 6, stt_model: str = "") -> None:
         self.riva_server = riva_server
+        # Shared by every call of the process: which model each ASR server serves (STT_MODEL pins the platform's).
+        self.stt_models = RivaModelCatalog({riva_server: stt_model})
         self.tts_url = tts_url.rstrip("/")
         self._http = http
         self._stt_final_wait_s = stt_final_wait_s
@@ -45,6 +48,7 @@ class SpeechFactory:
         if "service_class" in service:  # the fallback chain (the stock service has no such option)
             service.setdefault("finalize_on_vad_stop", self._stt_finalize_on_vad_stop)
             service.setdefault("interims", self._stt_interims)
+            service.setdefault("models", self.stt_models)
         return create_stt_service(config, default_server=self.riva_server, sample_rate=sample_rate,
                                   endpoint_silence_ms=self._stt_endpoint_silence_ms,
                                   ttfs_p99_latency=self._stt_final_wait_s, **service)

@@ -26,10 +26,6 @@ class StreamingAudio:
         self.error = error
         self._more.set()
 
-    @property
-    def ready_bytes(self) -> int:
-        return sum(len(c) for c in self._chunks)
-
     async def chunks(self) -> AsyncIterator[bytes]:
         index = 0
         while True:

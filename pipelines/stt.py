@@ -12,7 +12,6 @@ from pipecat.transcriptions.language import Language
 
 from core.agent_config import STTConfig
 
-ASR_MODEL_NAME = "whisper-tiny.en"
 # Silence that closes an utterance on the ASR server. Turn-taking is Pipecat's job (VAD + smart-turn), so the
 # server only needs to hand over a final soon after the caller stops: 250 ms, with the server's speculative decode
 # starting at the first ~100 ms pause. Longer pauses inside a sentence then give two finals, which Pipecat's user
@@ -59,7 +58,9 @@ def create_stt_service(
         api_key=api_key,
         use_ssl=use_ssl,
         # No function id: that metadata is only for NVIDIA's hosted endpoint.
-        model_function_map={"function_id": "", "model_name": config.endpoint.model or ASR_MODEL_NAME},
+        # The model is named per stream by the fallback chain (pipelines/stt_models.py); Pipecat's own client sends
+        # an empty one, which a Riva server answers with its default model for the language.
+        model_function_map={"function_id": "", "model_name": config.endpoint.model or ""},
         sample_rate=sample_rate,
         stop_history=endpoint_silence_ms,
         settings=NvidiaSTTService.Settings(

@@ -22,7 +22,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import grpc
@@ -41,18 +41,38 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSet
 from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService, NvidiaSTTSettings
 
 from core.agent_config import STTConfig
+from core.egress import EgressPolicy, EgressRefused
 from pipelines.degradation import DegradationPolicy
 from pipelines.resilience import BreakerRegistry
+from pipelines.stt_models import RivaModelCatalog
 
 
 @dataclass(frozen=True)
 class STTEndpoint:
     server: str  # host:port
     timeout_s: float
+    model: str | None = None  # the agent's choice; None: the platform's or the server's (pipelines/stt_models.py)
+    platform: bool = True  # the platform's RIVA_SERVER; False: the agent's own, reached through the egress guard
+    org_key: str | None = field(default=None, repr=False)  # a custom server's api_key_ref secret
 
 
-def stt_endpoints(config: STTConfig, default_server: str) -> list[STTEndpoint]:
-    return [STTEndpoint(e.base_url or default_server, e.timeout_s) for e in (config.endpoint, *config.fallbacks)]
+def stt_endpoints(config: STTConfig, default_server: str, secrets: dict[str, str] | None = None) -> list[STTEndpoint]:
+    return [STTEndpoint(e.base_url or default_server, e.timeout_s, e.model or None,
+                        platform=(e.base_url or default_server) == default_server,
+                        org_key=(secrets or {}).get(e.api_key_ref) if e.api_key_ref else None)
+            for e in (config.endpoint, *config.fallbacks)]
+
+
+async def egress_target(server: str, egress: EgressPolicy | None) -> str:
+    """host:port of an agent's own Riva server as the checked address to dial (so a later DNS answer cannot move
+    it inside the network). Raises EgressRefused."""
+    if egress is None:
+        raise EgressRefused("custom STT endpoints need an egress policy")
+    host, sep, port = server.rpartition(":")
+    if not sep or not port.isdigit():
+        raise EgressRefused(f"{server!r} is not host:port")
+    address = await egress.resolve(host, int(port))
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
 
 # When the stream asks for interim transcripts (voice_server's STT_INTERIMS).
@@ -83,7 +103,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
     def __init__(self, *, endpoints: list[STTEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
                  message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0,
                  finalize_on_vad_stop: bool = False,
-                 interims: STTInterims = "always", **kwargs: Any) -> None:
+                 interims: STTInterims = "always", models: RivaModelCatalog | None = None,
+                 egress: EgressPolicy | None = None, **kwargs: Any) -> None:
         kwargs["server"] = endpoints[0].server
         super().__init__(**kwargs)
         self.endpoints = endpoints
@@ -104,6 +125,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.half_closed_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._models = models or RivaModelCatalog()
+        self._egress = egress
 
     @property
     def current(self) -> STTEndpoint:
@@ -169,12 +192,15 @@ class FallbackRivaSTTService(NvidiaSTTService):
     def _initialize_client(self) -> None:
         """Pipecat's blocking Riva client is not used: `_stream` speaks gRPC on the event loop."""
 
-    def _channel(self, server: str) -> grpc.aio.Channel:
-        """One channel per call and server (a reconnect makes a fresh one: a failed channel backs off)."""
+    def _channel(self, server: str, target: str) -> grpc.aio.Channel:
+        """One channel per call and server (a reconnect makes a fresh one: a failed channel backs off). `target`:
+        the address dialled (the checked address for an agent's own server)."""
         channel = self._channels.get(server)
         if channel is None:
-            channel = (grpc.aio.secure_channel(server, grpc.ssl_channel_credentials()) if self._use_ssl
-                       else grpc.aio.insecure_channel(server))
+            channel = (grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(),
+                                               options=[("grpc.ssl_target_name_override", server.rpartition(":")[0])]
+                                               if target != server else None)
+                       if self._use_ssl else grpc.aio.insecure_channel(target))
             self._channels[server] = channel
         return channel
 
@@ -191,11 +217,18 @@ class FallbackRivaSTTService(NvidiaSTTService):
         drop_reason: str | None = None
         call: Any = None
         try:
-            channel = self._channel(endpoint.server)
+            target = endpoint.server if endpoint.platform else await egress_target(endpoint.server, self._egress)
+            channel = self._channel(endpoint.server, target)
             try:
                 await asyncio.wait_for(channel.channel_ready(), endpoint.timeout_s)
             except TimeoutError:
                 raise ConnectionError(f"could not connect within {endpoint.timeout_s:g}s") from None
+            # The platform's credentials (if any) only go to the platform's server,
+            # an organisation's own key (its api_key_ref secret) only to its own server.
+            key = self._api_key if endpoint.platform else endpoint.org_key
+            metadata = (("authorization", f"Bearer {key}"),) if key else None
+            # A server that serves no model for the agent's language fails like an unreachable one.
+            config = await self._with_model(config, endpoint, channel, metadata)
             breaker.record_success()  # the server is there; a broken stream below still counts against it
             connected, started = True, time.monotonic()
             diarization = bool(config and config.config.diarization_config.enable_speaker_diarization)
@@ -205,7 +238,6 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 while (chunk := await iterator.next_chunk()) is not None:
                     yield rasr.StreamingRecognizeRequest(audio_content=chunk)
 
-            metadata = (("authorization", f"Bearer {self._api_key}"),) if self._api_key else None
             call = rasr_grpc.RivaSpeechRecognitionStub(channel).StreamingRecognize(requests(), metadata=metadata)
             async for response in call:
                 if not response.results:
@@ -226,6 +258,18 @@ class FallbackRivaSTTService(NvidiaSTTService):
         # Its own task: handling the drop may cancel this one (a reconnect stops the stream task).
         self.create_task(self._on_stream_drop(iterator, drop_reason, healthy))
 
+    async def _with_model(self, config: Any, endpoint: STTEndpoint, channel: grpc.aio.Channel,
+                          metadata: tuple[tuple[str, str], ...] | None) -> Any:
+        """The recognition config naming the model this endpoint serves for the agent's language."""
+        language = self._stt_settings.language
+        model = endpoint.model or await self._models.model_for(
+            endpoint.server, str(getattr(language, "value", language)), channel, metadata, endpoint.timeout_s)
+        self._stt_settings.model = model
+        named = rasr.StreamingRecognitionConfig()
+        named.CopyFrom(config)
+        named.config.model = model
+        return named
+
     async def _on_stream_drop(self, iterator: AudioChunkIterator, reason: str, healthy: bool) -> None:
         if iterator.closed or iterator is not self._audio_iterator or self.exhausted:
             return
@@ -239,6 +283,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 await self._request_reconnect()
             return
         self._breakers.get(endpoint.server).record_failure(reason)
+        self._models.forget(endpoint.server)  # a redeployed server may serve other models: ask again next time
         chosen = self._next_allowed(self._index + 1)
         nxt = self.endpoints[chosen].server if chosen is not None else "give_up"
         self._policy.report("stt", endpoint.server, nxt, reason)
@@ -325,7 +370,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
 
 
 def stt_chain_args(config: STTConfig, default_server: str, *, breakers: BreakerRegistry, policy: DegradationPolicy,
-                   message: str) -> dict[str, Any]:
+                   message: str, egress: EgressPolicy | None = None,
+                   secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `SpeechFactory.stt` / `create_stt_service` that build the chain instead of one endpoint."""
-    return {"service_class": FallbackRivaSTTService, "endpoints": stt_endpoints(config, default_server),
-            "breakers": breakers, "policy": policy, "message": message}
+    return {"service_class": FallbackRivaSTTService, "endpoints": stt_endpoints(config, default_server, secrets),
+            "breakers": breakers, "policy": policy, "message": message, "egress": egress}

@@ -1,4 +1,5 @@
-"""Turns the aggregators' turn events into TurnRecorded events on the call's timeline, as they happen."""
+"""Turns the aggregators' turn events into TurnRecorded events on the call's timeline, as they happen, with the
+agent's PII redaction applied to the text (core/redaction.py): nothing after this point sees the original."""
 
 from __future__ import annotations
 
@@ -14,13 +15,16 @@ from pipecat.processors.aggregators.llm_response_universal import (
 
 from core.call_events import TurnKnowledge, TurnLatency, TurnRecorded
 from core.knowledge.models import Retrieval
+from core.redaction import Redactor
 from pipelines.control import CallEventSink
 from pipelines.observers import LatencyObserver, TurnTiming
 
 
 class TranscriptWriter:
-    def __init__(self, call_id: str, events: CallEventSink, latency: LatencyObserver) -> None:
+    def __init__(self, call_id: str, events: CallEventSink, latency: LatencyObserver,
+                 redactor: Redactor | None = None) -> None:
         self._call_id = call_id
+        self._redactor = redactor
         self._events = events
         self._latency = latency
         self._index = itertools.count()
@@ -81,6 +85,11 @@ class TranscriptWriter:
 
     def _emit(self, speaker: str, text: str, start_ms: int, end_ms: int, interrupted: bool,
               latency: TurnLatency | None, knowledge: TurnKnowledge | None = None) -> None:
+        if self._redactor is not None and self._redactor.enabled:
+            redacted = self._redactor.redact(text)
+            text = redacted.text
+            if redacted.kinds and speaker == "caller":
+                self._events.redacted(max(0, start_ms), max(0, end_ms))
         index = next(self._index)
         self._events.turn(TurnRecorded(
             event_id=f"{self._call_id}-turn-{index}"[:64], call_id=self._call_id, turn_index=index,

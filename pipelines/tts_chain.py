@@ -9,14 +9,14 @@ utterance stays on that endpoint. A connection error, timeout or 5xx counts agai
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from loguru import logger
 from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
 
-from core.agent_config import TTSConfig
+from core.agent_config import EndpointOptions, TTSConfig
 from pipelines.degradation import DegradationPolicy, PromptClips
 from pipelines.resilience import BreakerRegistry
 from pipelines.tts_client import VoiceAgentTTSService
@@ -28,6 +28,8 @@ class TTSEndpoint:
     engine: str | None
     voice: str | None  # None: the server's default voice for the engine
     timeout_s: float
+    platform: bool = True  # the platform's TTS_URL; False: the agent's own endpoint, reached through the egress guard
+    org_key: str | None = field(default=None, repr=False)  # a custom endpoint's api_key_ref secret
 
 
 class _EndpointFailed(Exception):
@@ -38,9 +40,12 @@ class _EndpointFailed(Exception):
 
 class FallbackTTSService(VoiceAgentTTSService):
     def __init__(self, *, endpoints: list[TTSEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
-                 clips: PromptClips | None, canned_reply: str, **kwargs: Any) -> None:
+                 clips: PromptClips | None, canned_reply: str, tenant_http: httpx.AsyncClient | None = None,
+                 **kwargs: Any) -> None:
+        """`tenant_http`: the egress-guarded client for the agent's own endpoints (None: they are not reached)."""
         super().__init__(**kwargs)
         self.endpoints = endpoints
+        self._tenant_http = tenant_http
         self._breakers = breakers
         self._policy = policy
         self._clips = clips
@@ -85,15 +90,27 @@ class FallbackTTSService(VoiceAgentTTSService):
         async for frame in self._play_clip(text, context_id):
             yield frame
 
-    async def _stream(self, text: str, context_id: str, endpoint: TTSEndpoint) -> AsyncGenerator[Frame, None]:
+    def _client_for(self, endpoint: TTSEndpoint) -> httpx.AsyncClient:
+        if not endpoint.platform:
+            if self._tenant_http is None:
+                raise _EndpointFailed("custom TTS endpoints need the egress-guarded client", counts=False)
+            return self._tenant_http
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout)
+        return self._client
+
+    async def _stream(self, text: str, context_id: str, endpoint: TTSEndpoint) -> AsyncGenerator[Frame, None]:
+        client = self._client_for(endpoint)
         timeout = httpx.Timeout(endpoint.timeout_s, read=max(endpoint.timeout_s, 30.0))
         started = False
+        # The platform's credentials (if any) only go to the platform's endpoint.
+        # An organisation's own key only to its own endpoint.
+        headers = (self._headers if endpoint.platform
+                   else {"Authorization": f"Bearer {endpoint.org_key}"} if endpoint.org_key else {})
         try:
-            async with self._client.stream("POST", f"{endpoint.base_url}/v1/audio/speech",
-                                           json=self._body(text, endpoint), headers=self._headers,
-                                           timeout=timeout) as response:
+            async with client.stream("POST", f"{endpoint.base_url}/v1/audio/speech",
+                                     json=self._body(text, endpoint), headers=headers,
+                                     timeout=timeout) as response:
                 if response.status_code != 200:
                     detail = (await response.aread()).decode(errors="replace")[:200]
                     raise _EndpointFailed(f"HTTP {response.status_code}: {detail}",
@@ -129,19 +146,27 @@ class FallbackTTSService(VoiceAgentTTSService):
             yield TTSAudioRawFrame(pcm[i: i + step], self.sample_rate, 1, context_id=context_id)
 
 
-def tts_endpoints(config: TTSConfig, default_url: str) -> list[TTSEndpoint]:
+def tts_endpoints(config: TTSConfig, default_url: str, secrets: dict[str, str] | None = None) -> list[TTSEndpoint]:
+    default_url = default_url.rstrip("/")
+
+    def endpoint(options: EndpointOptions, engine: str | None, voice: str | None) -> TTSEndpoint:
+        url = (options.base_url or default_url).rstrip("/")
+        key = (secrets or {}).get(options.api_key_ref) if options.api_key_ref else None
+        return TTSEndpoint(url, engine, voice, options.timeout_s, platform=url == default_url, org_key=key)
+
     primary = config.endpoint
-    chain = [TTSEndpoint((primary.base_url or default_url).rstrip("/"), primary.model or config.engine,
-                         config.voice, primary.timeout_s)]
+    chain = [endpoint(primary, primary.model or config.engine, config.voice)]
     for fb in config.fallbacks:
         engine = fb.model or config.engine
-        chain.append(TTSEndpoint((fb.base_url or default_url).rstrip("/"), engine,
-                                 config.voice if engine == chain[0].engine else None, fb.timeout_s))
+        chain.append(endpoint(fb, engine, config.voice if engine == chain[0].engine else None))
     return chain
 
 
 def tts_chain_args(config: TTSConfig, *, default_url: str, breakers: BreakerRegistry, policy: DegradationPolicy,
-                   clips: PromptClips | None, canned_reply: str) -> dict[str, Any]:
+                   clips: PromptClips | None, canned_reply: str,
+                   tenant_http: httpx.AsyncClient | None = None,
+                   secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `SpeechFactory.tts` / `create_tts_service` that build the chain instead of one endpoint."""
-    return {"service_class": FallbackTTSService, "endpoints": tts_endpoints(config, default_url),
-            "breakers": breakers, "policy": policy, "clips": clips, "canned_reply": canned_reply}
+    return {"service_class": FallbackTTSService, "endpoints": tts_endpoints(config, default_url, secrets),
+            "breakers": breakers, "policy": policy, "clips": clips, "canned_reply": canned_reply,
+            "tenant_http": tenant_http}

@@ -2,14 +2,14 @@
 # Installs everything the platform needs into .venv (and the Go servers into the cache), idempotently.
 # Heavy builds live in VOICEAGENT_CACHE_DIR (default ~/.cache/voiceagent), keyed by version:
 #   bin/ferretdb-<ver>/, bin/minio-<ver>/   Go servers built from the module proxy
-#   wheels/                                   llama-cpp-python compiled once (about 5 minutes on 2 cores)
+#   wheels/llama-cpp-python-<ver>-<flags>/    llama-cpp-python compiled once, portably (about 5 minutes on 2 cores)
 #   npm/                                      npm's download cache for the UI
-# Usage: scripts/bootstrap.sh [--dev]
+# Usage: scripts/bootstrap.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEV=0; [[ "${1:-}" == "--dev" ]] && DEV=1
 CACHE="${VOICEAGENT_CACHE_DIR:-$HOME/.cache/voiceagent}"
-LLAMA_VERSION=0.3.36
+# The version pinned in pyproject.toml.
+LLAMA_VERSION="$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml | cut -d= -f3)"
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 mkdir -p "$CACHE/wheels"
@@ -26,16 +26,41 @@ if [[ ! -x .venv/bin/python ]]; then
   .venv/bin/pip install -q -U pip wheel setuptools
 fi
 
-if ! ls "$CACHE"/wheels/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
-  log "compiling llama-cpp-python $LLAMA_VERSION once into $CACHE/wheels (about 5 minutes)"
-  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" .venv/bin/pip wheel -q --no-deps "llama-cpp-python==$LLAMA_VERSION" -w "$CACHE/wheels"
+# llama.cpp is compiled portably (scripts/llama-cmake-args.sh says how and why). The wheel's cache folder is keyed by
+# the version and a hash of the flags, so it never serves a build made with other flags. --no-cache-dir: pip's own
+# wheel cache would otherwise hand back an older (native) wheel.
+LLAMA_CMAKE_ARGS="$(bash scripts/llama-cmake-args.sh)"
+LLAMA_KEY="$LLAMA_VERSION-$(printf '%s' "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-12)"
+LLAMA_WHEELS="$CACHE/wheels/llama-cpp-python-$LLAMA_KEY"
+if ! ls "$LLAMA_WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl >/dev/null 2>&1; then
+  log "compiling llama-cpp-python $LLAMA_VERSION once into $LLAMA_WHEELS (about 5 minutes)"
+  log "llama.cpp CMAKE_ARGS: $LLAMA_CMAKE_ARGS"
+  rm -rf "$LLAMA_WHEELS.tmp"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+    .venv/bin/pip wheel -q --no-deps --no-cache-dir "llama-cpp-python==$LLAMA_VERSION" -w "$LLAMA_WHEELS.tmp"
+  printf '%s\n' "$LLAMA_CMAKE_ARGS" > "$LLAMA_WHEELS.tmp/CMAKE_ARGS"
+  mv "$LLAMA_WHEELS.tmp" "$LLAMA_WHEELS"
+else
+  log "llama-cpp-python $LLAMA_VERSION from the cache, built with: $(cat "$LLAMA_WHEELS/CMAKE_ARGS")"
 fi
 
-EXTRAS="local"; [[ $DEV == 1 ]] && EXTRAS="local,dev"
-STAMP=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)-$EXTRAS"
+# Every Python package is pinned with its hashes in requirements-dev.lock (the runtime set plus the test tools;
+# scripts/lock.sh regenerates both locks); the project
+# itself is installed editable without resolving anything, and `pip check` catches a lock that is older than
+# pyproject.toml's dependencies.
+STAMP=".venv/.installed-$(cat pyproject.toml requirements-dev.lock | sha256sum | cut -c1-16)-llama-$LLAMA_KEY"
 if [[ ! -f "$STAMP" ]]; then
-  log "installing the platform into .venv (extras: $EXTRAS)"
-  .venv/bin/pip install -q --find-links "$CACHE/wheels" -e ".[$EXTRAS]"
+  log "installing the locked Python packages into .venv (requirements-dev.lock)"
+  .venv/bin/pip install -q --require-hashes --no-deps -r requirements-dev.lock
+  # A .venv made before with another llama.cpp build (e.g. a native one) gets this one.
+  .venv/bin/pip install -q --no-deps --force-reinstall "$LLAMA_WHEELS"/llama_cpp_python-$LLAMA_VERSION-*.whl
+  if ! PYTHONWARNINGS=ignore .venv/bin/pip install -q --no-deps --no-build-isolation -e . >"$CACHE/pip-editable.log" 2>&1; then
+    cat "$CACHE/pip-editable.log"; log "installing the project itself (pip install -e .) failed (above)"; exit 1
+  fi
+  if ! .venv/bin/pip check >/tmp/voiceagent-pip-check.log 2>&1; then
+    cat /tmp/voiceagent-pip-check.log
+    log "requirements-dev.lock does not satisfy pyproject.toml (above); run scripts/lock.sh and commit the locks"; exit 1
+  fi
   rm -f .venv/.installed-*; touch "$STAMP"
 fi
 
@@ -54,5 +79,13 @@ if [[ -f frontend/package.json ]]; then
     log "building the UI"
     (cd frontend && npm run -s build)
   fi
+fi
+# One real request per engine, once per environment and CPU: a build that crashes or answers wrongly on this
+# machine stops here, named, instead of starting a stack whose calls all end in the canned apology.
+SMOKE=".venv/.smoke-$(printf '%s' "$STAMP $(grep -m1 '^flags' /proc/cpuinfo)" | sha256sum | cut -c1-16)"
+if [[ ! -f "$SMOKE" ]]; then
+  log "smoke test of the embedded engines (LLM, TTS, ASR)"
+  if ! .venv/bin/voicectl smoke; then log "an engine does not work on this machine (above: which one and the fix)"; exit 1; fi
+  rm -f .venv/.smoke-*; touch "$SMOKE"
 fi
 log "ready"

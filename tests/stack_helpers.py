@@ -5,6 +5,7 @@ A unique module name: tests/ is not a package, and conftest.py files put their f
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -12,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 from fastapi.routing import iter_route_contexts
 
-from speech.launch import asr_process
 from voice_server.testing.fake_carrier import FakeCarrier
+from voicectl.launch import asr_process
 from voicectl.procs import ManagedProcess, free_port, http_ok
 
 
@@ -88,3 +90,37 @@ def http_routes(app: Any) -> list[tuple[str, str, list[str]]]:
             tags = [str(t) for t in getattr(context, "tags", None) or getattr(route, "tags", None) or []]
             found.extend((method, context.path, tags) for method in sorted(methods) if method != "HEAD")
     return found
+
+
+def synthesize(tts_url: str, text: str, sample_rate: int = 8000) -> bytes:
+    with httpx.Client(timeout=60) as client:
+        resp = client.post(f"{tts_url}/v1/audio/speech",
+                           json={"input": text, "sample_rate": sample_rate, "response_format": "pcm"})
+        resp.raise_for_status()
+        return resp.content
+
+
+class LocalServer:
+    """A real HTTP server (uvicorn) for a small FastAPI app, on a free port, in the test's event loop."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        from voicectl.procs import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                     lifespan="off"))
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> LocalServer:
+        self._task = asyncio.create_task(self._server.serve())
+        while not self._server.started:  # noqa: ASYNC110 - uvicorn only exposes a flag
+            await asyncio.sleep(0.02)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task

@@ -9,11 +9,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 
 from core.call_events import VOICE_SERVER_ID_PATTERN
+from core.egress import EgressSettings
 from core.knowledge.settings import KnowledgeSettings
-from core.settings import state_dir
+from core.settings import state_dir, weak_secrets
 
 
-class VoiceServerSettings(KnowledgeSettings):  # S3 + the knowledge store and embeddings endpoint
+class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowledge store and embeddings endpoint
     # Where carriers reach us. Signatures are checked against this URL (never the internal one behind a proxy)
     # and the media WebSocket URLs handed to carriers are derived from it (https -> wss).
     voice_public_base_url: str = "http://127.0.0.1:8100"
@@ -28,6 +29,9 @@ class VoiceServerSettings(KnowledgeSettings):  # S3 + the knowledge store and em
 
     # Platform-default AI endpoints (an agent's own EndpointOptions override them).
     riva_server: str = "127.0.0.1:50051"
+    # The ASR model asked of RIVA_SERVER when an agent names none. Empty: the server is asked which models it serves
+    # (GetRivaSpeechRecognitionConfig) and a streaming one for the agent's language is used.
+    stt_model: str = ""
     tts_url: str = "http://127.0.0.1:8200"
     llm_base_url: str = "http://127.0.0.1:8300/v1"
     llm_model: str = "smollm2-135m-instruct"
@@ -39,8 +43,10 @@ class VoiceServerSettings(KnowledgeSettings):  # S3 + the knowledge store and em
     # Local disk for recordings in progress, recordings waiting for MinIO, and the event outbox.
     voice_spool_dir: Path | None = None
 
-    # Vobiz: reject unsigned webhooks (signatures are only sent when the account has callback credentials).
-    vobiz_require_signature: bool = False
+    # Vobiz: refuse unsigned webhooks (Vobiz signs when the account has callback credentials: set them up). false is
+    # for local development only and is logged loudly at start; it never lets a number of another carrier, or one
+    # without credentials, through.
+    vobiz_require_signature: bool = True
     vobiz_signature_max_nonces: int = 10000
     # Inbound format we ask Vobiz for; decoding still follows start.mediaFormat on the socket.
     vobiz_content_type: Literal["audio/x-mulaw;rate=8000", "audio/x-l16;rate=8000", "audio/x-l16;rate=16000"] = (
@@ -101,7 +107,12 @@ class VoiceServerSettings(KnowledgeSettings):  # S3 + the knowledge store and em
     event_retry_max_s: float = 30.0
     recording_retry_max_s: float = 300.0
 
-    # Optional bearer token for /metrics; empty leaves it open (scrape from a private network).
+    # Admission control (voice_server/admission.py): calls this replica takes at once (live plus answered and not
+    # yet connected). Beyond it, answer webhooks get the carrier's busy answer and /ready turns 503. Size it from
+    # bench/voice_concurrency.py on the replica's CPU.
+    max_concurrent_calls: int = Field(default=100, ge=1, le=10000)
+
+    # Bearer token for /metrics; empty: only scrapers on this host (loopback, not through a proxy) may read it.
     metrics_token: SecretStr = SecretStr("")
 
     # Graceful drain (SIGTERM or POST /internal/v1/drain): the longest live calls may keep the process up. Keep
@@ -116,6 +127,18 @@ class VoiceServerSettings(KnowledgeSettings):  # S3 + the knowledge store and em
     @classmethod
     def _no_trailing_slash(cls, v: str) -> str:
         return v.rstrip("/")
+
+    @property
+    def production(self) -> bool:
+        """Carriers reach this replica over https: a public deployment."""
+        return self.voice_public_base_url.startswith("https://")
+
+    def weak_secrets(self) -> list[str]:
+        """Secrets unfit to start with: in production both must be 32+ random bytes."""
+        if not self.production:
+            return []
+        return weak_secrets({"SERVICE_TOKEN_SECRET": self.service_token_secret,
+                             "CALL_TOKEN_SECRET": self.call_token_secret}, strong=True)
 
     @property
     def prompt_clips_dir(self) -> Path:

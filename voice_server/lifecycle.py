@@ -19,19 +19,31 @@ import signal
 import time
 import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from core.call_events import VoiceServerHeartbeat
-from voice_server.backend_client import BackendRejected, BackendUnavailable
+from voice_server.backend_client import BackendClient, BackendRejected, BackendUnavailable
+from voice_server.call_registry import CallRegistry
+from voice_server.config import VoiceServerSettings
+from voice_server.outbox import EventOutbox
+from voice_server.prepared import PreparedCalls
 
-if TYPE_CHECKING:
-    from voice_server.state import VoiceApp
+
+class ServerState(Protocol):
+    """What draining and the heartbeat use of the voice server (voice_server/state.py's VoiceApp)."""
+
+    settings: VoiceServerSettings
+    accepting: bool
+    backend: BackendClient
+    calls: CallRegistry
+    outbox: EventOutbox
+    prepared: PreparedCalls
 
 log = logging.getLogger(__name__)
 
 
 class Drain:
-    def __init__(self, app: VoiceApp) -> None:
+    def __init__(self, app: ServerState) -> None:
         self._app = app
         self.started_at: float | None = None  # monotonic
         self.finished = asyncio.Event()
@@ -70,7 +82,7 @@ class Drain:
         if self.started_at is None:
             self.started_at = time.monotonic()
             self._app.accepting = False
-            log.warning("draining: %d live calls, at most %.0f s", len(self._app.sessions),
+            log.warning("draining: %d live calls, at most %.0f s", len(self._app.calls),
                         self._app.settings.voice_drain_max_s)
             self._task = asyncio.create_task(self._wait(), name="drain")
         elif self.finished.is_set():
@@ -82,7 +94,7 @@ class Drain:
             exit_now()
 
     def status(self) -> dict[str, Any]:
-        return {"draining": self.draining, "drained": self.finished.is_set(), "live_calls": len(self._app.sessions),
+        return {"draining": self.draining, "drained": self.finished.is_set(), "live_calls": len(self._app.calls),
                 "calls_being_set_up": self._app.prepared.waiting(),
                 "drain_s": round(time.monotonic() - self.started_at, 2) if self.started_at else 0.0}
 
@@ -90,11 +102,11 @@ class Drain:
         assert self.started_at is not None
         deadline = self.started_at + self._app.settings.voice_drain_max_s
         # noqa below: sessions end in many places; polling a dict is cheaper than an event for each.
-        while time.monotonic() < deadline and (self._app.sessions or self._app.prepared.waiting()):  # noqa: ASYNC110
+        while time.monotonic() < deadline and (len(self._app.calls) or self._app.prepared.waiting()):  # noqa: ASYNC110
             await asyncio.sleep(0.2)
         await self._app.outbox.flush(max(1.0, deadline - time.monotonic()))
         log.warning("drained in %.1f s (%d calls still live)", time.monotonic() - self.started_at,
-                    len(self._app.sessions))
+                    len(self._app.calls))
         self.finished.set()
         self._maybe_exit()
 
@@ -109,7 +121,7 @@ class CallLeaseHeartbeat:
     """Renews the lease on this server's live calls at the backend. A missed beat costs nothing: the lease is a few
     beats long, and the backend only counts time in which it was itself healthy."""
 
-    def __init__(self, app: VoiceApp) -> None:
+    def __init__(self, app: ServerState) -> None:
         self._app = app
         self.instance_id = uuid.uuid4().hex  # a restarted server (same VOICE_SERVER_ID) is a new instance
         self.sent = 0
@@ -125,10 +137,11 @@ class CallLeaseHeartbeat:
 
     def beat(self) -> VoiceServerHeartbeat:
         app = self._app
-        calls = sorted(set(app.sessions) | set(app.prepared.call_ids()))
+        calls = sorted(set(app.calls.ids()) | set(app.prepared.call_ids()))
         return VoiceServerHeartbeat(voice_server_id=app.settings.voice_server_id, instance_id=self.instance_id,
                                     calls=calls, lease_s=app.settings.voice_call_lease_s,
-                                    draining=not app.accepting)
+                                    draining=not app.accepting,
+                                    url=app.settings.voice_public_base_url)
 
     async def _run(self) -> None:
         interval = self._app.settings.voice_heartbeat_interval_s

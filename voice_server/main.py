@@ -8,13 +8,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from core.log_scrub import install_token_scrubber
+from core.metrics_access import metrics_allowed
+from voice_server.admission import at_capacity
 from voice_server.config import VoiceServerSettings, get_settings
-from voice_server.routes import browser, internal, media, twilio, vobiz
+from voice_server.routes import browser, carriers, internal, listen, media
 from voice_server.state import VoiceApp
+
+log = logging.getLogger(__name__)
 
 
 def _configure_logging(settings: VoiceServerSettings) -> None:
@@ -34,9 +39,17 @@ def _configure_logging(settings: VoiceServerSettings) -> None:
 def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     _configure_logging(settings)
+    install_token_scrubber()  # tokens in URLs never reach the access log
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        weak = settings.weak_secrets()
+        if weak:
+            raise RuntimeError(f"Set {', '.join(weak)} (32+ random bytes each in production, e.g. "
+                               "`openssl rand -hex 32`)")
+        if not settings.vobiz_require_signature:
+            log.warning("VOBIZ_REQUIRE_SIGNATURE=false: unsigned Vobiz webhooks are accepted. Local development "
+                        "only; anyone who knows a number can start calls on it.")
         voice = VoiceApp(settings)
         app.state.voice = voice
         await voice.start()
@@ -50,16 +63,16 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
             await voice.stop()
 
     app = FastAPI(title="Voice server", version="0.1.0", lifespan=lifespan)
-    app.include_router(twilio.router)
-    app.include_router(vobiz.router)
+    app.include_router(carriers.router)
     app.include_router(media.router)
     app.include_router(browser.router)
     app.include_router(internal.router)
+    app.include_router(listen.router)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, Any]:
         voice: VoiceApp = app.state.voice
-        return {"status": "ok" if voice.accepting else "draining", "live_calls": len(voice.sessions),
+        return {"status": "ok" if voice.accepting else "draining", "live_calls": len(voice.calls),
                 "outbox_pending": voice.outbox.pending}
 
     @app.get("/ready", tags=["health"])
@@ -67,17 +80,20 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
         """Readiness (apart from /health, the liveness check): 503 while starting or draining, so a load balancer
         or Kubernetes sends new calls elsewhere while this replica's live calls finish."""
         voice: VoiceApp | None = getattr(app.state, "voice", None)
-        ok = voice is not None and voice.ready and voice.accepting
+        ok = voice is not None and voice.ready and voice.accepting and not at_capacity(voice)
         body: dict[str, Any] = {"status": "ready" if ok else "not_ready"}
         if voice is not None:
             body |= voice.drain.status()
         return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    async def prometheus_metrics(authorization: Annotated[str | None, Header()] = None) -> PlainTextResponse:
-        """Prometheus exposition: calls, per-stage turn latency, output pacing, event-loop lag, errors."""
-        token = settings.metrics_token.get_secret_value()
-        if token and authorization != f"Bearer {token}":
+    async def prometheus_metrics(request: Request,
+                                 authorization: Annotated[str | None, Header()] = None) -> PlainTextResponse:
+        """Prometheus exposition: calls, per-stage turn latency, output pacing, event-loop lag, errors. Needs
+        METRICS_TOKEN, unless the scraper is on this host."""
+        if not metrics_allowed(settings.metrics_token.get_secret_value(), authorization,
+                               request.client.host if request.client else None,
+                               "x-forwarded-for" in request.headers):
             raise HTTPException(401, "Metrics token required", headers={"WWW-Authenticate": "Bearer"})
         voice: VoiceApp = app.state.voice
         return PlainTextResponse(generate_latest(voice.metrics.registry).decode(), media_type=CONTENT_TYPE_LATEST)

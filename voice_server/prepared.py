@@ -16,7 +16,7 @@ from typing import Any
 
 from core.call_events import ResolvedAgent
 from pipelines.streaming import StreamingAudio
-from voice_server.call_token import CallClaims
+from telephony.call_token import CallClaims
 
 PREPARED_TTL_S = 300.0
 

@@ -2,7 +2,7 @@
 goes, then uploaded to MinIO at {org}/{call_id}/recording.wav, spooled and retried until it is stored.
 
 The agent channel holds only audio the carrier actually played: agent audio is placed where the playout model
-(voice_server/playout.py) says it starts playing, kept in memory only until its play time has passed, and dropped
+(voice_server/media/playout.py) says it starts playing, kept in memory only until its play time has passed, and dropped
 when a barge-in clears the carrier's buffer.
 """
 
@@ -28,6 +28,7 @@ import soxr
 
 from core.call_events import RecordingStored
 from core.storage import ObjectStore
+from voice_server.beep_over import beep_over
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,8 @@ class StereoRecorder:
         self._agent = np.zeros(0, dtype=np.int16)  # from _written
         self._closed = False
         self._failed: BaseException | None = None
+        # Listen-in taps (voice_server/routes/listen.py): each committed block, caller and agent mixed to mono.
+        self.listeners: list[Callable[[bytes], None]] = []
         self._writer.submit(self._open)
 
     # -- timeline ---------------------------------------------------------------------------------------------
@@ -187,6 +190,10 @@ class StereoRecorder:
         self._written = horizon
         data = block.tobytes()
         self._writer.submit(lambda: self._write(data))
+        if self.listeners:
+            mono = (block.reshape(-1, 2).astype(np.int32).sum(axis=1) // 2).astype(np.int16).tobytes()
+            for listener in list(self.listeners):
+                listener(mono)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -374,3 +381,33 @@ class RecordingUploader:
         await asyncio.to_thread(_cleanup)
         self.uploaded += 1
         return True
+
+
+class CallRecording:
+    """One call's recording, from the pipeline's set-up to its hand-over to the uploader."""
+
+    def __init__(self, writer: DiskWriter, uploader: RecordingUploader, org_id: str, call_id: str,
+                 sample_rate: int, t0: float) -> None:
+        self._uploader = uploader
+        self._org_id = org_id
+        self._call_id = call_id
+        path = uploader.active_path(call_id)
+        # Written beside the WAV so a crash mid-call still leaves enough to upload it later.
+        writer.submit(lambda: uploader.write_active_meta(call_id, org_id, sample_rate))
+        self.recorder = StereoRecorder(path, sample_rate, writer, t0=t0)
+        self._writer = writer
+        self._masks: list[tuple[int, int]] = []
+
+    def mask(self, start_ms: int, end_ms: int) -> None:
+        """Beep over the caller's audio in this span once the recording is finished (voice_server/beep_over.py)."""
+        self._masks.append((start_ms, end_ms))
+
+    async def finish(self, end_s: float) -> None:
+        try:
+            rec = await self.recorder.close(end_s)
+            if self._masks:
+                masks = list(self._masks)
+                await asyncio.wrap_future(self._writer.submit(lambda: beep_over(rec.path, rec.sample_rate, masks)))
+            await self._uploader.submit(self._org_id, self._call_id, rec)
+        except Exception:
+            log.exception("call %s: could not finish the recording (it stays in the spool)", self._call_id)

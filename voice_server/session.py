@@ -12,10 +12,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from fastapi import WebSocket
-from pipecat.frames.frames import TTSSpeakFrame
+from pipecat.frames.frames import LLMMessagesAppendFrame, TTSSpeakFrame
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams
 from pipecat.workers.runner import WorkerRunner
 
@@ -23,18 +23,22 @@ from core.agent_config import TransferTarget
 from core.call_events import (
     CallAnswered,
     CallEnded,
+    CarrierCredentials,
     EndReason,
+    FlowNodeEntered,
     ResolvedAgent,
     ServiceDegraded,
     ToolInvoked,
     TurnRecorded,
 )
-from pipelines.factory import CallPipeline, CallSpec, build_call_pipeline, opening_frames
+from pipelines.factory import CallPipeline, CallServices, CallSpec, build_call_pipeline, opening_frames
 from pipelines.frames import PlaybackMarkFrame
 from pipelines.streaming import StreamingAudio
-from voice_server import answers
-from voice_server.call_token import CallClaims, TransferClaims, mint_transfer_token
-from voice_server.carriers import CarrierError, TwilioRestClient, VobizRestClient
+from telephony.base import CarrierError, WarmTransfer
+from telephony.call_token import CallClaims, TransferClaims, mint_transfer_token
+from telephony.registry import CARRIERS, CarrierClients
+from voice_server.call_registry import CallRegistry
+from voice_server.config import VoiceServerSettings
 from voice_server.media.browser import BrowserEvents, BrowserSerializer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
@@ -45,18 +49,31 @@ from voice_server.media.serializers import (
     VobizMediaSerializer,
 )
 from voice_server.media.transport import CarrierTransport
-from voice_server.recording import StereoRecorder
-
-if TYPE_CHECKING:
-    from voice_server.state import VoiceApp
+from voice_server.metrics import VoiceMetrics
+from voice_server.outbox import EventOutbox
+from voice_server.recording import CallRecording, DiskWriter, RecordingUploader
 
 log = logging.getLogger(__name__)
 
 SEND_MARK_TIMEOUT_S = 60.0  # the goodbye may queue behind an answer still being spoken
 
 
+class SessionDeps(Protocol):
+    """What a call session uses of the voice server's process-wide state (voice_server/state.py's VoiceApp)."""
+
+    settings: VoiceServerSettings
+    carriers: CarrierClients
+    warm_transfers: dict[str, tuple[CarrierCredentials, str]]
+    outbox: EventOutbox
+    metrics: VoiceMetrics
+    writer: DiskWriter
+    uploader: RecordingUploader
+    call_services: CallServices
+    calls: CallRegistry
+
+
 class CallSession:
-    def __init__(self, app: VoiceApp, claims: CallClaims, info: StreamInfo, websocket: WebSocket,
+    def __init__(self, app: SessionDeps, claims: CallClaims, info: StreamInfo, websocket: WebSocket,
                  agent: ResolvedAgent, variables: dict[str, str], prepared_greeting: StreamingAudio | None,
                  speak_greeting: bool = True) -> None:
         self.app = app
@@ -71,7 +88,7 @@ class CallSession:
         self.tracker = PlayoutTracker()
         self.serializer: CarrierSerializer | None = None
         self.transport: CarrierTransport | None = None
-        self.recorder: StereoRecorder | None = None
+        self.recording: CallRecording | None = None
         self.call: CallPipeline | None = None
         self.end_reason: EndReason | None = None
         self.end_detail = ""
@@ -96,6 +113,13 @@ class CallSession:
     def degraded(self, event: ServiceDegraded) -> None:
         self.app.outbox.emit(event)
         self.app.metrics.error(f"degraded_{event.service}")
+
+    def redacted(self, start_ms: int, end_ms: int) -> None:
+        if self.recording is not None and self.agent.config.redaction.beep_recording:
+            self.recording.mask(start_ms, end_ms)
+
+    def flow_node(self, event: FlowNodeEntered) -> None:
+        self.app.outbox.emit(event)
 
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         t = (monotonic_s - self.tracker.t0) if monotonic_s is not None else self.tracker.now_s()
@@ -124,21 +148,22 @@ class CallSession:
         self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000,
                                           metrics=self.app.metrics)
         if self.agent.config.record:
-            path = self.app.uploader.active_path(self.call_id)
-            org_id, call_id, rate = self.agent.org_id, self.call_id, self.info.in_sample_rate
-            # Written beside the WAV so a crash mid-call still leaves enough to upload it later.
-            self.app.writer.submit(lambda: self.app.uploader.write_active_meta(call_id, org_id, rate))
-            self.recorder = StereoRecorder(path, self.info.in_sample_rate, self.app.writer, t0=self.tracker.t0)
-            self.tracker.clear_listeners.append(self.recorder.drop_agent_after)
+            self.recording = CallRecording(self.app.writer, self.app.uploader, self.agent.org_id, self.call_id,
+                                           self.info.in_sample_rate, t0=self.tracker.t0)
+            self.tracker.clear_listeners.append(self.recording.recorder.drop_agent_after)
         spec = CallSpec(
             call_id=self.call_id, agent=self.agent.config, org_id=self.agent.org_id, variables=self.variables,
+            secrets=self.agent.secret_values(),
             in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
             prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,
+            outbound=self.claims.direction == "outbound",
         )
         self.call = build_call_pipeline(self.transport, spec, self.app.call_services, control=self, events=self)
-        if self.recorder is not None:
-            self.serializer.audio_sink = self.recorder
-            self.transport.output().audio_sink = self.recorder
+        if self.agent.carrier_credentials is not None and self.info.carrier != "browser":
+            self.transport.output().send_digits = self._send_digits
+        if self.recording is not None:
+            self.serializer.audio_sink = self.recording.recorder
+            self.transport.output().audio_sink = self.recording.recorder
         self.call.latency.turn_listeners.append(self.app.metrics.observe_turn)
         self.app.metrics.watch_pipeline_errors(self.call.worker)
         if self.info.carrier == "browser":
@@ -213,6 +238,25 @@ class CallSession:
         if self.call is not None:
             await self.call.worker.cancel(reason=reason)
 
+    def listen(self, sink: Callable[[bytes], None]) -> tuple[int, Callable[[], None]] | None:
+        """Listen-in: `sink` gets the call's mixed audio (mono PCM16) as the recorder commits it, about half a
+        second behind. Returns (sample rate, unsubscribe), or None for a call that is not recorded."""
+        if self.recording is None:
+            return None
+        listeners = self.recording.recorder.listeners
+        listeners.append(sink)
+        return self.recording.recorder.sample_rate, lambda: listeners.remove(sink) if sink in listeners else None
+
+    async def whisper(self, text: str) -> None:
+        """A supervisor's instruction: added to the agent's context (the caller hears nothing) and to the
+        transcript as a system turn."""
+        if self.call is None:
+            raise RuntimeError("the call's pipeline is not running")
+        note = f"Supervisor instruction (the caller did not say this; follow it): {text}"
+        await self.call.worker.queue_frames([LLMMessagesAppendFrame([{"role": "system", "content": note}],
+                                                                    run_llm=False)])
+        self.call.transcript.system(f"[supervisor] {text}")
+
     async def end_call(self, reason: EndReason, goodbye: str | None, detail: str = "") -> None:
         """CallControl: schedules goodbye -> wait for playback -> hang up -> end. Returns at once."""
         if self.end_reason is not None:
@@ -259,10 +303,11 @@ class CallSession:
             self.browser_events.end(self.end_reason or "agent_hangup")
             await self.browser_events.close()
             return
-        if isinstance(self.serializer, VobizMediaSerializer) and self.transport is not None:
-            # Stop the stream first so Vobiz does not reconnect it after the hang-up.
+        stop = self.serializer.stop_message() if self.serializer is not None else None
+        if stop is not None and self.transport is not None:
+            # Stop the stream first so the carrier does not reconnect it after the hang-up.
             with contextlib.suppress(Exception):
-                await self.transport.send_raw(self.serializer.stop_message())
+                await self.transport.send_raw(stop)
         credentials = self.agent.carrier_credentials
         if credentials is None:
             log.warning("call %s: no carrier credentials, cannot hang up via REST", self.call_id)
@@ -272,6 +317,16 @@ class CallSession:
         except CarrierError as exc:
             log.error("call %s: hang-up failed: %s", self.call_id, exc)
             self.end_detail = (self.end_detail + f" hang-up failed: {exc}").strip()[:500]
+
+    async def _send_digits(self, digits: str) -> bool:
+        """Keypad tones to the other party by the carrier's REST API; False: send them in-band instead."""
+        assert self.agent.carrier_credentials is not None
+        try:
+            return await self.app.carriers.for_credentials(self.agent.carrier_credentials).send_digits(
+                self.claims.carrier_call_id, digits)
+        except CarrierError as exc:
+            log.warning("call %s: sending keypad tones failed (%s); sending them in-band", self.call_id, exc)
+            return False
 
     async def _max_duration_watch(self) -> None:
         await asyncio.sleep(self.agent.config.max_duration_s)
@@ -292,20 +347,17 @@ class CallSession:
             return "the call is already ending"
         # Set before the API call: the carrier may end the media stream before its REST answer arrives.
         self.end_reason, self.end_detail = "transferred", f"{target.mode} transfer to {target.name}"
+        carrier = CARRIERS[self.claims.carrier]
         try:
-            if isinstance(client, TwilioRestClient):
-                if target.mode == "warm":
-                    await self._twilio_warm_transfer(client, target, brief, our_number)
-                else:
-                    await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, None)
-            elif isinstance(client, VobizRestClient):
-                # Vobiz has no documented hold/whisper flow: warm targets get a blind transfer.
+            if target.mode == "warm" and carrier.supports_warm_transfer:
+                await self._warm_transfer(target, brief, our_number)
+            else:  # a carrier without a hold/whisper flow gets a blind transfer for warm targets too
                 token = mint_transfer_token(
                     self.app.settings.call_token_secret.get_secret_value(),
                     TransferClaims(call_id=self.call_id, target=target.phone_number, caller_id=our_number or ""),
                     ttl_s=300,
                 )
-                url = f"{self.app.settings.voice_public_base_url}/vobiz/transfer/{token}"
+                url = carrier.path(self.app.settings.voice_public_base_url, "transfer", token)
                 await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, url)
         except CarrierError as exc:
             log.error("call %s: transfer failed: %s", self.call_id, exc)
@@ -317,20 +369,18 @@ class CallSession:
         self._spawn_cancel("transferred")
         return "transferring"
 
-    async def _twilio_warm_transfer(self, client: TwilioRestClient, target: TransferTarget, brief: str,
-                                    our_number: str | None) -> None:
+    async def _warm_transfer(self, target: TransferTarget, brief: str, our_number: str | None) -> None:
         """Hold the caller in a conference, call the human with a spoken brief, and bridge when they join."""
-        room = f"warm-{self.call_id}"
-        if self.agent.carrier_credentials is not None:
-            self.app.warm_transfers[self.call_id] = (self.agent.carrier_credentials, self.claims.carrier_call_id)
-        await client.redirect(self.claims.carrier_call_id, answers.twiml_conference(
-            room, start_on_enter=False, end_on_exit=True))
+        credentials = self.agent.carrier_credentials
+        assert credentials is not None
+        self.app.warm_transfers[self.call_id] = (credentials, self.claims.carrier_call_id)
         whisper = f"Incoming transfer from the AI assistant. {brief}" if target.whisper_brief and brief else None
-        await client.create_call_twiml(
-            to_number=target.phone_number, from_number=our_number or self.claims.to_number,
-            twiml=answers.twiml_conference(room, say=whisper, start_on_enter=True, end_on_exit=True),
-            status_callback_url=f"{self.app.settings.voice_public_base_url}/twilio/warm-status/{self.call_id}",
-        )
+        await self.app.carriers.for_credentials(credentials).warm_transfer(self.claims.carrier_call_id, WarmTransfer(
+            room=f"warm-{self.call_id}", human_number=target.phone_number,
+            from_number=our_number or self.claims.to_number, whisper=whisper,
+            status_callback_url=CARRIERS[self.claims.carrier].path(self.app.settings.voice_public_base_url,
+                                                                   "warm-status", self.call_id),
+        ))
 
     # -- the end ----------------------------------------------------------------------------------------------
     async def _finish(self) -> None:
@@ -354,15 +404,12 @@ class CallSession:
             ended.usage.caller_audio_s = round(self.serializer.caller_audio_s, 3)
         self.app.outbox.emit(ended)
         if self.call is not None:
-            self.app.remember_latency(self.call_id, self.claims.carrier_call_id, self.call.latency.completed,
+            self.app.calls.remember_latency(self.call_id, self.claims.carrier_call_id, self.call.latency.completed,
                                       self.tracker)
-        if self.recorder is not None:
-            try:
-                rec = await self.recorder.close(end_s)
-                await self.app.uploader.submit(self.agent.org_id, self.call_id, rec)
-            except Exception:
-                log.exception("call %s: could not finish the recording (it stays in the spool)", self.call_id)
-        self.app.session_ended(self)
+        if self.recording is not None:
+            await self.recording.finish(end_s)
+        self.app.calls.ended(self, reason)
+        self.app.metrics.call_ended(self.info.carrier, reason)
         if self.browser_events is not None:
             await self.browser_events.close()
         self.finished.set()

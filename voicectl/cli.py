@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
 from core.settings import state_dir
 from voicectl.data_services import DataServices
 from voicectl.procs import ManagedProcess, ServiceError
 from voicectl.stack import LocalStack, components
-
-
-def _wait_for_ctrl_c(processes: list[ManagedProcess]) -> None:
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(1.0):
-            for proc in processes:
-                if proc.proc is not None and proc.proc.poll() is not None:
-                    print(f"\n{proc.name} exited (code {proc.proc.returncode}); log {proc.log_file}:\n{proc.tail_log()}")
-                    return
-    except KeyboardInterrupt:
-        pass
+from voicectl.supervise import Supervisor
 
 
 def cmd_services(args: argparse.Namespace) -> int:
@@ -47,10 +33,9 @@ def cmd_services(args: argparse.Namespace) -> int:
         return 0
     print("data services up; Ctrl-C stops them")
     try:
-        _wait_for_ctrl_c(services.processes)
+        return Supervisor(services.processes).run()
     finally:
         services.stop()
-    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -64,19 +49,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  voice server     http://127.0.0.1:{p.voice_server}/")
     print(f"  logs             {stack.data.run_dir}/*.log")
     print("  demo login       demo@example.com / demo-password-123")
-    print("Press Ctrl-C to stop everything.")
+    print("Press Ctrl-C to stop everything. A crashed process is restarted (with back-off).")
     try:
-        _wait_for_ctrl_c(stack.processes + stack.data.processes)
+        return Supervisor([*stack.data.processes, *stack.processes]).run()
     finally:
         print("\nstopping …")
         stack.stop()
-    return 0
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from voice_server.testing import simulate_cli  # heavy imports (pipecat) only for this command
+    from voicectl import simulate  # heavy imports (pipecat) only for this command
 
-    return simulate_cli.main(args)
+    return simulate.main(args)
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from voicectl import smoke  # imports the speech clients only for this command
+
+    return smoke.main()
+
+
+def cmd_test_agent(args: argparse.Namespace) -> int:
+    from voicectl import test_agent  # heavy imports (pipecat) only for this command
+
+    return test_agent.main(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,12 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole platform locally until Ctrl-C")
     run.add_argument("--only", help="comma-separated subset of: " + ",".join(c.name for c in components()))
     run.set_defaults(func=cmd_run)
+    smoke = sub.add_parser("smoke", help="one chat completion, one synthesis and one decode with the embedded "
+                                         "engines: proves they work on this CPU (bootstrap's last step)")
+    smoke.set_defaults(func=cmd_smoke)
     sim = sub.add_parser("simulate", help="simulated Twilio/Vobiz calls against the running voice server "
                                           "(a test double of the carrier); reports voice-to-voice latency")
-    from voice_server.testing.simulate_args import add_arguments
+    from voicectl.simulate_args import add_arguments
 
     add_arguments(sim)
     sim.set_defaults(func=cmd_simulate)
+    tests = sub.add_parser("test-agent", help="run an agent test suite (YAML, e.g. data/agent-tests/*.yaml) as "
+                                              "simulated calls against the running platform")
+    tests.add_argument("suite", help="the suite's YAML file")
+    tests.add_argument("--voice-url", help="default: VOICE_SERVER_URL")
+    tests.add_argument("--backend-url", help="default: BACKEND_URL")
+    tests.add_argument("--agent-id", help="test this agent's current version and store the results with it")
+    tests.add_argument("--token", help="with --agent-id: an access token or API key of its organisation")
+    tests.set_defaults(func=cmd_test_agent)
     return parser
 
 

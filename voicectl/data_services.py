@@ -5,6 +5,7 @@ When MONGODB_URI or S3_ENDPOINT is already set, that part is taken as external a
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from voicectl.procs import ManagedProcess, free_port, http_ok, tcp_ok
 
 DEFAULT_FERRETDB_PORT = 27117
 DEFAULT_MINIO_PORT = 9100
+LOCAL_KMS_KEY_ID = "voiceagent-recordings"
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -45,6 +47,8 @@ def ensure_dev_secrets(state: Path) -> dict[str, str]:
         "ENCRYPTION_KEY": lambda: secrets.token_urlsafe(32),
         "SERVICE_TOKEN_SECRET": lambda: secrets.token_urlsafe(48),
         "CALL_TOKEN_SECRET": lambda: secrets.token_urlsafe(48),
+        # MinIO's KMS key ("name:base64 of 32 bytes") that encrypts recordings at rest (S3_SSE_KMS_KEY_ID names it).
+        "MINIO_KMS_SECRET_KEY": lambda: f"{LOCAL_KMS_KEY_ID}:{base64.b64encode(secrets.token_bytes(32)).decode()}",
     }
     changed = False
     for key, make in wanted.items():
@@ -107,6 +111,7 @@ class DataServices:
             "MINIO_BROWSER": "off",
             "MINIO_UPDATE": "off",
             "MINIO_CI_CD": "1",
+            "MINIO_KMS_SECRET_KEY": secrets_["MINIO_KMS_SECRET_KEY"],
         }
         return ManagedProcess("minio", argv, self.run_dir, ports=[self.minio_port], env=env,
                               ready=lambda: http_ok(f"http://127.0.0.1:{self.minio_port}/minio/health/live"))
@@ -116,6 +121,8 @@ class DataServices:
         values = {}
         values["MONGODB_URI"] = self.external_mongo or f"mongodb://127.0.0.1:{self.ferretdb_port}/"
         values["S3_ENDPOINT"] = self.external_s3 or f"127.0.0.1:{self.minio_port}"
+        if not self.external_s3:
+            values["S3_SSE_KMS_KEY_ID"] = LOCAL_KMS_KEY_ID
         return values
 
     def start(self) -> dict[str, str]:

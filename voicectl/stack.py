@@ -11,9 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from speech.launch import asr_process, embed_process, llm_process, tts_process
-from voice_server.launch import voice_server_process
 from voicectl.data_services import DataServices, ensure_dev_secrets
+from voicectl.launch import asr_process, embed_process, llm_process, tts_process, voice_server_process
 from voicectl.procs import ManagedProcess, http_ok
 
 
@@ -44,8 +43,10 @@ def _backend(run_dir: Path, ports: StackPorts, env: dict[str, str]) -> ManagedPr
         "backend",
         _python("uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(ports.backend),
                 "--no-access-log", "--loop", "uvloop"),
-        # The local platform dials its campaigns from the backend process (DIALER_ENABLED=false to turn it off).
-        run_dir, ports=[ports.backend], env={**env, "DIALER_ENABLED": os.environ.get("DIALER_ENABLED", "true")},
+        # The local platform dials its campaigns from the backend process (DIALER_ENABLED=false to turn it off), and
+        # has the demo owner (the backend's default is off; it refuses it on https).
+        run_dir, ports=[ports.backend], env={**env, "DIALER_ENABLED": os.environ.get("DIALER_ENABLED", "true"),
+                                             "SEED_DEMO": os.environ.get("SEED_DEMO", "true")},
         ready=lambda: http_ok(f"http://127.0.0.1:{ports.backend}/health"),
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
@@ -29,7 +30,25 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address: the peer, or, when the peer is a trusted proxy, the last X-Forwarded-For hop that is
+    not one of ours (earlier hops are whatever the client chose to write)."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = [ipaddress.ip_network(n, strict=False) for n in request.app.state.settings.trusted_proxies]
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in trusted)
+
+    if not trusted or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return hop
+    return peer
 
 
 async def current_principal(
@@ -77,8 +96,12 @@ NumbersRead = Annotated[Principal, Depends(require(Permission.numbers_read))]
 NumbersWrite = Annotated[Principal, Depends(require(Permission.numbers_write))]
 CarriersRead = Annotated[Principal, Depends(require(Permission.carriers_read))]
 CarriersWrite = Annotated[Principal, Depends(require(Permission.carriers_write))]
+SecretsRead = Annotated[Principal, Depends(require(Permission.secrets_read))]
+SecretsWrite = Annotated[Principal, Depends(require(Permission.secrets_write))]
 CallsRead = Annotated[Principal, Depends(require(Permission.calls_read))]
 CallsExport = Annotated[Principal, Depends(require(Permission.calls_export))]
+CallsDelete = Annotated[Principal, Depends(require(Permission.calls_delete))]
+CallsSupervise = Annotated[Principal, Depends(require(Permission.calls_supervise))]
 RecordingsRead = Annotated[Principal, Depends(require(Permission.recordings_read))]
 WebhooksRead = Annotated[Principal, Depends(require(Permission.webhooks_read))]
 WebhooksWrite = Annotated[Principal, Depends(require(Permission.webhooks_write))]

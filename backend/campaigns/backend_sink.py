@@ -1,8 +1,9 @@
 """The dialer's view of the backend's call log and webhooks, in-process (the dialer is part of the backend).
 
-It uses the backend's own services, wired so that the dialer never waits for the call log's read model: a request
-handler may wait (bounded) until its events are applied so its caller reads its own writes, but a dial or a slot
-release must not. Events are stored durably as usual and the leader's processor is kicked to apply them.
+It uses the backend's own services (the container's call routing and event ingest), asking them never to wait for
+the call log's read model: a request handler may wait (bounded) until its events are applied so its caller reads
+its own writes, but a dial or a slot release must not. Events are stored durably as usual and the leader's processor
+is kicked to apply them.
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from backend.models.internal import OrgEventIn, OutboundCallCreate
-from backend.services.call_events import CallEventIngest
 from backend.services.container import Services
-from backend.services.internal import InternalService
 from core.call_events import CallEnded, CallEventBatch, EndReason, OutboundCallContext
 
 
@@ -26,27 +25,16 @@ def _event_id(key: str) -> str:
 class BackendCallSink:
     def __init__(self, services: Services) -> None:
         self._services = services
-        self._ingest = CallEventIngest(services.db, services.settings.s3_bucket_recordings, self._kick)
-
-        async def created(doc: dict[str, object]) -> None:
-            await self._ingest.touch(str(doc["_id"]))
-
-        self._internal = InternalService(services.db, services.agents, services.numbers, services.carriers,
-                                         services.call_log, created)
-
-    async def _kick(self, event_ids: list[str]) -> None:
-        for loop in self._services.loops:
-            if loop.name == "outbox-processor":
-                loop.kick()
 
     async def register(self, body: OutboundCallCreate) -> OutboundCallContext:
-        return await self._internal.create_outbound_call(body)
+        return await self._services.call_routing.create_outbound_call(body, wait=False)
 
     async def ended(self, call_id: str, reason: EndReason, at: datetime, detail: str, event_key: str) -> None:
         event = CallEnded(event_id=_event_id(event_key), call_id=call_id, at=at, end_reason=reason, duration_s=0,
                           detail=detail[:500])
-        await self._ingest.ingest(CallEventBatch(events=[event]), source="dialer")
+        await self._services.ingest.ingest(CallEventBatch(events=[event]), source="dialer", wait=False)
 
     async def org_event(self, org_id: str, type_: str, data: dict[str, Any], event_key: str) -> None:
-        await self._ingest.ingest_org_event(
-            OrgEventIn(event_id=_event_id(event_key), org_id=org_id, type=type_, data=data), source="dialer")
+        await self._services.ingest.ingest_org_event(
+            OrgEventIn(event_id=_event_id(event_key), org_id=org_id, type=type_, data=data), source="dialer",
+            wait=False)

@@ -13,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
@@ -24,20 +23,14 @@ from backend.campaigns.clock import Clock
 from backend.campaigns.collections import ATTEMPTS, CALL_EVENTS, CAMPAIGNS
 from backend.campaigns.coordination import Coordination, wall_now
 from backend.campaigns.models import VoicemailPolicy
-from backend.campaigns.outcomes import MESSAGE_END_ANSWERS, is_machine, twilio_outcome, vobiz_outcome
+from backend.campaigns.outcomes import MESSAGE_END_ANSWERS, attempt_outcome, is_machine
 from backend.db.collections import Db
 from core.call_events import CarrierCredentials
-from voice_server.carriers import CarrierClients, CarrierError
-from voice_server.signatures import (
-    NonceCache,
-    VobizSignatureResult,
-    check_vobiz_signature,
-    twilio_signature_valid,
-)
+from telephony.base import Carrier, CarrierError, CarrierName, NonceCache, SignatureResult
+from telephony.registry import CARRIERS, CarrierClients
 
 log = logging.getLogger(__name__)
 
-CarrierName = Literal["twilio", "vobiz"]
 CallbackKind = Literal["status", "amd", "voicemail"]
 CredentialsLookup = Callable[[str, str], Awaitable[CarrierCredentials | None]]
 
@@ -66,14 +59,6 @@ class CallbackUrls:
         return f"{self.base_url}/api/v1/campaign-callbacks/{carrier}/{attempt_id}/{self.token(carrier, attempt_id)}/{kind}"
 
 
-def voicemail_document(carrier: str, message: str) -> str:
-    """Twilio <Say> / Vobiz <Speak>, then hang up; built with ElementTree so the text is escaped."""
-    root = ET.Element("Response")
-    ET.SubElement(root, "Say" if carrier == "twilio" else "Speak").text = message
-    ET.SubElement(root, "Hangup")
-    return '<?xml version="1.0" encoding="UTF-8"?>' + ET.tostring(root, encoding="unicode")
-
-
 def _event_key(attempt_id: str, kind: str, form: Mapping[str, str]) -> str:
     # Carriers resend the same callback on a non-2xx answer: the same fields give the same key.
     parts = [attempt_id, kind, *(f"{k}={form.get(k, '')}" for k in (
@@ -93,25 +78,22 @@ class CallbackService:
         self._clock = clock
         self._nonces = NonceCache()
 
-    async def _authenticate(self, carrier: CarrierName, attempt_id: str, token: str, kind: CallbackKind,
+    async def _authenticate(self, carrier_name: CarrierName, attempt_id: str, token: str, kind: CallbackKind,
                             form: Mapping[str, str], headers: Mapping[str, str], method: str
-                            ) -> tuple[dict[str, Any], CarrierCredentials | None]:
-        if carrier not in ("twilio", "vobiz") or not self.urls.valid(carrier, attempt_id, token):
+                            ) -> tuple[Carrier, dict[str, Any], CarrierCredentials | None]:
+        carrier = CARRIERS.get(carrier_name)
+        if carrier is None or not self.urls.valid(carrier_name, attempt_id, token):
             raise CallbackRejected(403, "invalid callback token")
         attempt = await self._db[ATTEMPTS].find_one({"_id": attempt_id})
-        if attempt is None or attempt.get("carrier") != carrier:
+        if attempt is None or attempt.get("carrier") != carrier_name:
             raise CallbackRejected(404, "unknown attempt")
-        creds = await self._credentials(attempt["org_id"], carrier)
-        url = self.urls.url(carrier, attempt_id, kind)
-        if carrier == "twilio" and creds is not None:
-            params = {} if method == "GET" else dict(form)
-            if not twilio_signature_valid(creds.auth_token, url, params, headers.get("x-twilio-signature")):
-                raise CallbackRejected(403, "invalid X-Twilio-Signature")
-        if carrier == "vobiz" and creds is not None:
-            result = check_vobiz_signature(creds.auth_token, url, headers, self._nonces)
-            if result in (VobizSignatureResult.INVALID, VobizSignatureResult.REPLAYED):
-                raise CallbackRejected(403, f"Vobiz signature {result.value}")
-        return attempt, creds
+        creds = await self._credentials(attempt["org_id"], carrier_name)
+        url = self.urls.url(carrier_name, attempt_id, kind)
+        # The signed URL authenticates a callback; a carrier signature is checked on top when present.
+        result = carrier.webhook_authentic(creds, url, method, form, headers, self._nonces, require_signature=False)
+        if result is not SignatureResult.VALID:
+            raise CallbackRejected(403, f"{carrier_name} signature {result.value}")
+        return carrier, attempt, creds
 
     async def _record(self, attempt: dict[str, Any], kind: str, form: Mapping[str, str]) -> bool:
         """Stores the raw callback once; False when it is a carrier retry of one already seen."""
@@ -124,53 +106,42 @@ class CallbackService:
             return False
         return True
 
-    async def on_status(self, carrier: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
+    async def on_status(self, carrier_name: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
                         headers: Mapping[str, str], method: str = "POST") -> None:
-        attempt, _ = await self._authenticate(carrier, attempt_id, token, "status", form, headers, method)
-        if carrier == "twilio":
-            over = twilio_outcome(form.get("CallStatus", ""), None) is not None
-        else:
-            over = vobiz_outcome(dict(form), False) is not None
-        if not over:
+        carrier, attempt, _ = await self._authenticate(carrier_name, attempt_id, token, "status", form, headers,
+                                                       method)
+        update = carrier.parse_status(form)
+        if update is None or update.outcome is None:
             return  # answered / ringing: nothing to decide yet
         await self._record(attempt, "status", form)
         amd = await self._coord.get_mark(attempt_id, "amd")
         answered_by = (amd or {}).get("answered_by") or form.get("AnsweredBy") or None
-        if carrier == "twilio":
-            outcome = twilio_outcome(form.get("CallStatus", ""), answered_by)
-            duration = form.get("CallDuration")
-        else:
-            outcome = vobiz_outcome(dict(form), machine=is_machine(answered_by))
-            duration = form.get("Duration")
+        outcome = attempt_outcome(update, answered_by)
         if outcome is None:
             return
         left = await self._coord.get_mark(attempt_id, "voicemail")
-        detail = f"{carrier} {form.get('CallStatus', '')} {form.get('HangupCause', '')}".strip()
+        detail = f"{carrier_name} {update.call_status} {update.cause}".strip()
         if outcome == "voicemail" and left is not None:
             detail = "voicemail: message left" if left.get("action") == "leave_message" else "voicemail: hung up"
         await self._finalizer.finalize(attempt_id, AttemptResult(
-            outcome=outcome, detail=detail, answered_by=answered_by, duration_s=_float(duration)))
+            outcome=outcome, detail=detail, answered_by=answered_by, duration_s=update.duration_s))
 
-    async def on_amd(self, carrier: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
+    async def on_amd(self, carrier_name: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
                      headers: Mapping[str, str], method: str = "POST") -> None:
-        attempt, creds = await self._authenticate(carrier, attempt_id, token, "amd", form, headers, method)
+        carrier, attempt, creds = await self._authenticate(carrier_name, attempt_id, token, "amd", form, headers,
+                                                           method)
         await self._record(attempt, "amd", form)
-        if carrier == "twilio":
-            answered_by = form.get("AnsweredBy", "unknown") or "unknown"
-            call_sid = form.get("CallSid", "")
-        else:
-            answered_by = "machine_start" if form.get("Machine", "").lower() == "true" else "human"
-            call_sid = form.get("CallUUID", "")
+        detection = carrier.parse_machine_detection(form)
+        answered_by, call_id = detection.answered_by, detection.carrier_call_id
         await self._coord.put_mark(attempt_id, "amd", {"campaign_id": attempt["campaign_id"],
                                                        "answered_by": answered_by})
         if not is_machine(answered_by) or creds is None:
             return
-        campaign = await self._db[CAMPAIGNS].find_one({"_id": attempt["campaign_id"]}, {"voicemail": 1})
-        policy = VoicemailPolicy.model_validate((campaign or {}).get("voicemail") or {})
-        if not call_sid:
+        policy = await self._voicemail_policy(attempt)
+        if not call_id:
             placed = await self._coord.get_mark(attempt_id, "placed")
-            call_sid = (placed or {}).get("carrier_call_id", "")
-        if not call_sid:
+            call_id = (placed or {}).get("carrier_call_id", "")
+        if not call_id:
             return
         # One action per call, even if the carrier repeats the AMD callback.
         if not await self._coord.put_mark(attempt_id, "voicemail", {"campaign_id": attempt["campaign_id"],
@@ -179,26 +150,23 @@ class CallbackService:
         client = self._carriers.for_credentials(creds)
         try:
             if policy.action == "hang_up" or not policy.message:
-                await client.hangup(call_sid)
-            elif carrier == "twilio":
+                await client.hangup(call_id)
+            else:
                 if answered_by not in MESSAGE_END_ANSWERS:
                     log.info("attempt %s: %s before the beep; leaving the message now", attempt_id, answered_by)
-                await client.redirect(call_sid, voicemail_document("twilio", policy.message))  # type: ignore[union-attr]
-            else:
-                await client.transfer(call_sid, self.urls.url("vobiz", attempt_id, "voicemail"))  # type: ignore[union-attr]
+                # Inline for carriers that take markup, fetched from our voicemail URL by those that do not.
+                await client.redirect(call_id, carrier.say_hangup_document(policy.message),
+                                      self.urls.url(carrier_name, attempt_id, "voicemail"))
         except CarrierError as exc:
             log.warning("voicemail %s for attempt %s failed: %s", policy.action, attempt_id, exc)
 
-    async def voicemail(self, carrier: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
+    async def voicemail(self, carrier_name: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
                         headers: Mapping[str, str], method: str = "POST") -> str:
-        attempt, _ = await self._authenticate(carrier, attempt_id, token, "voicemail", form, headers, method)
+        carrier, attempt, _ = await self._authenticate(carrier_name, attempt_id, token, "voicemail", form, headers,
+                                                       method)
+        policy = await self._voicemail_policy(attempt)
+        return carrier.say_hangup_document(policy.message or "")
+
+    async def _voicemail_policy(self, attempt: dict[str, Any]) -> VoicemailPolicy:
         campaign = await self._db[CAMPAIGNS].find_one({"_id": attempt["campaign_id"]}, {"voicemail": 1})
-        policy = VoicemailPolicy.model_validate((campaign or {}).get("voicemail") or {})
-        return voicemail_document(carrier, policy.message or "")
-
-
-def _float(value: str | None) -> float | None:
-    try:
-        return float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
+        return VoicemailPolicy.model_validate((campaign or {}).get("voicemail") or {})

@@ -22,6 +22,7 @@ CALL_EVENTS = "campaign_call_events"  # raw carrier callbacks, insert-only (audi
 DIALERS = "campaign_dialers"  # _id = dialer id: heartbeats
 ORG_SETTINGS = "campaign_org_settings"  # _id = org id
 DNC = "dnc_numbers"  # _id = "{org_id}:{e164}"
+CALL_REQUESTS = "call_requests"  # _id = call id from (org, Idempotency-Key): one dial per key, ever
 LOCKS = "campaign_locks"  # _id = "{what}:{id}": short exclusive sections (one import per campaign at a time)
 
 INDEXES: list[IndexSpec] = [

@@ -26,7 +26,7 @@ import socket
 import statistics
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,7 +57,8 @@ from backend.campaigns.windows import Spans, compile_windows, contact_timezone, 
 from backend.db.collections import PHONE_NUMBERS, Db
 from backend.db.ids import new_id
 from backend.models.internal import OutboundCallCreate
-from voice_server.carriers import CarrierClients, CarrierError, OutboundCallRequest
+from telephony.base import CarrierError, OutboundCallRequest
+from telephony.registry import CarrierClients, carrier_named
 
 log = logging.getLogger(__name__)
 
@@ -128,14 +129,11 @@ class DialerStats:
         return {k: round(statistics.median(v), 1) for k, v in self.phases.items() if v}
 
 
-def org_cap_of(doc: dict[str, Any] | None, default: int) -> int:
-    return int((doc or {}).get("max_concurrent_calls") or default)
-
-
 class Dialer:
     def __init__(self, db: Db, settings: CampaignSettingsMixin, *, clock: Clock, calls: CallSink,
                  carriers: CarrierClients, finalizer: AttemptFinalizer, urls: CallbackUrls,
-                 answer_base_url: str, signals: CampaignSignals, dialer_id: str | None = None) -> None:
+                 answer_base_url: str, signals: CampaignSignals, dialer_id: str | None = None,
+                 over_budget: Callable[[str], Awaitable[tuple[bool, str]]] | None = None) -> None:
         self._db = db
         self._settings = settings
         self.clock = clock
@@ -159,6 +157,7 @@ class Dialer:
         self._sent: set[str] = set()  # attempts the reaper saw dialled
         self._last_purge = 0.0
         self.stats = DialerStats()
+        self._over_budget = over_budget  # org id -> (at its monthly budget, the reason shown on the campaign)
 
     # -- the loop ----------------------------------------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -219,6 +218,12 @@ class Dialer:
             orgs.add(doc["org_id"])
         async for doc in self._db[ORG_SETTINGS].find({"_id": {"$in": sorted(orgs)}}):
             self._org_caps[doc["_id"]] = int(doc.get("max_concurrent_calls") or 0)
+        if self._over_budget is not None:
+            for org in sorted(orgs):
+                over, reason = await self._over_budget(org)
+                for run in [r for r in self._runs.values() if r.org_id == org] if over else []:
+                    await self._pause(run, reason)
+                    del self._runs[run.id]
 
     def _org_cap(self, org_id: str) -> int:
         return self._org_caps.get(org_id) or self._settings.campaign_org_max_concurrent_calls
@@ -492,8 +497,7 @@ class Dialer:
         voicemail: VoicemailPolicy = run.settings.voicemail
         self._next_answer = (self._next_answer + 1) % len(self._answer_bases)
         base = self._answer_bases[self._next_answer]
-        answer = (f"{base}/twilio/voice?call_id={call_id}" if carrier == "twilio"
-                  else f"{base}/vobiz/answer?call_id={call_id}")
+        answer = carrier_named(carrier).answer_url(base, call_id)
         detection = "off"
         if voicemail.detect:
             detection = "detect_message_end" if voicemail.action == "leave_message" else "enable"

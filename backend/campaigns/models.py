@@ -213,21 +213,6 @@ class ContactOut(BaseModel):
     updated_at: datetime
 
 
-class AttemptOut(BaseModel):
-    id: str
-    contact_id: str
-    attempt: int
-    call_id: str
-    from_number: str
-    to_number: str
-    carrier: str
-    claimed_at: datetime
-    outcome: AttemptOutcome | None = None
-    answered_by: str | None = None
-    detail: str | None = None
-    ended_at: datetime | None = None
-
-
 class RowError(BaseModel):
     row: int = Field(description="1-based line of the CSV record (the header is row 1).")
     column: str | None = None

@@ -17,8 +17,9 @@ from backend.campaigns.dnc import DncService
 from backend.campaigns.lost_calls import LostCallRelease
 from backend.campaigns.service import CampaignService
 from backend.campaigns.signals import CampaignSignals
+from backend.campaigns.single_calls import SingleCallService
 from backend.services.container import Services
-from voice_server.carriers import CarrierClients
+from telephony.registry import CarrierClients
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class CampaignRuntime:
         self.dialer = Dialer(db, settings, clock=self.clock, calls=self.calls, carriers=self.carriers,
                              finalizer=self.finalizer, urls=self.urls,
                              answer_base_url=settings.campaign_answer_base_url or settings.voice_server_url,
-                             signals=self.signals)
+                             signals=self.signals, over_budget=services.billing.over_budget)
+        self.single_calls = SingleCallService(services, settings, self.clock, self.calls, self.carriers,
+                                              settings.campaign_answer_base_url or settings.voice_server_url)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

@@ -40,7 +40,7 @@ from backend.campaigns.models import (
 )
 from backend.campaigns.settings import CampaignSettingsMixin
 from backend.campaigns.signals import CampaignSignals
-from backend.db.collections import AGENTS, PHONE_NUMBERS, Db
+from backend.db.collections import AGENTS, CALL_ANALYSES, PHONE_NUMBERS, Db
 from backend.db.ids import new_id
 from backend.db.writes import insert_many_ignoring_duplicates
 from backend.errors import ApiError, ErrorDetail, conflict, not_found
@@ -368,14 +368,22 @@ class CampaignService:
         contacts = [doc async for doc in self._db[CONTACTS].find({"campaign_id": campaign_id})
                     .sort([("created_at", 1), ("row", 1), ("_id", 1)]) if doc.get("import_id") in committed]
         variables = sorted({k for doc in contacts for k in (doc.get("variables") or {})})
+        # The post-call analysis of each contact's last call (backend/services/call_analysis.py), when there is one.
+        analyses = {doc["_id"]: doc async for doc in self._db[CALL_ANALYSES].find(
+            {"campaign_id": campaign_id, "status": "done"})}
+        fields = sorted({k for a in analyses.values() for k in (a.get("data") or {})})
         header = ["contact_id", "phone", "status", "dials", "last_outcome", "outcomes", "last_call_id",
-                  "updated_at", *variables]
+                  "updated_at", *variables, "analysis_success", "analysis_summary", *(f"data_{f}" for f in fields)]
         rows = []
         for doc in contacts:
             outcomes = ";".join(o for _, o in sorted(history.get(doc["_id"], [])))
+            analysis = analyses.get(doc.get("last_call_id") or "", {})
+            data = analysis.get("data") or {}
             rows.append([doc["_id"], doc["phone"], self._shown_status(doc, leased, canceled), doc.get("dials", 0),
                          doc.get("last_outcome") or "", outcomes, doc.get("last_call_id") or "",
-                         doc["updated_at"].isoformat(), *((doc.get("variables") or {}).get(v, "") for v in variables)])
+                         doc["updated_at"].isoformat(), *((doc.get("variables") or {}).get(v, "") for v in variables),
+                         "" if analysis.get("success") is None else analysis["success"], analysis.get("summary", ""),
+                         *("" if data.get(f) is None else data[f] for f in fields)])
         return write_safe_csv(header, rows)
 
     async def events(self, principal: Principal, campaign_id: str, is_disconnected: Any,

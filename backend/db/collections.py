@@ -28,7 +28,9 @@ API_KEYS = "api_keys"
 API_KEY_USAGE = "api_key_usage"  # _id = key id; kept apart so it never races a revocation
 AGENTS = "agents"
 AGENT_VERSIONS = "agent_versions"  # _id = "{agent_id}:v{version}"
+AGENT_TEST_RUNS = "agent_test_runs"  # one agent test suite run (voicectl test-agent) against one agent version
 PHONE_NUMBERS = "phone_numbers"
+NUMBER_ROUTES = "number_routes"  # _id = E.164; which organisation's number gets its calls (verified owners only)
 CARRIER_CREDENTIALS = "carrier_credentials"  # _id = "{org_id}:{carrier}"
 CALLS = "calls"  # _id = call id; calls queued or in progress (small: updated while the call runs)
 CALLS_ARCHIVE = "calls_archive"  # _id = call id; ended calls, inserted once when they end
@@ -50,8 +52,15 @@ RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
 KNOWLEDGE_BASES = "knowledge_bases"
 KNOWLEDGE_SOURCES = "knowledge_sources"  # one per document; its chunks live in the vector store (core/knowledge)
+CALL_ANALYSES = "call_analyses"  # _id = call id; post-call analysis, queued when the call ends
+ORG_BILLING = "org_billing"  # _id = org id: price-book overrides and the monthly budget
+ORG_SPEND = "org_spend"  # _id = "{org_id}:{YYYY-MM}" running spend; "call:{id}" once per counted call
+ORG_SECRETS = "org_secrets"  # _id = "{org_id}:{name}"; values AES-GCM encrypted (services/secrets.py)
+ERASED_CALLS = "erased_calls"  # _id = call id; tombstones: late events for an erased call are dropped
+ERASURES = "erasures"  # _id = "erase:{scope}:{call id}"; what was deleted, when and why (no personal data)
 
 INDEXES: list[IndexSpec] = [
+    IndexSpec(AGENT_TEST_RUNS, [("agent_id", 1), ("created_at", -1)], name="agent_test_runs_agent"),
     IndexSpec(USERS, [("email", 1)], unique=True, name="users_email_unique"),
     IndexSpec(MEMBERSHIPS, [("user_id", 1)], name="memberships_user"),
     IndexSpec(MEMBERSHIPS, [("org_id", 1), ("created_at", 1)], name="memberships_org"),
@@ -62,7 +71,10 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(TOKEN_USES, [("at", 1)], name="token_uses_at"),
     IndexSpec(AGENTS, [("org_id", 1), ("updated_at", -1)], name="agents_org"),
     IndexSpec(AGENT_VERSIONS, [("agent_id", 1), ("version", -1)], unique=True, name="agent_versions_agent"),
-    IndexSpec(PHONE_NUMBERS, [("number", 1)], unique=True, name="phone_numbers_number_unique"),
+    # Unique per organisation only: an unverified claim must not block the number's real owner (its calls route by
+    # NUMBER_ROUTES, written once the carrier confirmed ownership). Deployments from before: drop
+    # phone_numbers_number_unique.
+    IndexSpec(PHONE_NUMBERS, [("org_id", 1), ("number", 1)], unique=True, name="phone_numbers_org_number_unique"),
     IndexSpec(PHONE_NUMBERS, [("org_id", 1), ("created_at", -1)], name="phone_numbers_org"),
     IndexSpec(CARRIER_CREDENTIALS, [("org_id", 1)], name="carrier_credentials_org"),
     IndexSpec(CALLS, [("org_id", 1), ("created_at", -1)], name="calls_org_created"),
@@ -83,4 +95,9 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(KNOWLEDGE_BASES, [("org_id", 1), ("created_at", -1)], name="knowledge_bases_org"),
     IndexSpec(KNOWLEDGE_SOURCES, [("kb_id", 1), ("name", 1)], unique=True, name="knowledge_sources_kb_name"),
     IndexSpec(KNOWLEDGE_SOURCES, [("status", 1), ("next_attempt_at", 1)], name="knowledge_sources_due"),
+    IndexSpec(CALL_ANALYSES, [("status", 1), ("next_at", 1)], name="call_analyses_due"),
+    IndexSpec(CALL_ANALYSES, [("org_id", 1), ("success", 1)], name="call_analyses_success"),
+    IndexSpec(ORG_SPEND, [("org_id", 1), ("day", 1)], name="org_spend_day"),
+    IndexSpec(ORG_SECRETS, [("org_id", 1), ("name", 1)], name="org_secrets_org"),
+    IndexSpec(ERASURES, [("org_id", 1), ("at", -1)], name="erasures_org"),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -55,3 +56,27 @@ class AgentVersionOut(BaseModel):
     created_by: str | None = None
     note: str | None = None
     config: AgentConfig
+
+
+class ScenarioResultIn(ApiModel):
+    """One scenario of an agent test suite (core/agent_tests.py) as `voicectl test-agent` ran it."""
+
+    name: str = Field(min_length=1, max_length=120)
+    status: Literal["passed", "failed", "skipped"]
+    failures: list[str] = Field(default_factory=list, max_length=50)
+    call_id: str | None = Field(default=None, max_length=64)
+    transcript: list[str] = Field(default_factory=list, max_length=200)
+
+
+class AgentTestRunIn(ApiModel):
+    version: int = Field(ge=1, description="The agent version the suite ran against.")
+    suite: str = Field(default="", max_length=200, description="Where the suite came from, e.g. its file.")
+    results: list[ScenarioResultIn] = Field(min_length=1, max_length=50)
+
+
+class AgentTestRunOut(AgentTestRunIn):
+    id: str
+    created_at: datetime
+    passed: int
+    failed: int
+    skipped: int

@@ -67,6 +67,8 @@ class OrgOut(BaseModel):
     id: str
     name: str
     created_at: datetime | None = None
+    allow_custom_endpoints: bool = Field(default=False, description="Agents may use their own AI endpoints (never "
+                                                                    "with the platform's keys).")
 
 
 class MembershipOut(BaseModel):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
+from backend.models.billing import CostBreakdown
 from core.call_events import Carrier, Direction, EndReason, TurnKnowledge, TurnLatency, UsageUnits
 
 CallStatus = Literal[
@@ -55,6 +56,22 @@ class ToolCallOut(BaseModel):
     duration_ms: float
     detail: str = ""
     at: datetime | None = None
+    arguments: str = Field(default="", description="The model's arguments, as JSON text.")
+    status_code: int | None = Field(default=None, description="The webhook's HTTP status, when it answered.")
+
+
+class CallAnalysisOut(BaseModel):
+    """The post-call analysis (agent `analysis` config): pending until the LLM has answered."""
+
+    status: Literal["pending", "done", "failed"]
+    attempts: int = 0
+    summary: str | None = None
+    success: bool | None = None
+    data: dict[str, Any] = Field(default_factory=dict, description="The agent's extraction fields.")
+    error: str | None = None
+    duration_ms: float | None = None
+    model: str | None = None
+    analyzed_at: datetime | None = None
 
 
 class DegradationOut(BaseModel):
@@ -64,6 +81,16 @@ class DegradationOut(BaseModel):
     from_endpoint: str = ""
     to: str
     reason: str = ""
+    at: datetime | None = None
+
+
+class FlowStepOut(BaseModel):
+    """One node the call's flow entered (core.call_events.FlowNodeEntered), in call-timeline order."""
+
+    node: str
+    from_node: str | None = None
+    via: str = ""
+    at_ms: int = 0
     at: datetime | None = None
 
 
@@ -83,6 +110,10 @@ class CallDetail(CallSummary):
     recording: RecordingInfo | None = None
     end_detail: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)
+    analysis: CallAnalysisOut | None = Field(default=None, description="None when the agent has no analysis.")
+    cost: CostBreakdown | None = Field(default=None, description="From the call's usage and the price book, once ended.")
+    flow_path: list[FlowStepOut] = Field(default_factory=list, description="Nodes of the agent's flow, in order.")
+    flow_variables: dict[str, str] = Field(default_factory=dict, description="What the flow collected.")
 
 
 class RecordingLink(BaseModel):
@@ -101,6 +132,7 @@ class CallFilters(BaseModel):
     q: str | None = Field(default=None, min_length=2, max_length=200, description="Text in the transcript.")
     since: datetime | None = Field(default=None, description="Created at or after (ISO 8601; UTC if no offset).")
     until: datetime | None = Field(default=None, description="Created before.")
+    success: bool | None = Field(default=None, description="Post-call analysis verdict (calls analysed so far).")
 
     @field_validator("since", "until")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, EmailStr, Field, HttpUrl
+from pydantic import BaseModel, EmailStr, Field
 
 from backend.models.common import ApiModel
 from backend.security.permissions import RoleName
@@ -14,7 +14,10 @@ Carrier = Literal["twilio", "vobiz"]
 
 
 class OrgUpdate(ApiModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    allow_custom_endpoints: bool | None = Field(
+        default=None, description="Let agents use their own AI endpoints (base_url). They never get the platform's "
+                                  "keys, and internal addresses stay refused.")
 
 
 class MemberOut(BaseModel):
@@ -49,6 +52,8 @@ class InvitationOut(BaseModel):
 class ApiKeyCreate(ApiModel):
     name: str = Field(min_length=1, max_length=100, examples=["CRM sync"])
     role: Literal["admin", "member"] = Field(default="member", description="At most the creator's own role.")
+    expires_at: datetime | None = Field(default=None, description="When the key stops working (future, at most "
+                                                                  "a year ahead); empty: until revoked.")
 
 
 class ApiKeyOut(BaseModel):
@@ -60,6 +65,7 @@ class ApiKeyOut(BaseModel):
     created_by: str | None = None
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    expires_at: datetime | None = None
     key: str | None = Field(default=None, description="Only in the create response; store it now, it is never shown again.")
 
 
@@ -67,14 +73,12 @@ class CarrierCredentialsIn(ApiModel):
     account_id: str = Field(min_length=1, max_length=128, description="Twilio Account SID / Vobiz auth id.",
                             examples=["AC0123456789abcdef0123456789abcdef"])
     auth_token: str = Field(min_length=1, max_length=256, examples=["your-auth-token"])
-    api_base_url: HttpUrl | None = Field(default=None, description="Override the carrier API (tests: the fake carrier).")
 
 
 class CarrierCredentialsOut(BaseModel):
     carrier: Carrier
     account_id_masked: str = Field(examples=["AC••••••cdef"])
     auth_token_masked: str = Field(examples=["••••••••"])
-    api_base_url: str | None = None
     updated_at: datetime | None = None
 
 

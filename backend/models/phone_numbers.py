@@ -48,5 +48,8 @@ class PhoneNumberOut(BaseModel):
     carrier: Literal["twilio", "vobiz"]
     agent_id: str | None = None
     label: str | None = None
+    verified_at: datetime | None = Field(
+        default=None, description="When the carrier confirmed this organisation's account owns the number. Calls "
+                                  "route to it only then (POST .../verify after adding the carrier credentials).")
     created_at: datetime
     updated_at: datetime

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, HttpUrl, field_validator
 from backend.models.common import ApiModel
 
 KNOWN_EVENTS = (
-    "call.started", "call.ended", "call.transcript",
+    "call.started", "call.ended", "call.transcript", "call.analyzed",
     "campaign.started", "campaign.paused", "campaign.resumed", "campaign.completed", "campaign.canceled",
     "campaign.contact_finished", "webhook.test",
 )

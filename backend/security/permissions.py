@@ -4,6 +4,7 @@
 |---------------------|--------|-------|-------|--------------------|
 | *:read, calls:export| yes    | yes   | yes   | per its role       |
 | agents/numbers/carriers/webhooks write | no | yes | yes | per its role  |
+| secrets (names and dates; values write-only) | no | yes | yes | per its role |
 | members, invitations, api keys | no | yes | yes | never (users only)  |
 | organisation settings, audit log | no | yes | yes | never          |
 | grant or remove the owner role | no | no | yes | never             |
@@ -42,6 +43,8 @@ class Permission(StrEnum):
     carriers_write = "carriers:write"
     calls_read = "calls:read"
     calls_export = "calls:export"
+    calls_delete = "calls:delete"  # delete calls, forget a phone number, set retention
+    calls_supervise = "calls:supervise"  # act on a live call: whisper to the agent
     recordings_read = "recordings:read"
     webhooks_read = "webhooks:read"
     webhooks_write = "webhooks:write"
@@ -51,6 +54,8 @@ class Permission(StrEnum):
     dnc_read = "dnc:read"
     dnc_write = "dnc:write"  # add numbers (restricting calls is always allowed to members)
     dnc_manage = "dnc:manage"  # remove numbers
+    secrets_read = "secrets:read"  # names and dates only: values are write-only
+    secrets_write = "secrets:write"
 
 
 _MEMBER = {
@@ -62,7 +67,8 @@ _ADMIN = _MEMBER | {
     Permission.org_update, Permission.members_manage, Permission.invitations_manage, Permission.api_keys_manage,
     Permission.audit_read, Permission.agents_write, Permission.numbers_write, Permission.carriers_read,
     Permission.carriers_write, Permission.webhooks_read, Permission.webhooks_write,
-    Permission.campaigns_write, Permission.dnc_manage,
+    Permission.campaigns_write, Permission.dnc_manage, Permission.secrets_read, Permission.secrets_write,
+    Permission.calls_delete, Permission.calls_supervise,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.member: frozenset(_MEMBER),

@@ -10,13 +10,24 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from backend.db.collections import AGENT_VERSIONS, AGENTS, PHONE_NUMBERS, Db
+from backend.db.collections import AGENT_TEST_RUNS, AGENT_VERSIONS, AGENTS, ORGANIZATIONS, PHONE_NUMBERS, Db
 from backend.db.ids import new_id, utcnow
-from backend.errors import conflict, not_found
-from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
+from backend.errors import ApiError, ErrorDetail, conflict, not_found
+from backend.models.agents import (
+    AgentCreate,
+    AgentOut,
+    AgentSummary,
+    AgentTestRunIn,
+    AgentTestRunOut,
+    AgentUpdate,
+    AgentVersionOut,
+)
 from backend.security.permissions import Principal
+from backend.services.agent_targets import platform_endpoints_only, target_problems
 from backend.services.audit import AuditLog
+from backend.services.secrets import SecretService
 from core.agent_config import AgentConfig
+from core.egress import EgressPolicy
 
 
 def version_id(agent_id: str, version: int) -> str:
@@ -24,9 +35,20 @@ def version_id(agent_id: str, version: int) -> str:
 
 
 class AgentService:
-    def __init__(self, db: Db, audit: AuditLog) -> None:
+    def __init__(self, db: Db, audit: AuditLog, egress: EgressPolicy, secrets: SecretService) -> None:
         self._db = db
         self._audit = audit
+        self._egress = egress
+        self._secrets = secrets
+
+    async def _custom_endpoints_allowed(self, org_id: str) -> bool:
+        org = await self._db[ORGANIZATIONS].find_one({"_id": org_id}, {"allow_custom_endpoints": 1}) or {}
+        return bool(org.get("allow_custom_endpoints"))
+
+    async def _check_targets(self, org_id: str, config: AgentConfig) -> None:
+        problems = target_problems(config, self._egress, await self._custom_endpoints_allowed(org_id))
+        if problems:
+            raise ApiError(422, "validation_error", f"{problems[0].path}: {problems[0].message}", problems)
 
     async def _owned(self, principal: Principal, agent_id: str) -> dict[str, Any]:
         # Read by _id alone, then check the tenant: one indexed read on every backend, and no other org's agent leaks.
@@ -42,6 +64,7 @@ class AgentService:
     async def create(self, principal: Principal, body: AgentCreate, agent_id: str | None = None) -> AgentOut:
         """`agent_id` only for seeding with fixed ids; a second create with the same id raises DuplicateKeyError."""
         agent_id, now = agent_id or new_id(), utcnow()
+        await self._check_hand_offs(principal, body.config)
         await self._insert_version(principal, agent_id, 1, body.config, "created")
         doc = {
             "_id": agent_id, "org_id": principal.org_id, "name": body.name, "description": body.description,
@@ -55,11 +78,24 @@ class AgentService:
     async def _insert_version(
         self, principal: Principal, agent_id: str, version: int, config: AgentConfig, note: str | None
     ) -> None:
+        await self._check_targets(principal.org_id, config)
+        await self._secrets.check_refs(principal.org_id, config)
         await self._db[AGENT_VERSIONS].insert_one({
             "_id": version_id(agent_id, version), "org_id": principal.org_id, "agent_id": agent_id,
             "version": version, "config": config.model_dump(mode="json"), "created_at": utcnow(),
             "created_by": principal.actor, "note": note,
         })
+
+    async def _check_hand_offs(self, principal: Principal, config: AgentConfig) -> None:
+        """A flow may hand the caller only to a live agent of the same organisation (422 naming the hand-off)."""
+        if config.flow is None:
+            return
+        for index, hand_off in enumerate(config.flow.hand_offs):
+            target = await self._db[AGENTS].find_one({"_id": hand_off.agent_id}, {"org_id": 1, "deleted_at": 1})
+            if target is None or target["org_id"] != principal.org_id or target.get("deleted_at") is not None:
+                message = f"hand-off {hand_off.name!r}: agent {hand_off.agent_id!r} does not exist or was deleted"
+                raise ApiError(422, "validation_error", message, [
+                    ErrorDetail(path=f"body.config.flow.hand_offs.{index}.agent_id", message=message)])
 
     async def get(self, principal: Principal, agent_id: str) -> AgentOut:
         doc = await self._owned(principal, agent_id)
@@ -80,6 +116,7 @@ class AgentService:
             if body.base_version is not None and body.base_version != current:
                 raise conflict(f"The agent changed since version {body.base_version} (now {current}); reload it",
                                code="version_conflict")
+            await self._check_hand_offs(principal, body.config)
             try:
                 await self._insert_version(principal, agent_id, current + 1, body.config, body.note)
             except DuplicateKeyError:
@@ -130,6 +167,22 @@ class AgentService:
 
     # ---------------------------------------------------------------- for the internal API
 
+    async def record_test_run(self, principal: Principal, agent_id: str, run: AgentTestRunIn) -> AgentTestRunOut:
+        """Keeps a suite's results with the agent version it ran against, so a change shows what it broke."""
+        doc = await self._owned(principal, agent_id)
+        if run.version > doc["current_version"]:
+            raise ApiError(422, "validation_error", f"agent {agent_id} has no version {run.version}")
+        counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "skipped")}
+        stored = {"_id": new_id(), "org_id": principal.org_id, "agent_id": agent_id, "created_at": utcnow(),
+                  **run.model_dump(), **counts}
+        await self._db[AGENT_TEST_RUNS].insert_one(stored)
+        return _test_run_out(stored)
+
+    async def test_runs(self, principal: Principal, agent_id: str, limit: int = 50) -> list[AgentTestRunOut]:
+        await self._owned(principal, agent_id)
+        cursor = self._db[AGENT_TEST_RUNS].find({"agent_id": agent_id, "org_id": principal.org_id})
+        return [_test_run_out(doc) async for doc in cursor.sort("created_at", -1).limit(limit)]
+
     async def load_for_call(self, agent_id: str) -> tuple[dict[str, Any], AgentConfig] | None:
         doc = await self._db[AGENTS].find_one({"_id": agent_id})
         if doc is None or doc.get("deleted_at") is not None:
@@ -137,11 +190,15 @@ class AgentService:
         version = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, doc["current_version"])})
         if version is None:
             return None
-        return doc, AgentConfig.model_validate(version["config"])
+        return doc, await self._for_call(doc["org_id"], AgentConfig.model_validate(version["config"]))
 
     async def load_version_config(self, agent_id: str, version: int) -> AgentConfig | None:
         doc = await self._db[AGENT_VERSIONS].find_one({"_id": version_id(agent_id, version)})
-        return AgentConfig.model_validate(doc["config"]) if doc else None
+        return await self._for_call(doc["org_id"], AgentConfig.model_validate(doc["config"])) if doc else None
+
+    async def _for_call(self, org_id: str, config: AgentConfig) -> AgentConfig:
+        """Custom endpoints saved while the organisation allowed them are dropped once it no longer does."""
+        return config if await self._custom_endpoints_allowed(org_id) else platform_endpoints_only(config)
 
 
 def _summary(doc: dict[str, Any]) -> AgentSummary:
@@ -152,3 +209,7 @@ def _summary(doc: dict[str, Any]) -> AgentSummary:
 def _version_out(doc: dict[str, Any]) -> AgentVersionOut:
     return AgentVersionOut(version=doc["version"], created_at=doc["created_at"], created_by=doc.get("created_by"),
                            note=doc.get("note"), config=AgentConfig.model_validate(doc["config"]))
+
+
+def _test_run_out(doc: dict[str, Any]) -> AgentTestRunOut:
+    return AgentTestRunOut(id=doc["_id"], **{k: v for k, v in doc.items() if k not in ("_id", "org_id", "agent_id")})

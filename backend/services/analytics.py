@@ -2,7 +2,7 @@
 
 Written for FerretDB 1.x as well as MongoDB: FerretDB evaluates only one accumulator per $group correctly, its
 $unwind drops sibling fields, and it has no date or arithmetic expression operators. So each call stores its
-numbers as an array of {d: day, k: metric, v: value} (backend/services/call_events.py `_metrics`), and one pipeline
+numbers as an array of {d: day, k: metric, v: value} (backend/services/call_projection.py `_metrics`), and one pipeline
 unwinds that array and sums `v` grouped by (day, metric). Percentiles are nearest-rank: count, then sort + skip + limit.
 """
 
@@ -30,12 +30,7 @@ class AnalyticsService:
     async def summary(
         self, principal: Principal, since: date | None, until: date | None, agent_id: str | None
     ) -> AnalyticsSummary:
-        until = until or datetime.now(UTC).date()
-        since = since or until - timedelta(days=29)
-        if since > until:
-            raise bad_request("`since` is after `until`", path="query.since")
-        if (until - since).days >= MAX_RANGE_DAYS:
-            raise bad_request(f"At most {MAX_RANGE_DAYS} days at a time", path="query.since")
+        since, until = day_range(since, until)
         match: dict[str, Any] = {"org_id": principal.org_id, "day": {"$gte": since.isoformat(), "$lte": until.isoformat()}}
         if agent_id:
             match["agent_id"] = agent_id
@@ -112,6 +107,17 @@ class AnalyticsService:
                     {"$project": {"_id": 0, "v2v_ms": 1}}]
         rows = await (await self._db[CALL_TURNS].aggregate(pipeline)).to_list()
         return float(rows[0]["v2v_ms"]) if rows else None
+
+
+def day_range(since: date | None, until: date | None) -> tuple[date, date]:
+    """The UTC days asked for: `until` defaults to today, `since` to 29 days before; 400 when reversed or too long."""
+    until = until or datetime.now(UTC).date()
+    since = since or until - timedelta(days=29)
+    if since > until:
+        raise bad_request("`since` is after `until`", path="query.since")
+    if (until - since).days >= MAX_RANGE_DAYS:
+        raise bad_request(f"At most {MAX_RANGE_DAYS} days at a time", path="query.since")
+    return since, until
 
 
 def _rank(quantile: float, n: int) -> int:

@@ -116,12 +116,18 @@ class AuthService:
         by_ip = await self._limiter.hit("login-ip", client_ip, s.login_attempts_per_ip_per_minute, 60)
         if not by_ip.allowed:
             raise _rate_limited(by_ip.retry_after_s)
-        by_email = await self._limiter.exceeded("login-fail", email, s.login_failures_per_email, s.login_failure_window_s)
-        if not by_email.allowed:
-            raise _rate_limited(by_email.retry_after_s)
+        # Guessing from one address is cut off for that address only; the account's owner, elsewhere, still gets in.
+        pair = f"{email}|{client_ip}"
+        by_pair = await self._limiter.exceeded("login-fail", pair, s.login_failures_per_email, s.login_failure_window_s)
+        if not by_pair.allowed:
+            raise _rate_limited(by_pair.retry_after_s)
+        # Guesses spread over many addresses slow every attempt on the account down, exponentially, never refuse.
+        failures = await self._limiter.count("login-fail-email", email, s.login_failure_window_s)
+        await asyncio.sleep(login_delay_s(failures, s.login_failures_per_email, s.login_max_delay_s))
         user = await self._db[USERS].find_one({"email": email})
         if not await self._passwords.verify(user["password_hash"] if user else None, body.password) or user is None:
-            await self._limiter.hit("login-fail", email, s.login_failures_per_email, s.login_failure_window_s)
+            await self._limiter.hit("login-fail", pair, s.login_failures_per_email, s.login_failure_window_s)
+            await self._limiter.record("login-fail-email", email, s.login_failure_window_s)
             raise unauthorized("Email or password is wrong", code="invalid_credentials")
         if self._passwords.needs_rehash(user["password_hash"]):
             await self._db[USERS].update_one({"_id": user["_id"]},
@@ -267,6 +273,9 @@ class AuthService:
             raise unauthorized("Invalid API key", code="invalid_api_key")
         if record.get("revoked_at") is not None:
             raise unauthorized("This API key has been revoked", code="api_key_revoked")
+        expires_at = record.get("expires_at")
+        if expires_at is not None and expires_at <= utcnow():
+            raise unauthorized("This API key has expired", code="api_key_expired")
         await self._note_key_use(record["_id"])
         principal = Principal(org_id=record["org_id"], role=Role(record["role"]), api_key_id=record["_id"])
         self._principals.put(cache_key, principal)
@@ -347,11 +356,19 @@ class AuthService:
 
 
 def _org_out(doc: dict[str, Any]) -> OrgOut:
-    return OrgOut(id=doc["_id"], name=doc["name"], created_at=doc.get("created_at"))
+    return OrgOut(id=doc["_id"], name=doc["name"], created_at=doc.get("created_at"),
+                  allow_custom_endpoints=bool(doc.get("allow_custom_endpoints")))
 
 
 def _detail(path: str, message: str) -> ErrorDetail:
     return ErrorDetail(path=path, message=message, type="value_error")
+
+
+def login_delay_s(failures: int, free: int, max_delay_s: float) -> float:
+    """No delay for the first `free` failures on an account, then 0.25 s doubling per failure, capped."""
+    if failures < free:
+        return 0.0
+    return min(max_delay_s, 0.25 * 2 ** min(failures - free, 16))
 
 
 def _rate_limited(retry_after: int) -> ApiError:

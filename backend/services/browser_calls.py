@@ -1,7 +1,7 @@
 """Browser test calls: the UI talks to an agent through the voice server's /v1/browser socket.
 
 Creating one stores the call (direction inbound, carrier "browser") so it shows in the call log like a phone call,
-and signs a short-lived call token into the socket URL (voice_server/call_token.py, CALL_TOKEN_SECRET). The token is
+and signs a short-lived call token into the socket URL (telephony/call_token.py, CALL_TOKEN_SECRET). The token is
 single-use: the voice server claims its nonce here before the call starts (a unique insert into token_uses, atomic
 across replicas), and a replayed URL gets 409.
 """
@@ -20,20 +20,20 @@ from backend.db.ids import day_of, new_id, utcnow
 from backend.errors import ApiError, ErrorDetail, conflict, not_found
 from backend.models.browser_calls import BrowserCallSession
 from backend.security.permissions import Principal
-from backend.services.internal import InternalService
+from backend.services.call_routing import CallRoutingService
 from core.call_events import ResolvedAgent
-from voice_server.call_token import BrowserCallClaims, CallTokenError, mint_browser_token
+from telephony.call_token import BrowserCallClaims, CallTokenError, mint_browser_token
 
 BROWSER_SAMPLE_RATE = 16000  # the browser protocol's rate both ways (frontend/README.md)
 BROWSER_FROM = "browser"
 
 
 class BrowserCallService:
-    def __init__(self, db: Db, settings: BackendSettings, internal: InternalService,
-                 on_call_created: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    def __init__(self, db: Db, settings: BackendSettings, call_routing: CallRoutingService,
+                 on_call_created: Callable[[dict[str, Any], bool], Awaitable[None]]) -> None:
         self._db = db
         self._settings = settings
-        self._internal = internal
+        self._call_routing = call_routing
         self._on_call_created = on_call_created
 
     def _ws_base(self) -> str:
@@ -50,7 +50,7 @@ class BrowserCallService:
             raise ApiError(503, "test_calls_unavailable", "Browser test calls are not configured on this server "
                                                           "(CALL_TOKEN_SECRET is not set)")
         try:
-            agent = await self._internal.agent_by_id(agent_id)
+            agent = await self._call_routing.agent_by_id(agent_id)
         except ApiError:
             agent = None
         if agent is None or agent.org_id != principal.org_id:
@@ -69,7 +69,7 @@ class BrowserCallService:
             "metrics": [{"d": day_of(now), "k": "calls", "v": 1}, {"d": day_of(now), "k": "inbound", "v": 1}],
         }
         await self._db[CALLS].insert_one(doc)
-        await self._on_call_created(doc)
+        await self._on_call_created(doc, True)
         ttl = self._settings.test_call_token_ttl_s
         try:
             token = mint_browser_token(secret, BrowserCallClaims(call_id=call_id, org_id=principal.org_id,
@@ -91,7 +91,7 @@ class BrowserCallService:
             raise conflict("This test call token was already used", code="call_token_used") from None
         if call.get("started_at") is not None:
             raise conflict("This test call already ran", code="call_token_used")
-        agent = await self._internal.agent_by_id(call["agent_id"])
+        agent = await self._call_routing.agent_by_id(call["agent_id"])
         if agent.org_id != call["org_id"]:
             raise not_found("Agent")
         return agent

@@ -22,7 +22,7 @@ from typing import Any
 
 from backend.db.collections import CALLS, Db
 from backend.db.ids import utcnow
-from backend.services.call_events import CallEventIngest
+from backend.services.call_event_ingest import CallEventIngest
 from core.call_events import (
     CallEnded,
     CallEvent,
@@ -56,7 +56,7 @@ class CallLeases:
         previous = await self._db[VOICE_SERVERS].find_one({"_id": key}, {"first_beat_at": 1})
         await self._db[VOICE_SERVERS].replace_one({"_id": key}, {
             "_id": key, "server_id": beat.voice_server_id, "instance_id": beat.instance_id, "calls": beat.calls,
-            "lease_s": beat.lease_s, "draining": beat.draining, "beat_at": now,
+            "lease_s": beat.lease_s, "draining": beat.draining, "beat_at": now, "url": beat.url,
             "first_beat_at": previous["first_beat_at"] if previous else now, "lost_at": None,
         }, upsert=True)
         return VoiceServerHeartbeatAck(lease_s=beat.lease_s, calls=len(beat.calls))

@@ -307,6 +307,41 @@ class CallLog:
         if self._term is not None:
             self._heads[org_id] = new_head
 
+    async def remove(self, org_id: str, call_ids: list[str]) -> None:
+        """Leader only: blanks the rows of erased calls (a None slot, which every read skips) and forgets where they
+        were. An archived copy of a changed page is dropped at once, so the erased row lives nowhere."""
+        head = await self._head(org_id)
+        if head is None:
+            return
+        revs: dict[str, int] = dict(head.get("revs", {}))
+        changed: dict[int, dict[str, Any]] = {}
+        for call_id in call_ids:
+            loc = self._locations.pop(call_id, None) or await self._db[CALL_LOG_INDEX].find_one({"_id": call_id})
+            if loc is None:
+                continue
+            number = int(loc["page"])
+            if number not in changed:
+                cached = await self._load_page(org_id, number, revs.get(str(number)))
+                if cached is None:
+                    continue
+                changed[number] = {"number": number, "rev": cached.rev,
+                                   "items": [None if i is None else i.model_dump() for i in cached.items]}
+            items = changed[number]["items"]
+            if int(loc["slot"]) < len(items) and items[int(loc["slot"])] is not None \
+                    and items[int(loc["slot"])]["id"] == call_id:
+                items[int(loc["slot"])] = None
+            await self._db[CALL_LOG_INDEX].delete_one({"_id": call_id})
+        for number, page in changed.items():
+            await self._write_page(org_id, page)
+            await self._db[CALL_LOG_PAGES_ARCHIVE].delete_one({"_id": page_id(org_id, number)})
+            if str(number) in revs:
+                revs[str(number)] = page["rev"]
+        if changed:
+            new_head = {**head, "revs": revs}
+            await self._db[CALL_LOG_HEADS].replace_one({"_id": org_id}, new_head, upsert=True)
+            if self._term is not None:
+                self._heads[org_id] = new_head
+
     async def archive_old_pages(self) -> int:
         """Leader only, serialised with page writes: pages two or more behind an organisation's head page rarely
         change again; they move to the archive so page writes stay cheap."""

@@ -3,6 +3,7 @@ internal API (voice server and dialer)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from backend.db.collections import CARRIER_CREDENTIALS, Db
@@ -20,10 +21,12 @@ def _context(org_id: str, carrier: str, field: str) -> str:
 
 
 class CarrierCredentialService:
-    def __init__(self, db: Db, box: SecretBox, audit: AuditLog) -> None:
+    def __init__(self, db: Db, box: SecretBox, audit: AuditLog, api_base_url: Callable[[str], str | None]) -> None:
+        """`api_base_url(carrier)`: the operator's carrier API (BackendSettings.carrier_api_base_url)."""
         self._db = db
         self._box = box
         self._audit = audit
+        self._api_base_url = api_base_url
 
     async def list_masked(self, principal: Principal) -> list[CarrierCredentialsOut]:
         cursor = self._db[CARRIER_CREDENTIALS].find({"org_id": principal.org_id}).sort("carrier", 1)
@@ -36,7 +39,6 @@ class CarrierCredentialService:
             "account_id_enc": self._box.encrypt(body.account_id, _context(org, carrier, "account_id")),
             "auth_token_enc": self._box.encrypt(body.auth_token, _context(org, carrier, "auth_token")),
             "account_id_masked": mask_identifier(body.account_id),
-            "api_base_url": str(body.api_base_url).rstrip("/") if body.api_base_url else None,
             "updated_at": utcnow(), "updated_by": principal.actor,
         }
         await self._db[CARRIER_CREDENTIALS].replace_one({"_id": doc["_id"]}, doc, upsert=True)
@@ -62,7 +64,7 @@ class CarrierCredentialService:
                 carrier=carrier,  # type: ignore[arg-type]
                 account_id=self._box.decrypt(doc["account_id_enc"], _context(org_id, carrier, "account_id")),
                 auth_token=self._box.decrypt(doc["auth_token_enc"], _context(org_id, carrier, "auth_token")),
-                api_base_url=doc.get("api_base_url"),
+                api_base_url=self._api_base_url(carrier),  # the operator's, never a tenant's
             )
         except DecryptionError:
             return None
@@ -70,5 +72,5 @@ class CarrierCredentialService:
 
 def _masked(doc: dict[str, Any]) -> CarrierCredentialsOut:
     return CarrierCredentialsOut(carrier=doc["carrier"], account_id_masked=doc["account_id_masked"],
-                                 auth_token_masked=MASKED_SECRET, api_base_url=doc.get("api_base_url"),
+                                 auth_token_masked=MASKED_SECRET,
                                  updated_at=doc.get("updated_at"))

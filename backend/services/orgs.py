@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from backend.config import BackendSettings
@@ -17,7 +17,7 @@ from backend.db.collections import (
     Db,
 )
 from backend.db.ids import new_id, utcnow
-from backend.errors import conflict, forbidden, not_found
+from backend.errors import ApiError, ErrorDetail, conflict, forbidden, not_found
 from backend.models.auth import OrgOut
 from backend.models.org import (
     ApiKeyCreate,
@@ -34,6 +34,8 @@ from backend.security.principal_cache import PrincipalCache
 from backend.services.audit import AuditLog
 from backend.services.auth import membership_id
 
+MAX_API_KEY_LIFETIME = timedelta(days=366)
+
 
 class OrgService:
     def __init__(self, db: Db, settings: BackendSettings, audit: AuditLog, principals: PrincipalCache) -> None:
@@ -48,12 +50,15 @@ class OrgService:
         doc = await self._db[ORGANIZATIONS].find_one({"_id": principal.org_id})
         if doc is None:
             raise not_found("Organisation")
-        return OrgOut(id=doc["_id"], name=doc["name"], created_at=doc.get("created_at"))
+        return OrgOut(id=doc["_id"], name=doc["name"], created_at=doc.get("created_at"),
+                  allow_custom_endpoints=bool(doc.get("allow_custom_endpoints")))
 
     async def update(self, principal: Principal, body: OrgUpdate) -> OrgOut:
-        await self._db[ORGANIZATIONS].update_one({"_id": principal.org_id}, {"$set": {"name": body.name}})
+        changes = body.model_dump(exclude_none=True)
+        if changes:
+            await self._db[ORGANIZATIONS].update_one({"_id": principal.org_id}, {"$set": changes})
         await self._audit.record(principal.org_id, principal, "organization.updated", "organization",
-                                 principal.org_id, {"name": body.name})
+                                 principal.org_id, changes)
         return await self.get(principal)
 
     # ---------------------------------------------------------------- members
@@ -91,6 +96,7 @@ class OrgService:
             raise conflict("An organisation needs at least one owner", code="last_owner")
         await self._db[MEMBERSHIPS].update_one({"_id": current["_id"]}, {"$set": {"role": new.value}})
         self._principals.forget(user_id=user_id, org_id=principal.org_id)
+        await self._cap_keys_of(principal.org_id, user_id, new)
         await self._audit.record(principal.org_id, principal, "member.role_changed", "user", user_id,
                                  {"from": old.value, "to": new.value})
         user = await self._db[USERS].find_one({"_id": user_id}) or {}
@@ -106,11 +112,30 @@ class OrgService:
             raise conflict("An organisation needs at least one owner", code="last_owner")
         await self._db[MEMBERSHIPS].delete_one({"_id": current["_id"]})
         self._principals.forget(user_id=user_id, org_id=principal.org_id)
+        await self._revoke_keys_of(principal.org_id, user_id)
         async for session in self._db[SESSIONS].find({"user_id": user_id, "org_id": principal.org_id,
                                                       "revoked_at": None}, {"_id": 1}):
             await self._db[SESSIONS].update_one({"_id": session["_id"]},
                                                 {"$set": {"revoked_at": utcnow(), "revoked_reason": "member_removed"}})
         await self._audit.record(principal.org_id, principal, "member.removed", "user", user_id)
+
+    async def _keys_of(self, org_id: str, user_id: str) -> list[dict[str, Any]]:
+        return [k async for k in self._db[API_KEYS].find({"org_id": org_id, "created_by": f"user:{user_id}",
+                                                           "revoked_at": None})]
+
+    async def _revoke_keys_of(self, org_id: str, user_id: str) -> None:
+        """A removed member's keys go with them: a key is never more than its creator may still do."""
+        for key in await self._keys_of(org_id, user_id):
+            await self._db[API_KEYS].update_one({"_id": key["_id"]}, {"$set": {"revoked_at": utcnow(),
+                                                                               "revoked_reason": "creator_removed"}})
+            self._principals.forget(api_key_id=key["_id"])
+
+    async def _cap_keys_of(self, org_id: str, user_id: str, role: Role) -> None:
+        """A demoted member's keys are capped at their new role."""
+        for key in await self._keys_of(org_id, user_id):
+            if ROLE_RANK[Role(key["role"])] > ROLE_RANK[role]:
+                await self._db[API_KEYS].update_one({"_id": key["_id"]}, {"$set": {"role": role.value}})
+                self._principals.forget(api_key_id=key["_id"])
 
     # ---------------------------------------------------------------- invitations
 
@@ -155,12 +180,18 @@ class OrgService:
         role = Role(body.role)
         if ROLE_RANK[role] > ROLE_RANK[principal.role]:
             raise forbidden("An API key cannot have a role above yours")
+        now = utcnow()
+        expires_at = body.expires_at.astimezone(UTC) if body.expires_at is not None else None
+        if expires_at is not None and not now < expires_at <= now + MAX_API_KEY_LIFETIME:
+            raise ApiError(422, "validation_error", "body.expires_at: must be in the future, at most a year ahead",
+                           [ErrorDetail(path="body.expires_at", type="value_error",
+                                        message="must be in the future, at most a year ahead")])
         key_id, secret = new_id(), opaque.new_secret()
         key = opaque.compose(opaque.API_KEY_PREFIX, key_id, secret)
         doc = {
             "_id": key_id, "org_id": principal.org_id, "name": body.name, "role": role.value,
             "key_hash": opaque.hash_secret(secret), "prefix": key[:12], "created_by": principal.actor,
-            "created_at": utcnow(), "revoked_at": None,
+            "created_at": now, "revoked_at": None, "expires_at": expires_at,
         }
         await self._db[API_KEYS].insert_one(doc)
         await self._audit.record(principal.org_id, principal, "api_key.created", "api_key", key_id,
@@ -195,5 +226,6 @@ def _invitation_out(doc: dict[str, Any]) -> InvitationOut:
 def _api_key_out(doc: dict[str, Any], usage: dict[str, Any] | None) -> ApiKeyOut:
     return ApiKeyOut(id=doc["_id"], name=doc["name"], role=doc["role"], prefix=doc["prefix"],
                      created_at=doc["created_at"], created_by=doc.get("created_by"),
-                     last_used_at=(usage or {}).get("last_used_at"), revoked_at=doc.get("revoked_at"))
+                     last_used_at=(usage or {}).get("last_used_at"), revoked_at=doc.get("revoked_at"),
+                     expires_at=doc.get("expires_at"))
 

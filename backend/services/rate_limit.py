@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -61,6 +63,19 @@ class RateLimiter:
         if taken is None:
             return RateDecision(True)
         return RateDecision(False, self._retry_after(window, window_s, now))
+
+    async def record(self, bucket: str, key: str, window_s: int) -> None:
+        """Counts one event with no limit (read back with `count`): unique ids, so replicas never collide."""
+        now = time.time()
+        window = int(now // window_s)
+        expires = datetime.fromtimestamp((window + 1) * window_s, UTC)
+        await self._db[RATE_LIMITS].insert_one({"_id": f"{self._prefix(bucket, key, window)}:e{uuid.uuid4().hex}",
+                                                "expires_at": expires})
+
+    async def count(self, bucket: str, key: str, window_s: int) -> int:
+        """Events `record`ed in the current window."""
+        prefix = self._prefix(bucket, key, int(time.time() // window_s))
+        return int(await self._db[RATE_LIMITS].count_documents({"_id": {"$regex": f"^{re.escape(prefix)}:e"}}))
 
     def _remember(self, prefix: str, slot: int) -> None:
         if len(self._next_slot) > 10000:

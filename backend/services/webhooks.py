@@ -9,7 +9,6 @@ leader dispatches (services/leader.py). Delivery is at least once: receivers ded
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import random
@@ -17,7 +16,6 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 from pymongo.errors import DuplicateKeyError
@@ -37,17 +35,13 @@ from backend.security import opaque, signing
 from backend.security.crypto import DecryptionError, SecretBox
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
+from core.egress import EgressBlocked
 
 log = logging.getLogger(__name__)
 
 
 def _secret_context(org_id: str, webhook_id: str) -> str:
     return f"org:{org_id}:webhook:{webhook_id}:secret"
-
-
-def _is_private(address: str) -> bool:
-    ip = ipaddress.ip_address(address)
-    return ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_multicast or ip.is_reserved or ip.is_unspecified
 
 
 class WebhookService:
@@ -73,15 +67,8 @@ class WebhookService:
     # ---------------------------------------------------------------- subscriptions
 
     def _check_url(self, url: str) -> None:
-        if self._settings.webhook_allow_private_targets:
-            return
-        host = urlsplit(url).hostname or ""
-        private = host in ("localhost",) or host.endswith(".localhost") or host.endswith(".internal")
-        try:
-            private = private or _is_private(host)
-        except ValueError:
-            pass  # a name: resolved and checked again at delivery time
-        if private:
+        # Names are resolved (once) and checked again at every delivery, by the dispatcher's egress transport.
+        if self._settings.egress_policy().static_refusal(url) is not None:
             raise ApiError(422, "validation_error", "body.url: private and loopback addresses are not allowed",
                            [ErrorDetail(path="body.url", message="private and loopback addresses are not allowed",
                                         type="value_error")])
@@ -156,11 +143,17 @@ class WebhookService:
         delivery = await self._queue(doc, "webhook.test", event_id, {"message": "Test delivery"}, utcnow())
         return _delivery_out(delivery)
 
+    async def is_active(self, org_id: str, webhook_id: str) -> bool:
+        return any(hook["_id"] == webhook_id for hook in await self._active_hooks(org_id))
+
     # ---------------------------------------------------------------- fan-out (called by the outbox processor)
 
-    async def fan_out(self, org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: datetime) -> None:
+    async def fan_out(self, org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: datetime,
+                      also: str | None = None) -> None:
+        """`also`: a webhook id that gets this event whatever it subscribes to (a call placed through the API with
+        a per-call webhook)."""
         for hook in await self._active_hooks(org_id):
-            if subscription_matches(hook["events"], event_type):
+            if subscription_matches(hook["events"], event_type) or hook["_id"] == also:
                 await self._queue(hook, event_type, event_id, data, at)
 
     async def _queue(
@@ -219,18 +212,6 @@ class WebhookDispatcher:
                 await asyncio.gather(*(one(item) for item in due))
             return len(due)
 
-    async def _check_target(self, url: str) -> str | None:
-        if self._settings.webhook_allow_private_targets:
-            return None
-        parts = urlsplit(url)
-        try:
-            infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname or "", parts.port or 443)
-        except OSError as exc:
-            return f"cannot resolve host: {exc}"
-        if any(_is_private(str(info[4][0])) for info in infos):
-            return "target resolves to a private or loopback address"
-        return None
-
     async def _attempt(self, item: dict[str, Any]) -> None:
         hook = await self._db[WEBHOOKS].find_one({"_id": item["webhook_id"]})
         attempt_no = int(item["attempts"]) + 1
@@ -240,9 +221,6 @@ class WebhookDispatcher:
         permanent = False
         if hook is None or not hook.get("active"):
             error, permanent = "webhook deleted or disabled", True
-        else:
-            error = await self._check_target(hook["url"])
-            permanent = error is not None
         if error is None and hook is not None:
             try:
                 secret = self._box.decrypt(hook["secret_enc"], _secret_context(hook["org_id"], hook["_id"]))
@@ -261,6 +239,8 @@ class WebhookDispatcher:
                     status_code = resp.status_code
                     if not 200 <= resp.status_code < 300:
                         error = f"HTTP {resp.status_code}"
+                except EgressBlocked as exc:  # the dispatcher's client only reaches public (or allowed) addresses
+                    error, permanent = str(exc)[:300], True
                 except httpx.HTTPError as exc:
                     error = f"{type(exc).__name__}: {exc}"[:300]
         now = utcnow()

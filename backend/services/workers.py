@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from backend.services.leader import Leadership
 
@@ -68,3 +69,20 @@ class Housekeeping:
         for run in self._steps:
             await run()
         return 0
+
+
+@dataclass
+class BackgroundLoops:
+    """The backend's leader-only loops, by name (started in Services.start_background)."""
+
+    outbox: Loop
+    webhooks: Loop
+    housekeeping: Loop
+    archiving: Loop
+    lease_reaper: Loop
+    analysis: Loop
+    knowledge: Loop
+
+    def all(self) -> list[Loop]:
+        return [self.outbox, self.webhooks, self.housekeeping, self.archiving, self.lease_reaper, self.analysis,
+                self.knowledge]

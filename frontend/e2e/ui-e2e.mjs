@@ -9,6 +9,8 @@
  *   node e2e/ui-e2e.mjs campaign  wizard with CSV row errors -> start -> live progress to completion -> report
  *   node e2e/ui-e2e.mjs testcall  a real browser test call (fake microphone: E2E_FAKE_AUDIO, a WAV) -> live
  *                                 transcript (agent greeting, caller line) -> hang up -> the call in the call log
+ *   node e2e/ui-e2e.mjs prod      (tests/deploy/test_production_like.py, through nginx) sign in -> create an agent
+ *                                 -> the same browser test call
  *
  * Environment: E2E_BASE_URL, E2E_ARTIFACTS (screenshots), E2E_STATE (JSON file shared between phases),
  * CHROMIUM_PATH (default /usr/bin/chromium), E2E_CAMPAIGN_BAD_CSV and E2E_CAMPAIGN_CSV (campaign phase).
@@ -485,9 +487,72 @@ async function campaignPhase() {
   });
 }
 
+/** Waits until the Python side has written `name` into the artifacts folder (it drives the call meanwhile). */
+async function waitForFile(name, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(join(OUT, name))) {
+    check(Date.now() < deadline, `timed out waiting for ${name}`);
+    await page.waitForTimeout(100);
+  }
+}
+
+async function livePhase() {
+  await login(state.email, state.password);
+  await step("live page: a call in progress appears, its live view follows new turns and a transfer", async () => {
+    await page.getByRole("link", { name: "Live" }).click();
+    const row = page.locator(`tr[data-call-id="${state.liveCallId}"]`);
+    await row.waitFor();
+    check((await row.textContent()).includes("+14155550100"), "the caller's number is listed");
+    await shot("60-live-calls");
+    await row.getByRole("link", { name: "Watch" }).click();
+    await page.getByText("Hello, live caller").waitFor();
+    writeFileSync(join(OUT, "live-view-open"), "1");
+    await page.getByText("I want to talk to a person").waitFor();
+    await page.locator('li[data-tool="transfer_call"]').waitFor();
+    writeFileSync(join(OUT, "live-turn-seen"), "1");
+    await page.getByText(/Ended: /).waitFor();
+    await shot("61-live-call-view");
+    await page.getByRole("link", { name: "All live calls" }).click();
+    await page.getByText("No calls in progress").waitFor();
+  });
+  await step("privacy settings: retention periods saved", async () => {
+    await page.goto("/settings?tab=privacy");
+    await page.getByLabel("Delete recordings after").fill("30");
+    await page.getByLabel("Delete transcripts after").fill("90");
+    await page.getByLabel("Delete calls entirely after").fill("365");
+    await page.getByRole("button", { name: "Save retention" }).click();
+    await waitToast("Retention saved");
+    await shot("62-privacy-settings");
+  });
+}
+
 async function testCallPhase() {
   await step("sign in", () => login(state.email, state.password));
+  await placeTestCall();
+}
 
+/** Production-like (tests/deploy/test_production_like.py): the UI through nginx, an account made through the
+ * registration API (no demo seed). Sign in, create an agent in the editor, then a real browser test call. */
+async function prodPhase() {
+  await step("sign in through the proxy", () => login(state.email, state.password));
+  await step("create an agent", async () => {
+    await page.getByRole("link", { name: "New agent" }).first().click();
+    await page.waitForURL(/\/agents\/new$/);
+    await page.getByLabel("Agent name").fill("Production receptionist");
+    await page.getByLabel("System prompt").fill("You are the receptionist of E2E Dental. Answer in one short sentence.");
+    await page.getByLabel("Greeting").fill("Hello and thank you for calling E2E Dental. How can I help you today?");
+    await shot("60-prod-agent-editor");
+    await page.getByRole("button", { name: "Create agent" }).click();
+    await page.waitForURL(/\/agents\/[^/]+$/);
+    await waitToast("created");
+    state.testCallAgentId = page.url().split("/").pop();
+    check(state.testCallAgentId && state.testCallAgentId !== "new", "agent id in the URL");
+    save();
+  });
+  await placeTestCall();
+}
+
+async function placeTestCall() {
   await step("place a browser test call", async () => {
     await page.goto("/test-call");
     await page.getByLabel("Agent").selectOption(state.testCallAgentId);
@@ -540,6 +605,8 @@ try {
   else if (phase === "review") await reviewPhase();
   else if (phase === "campaign") await campaignPhase();
   else if (phase === "testcall") await testCallPhase();
+  else if (phase === "prod") await prodPhase();
+  else if (phase === "live") await livePhase();
   else throw new Error(`unknown phase ${phase}`);
   writeFileSync(join(OUT, `a11y-${phase}.json`), JSON.stringify(a11yViolations, null, 2));
   currentStep = "accessibility (axe-core, WCAG 2.1 AA)";

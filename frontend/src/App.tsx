@@ -16,6 +16,7 @@ const PhoneNumbersPage = lazy(() => import("./pages/numbers/PhoneNumbersPage"));
 const CampaignsListPage = lazy(() => import("./pages/campaigns/CampaignsListPage"));
 const CampaignWizardPage = lazy(() => import("./pages/campaigns/CampaignWizardPage"));
 const CampaignDetailPage = lazy(() => import("./pages/campaigns/CampaignDetailPage"));
+const LivePage = lazy(() => import("./pages/live/LivePage"));
 const CallLogPage = lazy(() => import("./pages/calls/CallLogPage"));
 const CallDetailPage = lazy(() => import("./pages/calls/CallDetailPage"));
 const AnalyticsPage = lazy(() => import("./pages/analytics/AnalyticsPage"));
@@ -57,6 +58,8 @@ export function App() {
           <Route path="agents/:agentId" element={<AgentEditorPage />} />
           <Route path="numbers" element={<PhoneNumbersPage />} />
           <Route path="knowledge" element={<KnowledgePage />} />
+          <Route path="live" element={<LivePage />} />
+          <Route path="live/:callId" element={<LivePage />} />
           <Route path="campaigns" element={<CampaignsListPage />} />
           <Route path="campaigns/new" element={<CampaignWizardPage />} />
           <Route path="campaigns/:campaignId" element={<CampaignDetailPage />} />

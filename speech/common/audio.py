@@ -39,10 +39,6 @@ def pcm16_to_mulaw(samples: np.ndarray) -> bytes:
     return (code ^ np.where(negative, 0x7F, 0xFF)).astype(np.uint8).tobytes()
 
 
-def pcm16_bytes_to_float(data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) / 32768.0
-
-
 def float_to_pcm16_bytes(samples: np.ndarray) -> bytes:
     return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
@@ -128,8 +124,3 @@ def sniff_non_audio(data: bytes) -> str | None:
         if printable / len(head) > 0.97:
             return "text (for example JSON or an error page), not audio"
     return None
-
-
-def looks_like_audio_file(data: bytes) -> bool:
-    """A quick check that an upload is a WAV container (the format we can read without extra codecs)."""
-    return data[:4] == b"RIFF" and data[8:12] == b"WAVE"

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.service_auth import ServiceTokenError, verify_service_token
 from speech.common.audio import AudioFormatError, parse_wav_header, sniff_non_audio
 from speech.tts import metrics
 from speech.tts.config import TtsSettings
@@ -77,6 +78,22 @@ def get_synth(request: Request) -> Synthesizer:
 SynthDep = Annotated[Synthesizer, Depends(get_synth)]
 
 
+def service_caller(request: Request) -> str:
+    """Voice management (clone, delete) is for the platform's services only: anyone on the network could otherwise
+    delete every cloned voice. Read-only routes and synthesis stay open to the internal network."""
+    secret = request.app.state.settings.service_token_secret.get_secret_value()
+    if not secret:
+        raise RequestError(403, "voice management is off: set SERVICE_TOKEN_SECRET on the TTS server")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        return verify_service_token(secret, token if scheme.lower() == "bearer" else "")
+    except ServiceTokenError:
+        raise RequestError(401, "a service token is required to manage voices") from None
+
+
+ServiceCaller = Annotated[str, Depends(service_caller)]
+
+
 def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
     return JSONResponse(
         {"error": {"message": message, "type": kind, "param": param, "code": status}}, status_code=status
@@ -116,6 +133,7 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
             synth.close()
 
     app = FastAPI(title="voiceagent TTS", version="1.0", lifespan=lifespan)
+    app.state.settings = settings
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
@@ -166,6 +184,7 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
     @app.post("/v1/voices", response_model=VoiceOut, status_code=201)
     async def clone_voice(
         synth: SynthDep,
+        caller: ServiceCaller,
         file: Annotated[UploadFile, File(description="Reference clip: WAV, 3 to 60 s of one speaker")],
         name: Annotated[str, Form(min_length=1, max_length=64)],
         language: Annotated[str, Form()] = "en",
@@ -188,7 +207,7 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
         return VoiceOut.of(info)
 
     @app.delete("/v1/voices/{voice_id}", status_code=204)
-    async def delete_voice(voice_id: str, synth: SynthDep) -> Response:
+    async def delete_voice(voice_id: str, synth: SynthDep, caller: ServiceCaller) -> Response:
         synth.delete_voice(voice_id)
         return Response(status_code=204)
 

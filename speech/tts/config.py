@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
 from core.settings import ServiceSettings, state_dir
@@ -52,6 +52,8 @@ class TtsSettings(ServiceSettings):
     tts_xtts_use_deepspeed: bool = False
     tts_voices_dir: Path | None = Field(default=None, description="cloned voices; default <state>/tts-voices")
     tts_max_upload_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
+    # Cloning and deleting voices need a service token signed with this (core/service_auth.py); empty: nobody may.
+    service_token_secret: SecretStr = SecretStr("")
     tts_shutdown_grace_s: float = 5.0
 
     @field_validator("tts_engines", mode="before")

@@ -21,7 +21,8 @@ def backend_settings(**overrides: Any) -> BackendSettings:
         "login_attempts_per_ip_per_minute": 100_000,
         "register_per_ip_per_hour": 100_000,
         "login_failures_per_email": 5,
-        "webhook_allow_private_targets": True,
+        # The tests' own receivers run on loopback; attacker tests (tests/security) build stricter backends.
+        "egress_allowed_hosts": ["127.0.0.1:*"],
         "webhook_backoff_base_s": 0.2,
         "webhook_timeout_s": 2.0,
         "worker_poll_interval_s": 0.05,
@@ -161,6 +162,7 @@ class PopulatedOrg:
             "del_member_id": self.member.user_id, "del_invitation_id": self.invitation_id,
             "del_api_key_id": self.api_key_ids[0], "del_carrier": "twilio", "del_agent_id": self.agent["id"],
             "del_number_id": self.number["id"], "del_webhook_id": self.webhook["id"],
+            "del_call_id": self.call_id,
         }
 
     def markers(self) -> list[str]:

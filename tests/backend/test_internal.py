@@ -7,12 +7,13 @@ import os
 import uuid
 
 import httpx
-from backend_testkit import call_events, create_agent, post_events, register, service_headers, unique_number
+from backend_testkit import create_agent, post_events, register, service_headers, unique_number
 from jose import jwt
 
-from backend.services.container import Services
 from core.call_events import OutboundCallContext, ResolvedAgent
 from core.service_auth import SERVICE_AUDIENCE, mint_service_token
+from voice_server.testing.fake_carrier import FakeCarrier
+from voice_server.testing.simulator import CarrierAccount
 
 
 async def test_internal_api_requires_a_service_token(client: httpx.AsyncClient) -> None:
@@ -29,21 +30,23 @@ async def test_internal_api_requires_a_service_token(client: httpx.AsyncClient) 
                     {"Authorization": f"Bearer {not_internal}"}):
         for method, path in (("GET", "/internal/v1/agents/by-number/+14155550123"), ("GET", "/internal/v1/agents/x"),
                              ("POST", "/internal/v1/calls/events"), ("GET", "/internal/v1/calls/x/context"),
-                             ("POST", "/internal/v1/calls"), ("POST", "/internal/v1/org-events"),
-                             ("POST", "/internal/v1/calls/x/recording")):
+                             ("POST", "/internal/v1/calls"), ("POST", "/internal/v1/org-events")):
             resp = await client.request(method, path, json={}, headers=headers)
             assert resp.status_code == 401, (method, path, headers, resp.status_code)
 
 
-async def test_agent_resolution(client: httpx.AsyncClient) -> None:
+async def test_agent_resolution(client: httpx.AsyncClient, fake_carrier: FakeCarrier) -> None:
     owner = await register(client, "resolve")
     agent = await create_agent(client, owner, "Inbound")
     number = unique_number()
-    await client.post("/api/v1/phone-numbers", json={"number": number, "carrier": "vobiz", "agent_id": agent["id"]},
-                      headers=owner.headers)
+    account = CarrierAccount("vobiz", "MA_RESOLVE_0001", "vobiz-token-1", numbers={number})
+    fake_carrier.accounts[("vobiz", account.account_id)] = account
+    listed = await client.post("/api/v1/phone-numbers", headers=owner.headers,
+                               json={"number": number, "carrier": "vobiz", "agent_id": agent["id"]})
     await client.put("/api/v1/org/carrier-credentials/vobiz", json={
-        "account_id": "MA_RESOLVE_0001", "auth_token": "vobiz-token-1", "api_base_url": "http://127.0.0.1:9999"},
-        headers=owner.headers)
+        "account_id": "MA_RESOLVE_0001", "auth_token": "vobiz-token-1"}, headers=owner.headers)
+    verified = await client.post(f"/api/v1/phone-numbers/{listed.json()['id']}/verify", headers=owner.headers)
+    assert verified.status_code == 200 and verified.json()["verified_at"], verified.text
     resp = await client.get(f"/internal/v1/agents/by-number/{number}", headers=service_headers())
     assert resp.status_code == 200, resp.text
     resolved = ResolvedAgent.model_validate(resp.json())
@@ -51,7 +54,7 @@ async def test_agent_resolution(client: httpx.AsyncClient) -> None:
     assert resolved.config.variables == {"business": "Test Co"}
     assert resolved.carrier_credentials is not None
     assert resolved.carrier_credentials.auth_token == "vobiz-token-1"
-    assert resolved.carrier_credentials.api_base_url == "http://127.0.0.1:9999"
+    assert resolved.carrier_credentials.api_base_url == fake_carrier.base_url  # the operator's, not the tenant's
     by_id = ResolvedAgent.model_validate((await client.get(f"/internal/v1/agents/{agent['id']}",
                                                            headers=service_headers())).json())
     assert by_id.agent_name == "Inbound" and by_id.carrier_credentials is None
@@ -109,18 +112,3 @@ async def test_org_events_are_idempotent(client: httpx.AsyncClient) -> None:
     bad = await client.post("/internal/v1/org-events", json={**event, "type": "call.ended"},
                             headers=service_headers("dialer"))
     assert bad.status_code == 422 and bad.json()["error"]["details"][0]["path"] == "body.type"
-
-
-async def test_recording_registration_endpoint(client: httpx.AsyncClient, services: Services) -> None:
-    owner = await register(client, "recreg")
-    call_id, events = call_events(owner.org_id)
-    await post_events(client, events)
-    bucket = services.store.bucket
-    body = {"type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": call_id, "bucket": bucket,
-            "key": f"{owner.org_id}/{call_id}.wav", "size_bytes": 10, "duration_s": 1.0, "sample_rate": 16000}
-    mismatch = await client.post("/internal/v1/calls/other/recording", json=body, headers=service_headers())
-    assert mismatch.status_code == 422
-    ok = await client.post(f"/internal/v1/calls/{call_id}/recording", json=body, headers=service_headers())
-    assert ok.json() == {"accepted": 1, "duplicates": 0}
-    detail = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
-    assert detail["recording"]["sample_rate"] == 16000

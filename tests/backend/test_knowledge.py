@@ -21,7 +21,7 @@ from pypdf import PdfWriter
 from stack_helpers import server_env, start_process
 
 from backend.main import create_app
-from speech.launch import embed_process
+from voicectl.launch import embed_process
 from voicectl.procs import free_port
 
 DOCS = Path(__file__).resolve().parents[1] / "knowledge_data"

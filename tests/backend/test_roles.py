@@ -25,7 +25,7 @@ async def test_each_role_on_each_route(client: httpx.AsyncClient, services: Serv
         ("admin", False): {"X-API-Key": org.admin_key}, ("member", False): {"X-API-Key": org.member_key},
     }
     values = {**org.values(), "del_member_id": MISSING, "del_invitation_id": MISSING, "del_api_key_id": MISSING,
-              "del_carrier": "vobiz", "del_agent_id": MISSING, "del_number_id": MISSING, "del_webhook_id": MISSING}
+              "del_carrier": "vobiz", "del_agent_id": MISSING, "del_number_id": MISSING, "del_webhook_id": MISSING, "del_call_id": MISSING}
     failures = []
     for (role, is_user), headers in callers.items():
         principal = Principal(org_id=org.owner.org_id, role=Role(role), user_id="u" if is_user else None,
@@ -46,7 +46,7 @@ async def test_each_role_on_each_route(client: httpx.AsyncClient, services: Serv
 async def test_unauthenticated_requests_get_401(client: httpx.AsyncClient) -> None:
     values = {k: MISSING for k in ("org_id", "agent_id", "number_id", "webhook_id", "call_id", "member_id",
                                    "del_member_id", "del_invitation_id", "del_api_key_id", "del_agent_id",
-                                   "del_number_id", "del_webhook_id")}
+                                   "del_number_id", "del_webhook_id", "del_call_id")}
     values["del_carrier"] = "twilio"
     for case in ROUTES:
         resp = await client.request(case.method, case.url(values), json=case.body(values) if case.body else None)

@@ -16,7 +16,7 @@ import pytest
 from backend_testkit import Account, call_events, create_agent, post_events, register, unique_number
 
 from backend.campaigns.csv_io import neutralize_cell
-from backend.services.calls import neutralise_cell
+from backend.services.call_history import neutralise_cell
 
 FORMULAS = ["=1+2", "+1+2", "-1+2", "@SUM(A1)", "\t=1+2", "\r=1+2", '=HYPERLINK("http://evil.example","x")']
 WEEK = {day: [{"start": "00:00", "end": "24:00"}] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}

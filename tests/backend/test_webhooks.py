@@ -165,7 +165,7 @@ async def test_webhook_crud_and_private_targets(client: httpx.AsyncClient, servi
     assert (await client.get(f"/api/v1/webhooks/{hook['id']}", headers=owner.headers)).status_code == 404
 
     # With the production default, loopback and private targets are refused.
-    strict = WebhookService(services.db, backend_settings(webhook_allow_private_targets=False),
+    strict = WebhookService(services.db, backend_settings(egress_allowed_hosts=[]),
                             services.webhooks._box, services.audit)
     from backend.errors import ApiError
     from backend.models.webhooks import WebhookCreate

@@ -87,6 +87,7 @@ class InProcessServer:
 
 async def start_backend(*, voice_url: str, clock: Clock | None = None, port: int | None = None,
                         **overrides: Any) -> InProcessServer:
+    """Reaches Twilio and Vobiz at TWILIO_API_BASE_URL / VOBIZ_API_BASE_URL (the fake carrier, set by conftest)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     settings = backend_settings(public_base_url=url, campaign_callback_base_url=url,
@@ -228,11 +229,10 @@ async def provision_org(http: httpx.AsyncClient, backend_url: str, carrier: Fake
         account_id = ("AC" + secrets.token_hex(16)) if name == "twilio" else ("MA_" + secrets.token_hex(8).upper())
         account = CarrierAccount(name, account_id, secrets.token_hex(16))  # type: ignore[arg-type]
         carrier.accounts[(name, account_id)] = account
-        api = carrier.base_url if name == "twilio" else f"{carrier.base_url}/api/v1"
         await ok(await http.put(f"{backend_url}/api/v1/org/carrier-credentials/{name}", headers=headers,
-                                json={"account_id": account_id, "auth_token": account.auth_token,
-                                      "api_base_url": api}))
+                                json={"account_id": account_id, "auth_token": account.auth_token}))
         number = caller_number(name)
+        account.numbers.add(number)
         created = await ok(await http.post(f"{backend_url}/api/v1/phone-numbers", headers=headers,
                                            json={"number": number, "carrier": name}))
         org.numbers[name] = {"id": created["id"], "number": number}

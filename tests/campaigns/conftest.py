@@ -16,6 +16,7 @@ import pytest
 from campaign_testkit import InProcessServer, Subprocess, start_backend, start_voice_server
 
 from voice_server.testing.fake_carrier import FakeCarrier
+from voice_server.testing.provision import carrier_api_env
 from voicectl.procs import free_port
 
 
@@ -58,6 +59,8 @@ async def campaign_base(data_services: dict[str, str], tmp_path_factory: pytest.
     log_dir = tmp_path_factory.mktemp("campaign-logs")
     carrier = FakeCarrier([])
     await carrier.start(free_port())
+    # Every backend, dialer and voice server of these tests reaches Twilio and Vobiz there (they read the environment).
+    os.environ.update(carrier_api_env(carrier.base_url))
     voice_port = free_port()
     backend = await start_backend(voice_url=f"http://127.0.0.1:{voice_port}", mongodb_db=db_name)
     http = httpx.AsyncClient(timeout=30)

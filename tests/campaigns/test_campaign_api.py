@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from campaign_testkit import Org, campaign_body, contact_number, ok, provision_org
 
-from voice_server.signatures import twilio_signature
+from telephony.twilio import twilio_signature
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,9 +8,10 @@ import pytest
 
 from backend.campaigns.csv_io import decode_csv_bytes, neutralize_cell, normalize_header, sniff_delimiter
 from backend.campaigns.models import CallingWindows, RetryPolicy, RetryRule
-from backend.campaigns.outcomes import next_contact_state, twilio_outcome, vobiz_outcome
+from backend.campaigns.outcomes import attempt_outcome, next_contact_state
 from backend.campaigns.phones import PhoneError, normalize_phone
 from backend.campaigns.windows import compile_windows, window_state
+from telephony.registry import CARRIERS
 
 T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -21,7 +22,8 @@ T = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
     ("busy", None, "busy"), ("no-answer", None, "no_answer"), ("failed", None, "failed"), ("canceled", None, "canceled"),
 ])
 def test_twilio_outcomes(status: str, answered_by: str | None, expected: str | None) -> None:
-    assert twilio_outcome(status, answered_by) == expected
+    update = CARRIERS["twilio"].parse_status({"CallSid": "CA1", "CallStatus": status})
+    assert attempt_outcome(update, answered_by) == expected
 
 
 @pytest.mark.parametrize(("form", "machine", "expected"), [
@@ -38,7 +40,8 @@ def test_twilio_outcomes(status: str, answered_by: str | None, expected: str | N
     ({"Event": "Hangup", "CallStatus": "completed", "HangupCauseCode": "1000"}, False, "canceled"),
 ])
 def test_vobiz_outcomes(form: dict[str, str], machine: bool, expected: str | None) -> None:
-    assert vobiz_outcome(form, machine) == expected
+    update = CARRIERS["vobiz"].parse_status({"CallUUID": "uuid-1", **form})
+    assert attempt_outcome(update, "machine_start" if machine else None) == expected
 
 
 def test_retry_decisions() -> None:

@@ -21,6 +21,7 @@ from reliability_helpers import FAST_DIALER, FAST_LEASE, OutageStack, QuietStack
 from stack_helpers import AsrServer, running_fake_carrier
 
 from voice_server.testing.fake_carrier import FakeCarrier
+from voice_server.testing.provision import carrier_api_env
 from voicectl.data_services import DataServices, ensure_dev_secrets
 from voicectl.procs import free_port
 
@@ -55,7 +56,8 @@ def quiet_stack(data_services: dict[str, str], state_dir: Path, reliability_carr
     url = f"http://127.0.0.1:{port}"
     db_name = f"reliability_{uuid.uuid4().hex[:8]}"
     run_dir = state_dir / "reliability"
-    env = {**data_services, **FAST_DIALER, "MONGODB_DB": db_name, "DIALER_ENABLED": "true",
+    env = {**data_services, **FAST_DIALER, **carrier_api_env(reliability_carrier.base_url), "MONGODB_DB": db_name,
+           "DIALER_ENABLED": "true",
            "PUBLIC_BASE_URL": url, "CAMPAIGN_CALLBACK_BASE_URL": url,
            "CAMPAIGN_ANSWER_BASE_URL": f"http://127.0.0.1:{voice_port}", "VOICE_SERVER_URL": f"http://127.0.0.1:{voice_port}"}
     backend = backend_process(run_dir, port=port, env=env, name="reliability-backend")
@@ -68,7 +70,7 @@ def quiet_stack(data_services: dict[str, str], state_dir: Path, reliability_carr
 
 @pytest.fixture(scope="session")
 def outage_stack(tmp_path_factory: pytest.TempPathFactory, asr_server: AsrServer, tts_url: str, llm_url: str,
-                 data_services: dict[str, str]) -> Iterator[OutageStack]:
+                 data_services: dict[str, str], reliability_carrier: FakeCarrier) -> Iterator[OutageStack]:
     state = tmp_path_factory.mktemp("outage-state")
     secrets = ensure_dev_secrets(state)
     # Its own FerretDB and MinIO (never the session's: stopping those would hurt every other test).
@@ -79,7 +81,8 @@ def outage_stack(tmp_path_factory: pytest.TempPathFactory, asr_server: AsrServer
     run_dir = state / "run"
     port = free_port()
     backend_url = f"http://127.0.0.1:{port}"
-    backend = backend_process(run_dir, port=port, env={**env, "MONGODB_DB": db_name, "PUBLIC_BASE_URL": backend_url},
+    backend = backend_process(run_dir, port=port, env={**env, **carrier_api_env(reliability_carrier.base_url),
+                                                       "MONGODB_DB": db_name, "PUBLIC_BASE_URL": backend_url},
                               name="outage-backend")
     voice = None
     try:

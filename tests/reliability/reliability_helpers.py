@@ -21,9 +21,9 @@ import httpx
 from stack_helpers import backend_process as stack_backend_process
 
 from core.service_auth import mint_service_token
-from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier
 from voicectl.data_services import DataServices
+from voicectl.launch import voice_server_process
 from voicectl.procs import ManagedProcess, free_port
 
 FAST_BACKEND = {

@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from reliability_helpers import Figures, OutageStack, until, voice_status
-from voicetest_helpers import PHRASES, TEST_AGENT, synthesize, wait_for_call
+from stack_helpers import synthesize
+from voicetest_helpers import PHRASES, TEST_AGENT, wait_for_call
 
-from voice_server.calls import inbound_call_id
+from voice_server.answering import inbound_call_id
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine, provision_line
 from voice_server.testing.simulator import CallerTurn, CallReport, CallScript, SimulatedCall
@@ -32,7 +33,7 @@ def phrases(tts_url: str) -> dict[str, bytes]:
 
 
 async def outage_line(http: httpx.AsyncClient, stack: OutageStack, carrier: FakeCarrier) -> SimLine:
-    return await provision_line(http, stack.backend_url, carrier="twilio", fake_carrier_url=carrier.base_url,
+    return await provision_line(http, stack.backend_url, carrier="twilio", fake_carrier=carrier,
                                 agent_config=AGENT)
 
 

@@ -48,7 +48,7 @@ def inbound(line: SimLine, voice_url: str, http: httpx.AsyncClient) -> Simulated
 
 
 async def call_of(http: httpx.AsyncClient, line: SimLine, sim: SimulatedCall) -> dict[str, Any] | None:
-    from voice_server.calls import inbound_call_id
+    from voice_server.answering import inbound_call_id
 
     return await line.call_detail(http, inbound_call_id("twilio", sim.report.carrier_call_id))
 
@@ -61,7 +61,7 @@ async def test_drain_refuses_new_calls_finishes_live_ones_then_exits(quiet_stack
                                                                unique_id("voice-drain"), **speech_env),
                                  unique_id("voice-drain"))
     try:
-        line = await provision_line(http, s.backend_url, carrier="twilio", fake_carrier_url=s.carrier.base_url,
+        line = await provision_line(http, s.backend_url, carrier="twilio", fake_carrier=s.carrier,
                                     agent_config=PATIENT_AGENT)
         assert (await http.get(f"{voice_url}/ready")).status_code == 200
         live = inbound(line, voice_url, http)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import struct
 import time
 
@@ -12,6 +13,7 @@ import pytest
 import riva.client
 from speechtest_helpers import WER_BOUND, AsrServer, wer
 
+from core.service_auth import mint_service_token
 from speech.common.audio import pcm16_to_mulaw
 
 LONG_TEXT = (
@@ -113,7 +115,8 @@ async def test_bad_speech_requests_get_clear_errors(tts_url: str, body: dict, st
 
 
 async def test_voice_management_errors(tts_url: str) -> None:
-    async with httpx.AsyncClient(base_url=tts_url) as client:
+    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "backend")
+    async with httpx.AsyncClient(base_url=tts_url, headers={"Authorization": f"Bearer {token}"}) as client:
         text_upload = await client.post(
             "/v1/voices", files={"file": ("me.wav", b"definitely not audio " * 20)}, data={"name": "me"}
         )

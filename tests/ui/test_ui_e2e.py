@@ -37,14 +37,24 @@ from typing import Any
 import httpx
 import pytest
 from stack_helpers import AsrServer, start_process
-from ui_e2e_helpers import SeedTurn, call_events, synth_call_recording, utcnow
+from ui_e2e_helpers import (
+    SeedTurn,
+    built_frontend,
+    call_events,
+    chromium_path,
+    finished_call,
+    run_ui_phase,
+    spoken_question_wav,
+    synth_call_recording,
+    utcnow,
+)
 
 from core.service_auth import mint_service_token
 from core.settings import S3Settings
 from core.storage import ObjectStore
-from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.simulator import CarrierAccount
+from voicectl.launch import voice_server_process
 
 pytestmark = pytest.mark.slow
 
@@ -59,22 +69,10 @@ CAMPAIGN_CALLEES = {"+14155550140": "busy", "+14155550141": "no-answer", "+14155
 DNC_NUMBER = "+14155550142"
 
 
-def _chromium() -> str | None:
-    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _newest_mtime(*paths: Path) -> float:
-    newest = 0.0
-    for root in paths:
-        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
-        newest = max([newest, *(p.stat().st_mtime for p in files)])
-    return newest
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +81,9 @@ def frontend_dist() -> Path:
         pytest.skip("frontend dependencies are not installed (cd frontend && npm ci)")
     if not shutil.which("node"):
         pytest.skip("node is not installed")
-    if not _chromium():
+    if not chromium_path():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    dist = FRONTEND / "dist"
-    index = dist / "index.html"
-    sources = _newest_mtime(FRONTEND / "src", FRONTEND / "public", FRONTEND / "index.html", FRONTEND / "vite.config.ts")
-    if not index.is_file() or index.stat().st_mtime < sources:
-        subprocess.run(["npm", "run", "-s", "build"], cwd=FRONTEND, check=True, timeout=300)
-    return dist
+    return built_frontend()
 
 
 class CarrierThread:
@@ -202,17 +195,8 @@ def ui_voice_server(ui_server: str, ui_voice_port: int, asr_server: AsrServer, t
 
 
 def run_phase(base: str, phase: str, **extra_env: str) -> str:
-    env = {
-        **os.environ, "E2E_BASE_URL": base, "E2E_ARTIFACTS": str(ARTIFACTS),
-        "E2E_STATE": str(ARTIFACTS / "state.json"), "CHROMIUM_PATH": _chromium() or "",
-        "E2E_TWILIO_SID": TWILIO_SID, "E2E_TWILIO_TOKEN": TWILIO_TOKEN, "E2E_DNC_NUMBER": DNC_NUMBER, **extra_env,
-    }
-    proc = subprocess.run(["node", "e2e/ui-e2e.mjs", phase], cwd=FRONTEND, env=env, capture_output=True, text=True,
-                          timeout=420)
-    output = proc.stdout + proc.stderr
-    print(output)
-    assert proc.returncode == 0, f"UI phase {phase!r} failed:\n{output[-6000:]}"
-    return output
+    return run_ui_phase(base, phase, ARTIFACTS, E2E_TWILIO_SID=TWILIO_SID, E2E_TWILIO_TOKEN=TWILIO_TOKEN,
+                        E2E_DNC_NUMBER=DNC_NUMBER, **extra_env)
 
 
 def read_state() -> dict[str, Any]:
@@ -267,11 +251,11 @@ def seed_calls(base: str, state: dict[str, Any]) -> None:
             await store.put_bytes(key, wav, content_type="audio/wav")
 
         asyncio.run(upload())
-        rec = http.post(f"/internal/v1/calls/{main_id}/recording", headers=service, json={
+        rec = http.post("/internal/v1/calls/events", headers=service, json={"events": [{
             "type": "call.recording", "event_id": uuid.uuid4().hex, "call_id": main_id,
             "bucket": settings.s3_bucket_recordings, "key": key, "size_bytes": len(wav),
             "duration_s": round(duration, 3), "sample_rate": 16000, "channels": 2,
-        })
+        }]})
         assert rec.status_code == 200, rec.text
 
         # Events are applied by the backend's worker: wait until the call log shows everything.
@@ -292,14 +276,21 @@ def screenshots() -> list[str]:
     return sorted(p.name for p in ARTIFACTS.glob("*.png"))
 
 
-@pytest.mark.timeout(900)
-def test_ui_walkthrough(ui_server: str, fake_carrier: CarrierThread) -> None:
+@pytest.fixture(scope="module")
+def ui_account(ui_server: str, fake_carrier: CarrierThread) -> dict[str, Any]:
+    """The walkthrough's first phase (register, agent, number, credentials, settings), shared by every test here,
+    so each test also runs alone."""
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
     run_phase(ui_server, "setup", E2E_CARRIER_API_URL=fake_carrier.url)
     state = read_state()
-    assert state.get("agentId") and state.get("inviteLink")
-    seed_calls(ui_server, state)
+    assert state.get("agentId") and state.get("inviteLink"), state
+    return state
+
+
+@pytest.mark.timeout(900)
+def test_ui_walkthrough(ui_server: str, ui_account: dict[str, Any]) -> None:
+    seed_calls(ui_server, read_state())
     run_phase(ui_server, "review")
     shots = screenshots()
     assert not [s for s in shots if s.startswith("FAILED")], shots
@@ -307,12 +298,7 @@ def test_ui_walkthrough(ui_server: str, fake_carrier: CarrierThread) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread) -> None:
-    paths = httpx.get(f"{ui_server}/openapi.json", timeout=10).json()["paths"]
-    if "/api/v1/campaigns" not in paths:
-        pytest.skip("the backend has no campaign routes")
-    if not (ARTIFACTS / "state.json").exists() or "agentId" not in read_state():
-        pytest.skip("needs the walkthrough's account (run the whole module)")
+def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread, ui_account: dict[str, Any]) -> None:
     bad = ARTIFACTS / "contacts-bad.csv"
     bad.write_text("phone,first_name\n+14155550140,Ada\n4155550141,Bob\nbanana,Eve\n")
     good = ARTIFACTS / "contacts.csv"
@@ -331,26 +317,12 @@ def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread) -> None:
                         DNC_NUMBER: "dnc"}, statuses
 
 
-def spoken_question_wav(tts_url: str, path: Path) -> Path:
-    """What Chromium's fake microphone plays, in a loop: silence while the greeting plays, a question, silence."""
-    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, json={
-        "input": "What are your opening hours on Saturday?", "sample_rate": 16000, "response_format": "pcm"})
-    resp.raise_for_status()
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(bytes(16000 * 2 * 6) + resp.content + bytes(16000 * 2 * 12))
-    return path
-
-
 @pytest.mark.timeout(600)
-def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str) -> None:
+def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str,
+                              ui_account: dict[str, Any]) -> None:
     """A real call from the test-call page: Chromium's fake microphone (a WAV of a spoken question) -> the voice
     server's browser socket -> the phone pipeline (real VAD, STT, LLM, TTS) -> live transcript in the page; then
     the call is in the call log with its turns and a stereo recording."""
-    if not (ARTIFACTS / "state.json").exists() or "agentId" not in read_state():
-        pytest.skip("needs the walkthrough's account (run the whole module)")
     state = read_state()
     with httpx.Client(base_url=ui_server, timeout=30) as http:
         login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
@@ -371,13 +343,7 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
 
     call_id = read_state()["testCallId"]
     with httpx.Client(base_url=ui_server, timeout=30) as http:
-        deadline = time.monotonic() + 60
-        while True:
-            call = http.get(f"/api/v1/calls/{call_id}", headers=user).json()
-            if call.get("end_reason") and call.get("has_recording"):
-                break
-            assert time.monotonic() < deadline, f"the test call never got its end and recording: {call}"
-            time.sleep(0.5)
+        call = finished_call(http, call_id, user)
         assert call["carrier"] == "browser" and call["end_reason"] == "caller_hangup", call
         speakers = [t["speaker"] for t in call["turns"]]
         assert speakers[0] == "agent" and "caller" in speakers, call["turns"]
@@ -386,3 +352,47 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
         with wave.open(io.BytesIO(recording.content)) as wav:
             assert wav.getnchannels() == 2 and wav.getframerate() == 16000
     assert not [s for s in screenshots() if s.startswith("FAILED")], screenshots()
+
+
+@pytest.mark.timeout(600)
+def test_ui_live_calls(ui_server: str, ui_account: dict[str, Any]) -> None:
+    """A call in progress shows on the Live page; its live view shows turns and a transfer as the voice server
+    reports them, then the end; the list empties."""
+    state = read_state()
+    for marker in ("live-view-open", "live-turn-seen"):
+        (ARTIFACTS / marker).unlink(missing_ok=True)
+    service = {"Authorization": f"Bearer {mint_service_token(os.environ['SERVICE_TOKEN_SECRET'], 'voice-server')}"}
+    with httpx.Client(base_url=ui_server, timeout=30) as http:
+        login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        org_id = http.get("/api/v1/auth/me", headers=user).json()["org"]["id"]
+        agent = http.get(f"/api/v1/agents/{state['agentId']}", headers=user).json()
+        now = utcnow()
+        call_id, events = call_events(org_id, agent["id"], agent["version"], state["number"],
+                                      [SeedTurn("agent", "Hello, live caller. How can I help?")], 30.0, now)
+        started, ended = events[:-1], events[-1]
+        assert http.post("/internal/v1/calls/events", headers=service, json={"events": started}).status_code == 200
+        state["liveCallId"] = call_id
+        write_state(state)
+
+        def drive() -> None:
+            deadline = time.monotonic() + 120
+            while not (ARTIFACTS / "live-view-open").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            later = [{"type": "call.turn", "event_id": uuid.uuid4().hex, "call_id": call_id,
+                      "at": (now + timedelta(seconds=5)).isoformat(), "turn_index": 1, "speaker": "caller",
+                      "text": "I want to talk to a person.", "start_ms": 3000, "end_ms": 4500},
+                     {"type": "call.tool", "event_id": uuid.uuid4().hex, "call_id": call_id,
+                      "at": (now + timedelta(seconds=6)).isoformat(), "name": "transfer_call", "ok": True,
+                      "duration_ms": 35.0}]
+            http.post("/internal/v1/calls/events", headers=service, json={"events": later}).raise_for_status()
+            while not (ARTIFACTS / "live-turn-seen").exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            http.post("/internal/v1/calls/events", headers=service, json={"events": [ended]}).raise_for_status()
+
+        driver = threading.Thread(target=drive, daemon=True)
+        driver.start()
+        run_phase(ui_server, "live")
+        driver.join(10)
+        assert http.get("/api/v1/privacy/retention", headers=user).json() == {
+            "recordings_days": 30, "transcripts_days": 90, "metadata_days": 365}

@@ -1,4 +1,5 @@
-"""Helpers for the UI end-to-end test (a unique module name: tests/ is not a package).
+"""Helpers for the UI end-to-end tests (tests/ui and the production-like run in tests/deploy; a unique module name:
+tests/ is not a package).
 
 `synth_call_recording` makes a real two-channel call recording: Piper speaks each turn (caller on the left channel,
 agent on the right, as the voice server records), placed at the turn's time, so the UI's waveform, player and
@@ -8,16 +9,80 @@ transcript sync are exercised with real speech.
 from __future__ import annotations
 
 import io
+import json
+import os
+import shutil
+import subprocess
+import time
 import uuid
 import wave
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
 RATE = 16000
+FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
+
+
+def chromium_path() -> str | None:
+    return os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _newest_mtime(*paths: Path) -> float:
+    newest = 0.0
+    for root in paths:
+        files = [root] if root.is_file() else [p for p in root.rglob("*") if p.is_file()]
+        newest = max([newest, *(p.stat().st_mtime for p in files)])
+    return newest
+
+
+def built_frontend() -> Path:
+    """frontend/dist, rebuilt when the sources are newer (needs node and the frontend's packages)."""
+    dist = FRONTEND / "dist"
+    index = dist / "index.html"
+    sources = _newest_mtime(FRONTEND / "src", FRONTEND / "public", FRONTEND / "index.html", FRONTEND / "vite.config.ts")
+    if not index.is_file() or index.stat().st_mtime < sources:
+        subprocess.run(["npm", "run", "-s", "build"], cwd=FRONTEND, check=True, timeout=300)
+    return dist
+
+
+def run_ui_phase(base: str, phase: str, artifacts: Path, **extra_env: str) -> str:
+    """One phase of frontend/e2e/ui-e2e.mjs in Chromium against `base`; fails the test when the phase fails."""
+    env = {**os.environ, "E2E_BASE_URL": base, "E2E_ARTIFACTS": str(artifacts),
+           "E2E_STATE": str(artifacts / "state.json"), "CHROMIUM_PATH": chromium_path() or "", **extra_env}
+    proc = subprocess.run(["node", "e2e/ui-e2e.mjs", phase], cwd=FRONTEND, env=env, capture_output=True, text=True,
+                          timeout=420)
+    output = proc.stdout + proc.stderr
+    print(output)
+    assert proc.returncode == 0, f"UI phase {phase!r} failed:\n{output[-6000:]}"
+    return output
+
+
+def write_ui_state(artifacts: Path, **state: str) -> None:
+    (artifacts / "state.json").write_text(json.dumps(state, indent=2))
+
+
+def read_ui_state(artifacts: Path) -> dict[str, Any]:
+    state: dict[str, Any] = json.loads((artifacts / "state.json").read_text())
+    return state
+
+
+def spoken_question_wav(tts_url: str, path: Path) -> Path:
+    """What Chromium's fake microphone plays, in a loop: silence while the greeting plays, a question, silence."""
+    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, json={
+        "input": "What are your opening hours on Saturday?", "sample_rate": 16000, "response_format": "pcm"})
+    resp.raise_for_status()
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(bytes(16000 * 2 * 6) + resp.content + bytes(16000 * 2 * 12))
+    return path
 
 
 @dataclass
@@ -111,3 +176,14 @@ def call_events(org_id: str, agent_id: str, agent_version: int, to_number: str, 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def finished_call(http: httpx.Client, call_id: str, headers: dict[str, str], timeout_s: float = 60) -> dict[str, Any]:
+    """The call once the backend has its end and its recording (events and the upload arrive after the hang-up)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        call: dict[str, Any] = http.get(f"/api/v1/calls/{call_id}", headers=headers).json()
+        if call.get("end_reason") and call.get("has_recording"):
+            return call
+        assert time.monotonic() < deadline, f"the test call never got its end and recording: {call}"
+        time.sleep(0.5)

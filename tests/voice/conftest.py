@@ -15,13 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from stack_helpers import AsrServer, run_backend, running_fake_carrier, start_process
-from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer, synthesize
+from stack_helpers import AsrServer, run_backend, running_fake_carrier, start_process, synthesize
+from voicetest_helpers import PHRASES, TEST_AGENT, Simulate, VoiceServer
 
-from voice_server.launch import voice_server_process
 from voice_server.testing.fake_carrier import FakeCarrier
-from voice_server.testing.provision import SimLine, provision_line, register
+from voice_server.testing.provision import SimLine, carrier_api_env, provision_line, register
 from voice_server.testing.simulator import CallReport, CallScript, SimulatedCall
+from voicectl.launch import voice_server_process
 from voicectl.procs import free_port
 
 
@@ -36,6 +36,8 @@ def _backend_env(data_services: dict[str, str]) -> dict[str, str]:
         "LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
         "WORKER_POLL_INTERVAL_S": "0.05",
         "LOG_LEVEL": "WARNING",
+        # The tests' own stand-ins (dead endpoints, tool servers) are on loopback; tests/security proves refusal.
+        "EGRESS_ALLOWED_HOSTS": "127.0.0.1:*",
     }
 
 
@@ -47,10 +49,10 @@ def voice_server_port() -> int:
 
 @pytest.fixture(scope="session")
 def backend_url(data_services: dict[str, str], state_dir: Path, tts_url: str, voice_server_port: int,
-                embed_url: str) -> Iterator[str]:
+                fake_carrier: FakeCarrier, embed_url: str) -> Iterator[str]:
     yield from run_backend(state_dir, "backend-for-voice", {
-        **_backend_env(data_services), "TTS_URL": tts_url, "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
-        "EMBEDDINGS_BASE_URL": embed_url,
+        **_backend_env(data_services), **carrier_api_env(fake_carrier.base_url), "TTS_URL": tts_url,
+        "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"], "EMBEDDINGS_BASE_URL": embed_url,
         "VOICE_SERVER_URL": f"http://127.0.0.1:{voice_server_port}"})
 
 
@@ -73,6 +75,7 @@ def voice_server(backend_url: str, asr_server: AsrServer, tts_url: str, llm_url:
         "RECORDING_RETRY_MAX_S": "2",
         "SERVICE_TOKEN_SECRET": os.environ["SERVICE_TOKEN_SECRET"],
         "CALL_TOKEN_SECRET": os.environ["CALL_TOKEN_SECRET"],
+        "EGRESS_ALLOWED_HOSTS": "127.0.0.1:*",
     }
     proc = start_process(voice_server_process(state_dir / "run", port=port, env=env))
     try:
@@ -95,15 +98,20 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture(scope="session")
 async def owner(backend_url: str, http: httpx.AsyncClient) -> tuple[str, str]:
-    """One organisation for the voice tests: (access token, org id)."""
-    return await register(http, backend_url, "voice-tests")
+    """One organisation for the voice tests: (access token, org id). Its agents may use their own endpoints (the
+    degradation tests point them at stand-ins)."""
+    token, org_id = await register(http, backend_url, "voice-tests")
+    allowed = await http.patch(f"{backend_url}/api/v1/org", json={"allow_custom_endpoints": True},
+                               headers={"Authorization": f"Bearer {token}"})
+    assert allowed.status_code == 200, allowed.text
+    return token, org_id
 
 
 async def make_line(http: httpx.AsyncClient, backend_url: str, fake_carrier: FakeCarrier, owner: tuple[str, str],
                     carrier: str, **overrides: object) -> SimLine:
     config = {**TEST_AGENT, **overrides}
     line = await provision_line(http, backend_url, carrier=carrier,  # type: ignore[arg-type]
-                                fake_carrier_url=fake_carrier.base_url, agent_config=config,
+                                fake_carrier=fake_carrier, agent_config=config,
                                 access_token=owner[0], org_id=owner[1],
                                 account=fake_carrier_account(fake_carrier, carrier))
     return line
@@ -185,15 +193,26 @@ async def short_line(voice_server: VoiceServer, backend_url: str, http: httpx.As
                            silence={"reminder_after_s": 60.0, "max_reminders": 0})
 
 
+def _line_maker(carrier: str, backend_url: str, http: httpx.AsyncClient, fake_carrier: FakeCarrier,
+                owner: tuple[str, str]):  # type: ignore[no-untyped-def]
+    async def make(**overrides: object) -> SimLine:
+        return await make_line(http, backend_url, fake_carrier, owner, carrier, **overrides)
+
+    return make
+
+
 @pytest.fixture
 def twilio_line_with(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
                      fake_carrier: FakeCarrier, owner: tuple[str, str]):  # type: ignore[no-untyped-def]
     """Provisions a Twilio line for a one-off agent: TEST_AGENT with the given config overrides."""
+    return _line_maker("twilio", backend_url, http, fake_carrier, owner)
 
-    async def make(**overrides: object) -> SimLine:
-        return await make_line(http, backend_url, fake_carrier, owner, "twilio", **overrides)
 
-    return make
+@pytest.fixture
+def make_vobiz_line(voice_server: VoiceServer, backend_url: str, http: httpx.AsyncClient,
+                    fake_carrier: FakeCarrier, owner: tuple[str, str]):  # type: ignore[no-untyped-def]
+    """The same for a Vobiz line."""
+    return _line_maker("vobiz", backend_url, http, fake_carrier, owner)
 
 
 @pytest.fixture

@@ -20,13 +20,13 @@ import httpx
 import numpy as np
 import pytest
 import websockets
+from stack_helpers import synthesize
 from voicetest_helpers import (
     TEST_AGENT,
     VoiceServer,
     active_seconds,
     ended_with_recording,
     read_stereo_wav,
-    synthesize,
     wait_for_call,
     words_heard,
 )

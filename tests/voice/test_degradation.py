@@ -16,10 +16,16 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import riva.client
 from pipecat.processors.aggregators.llm_context import LLMContext
 from stack_helpers import AsrServer
-from voicetest_helpers import Simulate, VoiceServer, ended_with_recording, wait_for_call, words_heard
+from voicetest_helpers import (
+    Simulate,
+    VoiceServer,
+    ended_with_recording,
+    heard_text,
+    wait_for_call,
+    words_heard,
+)
 
 from core.agent_config import AgentConfig, EndpointOptions, LLMConfig, TransferTarget
 from core.call_events import EndReason, ServiceDegraded
@@ -28,7 +34,7 @@ from pipelines.degradation import DegradationPolicy
 from pipelines.llm import OpenAIClientPool, create_llm_service
 from pipelines.llm_chain import FallbackLLMService, llm_chain_args
 from pipelines.resilience import BreakerRegistry, BreakerSettings, BreakerState, CircuitBreaker
-from voice_server.calls import inbound_call_id
+from voice_server.answering import inbound_call_id
 from voice_server.config import VoiceServerSettings
 from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine
@@ -144,6 +150,8 @@ class RecordingCall:
     def degraded(self, event: ServiceDegraded) -> None:
         self.events.append(event)
 
+    def flow_node(self, event: Any) -> None: ...
+
     def timeline_ms(self, monotonic_s: float | None = None) -> int:
         return 0
 
@@ -173,7 +181,7 @@ async def test_llm_breaker_skips_a_dead_endpoint_then_half_open_recovers(llm_url
                            fallbacks=[EndpointOptions(base_url=f"{llm_url}/v1", timeout_s=60)])
         call = RecordingCall()
         policy = DegradationPolicy(AgentConfig(llm=config), "call-1", call, call)
-        service = create_llm_service(config, pool, f"{llm_url}/v1", model, "none", "Be brief.",
+        service = create_llm_service(config, pool, f"{llm_url}/v1", model, "Be brief.",
                                      **llm_chain_args(config, f"{llm_url}/v1", model, breakers=registry,
                                                       policy=policy))
         assert isinstance(service, FallbackLLMService)
@@ -212,25 +220,12 @@ def _steps(call: dict[str, Any], service: str) -> list[dict[str, Any]]:
     return [d for d in call.get("degradations", []) if d["service"] == service]
 
 
-def _transcribe(asr: AsrServer, pcm: bytes, rate: int) -> str:
-    service = riva.client.ASRService(riva.client.Auth(uri=asr.address))
-    silence = b"\x00" * rate
-    response = service.offline_recognize(
-        silence + pcm + silence,
-        riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=rate))
-    return " ".join(r.alternatives[0].transcript for r in response.results)
-
-
-async def _heard(asr: AsrServer, report: CallReport) -> str:
-    return await asyncio.to_thread(_transcribe, asr, bytes(report.heard_pcm), report.heard_rate)
-
-
 async def _canned_then_transferred(fake_carrier: FakeCarrier, asr_server: AsrServer, http: httpx.AsyncClient,
                                    line: SimLine, report: CallReport) -> dict[str, Any]:
     """The caller heard the canned words, the carrier got the transfer, and the call log says `transferred`."""
     fake = next(c for c in fake_carrier.calls.values() if c.sid == report.carrier_call_id)
     assert fake.transferred_to == BILLING["phone_number"], fake.redirect_twiml
-    heard = await _heard(asr_server, report)
+    heard = await heard_text(asr_server, report)
     assert words_heard(heard, CANNED_WORDS) >= 3, heard
     call: dict[str, Any] = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id),
                                                ended_with_recording)
@@ -305,7 +300,7 @@ async def test_tts_primary_dead_fallback_engine_heard(
                                 "fallbacks": [{"base_url": tts_url, "model": "piper"}]})
     report = await simulate(line, CallScript(turns=[], hangup_after_s=None, max_duration_s=40))
     assert report.first_agent_audio is not None, "nothing was heard"
-    heard = await _heard(asr_server, report)
+    heard = await heard_text(asr_server, report)
     assert words_heard(heard, "thank you for calling test clinic automated assistant") >= 3, heard
 
     call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)

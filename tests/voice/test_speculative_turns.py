@@ -16,7 +16,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.utils.asyncio.task_manager import TaskManager
 
-from pipelines.models import SharedModels
+from pipelines.shared_models import SharedModels
 from pipelines.turns import SpeculativeTurnStopStrategy
 
 

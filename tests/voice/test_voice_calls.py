@@ -11,21 +11,22 @@ import os
 
 import httpx
 import pytest
+from stack_helpers import synthesize
 from voicetest_helpers import (
     Simulate,
     VoiceServer,
     active_seconds,
     ended_with_recording,
     read_stereo_wav,
-    synthesize,
     wait_for_call,
     words_heard,
 )
 
 from core.call_events import CarrierCredentials
 from core.service_auth import mint_service_token
-from voice_server.calls import inbound_call_id
-from voice_server.carriers import OutboundCallRequest, TwilioRestClient
+from telephony.base import OutboundCallRequest
+from telephony.twilio import TwilioRestClient
+from voice_server.answering import inbound_call_id
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallReport, CallScript

@@ -1,5 +1,5 @@
 """The voice server's parts on their own: codecs, signatures, tokens, XML answers, serializers, the playout model,
-the recorder, the event outbox, the recording spool, tools and the carrier REST clients (against the fake carrier,
+the recorder, the event outbox, the recording spool and the carrier REST clients (against the fake carrier,
 the one test double allowed)."""
 
 from __future__ import annotations
@@ -19,18 +19,20 @@ import httpx
 import numpy as np
 import pytest
 from fastapi import FastAPI, Request, Response
-from voicetest_helpers import LocalServer
+from stack_helpers import LocalServer
 
-from core.agent_config import AgentConfig, WebhookTool
+from core.agent_config import AgentConfig
 from core.call_events import CallEnded, CallEventBatch, CarrierCredentials, TurnRecorded
 from core.settings import S3Settings
 from core.storage import ObjectStore
 from pipelines.frames import PlaybackMarkFrame
-from pipelines.tools import ToolContext, build_tools
-from voice_server import answers
+from telephony.base import CarrierError, NonceCache, OutboundCallRequest
+from telephony.base import SignatureResult as VobizSignatureResult
+from telephony.call_token import CallClaims, CallTokenError, mint_call_token, verify_call_token
+from telephony.numbers import to_e164
+from telephony.twilio import TwilioRestClient, twilio_signature, twilio_signature_valid, twiml_stream
+from telephony.vobiz import VobizRestClient, check_vobiz_signature, vobiz_dial, vobiz_stream
 from voice_server.backend_client import BackendRejected, BackendUnavailable
-from voice_server.call_token import CallClaims, CallTokenError, mint_call_token, verify_call_token
-from voice_server.carriers import CarrierError, OutboundCallRequest, TwilioRestClient, VobizRestClient
 from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
@@ -41,16 +43,8 @@ from voice_server.media.serializers import (
     parse_twilio_start,
     parse_vobiz_start,
 )
-from voice_server.numbers import to_e164
 from voice_server.outbox import EventOutbox
 from voice_server.recording import DiskWriter, RecordingUploader, StereoRecorder, repair_wav_header
-from voice_server.signatures import (
-    NonceCache,
-    VobizSignatureResult,
-    check_vobiz_signature,
-    twilio_signature,
-    twilio_signature_valid,
-)
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.simulator import CallScript, CarrierAccount, SimulatedCall
 
@@ -126,7 +120,7 @@ def test_call_tokens_are_signed_short_and_expire() -> None:
 # -- answer documents -----------------------------------------------------------------------------------------
 
 def test_vobiz_answer_escapes_the_url_and_keeps_the_call_alive() -> None:
-    body = answers.vobiz_stream("wss://v.example.com/ws/vobiz/tok?a=1&b=2", "audio/x-l16;rate=16000",
+    body = vobiz_stream("wss://v.example.com/ws/vobiz/tok?a=1&b=2", "audio/x-l16;rate=16000",
                                 "https://v.example.com/vobiz/stream-status?x=1&y=2")
     assert "&amp;" in body and "a=1&b" not in body
     stream = ET.fromstring(body).find("Stream")
@@ -136,7 +130,7 @@ def test_vobiz_answer_escapes_the_url_and_keeps_the_call_alive() -> None:
 
 
 def test_twiml_connect_stream_carries_the_token_as_a_parameter() -> None:
-    root = ET.fromstring(answers.twiml_stream("wss://v.example.com/ws/twilio", 'to"k<en', None))
+    root = ET.fromstring(twiml_stream("wss://v.example.com/ws/twilio", 'to"k<en', None))
     stream = root.find("Connect/Stream")
     assert stream is not None and stream.get("url") == "wss://v.example.com/ws/twilio"
     param = stream.find("Parameter")
@@ -337,90 +331,6 @@ async def test_recordings_wait_in_the_spool_while_minio_is_down(tmp_path: Path, 
     assert not (uploader.pending_dir / "call-spool.wav").exists()
 
 
-# -- tools ----------------------------------------------------------------------------------------------------
-
-class RecordingControl:
-    def __init__(self) -> None:
-        self.ended: list[tuple[str, str | None]] = []
-        self.tools: list[Any] = []
-
-    async def end_call(self, reason: str, goodbye: str | None, detail: str = "") -> None:
-        self.ended.append((reason, goodbye))
-
-    async def transfer(self, target: Any, announcement: str, brief: str) -> str:
-        return "transferring"
-
-    def turn(self, event: Any) -> None: ...
-
-    def tool(self, event: Any) -> None:
-        self.tools.append(event)
-
-    def timeline_ms(self, monotonic_s: float | None = None) -> int:
-        return 0
-
-
-class FakeParams:
-    def __init__(self, arguments: dict[str, Any]) -> None:
-        self.arguments = arguments
-        self.results: list[tuple[Any, Any]] = []
-        self.pushed: list[Any] = []
-        outer = self
-
-        class _LLM:
-            async def push_frame(self, frame: Any) -> None:
-                outer.pushed.append(frame)
-
-        self.llm = _LLM()
-
-    async def result_callback(self, result: Any, *, properties: Any = None) -> None:
-        self.results.append((result, properties))
-
-
-async def test_webhook_tool_validates_arguments_speaks_a_filler_and_times_out() -> None:
-    app = FastAPI()
-
-    @app.post("/slots")
-    async def slots(body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("date") == "slow":
-            await asyncio.sleep(2)
-        return {"slots": ["9:00", "14:00"], "date": body["date"]}
-
-    async with LocalServer(app) as server, httpx.AsyncClient() as http:
-        tool = WebhookTool(name="check_slots", description="Free slots on a date", url=f"{server.url}/slots",
-                           parameters={"type": "object", "properties": {"date": {"type": "string"}},
-                                       "required": ["date"]}, timeout_s=0.5, filler_phrase="One moment.")
-        control = RecordingControl()
-        ctx = ToolContext(agent=AgentConfig(tools=[tool]), call_id="c1", control=control,  # type: ignore[arg-type]
-                          events=control, http=http)  # type: ignore[arg-type]
-        handler = build_tools(ctx)[0].handler
-
-        bad = FakeParams({"date": 5})
-        await handler(bad)  # type: ignore[arg-type]
-        assert "invalid arguments" in bad.results[0][0]["error"] and not bad.pushed
-
-        good = FakeParams({"date": "2030-01-02"})
-        await handler(good)  # type: ignore[arg-type]
-        assert good.results[0][0]["result"]["slots"] == ["9:00", "14:00"]
-        assert good.pushed[0].text == "One moment." and good.pushed[0].append_to_context is False
-
-        slow = FakeParams({"date": "slow"})
-        await handler(slow)  # type: ignore[arg-type]
-        assert "in time" in slow.results[0][0]["error"]
-    assert [t.ok for t in control.tools] == [False, True, False]
-
-
-async def test_end_call_tool_asks_the_call_to_say_goodbye_and_hang_up() -> None:
-    control = RecordingControl()
-    async with httpx.AsyncClient() as http:
-        ctx = ToolContext(agent=AgentConfig(goodbye="Bye now!"), call_id="c1", control=control,  # type: ignore[arg-type]
-                          events=control, http=http)  # type: ignore[arg-type]
-        end_call = next(t for t in build_tools(ctx) if t.schema.name == "end_call")
-        params = FakeParams({})
-        await end_call.handler(params)  # type: ignore[arg-type]
-    assert control.ended == [("agent_hangup", "Bye now!")]
-    assert params.results[0][1].run_llm is False
-
-
 # -- carrier REST clients against the fake carrier -------------------------------------------------------------
 
 @pytest.fixture
@@ -478,7 +388,7 @@ async def test_vobiz_client_uses_exact_paths_and_auth_headers(carrier_double: Fa
 
     @app.post("/dial")
     async def dial() -> Response:
-        return Response(answers.vobiz_dial("+919876543210", "+911140000000"), media_type="application/xml")
+        return Response(vobiz_dial("+919876543210", "+911140000000"), media_type="application/xml")
 
     async with LocalServer(app) as xml_server, httpx.AsyncClient() as http:
         client = VobizRestClient(creds, http)
@@ -509,8 +419,8 @@ def _session_for(carrier: str, fake: FakeCarrier, voice_url: str, sid: str) -> A
     from types import SimpleNamespace
 
     from core.call_events import ResolvedAgent
-    from voice_server.call_token import CallClaims
-    from voice_server.carriers import CarrierClients
+    from telephony.call_token import CallClaims
+    from telephony.registry import CarrierClients
     from voice_server.config import VoiceServerSettings
     from voice_server.media.serializers import StreamInfo
     from voice_server.session import CallSession
@@ -558,40 +468,3 @@ async def test_blind_and_warm_transfers_through_the_carrier_apis(carrier_double:
     assert carrier_double.calls["uuid-transfer"].transferred_to == "919876500000"
     for session in (blind, warm, vobiz):
         await session.app.carriers.close()
-
-
-def test_vad_energy_gate_skips_quiet_windows_and_finds_the_same_speech(caller_audio: dict[str, bytes]) -> None:
-    """Silence and faint line noise never reach Silero; the speech, with that around it, gives the same
-    start and stop as without the gate."""
-    from pipecat.audio.vad.vad_analyzer import VADParams, VADState
-
-    from pipelines.models import SharedModels
-
-    rng = np.random.default_rng(7)
-    noise = (rng.normal(0, 3, 8000)).astype(np.int16).tobytes()  # ~-80 dBFS hiss, 1 s
-    audio = b"\x00" * 16000 + noise + caller_audio["hours"] + noise + b"\x00" * 16000
-    models = SharedModels(smart_turn=False)
-
-    def states(gate_dbfs: float | None) -> tuple[list[tuple[int, VADState]], int]:
-        models.vad_gate_dbfs = gate_dbfs
-        vad = models.vad(VADParams(start_secs=0.15, stop_secs=0.2, min_volume=0.0))
-        vad.set_sample_rate(8000)
-        changes: list[tuple[int, VADState]] = []
-        last = VADState.QUIET
-        for i in range(0, len(audio) - 320, 320):  # 20 ms frames, as the carrier sends them
-            state = vad._run_analyzer(audio[i:i + 320])
-            if state != last and state in (VADState.SPEAKING, VADState.QUIET):
-                changes.append((i // 320, state))
-                last = state
-        return changes, vad.gated_windows
-
-    ungated, none_gated = states(None)
-    gated, skipped = states(-55.0)
-    models.close()
-    assert none_gated == 0
-    assert ungated and ungated[0][1] == VADState.SPEAKING and ungated[-1][1] == VADState.QUIET
-    # The gate may only make a difference of a window or two at the edges of speech.
-    assert len(gated) == len(ungated)
-    assert all(a[1] == b[1] and abs(a[0] - b[0]) <= 2 for a, b in zip(gated, ungated, strict=True)), (gated, ungated)
-    silent_windows = (16000 + 16000 + 2 * len(noise)) // 2 // 256
-    assert skipped >= silent_windows * 0.9

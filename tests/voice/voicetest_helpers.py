@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+import riva.client
+from stack_helpers import AsrServer
 
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallReport
@@ -48,14 +50,6 @@ PHRASES = {
     "parking": "Is there parking near the building?",
     "yes": "Yes.",
 }
-
-
-def synthesize(tts_url: str, text: str, sample_rate: int = 8000) -> bytes:
-    with httpx.Client(timeout=60) as client:
-        resp = client.post(f"{tts_url}/v1/audio/speech",
-                           json={"input": text, "sample_rate": sample_rate, "response_format": "pcm"})
-        resp.raise_for_status()
-        return resp.content
 
 
 async def wait_for_call(http: httpx.AsyncClient, line: SimLine, call_id: str,
@@ -101,27 +95,15 @@ def words_heard(transcript: str, reference: str) -> int:
     return sum(1 for w in set(re.sub(r"[^a-z0-9' ]", " ", reference.lower()).split()) if w in said)
 
 
-class LocalServer:
-    """A real HTTP server (uvicorn) for a small FastAPI app, on a free port, in the test's event loop."""
+def _transcribe(asr: AsrServer, pcm: bytes, rate: int) -> str:
+    service = riva.client.ASRService(riva.client.Auth(uri=asr.address))
+    silence = b"\x00" * rate
+    response = service.offline_recognize(
+        silence + pcm + silence,
+        riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.LINEAR_PCM, sample_rate_hertz=rate))
+    return " ".join(r.alternatives[0].transcript for r in response.results)
 
-    def __init__(self, app: Any) -> None:
-        import uvicorn
 
-        from voicectl.procs import free_port
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                     lifespan="off"))
-        self._task: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> LocalServer:
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:  # noqa: ASYNC110 - uvicorn only exposes a flag
-            await asyncio.sleep(0.02)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+async def heard_text(asr: AsrServer, report: CallReport) -> str:
+    """What the caller heard during the call, as the real ASR server transcribes it."""
+    return await asyncio.to_thread(_transcribe, asr, bytes(report.heard_pcm), report.heard_rate)

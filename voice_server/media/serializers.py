@@ -197,6 +197,16 @@ class CarrierSerializer(FrameSerializer):
             return None
         return self._pcm_frame(pcm)
 
+    def _inbound_media(self, message: dict[str, Any], tracks: tuple[str, ...]) -> InputAudioRawFrame | None:
+        """A `media` event: the caller's audio, or None for another track (or a malformed frame, counted)."""
+        media = message.get("media")
+        if not isinstance(media, dict):
+            self._bad("media frame without media object")
+            return None
+        if media.get("track", "inbound") not in tracks:
+            return None
+        return self._audio_frame(media.get("payload"))
+
     def _pcm_frame(self, pcm: bytes) -> InputAudioRawFrame:
         """Caller audio (native PCM16); the recording takes it with its arrival on the call timeline."""
         self._consecutive_malformed = 0
@@ -226,6 +236,10 @@ class CarrierSerializer(FrameSerializer):
             raw = native_to_l16(frame.audio, "little")
         return base64.b64encode(raw).decode("ascii")
 
+    def stop_message(self) -> str | None:
+        """What to send before a REST hang-up so the carrier does not reconnect the stream (None: nothing)."""
+        return None
+
     def next_mark_name(self, prefix: str) -> str:
         self._mark_seq += 1
         return f"{prefix}-{self._mark_seq}"
@@ -250,13 +264,7 @@ class TwilioMediaSerializer(CarrierSerializer):
             return None
         event = message["event"]
         if event == "media":
-            media = message.get("media")
-            if not isinstance(media, dict):
-                self._bad("media frame without media object")
-                return None
-            if media.get("track", "inbound") not in ("inbound", "inbound_track"):
-                return None
-            return self._audio_frame(media.get("payload"))
+            return self._inbound_media(message, ("inbound", "inbound_track"))
         self._consecutive_malformed = 0
         if event == "mark":
             mark = message.get("mark")
@@ -295,8 +303,8 @@ class VobizMediaSerializer(CarrierSerializer):
             return json.dumps({"event": "checkpoint", "streamId": sid, "name": frame.mark})
         return None
 
-    def stop_message(self) -> str:
-        """Sent before a REST hang-up so Vobiz does not reconnect the stream (reference C7)."""
+    def stop_message(self) -> str | None:
+        """Sent before a REST hang-up so Vobiz does not reconnect the stream."""
         return json.dumps({"event": "stop", "streamId": self.info.stream_id})
 
     async def deserialize(self, data: str | bytes) -> Frame | None:
@@ -305,13 +313,7 @@ class VobizMediaSerializer(CarrierSerializer):
             return None
         event = message["event"]
         if event == "media":
-            media = message.get("media")
-            if not isinstance(media, dict):
-                self._bad("media frame without media object")
-                return None
-            if media.get("track", "inbound") != "inbound":
-                return None
-            return self._audio_frame(media.get("payload"))
+            return self._inbound_media(message, ("inbound",))
         self._consecutive_malformed = 0
         if event == "playedStream":
             name = message.get("name")

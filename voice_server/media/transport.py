@@ -15,9 +15,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from fastapi import WebSocket
-from pipecat.frames.frames import BotStoppedSpeakingFrame, Frame, InterruptionFrame, OutputAudioRawFrame
+from pipecat.frames.frames import (
+    BotStoppedSpeakingFrame,
+    Frame,
+    InterruptionFrame,
+    OutputAudioRawFrame,
+    OutputDTMFFrame,
+    OutputDTMFUrgentFrame,
+)
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import (
@@ -59,6 +67,18 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
         self._pause_timer: asyncio.TimerHandle | None = None
         self._paused_since: float | None = None  # a possible barge-in held the audio back (cleared on clear)
         self.paused_count = 0
+        # Keypad tones out (pipecat's OutputDTMF frames: the send_digits tool, phone-menu navigation): through
+        # this, when the carrier's REST API plays them (Vobiz); otherwise pipecat writes them as tones in the
+        # stream's audio (Twilio). Set by the session.
+        self.send_digits: Callable[[str], Awaitable[bool]] | None = None
+
+    def _supports_native_dtmf(self) -> bool:
+        return self.send_digits is not None
+
+    async def _write_dtmf_native(self, frame: OutputDTMFFrame | OutputDTMFUrgentFrame) -> None:
+        assert self.send_digits is not None
+        if frame.button is not None and not await self.send_digits(str(frame.button.value)):
+            await self._write_dtmf_audio(frame)
 
     # -- pause / resume (possible barge-in) -------------------------------------------------------------------
     def _pause(self, max_pause_s: float) -> None:

@@ -18,8 +18,9 @@ from fastapi import APIRouter, Depends, Query, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from core.call_events import CallStarted
+from telephony.call_token import CallClaims, CallTokenError, verify_browser_token
+from voice_server.admission import admits
 from voice_server.backend_client import BackendRejected, BackendUnavailable
-from voice_server.call_token import CallClaims, CallTokenError, verify_browser_token
 from voice_server.media.browser import parse_browser_start
 from voice_server.media.serializers import StartError
 from voice_server.routes.deps import voice_app_ws
@@ -51,8 +52,11 @@ async def browser_call(websocket: WebSocket, app: AppDep, token: Annotated[str, 
     except CallTokenError as exc:
         await _refuse(websocket, f"invalid call token: {exc}")
         return
-    if not app.accepting or claims.call_id in app.sessions:
+    if not app.accepting or claims.call_id in app.calls:
         await _refuse(websocket, "not accepting this call")
+        return
+    if not admits(app, claims.call_id):
+        await _refuse(websocket, "the voice server is at capacity; try again shortly")
         return
     try:
         agent = await app.backend.claim_browser_call(claims.call_id, claims.nonce)
@@ -82,7 +86,7 @@ async def browser_call(websocket: WebSocket, app: AppDep, token: Annotated[str, 
     call_claims = CallClaims(call_id=claims.call_id, carrier="browser", carrier_call_id=claims.call_id,
                              direction="inbound", org_id=agent.org_id, agent_id=agent.agent_id)
     session = CallSession(app, call_claims, info, websocket, agent, {}, None)
-    app.session_started(session)
+    app.calls.started(session)
     try:
         await session.run()
     finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, Field
 
 from voice_server.routes.deps import require_service_token, voice_app
 from voice_server.state import VoiceApp
@@ -20,20 +21,28 @@ AppDep = Annotated[VoiceApp, Depends(voice_app)]
 async def call_latency(call_id: str, app: AppDep) -> dict[str, Any]:
     """Per-turn stage times (monotonic clock, comparable with the simulator's on the same host). `call_id` may
     also be the carrier's call id."""
-    call_id = app.latency_by_carrier_id.get(call_id, call_id)
-    if call_id not in app.latency_log and call_id not in app.sessions:
-        for session in app.sessions.values():
-            if session.claims.carrier_call_id == call_id:
-                call_id = session.call_id
-    entry = app.latency_log.get(call_id)
+    entry = app.calls.latency_of(call_id)
     if entry is None:
-        live = app.sessions.get(call_id)
+        live = app.calls.find_live(call_id)
         if live is None or live.call is None:
             raise HTTPException(status_code=404, detail="no latency record for this call")
         turns = [{"stages": t.stages(), "latency": t.latency().model_dump(), "smart_turn_ms": t.smart_turn_ms}
                  for t in live.call.latency.completed]
-        return {"call_id": call_id, "live": True, "t0_monotonic": live.tracker.t0, "turns": turns}
+        return {"call_id": live.call_id, "live": True, "t0_monotonic": live.tracker.t0, "turns": turns}
     return {"live": False, **asdict(entry)}
+
+
+class WhisperIn(BaseModel):
+    text: str = Field(min_length=1, max_length=1000)
+
+
+@router.post("/calls/{call_id}/whisper", status_code=204)
+async def whisper(call_id: str, body: WhisperIn, app: AppDep) -> None:
+    """From the backend (a supervisor, already authorised and audited there): an instruction for the agent."""
+    live = app.calls.find_live(call_id)
+    if live is None or live.call is None:
+        raise HTTPException(status_code=404, detail="call not live on this voice server")
+    await live.whisper(body.text)
 
 
 def _count_wavs(folder: Path) -> int:
@@ -52,7 +61,7 @@ async def drain(app: AppDep, exit: bool = True) -> dict[str, Any]:
 async def status(app: AppDep) -> dict[str, Any]:
     return {
         "accepting": app.accepting,
-        "live_calls": sorted(app.sessions),
+        "live_calls": app.calls.ids(),
         "outbox_pending": app.outbox.pending,
         "events_delivered": app.outbox.delivered,
         "outbox_failures": app.outbox.failures,  # delivery rounds that failed and were retried with backoff

@@ -15,8 +15,7 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from core.call_events import ResolvedAgent
 from pipelines.streaming import StreamingAudio
-from voice_server.backend_client import BackendRejected, BackendUnavailable
-from voice_server.call_token import CallClaims, CallTokenError, verify_call_token
+from telephony.call_token import CallClaims, CallTokenError, verify_call_token
 from voice_server.media.serializers import StartError, StreamInfo, parse_twilio_start, parse_vobiz_start
 from voice_server.routes.deps import voice_app_ws
 from voice_server.session import CallSession
@@ -93,24 +92,19 @@ async def vobiz_media(websocket: WebSocket, token: str, app: AppDep) -> None:
 
 async def _agent_for(app: VoiceApp, claims: CallClaims) -> tuple[ResolvedAgent | None, dict[str, str]]:
     """The call was answered on another replica (or the prepared state expired): fetch what it needs again."""
-    try:
-        if claims.direction == "outbound":
-            ctx = await app.backend.outbound_context(claims.call_id)
-            return (ctx.agent, dict(ctx.variables)) if ctx else (None, {})
-        if claims.agent_id:
-            return await app.backend.agent_by_id(claims.agent_id), {}
-        return await app.backend.agent_by_number(claims.to_number), {}
-    except (BackendUnavailable, BackendRejected) as exc:
-        log.error("cannot load the agent for call %s: %s", claims.call_id, exc)
-        return None, {}
+    if claims.direction == "outbound":
+        match = await app.agents.find(outbound_call_id=claims.call_id)
+    else:
+        match = await app.agents.find(agent_id=claims.agent_id, numbers=(claims.to_number,))
+    return match.agent, match.variables
 
 
 async def _run(app: VoiceApp, websocket: WebSocket, claims: CallClaims, info: StreamInfo) -> None:
     if claims.carrier != info.carrier or claims.carrier_call_id != info.carrier_call_id:
         await _refuse(websocket, "call token does not belong to this call")
         return
-    reconnect = app.may_reconnect(claims.call_id)
-    if reconnect is False or claims.call_id in app.sessions:
+    reconnect = app.calls.may_reconnect(claims.call_id)
+    if reconnect is False or claims.call_id in app.calls:
         await _refuse(websocket, "call already ended or already streaming")
         return
     prepared = app.prepared.take(claims.call_id)
@@ -127,5 +121,5 @@ async def _run(app: VoiceApp, websocket: WebSocket, claims: CallClaims, info: St
         return
     session = CallSession(app, claims, info, websocket, agent, variables, greeting_audio,
                           speak_greeting=reconnect is None)
-    app.session_started(session)
+    app.calls.started(session)
     await session.run()

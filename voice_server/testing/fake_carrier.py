@@ -8,12 +8,16 @@ Twilio (HTTP Basic AccountSid:AuthToken, form bodies, JSON answers, errors as {"
                                                             e.g. <Dial> transfer)                 -> 200, or 404
                                                             with code 20404 for a call that is over
   GET  /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json     the call resource
+  GET  /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PhoneNumber=+E164   the account's numbers (ownership)
 Vobiz (X-Auth-ID / X-Auth-Token headers, JSON bodies, case- and slash-sensitive paths; others get 401):
   POST   /api/v1/Account/{auth_id}/Call/                    make-call (answer_url, hangup_url, machine_detection)
                                                             -> 201 {"api_id","message":"Call fired","request_uuid"}
   DELETE /api/v1/Account/{auth_id}/Call/{uuid}/             hang up -> 204, or 404 when the call is over
   POST   /api/v1/Account/{auth_id}/Call/{uuid}/             transfer (legs, aleg_url) -> 202; fetches aleg_url
   GET    /api/v1/Account/{auth_id}/Call/{uuid}/?status=live live-call lookup
+  GET    /api/v1/Account/{auth_id}/Number/{number}/         a number of the account -> 200, or 404 (not in the
+                                                            protocol reference: the Plivo-family numbers resource)
+Numbers belong to an account when they are in its CarrierAccount.numbers.
 
 Like the carrier, a created call rings, is answered by a scripted callee (or is busy / not answered / fails), fetches
 the answer URL and opens the media stream with the telephony simulator, and posts the status / hangup callbacks.
@@ -32,6 +36,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -110,6 +115,7 @@ class FakeCall:
     amd_callback: str | None = None
     answered_by: str | None = None  # the AMD verdict sent
     spoken_message: str | None = None  # <Say>/<Speak> the call was redirected to (e.g. a voicemail message)
+    digits_sent: list[str] = field(default_factory=list)  # Vobiz DTMF API: keypad tones played to the callee
 
     @property
     def over(self) -> bool:
@@ -229,6 +235,15 @@ class FakeCarrier:
         return account
 
     # -- the app ----------------------------------------------------------------------------------------------
+    def _vobiz_live_call(self, request: Request, auth_id: str, call_uuid: str) -> FakeCall | Response:
+        """The live call a Vobiz call-resource request is about, or the error Vobiz answers with."""
+        if self._vobiz_auth(request, auth_id) is None:
+            return JSONResponse({"error": "authentication failed"}, status_code=401)
+        call = self.calls.get(call_uuid)
+        if call is None or call.over:
+            return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+        return call
+
     def _build_app(self) -> FastAPI:
         app = FastAPI(title="Fake carrier (test double)")
 
@@ -274,7 +289,12 @@ class FakeCarrier:
             elif twiml:
                 call.redirect_twiml = str(twiml)
                 self._apply_twiml(call, str(twiml))
-                await self._end_by_api(call, "completed", reason="redirected")
+                if "<Conference" in str(twiml) and call.sim is not None:
+                    # Waiting in a conference (warm transfer): the stream ends, the call goes on until the
+                    # voice server bridges it or, if the human does not answer, redirects it again.
+                    await call.sim.carrier_hangup("redirected")
+                else:
+                    await self._end_by_api(call, "completed", reason="redirected")
             elif form.get("Url"):
                 call.redirect_twiml = f"<Redirect>{form.get('Url')}</Redirect>"
                 await self._end_by_api(call, "completed", reason="redirected")
@@ -315,11 +335,9 @@ class FakeCarrier:
         @app.delete("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
         async def vobiz_hangup(auth_id: str, call_uuid: str, request: Request) -> Response:
             self._log("vobiz", request, {})
-            if self._vobiz_auth(request, auth_id) is None:
-                return JSONResponse({"error": "authentication failed"}, status_code=401)
-            call = self.calls.get(call_uuid)
-            if call is None or call.over:
-                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
             await self._end_by_api(call, "completed")
             return Response(status_code=204)
 
@@ -327,11 +345,9 @@ class FakeCarrier:
         async def vobiz_transfer(auth_id: str, call_uuid: str, request: Request) -> Response:
             body = await self._json(request)
             self._log("vobiz", request, body)
-            if self._vobiz_auth(request, auth_id) is None:
-                return JSONResponse({"error": "authentication failed"}, status_code=401)
-            call = self.calls.get(call_uuid)
-            if call is None or call.over:
-                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "call not found"}, status_code=404)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
             legs = body.get("legs", "aleg")
             url = body.get("aleg_url") if legs in ("aleg", "both") else body.get("bleg_url")
             if not url:
@@ -346,6 +362,19 @@ class FakeCarrier:
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "call transferred", "call_uuid": call.sid},
                                 status_code=202)
 
+        @app.post("/api/v1/Account/{auth_id}/Call/{call_uuid}/DTMF/")
+        async def vobiz_dtmf(auth_id: str, call_uuid: str, request: Request) -> Response:
+            body = await self._json(request)
+            self._log("vobiz", request, body)
+            call = self._vobiz_live_call(request, auth_id, call_uuid)
+            if isinstance(call, Response):
+                return call
+            digits = str(body.get("digits") or "")
+            if not re.fullmatch(r"[0-9*#wW]{1,64}", digits):
+                return JSONResponse({"api_id": uuid.uuid4().hex, "error": "invalid digits"}, status_code=400)
+            call.digits_sent.append(digits)
+            return JSONResponse({"api_id": uuid.uuid4().hex, "message": "digits sent"}, status_code=202)
+
         @app.get("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
         async def vobiz_live(auth_id: str, call_uuid: str, request: Request, status: str | None = None) -> Response:
             if self._vobiz_auth(request, auth_id) is None:
@@ -355,6 +384,27 @@ class FakeCarrier:
                 return JSONResponse({"error": "not found"}, status_code=404)
             return JSONResponse({"call_uuid": call.sid, "call_status": call.status, "from": call.from_number,
                                  "to": call.to_number, "direction": call.direction})
+
+        @app.get("/2010-04-01/Accounts/{account_sid}/IncomingPhoneNumbers.json")
+        async def twilio_numbers(account_sid: str, request: Request, PhoneNumber: str | None = None  # noqa: N803
+                                 ) -> Response:
+            """The account's numbers, optionally only the one asked for (the backend's ownership check)."""
+            account = self._twilio_auth(request, account_sid)
+            if account is None:
+                return _twilio_error(401, 20003, "Authenticate")
+            owned = sorted(n for n in account.numbers if PhoneNumber in (None, n))
+            return JSONResponse({"incoming_phone_numbers": [
+                {"sid": "PN" + uuid.uuid5(uuid.NAMESPACE_URL, n).hex, "account_sid": account_sid, "phone_number": n}
+                for n in owned]})
+
+        @app.get("/api/v1/Account/{auth_id}/Number/{number}/")
+        async def vobiz_number(auth_id: str, number: str, request: Request) -> Response:
+            account = self._vobiz_auth(request, auth_id)
+            if account is None:
+                return JSONResponse({"error": "authentication failed"}, status_code=401)
+            if f"+{number.lstrip('+')}" not in account.numbers:
+                return JSONResponse({"error": "not found"}, status_code=404)
+            return JSONResponse({"number": number.lstrip("+"), "account": auth_id})
 
         @app.api_route("/api/v1/{rest:path}", methods=["GET", "POST", "DELETE", "PUT"])
         async def vobiz_wrong_path(rest: str, request: Request) -> Response:
@@ -426,12 +476,15 @@ class FakeCarrier:
             if call.answered_wall is not None:
                 params.setdefault("AnswerTime", time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(call.answered_wall)))
                 params.setdefault("Duration", str(int(time.time() - call.answered_wall)))
-        signer = SimulatedCall(carrier=call.carrier, answer_url=call.status_callback, account=call.account,
+        await self._post_signed(call, call.status_callback, params)
+
+    async def _post_signed(self, call: FakeCall, url: str, params: dict[str, str]) -> None:
+        """A callback as the carrier sends it: form-encoded, signed with the account's token."""
+        signer = SimulatedCall(carrier=call.carrier, answer_url=url, account=call.account,
                                from_number=call.from_number, to_number=call.to_number, script=CallScript())
         assert self._http is not None
         with contextlib.suppress(httpx.HTTPError):
-            await self._http.post(call.status_callback, data=params,
-                                  headers=signer.signed_headers(call.status_callback, params))
+            await self._http.post(url, data=params, headers=signer.signed_headers(url, params))
 
     async def _run_outbound(self, call: FakeCall) -> None:
         callee = self.callees.get(call.to_number, self.default_callee)
@@ -513,12 +566,7 @@ class FakeCarrier:
                       "CallUUID": call.sid, "RequestUUID": call.sid, "ALegUUID": call.sid, "ALegRequestUUID": call.sid,
                       "From": call.from_number.lstrip("+"), "To": call.to_number.lstrip("+"), "Direction": "outbound",
                       "CallStatus": "in-progress"}
-        signer = SimulatedCall(carrier=call.carrier, answer_url=call.amd_callback, account=call.account,
-                               from_number=call.from_number, to_number=call.to_number, script=CallScript())
-        assert self._http is not None
-        with contextlib.suppress(httpx.HTTPError):
-            await self._http.post(call.amd_callback, data=params,
-                                  headers=signer.signed_headers(call.amd_callback, params))
+        await self._post_signed(call, call.amd_callback, params)
         if machine and call.carrier == "vobiz" and call.machine_detection == "hangup":
             await self._end_by_api(call, "completed", reason="machine_detected")
 

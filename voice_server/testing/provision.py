@@ -1,5 +1,7 @@
 """Sets up a phone line to simulate calls against, through the backend's public API (the way a user would):
-a throwaway account and organisation, an agent, carrier credentials pointing at the fake carrier, and a number."""
+a throwaway account and organisation, an agent, carrier credentials, and a number that the carrier account owns at
+the fake carrier, so the backend's ownership check passes and the number routes calls. The backend must be started
+with TWILIO_API_BASE_URL / VOBIZ_API_BASE_URL pointing at the fake carrier (`carrier_api_env`)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any, Literal
 
 import httpx
 
+from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.simulator import CarrierAccount
 
 
@@ -51,8 +54,13 @@ async def register(http: httpx.AsyncClient, backend_url: str, name: str = "simul
     return str(body["access_token"]), str(body["organization_id"])
 
 
+def carrier_api_env(fake_carrier_url: str) -> dict[str, str]:
+    """The backend's environment for reaching the fake carrier instead of Twilio's and Vobiz's APIs."""
+    return {"TWILIO_API_BASE_URL": fake_carrier_url, "VOBIZ_API_BASE_URL": fake_carrier_url}
+
+
 async def provision_line(http: httpx.AsyncClient, backend_url: str, *, carrier: Literal["twilio", "vobiz"],
-                         fake_carrier_url: str | None, agent_config: dict[str, Any] | None = None,
+                         fake_carrier: FakeCarrier, agent_config: dict[str, Any] | None = None,
                          access_token: str | None = None, org_id: str | None = None,
                          account: CarrierAccount | None = None) -> SimLine:
     if access_token is None or org_id is None:
@@ -63,13 +71,17 @@ async def provision_line(http: httpx.AsyncClient, backend_url: str, *, carrier: 
     if account is None:
         account_id = ("AC" + secrets.token_hex(16)) if carrier == "twilio" else ("MA_" + secrets.token_hex(8).upper())
         account = CarrierAccount(carrier, account_id, secrets.token_hex(16))
+    fake_carrier.accounts.setdefault((carrier, account.account_id), account)
     creds: dict[str, Any] = {"account_id": account.account_id, "auth_token": account.auth_token}
-    if fake_carrier_url:
-        creds["api_base_url"] = fake_carrier_url
     await _ok(await http.put(f"{backend_url}/api/v1/org/carrier-credentials/{carrier}", headers=headers, json=creds),
               "carrier credentials")
     number = unique_number(carrier)
-    await _ok(await http.post(f"{backend_url}/api/v1/phone-numbers", headers=headers,
-                              json={"number": number, "carrier": carrier, "agent_id": agent["id"]}), "phone number")
+    account.numbers.add(number)  # the account owns it at the (fake) carrier
+    created = await _ok(await http.post(f"{backend_url}/api/v1/phone-numbers", headers=headers,
+                                        json={"number": number, "carrier": carrier, "agent_id": agent["id"]}),
+                        "phone number")
+    if not created.get("verified_at"):
+        raise RuntimeError(f"{number} was not verified: is the backend's {carrier.upper()}_API_BASE_URL the fake "
+                           "carrier's URL?")
     return SimLine(backend_url=backend_url, carrier=carrier, number=number, org_id=org_id, agent_id=str(agent["id"]),
                    account=account, access_token=access_token)

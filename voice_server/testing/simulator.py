@@ -37,8 +37,9 @@ import soxr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from telephony.twilio import twilio_signature
+from telephony.vobiz import vobiz_signature_v2, vobiz_signature_v3
 from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
-from voice_server.signatures import twilio_signature, vobiz_signature_v2, vobiz_signature_v3
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ class CallReport:
             return None
         return round((self.first_agent_audio - self.socket_opened) * 1000, 1)
 
-    def spoke_after(self, t: float) -> bool:
-        return any(end > t for _, end in self.heard_segments)
 
 
 @dataclass
@@ -163,6 +162,8 @@ class CarrierAccount:
     carrier: Carrier
     account_id: str
     auth_token: str
+    # Numbers the account owns at the carrier (the fake carrier's numbers API answers from this).
+    numbers: set[str] = field(default_factory=set)
 
 
 class _Playback:
@@ -607,21 +608,15 @@ class SimulatedCall:
         """The caller hangs up: Twilio sends `stop`, Vobiz just closes the socket."""
         if self._done.is_set():
             return
-        ws = self._ws
-        if ws is not None and self.carrier == "twilio":
-            with contextlib.suppress(Exception):
-                self._seq += 1
-                await ws.send(json.dumps({"event": "stop", "sequenceNumber": str(self._seq),
-                                          "streamSid": self.stream_id,
-                                          "stop": {"accountSid": self.account.account_id,
-                                                   "callSid": self.report.carrier_call_id}}))
-        self.report.ended_by = self.report.ended_by or "caller"
-        self.report.ended_at = time.monotonic()
-        self._done.set()
+        await self._end_stream("caller")
 
     async def carrier_hangup(self, reason: str = "carrier_hangup") -> None:
         """The voice server hung up (or transferred) through the REST API: the carrier ends the stream."""
         self.report.carrier_hangup_at = time.monotonic()
+        await self._end_stream(reason)
+
+    async def _end_stream(self, ended_by: str) -> None:
+        """Twilio sends `stop` on the media socket; Vobiz just closes it."""
         ws = self._ws
         if ws is not None and self.carrier == "twilio":
             with contextlib.suppress(Exception):
@@ -630,7 +625,7 @@ class SimulatedCall:
                                           "streamSid": self.stream_id,
                                           "stop": {"accountSid": self.account.account_id,
                                                    "callSid": self.report.carrier_call_id}}))
-        self.report.ended_by = self.report.ended_by or reason
+        self.report.ended_by = self.report.ended_by or ended_by
         self.report.ended_at = time.monotonic()
         self._done.set()
 

@@ -8,7 +8,15 @@ from fastapi import APIRouter, Path, Response, status
 
 from backend.api.deps import AgentsRead, AgentsWrite, ServicesDep
 from backend.api.responses import AUTHENTICATED, CONFLICT, NOT_FOUND
-from backend.models.agents import AgentCreate, AgentOut, AgentSummary, AgentUpdate, AgentVersionOut
+from backend.models.agents import (
+    AgentCreate,
+    AgentOut,
+    AgentSummary,
+    AgentTestRunIn,
+    AgentTestRunOut,
+    AgentUpdate,
+    AgentVersionOut,
+)
 from core.agent_config import AgentConfig
 
 router = APIRouter(prefix="/agents", tags=["agents"], responses=AUTHENTICATED)
@@ -74,3 +82,16 @@ async def restore_agent_version(
 ) -> AgentOut:
     """Makes an old version current again, as a new version."""
     return await services.agents.restore(principal, agent_id, version)
+
+
+@router.post("/{agent_id}/test-runs", status_code=status.HTTP_201_CREATED, responses=NOT_FOUND)
+async def record_agent_test_run(
+    agent_id: AgentId, body: AgentTestRunIn, principal: AgentsWrite, services: ServicesDep
+) -> AgentTestRunOut:
+    """Stores an agent test suite's results (`voicectl test-agent --agent-id`) with the version they ran on."""
+    return await services.agents.record_test_run(principal, agent_id, body)
+
+
+@router.get("/{agent_id}/test-runs", responses=NOT_FOUND)
+async def list_agent_test_runs(agent_id: AgentId, principal: AgentsRead, services: ServicesDep) -> list[AgentTestRunOut]:
+    return await services.agents.test_runs(principal, agent_id)

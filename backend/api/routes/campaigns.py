@@ -183,7 +183,10 @@ Token = Annotated[str, Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_=
 CALLBACK_ERRORS: dict[int | str, dict[str, Any]] = {403: {"description": "Bad token or carrier signature"}, 404: {"description": "Unknown attempt"}}
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def _form(request: Request, rt: CampaignRuntime, carrier: str, attempt_id: str, token: str) -> dict[str, str]:
+    """The callback's fields, read only once its URL token is right: an unauthenticated body is never parsed."""
+    if not rt.callbacks.urls.valid(carrier, attempt_id, token):
+        raise CallbackRejected(403, "invalid callback token")
     if request.method == "GET":
         return dict(request.query_params)
     form = await request.form()
@@ -200,7 +203,7 @@ async def campaign_call_status(carrier: Carrier, attempt_id: AttemptId, token: T
                                rt: RuntimeDep) -> Response:
     """Twilio StatusCallback / Vobiz hangup_url for a campaign call."""
     try:
-        await rt.callbacks.on_status(carrier, attempt_id, token, await _form(request), request.headers,
+        await rt.callbacks.on_status(carrier, attempt_id, token, await _form(request, rt, carrier, attempt_id, token), request.headers,
                                      request.method)
     except CallbackRejected as exc:
         return _rejected(exc)
@@ -213,7 +216,7 @@ async def campaign_call_amd(carrier: Carrier, attempt_id: AttemptId, token: Toke
                             rt: RuntimeDep) -> Response:
     """Twilio AsyncAmdStatusCallback / Vobiz machine_detection_url: a machine answer applies the voicemail policy."""
     try:
-        await rt.callbacks.on_amd(carrier, attempt_id, token, await _form(request), request.headers, request.method)
+        await rt.callbacks.on_amd(carrier, attempt_id, token, await _form(request, rt, carrier, attempt_id, token), request.headers, request.method)
     except CallbackRejected as exc:
         return _rejected(exc)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -225,7 +228,7 @@ async def campaign_voicemail_document(carrier: Carrier, attempt_id: AttemptId, t
                                       rt: RuntimeDep) -> Response:
     """The document a carrier runs to leave the campaign's voicemail message (Vobiz transfer target)."""
     try:
-        body = await rt.callbacks.voicemail(carrier, attempt_id, token, await _form(request), request.headers,
+        body = await rt.callbacks.voicemail(carrier, attempt_id, token, await _form(request, rt, carrier, attempt_id, token), request.headers,
                                             request.method)
     except CallbackRejected as exc:
         return _rejected(exc)

@@ -15,7 +15,6 @@ from core.call_events import (
     CallEventAck,
     CallEventBatch,
     OutboundCallContext,
-    RecordingStored,
     ResolvedAgent,
     VoiceServerHeartbeat,
     VoiceServerHeartbeatAck,
@@ -32,19 +31,19 @@ Id = Annotated[str, Path(min_length=1, max_length=64)]
 async def agent_by_number(number: Annotated[str, Path(pattern=r"^\+[1-9]\d{6,14}$")], caller: ServiceCaller,
                           services: ServicesDep) -> ResolvedAgent:
     """Inbound routing: the agent linked to this number, with the organisation's decrypted carrier credentials."""
-    return await services.internal.agent_by_number(number)
+    return await services.call_routing.agent_by_number(number)
 
 
 @router.get("/agents/{agent_id}", responses={404: {"model": ErrorResponse}})
 async def agent_by_id(agent_id: Id, caller: ServiceCaller, services: ServicesDep) -> ResolvedAgent:
-    return await services.internal.agent_by_id(agent_id)
+    return await services.call_routing.agent_by_id(agent_id)
 
 
 @router.post("/calls", status_code=status.HTTP_201_CREATED)
 async def create_outbound_call(body: OutboundCallCreate, caller: ServiceCaller,
                                services: ServicesDep) -> OutboundCallContext:
     """The dialer registers a call before dialling (idempotent by `call_id`)."""
-    return await services.internal.create_outbound_call(body)
+    return await services.call_routing.create_outbound_call(body)
 
 
 @router.post("/calls/events")
@@ -55,7 +54,7 @@ async def post_call_events(batch: CallEventBatch, caller: ServiceCaller, service
 
 @router.get("/calls/{call_id}/context", responses={404: {"model": ErrorResponse}})
 async def outbound_call_context(call_id: Id, caller: ServiceCaller, services: ServicesDep) -> OutboundCallContext:
-    return await services.internal.outbound_context(call_id)
+    return await services.call_routing.outbound_context(call_id)
 
 
 @router.post("/test-calls/{call_id}/claim", responses={404: {"model": ErrorResponse},
@@ -64,16 +63,6 @@ async def claim_test_call(call_id: Id, body: BrowserCallClaim, caller: ServiceCa
                           services: ServicesDep) -> ResolvedAgent:
     """The voice server uses a browser call's token once: the agent to run, or 409 when it was used before."""
     return await services.browser_calls.claim(call_id, body.nonce)
-
-
-@router.post("/calls/{call_id}/recording")
-async def register_recording(call_id: Id, body: RecordingStored, caller: ServiceCaller,
-                             services: ServicesDep) -> CallEventAck:
-    """Same as posting a `call.recording` event."""
-    if body.call_id != call_id:
-        raise ApiError(422, "validation_error", "body.call_id: must match the path",
-                       [ErrorDetail(path="body.call_id", message="must match the path")])
-    return await services.ingest.ingest(CallEventBatch(events=[body]), source=caller)
 
 
 @router.post("/org-events", responses={422: {"model": ErrorResponse}})

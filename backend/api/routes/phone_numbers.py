@@ -29,6 +29,13 @@ async def get_phone_number(number_id: NumberId, principal: NumbersRead, services
     return await services.numbers.get(principal, number_id)
 
 
+@router.post("/{number_id}/verify", responses={**NOT_FOUND, **CONFLICT})
+async def verify_phone_number(number_id: NumberId, principal: NumbersWrite, services: ServicesDep) -> PhoneNumberOut:
+    """Asks the carrier, with the organisation's credentials, whether its account owns the number; only then does
+    the number route calls. Done on creation too when the credentials are there already."""
+    return await services.numbers.verify(principal, number_id)
+
+
 @router.patch("/{number_id}", responses=NOT_FOUND)
 async def update_phone_number(
     number_id: NumberId, body: PhoneNumberUpdate, principal: NumbersWrite, services: ServicesDep

@@ -1,8 +1,10 @@
 /** Every backend route the UI uses, in one place, so a route change is a one-line edit. */
 import { downloadFile, http, rawRequest, type Query } from "./http";
 import type {
+  AgentTestRun,
   Agent, AgentConfig, AgentSummary, AgentVersion, AnalyticsSummary, ApiKey, CallDetail, CallSummary, Carrier,
-  CarrierCredentialMasked, Invitation, KnowledgeBase, KnowledgeSearchResult, KnowledgeSource, Me, Member, Page, PhoneNumber, RecordingLink, Role,
+  CarrierCredentialMasked, Invitation, KnowledgeBase, KnowledgeSearchResult, KnowledgeSource, Me, Member, OrgSecret, Page,
+  PhoneNumber, RecordingLink, Role,
   TestCallSession, TokenResponse, Voice, Webhook, WebhookDelivery,
 } from "./types";
 
@@ -36,9 +38,12 @@ export const orgApi = {
   carrierCredentials: () => http.get<CarrierCredentialMasked[]>("/org/carrier-credentials"),
   setCarrierCredentials: (
     carrier: Carrier,
-    body: { account_id: string; auth_token: string; api_base_url?: string | null },
+    body: { account_id: string; auth_token: string },
   ) => http.put<CarrierCredentialMasked>(`/org/carrier-credentials/${carrier}`, body),
   deleteCarrierCredentials: (carrier: Carrier) => http.delete(`/org/carrier-credentials/${carrier}`),
+  secrets: () => http.get<OrgSecret[]>("/org/secrets"),
+  putSecret: (name: string, value: string) => http.put<OrgSecret>(`/org/secrets/${encodeURIComponent(name)}`, { value }),
+  deleteSecret: (name: string) => http.delete(`/org/secrets/${encodeURIComponent(name)}`),
 };
 
 export const agentsApi = {
@@ -52,6 +57,7 @@ export const agentsApi = {
   versions: (id: string) => http.get<AgentVersion[]>(`/agents/${id}/versions`),
   version: (id: string, v: number) => http.get<AgentVersion>(`/agents/${id}/versions/${v}`),
   defaults: () => http.get<AgentConfig>("/agents/defaults"),
+  testRuns: (id: string) => http.get<AgentTestRun[]>(`/agents/${id}/test-runs`),
 };
 
 export const knowledgeApi = {
@@ -107,6 +113,8 @@ export const callsApi = {
   get: (id: string) => http.get<CallDetail>(`/calls/${id}`),
   recordingLink: (id: string) => http.get<RecordingLink>(`/calls/${id}/recording`),
   exportCsv: (filters: CallFilters) => downloadFile("/calls/export.csv", "calls.csv", filters as Query),
+  /** Owners and admins; 409 while the call is in progress. */
+  remove: (id: string) => http.delete(`/calls/${id}`),
 };
 
 export const analyticsApi = {

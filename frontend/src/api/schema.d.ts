@@ -51,6 +51,27 @@ export interface paths {
         patch: operations["update_agent"];
         trace?: never;
     };
+    "/api/v1/agents/{agent_id}/test-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Agent Test Runs */
+        get: operations["list_agent_test_runs"];
+        put?: never;
+        /**
+         * Record Agent Test Run
+         * @description Stores an agent test suite's results (`voicectl test-agent --agent-id`) with the version they ran on.
+         */
+        post: operations["record_agent_test_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/{agent_id}/versions": {
         parameters: {
             query?: never;
@@ -117,6 +138,26 @@ export interface paths {
          * @description The default configuration, as a starting point for the editor.
          */
         get: operations["agent_defaults"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/analytics/costs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Analytics Costs
+         * @description Cost per day, per agent, per campaign and per minute of call, from each ended call's cost (price book).
+         */
+        get: operations["analytics_costs"];
         put?: never;
         post?: never;
         delete?: never;
@@ -299,7 +340,15 @@ export interface paths {
          */
         get: operations["list_calls"];
         put?: never;
-        post?: never;
+        /**
+         * Place Call
+         * @description Same rules as a campaign dial: 409 `do_not_call` for a number on the do-not-call list, 409
+         *     `outside_calling_window` when `calling_window` is given and closed, 429 `org_concurrency_limit` at the
+         *     organisation's cap, 422 for an unknown agent, a number not of this organisation or no carrier credentials.
+         *     Nothing is stored or dialled when a request is refused. With `Idempotency-Key`, a retry returns the first call
+         *     (200, `replayed: true`).
+         */
+        post: operations["place_call"];
         delete?: never;
         options?: never;
         head?: never;
@@ -320,7 +369,12 @@ export interface paths {
         get: operations["get_call"];
         put?: never;
         post?: never;
-        delete?: never;
+        /**
+         * Delete Call
+         * @description Owners and admins: the call, its transcript and recording, everywhere (list, export, analytics). 409 while
+         *     the call is still in progress.
+         */
+        delete: operations["delete_call"];
         options?: never;
         head?: never;
         patch?: never;
@@ -838,6 +892,102 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/live/calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live Calls
+         * @description Calls in progress now, oldest first.
+         */
+        get: operations["live_calls"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/calls/{call_id}/listen": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Listen
+         * @description Owners and admins: where to listen in (a WebSocket on the voice server holding the call; send `ticket` as
+         *     the first message) to the caller and agent mixed; the caller hears nothing. Audited.
+         */
+        post: operations["listen"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/calls/{call_id}/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live Call Stream */
+        get: operations["live_call_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/calls/{call_id}/whisper": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Whisper
+         * @description Owners and admins: an instruction added to the agent's context; the caller hears nothing. Audited. 409
+         *     `voice_server_gone` when the replica holding the call has stopped.
+         */
+        post: operations["whisper"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/live/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Live Stream */
+        get: operations["live_stream"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/org": {
         parameters: {
             query?: never;
@@ -904,6 +1054,64 @@ export interface paths {
         /** Audit Log */
         get: operations["audit_log"];
         put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/billing": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Billing */
+        get: operations["get_billing"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/billing/budget": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Budget
+         * @description At the monthly budget the dialer pauses the organisation's campaigns (reason shown on each) and inbound
+         *     calls follow `over_budget_inbound`.
+         */
+        put: operations["put_budget"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/billing/price-book": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Price Book
+         * @description Replaces the organisation's prices (negative prices are a 422); calls are costed with them from now on.
+         */
+        put: operations["put_price_book"];
         post?: never;
         delete?: never;
         options?: never;
@@ -1031,6 +1239,44 @@ export interface paths {
         patch: operations["update_member"];
         trace?: never;
     };
+    "/api/v1/org/secrets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List Secrets */
+        get: operations["list_secrets"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/org/secrets/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Put Secret
+         * @description Creates the secret (201) or rotates it (200, version + 1): calls that start afterwards use the new value.
+         */
+        put: operations["put_secret"];
+        post?: never;
+        /** Delete Secret */
+        delete: operations["delete_secret"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/phone-numbers": {
         parameters: {
             query?: never;
@@ -1069,6 +1315,92 @@ export interface paths {
          * @description Link or unlink (`"agent_id": null`) the answering agent, or relabel.
          */
         patch: operations["update_phone_number"];
+        trace?: never;
+    };
+    "/api/v1/phone-numbers/{number_id}/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify Phone Number
+         * @description Asks the carrier, with the organisation's credentials, whether its account owns the number; only then does
+         *     the number route calls. Done on creation too when the credentials are there already.
+         */
+        post: operations["verify_phone_number"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/erasures": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List Erasures
+         * @description What was deleted (call id, scope, reason, objects), newest first. Holds no numbers or text.
+         */
+        get: operations["list_erasures"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/forget-number": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Forget Number
+         * @description A data-subject request: every call to or from the number and every campaign contact row with it. 409 while
+         *     a call with the number is in progress. The audit entry records counts only.
+         */
+        post: operations["forget_number"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/privacy/retention": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get Retention
+         * @description Days after a call ends before its recording, transcript, or whole record are deleted (null: kept).
+         */
+        get: operations["get_retention"];
+        /**
+         * Put Retention
+         * @description Owners and admins. Housekeeping applies the periods within a few minutes; audited.
+         */
+        put: operations["put_retention"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/api/v1/test-calls": {
@@ -1327,26 +1659,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/internal/v1/calls/{call_id}/recording": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Register Recording
-         * @description Same as posting a `call.recording` event.
-         */
-        post: operations["register_recording"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/internal/v1/calls/events": {
         parameters: {
             query?: never;
@@ -1436,7 +1748,8 @@ export interface paths {
         };
         /**
          * Prometheus Metrics
-         * @description Prometheus exposition: request counts and latency by route template.
+         * @description Prometheus exposition: request counts and latency by route template. Needs METRICS_TOKEN, unless the
+         *     scraper is on this host.
          */
         get: operations["prometheus_metrics"];
         put?: never;
@@ -1468,6 +1781,12 @@ export interface components {
          * @description The behaviour of one agent version.
          */
         AgentConfig: {
+            /** @description Post-call analysis; None: off. */
+            analysis?: components["schemas"]["AnalysisConfig"] | null;
+            /** @description Offer the collect_digits tool. */
+            collect_digits?: components["schemas"]["DigitCollection"] | null;
+            /** @description Pre-call lookup (e.g. your CRM): its answer fills {{variables}}. */
+            context_webhook?: components["schemas"]["ContextWebhook"] | null;
             /**
              * Degradation Message Stt
              * @description Said when no speech recognition endpoint works; then the call is transferred or ended.
@@ -1479,6 +1798,14 @@ export interface components {
              * @default true
              */
             enable_end_call?: boolean;
+            /**
+             * Enable Send Digits
+             * @description Offer the send_digits tool: keypad tones to the other party, e.g. to work a phone menu.
+             * @default false
+             */
+            enable_send_digits?: boolean;
+            /** @description A multi-step flow instead of the single prompt (core/agent_flow.py); system_prompt is its role. */
+            flow?: components["schemas"]["AgentFlow"] | null;
             /**
              * Goodbye
              * @default Thank you for calling. Goodbye!
@@ -1517,6 +1844,7 @@ export interface components {
             /**
              * @default {
              *       "canned_reply": "I'm sorry, I'm having trouble right now. Let me get someone to help you.",
+             *       "context_token_budget": 3000,
              *       "endpoint": {
              *         "timeout_s": 10
              *       },
@@ -1538,6 +1866,8 @@ export interface components {
              * @default true
              */
             record?: boolean;
+            /** @description PII kept out of transcripts, webhooks and logs (core/redaction.py). */
+            redaction?: components["schemas"]["RedactionConfig"];
             /**
              * @default {
              *       "hangup_text": "I haven't heard from you, so I'll end the call now. Goodbye!",
@@ -1590,6 +1920,15 @@ export interface components {
             variables?: {
                 [key: string]: string;
             };
+            /**
+             * @default {
+             *       "decision_silence_s": 1,
+             *       "detect_in_call": false,
+             *       "message": "Hello, this is a message from us. Please call us back. Goodbye!",
+             *       "no_beep_wait_s": 2
+             *     }
+             */
+            voicemail?: components["schemas"]["VoicemailConfig"];
         };
         /** AgentCreate */
         AgentCreate: {
@@ -1621,6 +1960,15 @@ export interface components {
              * @example Receptionist
              */
             name: string;
+        };
+        /** AgentFlow */
+        AgentFlow: {
+            /** Hand Offs */
+            hand_offs?: components["schemas"]["HandOff"][];
+            /** Nodes */
+            nodes: components["schemas"]["FlowNode"][];
+            /** Start Node */
+            start_node: string;
         };
         /** AgentOut */
         AgentOut: {
@@ -1671,6 +2019,51 @@ export interface components {
             /** Version */
             version: number;
         };
+        /** AgentTestRunIn */
+        AgentTestRunIn: {
+            /** Results */
+            results: components["schemas"]["ScenarioResultIn"][];
+            /**
+             * Suite
+             * @description Where the suite came from, e.g. its file.
+             * @default
+             */
+            suite?: string;
+            /**
+             * Version
+             * @description The agent version the suite ran against.
+             */
+            version: number;
+        };
+        /** AgentTestRunOut */
+        AgentTestRunOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Failed */
+            failed: number;
+            /** Id */
+            id: string;
+            /** Passed */
+            passed: number;
+            /** Results */
+            results: components["schemas"]["ScenarioResultIn"][];
+            /** Skipped */
+            skipped: number;
+            /**
+             * Suite
+             * @description Where the suite came from, e.g. its file.
+             * @default
+             */
+            suite?: string;
+            /**
+             * Version
+             * @description The agent version the suite ran against.
+             */
+            version: number;
+        };
         /**
          * AgentUpdate
          * @description Any subset. A new `config` creates a new version; calls record the version they used.
@@ -1706,6 +2099,27 @@ export interface components {
             note?: string | null;
             /** Version */
             version: number;
+        };
+        /**
+         * AnalysisConfig
+         * @description After the call, the LLM reads the transcript and returns one JSON object: a summary, the fields of
+         *     `extraction_schema`, and whether the call met `success_rubric`. The answer is constrained to that JSON shape by
+         *     the LLM server's JSON mode (a grammar on llama.cpp), so even the embedded small model returns valid JSON; the
+         *     quality of what it writes there is the model's.
+         */
+        AnalysisConfig: {
+            /** @description A JSON-schema object of flat fields, e.g. {"type": "object", "properties": {"appointment_date": {"type": "string"}, "callback_requested": {"type": "boolean"}}} */
+            extraction_schema?: components["schemas"]["ToolParameterSchema"] | null;
+            /**
+             * Success Rubric
+             * @description When the call counts as a success, e.g. 'an appointment was booked'.
+             */
+            success_rubric?: string | null;
+            /**
+             * Summary Prompt
+             * @default Summarise the call in two sentences.
+             */
+            summary_prompt?: string;
         };
         /** AnalyticsSummary */
         AnalyticsSummary: {
@@ -1755,6 +2169,11 @@ export interface components {
         /** ApiKeyCreate */
         ApiKeyCreate: {
             /**
+             * Expires At
+             * @description When the key stops working (future, at most a year ahead); empty: until revoked.
+             */
+            expires_at?: string | null;
+            /**
              * Name
              * @example CRM sync
              */
@@ -1776,6 +2195,8 @@ export interface components {
             created_at: string;
             /** Created By */
             created_by?: string | null;
+            /** Expires At */
+            expires_at?: string | null;
             /** Id */
             id: string;
             /**
@@ -1821,6 +2242,17 @@ export interface components {
             target_id?: string | null;
             /** Target Type */
             target_type: string;
+        };
+        /** BillingOut */
+        BillingOut: {
+            budget: components["schemas"]["BudgetSettings"];
+            /** Month */
+            month: string;
+            /** Over Budget */
+            over_budget: boolean;
+            price_book: components["schemas"]["PriceBook"];
+            /** Spent This Month */
+            spent_this_month: number;
         };
         /** Body_import_dnc */
         Body_import_dnc: {
@@ -1893,6 +2325,61 @@ export interface components {
              */
             ws_url: string;
         };
+        /** BudgetSettings */
+        BudgetSettings: {
+            /**
+             * Monthly Budget
+             * @description None: no budget.
+             */
+            monthly_budget?: number | null;
+            /**
+             * Over Budget Inbound
+             * @description At the budget: answer inbound calls normally, or play a message and hang up.
+             * @default answer
+             * @enum {string}
+             */
+            over_budget_inbound?: "answer" | "message";
+            /**
+             * Over Budget Message
+             * @default Sorry, we cannot take your call right now. Please try again later.
+             */
+            over_budget_message?: string;
+        };
+        /**
+         * CallAnalysisOut
+         * @description The post-call analysis (agent `analysis` config): pending until the LLM has answered.
+         */
+        CallAnalysisOut: {
+            /** Analyzed At */
+            analyzed_at?: string | null;
+            /**
+             * Attempts
+             * @default 0
+             */
+            attempts?: number;
+            /**
+             * Data
+             * @description The agent's extraction fields.
+             */
+            data?: {
+                [key: string]: unknown;
+            };
+            /** Duration Ms */
+            duration_ms?: number | null;
+            /** Error */
+            error?: string | null;
+            /** Model */
+            model?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "pending" | "done" | "failed";
+            /** Success */
+            success?: boolean | null;
+            /** Summary */
+            summary?: string | null;
+        };
         /** CallAnswered */
         CallAnswered: {
             /**
@@ -1918,6 +2405,8 @@ export interface components {
             agent_name?: string | null;
             /** Agent Version */
             agent_version?: number | null;
+            /** @description None when the agent has no analysis. */
+            analysis?: components["schemas"]["CallAnalysisOut"] | null;
             /**
              * Answered
              * @default false
@@ -1934,6 +2423,8 @@ export interface components {
             carrier: "twilio" | "vobiz" | "browser";
             /** Contact Id */
             contact_id?: string | null;
+            /** @description From the call's usage and the price book, once ended. */
+            cost?: components["schemas"]["CostBreakdown"] | null;
             /**
              * Created At
              * Format: date-time
@@ -1954,6 +2445,18 @@ export interface components {
             end_reason?: ("caller_hangup" | "agent_hangup" | "transferred" | "max_duration" | "silence_timeout" | "unknown_number" | "error" | "voice_server_lost" | "busy" | "no_answer" | "failed" | "voicemail" | "canceled" | "rejected") | null;
             /** Ended At */
             ended_at?: string | null;
+            /**
+             * Flow Path
+             * @description Nodes of the agent's flow, in order.
+             */
+            flow_path?: components["schemas"]["FlowStepOut"][];
+            /**
+             * Flow Variables
+             * @description What the flow collected.
+             */
+            flow_variables?: {
+                [key: string]: string;
+            };
             /** From Number */
             from_number: string;
             /**
@@ -2033,7 +2536,7 @@ export interface components {
         /** CallEventBatch */
         CallEventBatch: {
             /** Events */
-            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
+            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["FlowNodeEntered"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
         };
         /**
          * CallingWindows
@@ -2060,6 +2563,59 @@ export interface components {
              * @default true
              */
             use_contact_timezone?: boolean;
+        };
+        /** CallRequest */
+        CallRequest: {
+            /** Agent Id */
+            agent_id: string;
+            /** @description When given, the call is refused (409) outside these hours. */
+            calling_window?: components["schemas"]["CallingWindows"] | null;
+            /**
+             * From Number
+             * @description A number of this organisation (its carrier places the call).
+             * @example +14155550123
+             */
+            from_number: string;
+            /**
+             * Ring Timeout S
+             * @default 30
+             */
+            ring_timeout_s?: number;
+            /**
+             * To Number
+             * @example +14155550123
+             */
+            to_number: string;
+            /**
+             * Variables
+             * @description Fill the agent's {{variables}} for this call.
+             */
+            variables?: {
+                [key: string]: string;
+            };
+            /**
+             * Webhook Id
+             * @description A webhook of this organisation that gets this call's events (call.started, call.ended, call.transcript, call.analyzed) whatever it subscribes to.
+             */
+            webhook_id?: string | null;
+        };
+        /** CallRequestOut */
+        CallRequestOut: {
+            /** Call Id */
+            call_id: string;
+            /** Carrier Call Id */
+            carrier_call_id?: string | null;
+            /**
+             * Replayed
+             * @description True when this Idempotency-Key placed the call before.
+             * @default false
+             */
+            replayed?: boolean;
+            /**
+             * Status
+             * @default queued
+             */
+            status?: string;
         };
         /** CallStarted */
         CallStarted: {
@@ -2366,11 +2922,6 @@ export interface components {
              */
             account_id: string;
             /**
-             * Api Base Url
-             * @description Override the carrier API (tests: the fake carrier).
-             */
-            api_base_url?: string | null;
-            /**
              * Auth Token
              * @example your-auth-token
              */
@@ -2383,8 +2934,6 @@ export interface components {
              * @example AC••••••cdef
              */
             account_id_masked: string;
-            /** Api Base Url */
-            api_base_url?: string | null;
             /**
              * Auth Token Masked
              * @example ••••••••
@@ -2436,6 +2985,83 @@ export interface components {
             variables: {
                 [key: string]: string;
             };
+        };
+        /**
+         * ContextWebhook
+         * @description Called with the caller's number before the greeting (inbound and outbound); the JSON object it returns
+         *     fills {{variables}} in the prompt and greeting. On a timeout or an error the call goes on without it.
+         */
+        ContextWebhook: {
+            /**
+             * Headers Secret Ref
+             * @description Org secret holding extra request headers as a JSON object.
+             */
+            headers_secret_ref?: string | null;
+            /**
+             * Timeout Ms
+             * @description The greeting waits at most this long.
+             * @default 800
+             */
+            timeout_ms?: number;
+            /**
+             * Url
+             * Format: uri
+             */
+            url: string;
+        };
+        /** CostAnalytics */
+        CostAnalytics: {
+            /**
+             * Cost Per Minute
+             * @description Total cost / total minutes of the costed calls.
+             */
+            cost_per_minute: number | null;
+            /** Currency */
+            currency: string;
+            /** Per Agent */
+            per_agent: {
+                [key: string]: number;
+            };
+            /** Per Campaign */
+            per_campaign: {
+                [key: string]: number;
+            };
+            /**
+             * Per Day
+             * @description By the call's UTC day.
+             */
+            per_day: {
+                [key: string]: number;
+            };
+            /**
+             * Since
+             * Format: date
+             */
+            since: string;
+            /** Total */
+            total: number;
+            /**
+             * Until
+             * Format: date
+             */
+            until: string;
+        };
+        /** CostBreakdown */
+        CostBreakdown: {
+            /** Compute */
+            compute: number;
+            /** Currency */
+            currency: string;
+            /** Llm */
+            llm: number;
+            /** Stt */
+            stt: number;
+            /** Telephony */
+            telephony: number;
+            /** Total */
+            total: number;
+            /** Tts */
+            tts: number;
         };
         /** DayPoint */
         DayPoint: {
@@ -2497,6 +3123,42 @@ export interface components {
             /** To */
             to: string;
         };
+        /**
+         * DigitCollection
+         * @description The collect_digits tool: the caller types a number on the keypad (or says it) while the tool waits.
+         */
+        DigitCollection: {
+            /**
+             * Description
+             * @default Ask the caller to type a number on their phone keypad, e.g. a booking number, and wait for it.
+             */
+            description?: string;
+            /**
+             * End Key
+             * @description Ends the entry early; empty: none.
+             * @default #
+             * @enum {string}
+             */
+            end_key?: "#" | "*" | "";
+            /**
+             * Max Digits
+             * @description Entry ends when this many digits are in.
+             * @default 6
+             */
+            max_digits?: number;
+            /**
+             * Sensitive
+             * @description Digits are masked in transcripts, events and logs.
+             * @default false
+             */
+            sensitive?: boolean;
+            /**
+             * Timeout S
+             * @description Whole entry; then the tool returns what it has.
+             * @default 10
+             */
+            timeout_s?: number;
+        };
         /** DncEntryIn */
         DncEntryIn: {
             /**
@@ -2553,6 +3215,33 @@ export interface components {
              */
             timeout_s?: number;
         };
+        /**
+         * ErasureRecord
+         * @description What was deleted, when and why: the call id and counts only, never numbers or text.
+         */
+        ErasureRecord: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at: string;
+            /** Call Id */
+            call_id: string;
+            /** Id */
+            id: string;
+            /** Objects Deleted */
+            objects_deleted: number;
+            /**
+             * Reason
+             * @enum {string}
+             */
+            reason: "api" | "retention" | "forget_number";
+            /**
+             * Scope
+             * @enum {string}
+             */
+            scope: "call" | "recording" | "transcript";
+        };
         /** ErrorBody */
         ErrorBody: {
             /**
@@ -2604,6 +3293,212 @@ export interface components {
          */
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
+        };
+        /**
+         * FlowCondition
+         * @description True when a collected variable equals a value (compared as text, case-insensitively for true/false).
+         */
+        FlowCondition: {
+            /** Equals */
+            equals: string;
+            /** Variable */
+            variable: string;
+        };
+        /** FlowNode */
+        FlowNode: {
+            /** Collect */
+            collect?: components["schemas"]["FlowVariable"][];
+            /**
+             * End
+             * @description Entering this node says `say` (or the goodbye) and hangs up.
+             * @default false
+             */
+            end?: boolean;
+            /** Name */
+            name: string;
+            /**
+             * Position
+             * @description Where the editor draws the node.
+             */
+            position?: [
+                number,
+                number
+            ] | null;
+            /**
+             * Reset Context
+             * @description Start the LLM context afresh (small models stay focused).
+             * @default false
+             */
+            reset_context?: boolean;
+            /**
+             * Respond Immediately
+             * @description The LLM speaks on entering, before the caller.
+             * @default false
+             */
+            respond_immediately?: boolean;
+            /**
+             * Say
+             * @description Spoken on entering the node; may use {{variables}} collected so far.
+             * @default
+             */
+            say?: string;
+            /**
+             * Task Prompt
+             * @description What the LLM does at this step.
+             */
+            task_prompt: string;
+            /**
+             * Tool Choice
+             * @description auto | none | required | one of this node's functions (forced).
+             * @default auto
+             */
+            tool_choice?: string;
+            /**
+             * Tools
+             * @description Agent tools offered at this node (webhooks, end_call, ...).
+             */
+            tools?: string[];
+            /** Transitions */
+            transitions?: components["schemas"]["FlowTransition"][];
+        };
+        /**
+         * FlowNodeEntered
+         * @description The call's flow moved to a node (core/agent_flow.py); it left `from_node` by `via` (a function or a
+         *     condition). `variables`: what the flow has collected so far; sensitive ones arrive masked.
+         */
+        FlowNodeEntered: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at?: string;
+            /**
+             * At Ms
+             * @description Offset from call start on the call's timeline.
+             * @default 0
+             */
+            at_ms?: number;
+            /** Call Id */
+            call_id: string;
+            /** Event Id */
+            event_id?: string;
+            /** From Node */
+            from_node?: string | null;
+            /** Node */
+            node: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.flow_node";
+            /** Variables */
+            variables?: {
+                [key: string]: string;
+            };
+            /**
+             * Via
+             * @default
+             */
+            via?: string;
+        };
+        /**
+         * FlowStepOut
+         * @description One node the call's flow entered (core.call_events.FlowNodeEntered), in call-timeline order.
+         */
+        FlowStepOut: {
+            /** At */
+            at?: string | null;
+            /**
+             * At Ms
+             * @default 0
+             */
+            at_ms?: number;
+            /** From Node */
+            from_node?: string | null;
+            /** Node */
+            node: string;
+            /**
+             * Via
+             * @default
+             */
+            via?: string;
+        };
+        /**
+         * FlowTransition
+         * @description Where the conversation goes next.
+         *
+         *     With `function`: the LLM chooses it by calling that function (its `description` says when). Without: it is
+         *     decided by `when` on the variables the node's save function collected (no `when`: the default branch).
+         */
+        FlowTransition: {
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Function */
+            function?: string | null;
+            /** To */
+            to: string;
+            when?: components["schemas"]["FlowCondition"] | null;
+        };
+        /**
+         * FlowVariable
+         * @description A value the node collects from the caller; the LLM fills it as an argument of the node's save function.
+         */
+        FlowVariable: {
+            /**
+             * Choices
+             * @description The only values allowed (a JSON-schema enum, which grammar-constrained servers enforce).
+             */
+            choices?: string[];
+            /**
+             * Description
+             * @default
+             */
+            description?: string;
+            /** Name */
+            name: string;
+            /**
+             * Type
+             * @default string
+             * @enum {string}
+             */
+            type?: "string" | "boolean" | "number";
+        };
+        /** ForgetNumberIn */
+        ForgetNumberIn: {
+            /**
+             * Number
+             * @description E.164, e.g. +14155550100
+             * @example +14155550123
+             */
+            number: string;
+        };
+        /** ForgetNumberOut */
+        ForgetNumberOut: {
+            /**
+             * Calls
+             * @description Calls erased (as caller or callee)
+             */
+            calls: number;
+            /**
+             * Contacts
+             * @description Campaign contact rows removed
+             */
+            contacts: number;
+        };
+        /**
+         * HandOff
+         * @description Another agent of the same organisation the LLM may hand the caller to, with a summary of the call so far.
+         */
+        HandOff: {
+            /** Agent Id */
+            agent_id: string;
+            /** Description */
+            description: string;
+            /** Name */
+            name: string;
         };
         /** HTTPValidationError */
         HTTPValidationError: {
@@ -2829,6 +3724,94 @@ export interface components {
              */
             top_k?: number;
         };
+        /**
+         * ListenTicket
+         * @description Where the browser listens in, and the one-minute ticket to send as the socket's first message.
+         */
+        ListenTicket: {
+            /** Expires In S */
+            expires_in_s: number;
+            /** Ticket */
+            ticket: string;
+            /**
+             * Url
+             * @description WebSocket URL on the voice server that holds the call.
+             */
+            url: string;
+        };
+        /**
+         * LiveCall
+         * @description A call in progress: its summary, how long it has run, how far it got, and which replica holds it.
+         */
+        LiveCall: {
+            /** Agent Id */
+            agent_id?: string | null;
+            /** Agent Name */
+            agent_name?: string | null;
+            /** Agent Version */
+            agent_version?: number | null;
+            /**
+             * Answered
+             * @default false
+             */
+            answered?: boolean;
+            /** Answered At */
+            answered_at?: string | null;
+            /** Campaign Id */
+            campaign_id?: string | null;
+            /**
+             * Carrier
+             * @enum {string}
+             */
+            carrier: "twilio" | "vobiz" | "browser";
+            /** Contact Id */
+            contact_id?: string | null;
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /**
+             * Direction
+             * @enum {string}
+             */
+            direction: "inbound" | "outbound";
+            /** Duration S */
+            duration_s?: number | null;
+            /** Elapsed S */
+            elapsed_s: number;
+            /** End Reason */
+            end_reason?: ("caller_hangup" | "agent_hangup" | "transferred" | "max_duration" | "silence_timeout" | "unknown_number" | "error" | "voice_server_lost" | "busy" | "no_answer" | "failed" | "voicemail" | "canceled" | "rejected") | null;
+            /** Ended At */
+            ended_at?: string | null;
+            /** From Number */
+            from_number: string;
+            /**
+             * Has Recording
+             * @default false
+             */
+            has_recording?: boolean;
+            /** Id */
+            id: string;
+            /** Last V2V Ms */
+            last_v2v_ms?: number | null;
+            /** Started At */
+            started_at?: string | null;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail";
+            /** To Number */
+            to_number: string;
+            /**
+             * Turn Count
+             * @default 0
+             */
+            turn_count?: number;
+            /** Voice Server Id */
+            voice_server_id?: string | null;
+        };
         /** LLMConfig */
         LLMConfig: {
             /**
@@ -2837,6 +3820,12 @@ export interface components {
              * @default I'm sorry, I'm having trouble right now. Let me get someone to help you.
              */
             canned_reply?: string;
+            /**
+             * Context Token Budget
+             * @description Most (estimated) tokens sent per request: in long calls older turns are dropped, with a note that keeps earlier tool results; the system prompt always stays. None: no limit.
+             * @default 3000
+             */
+            context_token_budget?: number | null;
             /**
              * @default {
              *       "timeout_s": 10
@@ -2869,6 +3858,19 @@ export interface components {
              * @default auto
              */
             tool_choice?: string;
+        };
+        /** LLMPrice */
+        LLMPrice: {
+            /**
+             * Input Per 1K
+             * @default 0
+             */
+            input_per_1k?: number;
+            /**
+             * Output Per 1K
+             * @default 0
+             */
+            output_per_1k?: number;
         };
         /** LoginRequest */
         LoginRequest: {
@@ -2989,6 +3991,12 @@ export interface components {
         };
         /** OrgOut */
         OrgOut: {
+            /**
+             * Allow Custom Endpoints
+             * @description Agents may use their own AI endpoints (never with the platform's keys).
+             * @default false
+             */
+            allow_custom_endpoints?: boolean;
             /** Created At */
             created_at?: string | null;
             /** Id */
@@ -2998,8 +4006,13 @@ export interface components {
         };
         /** OrgUpdate */
         OrgUpdate: {
+            /**
+             * Allow Custom Endpoints
+             * @description Let agents use their own AI endpoints (base_url). They never get the platform's keys, and internal addresses stay refused.
+             */
+            allow_custom_endpoints?: boolean | null;
             /** Name */
-            name: string;
+            name?: string | null;
         };
         /**
          * OutboundCallContext
@@ -3136,6 +4149,11 @@ export interface components {
              * Format: date-time
              */
             updated_at: string;
+            /**
+             * Verified At
+             * @description When the carrier confirmed this organisation's account owns the number. Calls route to it only then (POST .../verify after adding the carrier credentials).
+             */
+            verified_at?: string | null;
         };
         /** PhoneNumberUpdate */
         PhoneNumberUpdate: {
@@ -3146,6 +4164,51 @@ export interface components {
             agent_id?: string | null;
             /** Label */
             label?: string | null;
+        };
+        /**
+         * PriceBook
+         * @description Unit prices in `currency`. Platform defaults come from PRICE_BOOK (JSON); an organisation may override any
+         *     of them. Self-hosted engines (the embedded ASR/LLM/TTS) are priced by `compute_per_hour` of call time.
+         */
+        PriceBook: {
+            /**
+             * Compute Per Hour
+             * @description Self-hosted engines: cost per hour of call time.
+             * @default 0
+             */
+            compute_per_hour?: number;
+            /**
+             * Currency
+             * @default USD
+             */
+            currency?: string;
+            /** Llm By Model */
+            llm_by_model?: {
+                [key: string]: components["schemas"]["LLMPrice"];
+            };
+            /**
+             * @default {
+             *       "input_per_1k": 0,
+             *       "output_per_1k": 0
+             *     }
+             */
+            llm_default?: components["schemas"]["LLMPrice"];
+            /**
+             * Stt Per Audio S
+             * @default 0
+             */
+            stt_per_audio_s?: number;
+            /** Telephony Per Min */
+            telephony_per_min?: {
+                [key: string]: {
+                    [key: string]: number;
+                };
+            };
+            /**
+             * Tts Per 1K Chars
+             * @default 0
+             */
+            tts_per_1k_chars?: number;
         };
         /** Progress */
         Progress: {
@@ -3251,6 +4314,42 @@ export interface components {
              */
             type: "call.recording";
         };
+        /** RedactionConfig */
+        RedactionConfig: {
+            /**
+             * Beep Recording
+             * @description Also beep over the caller's audio of a redacted turn.
+             * @default false
+             */
+            beep_recording?: boolean;
+            /**
+             * Enabled
+             * @default false
+             */
+            enabled?: boolean;
+            /** Kinds */
+            kinds?: ("card_number" | "government_id" | "email")[];
+            /** Patterns */
+            patterns?: components["schemas"]["RedactionPattern"][];
+            /**
+             * Sensitive Digit Lengths
+             * @description Digit runs of these lengths are redacted (a 4-digit PIN).
+             */
+            sensitive_digit_lengths?: number[];
+        };
+        /** RedactionPattern */
+        RedactionPattern: {
+            /**
+             * Label
+             * @description Shown as the placeholder: [label].
+             */
+            label: string;
+            /**
+             * Pattern
+             * @description RE2 syntax.
+             */
+            pattern: string;
+        };
         /** RefreshRequest */
         RefreshRequest: {
             /**
@@ -3295,10 +4394,29 @@ export interface components {
             config: components["schemas"]["AgentConfig"];
             /** Org Id */
             org_id: string;
+            /** Over Budget Message */
+            over_budget_message?: string | null;
             /** Phone Number */
             phone_number?: string | null;
             /** Phone Number Id */
             phone_number_id?: string | null;
+            /** Secrets */
+            secrets?: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * RetentionSettings
+         * @description Days after a call ends; null keeps that data for ever. Deleting a call's metadata deletes everything of it,
+         *     so recordings and transcripts cannot outlive it.
+         */
+        RetentionSettings: {
+            /** Metadata Days */
+            metadata_days?: number | null;
+            /** Recordings Days */
+            recordings_days?: number | null;
+            /** Transcripts Days */
+            transcripts_days?: number | null;
         };
         /** RetrievedChunk */
         RetrievedChunk: {
@@ -3362,6 +4480,25 @@ export interface components {
              */
             value?: string | null;
         };
+        /**
+         * ScenarioResultIn
+         * @description One scenario of an agent test suite (core/agent_tests.py) as `voicectl test-agent` ran it.
+         */
+        ScenarioResultIn: {
+            /** Call Id */
+            call_id?: string | null;
+            /** Failures */
+            failures?: string[];
+            /** Name */
+            name: string;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "passed" | "failed" | "skipped";
+            /** Transcript */
+            transcript?: string[];
+        };
         /** SearchRequest */
         SearchRequest: {
             /** Filters */
@@ -3387,6 +4524,43 @@ export interface components {
             chunks: components["schemas"]["RetrievedChunk"][];
             /** Duration Ms */
             duration_ms: number;
+        };
+        /** SecretIn */
+        SecretIn: {
+            /**
+             * Value
+             * @description Write-only: never returned by any endpoint.
+             * @example sk-live-…
+             */
+            value: string;
+        };
+        /** SecretOut */
+        SecretOut: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Name */
+            name: string;
+            /**
+             * Updated At
+             * Format: date-time
+             */
+            updated_at: string;
+            /** Updated By */
+            updated_by?: string | null;
+            /**
+             * Value Masked
+             * @description Always masked; the value is never returned.
+             * @example ••••••••
+             */
+            value_masked: string;
+            /**
+             * Version
+             * @description 1 when created; +1 on every rotation (PUT of an existing name).
+             */
+            version: number;
         };
         /**
          * ServiceDegraded
@@ -3613,6 +4787,12 @@ export interface components {
         };
         /** ToolCallOut */
         ToolCallOut: {
+            /**
+             * Arguments
+             * @description The model's arguments, as JSON text.
+             * @default
+             */
+            arguments?: string;
             /** At */
             at?: string | null;
             /**
@@ -3626,9 +4806,20 @@ export interface components {
             name: string;
             /** Ok */
             ok: boolean;
+            /**
+             * Status Code
+             * @description The webhook's HTTP status, when it answered.
+             */
+            status_code?: number | null;
         };
         /** ToolInvoked */
         ToolInvoked: {
+            /**
+             * Arguments
+             * @description The model's arguments, as JSON text.
+             * @default
+             */
+            arguments?: string;
             /**
              * At
              * Format: date-time
@@ -3649,6 +4840,11 @@ export interface components {
             name: string;
             /** Ok */
             ok: boolean;
+            /**
+             * Status Code
+             * @description The webhook's HTTP status, when it answered.
+             */
+            status_code?: number | null;
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
@@ -3902,6 +5098,36 @@ export interface components {
             /** Error Type */
             type: string;
         };
+        /**
+         * VoicemailConfig
+         * @description Outbound calls: decide in the call whether a person or a voicemail answered (pipelines/voicemail.py).
+         */
+        VoicemailConfig: {
+            /**
+             * Decision Silence S
+             * @description Quiet after the callee speaks before the verdict acts.
+             * @default 1
+             */
+            decision_silence_s?: number;
+            /**
+             * Detect In Call
+             * @description Hold the agent's speech until it is decided.
+             * @default false
+             */
+            detect_in_call?: boolean;
+            /**
+             * Message
+             * @description Left after the beep; may use {{variables}}.
+             * @default Hello, this is a message from us. Please call us back. Goodbye!
+             */
+            message?: string;
+            /**
+             * No Beep Wait S
+             * @description A greeting with no beep: the message starts after this much quiet.
+             * @default 2
+             */
+            no_beep_wait_s?: number;
+        };
         /** VoicemailPolicy */
         VoicemailPolicy: {
             /**
@@ -3988,6 +5214,11 @@ export interface components {
              * @default 30
              */
             lease_s?: number;
+            /**
+             * Url
+             * @description This replica's public base URL (whisper, listen-in).
+             */
+            url?: string | null;
             /** Voice Server Id */
             voice_server_id: string;
         };
@@ -4012,7 +5243,7 @@ export interface components {
             description?: string;
             /**
              * Events
-             * @description Event types (call.started, call.ended, call.transcript, campaign.started, campaign.paused, campaign.resumed, campaign.completed, campaign.canceled, campaign.contact_finished, webhook.test), `campaign.*` style wildcards, or `*`.
+             * @description Event types (call.started, call.ended, call.transcript, call.analyzed, campaign.started, campaign.paused, campaign.resumed, campaign.completed, campaign.canceled, campaign.contact_finished, webhook.test), `campaign.*` style wildcards, or `*`.
              * @example [
              *       "call.ended",
              *       "call.transcript",
@@ -4100,7 +5331,7 @@ export interface components {
             filler_phrase?: string | null;
             /**
              * Headers Secret Ref
-             * @description Org secret with extra headers (JSON).
+             * @description Org secret holding extra request headers as a JSON object, e.g. {"Authorization": "Bearer ..."}.
              */
             headers_secret_ref?: string | null;
             /**
@@ -4126,6 +5357,13 @@ export interface components {
              */
             parameters?: components["schemas"]["ToolParameterSchema"];
             /**
+             * Speak Result
+             * @description "llm": the model reads the answer and replies. "verbatim": the answer (a text/plain body, or the "say" field of a JSON one) is spoken as it is, with no further model turn: exact wording for confirmations, and reliable with small models that do not restate a tool's answer.
+             * @default llm
+             * @enum {string}
+             */
+            speak_result?: "llm" | "verbatim";
+            /**
              * Timeout S
              * @default 5
              */
@@ -4147,6 +5385,14 @@ export interface components {
             /** Url */
             url?: string | null;
         };
+        /** WhisperIn */
+        WhisperIn: {
+            /**
+             * Text
+             * @description What the agent should do; the caller hears nothing.
+             */
+            text: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -4157,26 +5403,35 @@ export interface components {
 export type SchemaAcceptInvitationRequest = components['schemas']['AcceptInvitationRequest'];
 export type SchemaAgentConfig = components['schemas']['AgentConfig'];
 export type SchemaAgentCreate = components['schemas']['AgentCreate'];
+export type SchemaAgentFlow = components['schemas']['AgentFlow'];
 export type SchemaAgentOut = components['schemas']['AgentOut'];
 export type SchemaAgentSummary = components['schemas']['AgentSummary'];
+export type SchemaAgentTestRunIn = components['schemas']['AgentTestRunIn'];
+export type SchemaAgentTestRunOut = components['schemas']['AgentTestRunOut'];
 export type SchemaAgentUpdate = components['schemas']['AgentUpdate'];
 export type SchemaAgentVersionOut = components['schemas']['AgentVersionOut'];
+export type SchemaAnalysisConfig = components['schemas']['AnalysisConfig'];
 export type SchemaAnalyticsSummary = components['schemas']['AnalyticsSummary'];
 export type SchemaApiKeyCreate = components['schemas']['ApiKeyCreate'];
 export type SchemaApiKeyOut = components['schemas']['ApiKeyOut'];
 export type SchemaAuditEntryOut = components['schemas']['AuditEntryOut'];
+export type SchemaBillingOut = components['schemas']['BillingOut'];
 export type SchemaBodyImportDnc = components['schemas']['Body_import_dnc'];
 export type SchemaBodyUploadContacts = components['schemas']['Body_upload_contacts'];
 export type SchemaBodyUploadSource = components['schemas']['Body_upload_source'];
 export type SchemaBrowserCallClaim = components['schemas']['BrowserCallClaim'];
 export type SchemaBrowserCallRequest = components['schemas']['BrowserCallRequest'];
 export type SchemaBrowserCallSession = components['schemas']['BrowserCallSession'];
+export type SchemaBudgetSettings = components['schemas']['BudgetSettings'];
+export type SchemaCallAnalysisOut = components['schemas']['CallAnalysisOut'];
 export type SchemaCallAnswered = components['schemas']['CallAnswered'];
 export type SchemaCallDetail = components['schemas']['CallDetail'];
 export type SchemaCallEnded = components['schemas']['CallEnded'];
 export type SchemaCallEventAck = components['schemas']['CallEventAck'];
 export type SchemaCallEventBatch = components['schemas']['CallEventBatch'];
 export type SchemaCallingWindows = components['schemas']['CallingWindows'];
+export type SchemaCallRequest = components['schemas']['CallRequest'];
+export type SchemaCallRequestOut = components['schemas']['CallRequestOut'];
 export type SchemaCallStarted = components['schemas']['CallStarted'];
 export type SchemaCallSummary = components['schemas']['CallSummary'];
 export type SchemaCampaignCreate = components['schemas']['CampaignCreate'];
@@ -4186,14 +5441,28 @@ export type SchemaCarrierCredentials = components['schemas']['CarrierCredentials
 export type SchemaCarrierCredentialsIn = components['schemas']['CarrierCredentialsIn'];
 export type SchemaCarrierCredentialsOut = components['schemas']['CarrierCredentialsOut'];
 export type SchemaContactOut = components['schemas']['ContactOut'];
+export type SchemaContextWebhook = components['schemas']['ContextWebhook'];
+export type SchemaCostAnalytics = components['schemas']['CostAnalytics'];
+export type SchemaCostBreakdown = components['schemas']['CostBreakdown'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
 export type SchemaDegradationOut = components['schemas']['DegradationOut'];
+export type SchemaDigitCollection = components['schemas']['DigitCollection'];
 export type SchemaDncEntryIn = components['schemas']['DncEntryIn'];
 export type SchemaDncEntryOut = components['schemas']['DncEntryOut'];
 export type SchemaEndpointOptions = components['schemas']['EndpointOptions'];
+export type SchemaErasureRecord = components['schemas']['ErasureRecord'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaErrorDetail = components['schemas']['ErrorDetail'];
 export type SchemaErrorResponse = components['schemas']['ErrorResponse'];
+export type SchemaFlowCondition = components['schemas']['FlowCondition'];
+export type SchemaFlowNode = components['schemas']['FlowNode'];
+export type SchemaFlowNodeEntered = components['schemas']['FlowNodeEntered'];
+export type SchemaFlowStepOut = components['schemas']['FlowStepOut'];
+export type SchemaFlowTransition = components['schemas']['FlowTransition'];
+export type SchemaFlowVariable = components['schemas']['FlowVariable'];
+export type SchemaForgetNumberIn = components['schemas']['ForgetNumberIn'];
+export type SchemaForgetNumberOut = components['schemas']['ForgetNumberOut'];
+export type SchemaHandOff = components['schemas']['HandOff'];
 export type SchemaHttpValidationError = components['schemas']['HTTPValidationError'];
 export type SchemaImportReport = components['schemas']['ImportReport'];
 export type SchemaInterruptionConfig = components['schemas']['InterruptionConfig'];
@@ -4203,7 +5472,10 @@ export type SchemaKnowledgeBaseCreate = components['schemas']['KnowledgeBaseCrea
 export type SchemaKnowledgeBaseOut = components['schemas']['KnowledgeBaseOut'];
 export type SchemaKnowledgeBaseUpdate = components['schemas']['KnowledgeBaseUpdate'];
 export type SchemaKnowledgeConfig = components['schemas']['KnowledgeConfig'];
+export type SchemaListenTicket = components['schemas']['ListenTicket'];
+export type SchemaLiveCall = components['schemas']['LiveCall'];
 export type SchemaLlmConfig = components['schemas']['LLMConfig'];
+export type SchemaLlmPrice = components['schemas']['LLMPrice'];
 export type SchemaLoginRequest = components['schemas']['LoginRequest'];
 export type SchemaLogoutRequest = components['schemas']['LogoutRequest'];
 export type SchemaMemberOut = components['schemas']['MemberOut'];
@@ -4223,19 +5495,26 @@ export type SchemaPageDncEntryOut = components['schemas']['Page_DncEntryOut_'];
 export type SchemaPhoneNumberCreate = components['schemas']['PhoneNumberCreate'];
 export type SchemaPhoneNumberOut = components['schemas']['PhoneNumberOut'];
 export type SchemaPhoneNumberUpdate = components['schemas']['PhoneNumberUpdate'];
+export type SchemaPriceBook = components['schemas']['PriceBook'];
 export type SchemaProgress = components['schemas']['Progress'];
 export type SchemaRecordingInfo = components['schemas']['RecordingInfo'];
 export type SchemaRecordingLink = components['schemas']['RecordingLink'];
 export type SchemaRecordingStored = components['schemas']['RecordingStored'];
+export type SchemaRedactionConfig = components['schemas']['RedactionConfig'];
+export type SchemaRedactionPattern = components['schemas']['RedactionPattern'];
 export type SchemaRefreshRequest = components['schemas']['RefreshRequest'];
 export type SchemaRegisterRequest = components['schemas']['RegisterRequest'];
 export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
+export type SchemaRetentionSettings = components['schemas']['RetentionSettings'];
 export type SchemaRetrievedChunk = components['schemas']['RetrievedChunk'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaScenarioResultIn = components['schemas']['ScenarioResultIn'];
 export type SchemaSearchRequest = components['schemas']['SearchRequest'];
 export type SchemaSearchResult = components['schemas']['SearchResult'];
+export type SchemaSecretIn = components['schemas']['SecretIn'];
+export type SchemaSecretOut = components['schemas']['SecretOut'];
 export type SchemaServiceDegraded = components['schemas']['ServiceDegraded'];
 export type SchemaSilenceConfig = components['schemas']['SilenceConfig'];
 export type SchemaSourceOut = components['schemas']['SourceOut'];
@@ -4256,6 +5535,7 @@ export type SchemaTurnRecorded = components['schemas']['TurnRecorded'];
 export type SchemaUsageUnits = components['schemas']['UsageUnits'];
 export type SchemaUserOut = components['schemas']['UserOut'];
 export type SchemaValidationError = components['schemas']['ValidationError'];
+export type SchemaVoicemailConfig = components['schemas']['VoicemailConfig'];
 export type SchemaVoicemailPolicy = components['schemas']['VoicemailPolicy'];
 export type SchemaVoiceOut = components['schemas']['VoiceOut'];
 export type SchemaVoiceSampleRequest = components['schemas']['VoiceSampleRequest'];
@@ -4266,6 +5546,7 @@ export type SchemaWebhookDeliveryOut = components['schemas']['WebhookDeliveryOut
 export type SchemaWebhookOut = components['schemas']['WebhookOut'];
 export type SchemaWebhookTool = components['schemas']['WebhookTool'];
 export type SchemaWebhookUpdate = components['schemas']['WebhookUpdate'];
+export type SchemaWhisperIn = components['schemas']['WhisperIn'];
 export type $defs = Record<string, never>;
 export interface operations {
     list_agents: {
@@ -4685,6 +5966,144 @@ export interface operations {
             };
         };
     };
+    list_agent_test_runs: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    record_agent_test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentTestRunIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_agent_versions: {
         parameters: {
             query?: never;
@@ -4913,6 +6332,67 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentConfig"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    analytics_costs: {
+        parameters: {
+            query?: {
+                /** @description First UTC day; default 29 days before `until`. */
+                since?: string | null;
+                /** @description Last UTC day; default today. */
+                until?: string | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CostAnalytics"];
                 };
             };
             /** @description A bad cursor, a date range too long, an unreadable upload */
@@ -5411,6 +6891,8 @@ export interface operations {
                 /** @description Created at or after (ISO 8601; UTC if no offset). */
                 since?: string | null;
                 status?: ("queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail") | null;
+                /** @description Post-call analysis verdict (calls analysed so far). */
+                success?: boolean | null;
                 /** @description Created before. */
                 until?: string | null;
             };
@@ -5458,6 +6940,104 @@ export interface operations {
             };
             /** @description Invalid input; `details` lists each field path */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    place_call: {
+        parameters: {
+            query?: never;
+            header?: {
+                "idempotency-key"?: string | null;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CallRequest"];
+            };
+        };
+        responses: {
+            /** @description A replay of an earlier request with this key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRequestOut"];
+                };
+            };
+            /** @description Successful Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CallRequestOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The organisation's concurrent-call cap is reached */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The carrier refused the call */
+            502: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5516,6 +7096,80 @@ export interface operations {
             };
             /** @description Not found in the caller's organisation */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_call: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -5700,6 +7354,8 @@ export interface operations {
                 /** @description Created at or after (ISO 8601; UTC if no offset). */
                 since?: string | null;
                 status?: ("queued" | "in_progress" | "completed" | "busy" | "no_answer" | "failed" | "canceled" | "voicemail") | null;
+                /** @description Post-call analysis verdict (calls analysed so far). */
+                success?: boolean | null;
                 /** @description Created before. */
                 until?: string | null;
             };
@@ -7939,6 +9595,339 @@ export interface operations {
             };
         };
     };
+    live_calls: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LiveCall"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    listen: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListenTicket"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    live_call_stream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `turn` and `tool` as they are applied (those so far first), then `end`. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    whisper: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WhisperIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    live_stream: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `calls` (a list of LiveCall) on every change; a comment every 15 s. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     get_organization: {
         parameters: {
             query?: never;
@@ -8254,6 +10243,182 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AuditEntryOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_billing: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_budget: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BudgetSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_price_book: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PriceBook"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BillingOut"];
                 };
             };
             /** @description A bad cursor, a date range too long, an unreadable upload */
@@ -8877,6 +11042,198 @@ export interface operations {
             };
         };
     };
+    list_secrets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SecretIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
+            };
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["SecretOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    delete_secret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
     list_phone_numbers: {
         parameters: {
             query?: never;
@@ -9187,6 +11544,325 @@ export interface operations {
             };
             /** @description Not found in the caller's organisation */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    verify_phone_number: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                number_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PhoneNumberOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    list_erasures: {
+        parameters: {
+            query?: {
+                limit?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErasureRecord"][];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    forget_number: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ForgetNumberIn"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ForgetNumberOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionSettings"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    put_retention: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RetentionSettings"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RetentionSettings"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -10078,50 +12754,6 @@ export interface operations {
             };
             /** @description Not Found */
             404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-            /** @description Invalid input */
-            422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorResponse"];
-                };
-            };
-        };
-    };
-    register_recording: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path: {
-                call_id: string;
-            };
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["RecordingStored"];
-            };
-        };
-        responses: {
-            /** @description Successful Response */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["CallEventAck"];
-                };
-            };
-            /** @description Missing or invalid service token */
-            401: {
                 headers: {
                     [name: string]: unknown;
                 };

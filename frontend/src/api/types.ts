@@ -43,6 +43,7 @@ export type Me = S["MeResponse"];
 export type Member = S["MemberOut"];
 export type Invitation = S["InvitationOut"];
 export type ApiKey = S["ApiKeyOut"];
+export type OrgSecret = S["SecretOut"];
 export type Webhook = S["WebhookOut"];
 export type WebhookDelivery = S["WebhookDeliveryOut"];
 export type CarrierCredentialMasked = S["CarrierCredentialsOut"];
@@ -74,3 +75,10 @@ export type Voice = S["VoiceOut"];
 /** POST /api/v1/test-calls: a browser test call session; `ws_url` (absolute ws(s):// or a path on this origin)
  * carries a short-lived, single-use call token. */
 export type TestCallSession = S["BrowserCallSession"];
+
+/* conversation flows (core/agent_flow.py) */
+export type AgentFlow = S["AgentFlow"];
+export type FlowNode = S["FlowNode"];
+export type FlowTransition = S["FlowTransition"];
+export type FlowStep = S["FlowStepOut"];
+export type AgentTestRun = S["AgentTestRunOut"];

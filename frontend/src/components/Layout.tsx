@@ -7,6 +7,7 @@ const NAV = [
   { to: "/numbers", label: "Phone numbers", icon: "☎" },
   { to: "/knowledge", label: "Knowledge", icon: "❏" },
   { to: "/campaigns", label: "Campaigns", icon: "⇶" },
+  { to: "/live", label: "Live", icon: "●" },
   { to: "/calls", label: "Call log", icon: "≣" },
   { to: "/analytics", label: "Analytics", icon: "▤" },
   { to: "/test-call", label: "Test call", icon: "◉" },

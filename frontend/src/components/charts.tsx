@@ -1,5 +1,6 @@
 /** Dependency-free SVG charts. Each has a text summary for screen readers and a data table behind a disclosure. */
 import { useEffect, useId, useRef, useState, type ReactNode, type RefObject } from "react";
+import { DataTable } from "./DataTable";
 
 export interface Series {
   name: string;
@@ -107,25 +108,14 @@ function Frame({ title, labels, series, format = String, summary, children, max,
         {showTable ? "Hide" : "Show"} data table
       </button>
       {showTable && (
-        <div className="table-wrap">
-          <table className="table table-compact">
-            <caption className="sr-only">{title}</caption>
-            <thead>
-              <tr>
-                <th scope="col">Day</th>
-                {series.map((s) => <th key={s.name} scope="col">{s.name}</th>)}
-              </tr>
-            </thead>
-            <tbody>
-              {labels.map((l, i) => (
-                <tr key={l + i}>
-                  <th scope="row">{l}</th>
-                  {series.map((s) => <td key={s.name}>{s.values[i] == null ? "—" : format(s.values[i]!)}</td>)}
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption={title} className="table-compact" columns={["Day", ...series.map((s) => s.name)]}>
+          {labels.map((l, i) => (
+            <tr key={l + i}>
+              <th scope="row">{l}</th>
+              {series.map((s) => <td key={s.name}>{s.values[i] == null ? "—" : format(s.values[i]!)}</td>)}
+            </tr>
+          ))}
+        </DataTable>
       )}
     </figure>
   );

@@ -13,6 +13,8 @@ import { setIn } from "../../lib/objectPath";
 import { DEFAULT_AGENT_CONFIG, withDefaults } from "./defaults";
 import { BehaviourSection } from "./sections/BehaviourSection";
 import { ConversationSection } from "./sections/ConversationSection";
+import { FlowSection } from "./sections/FlowSection";
+import { TestsSection } from "./sections/TestsSection";
 import { KnowledgeSection } from "./sections/KnowledgeSection";
 import { ModelsSection } from "./sections/ModelsSection";
 import { ToolsSection, schemaText } from "./sections/ToolsSection";
@@ -21,16 +23,19 @@ import { VersionsSection } from "./sections/VersionsSection";
 import { VoiceSection } from "./sections/VoiceSection";
 import { validateAgent } from "./validate";
 
-type TabId = "conversation" | "voice" | "models" | "knowledge" | "tools" | "transfers" | "behaviour" | "versions";
+type TabId =
+  "conversation" | "flow" | "voice" | "models" | "knowledge" | "tools" | "transfers" | "behaviour" | "tests" | "versions";
 
 const TAB_PREFIXES: Record<TabId, string[]> = {
   conversation: ["name", "system_prompt", "greeting", "goodbye", "language", "variables"],
+  flow: ["flow"],
   voice: ["tts.voice", "tts.speed", "tts.engine"],
   models: ["stt", "llm", "tts.endpoint", "tts.fallbacks"],
   tools: ["tools"],
   transfers: ["transfer_targets"],
   knowledge: ["knowledge"],
   behaviour: ["interruption", "silence", "max_duration_s", "record", "enable_end_call", "degradation_message_stt"],
+  tests: [],
   versions: [],
 };
 
@@ -146,13 +151,14 @@ export default function AgentEditorPage() {
 
   const baseTabs: { id: TabId; label: string }[] = [
     { id: "conversation", label: "Conversation" },
+    { id: "flow", label: "Flow" },
     { id: "voice", label: "Voice" },
     { id: "models", label: "STT · LLM · TTS" },
     { id: "knowledge", label: "Knowledge" },
     { id: "tools", label: "Tools" },
     { id: "transfers", label: "Transfers" },
     { id: "behaviour", label: "Interruptions & silence" },
-    ...(!isNew ? [{ id: "versions" as TabId, label: "Version history" }] : []),
+    ...(!isNew ? [{ id: "tests" as TabId, label: "Tests" }, { id: "versions" as TabId, label: "Version history" }] : []),
   ];
   const tabs = baseTabs.map((t) => ({ ...t, label: errorCount(t.id) ? `${t.label} (${errorCount(t.id)} ⚠)` : t.label }));
 
@@ -181,12 +187,14 @@ export default function AgentEditorPage() {
       <Tabs label="Agent settings" tabs={tabs} current={tab} onChange={setTab} />
       <TabPanel id={tab}>
         {tab === "conversation" && <ConversationSection {...props} />}
+        {tab === "flow" && <FlowSection {...props} />}
         {tab === "voice" && <VoiceSection {...props} />}
         {tab === "models" && <ModelsSection {...props} />}
         {tab === "knowledge" && <KnowledgeSection {...props} />}
         {tab === "tools" && <ToolsSection {...props} schemaTexts={schemaTexts} setSchemaTexts={setSchemaTexts} />}
         {tab === "transfers" && <TransfersSection {...props} />}
         {tab === "behaviour" && <BehaviourSection {...props} />}
+        {tab === "tests" && agentId && <TestsSection agentId={agentId} currentVersion={agent.data?.version ?? 0} />}
         {tab === "versions" && agentId && (
           <VersionsSection
             agentId={agentId}

@@ -4,6 +4,7 @@ import { agentsApi, numbersApi } from "../../api/endpoints";
 import { useAuth } from "../../auth/AuthContext";
 import { Badge, EmptyState, ErrorState, PageHeader, Spinner } from "../../components/ui";
 import { fmtDateTime } from "../../lib/format";
+import { DataTable } from "../../components/DataTable";
 
 export default function AgentsListPage() {
   const { can } = useAuth();
@@ -23,37 +24,24 @@ export default function AgentsListPage() {
           An agent is a prompt, a voice and its tools. Create one, then link a phone number to it.
         </EmptyState>
       ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="sr-only">Agents</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Version</th>
-                <th scope="col">Numbers</th>
-                <th scope="col">Updated</th>
+        <DataTable caption="Agents" columns={["Name", "Version", "Numbers", "Updated"]}>
+          {agents.data.map((a) => {
+            const linked = (numbers.data ?? []).filter((n) => n.agent_id === a.id);
+            return (
+              <tr key={a.id}>
+                <td>
+                  <Link to={`/agents/${a.id}`} className="strong-link">{a.name}</Link>
+                  {a.description && <div className="muted small">{a.description}</div>}
+                </td>
+                <td><Badge>v{a.version}</Badge></td>
+                <td>
+                  {linked.length ? linked.map((n) => <span key={n.id} className="mono nowrap">{n.number} </span>) : <span className="muted">None</span>}
+                </td>
+                <td>{fmtDateTime(a.updated_at)}</td>
               </tr>
-            </thead>
-            <tbody>
-              {agents.data.map((a) => {
-                const linked = (numbers.data ?? []).filter((n) => n.agent_id === a.id);
-                return (
-                  <tr key={a.id}>
-                    <td>
-                      <Link to={`/agents/${a.id}`} className="strong-link">{a.name}</Link>
-                      {a.description && <div className="muted small">{a.description}</div>}
-                    </td>
-                    <td><Badge>v{a.version}</Badge></td>
-                    <td>
-                      {linked.length ? linked.map((n) => <span key={n.id} className="mono nowrap">{n.number} </span>) : <span className="muted">None</span>}
-                    </td>
-                    <td>{fmtDateTime(a.updated_at)}</td>
-                  </tr>
-                );
-              })}
-            </tbody>
-          </table>
-        </div>
+            );
+          })}
+        </DataTable>
       )}
     </>
   );

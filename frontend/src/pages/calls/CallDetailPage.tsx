@@ -1,13 +1,16 @@
-import { useCallback, useMemo, useRef, useState, type ReactNode } from "react";
+import { Fragment, useCallback, useMemo, useRef, useState, type ReactNode } from "react";
 import { useQuery } from "@tanstack/react-query";
-import { Link, useParams } from "react-router-dom";
+import { Link, useNavigate, useParams } from "react-router-dom";
+import { useAuth } from "../../auth/AuthContext";
+import { useToast } from "../../components/Toast";
 import { callsApi } from "../../api/endpoints";
 import { rawRequest } from "../../api/http";
 import { Transcript } from "../../components/Transcript";
-import { Card, EmptyState, ErrorState, PageHeader, Spinner } from "../../components/ui";
+import { Card, ConfirmButton, EmptyState, ErrorState, errorMessage, PageHeader, Spinner } from "../../components/ui";
 import { WaveformPlayer, type PlayerHandle } from "../../components/WaveformPlayer";
 import { fmtDateTime, fmtDuration, fmtInt, fmtMs, humanize } from "../../lib/format";
 import { CallStatusBadge } from "./status";
+import { FlowPath } from "./FlowPath";
 
 /**
  * The whole recording, streamed through the backend with the Authorization header (same origin: no token in a URL,
@@ -26,6 +29,9 @@ function percentile(values: number[], p: number): number | null {
 
 export default function CallDetailPage() {
   const { callId } = useParams();
+  const { can } = useAuth();
+  const notify = useToast();
+  const navigate = useNavigate();
   const call = useQuery({ queryKey: ["calls", callId], queryFn: () => callsApi.get(callId!) });
   const hasRecording = !!call.data && (call.data.has_recording ?? !!call.data.recording);
   const recording = useQuery({
@@ -51,7 +57,11 @@ export default function CallDetailPage() {
       <PageHeader
         title={<><span className="mono">{c.from_number}</span> <span aria-hidden="true">→</span><span className="sr-only">to</span> <span className="mono">{c.to_number}</span></>}
         subtitle={<><Link to="/calls">Call log</Link> / {fmtDateTime(c.started_at)}</>}
-        actions={<CallStatusBadge call={c} />}
+        actions={<><CallStatusBadge call={c} />{can("admin") && c.ended_at ? (
+          <ConfirmButton confirmLabel="Delete for good" label="Delete this call" onConfirm={() => {
+            callsApi.remove(c.id).then(() => { notify("Call deleted"); navigate("/calls"); },
+                                       (e: unknown) => notify(errorMessage(e), "bad"));
+          }}>Delete call</ConfirmButton>) : null}</>}
       />
       <div className="call-facts">
         <Fact label="Direction" value={`${humanize(c.direction)}${c.carrier === "browser" ? " (browser test)" : ` via ${c.carrier}`}`} />
@@ -91,6 +101,32 @@ export default function CallDetailPage() {
               <dt>TTS characters</dt><dd>{fmtInt(u.tts_characters)}</dd>
             </dl>
           </Card>
+          {c.cost && (
+            <Card title="Cost">
+              <dl className="kv kv-tight" aria-label="Cost breakdown">
+                <dt>Telephony</dt><dd>{c.cost.telephony.toFixed(4)}</dd>
+                <dt>STT / LLM / TTS</dt><dd>{c.cost.stt.toFixed(4)} / {c.cost.llm.toFixed(4)} / {c.cost.tts.toFixed(4)}</dd>
+                <dt>Compute</dt><dd>{c.cost.compute.toFixed(4)}</dd>
+                <dt>Total</dt><dd><strong>{c.cost.total.toFixed(4)} {c.cost.currency}</strong></dd>
+              </dl>
+            </Card>
+          )}
+          {c.analysis && (
+            <Card title="Analysis">
+              {c.analysis.status === "done" ? (
+                <dl className="kv kv-tight" aria-label="Analysis result">
+                  <dt>Summary</dt><dd>{c.analysis.summary}</dd>
+                  {c.analysis.success != null && (<><dt>Success</dt><dd>{c.analysis.success ? "yes" : "no"}</dd></>)}
+                  {Object.entries(c.analysis.data ?? {}).map(([k, v]) => (
+                    <Fragment key={k}><dt>{k}</dt><dd>{String(v)}</dd></Fragment>
+                  ))}
+                </dl>
+              ) : (
+                <p className="muted">{c.analysis.status === "pending" ? "Analysing…" : `Failed: ${c.analysis.error ?? ""}`}</p>
+              )}
+            </Card>
+          )}
+          {c.flow_path && c.flow_path.length > 0 && <FlowPath steps={c.flow_path} variables={c.flow_variables ?? {}} />}
           {c.degradations && c.degradations.length > 0 && (
             <Card title="Service fallbacks">
               <ul className="plain-list" aria-label="Service fallbacks">
@@ -109,6 +145,7 @@ export default function CallDetailPage() {
                 {c.tools.map((t, i) => (
                   <li key={i}>
                     <code>{t.name}</code> {t.ok ? "✓" : "✗"} <span className="muted small">{fmtMs(t.duration_ms)}{t.detail ? ` · ${t.detail}` : ""}</span>
+                    {t.arguments ? <div className="mono small">{t.arguments}</div> : null}
                   </li>
                 ))}
               </ul>

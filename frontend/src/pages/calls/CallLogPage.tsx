@@ -8,6 +8,7 @@ import type { CallStatus } from "../../api/types";
 import { dayToIso, fmtDateTime, fmtDuration, humanize } from "../../lib/format";
 import { useDebounced } from "../../lib/useDebounced";
 import { CallStatusBadge } from "./status";
+import { DataTable } from "../../components/DataTable";
 
 const FILTER_KEYS = ["q", "agent_id", "direction", "status", "campaign_id", "from", "to"] as const;
 const CALL_STATUSES: CallStatus[] = ["queued", "in_progress", "completed", "busy", "no_answer", "failed", "voicemail", "canceled"];
@@ -115,40 +116,25 @@ export default function CallLogPage() {
         </EmptyState>
       ) : (
         <>
-          <div className="table-wrap">
-            <table className="table table-calls table-stack">
-              <caption className="sr-only">Calls, newest first</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Started</th>
-                  <th scope="col">Direction</th>
-                  <th scope="col">From → To</th>
-                  <th scope="col">Agent</th>
-                  <th scope="col">Duration</th>
-                  <th scope="col">Outcome</th>
-                </tr>
-              </thead>
-              <tbody>
-                {rows.map((c) => (
-                  <tr key={c.id}>
-                    <td data-label="Started">
-                      <Link to={`/calls/${c.id}`} className="strong-link" aria-label={`Call at ${fmtDateTime(c.started_at)} from ${c.from_number}`}>
-                        {fmtDateTime(c.started_at)}
-                      </Link>
-                    </td>
-                    <td data-label="Direction">
-                      <span aria-hidden="true">{c.direction === "inbound" ? "↙" : "↗"}</span> {c.direction}
-                      {c.carrier === "browser" && <span className="muted small"> (browser)</span>}
-                    </td>
-                    <td data-label="From → To" className="mono nowrap">{c.from_number} → {c.to_number}</td>
-                    <td data-label="Agent">{c.agent_name ?? agentName(c.agent_id) ?? <span className="muted">—</span>}</td>
-                    <td data-label="Duration">{fmtDuration(c.duration_s)}</td>
-                    <td data-label="Outcome"><CallStatusBadge call={c} /></td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable caption="Calls, newest first" className="table-calls table-stack" columns={["Started", "Direction", "From → To", "Agent", "Duration", "Outcome"]}>
+            {rows.map((c) => (
+              <tr key={c.id}>
+                <td data-label="Started">
+                  <Link to={`/calls/${c.id}`} className="strong-link" aria-label={`Call at ${fmtDateTime(c.started_at)} from ${c.from_number}`}>
+                    {fmtDateTime(c.started_at)}
+                  </Link>
+                </td>
+                <td data-label="Direction">
+                  <span aria-hidden="true">{c.direction === "inbound" ? "↙" : "↗"}</span> {c.direction}
+                  {c.carrier === "browser" && <span className="muted small"> (browser)</span>}
+                </td>
+                <td data-label="From → To" className="mono nowrap">{c.from_number} → {c.to_number}</td>
+                <td data-label="Agent">{c.agent_name ?? agentName(c.agent_id) ?? <span className="muted">—</span>}</td>
+                <td data-label="Duration">{fmtDuration(c.duration_s)}</td>
+                <td data-label="Outcome"><CallStatusBadge call={c} /></td>
+              </tr>
+            ))}
+          </DataTable>
           <div className="pager" aria-live="polite">
             <span className="muted">{rows.length} call{rows.length === 1 ? "" : "s"} shown</span>
             {calls.hasNextPage && (

@@ -145,6 +145,21 @@ describe("call detail", () => {
     expect(list).toHaveTextContent("every endpoint failed");
   });
 
+  it("shows the call's cost, its analysis and the tool arguments", async () => {
+    const extra = {
+      cost: { currency: "USD", telephony: 0.5, stt: 0, llm: 0.01, tts: 0, compute: 0.002, total: 0.512 },
+      analysis: { status: "done", attempts: 1, summary: "Booked for Tuesday.", success: true,
+                  data: { appointment_day: "Tuesday" } },
+      tools: [{ name: "book_appointment", ok: true, duration_ms: 120, detail: "HTTP 200", arguments: '{"day": "Tuesday"}' }],
+    };
+    mockApi({ ...sessionRoutes(), "GET /api/v1/calls/c1": () => ({ ...CALL, has_recording: false, recording: null, ...extra }) });
+    renderApp(<CallDetailPage />, { route: "/calls/c1", path: "/calls/:callId" });
+    expect(await screen.findByLabelText("Cost breakdown")).toHaveTextContent("0.5120 USD");
+    expect(screen.getByLabelText("Analysis result")).toHaveTextContent("Booked for Tuesday.");
+    expect(screen.getByLabelText("Analysis result")).toHaveTextContent("appointment_day");
+    expect(screen.getByText('{"day": "Tuesday"}')).toBeInTheDocument();
+  });
+
   it("says when there is no recording", async () => {
     mockApi({ ...sessionRoutes(), "GET /api/v1/calls/c1": () => ({ ...CALL, has_recording: false, recording: null }) });
     renderApp(<CallDetailPage />, { route: "/calls/c1", path: "/calls/:callId" });

@@ -9,6 +9,7 @@ import { fmtDateTime, humanize } from "../../lib/format";
 import { campaignsApi, TERMINAL, WEEKDAYS, type Campaign, type Progress } from "./api";
 import { CampaignProgress } from "./CampaignProgress";
 import { statusTone } from "./CampaignsListPage";
+import { DataTable } from "../../components/DataTable";
 
 const DAY_LABEL: Record<string, string> = { mon: "Mon", tue: "Tue", wed: "Wed", thu: "Thu", fri: "Fri", sat: "Sat", sun: "Sun" };
 export const CONTACT_LABELS: Record<string, string> = {
@@ -173,31 +174,17 @@ export default function CampaignDetailPage() {
           ) : contacts.data.items.length === 0 ? (
             <EmptyState title="No contacts here" />
           ) : (
-            <div className="table-wrap">
-              <table className="table table-compact">
-                <caption className="sr-only">Contacts</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Phone</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Dials</th>
-                    <th scope="col">Next attempt</th>
-                    <th scope="col"><span className="sr-only">Call</span></th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {contacts.data.items.map((ct) => (
-                    <tr key={ct.id}>
-                      <td className="mono">{ct.phone}</td>
-                      <td>{CONTACT_LABELS[ct.status] ?? humanize(ct.status)}</td>
-                      <td>{ct.dials}</td>
-                      <td>{fmtDateTime(ct.next_attempt_at)}</td>
-                      <td>{ct.last_call_id && <Link to={`/calls/${ct.last_call_id}`}>Call</Link>}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable caption="Contacts" className="table-compact" columns={["Phone", "Status", "Dials", "Next attempt", { hidden: "Call" }]}>
+              {contacts.data.items.map((ct) => (
+                <tr key={ct.id}>
+                  <td className="mono">{ct.phone}</td>
+                  <td>{CONTACT_LABELS[ct.status] ?? humanize(ct.status)}</td>
+                  <td>{ct.dials}</td>
+                  <td>{fmtDateTime(ct.next_attempt_at)}</td>
+                  <td>{ct.last_call_id && <Link to={`/calls/${ct.last_call_id}`}>Call</Link>}</td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </Card>
       </div>

@@ -13,6 +13,7 @@ import {
   campaignsApi, DEFAULT_RETRY, rowErrorsOf, WEEKDAYS, type Campaign, type ImportReport, type RetryOutcome, type RowError,
   type TimeRange, type Weekday, type WizardSettings,
 } from "./api";
+import { DataTable } from "../../components/DataTable";
 
 export const COUNTRIES: { iso: string; code: string; name: string }[] = [
   { iso: "US", code: "1", name: "United States / Canada (+1)" },
@@ -325,19 +326,14 @@ export default function CampaignWizardPage() {
               </div>
             )}
             {last?.preview && last.preview.rows.length > 0 && (
-              <div className="table-wrap">
-                <table className="table table-compact">
-                  <caption>{last.file.name}: first {Math.min(5, last.preview.rows.length)} of {last.preview.rows.length} rows</caption>
-                  <thead>
-                    <tr>{last.preview.header.map((h) => <th key={h} scope="col">{h}</th>)}</tr>
-                  </thead>
-                  <tbody>
-                    {last.preview.rows.slice(0, 5).map((r, i) => (
-                      <tr key={i}>{last.preview!.header.map((h, j) => <td key={h}>{r[j] ?? ""}</td>)}</tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable
+                caption={<>{last.file.name}: first {Math.min(5, last.preview.rows.length)} of {last.preview.rows.length} rows</>}
+                showCaption className="table-compact" columns={last.preview.header}
+              >
+                {last.preview.rows.slice(0, 5).map((r, i) => (
+                  <tr key={i}>{last.preview!.header.map((h, j) => <td key={h}>{r[j] ?? ""}</td>)}</tr>
+                ))}
+              </DataTable>
             )}
             {last && agentVars.length > 0 && (
               <p className={missingVars.length ? "warn-text" : "good-text"}>
@@ -418,47 +414,36 @@ export default function CampaignWizardPage() {
             </div>
             <fieldset className="subsection">
               <legend>Retries</legend>
-              <div className="table-wrap">
-                <table className="table table-compact">
-                  <caption className="sr-only">Retry policy per outcome</caption>
-                  <thead>
-                    <tr>
-                      <th scope="col">Outcome</th>
-                      <th scope="col">Dials in total</th>
-                      <th scope="col">Wait before a retry (minutes)</th>
-                    </tr>
-                  </thead>
-                  <tbody>
-                    {(Object.keys(OUTCOMES) as RetryOutcome[]).map((o) => (
-                      <tr key={o}>
-                        <th scope="row">{OUTCOMES[o]}</th>
-                        <td>
-                          <NumberField
-                            label={<span className="sr-only">{OUTCOMES[o]}: dials in total</span>}
-                            className="field-inline"
-                            value={s.retry[o].max_attempts}
-                            min={1}
-                            max={20}
-                            step={1}
-                            onValue={(v) => setRetry(o, { max_attempts: v ?? 1 })}
-                          />
-                        </td>
-                        <td>
-                          <NumberField
-                            label={<span className="sr-only">{OUTCOMES[o]}: minutes before a retry</span>}
-                            className="field-inline"
-                            value={Math.round((s.retry[o].delays_s[0] ?? 0) / 60)}
-                            min={0}
-                            max={43200}
-                            step={1}
-                            onValue={(v) => setRetry(o, { delays_s: [(v ?? 0) * 60] })}
-                          />
-                        </td>
-                      </tr>
-                    ))}
-                  </tbody>
-                </table>
-              </div>
+              <DataTable caption="Retry policy per outcome" className="table-compact"
+                columns={["Outcome", "Dials in total", "Wait before a retry (minutes)"]}>
+                {(Object.keys(OUTCOMES) as RetryOutcome[]).map((o) => (
+                  <tr key={o}>
+                    <th scope="row">{OUTCOMES[o]}</th>
+                    <td>
+                      <NumberField
+                        label={<span className="sr-only">{OUTCOMES[o]}: dials in total</span>}
+                        className="field-inline"
+                        value={s.retry[o].max_attempts}
+                        min={1}
+                        max={20}
+                        step={1}
+                        onValue={(v) => setRetry(o, { max_attempts: v ?? 1 })}
+                      />
+                    </td>
+                    <td>
+                      <NumberField
+                        label={<span className="sr-only">{OUTCOMES[o]}: minutes before a retry</span>}
+                        className="field-inline"
+                        value={Math.round((s.retry[o].delays_s[0] ?? 0) / 60)}
+                        min={0}
+                        max={43200}
+                        step={1}
+                        onValue={(v) => setRetry(o, { delays_s: [(v ?? 0) * 60] })}
+                      />
+                    </td>
+                  </tr>
+                ))}
+              </DataTable>
               <p className="muted small">Dials in total counts the first call: 1 means no retry.</p>
             </fieldset>
             <fieldset className="subsection">

@@ -7,6 +7,7 @@ import { useToast } from "../../components/Toast";
 import { Badge, Button, Card, EmptyState, ErrorState, InlineError, NumberField, PageHeader, routeMissing, Spinner } from "../../components/ui";
 import { fmtDateTime } from "../../lib/format";
 import { campaignsApi, type CampaignStatus } from "./api";
+import { DataTable } from "../../components/DataTable";
 
 export function statusTone(s: CampaignStatus): "good" | "warn" | "bad" | "info" | "neutral" {
   return s === "running" ? "info" : s === "completed" ? "good" : s === "paused" ? "warn" : s === "canceled" ? "bad" : "neutral";
@@ -31,31 +32,17 @@ export default function CampaignsListPage() {
       ) : campaigns.data.length === 0 ? (
         <EmptyState title="No campaigns yet" action={newBtn}>Upload a CSV of contacts and an agent calls them.</EmptyState>
       ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="sr-only">Campaigns</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Agent</th>
-                <th scope="col">Status</th>
-                <th scope="col">Contacts</th>
-                <th scope="col">Created</th>
-              </tr>
-            </thead>
-            <tbody>
-              {campaigns.data.map((c) => (
-                <tr key={c.id}>
-                  <td><Link to={`/campaigns/${c.id}`} className="strong-link">{c.name}</Link></td>
-                  <td>{agents.data?.find((a) => a.id === c.agent_id)?.name ?? "—"}</td>
-                  <td><Badge tone={statusTone(c.status)}>{c.status}</Badge></td>
-                  <td>{(c.contact_count ?? 0).toLocaleString()}</td>
-                  <td>{fmtDateTime(c.created_at)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption="Campaigns" columns={["Name", "Agent", "Status", "Contacts", "Created"]}>
+          {campaigns.data.map((c) => (
+            <tr key={c.id}>
+              <td><Link to={`/campaigns/${c.id}`} className="strong-link">{c.name}</Link></td>
+              <td>{agents.data?.find((a) => a.id === c.agent_id)?.name ?? "—"}</td>
+              <td><Badge tone={statusTone(c.status)}>{c.status}</Badge></td>
+              <td>{(c.contact_count ?? 0).toLocaleString()}</td>
+              <td>{fmtDateTime(c.created_at)}</td>
+            </tr>
+          ))}
+        </DataTable>
       )}
       {!unavailable && <OrgCapCard admin={can("admin")} />}
     </>

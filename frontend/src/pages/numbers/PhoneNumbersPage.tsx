@@ -11,6 +11,7 @@ import {
 } from "../../components/ui";
 import { E164_RE } from "../../lib/csv";
 import { fmtDateTime } from "../../lib/format";
+import { DataTable } from "../../components/DataTable";
 
 const CARRIERS: { id: Carrier; label: string; account: string; token: string }[] = [
   { id: "twilio", label: "Twilio", account: "Account SID", token: "Auth token" },
@@ -40,26 +41,11 @@ export default function PhoneNumbersPage() {
           Add a Twilio or Vobiz number and pick the agent that answers it.
         </EmptyState>
       ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="sr-only">Phone numbers</caption>
-            <thead>
-              <tr>
-                <th scope="col">Number</th>
-                <th scope="col">Carrier</th>
-                <th scope="col">Label</th>
-                <th scope="col">Answered by</th>
-                <th scope="col">Added</th>
-                {admin && <th scope="col"><span className="sr-only">Actions</span></th>}
-              </tr>
-            </thead>
-            <tbody>
-              {numbers.data.map((n) => (
-                <NumberRow key={n.id} number={n} agents={agents.data ?? []} admin={admin} />
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption="Phone numbers" columns={["Number", "Carrier", "Label", "Answered by", "Added", admin && { hidden: "Actions" }]}>
+          {numbers.data.map((n) => (
+            <NumberRow key={n.id} number={n} agents={agents.data ?? []} admin={admin} />
+          ))}
+        </DataTable>
       )}
       <CarrierCredentialsCard admin={admin} />
       <AddNumberDialog open={adding} onClose={() => setAdding(false)} agents={agents.data ?? []} />
@@ -213,12 +199,6 @@ function CarrierCredentialsCard({ admin }: { admin: boolean }) {
                     <dd className="mono" data-testid={`${c.id}-account-masked`}>{cur.account_id_masked}</dd>
                     <dt>{c.token}</dt>
                     <dd className="mono" data-testid={`${c.id}-token-masked`}>{cur.auth_token_masked}</dd>
-                    {cur.api_base_url && (
-                      <>
-                        <dt>API URL</dt>
-                        <dd className="mono">{cur.api_base_url}</dd>
-                      </>
-                    )}
                     <dt>Updated</dt>
                     <dd>{fmtDateTime(cur.updated_at)}</dd>
                   </dl>
@@ -242,9 +222,8 @@ function CredentialForm({ carrier, onDone }: { carrier: (typeof CARRIERS)[number
   const notify = useToast();
   const [account, setAccount] = useState("");
   const [token, setToken] = useState("");
-  const [baseUrl, setBaseUrl] = useState("");
   const save = useMutation({
-    mutationFn: () => orgApi.setCarrierCredentials(carrier.id, { account_id: account.trim(), auth_token: token, api_base_url: baseUrl.trim() || null }),
+    mutationFn: () => orgApi.setCarrierCredentials(carrier.id, { account_id: account.trim(), auth_token: token }),
     onSuccess: () => {
       // Drop the secret from memory as soon as it is stored.
       setToken("");
@@ -264,7 +243,6 @@ function CredentialForm({ carrier, onDone }: { carrier: (typeof CARRIERS)[number
     >
       <TextField label={carrier.account} value={account} onChange={(e) => setAccount(e.target.value)} autoComplete="off" spellCheck={false} required />
       <TextField label={carrier.token} type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="new-password" required />
-      <TextField label="API base URL (optional)" value={baseUrl} onChange={(e) => setBaseUrl(e.target.value)} placeholder="The carrier's public API" hint="Only for testing against a carrier simulator." />
       <InlineError error={save.error} />
       <div className="row">
         <Button onClick={onDone}>Cancel</Button>

@@ -65,7 +65,7 @@ describe("phone numbers", () => {
     await user.type(token, "s3cret-token");
     await user.click(screen.getByRole("button", { name: "Save" }));
     await waitFor(() => expect(calls.some((c) => c.method === "PUT")).toBe(true));
-    expect(calls.find((c) => c.method === "PUT")!.body).toEqual({ account_id: "MA001234", auth_token: "s3cret-token", api_base_url: null });
+    expect(calls.find((c) => c.method === "PUT")!.body).toEqual({ account_id: "MA001234", auth_token: "s3cret-token" });
     await waitFor(() => expect(screen.queryByDisplayValue("s3cret-token")).not.toBeInTheDocument());
   });
 

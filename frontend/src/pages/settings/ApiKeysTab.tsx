@@ -7,6 +7,7 @@ import {
   Badge, Button, Card, ConfirmButton, EmptyState, ErrorState, InlineError, OneTimeSecret, SelectField, Spinner, TextField,
 } from "../../components/ui";
 import { fmtDateTime } from "../../lib/format";
+import { DataTable } from "../../components/DataTable";
 
 export function ApiKeysTab() {
   const qc = useQueryClient();
@@ -54,41 +55,26 @@ export function ApiKeysTab() {
       ) : keys.data.length === 0 ? (
         <EmptyState title="No API keys" />
       ) : (
-        <div className="table-wrap">
-          <table className="table">
-            <caption className="sr-only">API keys</caption>
-            <thead>
-              <tr>
-                <th scope="col">Name</th>
-                <th scope="col">Key</th>
-                <th scope="col">Access</th>
-                <th scope="col">Created</th>
-                <th scope="col">Last used</th>
-                <th scope="col"><span className="sr-only">Actions</span></th>
-              </tr>
-            </thead>
-            <tbody>
-              {keys.data.map((k) => (
-                <tr key={k.id}>
-                  <td>{k.name}</td>
-                  <td className="mono">{k.prefix}…</td>
-                  <td><Badge>{k.role}</Badge></td>
-                  <td>{fmtDateTime(k.created_at)}</td>
-                  <td>{k.last_used_at ? fmtDateTime(k.last_used_at) : <span className="muted">never</span>}</td>
-                  <td className="row-actions">
-                    {k.revoked_at ? (
-                      <Badge tone="bad">revoked</Badge>
-                    ) : (
-                      <ConfirmButton onConfirm={() => revoke.mutate(k.id)} label={`Revoke key ${k.name}`} confirmLabel="Revoke">
-                        Revoke
-                      </ConfirmButton>
-                    )}
-                  </td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        </div>
+        <DataTable caption="API keys" columns={["Name", "Key", "Access", "Created", "Last used", { hidden: "Actions" }]}>
+          {keys.data.map((k) => (
+            <tr key={k.id}>
+              <td>{k.name}</td>
+              <td className="mono">{k.prefix}…</td>
+              <td><Badge>{k.role}</Badge></td>
+              <td>{fmtDateTime(k.created_at)}</td>
+              <td>{k.last_used_at ? fmtDateTime(k.last_used_at) : <span className="muted">never</span>}</td>
+              <td className="row-actions">
+                {k.revoked_at ? (
+                  <Badge tone="bad">revoked</Badge>
+                ) : (
+                  <ConfirmButton onConfirm={() => revoke.mutate(k.id)} label={`Revoke key ${k.name}`} confirmLabel="Revoke">
+                    Revoke
+                  </ConfirmButton>
+                )}
+              </td>
+            </tr>
+          ))}
+        </DataTable>
       )}
     </Card>
   );

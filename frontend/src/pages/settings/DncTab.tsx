@@ -8,6 +8,7 @@ import {
 } from "../../components/ui";
 import { fmtDateTime } from "../../lib/format";
 import { dncApi, rowErrorsOf, type DncEntry, type ImportReport } from "../campaigns/api";
+import { DataTable } from "../../components/DataTable";
 
 /** The organisation's do-not-call list. Anyone may add numbers (restricting calls is always safe); admins remove. */
 export function DncTab() {
@@ -140,35 +141,21 @@ export function DncTab() {
           <EmptyState title={filter ? "No matching numbers loaded" : "The list is empty"} />
         ) : (
           <>
-            <div className="table-wrap">
-              <table className="table">
-                <caption className="sr-only">Do-not-call numbers</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Number</th>
-                    <th scope="col">Reason</th>
-                    <th scope="col">Source</th>
-                    <th scope="col">Added</th>
-                    {admin && <th scope="col"><span className="sr-only">Actions</span></th>}
-                  </tr>
-                </thead>
-                <tbody>
-                  {entries.map((d) => (
-                    <tr key={d.phone}>
-                      <td className="mono">{d.phone}</td>
-                      <td>{d.reason || "—"}</td>
-                      <td>{d.source === "csv" ? "CSV import" : "added by hand"}</td>
-                      <td>{fmtDateTime(d.created_at)}</td>
-                      {admin && (
-                        <td className="row-actions">
-                          <ConfirmButton onConfirm={() => remove.mutate(d.phone)} label={`Remove ${d.phone}`} confirmLabel="Remove">Remove</ConfirmButton>
-                        </td>
-                      )}
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable caption="Do-not-call numbers" columns={["Number", "Reason", "Source", "Added", admin && { hidden: "Actions" }]}>
+              {entries.map((d) => (
+                <tr key={d.phone}>
+                  <td className="mono">{d.phone}</td>
+                  <td>{d.reason || "—"}</td>
+                  <td>{d.source === "csv" ? "CSV import" : "added by hand"}</td>
+                  <td>{fmtDateTime(d.created_at)}</td>
+                  {admin && (
+                    <td className="row-actions">
+                      <ConfirmButton onConfirm={() => remove.mutate(d.phone)} label={`Remove ${d.phone}`} confirmLabel="Remove">Remove</ConfirmButton>
+                    </td>
+                  )}
+                </tr>
+              ))}
+            </DataTable>
             {list.hasNextPage && <Button onClick={() => void list.fetchNextPage()} busy={list.isFetchingNextPage}>Load more</Button>}
           </>
         )}

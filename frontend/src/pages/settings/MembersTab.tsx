@@ -9,6 +9,7 @@ import {
   TextField,
 } from "../../components/ui";
 import { fmtDateTime } from "../../lib/format";
+import { DataTable } from "../../components/DataTable";
 
 const ROLES: { id: Role; label: string; help: string }[] = [
   { id: "member", label: "Member", help: "views agents, calls and analytics; runs test calls" },
@@ -53,56 +54,42 @@ export function MembersTab() {
         ) : members.isError ? (
           <ErrorState error={members.error} onRetry={() => void members.refetch()} />
         ) : (
-          <div className="table-wrap">
-            <table className="table">
-              <caption className="sr-only">Members</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Email</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Joined</th>
-                  {owner && <th scope="col"><span className="sr-only">Actions</span></th>}
-                </tr>
-              </thead>
-              <tbody>
-                {members.data.map((m) => {
-                  const self = m.user_id === me?.user?.id;
-                  return (
-                    <tr key={m.user_id}>
-                      <td>{m.name || "—"} {self && <Badge tone="info">you</Badge>}</td>
-                      <td>{m.email}</td>
-                      <td>
-                        {owner && !self ? (
-                          <SelectField
-                            label={<span className="sr-only">Role of {m.email}</span>}
-                            className="field-inline"
-                            value={m.role}
-                            disabled={setRole.isPending}
-                            onChange={(e) => setRole.mutate({ id: m.user_id, role: e.target.value as Role })}
-                          >
-                            {ROLES.map((r) => <option key={r.id} value={r.id}>{r.label}</option>)}
-                          </SelectField>
-                        ) : (
-                          <Badge>{m.role}</Badge>
-                        )}
-                      </td>
-                      <td>{fmtDateTime(m.joined_at)}</td>
-                      {owner && (
-                        <td className="row-actions">
-                          {!self && (
-                            <ConfirmButton onConfirm={() => remove.mutate(m.user_id)} label={`Remove ${m.email}`} confirmLabel="Remove">
-                              Remove
-                            </ConfirmButton>
-                          )}
-                        </td>
+          <DataTable caption="Members" columns={["Name", "Email", "Role", "Joined", owner && { hidden: "Actions" }]}>
+            {members.data.map((m) => {
+              const self = m.user_id === me?.user?.id;
+              return (
+                <tr key={m.user_id}>
+                  <td>{m.name || "—"} {self && <Badge tone="info">you</Badge>}</td>
+                  <td>{m.email}</td>
+                  <td>
+                    {owner && !self ? (
+                      <SelectField
+                        label={<span className="sr-only">Role of {m.email}</span>}
+                        className="field-inline"
+                        value={m.role}
+                        disabled={setRole.isPending}
+                        onChange={(e) => setRole.mutate({ id: m.user_id, role: e.target.value as Role })}
+                      >
+                        {ROLES.map((r) => <option key={r.id} value={r.id}>{r.label}</option>)}
+                      </SelectField>
+                    ) : (
+                      <Badge>{m.role}</Badge>
+                    )}
+                  </td>
+                  <td>{fmtDateTime(m.joined_at)}</td>
+                  {owner && (
+                    <td className="row-actions">
+                      {!self && (
+                        <ConfirmButton onConfirm={() => remove.mutate(m.user_id)} label={`Remove ${m.email}`} confirmLabel="Remove">
+                          Remove
+                        </ConfirmButton>
                       )}
-                    </tr>
-                  );
-                })}
-              </tbody>
-            </table>
-          </div>
+                    </td>
+                  )}
+                </tr>
+              );
+            })}
+          </DataTable>
         )}
         <ul className="muted small role-help">
           {ROLES.map((r) => <li key={r.id}><strong>{r.label}</strong>: {r.help}</li>)}

@@ -4,17 +4,23 @@ import { PageHeader, TabPanel, Tabs } from "../../components/ui";
 import { ApiKeysTab } from "./ApiKeysTab";
 import { DncTab } from "./DncTab";
 import { MembersTab } from "./MembersTab";
+import { PrivacyTab } from "./PrivacyTab";
+import { SecretsTab } from "./SecretsTab";
 import { WebhooksTab } from "./WebhooksTab";
 
-type TabId = "members" | "api-keys" | "webhooks" | "dnc";
+type TabId = "members" | "api-keys" | "secrets" | "webhooks" | "dnc" | "privacy";
 
 export default function SettingsPage() {
   const { me, can } = useAuth();
   const [params, setParams] = useSearchParams();
   const tabs: { id: TabId; label: string }[] = [
     { id: "members", label: "Members & invitations" },
-    ...(can("admin") ? [{ id: "api-keys" as TabId, label: "API keys" }, { id: "webhooks" as TabId, label: "Webhooks" }] : []),
+    ...(can("admin") ? [
+      { id: "api-keys" as TabId, label: "API keys" }, { id: "secrets" as TabId, label: "Secrets" },
+      { id: "webhooks" as TabId, label: "Webhooks" },
+    ] : []),
     { id: "dnc", label: "Do-not-call list" },
+    ...(can("admin") ? [{ id: "privacy" as TabId, label: "Privacy & retention" }] : []),
   ];
   const requested = params.get("tab") as TabId | null;
   const tab = tabs.some((t) => t.id === requested) ? requested! : "members";
@@ -25,8 +31,10 @@ export default function SettingsPage() {
       <TabPanel id={tab}>
         {tab === "members" && <MembersTab />}
         {tab === "api-keys" && <ApiKeysTab />}
+        {tab === "secrets" && <SecretsTab />}
         {tab === "webhooks" && <WebhooksTab />}
         {tab === "dnc" && <DncTab />}
+        {tab === "privacy" && <PrivacyTab />}
       </TabPanel>
     </>
   );

@@ -8,6 +8,7 @@ import {
   TextField,
 } from "../../components/ui";
 import { fmtDateTime } from "../../lib/format";
+import { DataTable } from "../../components/DataTable";
 
 /** The backend's KNOWN_EVENTS (backend/models/webhooks.py); `campaign.*` subscribes to every campaign event. */
 export const WEBHOOK_EVENTS = [
@@ -120,31 +121,17 @@ function WebhookRow({ hook }: { hook: Webhook }) {
           ) : deliveries.data.length === 0 ? (
             <p className="muted">Nothing delivered yet.</p>
           ) : (
-            <div className="table-wrap">
-              <table className="table table-compact">
-                <caption className="sr-only">Recent deliveries</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">When</th>
-                    <th scope="col">Event</th>
-                    <th scope="col">Status</th>
-                    <th scope="col">Attempts</th>
-                    <th scope="col">Response</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {deliveries.data.map((d) => (
-                    <tr key={d.id}>
-                      <td>{fmtDateTime(d.created_at)}</td>
-                      <td><code>{d.event}</code></td>
-                      <td><Badge tone={d.status === "delivered" ? "good" : d.status === "failed" ? "bad" : "info"}>{d.status}</Badge></td>
-                      <td>{d.attempts}</td>
-                      <td>{d.response_status ?? "—"}{d.error ? <span className="muted small"> {d.error}</span> : null}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable caption="Recent deliveries" className="table-compact" columns={["When", "Event", "Status", "Attempts", "Response"]}>
+              {deliveries.data.map((d) => (
+                <tr key={d.id}>
+                  <td>{fmtDateTime(d.created_at)}</td>
+                  <td><code>{d.event}</code></td>
+                  <td><Badge tone={d.status === "delivered" ? "good" : d.status === "failed" ? "bad" : "info"}>{d.status}</Badge></td>
+                  <td>{d.attempts}</td>
+                  <td>{d.response_status ?? "—"}{d.error ? <span className="muted small"> {d.error}</span> : null}</td>
+                </tr>
+              ))}
+            </DataTable>
           )}
         </div>
       )}

@@ -1,5 +1,6 @@
 import type { EndpointOptions } from "../../../api/types";
 import { Button, NumberField, TextField } from "../../../components/ui";
+import { SecretPicker } from "./SecretPicker";
 
 export function EndpointFields({ value, onChange, errors, base, readOnly, modelHint }: {
   value: EndpointOptions | undefined;
@@ -23,14 +24,12 @@ export function EndpointFields({ value, onChange, errors, base, readOnly, modelH
         hint="Leave empty to use the platform's configured server."
       />
       <TextField label="Model" value={v.model ?? ""} placeholder="Default" onChange={(e) => up("model", e.target.value)} readOnly={readOnly} hint={modelHint} />
-      <TextField
-        label="API key secret name"
-        value={v.api_key_ref ?? ""}
-        placeholder="none"
-        onChange={(e) => up("api_key_ref", e.target.value)}
+      <SecretPicker
+        label="API key (secret)"
+        value={v.api_key_ref}
+        onChange={(name) => up("api_key_ref", name ?? "")}
         readOnly={readOnly}
-        hint="The name of an organisation secret. Keys are never stored in the agent or shown here."
-        autoComplete="off"
+        error={errors[`${base}.api_key_ref`]}
       />
       <NumberField
         label="Timeout (s)"

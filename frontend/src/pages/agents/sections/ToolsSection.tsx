@@ -1,6 +1,7 @@
 import type { ToolParameterSchema, WebhookTool } from "../../../api/types";
 import { Button, Card, EmptyState, NumberField, SelectField, TextArea, TextField } from "../../../components/ui";
 import { validateToolSchema } from "../../../lib/jsonSchema";
+import { SecretPicker } from "./SecretPicker";
 import type { SectionProps } from "./types";
 
 export const EXAMPLE_SCHEMA: ToolParameterSchema = {
@@ -81,13 +82,13 @@ export function ToolsSection({ config, set, errors, readOnly, schemaTexts, setSc
                 <option>GET</option>
               </SelectField>
               <NumberField label="Timeout (s)" value={tool.timeout_s ?? 5} onValue={(v) => update(i, { timeout_s: v ?? undefined })} min={0.1} max={30} readOnly={readOnly} error={errors[`${p}.timeout_s`]} />
-              <TextField
-                label="Headers secret name"
-                value={tool.headers_secret_ref ?? ""}
-                onChange={(e) => update(i, { headers_secret_ref: e.target.value || null })}
+              <SecretPicker
+                label="Headers (secret)"
+                value={tool.headers_secret_ref}
+                onChange={(name) => update(i, { headers_secret_ref: name })}
                 readOnly={readOnly}
-                placeholder="none"
-                autoComplete="off"
+                error={errors[`${p}.headers_secret_ref`]}
+                hint="A secret holding a JSON object of headers, e.g. Authorization."
               />
             </div>
             <TextField

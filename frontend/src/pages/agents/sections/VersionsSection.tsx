@@ -6,6 +6,7 @@ import { Badge, Button, Card, EmptyState, ErrorState, Spinner } from "../../../c
 import { fmtDateTime } from "../../../lib/format";
 import { flatDiff, getIn } from "../../../lib/objectPath";
 import { withDefaults } from "../defaults";
+import { DataTable } from "../../../components/DataTable";
 
 function show(v: unknown): string {
   if (v === undefined || v === null || v === "") return "—";
@@ -80,27 +81,15 @@ export function VersionsSection({ agentId, currentVersion, editing, onRestore, r
           <p>Identical to the editor.</p>
         ) : (
           <>
-            <div className="table-wrap">
-              <table className="table table-compact">
-                <caption className="sr-only">Differences</caption>
-                <thead>
-                  <tr>
-                    <th scope="col">Setting</th>
-                    <th scope="col">v{selected}</th>
-                    <th scope="col">Editor</th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {diff.map((path) => (
-                    <tr key={path}>
-                      <th scope="row"><code>{path}</code></th>
-                      <td className="diff-old">{show(getIn(old, path))}</td>
-                      <td className="diff-new">{show(getIn(withDefaults(editing), path))}</td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
+            <DataTable caption="Differences" className="table-compact" columns={["Setting", `v${selected}`, "Editor"]}>
+              {diff.map((path) => (
+                <tr key={path}>
+                  <th scope="row"><code>{path}</code></th>
+                  <td className="diff-old">{show(getIn(old, path))}</td>
+                  <td className="diff-new">{show(getIn(withDefaults(editing), path))}</td>
+                </tr>
+              ))}
+            </DataTable>
             {!readOnly && (
               <Button onClick={() => old && onRestore(detail.data!.config!, selected)}>
                 Load v{selected} into the editor

@@ -1,0 +1,81 @@
+"""In-call voicemail detection on real outbound calls (dialer path through the fake carrier): the agent's greeting
+is held while pipecat's VoicemailDetector decides; a voicemail greeting gets the configured message after its beep
+(or, with no beep, after the quiet), then the hang-up; a person gets the held greeting and the call goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import httpx
+import numpy as np
+import pytest
+from stack_helpers import synthesize
+from voicetest_helpers import VoiceServer, ended_with_recording, wait_for_call
+
+from core.call_events import CarrierCredentials
+from core.service_auth import mint_service_token
+from telephony.base import OutboundCallRequest
+from telephony.twilio import TwilioRestClient
+from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
+from voice_server.testing.provision import SimLine
+from voice_server.testing.simulator import CallerTurn, CallScript
+
+MESSAGE = "Hi, this is Test Clinic about your appointment. Please call us back. Goodbye!"
+VOICEMAIL = "Hi, you have reached Sam. I can't come to the phone right now. Please leave a message after the tone."
+
+
+def _beep() -> bytes:
+    t = np.arange(int(8000 * 0.5)) / 8000
+    pcm = (9000 * np.sin(2 * np.pi * 1000 * t)).astype("<i2")
+    return (np.zeros(4000, dtype="<i2").tobytes() + pcm.tobytes())
+
+
+async def _outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
+                    callee: str, answer: bytes) -> dict:  # type: ignore[type-arg]
+    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "dialer")
+    resp = await http.post(f"{line.backend_url}/internal/v1/calls", headers={"Authorization": f"Bearer {token}"},
+                           json={"org_id": line.org_id, "agent_id": line.agent_id, "from_number": line.number,
+                                 "to_number": callee, "carrier": "twilio"})
+    assert resp.status_code == 201, resp.text
+    call_id = resp.json()["call_id"]
+    fake.callees[callee] = ScriptedCallee(script=CallScript(
+        turns=[CallerTurn(audio=answer, at_s=0.6, label="answer")], hangup_after_s=None, max_duration_s=40))
+    client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=line.account.account_id,
+                                                 auth_token=line.account.auth_token, api_base_url=fake.base_url))
+    try:
+        placed = await client.create_call(OutboundCallRequest(
+            to_number=callee, from_number=line.number, answer_url=f"{voice_server.url}/twilio/voice?call_id={call_id}",
+            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}"))
+    finally:
+        await client.close()
+    fake_call = fake.calls[placed.carrier_call_id]
+    for _ in range(500):
+        if fake_call.report is not None and fake_call.status == "completed":
+            break
+        await asyncio.sleep(0.1)
+    return await wait_for_call(http, line, call_id, ended_with_recording)
+
+
+@pytest.mark.parametrize(("callee", "beep"), [("+14155559801", True), ("+14155559802", False)])
+async def test_a_voicemail_gets_the_message_then_the_hang_up(
+        voice_server: VoiceServer, twilio_line_with, fake_carrier: FakeCarrier,  # type: ignore[no-untyped-def]
+        http: httpx.AsyncClient, tts_url: str, callee: str, beep: bool) -> None:
+    line: SimLine = await twilio_line_with(voicemail={"detect_in_call": True, "message": MESSAGE},
+                                           silence={"reminder_after_s": 30.0, "max_reminders": 0})
+    answer = synthesize(tts_url, VOICEMAIL) + (_beep() if beep else b"")
+    call = await _outbound(http, line, fake_carrier, voice_server, callee, answer)
+    assert call["end_reason"] == "voicemail", (call["end_reason"], call["turns"])
+    agent = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
+    assert agent == [MESSAGE], agent  # the held greeting was never played to the machine
+
+
+async def test_a_person_gets_the_held_greeting(
+        voice_server: VoiceServer, twilio_line_with, fake_carrier: FakeCarrier,  # type: ignore[no-untyped-def]
+        http: httpx.AsyncClient, tts_url: str) -> None:
+    line: SimLine = await twilio_line_with(voicemail={"detect_in_call": True, "message": MESSAGE})
+    call = await _outbound(http, line, fake_carrier, voice_server, "+14155559803",
+                           synthesize(tts_url, "Hello? Who is this?"))
+    assert call["end_reason"] != "voicemail"
+    agent = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
+    assert agent and agent[0].startswith("Hello and thank you for calling Test Clinic"), agent

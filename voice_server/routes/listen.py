@@ -1,0 +1,73 @@
+"""Listen-in: a supervisor's browser hears a live call (caller and agent mixed), read-only: nothing goes back into
+the call, so the caller hears nothing.
+
+The backend authorises and audits the supervisor, then hands the browser this socket's URL on the replica holding the
+call and a one-minute ticket for that call (core/listen_ticket.py; it is no service token). The ticket is the socket's first
+message, never part of the URL (URLs end up in logs). Then the server sends one JSON text frame
+`{"sample_rate": N}` and binary frames of mono PCM16 as the call's recorder commits them (about 0.5 s blocks, so
+0.5-1 s behind the call). Close codes: 4401 bad ticket, 4404 call not live here, 4409 call not recorded; 1000 when
+the call ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
+
+from core.listen_ticket import ticket_allows
+from voice_server.routes.deps import voice_app_ws
+from voice_server.state import VoiceApp
+
+router = APIRouter(tags=["media"])
+AppDep = Annotated[VoiceApp, Depends(voice_app_ws)]
+TICKET_WAIT_S = 5.0
+QUEUE_BLOCKS = 20  # about 10 s of audio; a listener that falls further behind loses the oldest
+
+
+@router.websocket("/v1/listen/{call_id}")
+async def listen(websocket: WebSocket, call_id: str, app: AppDep) -> None:
+    await websocket.accept()
+    try:
+        ticket = await asyncio.wait_for(websocket.receive_text(), TICKET_WAIT_S)
+    except (TimeoutError, WebSocketDisconnect, KeyError):
+        ticket = ""
+    if not ticket_allows(app.settings.service_token_secret.get_secret_value(), ticket.strip(), call_id):
+        await websocket.close(code=4401, reason="invalid listen ticket")
+        return
+    live = app.calls.find_live(call_id)
+    if live is None:
+        await websocket.close(code=4404, reason="call not live on this voice server")
+        return
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
+
+    def sink(block: bytes) -> None:
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(block)
+
+    tap = live.listen(sink)
+    if tap is None:
+        await websocket.close(code=4409, reason="the call is not recorded; listen-in taps its recorder")
+        return
+    sample_rate, unsubscribe = tap
+    finished = asyncio.create_task(live.finished.wait())
+    try:
+        await websocket.send_text(json.dumps({"sample_rate": sample_rate}))
+        while not finished.done():
+            getter = asyncio.create_task(queue.get())
+            done, _ = await asyncio.wait({getter, finished}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                await websocket.send_bytes(getter.result())
+            else:
+                getter.cancel()
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await websocket.close(code=1000, reason="call ended")
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        unsubscribe()
+        finished.cancel()

@@ -15,10 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from stack_helpers import AsrServer
-from voicetest_helpers import Simulate, synthesize, wait_for_call, words_heard
+from stack_helpers import AsrServer, synthesize
+from voicetest_helpers import Simulate, heard_text, wait_for_call, words_heard
 
-from voice_server.calls import inbound_call_id
+from voice_server.answering import inbound_call_id
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
 
@@ -45,8 +45,6 @@ async def _indexed_kb(http: httpx.AsyncClient, backend_url: str, headers: dict[s
 async def test_the_agent_answers_from_the_knowledge_base(
         simulate: Simulate, twilio_line_with: Any, http: httpx.AsyncClient, backend_url: str,
         owner: tuple[str, str], tts_url: str, asr_server: AsrServer) -> None:
-    from test_degradation import _heard  # the agent's audio as the caller heard it, through the ASR server
-
     headers = {"Authorization": f"Bearer {owner[0]}"}
     kb, source_id = await _indexed_kb(http, backend_url, headers)
     line: SimLine = await twilio_line_with(
@@ -64,7 +62,7 @@ async def test_the_agent_answers_from_the_knowledge_base(
     report = await simulate(line, script)
     assert report.answers and report.answers[0].first_audio is not None, "the question got no spoken answer"
 
-    heard = await _heard(asr_server, report)
+    heard = await heard_text(asr_server, report)  # the agent's audio, through the ASR server
     assert "brown" in heard.lower(), heard
 
     call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id),

@@ -13,6 +13,7 @@ class ProvisionSettings(ServiceSettings):
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     s3_bucket_recordings: str = "recordings"
+    s3_bucket_knowledge: str = "knowledge"  # uploaded documents and the LanceDB tables (docs/knowledge-base.md)
     minio_root_user: str = Field(min_length=3)
     minio_root_password: SecretStr
     s3_backend_access_key: str = Field(default="voiceagent-backend", min_length=3)

@@ -1,4 +1,4 @@
-"""Creates the recordings bucket and each service's MinIO user with its policy, with the root keys. Idempotent:
+"""Creates the recordings and knowledge buckets and each service's MinIO user with its policy, with the root keys. Idempotent:
 run on every deployment, it updates the policies and resets the keys to the configured ones."""
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from provision.policies import ServiceUser, backend_policy, voice_server_policy
 
 
 def service_users(settings: ProvisionSettings) -> list[ServiceUser]:
-    bucket = settings.s3_bucket_recordings
+    bucket, knowledge = settings.s3_bucket_recordings, settings.s3_bucket_knowledge
     return [
         ServiceUser(settings.s3_backend_access_key, settings.s3_backend_secret_key.get_secret_value(),
-                    "voiceagent-backend", backend_policy(bucket)),
+                    "voiceagent-backend", backend_policy(bucket, knowledge)),
         ServiceUser(settings.s3_voice_access_key, settings.s3_voice_secret_key.get_secret_value(),
-                    "voiceagent-voice-server", voice_server_policy(bucket)),
+                    "voiceagent-voice-server", voice_server_policy(bucket, knowledge)),
     ]
 
 
@@ -44,8 +44,9 @@ def provision_minio(settings: ProvisionSettings) -> list[ServiceUser]:
                        region=settings.s3_region)
     bucket = settings.s3_bucket_recordings
     _wait_for(client, bucket, settings.provision_wait_s)
-    if not client.bucket_exists(bucket):
-        client.make_bucket(bucket)
+    for name in (bucket, settings.s3_bucket_knowledge):
+        if not client.bucket_exists(name):
+            client.make_bucket(name)
     users = service_users(settings)
     for user in users:
         try:

@@ -1,7 +1,8 @@
 """`python -m provision` against the real MinIO: it creates the recordings bucket and one user per service, runs again
 without harm, and each user can do exactly what its service does (the voice server uploads recordings, single and
 multipart; the backend reads them and signs URLs) and nothing else (no reads or deletes by the voice server, no
-writes by the backend, no other bucket, no admin)."""
+writes by the backend, no other bucket, no admin). The knowledge bucket: the backend writes and deletes, the voice
+server only reads."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ def provisioned(data_services: dict[str, str], tmp_path_factory: pytest.TempPath
         "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO),
         "VOICEAGENT_STATE_DIR": str(tmp_path_factory.mktemp("provision-state")),
         "S3_ENDPOINT": data_services["S3_ENDPOINT"], "S3_BUCKET_RECORDINGS": f"rec-{uuid.uuid4().hex[:8]}",
+        "S3_BUCKET_KNOWLEDGE": f"kb-{uuid.uuid4().hex[:8]}",
         # conftest exports the MinIO root keys it started MinIO with.
         "MINIO_ROOT_USER": os.environ["S3_ACCESS_KEY"], "MINIO_ROOT_PASSWORD": os.environ["S3_SECRET_KEY"],
         "S3_BACKEND_ACCESS_KEY": f"backend-{uuid.uuid4().hex[:6]}", "S3_BACKEND_SECRET_KEY": secrets.token_hex(16),
@@ -88,3 +90,16 @@ async def test_the_backend_user_only_reads(provisioned: dict[str, str]) -> None:
     _denied(lambda: backend.put_object(bucket, "org/forged.wav", io.BytesIO(b"x"), 1))
     _denied(lambda: backend.remove_object(bucket, "org/call-3.wav"))
     _denied(lambda: backend.make_bucket(f"other-{uuid.uuid4().hex[:8]}"))
+
+
+def test_knowledge_bucket_the_backend_writes_and_the_voice_server_only_reads(provisioned: dict[str, str]) -> None:
+    bucket = provisioned["S3_BUCKET_KNOWLEDGE"]
+    backend, voice = _client(provisioned, "BACKEND"), _client(provisioned, "VOICE")
+    backend.put_object(bucket, "lancedb/chunks.lance/data/1.lance", io.BytesIO(b"rows"), 4)
+    assert [o.object_name for o in voice.list_objects(bucket, prefix="lancedb/", recursive=True)] == [
+        "lancedb/chunks.lance/data/1.lance"]
+    assert voice.get_object(bucket, "lancedb/chunks.lance/data/1.lance").read() == b"rows"
+    _denied(lambda: voice.put_object(bucket, "lancedb/forged.lance", io.BytesIO(b"x"), 1))
+    _denied(lambda: voice.remove_object(bucket, "lancedb/chunks.lance/data/1.lance"))
+    backend.remove_object(bucket, "lancedb/chunks.lance/data/1.lance")
+    assert not list(backend.list_objects(bucket, recursive=True))

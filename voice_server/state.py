@@ -79,7 +79,7 @@ class VoiceApp:
             clips=PromptClips(settings.prompt_clips_dir, settings.tts_url, self.http),
             retriever=Retriever(
                 EmbeddingsClient(self.http, settings.embeddings_base_url, settings.embeddings_model,
-                                 settings.embeddings_api_key.get_secret_value(),
+                                 settings.embeddings_key(),
                                  # a slow endpoint must not hold up the answer: retrieval is skipped instead
                                  timeout_s=min(settings.embeddings_timeout_s, 2.0)),
                 KnowledgeStore(*settings.knowledge_location())),

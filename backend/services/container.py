@@ -136,7 +136,7 @@ class Services:
         knowledge_blobs.bucket = settings.s3_bucket_knowledge
         vectors = KnowledgeStore(*settings.knowledge_location())
         embeddings = EmbeddingsClient(http, settings.embeddings_base_url, settings.embeddings_model,
-                                      settings.embeddings_api_key.get_secret_value(), settings.embeddings_timeout_s)
+                                      settings.embeddings_key(), settings.embeddings_timeout_s)
         erasures = ErasureQueue(db, on_accepted)
         call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
                                           on_call_created)

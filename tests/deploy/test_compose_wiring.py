@@ -27,6 +27,7 @@ from pydantic_settings import BaseSettings
 from backend.config import BackendSettings
 from provision.config import ProvisionSettings
 from speech.asr.config import AsrSettings
+from speech.embed.config import EmbedServerSettings
 from speech.llm.config import LlmServerSettings
 from speech.tts.config import TtsSettings
 from voice_server.config import VoiceServerSettings
@@ -36,6 +37,7 @@ DOTENV = OPERATOR_DOTENV
 SETTINGS_BY_COMMAND: dict[str, type[BaseSettings]] = {
     "backend.main": BackendSettings, "voice_server.main": VoiceServerSettings, "speech.asr": AsrSettings,
     "speech.tts": TtsSettings, "speech.llm": LlmServerSettings, "provision": ProvisionSettings,
+    "speech.embed": EmbedServerSettings,
 }
 # Settings read under a second name (TtsSettings.tts_engines accepts TTS_ENGINES or TTS_ENGINE).
 ALIASES = {"TTS_ENGINES"}

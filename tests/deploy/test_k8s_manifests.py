@@ -18,18 +18,19 @@ from pydantic_settings import BaseSettings
 from backend.config import BackendSettings
 from provision.config import ProvisionSettings
 from speech.asr.config import AsrSettings
+from speech.embed.config import EmbedServerSettings
 from speech.llm.config import LlmServerSettings
 from speech.tts.config import TtsSettings
 from voice_server.config import VoiceServerSettings
 
 K8S = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
 SETTINGS: list[type[BaseSettings]] = [BackendSettings, VoiceServerSettings, AsrSettings, TtsSettings, LlmServerSettings,
-                                      ProvisionSettings]
+                                      ProvisionSettings, EmbedServerSettings]
 # The oldest Kubernetes release these manifests are written for, and the newest schemas the package ships.
 K8S_VERSIONS = ("1.29", kubernetes_validate.latest_version())
 WORKLOADS = [("Deployment", "backend"), ("StatefulSet", "voice-server"), ("Deployment", "asr"),
              ("Deployment", "tts"), ("Deployment", "tts-xtts"), ("Deployment", "llm"), ("Deployment", "frontend"),
-             ("Job", "provision")]
+             ("Job", "provision"), ("Deployment", "embed")]
 SENSITIVE = ("SECRET", "KEY", "PASSWORD", "TOKEN", "MONGODB_URI")
 
 

@@ -3,6 +3,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { knowledgeApi } from "../../api/endpoints";
 import type { KnowledgeSource } from "../../api/types";
 import { useAuth } from "../../auth/AuthContext";
+import { DataTable } from "../../components/DataTable";
 import { useToast } from "../../components/Toast";
 import {
   Badge, Button, Card, ConfirmButton, EmptyState, ErrorState, InlineError, PageHeader, Spinner, TextArea, TextField,
@@ -138,37 +139,23 @@ function KnowledgeBaseDetail({ kbId, admin, onDelete, deleting }: { kbId: string
         ) : sources.data.length === 0 ? (
           <EmptyState title="No sources yet" />
         ) : (
-          <div className="table-wrap">
-            <table className="table">
-              <caption className="sr-only">Sources</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Chunks</th>
-                  <th scope="col">Size</th>
-                  <th scope="col">Updated</th>
-                  {admin && <th scope="col"><span className="sr-only">Actions</span></th>}
-                </tr>
-              </thead>
-              <tbody>
-                {sources.data.map((s) => (
-                  <tr key={s.id}>
-                    <td>{s.name}</td>
-                    <td><SourceStatus source={s} /></td>
-                    <td>{s.chunk_count}</td>
-                    <td>{fmtSize(s.size_bytes)}</td>
-                    <td>{fmtDateTime(s.updated_at)}</td>
-                    {admin && (
-                      <td className="row-actions">
-                        <ConfirmButton onConfirm={() => removeSource.mutate(s.id)} label={`Delete ${s.name}`} confirmLabel="Delete">Delete</ConfirmButton>
-                      </td>
-                    )}
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
+          <DataTable caption="Sources"
+            columns={["Name", "Status", "Chunks", "Size", "Updated", admin && { hidden: "Actions" }]}>
+            {sources.data.map((s) => (
+              <tr key={s.id}>
+                <td>{s.name}</td>
+                <td><SourceStatus source={s} /></td>
+                <td>{s.chunk_count}</td>
+                <td>{fmtSize(s.size_bytes)}</td>
+                <td>{fmtDateTime(s.updated_at)}</td>
+                {admin && (
+                  <td className="row-actions">
+                    <ConfirmButton onConfirm={() => removeSource.mutate(s.id)} label={`Delete ${s.name}`} confirmLabel="Delete">Delete</ConfirmButton>
+                  </td>
+                )}
+              </tr>
+            ))}
+          </DataTable>
         )}
       </Card>
       {admin && (

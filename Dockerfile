@@ -11,7 +11,8 @@ COPY . .
 RUN pip install --require-hashes --no-deps -r requirements.lock \
     && CMAKE_ARGS="$(bash scripts/llama-cmake-args.sh)" pip install --no-deps \
        "$(grep -o 'llama-cpp-python\[server\]==[0-9.]*' pyproject.toml)" \
-    && pip install --no-deps . && pip check
+    && pip install --no-deps . && pip check \
+    && pip install --require-hashes --no-deps -r requirements-nodeps.lock
 # The GPU image adds XTTS (EXTRAS=xtts: torch, coqui-tts), resolved at build time: it is not in the lock.
 ARG EXTRAS=""
 RUN if [ -n "$EXTRAS" ]; then pip install ".[${EXTRAS}]"; fi

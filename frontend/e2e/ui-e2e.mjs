@@ -257,8 +257,6 @@ async function setupPhase() {
     await page.getByRole("button", { name: "Set Twilio credentials" }).click();
     await page.getByLabel("Account SID").fill(sid);
     await page.getByLabel("Auth token").fill(token);
-    // Campaign calls go to the fake carrier (a Twilio REST test double) instead of Twilio.
-    if (process.env.E2E_CARRIER_API_URL) await page.getByLabel("API base URL (optional)").fill(process.env.E2E_CARRIER_API_URL);
     await page.getByRole("button", { name: "Save", exact: true }).click();
     await page.getByTestId("twilio-token-masked").waitFor();
     const html = await page.content();

@@ -70,6 +70,9 @@ ROUTES: list[RouteCase] = [
     RouteCase("GET", "/api/v1/agents/{agent_id}/versions", P.agents_read),
     RouteCase("GET", "/api/v1/agents/{agent_id}/versions/1", P.agents_read),
     RouteCase("POST", "/api/v1/agents/{agent_id}/versions/1/restore", P.agents_write),
+    RouteCase("POST", "/api/v1/agents/{agent_id}/test-runs", P.agents_write, lambda v: {
+        "version": 1, "suite": "matrix.yaml", "results": [{"name": "greets", "status": "passed"}]}),
+    RouteCase("GET", "/api/v1/agents/{agent_id}/test-runs", P.agents_read),
     RouteCase("GET", "/api/v1/phone-numbers", P.numbers_read),
     RouteCase("POST", "/api/v1/phone-numbers", P.numbers_write,
               lambda v: {"number": unique_number(), "carrier": "twilio"}),

@@ -42,6 +42,7 @@ from reliability_helpers import (
 from backend.campaigns.collections import ATTEMPTS, MARKS
 from backend.db.collections import CALLS, CALLS_ARCHIVE
 from voice_server.testing.fake_carrier import FakeCarrier
+from voice_server.testing.provision import carrier_api_env
 from voicectl.procs import ManagedProcess, free_port
 
 pytestmark = pytest.mark.timeout(600)
@@ -73,7 +74,8 @@ async def test_two_backends_two_voice_servers_200_contacts(data_services: dict[s
             port = free_port()
             url = f"http://127.0.0.1:{port}"
             proc = backend_process(run_dir, port=port, name=f"scale-backend-{i}", env={
-                **data_services, **FAST_DIALER, "MONGODB_DB": db_name, "DIALER_ENABLED": "true",
+                **data_services, **FAST_DIALER, **carrier_api_env(carrier.base_url), "MONGODB_DB": db_name,
+                "DIALER_ENABLED": "true",
                 "DIALER_ID": f"dialer-{i}", "PUBLIC_BASE_URL": url, "CAMPAIGN_CALLBACK_BASE_URL": url,
                 "CAMPAIGN_ANSWER_BASE_URL": ",".join(voice_urls), "VOICE_SERVER_URL": voice_urls[i]})
             proc.start()

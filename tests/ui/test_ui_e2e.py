@@ -142,6 +142,8 @@ def ui_server(data_services: dict[str, str], frontend_dist: Path, fake_carrier: 
         "WORKER_POLL_INTERVAL_S": "0.05",
         # The backend's own dialer places campaign calls through the fake carrier (credentials set in the UI).
         "DIALER_ENABLED": "true",
+        # The carrier REST API is an operator setting: campaign calls go to the fake carrier (a Twilio test double).
+        "TWILIO_API_BASE_URL": fake_carrier.url,
         "DIALER_POLL_INTERVAL_S": "0.1",
         "LOG_JSON": "false",
         "TTS_URL": tts_url,
@@ -277,12 +279,12 @@ def screenshots() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def ui_account(ui_server: str, fake_carrier: CarrierThread) -> dict[str, Any]:
+def ui_account(ui_server: str) -> dict[str, Any]:
     """The walkthrough's first phase (register, agent, number, credentials, settings), shared by every test here,
     so each test also runs alone."""
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
-    run_phase(ui_server, "setup", E2E_CARRIER_API_URL=fake_carrier.url)
+    run_phase(ui_server, "setup")
     state = read_state()
     assert state.get("agentId") and state.get("inviteLink"), state
     return state

@@ -58,7 +58,7 @@ export default function CallDetailPage() {
         title={<><span className="mono">{c.from_number}</span> <span aria-hidden="true">→</span><span className="sr-only">to</span> <span className="mono">{c.to_number}</span></>}
         subtitle={<><Link to="/calls">Call log</Link> / {fmtDateTime(c.started_at)}</>}
         actions={<><CallStatusBadge call={c} />{can("admin") && c.ended_at ? (
-          <ConfirmButton confirmLabel="Delete for good" label="Delete this call" onConfirm={() => {
+          <ConfirmButton confirmLabel="Delete for good" label="Delete call" onConfirm={() => {
             callsApi.remove(c.id).then(() => { notify("Call deleted"); navigate("/calls"); },
                                        (e: unknown) => notify(errorMessage(e), "bad"));
           }}>Delete call</ConfirmButton>) : null}</>}

@@ -73,6 +73,18 @@ ROUTES: list[RouteCase] = [
     RouteCase("POST", "/api/v1/agents/{agent_id}/test-runs", P.agents_write, lambda v: {
         "version": 1, "suite": "matrix.yaml", "results": [{"name": "greets", "status": "passed"}]}),
     RouteCase("GET", "/api/v1/agents/{agent_id}/test-runs", P.agents_read),
+    # Knowledge bases: the id routes use one that does not exist (404 is "allowed"; a denied role gets 403 first).
+    RouteCase("GET", "/api/v1/knowledge-bases", P.agents_read),
+    RouteCase("POST", "/api/v1/knowledge-bases", P.agents_write, lambda v: {"name": "Matrix KB"}),
+    RouteCase("GET", "/api/v1/knowledge-bases/matrixkb", P.agents_read),
+    RouteCase("PATCH", "/api/v1/knowledge-bases/matrixkb", P.agents_write, lambda v: {"name": "Renamed"}),
+    RouteCase("DELETE", "/api/v1/knowledge-bases/matrixkb", P.agents_write),
+    RouteCase("GET", "/api/v1/knowledge-bases/matrixkb/sources", P.agents_read),
+    RouteCase("POST", "/api/v1/knowledge-bases/matrixkb/sources", P.agents_write),
+    RouteCase("POST", "/api/v1/knowledge-bases/matrixkb/sources/text", P.agents_write,
+              lambda v: {"name": "Hours", "text": "Open 9 to 5."}),
+    RouteCase("DELETE", "/api/v1/knowledge-bases/matrixkb/sources/matrixsrc", P.agents_write),
+    RouteCase("POST", "/api/v1/knowledge-bases/matrixkb/search", P.agents_read, lambda v: {"question": "When?"}),
     RouteCase("GET", "/api/v1/phone-numbers", P.numbers_read),
     RouteCase("POST", "/api/v1/phone-numbers", P.numbers_write,
               lambda v: {"number": unique_number(), "carrier": "twilio"}),
@@ -133,7 +145,8 @@ def template_of(case: RouteCase) -> str:
         "/carrier-credentials/{carrier}", "{del_agent_id}": "{agent_id}", "/versions/1": "/versions/{version}",
         "{del_number_id}": "{number_id}", "{del_webhook_id}": "{webhook_id}",
         "/secrets/matrix-secret": "/secrets/{name}", "/secrets/matrix-gone": "/secrets/{name}",
-        "{del_call_id}": "{call_id}",
+        "{del_call_id}": "{call_id}", "/knowledge-bases/matrixkb": "/knowledge-bases/{kb_id}",
+        "/sources/matrixsrc": "/sources/{source_id}",
     }
     path = case.path
     for old, new in replacements.items():

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,13 +29,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.asr_voices_bench import ESPEAK_VOICES, espeak_pcm_8k, piper_pcm_8k, transcribe  # noqa: E402
+from bench.asr_voices_bench import (  # noqa: E402
+    ESPEAK_VOICES,
+    espeak_pcm_8k,
+    piper_pcm_8k,
+    speech_servers,
+    transcribe,
+)
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from pipelines.shared_models import SharedModels  # noqa: E402
 from speech.common.audio import mulaw_to_pcm16, pcm16_to_mulaw  # noqa: E402
-from voicectl.launch import asr_process, tts_process  # noqa: E402
-from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "turn_end.json"
 START, END = "<!-- turn-end:start -->", "<!-- turn-end:end -->"
@@ -161,23 +164,9 @@ def main() -> int:
     parser.add_argument("--asr", help="an ASR server's host:port (default: start one)")
     parser.add_argument("--tts", help="a TTS server's URL for Piper (default: start one)")
     args = parser.parse_args()
-    state = Path(tempfile.mkdtemp(prefix="turn-end-"))
-    env = {"VOICEAGENT_STATE_DIR": str(state), "LOG_JSON": "false"}
-    procs: list[ManagedProcess] = []
     models = SharedModels(smart_turn=True)
+    asr, tts, procs = speech_servers(args.asr, args.tts, "turn-end-")
     try:
-        asr, tts = args.asr, args.tts
-        if not asr:
-            port, health = free_port(), free_port()
-            procs.append(asr_process(state / "asr", port=port, health_port=health, env=env))
-            asr = f"127.0.0.1:{port}"
-        if not tts:
-            tts_port = free_port()
-            procs.append(tts_process(state / "tts", port=tts_port, env=env))
-            tts = f"http://127.0.0.1:{tts_port}"
-        for proc in procs:
-            proc.start_timeout = 120
-            proc.start()
         rows = [measure(models, asr, "piper en_US-joe-medium", "Piper joe (the agent's own voice)",
                         utterances(lambda t: piper_pcm_8k(tts, t)))]
         print(rows[-1], flush=True)

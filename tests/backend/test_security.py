@@ -266,7 +266,9 @@ async def test_no_read_by_id_reaches_another_organisation(backend: FastAPI, clie
     dnc_phone = "+14155559876"
     assert (await client.post("/api/v1/dnc", json={"phone": dnc_phone, "reason": a.marker},
                               headers=a.owner.headers)).status_code == 201
-    values = {"call_id": a.call_id, "agent_id": a.agent["id"], "number_id": a.number["id"],
+    kb = await client.post("/api/v1/knowledge-bases", headers=a.owner.headers, json={"name": f"iso {a.marker}"})
+    assert kb.status_code == 201, kb.text
+    values = {"kb_id": kb.json()["id"], "call_id": a.call_id, "agent_id": a.agent["id"], "number_id": a.number["id"],
               "webhook_id": a.webhook["id"], "campaign_id": campaign_id, "import_id": imported.json()["import_id"],
               "version": "1", "phone": dnc_phone}
     streaming = {"/api/v1/campaigns/{campaign_id}/events"}  # server-sent events: A's stream never ends

@@ -21,7 +21,9 @@ from core.service_auth import mint_service_token
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
 
-pytestmark = pytest.mark.timeout(240)
+# Run in their own pytest session (scripts/test.sh): after the rest of the voice suite they find another
+# replica's heartbeat for the call (an order dependence not yet pinned down).
+pytestmark = [pytest.mark.timeout(240), pytest.mark.isolated]
 
 
 async def _ticket(http: httpx.AsyncClient, line: SimLine) -> tuple[str, dict[str, Any]]:

@@ -15,7 +15,9 @@ from voice_server.answering import inbound_call_id
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
 
-pytestmark = pytest.mark.timeout(240)
+# Run in their own pytest session (scripts/test.sh): after the rest of the voice suite they find another
+# replica's heartbeat for the call (an order dependence not yet pinned down).
+pytestmark = [pytest.mark.timeout(240), pytest.mark.isolated]
 
 
 async def test_whisper_reaches_the_live_call(simulate: Simulate, twilio_line: SimLine, http: httpx.AsyncClient,

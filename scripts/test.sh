@@ -33,12 +33,8 @@ echo "[test] ruff"; .venv/bin/ruff check . || status=1
 echo "[test] mypy (the packages listed in pyproject.toml's [tool.mypy] files)"
 .venv/bin/mypy || status=1
 echo "[test] pytest"
-.venv/bin/pytest -q -rs -p no:cacheprovider -m "not isolated" "$@"; rc=$?
+.venv/bin/pytest -q -rs -p no:cacheprovider "$@"; rc=$?
 if [[ $rc == 5 ]]; then echo "[test] pytest collected no tests"; rc=0; fi
-[[ $rc != 0 ]] && status=$rc
-echo "[test] pytest, tests that need a session of their own (marker: isolated)"
-.venv/bin/pytest -q -rs -p no:cacheprovider -m isolated "$@"; rc=$?
-if [[ $rc == 5 ]]; then rc=0; fi
 [[ $rc != 0 ]] && status=$rc
 echo "[test] UI unit tests (vitest)"; (cd frontend && npm run -s test) || status=1
 echo "[test] dependency audit (pip-audit, npm audit)"; bash scripts/audit.sh || status=1

@@ -350,7 +350,9 @@ class CallSession:
         carrier = CARRIERS[self.claims.carrier]
         try:
             if target.mode == "warm" and carrier.supports_warm_transfer:
-                await self._warm_transfer(target, brief, our_number)
+                # Shielded: putting the caller on hold ends the media stream, which cancels this tool call; the
+                # human's leg must still be dialled or the caller waits on hold for ever.
+                await asyncio.shield(self._warm_transfer(target, brief, our_number))
             else:  # a carrier without a hold/whisper flow gets a blind transfer for warm targets too
                 token = mint_transfer_token(
                     self.app.settings.call_token_secret.get_secret_value(),

@@ -15,9 +15,9 @@ from voice_server.answering import inbound_call_id
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
 
-# Run in their own pytest session (scripts/test.sh): after the rest of the voice suite they find another
-# replica's heartbeat for the call (an order dependence not yet pinned down).
-pytestmark = [pytest.mark.timeout(240), pytest.mark.isolated]
+pytestmark = pytest.mark.timeout(240)
+
+CALLER = "+14155550162"  # this test's own caller: other tests' calls may be live in the same organisation
 
 
 async def test_whisper_reaches_the_live_call(simulate: Simulate, twilio_line: SimLine, http: httpx.AsyncClient,
@@ -25,10 +25,11 @@ async def test_whisper_reaches_the_live_call(simulate: Simulate, twilio_line: Si
     audio = synthesize(tts_url, "Hello, I have a question about my bill.")
     script = CallScript(turns=[CallerTurn(audio=audio, gap_s=4.0, label="question")], hangup_after_s=2.0,
                         max_duration_s=60)
-    call = asyncio.create_task(simulate(twilio_line, script))
+    call = asyncio.create_task(simulate(twilio_line, script, from_number=CALLER))
     whispered: str | None = None
     for _ in range(200):
-        live = (await http.get(f"{twilio_line.backend_url}/api/v1/live/calls", headers=twilio_line.headers)).json()
+        live = [c for c in (await http.get(f"{twilio_line.backend_url}/api/v1/live/calls",
+                                           headers=twilio_line.headers)).json() if c["from_number"] == CALLER]
         if live:
             resp = await http.post(f"{twilio_line.backend_url}/api/v1/live/calls/{live[0]['id']}/whisper",
                                    json={"text": "Offer a ten percent discount"}, headers=twilio_line.headers)

@@ -106,6 +106,9 @@ class BackendSettings(DataSettings, CampaignSettingsMixin, EgressSettings, Knowl
     event_apply_wait_s: float = Field(default=0.0, ge=0)
     # How often the leader looks for voice servers whose call lease ran out (backend/services/call_leases.py).
     call_lease_check_interval_s: float = Field(default=2.0, gt=0, le=60)
+    # A call still open this long that no beating voice server reports (its media stream never connected and no
+    # carrier status callback came) is ended as an error, so it leaves the live view and frees its slot.
+    call_orphan_after_s: float = Field(default=900.0, ge=1, le=86400)
 
     # Seconds a resolved session/membership/API key is reused before re-reading it. Revocations made on this replica
     # apply at once; on other replicas within this time. 0 re-reads on every request.

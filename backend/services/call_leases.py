@@ -10,6 +10,11 @@ continuous healthy observation, so an outage of the backend or FerretDB never en
 Leases are per process (VOICE_SERVER_ID + a random instance id): a server restarted under the same id is a new
 instance, and the old one's calls end when the old lease runs out. Two live processes that share an id by mistake
 never end each other's calls.
+
+A call can also be open with no server carrying it: answered, but the carrier never opened the media stream and sent
+no status callback (a misconfigured number, a dropped webhook). Once it is older than `orphan_after_s` and no beating
+server lists it, it is ended as an `error`; otherwise it would sit in the live view and hold its campaign slot for
+ever.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from core.call_events import (
     CallEnded,
     CallEvent,
     CallEventBatch,
+    EndReason,
     VoiceServerHeartbeat,
     VoiceServerHeartbeatAck,
 )
@@ -37,14 +43,17 @@ VOICE_SERVERS = "voice_server_leases"  # _id = "{VOICE_SERVER_ID}/{instance id}"
 SOURCE = "call-lease-reaper"
 # A gap this long between two reaper rounds means this replica was not watching (not leader, stalled).
 OBSERVATION_GAP_S = 10.0
+ORPHAN_SWEEP_EVERY_S = 30.0  # a scan of the open calls: not on every two-second round
 
 LostCallHook = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class CallLeases:
-    def __init__(self, db: Db, ingest: CallEventIngest) -> None:
+    def __init__(self, db: Db, ingest: CallEventIngest, orphan_after_s: float = 900.0) -> None:
         self._db = db
         self._ingest = ingest
+        self._orphan_after_s = orphan_after_s
+        self._orphans_swept_at = 0.0
         self.on_lost: list[LostCallHook] = []
         self._healthy_since: float | None = None
         self._last_round: float | None = None
@@ -86,6 +95,7 @@ class CallLeases:
                 ended += await self._end_calls(doc, keep, before, f"no heartbeat from voice server "
                                                f"{doc['server_id']} since {doc['beat_at'].isoformat()}")
                 await self._db[VOICE_SERVERS].update_one({"_id": doc["_id"]}, {"$set": {"lost_at": utcnow()}})
+            ended += await self._end_orphans(live, now)
             await self._db[VOICE_SERVERS].delete_many({"lost_at": {"$lt": utcnow() - timedelta(days=1)}})
         except Exception:
             self._healthy_since = None
@@ -108,6 +118,24 @@ class CallLeases:
                     open_calls[call_id] = doc or {"_id": call_id}
         for call_id in keep:
             open_calls.pop(call_id, None)
+        return await self._end(open_calls, "voice_server_lost", detail)
+
+    async def _end_orphans(self, live: list[dict[str, Any]], now: float) -> int:
+        """Ends old open calls that no beating server lists. Only once this replica has watched for the whole
+        orphan age, so every live server's listed calls are from a beat it saw."""
+        if self._healthy_since is None or now - self._healthy_since < self._orphan_after_s \
+                or now - self._orphans_swept_at < ORPHAN_SWEEP_EVERY_S:
+            return 0
+        self._orphans_swept_at = now
+        carried = {call for doc in live for call in doc.get("calls") or []}
+        cutoff = utcnow() - timedelta(seconds=self._orphan_after_s)
+        orphans = {doc["_id"]: doc async for doc in self._db[CALLS].find(
+            {"ended_at": None, "started_at": {"$lt": cutoff}},
+            {"_id": 1, "started_at": 1, "campaign_id": 1, "contact_id": 1, "org_id": 1}) if doc["_id"] not in carried}
+        return await self._end(orphans, "error", "no voice server carries this call: its media stream never "
+                                                 "connected and no carrier status callback ended it")
+
+    async def _end(self, open_calls: dict[str, dict[str, Any]], reason: EndReason, detail: str) -> int:
         if not open_calls:
             return 0
         now = utcnow()
@@ -115,12 +143,12 @@ class CallLeases:
         for call_id, doc in open_calls.items():
             started = doc.get("started_at")
             duration = max(0.0, (now - started).total_seconds()) if started is not None else 0.0
-            events.append(CallEnded(event_id=f"{call_id}-ended"[:64], call_id=call_id, end_reason="voice_server_lost",
+            events.append(CallEnded(event_id=f"{call_id}-ended"[:64], call_id=call_id, end_reason=reason,
                                     duration_s=min(duration, timedelta(days=1).total_seconds()),
                                     detail=detail[:1000]))
         for i in range(0, len(events), 500):
             await self._ingest.ingest(CallEventBatch(events=events[i:i + 500]), source=SOURCE)
-        log.warning("%s: ended %d calls as voice_server_lost", detail, len(events))
+        log.warning("%s: ended %d calls as %s", detail, len(events), reason)
         for doc in open_calls.values():
             if doc.get("campaign_id"):
                 for hook in self.on_lost:

@@ -154,7 +154,7 @@ class Services:
             leadership=leadership,
             voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
             browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
-            call_leases=CallLeases(db, ingest),
+            call_leases=CallLeases(db, ingest, orphan_after_s=settings.call_orphan_after_s),
             knowledge=KnowledgeService(db, knowledge_blobs, vectors, Retriever(embeddings, vectors), audit,
                                        settings.knowledge_max_upload_bytes),
             ingestion=IngestionWorker(db, knowledge_blobs, embeddings, vectors,

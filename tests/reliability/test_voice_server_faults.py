@@ -7,10 +7,12 @@ FerretDB + MinIO; only the carrier's REST API is the fake carrier (a test double
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,6 +30,7 @@ from reliability_helpers import (
     until,
     voice_status,
 )
+from stack_helpers import run_backend
 
 from backend.campaigns.collections import SLOTS
 from backend.db.collections import CALLS
@@ -200,3 +203,36 @@ async def test_restarted_voice_server_ends_the_old_instance_calls_but_never_a_li
 async def _ended_detail(http: httpx.AsyncClient, line: SimLine, call_id: str) -> dict[str, Any] | None:
     call = await line.call_detail(http, call_id)
     return call if call and call.get("end_reason") else None
+
+
+async def test_a_call_no_voice_server_carries_is_ended_but_a_carried_one_is_not(
+        data_services: dict[str, str], state_dir: Path, http: httpx.AsyncClient) -> None:
+    """Answered, but the carrier never opened the media stream and sent no status callback: once older than
+    CALL_ORPHAN_AFTER_S and listed by no beating voice server, the call is ended as an error (it left the live view
+    and its slot); a call the same server does list is left alone."""
+    env = {**data_services, "MONGODB_DB": f"orphans_{uuid.uuid4().hex[:8]}", "CALL_ORPHAN_AFTER_S": "2",
+           "CALL_LEASE_CHECK_INTERVAL_S": "0.5"}
+    with contextlib.contextmanager(run_backend)(state_dir, "orphan-backend", env) as backend_url:
+        token, org_id = await register(http, backend_url, "orphans")
+        server_id = unique_id("voice-orphans")
+        orphan, carried = uuid.uuid4().hex, uuid.uuid4().hex
+        events = [CallStarted(event_id=f"{c}-started", call_id=c, org_id=org_id, direction="inbound",
+                              carrier="twilio", from_number="+14155550100", to_number="+14155550101",
+                              voice_server_id=server_id) for c in (orphan, carried)]
+        resp = await http.post(f"{backend_url}/internal/v1/calls/events", headers=service_headers(),
+                               json=CallEventBatch(events=events).model_dump(mode="json"))
+        assert resp.status_code == 200, resp.text
+        line = SimLine(backend_url=backend_url, carrier="twilio", number="", org_id=org_id, agent_id="",
+                       account=None, access_token=token)  # type: ignore[arg-type]
+        beat = f"{backend_url}/internal/v1/voice-servers/{server_id}/heartbeat"
+        alive = {"voice_server_id": server_id, "instance_id": "one", "calls": [carried], "lease_s": 600}
+
+        async def beating_until_the_orphan_ends() -> dict[str, Any] | None:
+            assert (await http.post(beat, headers=service_headers(), json=alive)).status_code == 200
+            return await _ended_detail(http, line, orphan)
+
+        call = await until(beating_until_the_orphan_ends, 60, "the orphaned call is ended", every_s=0.5)
+        assert call["end_reason"] == "error" and "never connected" in call["end_detail"], call
+        live = (await http.get(f"{backend_url}/api/v1/live/calls", headers=line.headers)).json()
+        assert [c["id"] for c in live] == [carried]
+        assert not (await line.call_detail(http, carried) or {}).get("end_reason"), "a carried call was ended"

@@ -87,6 +87,9 @@ class TurnLatency(BaseModel):
     vad_stop_ms: float | None = None
     smart_turn_ms: float | None = None
     stt_final_ms: float | None = None
+    # The wait for the turn to end (smart-turn's "complete", or its fallback timeout after an "incomplete"): the
+    # stage a caller feels most when the turn model misjudges them. From end of speech, like vad_stop_ms.
+    turn_end_ms: float | None = None
     llm_first_token_ms: float | None = None
     tts_first_audio_ms: float | None = None
     voice_to_voice_ms: float | None = None

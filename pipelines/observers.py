@@ -94,6 +94,7 @@ class TurnTiming:
             vad_stop_ms=ms(self.vad_stop_s, eos),
             smart_turn_ms=round(self.smart_turn_ms, 1) if self.smart_turn_ms is not None else None,
             stt_final_ms=ms(self.stt_final_s, eos),
+            turn_end_ms=ms(self.turn_end_s, eos),
             llm_first_token_ms=(round(self.llm_ttfb_s * 1000, 1) if self.llm_ttfb_s is not None
                                 else ms(self.llm_first_token_s, self.turn_end_s)),
             tts_first_audio_ms=(round(self.tts_ttfb_s * 1000, 1) if self.tts_ttfb_s is not None

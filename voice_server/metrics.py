@@ -46,6 +46,9 @@ class VoiceMetrics:
         self.voice_to_voice = Histogram(
             "voice_to_voice_seconds", "End of caller speech to the first answer audio sent", registry=r,
             buckets=STAGE_BUCKETS)
+        self.turn_end = Histogram(
+            "voice_turn_end_seconds", "End of caller speech to the end of the turn (smart-turn or its fallback)",
+            registry=r, buckets=STAGE_BUCKETS)
         self.smart_turn = Histogram(
             "voice_smart_turn_seconds", "Smart-turn inference per turn decision", registry=r, buckets=STAGE_BUCKETS)
         self.frame_lateness = Histogram(
@@ -80,6 +83,7 @@ class VoiceMetrics:
         for value, histogram in ((latency.llm_first_token_ms, self.llm_first_token),
                                  (latency.tts_first_audio_ms, self.tts_first_audio),
                                  (latency.voice_to_voice_ms, self.voice_to_voice),
+                                 (latency.turn_end_ms, self.turn_end),
                                  (latency.smart_turn_ms, self.smart_turn)):
             if value is not None:
                 histogram.observe(max(0.0, value) / 1000)

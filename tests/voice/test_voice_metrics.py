@@ -61,7 +61,8 @@ async def test_one_call_moves_the_voice_metrics(simulate: Simulate, twilio_line:
     assert done, "the ended call was not counted by carrier and outcome"
     assert value(after, "voice_active_calls") == 0
     for name in ("voice_to_voice_seconds_count", "voice_llm_first_token_seconds_count",
-                 "voice_tts_first_audio_seconds_count", "voice_stt_final_after_vad_stop_seconds_count"):
+                 "voice_tts_first_audio_seconds_count", "voice_stt_final_after_vad_stop_seconds_count",
+                 "voice_turn_end_seconds_count"):
         assert value(after, name) > value(before, name), f"{name} did not move"
     assert value(after, "voice_to_voice_seconds_sum") > value(before, "voice_to_voice_seconds_sum")
     # Greeting and answer went out paced: every frame's lateness was observed.

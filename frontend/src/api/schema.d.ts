@@ -4972,6 +4972,8 @@ export interface components {
             stt_final_ms?: number | null;
             /** Tts First Audio Ms */
             tts_first_audio_ms?: number | null;
+            /** Turn End Ms */
+            turn_end_ms?: number | null;
             /** Vad Stop Ms */
             vad_stop_ms?: number | null;
             /** Voice To Voice Ms */

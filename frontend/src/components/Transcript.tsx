@@ -7,6 +7,7 @@ const STAGES: { key: keyof TurnLatency; label: string }[] = [
   { key: "vad_stop_ms", label: "End of speech (VAD)" },
   { key: "smart_turn_ms", label: "Turn detection" },
   { key: "stt_final_ms", label: "STT final" },
+  { key: "turn_end_ms", label: "Turn end (wait)" },
   { key: "llm_first_token_ms", label: "LLM first token" },
   { key: "tts_first_audio_ms", label: "TTS first audio" },
 ];

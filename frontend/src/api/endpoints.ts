@@ -101,6 +101,8 @@ export interface CallFilters {
   agent_id?: string;
   direction?: string;
   status?: string;
+  /** The post-call analysis verdict: "true" | "false". */
+  success?: string;
   campaign_id?: string;
   q?: string;
   since?: string;

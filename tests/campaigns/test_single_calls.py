@@ -37,6 +37,18 @@ async def _dialled(base: Any, to: str) -> int:
     return sum(1 for c in base.carrier.calls.values() if c.to_number == to)
 
 
+async def _ended(base: Any, org: Org, call_id: str) -> dict[str, Any]:
+    call: dict[str, Any] = {}
+    for _ in range(120):  # the call log applies events asynchronously
+        detail = await base.http.get(f"{base.backend_url}/api/v1/calls/{call_id}", headers=org.headers)
+        call = detail.json() if detail.status_code == 200 else {}
+        if call.get("ended_at"):
+            break
+        await asyncio.sleep(0.5)
+    assert call.get("ended_at"), call
+    return call
+
+
 async def test_each_refusal_is_a_clear_4xx_that_dials_nothing(campaign_base: Any) -> None:
     base = campaign_base
     org = await provision_org(base.http, base.backend_url, base.carrier)
@@ -117,14 +129,7 @@ async def test_an_api_key_places_a_call_once_per_idempotency_key(campaign_stack:
     assert reused.status_code == 409 and reused.json()["error"]["code"] == "idempotency_key_reused"
     assert await _dialled(base, to) == 1
 
-    call: dict[str, Any] = {}
-    for _ in range(120):  # the call log applies events asynchronously
-        detail = await base.http.get(f"{base.backend_url}/api/v1/calls/{created['call_id']}", headers=org.headers)
-        call = detail.json() if detail.status_code == 200 else {}
-        if call.get("ended_at"):
-            break
-        await asyncio.sleep(0.5)
-    assert call.get("ended_at"), call
+    call = await _ended(base, org, created["call_id"])
     assert call["direction"] == "outbound" and call["variables"] == {"first_name": "Priya"}, call
     deliveries: list[dict[str, Any]] = []
     for _ in range(40):
@@ -136,18 +141,6 @@ async def test_an_api_key_places_a_call_once_per_idempotency_key(campaign_stack:
     assert {"call.started", "call.ended"} <= {d["event"] for d in deliveries}, deliveries
     agent_turns = [t["text"] for t in call.get("turns", []) if t["speaker"] == "agent"]
     assert agent_turns and agent_turns[0] == "Hello Priya, this is Acme.", agent_turns
-
-
-async def _ended(base: Any, org: Org, call_id: str) -> dict[str, Any]:
-    call: dict[str, Any] = {}
-    for _ in range(120):  # the call log applies events asynchronously
-        detail = await base.http.get(f"{base.backend_url}/api/v1/calls/{call_id}", headers=org.headers)
-        call = detail.json() if detail.status_code == 200 else {}
-        if call.get("ended_at"):
-            break
-        await asyncio.sleep(0.5)
-    assert call.get("ended_at"), call
-    return call
 
 
 async def test_a_per_call_webhook_url_gets_the_calls_events_signed(campaign_stack: Any) -> None:

@@ -1,6 +1,7 @@
 """Exclusive claims built only from duplicate-key inserts and deletes by `_id` (exact on MongoDB and FerretDB).
 
-- Slots: a live call holds one slot per scope (its campaign, its organisation). Slot n of a scope is the document
+- Slots: a live call holds one slot per scope (its campaign, its organisation; a call placed through the API only
+  its organisation's). Slot n of a scope is the document
   `"{scope}:{n}"` with n < cap, so at most `cap` can exist however many dialers race for them.
 - Rate tokens: time is cut into ticks of 1/cps seconds and each tick's token can be inserted once, so all dialers
   together place at most one call per tick: a steady `cps` calls per second, no bursts.
@@ -35,6 +36,11 @@ def campaign_scope(campaign_id: str) -> str:
 
 def org_scope(org_id: str) -> str:
     return f"o:{org_id}"
+
+
+def api_attempt_id(call_id: str) -> str:
+    """What holds the organisation slot of a call placed through POST /api/v1/calls (it has no attempt)."""
+    return f"api:{call_id}"
 
 
 class Coordination:

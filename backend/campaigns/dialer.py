@@ -54,7 +54,7 @@ from backend.campaigns.phones import country_code_of
 from backend.campaigns.settings import CampaignSettingsMixin
 from backend.campaigns.signals import CampaignSignals
 from backend.campaigns.windows import Spans, compile_windows, contact_timezone, window_state
-from backend.db.collections import PHONE_NUMBERS, Db
+from backend.db.collections import CALLS, PHONE_NUMBERS, Db
 from backend.db.ids import new_id
 from backend.models.internal import OutboundCallCreate
 from telephony.base import CarrierError, OutboundCallRequest
@@ -567,6 +567,9 @@ class Dialer:
         self._sent &= lease_attempts
         async for slot in self._db[SLOTS].find({}):
             aid = slot.get("attempt_id", "")
+            if slot.get("api_call_id"):
+                await self._reap_api_slot(slot, now)
+                continue
             if aid in lease_attempts or now - slot["acquired_at"].timestamp() < 2:
                 continue  # in use (released when its attempt is final), or just being taken
             # A slot without a lease: its call was finalised but the release was cut short, or a dialer died
@@ -578,6 +581,16 @@ class Dialer:
         if now - self._last_purge > 10:
             self._last_purge = now
             await self._coord.purge_rate_tokens()
+
+    async def _reap_api_slot(self, slot: dict[str, Any], now: float) -> None:
+        """A call placed through the API holds its slot until its call.ended is processed; if that release was
+        lost (a backend stopped in between), the slot goes once the call has ended, never started (no call
+        document a minute on), or outlived its ring timeout and maximum duration."""
+        age = now - slot["acquired_at"].timestamp()
+        call = await self._db[CALLS].find_one({"_id": slot["api_call_id"]}, {"ended_at": 1})
+        if (call is not None and call.get("ended_at") is not None) or (call is None and age > 60) \
+                or age > float(slot.get("lifetime_s") or 3600):
+            await self._coord.release_slots([slot["_id"]], slot.get("attempt_id"))
 
     async def _reap_lease(self, lease: dict[str, Any], aid: str, owner_dead: bool, age: float, now: float) -> None:
         final = await self._coord.get_mark(aid, "final")

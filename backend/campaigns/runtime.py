@@ -49,7 +49,8 @@ class CampaignRuntime:
                              answer_base_url=settings.campaign_answer_base_url or settings.voice_server_url,
                              signals=self.signals, over_budget=services.billing.over_budget)
         self.single_calls = SingleCallService(services, settings, self.clock, self.calls, self.carriers,
-                                              settings.campaign_answer_base_url or settings.voice_server_url)
+                                              settings.campaign_answer_base_url or settings.voice_server_url,
+                                              self.coord)
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

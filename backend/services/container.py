@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from backend.campaigns.collections import CALL_REQUESTS
+from backend.campaigns.coordination import Coordination, api_attempt_id
 from backend.config import BackendSettings
 from backend.db.collections import Db
 from backend.knowledge.ingestion import IngestionWorker
@@ -110,6 +111,7 @@ class Services:
         webhooks = WebhookService(db, settings, box, audit)
         analyzer = CallAnalyzer(db, settings, http)
         billing = BillingService(db, settings.price_book, audit)
+        coordination = Coordination(db)
 
         async def on_call_event(org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: Any) -> None:
             if event_type == "call.ended":  # the cost, from the final usage: in the webhook and the month's spend
@@ -118,6 +120,8 @@ class Services:
             request = await db[CALL_REQUESTS].find_one({"_id": str(data.get("id") or data.get("call_id") or "")},
                                                        {"webhook_id": 1}) if event_type.startswith("call.") else None
             await webhooks.fan_out(org_id, event_type, event_id, data, at, also=(request or {}).get("webhook_id"))
+            if request is not None and event_type == "call.ended":  # its organisation slot (single_calls.py)
+                await coordination.release_attempt_slots(api_attempt_id(str(request["_id"])))
             await analyzer.after_event(org_id, event_type, event_id, data, at)
 
         analyzer.on_analyzed = on_call_event

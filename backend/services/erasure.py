@@ -31,6 +31,7 @@ from backend.db.collections import (
     ERASED_CALLS,
     ERASURES,
     WEBHOOK_QUEUE,
+    WEBHOOKS,
     Db,
 )
 from backend.db.ids import utcnow
@@ -108,6 +109,7 @@ class Eraser:
         for collection in (CALL_TURNS, DEAD_LETTERS):
             await self._db[collection].delete_many({"call_id": {"$in": ids}})
         await self._db[WEBHOOK_QUEUE].delete_many({"payload.data.call_id": {"$in": ids}})
+        await self._db[WEBHOOKS].delete_many({"call_id": {"$in": ids}})  # a call's own webhook_url
         by_org: dict[str, list[str]] = {}
         for item in mine:
             by_org.setdefault(item["org_id"], []).append(item["call_id"])

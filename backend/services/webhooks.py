@@ -44,6 +44,11 @@ def _secret_context(org_id: str, webhook_id: str) -> str:
     return f"org:{org_id}:webhook:{webhook_id}:secret"
 
 
+def call_hook_id(call_id: str) -> str:
+    """The webhook of one call placed with a `webhook_url` (POST /api/v1/calls)."""
+    return f"call-{call_id}"
+
+
 class WebhookService:
     def __init__(self, db: Db, settings: BackendSettings, box: SecretBox, audit: AuditLog) -> None:
         self._db = db
@@ -58,7 +63,8 @@ class WebhookService:
         cached = self._subscriptions.get(org_id)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        hooks = [h async for h in self._db[WEBHOOKS].find({"org_id": org_id, "active": True})]
+        # One call's own webhooks (`call_id` set) get only that call's events, through fan_out's `also`.
+        hooks = [h async for h in self._db[WEBHOOKS].find({"org_id": org_id, "active": True, "call_id": None})]
         if len(self._subscriptions) > 10000:
             self._subscriptions.clear()
         self._subscriptions[org_id] = (time.monotonic() + 1.0, hooks)
@@ -66,11 +72,11 @@ class WebhookService:
 
     # ---------------------------------------------------------------- subscriptions
 
-    def _check_url(self, url: str) -> None:
+    def check_url(self, url: str, path: str = "body.url") -> None:
         # Names are resolved (once) and checked again at every delivery, by the dispatcher's egress transport.
         if self._settings.egress_policy().static_refusal(url) is not None:
-            raise ApiError(422, "validation_error", "body.url: private and loopback addresses are not allowed",
-                           [ErrorDetail(path="body.url", message="private and loopback addresses are not allowed",
+            raise ApiError(422, "validation_error", f"{path}: private and loopback addresses are not allowed",
+                           [ErrorDetail(path=path, message="private and loopback addresses are not allowed",
                                         type="value_error")])
 
     async def _owned(self, principal: Principal, webhook_id: str) -> dict[str, Any]:
@@ -80,7 +86,7 @@ class WebhookService:
         return doc
 
     async def list_webhooks(self, principal: Principal) -> list[WebhookOut]:
-        cursor = self._db[WEBHOOKS].find({"org_id": principal.org_id}).sort("created_at", -1)
+        cursor = self._db[WEBHOOKS].find({"org_id": principal.org_id, "call_id": None}).sort("created_at", -1)
         return [_out(doc) async for doc in cursor]
 
     async def get(self, principal: Principal, webhook_id: str) -> WebhookOut:
@@ -88,7 +94,7 @@ class WebhookService:
 
     async def create(self, principal: Principal, body: WebhookCreate) -> WebhookOut:
         url = str(body.url)
-        self._check_url(url)
+        self.check_url(url)
         webhook_id, now = new_id(), utcnow()
         secret = f"{opaque.WEBHOOK_SECRET_PREFIX}_{opaque.new_secret()}"
         doc = {
@@ -109,7 +115,7 @@ class WebhookService:
         doc = await self._owned(principal, webhook_id)
         changes: dict[str, Any] = {}
         if body.url is not None:
-            self._check_url(str(body.url))
+            self.check_url(str(body.url))
             changes["url"] = str(body.url)
         if body.events is not None:
             changes["events"] = body.events
@@ -146,15 +152,39 @@ class WebhookService:
     async def is_active(self, org_id: str, webhook_id: str) -> bool:
         return any(hook["_id"] == webhook_id for hook in await self._active_hooks(org_id))
 
+    async def create_for_call(self, principal: Principal, call_id: str, url: str) -> str:
+        """A webhook for one call placed with a `webhook_url`: it gets that call's events only (never listed, never
+        matched by event type), signed and delivered like any other. Returns its signing secret; a retried request
+        (same call id) gets the same one."""
+        self.check_url(url, "body.webhook_url")
+        hook_id, now = call_hook_id(call_id), utcnow()
+        existing = await self._db[WEBHOOKS].find_one({"_id": hook_id})
+        if existing is not None and existing["org_id"] == principal.org_id:
+            return self._box.decrypt(existing["secret_enc"], _secret_context(principal.org_id, hook_id))
+        secret = f"{opaque.WEBHOOK_SECRET_PREFIX}_{opaque.new_secret()}"
+        await self._db[WEBHOOKS].insert_one({
+            "_id": hook_id, "org_id": principal.org_id, "call_id": call_id, "url": url, "events": [],
+            "description": f"call {call_id}", "active": True,
+            "secret_enc": self._box.encrypt(secret, _secret_context(principal.org_id, hook_id)),
+            "created_at": now, "updated_at": now, "created_by": principal.actor})
+        await self._audit.record(principal.org_id, principal, "webhook.created", "webhook", hook_id,
+                                 {"url": url, "call_id": call_id})
+        return secret
+
     # ---------------------------------------------------------------- fan-out (called by the outbox processor)
 
     async def fan_out(self, org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: datetime,
                       also: str | None = None) -> None:
         """`also`: a webhook id that gets this event whatever it subscribes to (a call placed through the API with
         a per-call webhook)."""
-        for hook in await self._active_hooks(org_id):
+        hooks = await self._active_hooks(org_id)
+        for hook in hooks:
             if subscription_matches(hook["events"], event_type) or hook["_id"] == also:
                 await self._queue(hook, event_type, event_id, data, at)
+        if also and all(hook["_id"] != also for hook in hooks):  # the call's own webhook_url
+            own = await self._db[WEBHOOKS].find_one({"_id": also, "org_id": org_id, "active": True})
+            if own is not None:
+                await self._queue(own, event_type, event_id, data, at)
 
     async def _queue(
         self, hook: dict[str, Any], event_type: str, event_id: str, data: dict[str, Any], at: datetime

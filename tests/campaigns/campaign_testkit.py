@@ -52,6 +52,8 @@ def backend_settings(**overrides: Any) -> BackendSettings:
         "worker_poll_interval_s": 0.1, "event_apply_wait_s": 0.0,
         "dialer_poll_interval_s": 0.1, "dialer_contact_refresh_s": 0.5, "dialer_heartbeat_s": 0.3,
         "dialer_dead_after_s": 2.0, "dialer_claim_ttl_s": 15.0, "dialer_lost_call_grace_s": 20.0,
+        # The tests' webhook receivers are on loopback; private and metadata addresses stay refused.
+        "egress_allowed_hosts": ["127.0.0.1:*"],
     }
     values.update(overrides)
     return BackendSettings(**values)

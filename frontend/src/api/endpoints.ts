@@ -3,7 +3,7 @@ import { downloadFile, http, rawRequest, type Query } from "./http";
 import type {
   AgentTestRun,
   Agent, AgentConfig, AgentSummary, AgentVersion, AnalyticsSummary, ApiKey, CallDetail, CallSummary, Carrier,
-  CarrierCredentialMasked, Invitation, KnowledgeBase, KnowledgeSearchResult, KnowledgeSource, Me, Member, OrgSecret, Page,
+  CarrierCredentialMasked, CostAnalytics, Invitation, KnowledgeBase, KnowledgeSearchResult, KnowledgeSource, Me, Member, OrgSecret, Page,
   PhoneNumber, RecordingLink, Role,
   TestCallSession, TokenResponse, Voice, Webhook, WebhookDelivery,
 } from "./types";
@@ -101,6 +101,8 @@ export interface CallFilters {
   agent_id?: string;
   direction?: string;
   status?: string;
+  /** The post-call analysis verdict: "true" | "false". */
+  success?: string;
   campaign_id?: string;
   q?: string;
   since?: string;
@@ -120,6 +122,8 @@ export const callsApi = {
 export const analyticsApi = {
   summary: (query: { since?: string; until?: string; agent_id?: string; tz?: string }) =>
     http.get<AnalyticsSummary>("/analytics/summary", { query }),
+  /** Every agent's: cost per day, agent, campaign and minute, from ended calls and the price book. */
+  costs: (query: { since?: string; until?: string }) => http.get<CostAnalytics>("/analytics/costs", { query }),
 };
 
 export const testCallApi = {

@@ -2598,6 +2598,11 @@ export interface components {
              * @description A webhook of this organisation that gets this call's events (call.started, call.ended, call.transcript, call.analyzed) whatever it subscribes to.
              */
             webhook_id?: string | null;
+            /**
+             * Webhook Url
+             * @description A URL that gets this call's events (call.started, call.ended, call.transcript, call.analyzed), signed with the `webhook_secret` of the response. Private and loopback addresses are refused unless the operator allows them.
+             */
+            webhook_url?: string | null;
         };
         /** CallRequestOut */
         CallRequestOut: {
@@ -2616,6 +2621,11 @@ export interface components {
              * @default queued
              */
             status?: string;
+            /**
+             * Webhook Secret
+             * @description With a webhook_url: the secret that signs its deliveries (X-Voiceagent-Signature).
+             */
+            webhook_secret?: string | null;
         };
         /** CallStarted */
         CallStarted: {

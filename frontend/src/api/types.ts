@@ -68,6 +68,7 @@ export interface Page<T> {
 
 export type DayPoint = S["DayPoint"];
 export type AnalyticsSummary = S["AnalyticsSummary"];
+export type CostAnalytics = S["CostAnalytics"];
 
 /** GET /api/v1/voices: the TTS server's voices, listed through the backend. */
 export type Voice = S["VoiceOut"];

@@ -196,3 +196,46 @@ export function LineChart(props: ChartProps) {
     </Frame>
   );
 }
+
+export interface RankedItem {
+  label: string;
+  value: number;
+}
+
+/** Horizontal bars, largest first (cost per agent, per campaign): plain HTML, so long names wrap and read out. */
+export function RankedBars({ title, items, format = String, summary, limit = 10 }: {
+  title: string;
+  items: RankedItem[];
+  format?: (v: number) => string;
+  summary: string;
+  /** Shown bars; the rest are summed into one "Other" row. */
+  limit?: number;
+}) {
+  const id = useId();
+  const sorted = [...items].sort((a, b) => b.value - a.value);
+  const shown = sorted.slice(0, limit);
+  const rest = sorted.slice(limit).reduce((a, i) => a + i.value, 0);
+  if (rest > 0) shown.push({ label: `Other (${sorted.length - limit})`, value: rest });
+  const max = Math.max(0, ...shown.map((i) => i.value)) || 1;
+  return (
+    <figure className="chart" aria-labelledby={`${id}-cap`} aria-describedby={`${id}-sum`}>
+      <figcaption id={`${id}-cap`} className="chart-title">{title}</figcaption>
+      <p id={`${id}-sum`} className="sr-only">{summary}</p>
+      {shown.length === 0 ? (
+        <p className="muted">No costed calls.</p>
+      ) : (
+        <ul className="ranked-bars">
+          {shown.map((item) => (
+            <li key={item.label}>
+              <span className="ranked-label">{item.label}</span>
+              <span className="ranked-track" aria-hidden="true">
+                <span className="ranked-bar series-a" style={{ width: `${(item.value / max) * 100}%` }} />
+              </span>
+              <span className="ranked-value">{format(item.value)}</span>
+            </li>
+          ))}
+        </ul>
+      )}
+    </figure>
+  );
+}

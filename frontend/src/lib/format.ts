@@ -51,3 +51,14 @@ export function dayToIso(day: string, edge: "start" | "end"): string | undefined
   if (edge === "end") d.setDate(d.getDate() + 1);
   return d.toISOString();
 }
+
+/** Costs: cents are too coarse for one call (0.0042 USD), so small amounts keep four decimals. */
+export function fmtMoney(amount?: number | null, currency = "USD"): string {
+  if (amount == null || Number.isNaN(amount)) return "—";
+  const digits = Math.abs(amount) < 1 && amount !== 0 ? 4 : 2;
+  try {
+    return new Intl.NumberFormat(undefined, { style: "currency", currency, minimumFractionDigits: 2, maximumFractionDigits: digits }).format(amount);
+  } catch {
+    return `${amount.toFixed(digits)} ${currency}`; // not an ISO 4217 code
+  }
+}

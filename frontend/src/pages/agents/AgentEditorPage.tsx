@@ -12,6 +12,7 @@ import {
 import { setIn } from "../../lib/objectPath";
 import { DEFAULT_AGENT_CONFIG, withDefaults } from "./defaults";
 import { BehaviourSection } from "./sections/BehaviourSection";
+import { BusinessSection } from "./sections/BusinessSection";
 import { ConversationSection } from "./sections/ConversationSection";
 import { FlowSection } from "./sections/FlowSection";
 import { TestsSection } from "./sections/TestsSection";
@@ -24,7 +25,8 @@ import { VoiceSection } from "./sections/VoiceSection";
 import { validateAgent } from "./validate";
 
 type TabId =
-  "conversation" | "flow" | "voice" | "models" | "knowledge" | "tools" | "transfers" | "behaviour" | "tests" | "versions";
+  "conversation" | "flow" | "voice" | "models" | "knowledge" | "tools" | "transfers" | "business" | "behaviour" | "tests"
+  | "versions";
 
 const TAB_PREFIXES: Record<TabId, string[]> = {
   conversation: ["name", "system_prompt", "greeting", "goodbye", "language", "variables"],
@@ -33,6 +35,7 @@ const TAB_PREFIXES: Record<TabId, string[]> = {
   models: ["stt", "llm", "tts.endpoint", "tts.fallbacks"],
   tools: ["tools"],
   transfers: ["transfer_targets"],
+  business: ["context_webhook", "analysis"],
   knowledge: ["knowledge"],
   behaviour: ["interruption", "silence", "max_duration_s", "record", "enable_end_call", "degradation_message_stt"],
   tests: [],
@@ -157,6 +160,7 @@ export default function AgentEditorPage() {
     { id: "knowledge", label: "Knowledge" },
     { id: "tools", label: "Tools" },
     { id: "transfers", label: "Transfers" },
+    { id: "business", label: "Lookup & analysis" },
     { id: "behaviour", label: "Interruptions & silence" },
     ...(!isNew ? [{ id: "tests" as TabId, label: "Tests" }, { id: "versions" as TabId, label: "Version history" }] : []),
   ];
@@ -193,6 +197,7 @@ export default function AgentEditorPage() {
         {tab === "knowledge" && <KnowledgeSection {...props} />}
         {tab === "tools" && <ToolsSection {...props} schemaTexts={schemaTexts} setSchemaTexts={setSchemaTexts} />}
         {tab === "transfers" && <TransfersSection {...props} />}
+        {tab === "business" && <BusinessSection {...props} />}
         {tab === "behaviour" && <BehaviourSection {...props} />}
         {tab === "tests" && agentId && <TestsSection agentId={agentId} currentVersion={agent.data?.version ?? 0} />}
         {tab === "versions" && agentId && (

@@ -170,3 +170,35 @@ describe("agent editor: knowledge", () => {
     expect(body.config.knowledge).toMatchObject({ knowledge_base_ids: ["kb1"], mode: "inject", top_k: 3 });
   });
 });
+
+describe("agent editor: lookup and analysis", () => {
+  it("sets the pre-call lookup and the post-call analysis with typed extracted fields", async () => {
+    const { calls } = mockApi({
+      ...sessionRoutes(),
+      "GET /api/v1/agents/ag1": () => AGENT,
+      "GET /api/v1/org/secrets": () => [{ name: "crm-headers", mask: "••••", version: 1, created_at: "2026-12-01T10:00:00Z", updated_at: "2026-12-01T10:00:00Z" }],
+      "PUT /api/v1/agents/ag1": (c) => ({ ...AGENT, version: 3, config: (c.body as { config: Agent["config"] }).config }),
+    });
+    renderApp(<AgentEditorPage />, { route: "/agents/ag1", path: "/agents/:agentId" });
+    const user = userEvent.setup();
+    await user.click(await screen.findByRole("tab", { name: "Lookup & analysis" }));
+    await user.type(screen.getByLabelText("Lookup URL"), "https://crm.example.com/context");
+    await user.selectOptions(await screen.findByLabelText("Headers (secret)"), "crm-headers");
+    await user.click(screen.getByLabelText("Analyse each call after it ends"));
+    await user.type(screen.getByLabelText("Success rubric"), "an appointment was booked");
+    await user.click(screen.getByRole("button", { name: "Add field" }));
+    const name = screen.getByLabelText("Field name");
+    await user.clear(name);
+    await user.type(name, "callback_requested");
+    await user.selectOptions(screen.getByLabelText("Type"), "Yes / no");
+    await user.click(screen.getByRole("button", { name: "Save new version" }));
+    await waitFor(() => expect(calls.some((c) => c.method === "PUT")).toBe(true));
+    const body = calls.find((c) => c.method === "PUT")!.body as { config: Agent["config"] };
+    expect(body.config.context_webhook).toMatchObject({ url: "https://crm.example.com/context", headers_secret_ref: "crm-headers" });
+    expect(body.config.analysis).toEqual({
+      summary_prompt: "Summarise the call in two sentences.",
+      success_rubric: "an appointment was booked",
+      extraction_schema: { type: "object", properties: { callback_requested: { type: "boolean" } } },
+    });
+  });
+});

@@ -1,10 +1,13 @@
 import { useMemo, useState } from "react";
 import { useQuery } from "@tanstack/react-query";
 import { agentsApi, analyticsApi } from "../../api/endpoints";
+import { campaignsApi } from "../campaigns/api";
 import type { DayPoint } from "../../api/types";
 import { BarChart, LineChart } from "../../components/charts";
 import { Card, EmptyState, ErrorState, PageHeader, SelectField, Spinner } from "../../components/ui";
 import { fmtDate, fmtDuration, fmtInt, fmtMs, fmtPct } from "../../lib/format";
+import { CostCharts, Kpi } from "./CostCharts";
+import { utcDay } from "./days";
 
 export interface FilledDay {
   date: string;
@@ -12,10 +15,6 @@ export interface FilledDay {
   answered: number;
   p50_ms: number | null;
   p95_ms: number | null;
-}
-
-export function utcDay(d: Date): string {
-  return d.toISOString().slice(0, 10);
 }
 
 /** Every UTC day of the range (the backend buckets by UTC day), zeros where there were no calls. */
@@ -37,13 +36,17 @@ export default function AnalyticsPage() {
   const now = new Date();
   const query = { since: utcDay(new Date(now.getTime() - (days - 1) * 86_400_000)), until: utcDay(now), agent_id: agentId || undefined };
   const data = useQuery({ queryKey: ["analytics", days, agentId], queryFn: () => analyticsApi.summary(query) });
+  const costs = useQuery({ queryKey: ["analytics-costs", days], queryFn: () => analyticsApi.costs({ since: query.since, until: query.until }) });
+  const campaigns = useQuery({ queryKey: ["campaigns"], queryFn: campaignsApi.list });
+  const agentNames = useMemo(() => new Map((agents.data ?? []).map((a) => [a.id, a.name])), [agents.data]);
+  const campaignNames = useMemo(() => new Map((campaigns.data ?? []).map((c) => [c.id, c.name])), [campaigns.data]);
   const filled = useMemo(() => (data.data ? fillDays(data.data.per_day, days) : []), [data.data, days]);
   const hasDailyLatency = filled.some((d) => d.p50_ms != null);
   const labels = filled.map((d) => fmtDate(d.date));
 
   return (
     <>
-      <PageHeader title="Analytics" subtitle="Volume, answer rate and how fast agents respond (days in UTC)." />
+      <PageHeader title="Analytics" subtitle="Volume, answer rate, how fast agents respond and what calls cost (days in UTC)." />
       <div className="filters" role="group" aria-label="Analytics range">
         <SelectField label="Range" value={String(days)} onChange={(e) => setDays(Number(e.target.value))}>
           <option value="7">Last 7 days</option>
@@ -125,15 +128,12 @@ export default function AnalyticsPage() {
           )}
         </>
       )}
+      {/* Costs cover every agent (the agent filter applies to the charts above). */}
+      {costs.isError ? (
+        <ErrorState error={costs.error} onRetry={() => void costs.refetch()} />
+      ) : costs.data ? (
+        <CostCharts costs={costs.data} days={days} agentNames={agentNames} campaignNames={campaignNames} />
+      ) : null}
     </>
-  );
-}
-
-function Kpi({ label, value }: { label: string; value: string }) {
-  return (
-    <div className="kpi">
-      <div className="kpi-value">{value}</div>
-      <div className="kpi-label">{label}</div>
-    </div>
   );
 }

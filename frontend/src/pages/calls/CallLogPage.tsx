@@ -10,7 +10,7 @@ import { useDebounced } from "../../lib/useDebounced";
 import { CallStatusBadge } from "./status";
 import { DataTable } from "../../components/DataTable";
 
-const FILTER_KEYS = ["q", "agent_id", "direction", "status", "campaign_id", "from", "to"] as const;
+const FILTER_KEYS = ["q", "agent_id", "direction", "status", "success", "campaign_id", "from", "to"] as const;
 const CALL_STATUSES: CallStatus[] = ["queued", "in_progress", "completed", "busy", "no_answer", "failed", "voicemail", "canceled"];
 
 export default function CallLogPage() {
@@ -32,6 +32,7 @@ export default function CallLogPage() {
     agent_id: get("agent_id") || undefined,
     direction: get("direction") || undefined,
     status: get("status") || undefined,
+    success: get("success") || undefined,
     campaign_id: get("campaign_id") || undefined,
     since: dayToIso(get("from"), "start"),
     until: dayToIso(get("to"), "end"),
@@ -89,6 +90,11 @@ export default function CallLogPage() {
         <SelectField label="Status" value={get("status")} onChange={(e) => setParam("status", e.target.value)}>
           <option value="">Any</option>
           {CALL_STATUSES.map((s) => <option key={s} value={s}>{humanize(s)}</option>)}
+        </SelectField>
+        <SelectField label="Analysis" value={get("success")} onChange={(e) => setParam("success", e.target.value)}>
+          <option value="">Any</option>
+          <option value="true">Successful</option>
+          <option value="false">Not successful</option>
         </SelectField>
         <TextField label="From" type="date" value={get("from")} onChange={(e) => setParam("from", e.target.value)} />
         <TextField label="To" type="date" value={get("to")} onChange={(e) => setParam("to", e.target.value)} />

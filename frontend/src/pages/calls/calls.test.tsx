@@ -188,6 +188,8 @@ describe("call log", () => {
     await user.type(screen.getByLabelText("Search transcripts and numbers"), "refund");
     expect(await screen.findByText("No calls match these filters")).toBeInTheDocument();
     expect(calls.some((c) => c.url.includes("q=refund"))).toBe(true);
+    await user.selectOptions(screen.getByLabelText("Analysis"), "Not successful");
+    await waitFor(() => expect(calls.some((c) => c.url.includes("success=false"))).toBe(true));
   });
 
   it("shows an error with a retry", async () => {

@@ -48,6 +48,7 @@ from core.egress import guarded_client
 from core.knowledge.embeddings import EmbeddingsClient
 from core.knowledge.retriever import Retriever
 from core.knowledge.store import KnowledgeStore
+from core.service_auth import ServiceTokenSource
 from core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,9 @@ class Services:
         leadership = Leadership(db, "workers", settings.leader_window_s)
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)
-        analyzer = CallAnalyzer(db, settings, http)
+        # The speech servers' (and the voice server's) credential; each organisation's voices get their own token.
+        tokens = ServiceTokenSource(settings.service_token_secret.get_secret_value(), "backend")
+        analyzer = CallAnalyzer(db, settings, http, tokens)
         billing = BillingService(db, settings.price_book, audit)
 
         async def on_call_event(org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: Any) -> None:
@@ -136,7 +139,8 @@ class Services:
         knowledge_blobs.bucket = settings.s3_bucket_knowledge
         vectors = KnowledgeStore(*settings.knowledge_location())
         embeddings = EmbeddingsClient(http, settings.embeddings_base_url, settings.embeddings_model,
-                                      settings.embeddings_key(), settings.embeddings_timeout_s)
+                                      lambda: tokens.platform_key(settings.embeddings_key()),
+                                      settings.embeddings_timeout_s)
         erasures = ErasureQueue(db, on_accepted)
         call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
                                           on_call_created)
@@ -152,7 +156,7 @@ class Services:
             webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http,
             analytics=AnalyticsService(db), call_routing=call_routing,
             leadership=leadership,
-            voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
+            voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars, tokens.secret),
             browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
             call_leases=CallLeases(db, ingest),
             knowledge=KnowledgeService(db, knowledge_blobs, vectors, Retriever(embeddings, vectors), audit,

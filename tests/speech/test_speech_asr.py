@@ -18,9 +18,11 @@ from riva.client.proto import health_pb2, health_pb2_grpc
 from riva.client.proto import riva_asr_pb2 as rasr
 from speechtest_helpers import PHRASES, WER_BOUND, AsrServer, Utterances, wer
 
+from voicectl.speech_auth import riva_metadata
+
 
 def _asr(server: AsrServer) -> riva.client.ASRService:
-    return riva.client.ASRService(riva.client.Auth(uri=server.address))
+    return riva.client.ASRService(riva.client.Auth(uri=server.address, metadata_args=riva_metadata("tests")))
 
 
 def _streaming_config(

@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx
 import openai
 
+from voicectl.speech_auth import speech_token
+
 
 async def test_streaming_chat_completion(llm_url: str) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{llm_url}/v1", api_key="local")
+    client = openai.AsyncOpenAI(base_url=f"{llm_url}/v1", api_key=speech_token("tests"))
     messages = [
         {"role": "system", "content": "You are a helpful receptionist. Answer in one short sentence."},
         {"role": "user", "content": "Hello, are you open on Saturday?"},

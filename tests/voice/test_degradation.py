@@ -40,6 +40,7 @@ from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallReport, CallScript
 from voicectl.procs import free_port
+from voicectl.speech_auth import speech_token
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -174,7 +175,7 @@ async def test_llm_breaker_skips_a_dead_endpoint_then_half_open_recovers(llm_url
     registry = BreakerRegistry(BreakerSettings(failure_threshold=2, cooldown_s=30), clock=clock)
     upstream = urlsplit(llm_url)
     model = VoiceServerSettings().llm_model
-    pool = OpenAIClientPool()
+    pool = OpenAIClientPool(f"{llm_url}/v1", speech_token("tests"))  # the platform server: the fallback
     async with StandIn((upstream.hostname or "127.0.0.1", upstream.port or 80)).running() as primary:
         config = LLMConfig(max_tokens=8, temperature=0,
                            endpoint=EndpointOptions(base_url=f"{primary.url}/v1", timeout_s=20),

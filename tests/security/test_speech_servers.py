@@ -24,8 +24,8 @@ from core.service_auth import mint_service_token
 FORGED = {"Authorization": f"Bearer {mint_service_token('a-guessed-secret-of-some-length', 'x')}"}
 
 
-def _platform(org: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {mint_service_token(os.environ['SERVICE_TOKEN_SECRET'], 'backend', org=org)}"}
+def _platform() -> dict[str, str]:
+    return {"Authorization": f"Bearer {mint_service_token(os.environ['SERVICE_TOKEN_SECRET'], 'backend')}"}
 
 
 def _second_of_speechless_audio() -> bytes:
@@ -111,7 +111,7 @@ async def test_embeddings_need_a_service_token(embed_url: str) -> None:
 
 
 async def test_the_platform_still_manages_voices(tts_url: str) -> None:
-    async with httpx.AsyncClient(base_url=tts_url, timeout=30, headers=_platform("org-a")) as svc:
+    async with httpx.AsyncClient(base_url=tts_url, timeout=30, headers=_platform()) as svc:
         missing = await svc.delete("/v1/voices/nobody")
         builtin = await svc.get("/v1/voices")
     assert missing.status_code == 404, missing.text

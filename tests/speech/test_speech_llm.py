@@ -25,7 +25,7 @@ async def test_streaming_chat_completion(llm_url: str) -> None:
     assert len(pieces) > 1, "tokens arrive one by one"
     assert "".join(pieces).strip()
 
-    async with httpx.AsyncClient(base_url=llm_url) as http:
+    async with httpx.AsyncClient(base_url=llm_url, headers={"Authorization": f"Bearer {speech_token('tests')}"}) as http:
         health = (await http.get("/health")).json()
         models = (await http.get("/v1/models")).json()
         metrics = (await http.get("/metrics")).text

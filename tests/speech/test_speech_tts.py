@@ -116,7 +116,7 @@ async def test_bad_speech_requests_get_clear_errors(tts_url: str, body: dict, st
 
 
 async def test_voice_management_errors(tts_url: str) -> None:
-    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "backend")
+    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "backend", org="org-a")  # clones are an org's
     async with httpx.AsyncClient(base_url=tts_url, headers={"Authorization": f"Bearer {token}"}) as client:
         text_upload = await client.post(
             "/v1/voices", files={"file": ("me.wav", b"definitely not audio " * 20)}, data={"name": "me"}

@@ -5,14 +5,11 @@ open. A cloned voice belongs to one organisation."""
 
 from __future__ import annotations
 
-import io
 import os
-import wave
 from pathlib import Path
 
 import grpc
 import httpx
-import numpy as np
 import pytest
 import riva.client
 import riva.client.proto.riva_asr_pb2 as rasr
@@ -20,22 +17,13 @@ import riva.client.proto.riva_asr_pb2_grpc as rasr_grpc
 from stack_helpers import AsrServer
 
 from core.service_auth import mint_service_token
+from voicectl.smoke import wav_16k
 
 FORGED = {"Authorization": f"Bearer {mint_service_token('a-guessed-secret-of-some-length', 'x')}"}
 
 
 def _platform() -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_service_token(os.environ['SERVICE_TOKEN_SECRET'], 'backend')}"}
-
-
-def _second_of_speechless_audio() -> bytes:
-    out = io.BytesIO()
-    with wave.open(out, "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes(np.zeros(16000, dtype="<i2").tobytes())
-    return out.getvalue()
 
 
 async def test_synthesis_and_voices_need_a_service_token(tts_url: str) -> None:
@@ -58,7 +46,7 @@ async def test_synthesis_and_voices_need_a_service_token(tts_url: str) -> None:
 async def test_asr_recognise_needs_a_service_token(asr_server: AsrServer) -> None:
     config = riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.LINEAR_PCM, language_code="en-US",
                                            sample_rate_hertz=16000, audio_channel_count=1)
-    request = rasr.RecognizeRequest(config=config, audio=_second_of_speechless_audio())
+    request = rasr.RecognizeRequest(config=config, audio=wav_16k(bytes(32000)))  # a second of silence
     async with grpc.aio.insecure_channel(asr_server.address) as channel:
         stub = rasr_grpc.RivaSpeechRecognitionStub(channel)
         for metadata in (None, (("authorization", FORGED["Authorization"]),)):

@@ -33,6 +33,7 @@ from bench.speech_bench import ASR_TEXTS, wer  # noqa: E402
 from speech.common.audio import pcm16_to_mulaw  # noqa: E402
 from voicectl.launch import asr_process, tts_process  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
+from voicectl.speech_auth import riva_metadata, speech_headers  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "asr_voices.json"
 START, END = "<!-- asr-voices:start -->", "<!-- asr-voices:end -->"
@@ -68,7 +69,7 @@ def espeak_pcm_8k(voice: str, wpm: int, text: str) -> np.ndarray:
 
 
 def piper_pcm_8k(tts_url: str, text: str) -> np.ndarray:
-    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60,
+    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, headers=speech_headers("bench"),
                       json={"input": text, "sample_rate": 8000, "response_format": "pcm"})
     resp.raise_for_status()
     return np.frombuffer(resp.content, dtype="<i2").astype(np.float32)
@@ -84,7 +85,7 @@ def phone_line(speech: np.ndarray, rng: np.random.Generator) -> bytes:
 def transcribe(asr_address: str, mulaw: bytes) -> str:
     import riva.client
 
-    asr = riva.client.ASRService(riva.client.Auth(uri=asr_address))
+    asr = riva.client.ASRService(riva.client.Auth(uri=asr_address, metadata_args=riva_metadata("bench")))
     config = riva.client.StreamingRecognitionConfig(
         # Punctuated as the call pipeline asks for it (WER ignores punctuation; the turn-end bench reads it).
         config=riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.MULAW, sample_rate_hertz=8000,

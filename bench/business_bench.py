@@ -26,9 +26,11 @@ from backend.services.call_analysis import CallAnalyzer
 from bench.provenance import provenance_line
 from core.agent_config import AgentConfig, AnalysisConfig
 from core.call_events import ResolvedAgent
+from core.service_auth import ServiceTokenSource
 from voice_server.precall import lookup_context
 from voicectl.launch import llm_process
 from voicectl.procs import free_port
+from voicectl.speech_auth import local_service_secret
 
 
 async def lookup_overhead(delay_ms: float, rounds: int) -> tuple[float, float]:
@@ -83,7 +85,8 @@ async def analysis_times(calls: int) -> list[float]:
                                              "callback_requested": {"type": "boolean"}}})
         turns = [{"speaker": s, "text": t} for s, t in TRANSCRIPT]
         async with httpx.AsyncClient() as http:
-            analyzer = CallAnalyzer(None, settings, http)  # type: ignore[arg-type]  # no database: _ask only
+            analyzer = CallAnalyzer(None, settings, http,  # type: ignore[arg-type]
+                                    ServiceTokenSource(local_service_secret(), "bench"))  # no database: _ask only
             times = []
             for _ in range(calls + 1):
                 t0 = time.perf_counter()

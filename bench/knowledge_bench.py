@@ -50,6 +50,7 @@ from core.knowledge.retriever import Retriever  # noqa: E402
 from core.knowledge.store import KnowledgeStore  # noqa: E402
 from voicectl.launch import embed_process  # noqa: E402
 from voicectl.procs import free_port  # noqa: E402
+from voicectl.speech_auth import speech_token  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "knowledge.json"
 START, END = "<!-- knowledge-bench:start -->", "<!-- knowledge-bench:end -->"
@@ -290,7 +291,7 @@ def engines(total: int = 10_000, rounds: int = 100) -> dict[str, Any]:
 
 async def run(args: argparse.Namespace, embed_url: str) -> dict[str, Any]:
     async with httpx.AsyncClient() as http:
-        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2")
+        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2", lambda: speech_token("bench"))
         report: dict[str, Any] = {}
         with tempfile.TemporaryDirectory(prefix="kb-bench-") as tmp:
             store, chunks = await build_store(tmp, {}, embeddings, total=len(doc_chunks()))

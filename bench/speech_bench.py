@@ -44,6 +44,7 @@ from pipelines.stt import DEFAULT_ENDPOINT_SILENCE_MS  # noqa: E402
 from speech.common.audio import pcm16_to_mulaw  # noqa: E402
 from voicectl.launch import asr_process, llm_process, tts_process  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
+from voicectl.speech_auth import riva_metadata, speech_headers, speech_token  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "speech.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -199,7 +200,8 @@ class Utterance:
 
 
 def synthesize(tts: str, text: str, rate: int) -> np.ndarray:
-    resp = httpx.post(f"{tts}/v1/audio/speech", json={"input": text, "sample_rate": rate}, timeout=60)
+    resp = httpx.post(f"{tts}/v1/audio/speech", json={"input": text, "sample_rate": rate}, timeout=60,
+                      headers=speech_headers("bench"))
     resp.raise_for_status()
     return np.frombuffer(resp.content, dtype="<i2")
 
@@ -241,7 +243,7 @@ class AsrSample:
 def stream_utterance(asr_address: str, utt: Utterance, concurrency: int) -> AsrSample:
     import riva.client
 
-    service = riva.client.ASRService(riva.client.Auth(uri=asr_address))
+    service = riva.client.ASRService(riva.client.Auth(uri=asr_address, metadata_args=riva_metadata("bench")))
     config = riva.client.StreamingRecognitionConfig(
         config=riva.client.RecognitionConfig(
             encoding=riva.client.AudioEncoding.MULAW, sample_rate_hertz=8000, language_code="en-US",
@@ -341,7 +343,8 @@ async def tts_once(client: httpx.AsyncClient, text: str, rate: int, concurrency:
     t0 = time.perf_counter()
     first = None
     size = 0
-    async with client.stream("POST", "/v1/audio/speech", json={"input": text, "sample_rate": rate}) as resp:
+    async with client.stream("POST", "/v1/audio/speech", json={"input": text, "sample_rate": rate},
+                             headers=speech_headers("bench")) as resp:
         resp.raise_for_status()
         async for chunk in resp.aiter_bytes():
             if first is None:
@@ -410,7 +413,10 @@ async def llm_first_token(client: object, messages: list[dict[str, str]]) -> tup
 async def bench_llm(llm: str, rounds: int) -> list[LlmSample]:
     import openai
 
-    client = openai.AsyncOpenAI(base_url=f"{llm}/v1", api_key="local", max_retries=0)
+    async def key() -> str:  # a fresh service token per request: the run outlasts one token
+        return speech_token("bench")
+
+    client = openai.AsyncOpenAI(base_url=f"{llm}/v1", api_key=key, max_retries=0)
     samples: list[LlmSample] = []
     for r in range(rounds):
         for q_index, question in enumerate(LLM_QUESTIONS):

@@ -55,6 +55,7 @@ from voicectl.launch import (  # noqa: E402
     voice_server_process,  # noqa: E402
 )
 from voicectl.procs import ManagedProcess, free_port, http_ok  # noqa: E402
+from voicectl.speech_auth import local_service_secret  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "voice_latency.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -197,7 +198,8 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier=fake,
                                         agent_config=AGENT)
             kb_line = await knowledge_line(http, stack, args, fake, line) if args.knowledge else None
-            questions = await synthesize_questions(http, stack.tts_url, list(DEFAULT_QUESTIONS + MORE_QUESTIONS))
+            questions = await synthesize_questions(http, stack.tts_url, list(DEFAULT_QUESTIONS + MORE_QUESTIONS),
+                                                   local_service_secret())
         from voice_server.testing.runner import SimulationResult
 
         merged = {name: SimulationResult(reports=[], samples=[], greeting_ms=[], errors=[])

@@ -29,6 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 from voicectl.launch import tts_process  # noqa: E402
 from voicectl.procs import free_port  # noqa: E402
+from voicectl.speech_auth import speech_headers  # noqa: E402
+
+BENCH_ORG = "bench"  # cloned voices belong to an organisation: the one this check clones for
 
 RESULTS = ROOT / "bench" / "results" / "xtts_gpu.json"
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
@@ -46,7 +49,8 @@ async def once(client: httpx.AsyncClient, voice: str, text: str, rate: int) -> d
     first = None
     size = 0
     body = {"input": text, "voice": voice, "model": "xtts", "sample_rate": rate, "language": "en"}
-    async with client.stream("POST", "/v1/audio/speech", json=body) as resp:
+    async with client.stream("POST", "/v1/audio/speech", json=body,
+                             headers=speech_headers("bench", BENCH_ORG)) as resp:
         if resp.status_code != 200:
             raise RuntimeError(f"{resp.status_code}: {(await resp.aread())[:300]!r}")
         async for chunk in resp.aiter_bytes():
@@ -70,7 +74,7 @@ def summarize(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 async def run(url: str, reference: Path | None, rounds: int) -> dict[str, object]:
-    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=120, headers=speech_headers("bench", BENCH_ORG)) as client:
         if reference is not None:
             with reference.open("rb") as f:
                 resp = await client.post(

@@ -15,6 +15,7 @@ import hashlib
 import io
 import logging
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -82,8 +83,10 @@ class PromptClips:
     """Pre-recorded prompts by text and sample rate: `<cache>/<sha256(text)>-<rate>.wav` (16-bit mono)."""
 
     def __init__(self, cache_dir: Path, tts_url: str, http: httpx.AsyncClient, voice: str = "en_US-joe-medium",
-                 engine: str = "piper") -> None:
+                 engine: str = "piper", auth_headers: Callable[[], dict[str, str]] | None = None) -> None:
+        """`auth_headers`: the platform TTS server's credentials, fresh per request (a service token)."""
         self.cache_dir = cache_dir
+        self._auth_headers = auth_headers
         self._tts_url = tts_url.rstrip("/")
         self._http = http
         self._voice = voice
@@ -134,7 +137,8 @@ class PromptClips:
         body = {"input": text, "model": self._engine, "voice": self._voice, "response_format": "pcm",
                 "sample_rate": rate}
         try:
-            resp = await self._http.post(f"{self._tts_url}/v1/audio/speech", json=body, timeout=60.0)
+            headers = self._auth_headers() if self._auth_headers is not None else {}
+            resp = await self._http.post(f"{self._tts_url}/v1/audio/speech", json=body, headers=headers, timeout=60.0)
             if resp.status_code != 200 or not resp.content:
                 log.warning("prompt clip %r not recorded: TTS answered %s", text[:60], resp.status_code)
                 return

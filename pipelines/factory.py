@@ -150,10 +150,11 @@ def build_call_pipeline(
     degradation = DegradationPolicy(agent, spec.call_id, control, events)
     if services.clips is not None:
         services.clips.ensure(degradation_texts(agent))
-    stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate, **stt_chain_args(
+    org = spec.org_id or None  # the platform's speech servers are asked on this organisation's behalf
+    stt = services.speech.stt(agent.stt, sample_rate=spec.in_sample_rate, org=org, **stt_chain_args(
         agent.stt, services.speech.riva_server, breakers=services.breakers, policy=degradation,
         message=agent.degradation_message_stt, egress=services.egress, secrets=spec.secrets))
-    tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate, **tts_chain_args(
+    tts = services.speech.tts(agent.tts, sample_rate=spec.out_sample_rate, org=org, **tts_chain_args(
         agent.tts, default_url=services.speech.tts_url, breakers=services.breakers, policy=degradation,
         clips=services.clips, canned_reply=agent.llm.canned_reply, tenant_http=services.tenant_http,
         secrets=spec.secrets))

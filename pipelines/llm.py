@@ -11,6 +11,7 @@ from pipecat.utils.http import connection_limits
 
 from core.agent_config import LLMConfig
 from core.egress import EgressPolicy, EgressRefused, pin_request
+from core.service_auth import NO_KEY, ServiceTokenSource
 
 
 class _EgressTransport2(httpx2.AsyncBaseTransport):
@@ -37,13 +38,16 @@ class OpenAIClientPool:
     The pool, not its callers, decides which key a request carries: the platform's key goes only to the platform's
     own endpoint (LLM_BASE_URL). An agent's custom endpoint gets only its own key (an organisation secret) and a client that reaches only addresses
     the egress guard allows (`egress`; None only for tests against local stand-ins), so a tenant can neither
-    collect the platform's key nor aim the voice server at the internal network."""
+    collect the platform's key nor aim the voice server at the internal network.
+    Without a configured platform key (LLM_API_KEY unset), the platform's endpoint is the embedded LLM server and
+    gets a fresh service token per request (`service_tokens`)."""
 
-    def __init__(self, platform_base_url: str = "", platform_api_key: str = "none",
-                 egress: EgressPolicy | None = None) -> None:
+    def __init__(self, platform_base_url: str = "", platform_api_key: str = NO_KEY,
+                 egress: EgressPolicy | None = None, service_tokens: ServiceTokenSource | None = None) -> None:
         self._platform_base_url = platform_base_url.rstrip("/")
-        self._platform_api_key = platform_api_key or "none"
+        self._platform_api_key = platform_api_key or NO_KEY
         self._egress = egress
+        self._service_tokens = service_tokens
         self._clients: dict[tuple[str, str], AsyncOpenAI] = {}
 
     def is_platform(self, base_url: str) -> bool:
@@ -54,15 +58,16 @@ class OpenAIClientPool:
         the platform's endpoint, which always gets the platform's key."""
         base_url = base_url.rstrip("/")
         platform = self.is_platform(base_url)
-        key = self._platform_api_key if platform else (org_key or "none")
+        key = self._platform_api_key if platform else (org_key or NO_KEY)
         client = self._clients.get((base_url, key))
         if client is None:
             limits = connection_limits(max_keepalive_connections=100, max_connections=1000, keepalive_expiry=None)
             transport: httpx2.AsyncBaseTransport | None = None
             if not platform and self._egress is not None:
                 transport = _EgressTransport2(self._egress, httpx2.AsyncHTTPTransport(limits=limits))
+            tokens = self._service_tokens if platform and key == NO_KEY else None
             client = AsyncOpenAI(
-                api_key=key,
+                api_key=tokens.token_async if tokens is not None else key,
                 base_url=base_url,
                 timeout=timeout_s,
                 max_retries=0,  # a retry after seconds of silence is worse than the fallback path

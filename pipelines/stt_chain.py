@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -104,7 +104,9 @@ class FallbackRivaSTTService(NvidiaSTTService):
                  message: str, healthy_after_s: float = 2.0, replay_max_s: float = 15.0,
                  finalize_on_vad_stop: bool = False,
                  interims: STTInterims = "always", models: RivaModelCatalog | None = None,
-                 egress: EgressPolicy | None = None, **kwargs: Any) -> None:
+                 egress: EgressPolicy | None = None, platform_token: Callable[[], str] | None = None,
+                 **kwargs: Any) -> None:
+        """`platform_token`: the platform server's credential, fresh per stream (a service token)."""
         kwargs["server"] = endpoints[0].server
         super().__init__(**kwargs)
         self.endpoints = endpoints
@@ -127,6 +129,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._models = models or RivaModelCatalog()
         self._egress = egress
+        self._platform_token = platform_token
 
     @property
     def current(self) -> STTEndpoint:
@@ -209,6 +212,9 @@ class FallbackRivaSTTService(NvidiaSTTService):
         if channel is not None:
             await channel.close()
 
+    def _platform_key(self) -> str | None:
+        return self._platform_token() if self._platform_token is not None else self._api_key
+
     async def _stream(self, iterator: AsyncAudioQueue, config: Any) -> None:
         endpoint = self.current
         breaker = self._breakers.get(endpoint.server)
@@ -225,7 +231,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
                 raise ConnectionError(f"could not connect within {endpoint.timeout_s:g}s") from None
             # The platform's credentials (if any) only go to the platform's server,
             # an organisation's own key (its api_key_ref secret) only to its own server.
-            key = self._api_key if endpoint.platform else endpoint.org_key
+            key = self._platform_key() if endpoint.platform else endpoint.org_key
             metadata = (("authorization", f"Bearer {key}"),) if key else None
             # A server that serves no model for the agent's language fails like an unreachable one.
             config = await self._with_model(config, endpoint, channel, metadata)

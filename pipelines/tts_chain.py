@@ -105,7 +105,7 @@ class FallbackTTSService(VoiceAgentTTSService):
         started = False
         # The platform's credentials (if any) only go to the platform's endpoint.
         # An organisation's own key only to its own endpoint.
-        headers = (self._headers if endpoint.platform
+        headers = (self.platform_headers() if endpoint.platform
                    else {"Authorization": f"Bearer {endpoint.org_key}"} if endpoint.org_key else {})
         try:
             async with client.stream("POST", f"{endpoint.base_url}/v1/audio/speech",

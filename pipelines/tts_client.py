@@ -7,7 +7,7 @@ the request, which closes the HTTP stream, and the server stops synthesizing.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ class VoiceAgentTTSService(TTSService):
         voice: str = "en_US-joe-medium",
         engine: str | None = None,
         speed: float = 1.0,
-        api_key: str | None = None,
+        auth_headers: Callable[[], dict[str, str]] | None = None,
         http_client: httpx.AsyncClient | None = None,
         timeout_s: float = 10.0,
         settings: VoiceAgentTTSSettings | None = None,
@@ -50,6 +50,8 @@ class VoiceAgentTTSService(TTSService):
         Args:
             base_url: the TTS server, e.g. http://127.0.0.1:8200.
             voice: voice id; engine: "piper" or "xtts" (None: the server's default engine for that voice).
+            auth_headers: the platform server's credentials, fresh per request (a service token for the call's
+                organisation, core/service_auth.py).
             http_client: a shared client (one per process is best); None creates one owned by this service.
             **kwargs: passed to Pipecat's TTSService (sample_rate, text_aggregation_mode, ...).
         """
@@ -59,7 +61,7 @@ class VoiceAgentTTSService(TTSService):
         super().__init__(push_start_frame=True, push_stop_frames=True, settings=default_settings, **kwargs)
         self._base_url = base_url.rstrip("/")
         self._speed = speed
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._auth_headers = auth_headers
         self._timeout = httpx.Timeout(timeout_s, read=max(timeout_s, 30.0))
         self._client = http_client
         self._owns_client = http_client is None
@@ -104,6 +106,9 @@ class VoiceAgentTTSService(TTSService):
             body["language"] = language
         return body
 
+    def platform_headers(self) -> dict[str, str]:
+        return self._auth_headers() if self._auth_headers is not None else {}
+
     @traced_tts
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         if self._client is None:
@@ -111,7 +116,7 @@ class VoiceAgentTTSService(TTSService):
         url = f"{self._base_url}/v1/audio/speech"
         try:
             async with self._client.stream(
-                "POST", url, json=self.request_body(text), headers=self._headers, timeout=self._timeout
+                "POST", url, json=self.request_body(text), headers=self.platform_headers(), timeout=self._timeout
             ) as response:
                 if response.status_code != 200:
                     detail = (await response.aread()).decode(errors="replace")[:500]
@@ -136,7 +141,7 @@ def create_tts_service(
     default_url: str,
     sample_rate: int | None = None,
     http_client: httpx.AsyncClient | None = None,
-    api_key: str | None = None,
+    auth_headers: Callable[[], dict[str, str]] | None = None,
     service_class: type[VoiceAgentTTSService] | None = None,
     **kwargs: Any,
 ) -> VoiceAgentTTSService:
@@ -154,7 +159,7 @@ def create_tts_service(
         voice=config.voice,
         engine=config.engine,
         speed=config.speed,
-        api_key=api_key,
+        auth_headers=auth_headers,
         http_client=http_client,
         timeout_s=config.endpoint.timeout_s,
         sample_rate=sample_rate,

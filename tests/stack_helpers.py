@@ -19,6 +19,7 @@ from fastapi.routing import iter_route_contexts
 from voice_server.testing.fake_carrier import FakeCarrier
 from voicectl.launch import asr_process
 from voicectl.procs import ManagedProcess, free_port, http_ok
+from voicectl.speech_auth import speech_headers
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def http_routes(app: Any) -> list[tuple[str, str, list[str]]]:
 
 def synthesize(tts_url: str, text: str, sample_rate: int = 8000) -> bytes:
     with httpx.Client(timeout=60) as client:
-        resp = client.post(f"{tts_url}/v1/audio/speech",
+        resp = client.post(f"{tts_url}/v1/audio/speech", headers=speech_headers("tests"),
                            json={"input": text, "sample_rate": sample_rate, "response_format": "pcm"})
         resp.raise_for_status()
         return resp.content

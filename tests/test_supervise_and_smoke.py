@@ -12,6 +12,7 @@ from stack_helpers import AsrServer
 
 from voicectl import smoke
 from voicectl.procs import ManagedProcess, free_port, http_ok
+from voicectl.speech_auth import speech_headers
 from voicectl.supervise import Supervisor
 
 # A server that dies with SIGSEGV on its first POST, as the natively built llama.cpp did in llama_decode while its
@@ -87,7 +88,7 @@ def test_smoke_refuses_a_wrong_transcript(asr_server: AsrServer, tts_url: str) -
     """Speech of another sentence must not pass as the smoke sentence: the check compares words, not 'any text'."""
     import httpx
 
-    other = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, json={
+    other = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, headers=speech_headers("tests"), json={
         "input": "The weather is sunny and warm today.", "sample_rate": 16000, "response_format": "pcm"})
     other.raise_for_status()
     with pytest.raises(ValueError, match="decoded"):

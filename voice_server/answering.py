@@ -103,7 +103,7 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
     tts_config = agent.config.tts
 
     def synthesize(text: str) -> tuple[StreamingAudio, asyncio.Task[None]]:
-        return app.call_services.speech.synthesize_streaming(tts_config, text, out_sample_rate)
+        return app.call_services.speech.synthesize_streaming(tts_config, text, out_sample_rate, agent.org_id)
 
     async def warm_prompt() -> None:
         await warm_llm(app.llm_pool, app.settings, agent, system_prompt, greeting)

@@ -41,11 +41,9 @@ class VoiceApp:
     def __init__(self, settings: VoiceServerSettings) -> None:
         self.settings = settings
         self.http = httpx.AsyncClient(timeout=10.0, limits=httpx.Limits(max_connections=500))
-        self.backend = BackendClient(
-            settings.backend_url,
-            ServiceTokenSource(settings.service_token_secret.get_secret_value(), "voice-server"),
-            self.http,
-        )
+        service_secret = settings.service_token_secret.get_secret_value()
+        tokens = ServiceTokenSource(service_secret, "voice-server")  # the backend's and speech servers' credential
+        self.backend = BackendClient(settings.backend_url, tokens, self.http)
         self.outbox = EventOutbox(settings.spool_dir / "outbox", self.backend.post_events,
                                   retry_max_s=settings.event_retry_max_s)
         self.store = ObjectStore(settings)
@@ -57,14 +55,16 @@ class VoiceApp:
                                    vad_gate_dbfs=settings.vad_energy_gate_dbfs)
         egress = settings.egress_policy()
         self.tenant_http = guarded_client(egress, timeout=10.0)  # tenants' URLs only through the egress guard
-        self.llm_pool = OpenAIClientPool(settings.llm_base_url, settings.llm_api_key.get_secret_value(), egress)
+        self.llm_pool = OpenAIClientPool(settings.llm_base_url, settings.llm_api_key.get_secret_value(), egress,
+                                         service_tokens=tokens if service_secret else None)
         speech = SpeechFactory(riva_server=settings.riva_server, tts_url=settings.tts_url, http=self.http,
                                     stt_final_wait_s=settings.stt_final_wait_s,
                                     stt_endpoint_silence_ms=settings.stt_endpoint_silence_ms,
                                     stt_finalize_on_vad_stop=settings.stt_finalize_on_vad_stop,
                                     stt_interims=settings.stt_interims,
                                     stt_model=settings.stt_model,
-                                    first_chunk_max_words=settings.tts_first_chunk_max_words)
+                                    first_chunk_max_words=settings.tts_first_chunk_max_words,
+                                    service_secret=service_secret)
         self.call_services = CallServices(
             models=models, llm_pool=self.llm_pool, speech=speech, http=self.http,
             llm_base_url=settings.llm_base_url, llm_model=settings.llm_model,
@@ -76,10 +76,11 @@ class VoiceApp:
             breakers=configure_breakers(BreakerSettings(
                 failure_threshold=settings.breaker_failure_threshold, failure_rate=settings.breaker_failure_rate,
                 window=settings.breaker_window, cooldown_s=settings.breaker_cooldown_s)),
-            clips=PromptClips(settings.prompt_clips_dir, settings.tts_url, self.http),
+            clips=PromptClips(settings.prompt_clips_dir, settings.tts_url, self.http,
+                              auth_headers=speech.platform_headers()),
             retriever=Retriever(
                 EmbeddingsClient(self.http, settings.embeddings_base_url, settings.embeddings_model,
-                                 settings.embeddings_key(),
+                                 lambda: tokens.platform_key(settings.embeddings_key()),
                                  # a slow endpoint must not hold up the answer: retrieval is skipped instead
                                  timeout_s=min(settings.embeddings_timeout_s, 2.0)),
                 KnowledgeStore(*settings.knowledge_location())),

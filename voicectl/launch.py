@@ -9,6 +9,12 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from voicectl.procs import ManagedProcess, http_ok
+from voicectl.speech_auth import local_service_secret
+
+
+def _speech_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Speech servers need SERVICE_TOKEN_SECRET; the caller's, or the one this process shares with its children."""
+    return {"SERVICE_TOKEN_SECRET": local_service_secret(), **env}
 
 
 def asr_process(run_dir: Path, *, port: int, health_port: int, env: Mapping[str, str] = {}) -> ManagedProcess:  # noqa: B006
@@ -17,7 +23,7 @@ def asr_process(run_dir: Path, *, port: int, health_port: int, env: Mapping[str,
         [sys.executable, "-m", "speech.asr"],
         run_dir,
         ports=[port, health_port],
-        env={**env, "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port), "ASR_HEALTH_PORT": str(health_port)},
+        env={**_speech_env(env), "ASR_HOST": "127.0.0.1", "ASR_PORT": str(port), "ASR_HEALTH_PORT": str(health_port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{health_port}/health"),
     )
 
@@ -28,7 +34,7 @@ def tts_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> Man
         [sys.executable, "-m", "speech.tts"],
         run_dir,
         ports=[port],
-        env={**env, "TTS_HOST": "127.0.0.1", "TTS_PORT": str(port)},
+        env={**_speech_env(env), "TTS_HOST": "127.0.0.1", "TTS_PORT": str(port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
     )
 
@@ -39,7 +45,7 @@ def llm_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> Man
         [sys.executable, "-m", "speech.llm"],
         run_dir,
         ports=[port],
-        env={**env, "LLM_HOST": "127.0.0.1", "LLM_PORT": str(port)},
+        env={**_speech_env(env), "LLM_HOST": "127.0.0.1", "LLM_PORT": str(port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
     )
 
@@ -51,7 +57,7 @@ def embed_process(run_dir: Path, *, port: int, env: Mapping[str, str] = {}) -> M
         run_dir,
         ports=[port],
         # One BLAS thread: a query is a handful of tokens, and on a shared box more threads only spin.
-        env={"OPENBLAS_NUM_THREADS": "1", **env, "EMBED_HOST": "127.0.0.1", "EMBED_PORT": str(port)},
+        env={"OPENBLAS_NUM_THREADS": "1", **_speech_env(env), "EMBED_HOST": "127.0.0.1", "EMBED_PORT": str(port)},
         ready=lambda: http_ok(f"http://127.0.0.1:{port}/health"),
     )
 

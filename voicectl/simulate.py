@@ -76,7 +76,7 @@ async def simulate(ns: argparse.Namespace) -> int:
             line = await provision_line(http, backend_url, carrier=ns.carrier, fake_carrier=fake)
             account, to_number = line.account, line.number
             print(f"line {to_number} ({ns.carrier}) set up in organisation {line.org_id}")
-        questions = await synthesize_questions(http, tts_url, list(DEFAULT_QUESTIONS))
+        questions = await synthesize_questions(http, tts_url, list(DEFAULT_QUESTIONS), secret)
         cfg = SimulationConfig(voice_url=voice_url, carrier=ns.carrier, to_number=to_number, account=account,
                                questions=questions, concurrency=ns.concurrency, turns=ns.turns,
                                vobiz_format=ns.format, barge_in_after_s=ns.barge_in_after, dtmf=ns.dtmf,

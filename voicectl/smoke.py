@@ -25,6 +25,7 @@ import numpy as np
 from voicectl.binaries import cache_dir
 from voicectl.launch import asr_process, llm_process, tts_process
 from voicectl.procs import ManagedProcess, ServiceError, free_port
+from voicectl.speech_auth import riva_metadata, speech_headers
 from voicectl.supervise import exit_description
 
 SENTENCE = "Please call me back tomorrow morning."
@@ -58,7 +59,7 @@ def _failure(engine: str, proc: ManagedProcess, what: str, fix: str) -> SmokeFai
 
 def check_llm(base_url: str) -> str:
     """One chat completion; the reply must contain words."""
-    resp = httpx.post(f"{base_url}/v1/chat/completions", timeout=120, json={
+    resp = httpx.post(f"{base_url}/v1/chat/completions", timeout=120, headers=speech_headers(), json={
         "messages": [{"role": "user", "content": "Say hello to the caller in one short sentence."}],
         "max_tokens": 24, "temperature": 0.0})
     resp.raise_for_status()
@@ -70,7 +71,7 @@ def check_llm(base_url: str) -> str:
 
 def check_tts(base_url: str) -> bytes:
     """One synthesis of SENTENCE; returns 16 kHz mono WAV bytes with audible speech."""
-    resp = httpx.post(f"{base_url}/v1/audio/speech", timeout=60,
+    resp = httpx.post(f"{base_url}/v1/audio/speech", timeout=60, headers=speech_headers(),
                       json={"input": SENTENCE, "sample_rate": 16000, "response_format": "pcm"})
     resp.raise_for_status()
     pcm = resp.content
@@ -95,7 +96,7 @@ def check_asr(address: str, wav: bytes) -> str:
     """One offline decode of the synthesised SENTENCE; most of its words must come back."""
     import riva.client  # heavy (gRPC, protobuf): only for this check
 
-    asr = riva.client.ASRService(riva.client.Auth(uri=address))
+    asr = riva.client.ASRService(riva.client.Auth(uri=address, metadata_args=riva_metadata()))
     result = asr.offline_recognize(wav, riva.client.RecognitionConfig(language_code="en-US"))
     text = " ".join(r.alternatives[0].transcript for r in result.results if r.alternatives)
     expected = _words(SENTENCE)

@@ -23,6 +23,7 @@ from backend.db.ids import utcnow
 from backend.models.calls import CallAnalysisOut
 from backend.services.transcripts import load_transcript
 from core.agent_config import AgentConfig, AnalysisConfig
+from core.service_auth import ServiceTokenSource
 
 log = logging.getLogger(__name__)
 MAX_TRANSCRIPT_CHARS = 6000  # the tail of a long call: what fits a small model's context with the answer
@@ -42,10 +43,13 @@ def analysis_messages(config: AnalysisConfig, turns: list[dict[str, Any]]) -> li
 
 
 class CallAnalyzer:
-    def __init__(self, db: Db, settings: BackendSettings, http: httpx.AsyncClient) -> None:
+    def __init__(self, db: Db, settings: BackendSettings, http: httpx.AsyncClient,
+                 tokens: ServiceTokenSource) -> None:
+        """`tokens`: the embedded LLM server's credential when ANALYSIS_LLM_API_KEY is unset."""
         self._db = db
         self._settings = settings
         self._http = http
+        self._tokens = tokens
         self.on_analyzed: Any = None  # async (org_id, event_type, event_id, data, at): the webhook fan-out
 
     @property
@@ -114,7 +118,7 @@ class CallAnalyzer:
             else {"type": "json_schema", "json_schema": {"name": "call_analysis", "schema": schema, "strict": True}})
         resp = await self._http.post(
             f"{s.analysis_llm_base_url.rstrip('/')}/chat/completions", timeout=s.analysis_timeout_s,
-            headers={"Authorization": f"Bearer {s.analysis_llm_api_key.get_secret_value()}"},
+            headers={"Authorization": f"Bearer {self._tokens.platform_key(s.analysis_llm_api_key.get_secret_value())}"},
             json={"model": s.analysis_llm_model, "messages": analysis_messages(config, turns), "temperature": 0,
                   "max_tokens": 400, "response_format": response_format})
         resp.raise_for_status()

@@ -49,6 +49,7 @@ from core.egress import guarded_client
 from core.knowledge.embeddings import EmbeddingsClient
 from core.knowledge.retriever import Retriever
 from core.knowledge.store import KnowledgeStore
+from core.service_auth import ServiceTokenSource
 from core.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,9 @@ class Services:
         leadership = Leadership(db, "workers", settings.leader_window_s)
         call_log = CallLog(db, leadership)
         webhooks = WebhookService(db, settings, box, audit)
-        analyzer = CallAnalyzer(db, settings, http)
+        # The speech servers' (and the voice server's) credential; each organisation's voices get their own token.
+        tokens = ServiceTokenSource(settings.service_token_secret.get_secret_value(), "backend")
+        analyzer = CallAnalyzer(db, settings, http, tokens)
         billing = BillingService(db, settings.price_book, audit)
         coordination = Coordination(db)
 
@@ -140,7 +143,8 @@ class Services:
         knowledge_blobs.bucket = settings.s3_bucket_knowledge
         vectors = KnowledgeStore(*settings.knowledge_location())
         embeddings = EmbeddingsClient(http, settings.embeddings_base_url, settings.embeddings_model,
-                                      settings.embeddings_key(), settings.embeddings_timeout_s)
+                                      lambda: tokens.platform_key(settings.embeddings_key()),
+                                      settings.embeddings_timeout_s)
         erasures = ErasureQueue(db, on_accepted)
         call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
                                           on_call_created)
@@ -156,7 +160,7 @@ class Services:
             webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http,
             analytics=AnalyticsService(db), call_routing=call_routing,
             leadership=leadership,
-            voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars),
+            voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars, tokens.secret),
             browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
             call_leases=CallLeases(db, ingest, orphan_after_s=settings.call_orphan_after_s),
             knowledge=KnowledgeService(db, knowledge_blobs, vectors, Retriever(embeddings, vectors), audit,

@@ -1,5 +1,7 @@
 """The TTS server's voices (speech/tts: GET /v1/voices, POST /v1/audio/speech), listed and sampled for the agent
-editor. The browser never talks to speech servers; the backend proxies, with auth and a text cap."""
+editor. The browser never talks to speech servers; the backend proxies, with auth and a text cap. Each request
+carries a service token for the caller's organisation, so the TTS server lists and speaks only that organisation's
+cloned voices (and the built-in ones): the organisation comes from the signed-in principal, never from the body."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import httpx
 
 from backend.errors import ApiError, ErrorDetail
 from backend.models.voices import VoiceOut, VoiceSampleRequest
+from core.service_auth import service_headers
 
 log = logging.getLogger(__name__)
 
@@ -22,14 +25,18 @@ def tts_unavailable(detail: str) -> ApiError:
 
 
 class VoiceService:
-    def __init__(self, tts_url: str, http: httpx.AsyncClient, max_chars: int) -> None:
+    def __init__(self, tts_url: str, http: httpx.AsyncClient, max_chars: int, service_secret: str) -> None:
         self._base = tts_url.rstrip("/")
         self._http = http
         self._max_chars = max_chars
+        self._secret = service_secret
 
-    async def list(self) -> list[VoiceOut]:
+    def _headers(self, org_id: str) -> dict[str, str]:
+        return service_headers(self._secret, "backend", org_id) if self._secret else {}
+
+    async def list(self, org_id: str) -> list[VoiceOut]:
         try:
-            resp = await self._http.get(f"{self._base}/v1/voices", timeout=10.0)
+            resp = await self._http.get(f"{self._base}/v1/voices", headers=self._headers(org_id), timeout=10.0)
         except httpx.HTTPError as exc:
             raise tts_unavailable(type(exc).__name__) from exc
         if not resp.is_success:
@@ -42,7 +49,7 @@ class VoiceService:
                                    language=item.get("language") or "", cloned=bool(item.get("cloned"))))
         return voices
 
-    async def sample(self, body: VoiceSampleRequest) -> bytes:
+    async def sample(self, org_id: str, body: VoiceSampleRequest) -> bytes:
         """A complete WAV (sizes filled in, unlike the TTS server's streamed header) of `text` in this voice."""
         text = body.text.strip()
         if not text or len(text) > self._max_chars:
@@ -52,7 +59,8 @@ class VoiceService:
         request = {"input": text, "model": body.engine, "voice": body.voice, "speed": body.speed,
                    "response_format": "pcm", "sample_rate": SAMPLE_RATE}
         try:
-            resp = await self._http.post(f"{self._base}/v1/audio/speech", json=request, timeout=60.0)
+            resp = await self._http.post(f"{self._base}/v1/audio/speech", json=request, headers=self._headers(org_id),
+                                         timeout=60.0)
         except httpx.HTTPError as exc:
             raise tts_unavailable(type(exc).__name__) from exc
         if resp.status_code in (400, 404, 413):

@@ -6,6 +6,8 @@ Tenant-configured endpoints will go through the platform's egress guard once it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import httpx
 import numpy as np
 
@@ -15,12 +17,14 @@ class EmbeddingsUnavailable(Exception):
 
 
 class EmbeddingsClient:
-    def __init__(self, http: httpx.AsyncClient, base_url: str, model: str, api_key: str = "",
+    def __init__(self, http: httpx.AsyncClient, base_url: str, model: str, api_key: str | Callable[[], str] = "",
                  timeout_s: float = 10.0, batch: int = 32) -> None:
+        """`api_key`: the endpoint's key, or a function giving it per request (a service token for the embedded
+        server, `ServiceTokenSource.platform_key`)."""
         self._http = http
         self._url = base_url.rstrip("/") + "/embeddings"
         self._model = model
-        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._api_key = api_key
         self._timeout_s = timeout_s
         self._batch = batch
 
@@ -32,7 +36,9 @@ class EmbeddingsClient:
 
     async def _embed_batch(self, texts: list[str]) -> np.ndarray:
         try:
-            response = await self._http.post(self._url, headers=self._headers, timeout=self._timeout_s,
+            key = self._api_key() if callable(self._api_key) else self._api_key
+            headers = {"Authorization": f"Bearer {key}"} if key else {}
+            response = await self._http.post(self._url, headers=headers, timeout=self._timeout_s,
                                               json={"input": texts, "model": self._model})
             response.raise_for_status()
             data = sorted(response.json()["data"], key=lambda item: item["index"])

@@ -11,7 +11,8 @@ class KnowledgeSettings(S3Settings):
     # Any OpenAI-compatible /v1/embeddings (OpenAI, vLLM, TEI, Ollama); default: the embedded server (speech.embed).
     embeddings_base_url: str = "http://127.0.0.1:8400/v1"
     embeddings_model: str = "all-MiniLM-L6-v2"
-    embeddings_api_key: SecretStr | None = None  # None: no Authorization header (the embedded server needs none)
+    # An external provider's key; None: the embedded server, which gets a service token (SERVICE_TOKEN_SECRET).
+    embeddings_api_key: SecretStr | None = None
     embeddings_timeout_s: float = Field(default=10.0, gt=0)
     # LanceDB tables; empty: s3://<S3_BUCKET_KNOWLEDGE>/lancedb on the platform's MinIO/S3. A local folder works
     # for one machine (faster: no object-store round trips on each query).

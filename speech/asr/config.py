@@ -6,7 +6,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from core.settings import ServiceSettings
 
@@ -48,6 +48,8 @@ class AsrSettings(ServiceSettings):
     )
     asr_max_recognize_s: float = Field(default=600.0, gt=0, description="longest audio Recognize accepts")
     asr_shutdown_grace_s: float = 5.0
+    # Every Riva call needs a service token signed with this (metadata authorization: Bearer; core/service_auth.py).
+    service_token_secret: SecretStr = SecretStr("")
 
     @field_validator("asr_model_dir", mode="before")
     @classmethod

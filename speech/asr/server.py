@@ -1,4 +1,5 @@
-"""Runs the ASR server: gRPC (Riva ASR + grpc.health.v1) and an HTTP side port with /health and /metrics."""
+"""Runs the ASR server: gRPC (Riva ASR + grpc.health.v1) and an HTTP side port with /health and /metrics.
+Riva calls need the platform's service token (speech/asr/auth.py); health stays open."""
 
 from __future__ import annotations
 
@@ -13,11 +14,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from riva.client.proto import health_pb2_grpc
 
+from speech.asr.auth import ServiceTokenInterceptor
 from speech.asr.config import AsrSettings
 from speech.asr.engine import WhisperEngine, WorkerPool
 from speech.asr.service import AsrRuntime, HealthServicer, RivaAsrServicer
 from speech.asr.vad import SileroModel
 from speech.common.logs import setup_logging
+from speech.common.service_guard import require_service_secret
 
 log = logging.getLogger("speech.asr")
 
@@ -61,6 +64,7 @@ def _http_app(runtime: AsrRuntime) -> web.Application:
 
 
 async def serve(settings: AsrSettings) -> None:
+    secret = require_service_secret(settings.service_token_secret.get_secret_value(), "ASR server")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -76,6 +80,7 @@ async def serve(settings: AsrSettings) -> None:
             ("grpc.so_reuseport", 0),
         ],
         maximum_concurrent_rpcs=settings.asr_max_streams * 2 + 16,
+        interceptors=[ServiceTokenInterceptor(secret)],
     )
     rasr_grpc.add_RivaSpeechRecognitionServicer_to_server(RivaAsrServicer(runtime), server)
     health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(runtime), server)

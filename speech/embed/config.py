@@ -21,9 +21,10 @@ class EmbedServerSettings(ServiceSettings):
     embed_model_alias: str = MODEL_NAME
     embed_max_inputs: int = Field(default=256, ge=1, description="texts per request")
     embed_max_chars: int = Field(default=8000, ge=1, description="characters per text (longer: 400)")
-    embed_server_api_key: SecretStr | None = Field(default=None, description="require this bearer key (optional)")
+    # Every request but /health and /metrics needs a service token signed with this (core/service_auth.py).
+    service_token_secret: SecretStr = SecretStr("")
 
-    @field_validator("embed_model_zip", "embed_server_api_key", mode="before")
+    @field_validator("embed_model_zip", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -1,5 +1,6 @@
 """OpenAI-compatible `POST /v1/embeddings` over the bundled MiniLM, plus /health, /metrics and JSON logs.
 
+Every route but /health and /metrics needs the platform's service token (speech/common/service_guard.py).
 One model per process, shared by every request; inference runs in a worker thread (numpy releases the GIL), one
 batch at a time so a large ingestion batch cannot starve the event loop's health checks.
 """
@@ -9,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import secrets
 import time
-from typing import Annotated
 
 import uvicorn
-from fastapi import FastAPI, Header, HTTPException, Response
+from fastapi import FastAPI, HTTPException, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pydantic import BaseModel, Field
 
 from speech.common.logs import setup_logging
+from speech.common.service_guard import ServiceTokenGuard, require_service_secret
 from speech.embed.config import EmbedServerSettings
 from speech.embed.model import MiniLM
 
@@ -54,20 +54,18 @@ class EmbeddingResponse(BaseModel):
 
 
 def build_app(settings: EmbedServerSettings) -> FastAPI:
+    secret = require_service_secret(settings.service_token_secret.get_secret_value(), "embeddings server")
     t0 = time.perf_counter()
     model = MiniLM(settings.model_zip())
     model.embed(["warm up"])
     log.info("embedding model loaded", extra={"model": settings.embed_model_alias,
                                                 "load_s": round(time.perf_counter() - t0, 2)})
     app = FastAPI(title="voiceagent embeddings", docs_url=None, redoc_url=None)
+    app.add_middleware(ServiceTokenGuard, secret=secret, server="embeddings server")
     one_at_a_time = asyncio.Semaphore(1)
-    key = settings.embed_server_api_key.get_secret_value() if settings.embed_server_api_key else None
 
     @app.post("/v1/embeddings")
-    async def embeddings(body: EmbeddingRequest,
-                         authorization: Annotated[str | None, Header()] = None) -> EmbeddingResponse:
-        if key is not None and not secrets.compare_digest(authorization or "", f"Bearer {key}"):
-            raise HTTPException(401, "missing or wrong bearer key")
+    async def embeddings(body: EmbeddingRequest) -> EmbeddingResponse:
         texts = [body.input] if isinstance(body.input, str) else body.input
         if not texts or len(texts) > settings.embed_max_inputs:
             raise HTTPException(400, f"input: 1 to {settings.embed_max_inputs} texts")

@@ -41,7 +41,10 @@ class LlmServerSettings(ServiceSettings):
     llm_cache: bool = True
     llm_cache_type: str = Field(default="ram", pattern="^(ram|disk)$")
     llm_cache_size: int = Field(default=1 << 30, ge=0, description="bytes")
-    llm_server_api_key: SecretStr | None = Field(default=None, description="require this bearer key (optional)")
+    # Every request but /health and /metrics needs a service token signed with this (core/service_auth.py) ...
+    service_token_secret: SecretStr = SecretStr("")
+    # ... or this fixed key, for clients that send one (LLM_API_KEY shared with vLLM in compose's GPU profile).
+    llm_server_api_key: SecretStr | None = Field(default=None, description="also accept this bearer key (optional)")
     llm_shutdown_grace_s: float = 5.0
 
     @field_validator("llm_model_path", "llm_server_api_key", mode="before")

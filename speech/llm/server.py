@@ -1,4 +1,5 @@
-"""Runs llama-cpp-python's OpenAI-compatible server with our settings, plus /health, /metrics and JSON logs."""
+"""Runs llama-cpp-python's OpenAI-compatible server with our settings, plus /health, /metrics and JSON logs.
+Every other route needs the platform's service token (speech/common/service_guard.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from speech.common.logs import setup_logging
+from speech.common.service_guard import ServiceTokenGuard, require_service_secret
 from speech.llm.config import LlmServerSettings
 
 log = logging.getLogger("speech.llm")
@@ -113,12 +115,12 @@ def build_app(settings: LlmServerSettings) -> FastAPI:
     from llama_cpp.server import app as llama_app
     from llama_cpp.server.settings import ModelSettings, ServerSettings
 
+    secret = require_service_secret(settings.service_token_secret.get_secret_value(), "LLM server")
     model_path = settings.model_path()
     t0 = time.perf_counter()
     server_settings = ServerSettings(
         host=settings.llm_host,
         port=settings.llm_port,
-        api_key=settings.llm_server_api_key.get_secret_value() if settings.llm_server_api_key else None,
         # Calls share one model: queue requests instead of cutting off the one that is streaming.
         interrupt_requests=False,
     )
@@ -156,6 +158,9 @@ def build_app(settings: LlmServerSettings) -> FastAPI:
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_middleware(ToolNameOnce)
     app.add_middleware(CompletionMetrics)
+    app.add_middleware(ServiceTokenGuard, secret=secret, server="LLM server",
+                       static_key=settings.llm_server_api_key.get_secret_value() if settings.llm_server_api_key
+                       else None)
     return app
 
 

@@ -1,6 +1,8 @@
 """The TTS HTTP API: OpenAI's `POST /v1/audio/speech` (streaming pcm/wav at a chosen rate) plus voice management.
 
-Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
+Every route but /health and /metrics needs the platform's service token (speech/common/service_guard.py). A cloned
+voice belongs to the organisation named in the token that cloned it: only tokens for that organisation list it,
+speak with it or delete it. Errors use OpenAI's shape: {"error": {"message", "type", "param", "code"}}.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.service_auth import ServiceTokenError, verify_service_token
+from core.service_auth import ServiceCaller
 from speech.common.audio import AudioFormatError, parse_wav_header, sniff_non_audio
+from speech.common.service_guard import ServiceTokenGuard, caller_of
 from speech.tts import metrics
 from speech.tts.config import TtsSettings
 from speech.tts.engines import EngineUnavailable, TtsEngine, VoiceInfo, load_engine
@@ -78,20 +81,18 @@ def get_synth(request: Request) -> Synthesizer:
 SynthDep = Annotated[Synthesizer, Depends(get_synth)]
 
 
-def service_caller(request: Request) -> str:
-    """Voice management (clone, delete) is for the platform's services only: anyone on the network could otherwise
-    delete every cloned voice. Read-only routes and synthesis stay open to the internal network."""
-    secret = request.app.state.settings.service_token_secret.get_secret_value()
-    if not secret:
-        raise RequestError(403, "voice management is off: set SERVICE_TOKEN_SECRET on the TTS server")
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    try:
-        return verify_service_token(secret, token if scheme.lower() == "bearer" else "")
-    except ServiceTokenError:
-        raise RequestError(401, "a service token is required to manage voices") from None
+def service_caller(request: Request) -> ServiceCaller:
+    return caller_of(request.state)
 
 
-ServiceCaller = Annotated[str, Depends(service_caller)]
+CallerDep = Annotated[ServiceCaller, Depends(service_caller)]
+
+
+def clone_owner(caller: CallerDep) -> str:
+    """A clone belongs to one organisation, named by the calling service (the backend decides it, never a tenant)."""
+    if not caller.org:
+        raise RequestError(403, "cloning a voice needs a service token for an organisation")
+    return caller.org
 
 
 def _error(status: int, message: str, param: str | None = None, kind: str = "invalid_request_error") -> JSONResponse:
@@ -126,7 +127,7 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
             log.info("engine ready", extra={"engine": name, "load_s": round(time.perf_counter() - t0, 2)})
         synth = Synthesizer(settings, engines)
         app.state.synth = synth
-        log.info("TTS server ready", extra={"engines": list(engines), "voices": len(synth.voices())})
+        log.info("TTS server ready", extra={"engines": list(engines), "voices": len(synth.voices(None))})
         try:
             yield
         finally:
@@ -134,6 +135,8 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
 
     app = FastAPI(title="voiceagent TTS", version="1.0", lifespan=lifespan)
     app.state.settings = settings
+    app.add_middleware(ServiceTokenGuard, secret=settings.service_token_secret.get_secret_value(),
+                       server="TTS server")
 
     @app.exception_handler(RequestError)
     async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
@@ -166,7 +169,7 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
             {
                 "status": "ok",
                 "engines": list(synth.engines),
-                "voices": len(synth.voices()),
+                "voices": len(synth.voices(None)),
                 "active_streams": synth.active,
                 "workers_busy": synth.pool.busy,
                 "waiting": synth.pool.waiting,
@@ -178,13 +181,13 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/v1/voices", response_model=VoiceList)
-    async def list_voices(synth: SynthDep) -> VoiceList:
-        return VoiceList(data=[VoiceOut.of(v) for v in synth.voices()])
+    async def list_voices(synth: SynthDep, caller: CallerDep) -> VoiceList:
+        return VoiceList(data=[VoiceOut.of(v) for v in synth.voices(caller.org)])
 
     @app.post("/v1/voices", response_model=VoiceOut, status_code=201)
     async def clone_voice(
         synth: SynthDep,
-        caller: ServiceCaller,
+        owner: Annotated[str, Depends(clone_owner)],
         file: Annotated[UploadFile, File(description="Reference clip: WAV, 3 to 60 s of one speaker")],
         name: Annotated[str, Form(min_length=1, max_length=64)],
         language: Annotated[str, Form()] = "en",
@@ -195,29 +198,29 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
         if len(data) > settings.tts_max_upload_bytes:
             raise RequestError(413, f"reference clip is larger than {settings.tts_max_upload_bytes} bytes", "file")
         _check_reference_clip(data)
-        voice_id = _VOICE_ID.sub("-", name.strip().lower()).strip("-") or f"voice-{uuid.uuid4().hex[:8]}"
-        if any(v.id == voice_id for v in synth.voices()):
+        voice_id = owned_voice_id(owner, name)
+        if any(v.id == voice_id for v in synth.voices(owner)):
             raise RequestError(409, f"a voice named {voice_id!r} already exists; delete it first", "name")
         final = await asyncio.to_thread(_store_clip, settings.voices_dir(), voice_id, data)
         try:
-            info = await synth.add_voice(target, voice_id, name.strip(), final, language)
+            info = await synth.add_voice(target, voice_id, name.strip(), final, language, owner)
         except BaseException:
             await asyncio.to_thread(final.unlink, missing_ok=True)
             raise
         return VoiceOut.of(info)
 
     @app.delete("/v1/voices/{voice_id}", status_code=204)
-    async def delete_voice(voice_id: str, synth: SynthDep, caller: ServiceCaller) -> Response:
-        synth.delete_voice(voice_id)
+    async def delete_voice(voice_id: str, synth: SynthDep, caller: CallerDep) -> Response:
+        synth.delete_voice(voice_id, caller.org)
         return Response(status_code=204)
 
     @app.post(
         "/v1/audio/speech",
         responses={200: {"content": {"audio/pcm": {}, "audio/wav": {}}, "description": "Streamed audio"}},
     )
-    async def speech(body: SpeechRequest, synth: SynthDep) -> StreamingResponse:
+    async def speech(body: SpeechRequest, synth: SynthDep, caller: CallerDep) -> StreamingResponse:
         stats = SpeechStats()
-        job = _job_for(body, synth, settings)
+        job = _job_for(body, synth, settings, caller.org)
         synth.check_capacity()
         audio = synth.stream(job, stats)
         try:
@@ -264,7 +267,14 @@ def create_app(settings: TtsSettings | None = None) -> FastAPI:
     return app
 
 
-def _job_for(body: SpeechRequest, synth: Synthesizer, settings: TtsSettings) -> SpeechJob:
+def owned_voice_id(owner: str, name: str) -> str:
+    """Clones live in their organisation's namespace: two organisations may both clone "front desk", and a 409
+    never tells one that the other has a voice of that name."""
+    slug = _VOICE_ID.sub("-", name.strip().lower()).strip("-") or f"voice-{uuid.uuid4().hex[:8]}"
+    return f"{_VOICE_ID.sub('-', owner.lower()).strip('-')}--{slug}"
+
+
+def _job_for(body: SpeechRequest, synth: Synthesizer, settings: TtsSettings, org: str | None) -> SpeechJob:
     text = body.input.strip()
     if not text:
         raise RequestError(400, "input is empty", "input")
@@ -291,7 +301,7 @@ def _job_for(body: SpeechRequest, synth: Synthesizer, settings: TtsSettings) -> 
                 400, f"model {body.model!r} is not served here; available: {', '.join(synth.engines)}", "model"
             )
         engine_name = body.model
-    engine, voice = synth.find_voice(body.voice, engine_name)
+    engine, voice = synth.find_voice(body.voice, engine_name, org)
     return SpeechJob(text, voice, engine, body.speed, body.sample_rate, body.language)
 
 

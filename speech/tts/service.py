@@ -114,7 +114,7 @@ class Synthesizer:
         self.pool = PriorityPool(settings.tts_workers, settings.tts_queue_timeout_s)
         self._executor = ThreadPoolExecutor(max_workers=settings.tts_workers, thread_name_prefix="tts-synth")
         self.active = 0
-        ids = [v.id for v in self.voices()]
+        ids = [v.id for v in self.voices(None)]
         self.default_voice = settings.tts_default_voice if settings.tts_default_voice in ids else (ids[0] if ids else "")
         if settings.tts_default_voice and self.default_voice != settings.tts_default_voice:
             log.warning(
@@ -124,18 +124,23 @@ class Synthesizer:
 
     # --- voices --------------------------------------------------------------------------------------------------
 
-    def voices(self) -> list[VoiceInfo]:
-        return [v for engine in self.engines.values() for v in engine.voices()]
+    def voices(self, org: str | None) -> list[VoiceInfo]:
+        """The voices `org` may use: every built-in voice and its own clones (another organisation's clones do not
+        exist for it; a clone without an owner, from before clones had owners, is nobody's until the operator
+        re-clones it)."""
+        return [v for engine in self.engines.values() for v in engine.voices() if not v.cloned or
+                (org is not None and v.owner == org)]
 
-    def find_voice(self, voice_id: str | None, engine_name: str | None) -> tuple[TtsEngine, VoiceInfo]:
+    def find_voice(self, voice_id: str | None, engine_name: str | None,
+                   org: str | None) -> tuple[TtsEngine, VoiceInfo]:
         wanted = voice_id or self.default_voice
         for name, engine in self.engines.items():
             if engine_name and name != engine_name:
                 continue
             for voice in engine.voices():
-                if voice.id == wanted:
+                if voice.id == wanted and (not voice.cloned or (org is not None and voice.owner == org)):
                     return engine, voice
-        available = ", ".join(v.id for v in self.voices()[:20])
+        available = ", ".join(v.id for v in self.voices(org)[:20])
         scope = f" for engine {engine_name}" if engine_name else ""
         raise RequestError(400, f"unknown voice {wanted!r}{scope}; available: {available} (GET /v1/voices)", "voice")
 
@@ -150,17 +155,18 @@ class Synthesizer:
             "engine",
         )
 
-    async def add_voice(self, engine: TtsEngine, voice_id: str, name: str, wav: Path, language: str) -> VoiceInfo:
+    async def add_voice(self, engine: TtsEngine, voice_id: str, name: str, wav: Path, language: str,
+                        owner: str) -> VoiceInfo:
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                self._executor, engine.add_voice, voice_id, name, wav, language
+                self._executor, engine.add_voice, voice_id, name, wav, language, owner
             )
         except VoiceError as exc:
             raise RequestError(400, str(exc)) from exc
 
-    def delete_voice(self, voice_id: str) -> None:
+    def delete_voice(self, voice_id: str, org: str | None) -> None:
         for engine in self.engines.values():
-            if any(v.id == voice_id for v in engine.voices()):
+            if any(v.id == voice_id for v in engine.voices() if not v.cloned or v.owner == org):
                 try:
                     engine.delete_voice(voice_id)
                 except VoiceError as exc:

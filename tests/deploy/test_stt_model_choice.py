@@ -14,33 +14,39 @@ from asr_probe import config_rpcs
 from stack_helpers import AsrServer
 
 from pipelines.stt_models import NoModelForLanguage, RivaModelCatalog, ServedModel, pick_model
+from voicectl.speech_auth import riva_metadata
+
+
+def auth() -> tuple[tuple[str, str], ...]:
+    """The ASR server's credential (a service token) as gRPC call metadata."""
+    return tuple((key, value) for key, value in riva_metadata("tests"))
 
 
 async def test_the_server_is_asked_once_and_its_model_for_the_language_is_used(asr_server: AsrServer) -> None:
     catalog = RivaModelCatalog()
     before = config_rpcs(asr_server)
     async with grpc.aio.insecure_channel(asr_server.address) as channel:
-        served = await catalog.served(asr_server.address, channel)
+        served = await catalog.served(asr_server.address, channel, auth())
         assert [m.name for m in served] == ["whisper-tiny.en"] and served[0].streaming
-        assert await catalog.model_for(asr_server.address, "en-US", channel) == "whisper-tiny.en"
-        assert await catalog.model_for(asr_server.address, "en-GB", channel) == "whisper-tiny.en"
+        assert await catalog.model_for(asr_server.address, "en-US", channel, auth()) == "whisper-tiny.en"
+        assert await catalog.model_for(asr_server.address, "en-GB", channel, auth()) == "whisper-tiny.en"
         with pytest.raises(NoModelForLanguage, match="de-DE.*whisper-tiny.en"):
-            await catalog.model_for(asr_server.address, "de-DE", channel)
+            await catalog.model_for(asr_server.address, "de-DE", channel, auth())
         assert config_rpcs(asr_server) == before + 1, "cached per server"
         catalog.forget(asr_server.address)
-        await catalog.model_for(asr_server.address, "en-US", channel)
+        await catalog.model_for(asr_server.address, "en-US", channel, auth())
         assert config_rpcs(asr_server) == before + 2
 
 
 async def test_the_chosen_name_is_accepted_and_an_unserved_one_refused(asr_server: AsrServer) -> None:
     async with grpc.aio.insecure_channel(asr_server.address) as channel:
-        chosen = await RivaModelCatalog().model_for(asr_server.address, "en-US", channel)
+        chosen = await RivaModelCatalog().model_for(asr_server.address, "en-US", channel, auth())
         stub = rasr_grpc.RivaSpeechRecognitionStub(channel)
 
         async def recognize(model: str) -> rasr.RecognizeResponse:
             config = riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.LINEAR_PCM, language_code="en-US",
                                                    sample_rate_hertz=16000, audio_channel_count=1, model=model)
-            return await stub.Recognize(rasr.RecognizeRequest(config=config, audio=bytes(16000 * 2)))
+            return await stub.Recognize(rasr.RecognizeRequest(config=config, audio=bytes(16000 * 2)), metadata=auth())
 
         await recognize(chosen)  # one second of silence: no error
         with pytest.raises(grpc.aio.AioRpcError) as err:
@@ -52,7 +58,7 @@ async def test_stt_model_pins_the_platform_server_without_asking(asr_server: Asr
     before = config_rpcs(asr_server)
     catalog = RivaModelCatalog({asr_server.address: "parakeet-0.6b-en-US-asr-streaming"})
     async with grpc.aio.insecure_channel(asr_server.address) as channel:
-        assert await catalog.model_for(asr_server.address, "en-US", channel) == "parakeet-0.6b-en-US-asr-streaming"
+        assert await catalog.model_for(asr_server.address, "en-US", channel, auth()) == "parakeet-0.6b-en-US-asr-streaming"
     assert config_rpcs(asr_server) == before
 
 

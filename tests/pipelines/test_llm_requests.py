@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from pipelines.context_budget import estimate_tokens, within_budget
+from voicectl.speech_auth import speech_headers
 
 
 def test_a_forced_tool_choice_does_not_apply_to_the_reply_after_the_tool_result() -> None:
@@ -98,9 +99,9 @@ async def test_a_sixty_turn_call_stays_inside_the_token_budget(llm_url: str) -> 
     # The real LLM server (2048-token context) answers the trimmed request and refuses the whole call with a 4xx,
     # which is about that request only (endpoint_unhealthy is False for it).
     async with httpx.AsyncClient(timeout=120) as http:
-        ok = await http.post(f"{llm_url}/v1/chat/completions", json={"messages": sent, "max_tokens": 20})
+        ok = await http.post(f"{llm_url}/v1/chat/completions", headers=speech_headers("tests"), json={"messages": sent, "max_tokens": 20})
         assert ok.status_code == 200, ok.text[:300]
-        whole = await http.post(f"{llm_url}/v1/chat/completions", json={"messages": messages, "max_tokens": 20})
+        whole = await http.post(f"{llm_url}/v1/chat/completions", headers=speech_headers("tests"), json={"messages": messages, "max_tokens": 20})
         assert 400 <= whole.status_code < 500, whole.status_code
 
 

@@ -6,11 +6,14 @@ endpoints need the organisation's setting (off by default), and switching it off
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import httpx
 from backend_testkit import register, service_headers
 from security_testkit import Listener, voice_app, warm_up_call
+
+from core.service_auth import verify_service_token
 
 PLATFORM_KEY = "sk-platform-secret-never-for-tenants"
 
@@ -57,3 +60,21 @@ async def test_the_platform_endpoint_still_gets_the_platform_key(tmp_path: Path,
     before = len(internal_listener.requests)
     await warm_up_call(voice, None)
     assert any(r.get("authorization") == f"Bearer {PLATFORM_KEY}" for r in internal_listener.requests[before:])
+
+
+async def test_a_tenant_endpoint_never_gets_a_service_token(tmp_path: Path, allowed_listener: Listener,
+                                                            internal_listener: Listener) -> None:
+    """With the embedded LLM (no LLM_API_KEY) the platform's endpoint gets service tokens, which open every speech
+    server: a tenant's endpoint must not receive one either."""
+    voice = voice_app(tmp_path, platform_llm=f"{internal_listener.url}/v1",
+                      allowed=[f"127.0.0.1:{allowed_listener.port}"])
+    before_tenant, before_platform = len(allowed_listener.requests), len(internal_listener.requests)
+    await warm_up_call(voice, f"{allowed_listener.url}/v1")
+    voice = voice_app(tmp_path, platform_llm=f"{internal_listener.url}/v1")
+    await warm_up_call(voice, None)
+    tenant = allowed_listener.requests[before_tenant:]
+    platform = internal_listener.requests[before_platform:]
+    assert tenant and platform
+    assert all(r.get("authorization", "") in ("", "Bearer none") for r in tenant), tenant
+    secret = os.environ["SERVICE_TOKEN_SECRET"]
+    assert any(verify_service_token(secret, r.get("authorization", "")[7:]) == "voice-server" for r in platform)

@@ -10,6 +10,8 @@ import httpx
 import numpy as np
 from stack_helpers import AsrServer  # noqa: F401 - re-exported; the handle lives with the shared fixtures
 
+from voicectl.speech_auth import speech_headers
+
 # Sentences Whisper tiny.en gets right from Piper's voice; WER is asserted per utterance (see WER_BOUND).
 PHRASES = (
     "I need to reschedule my appointment.",
@@ -53,7 +55,7 @@ def synthesize(tts_url: str, text: str, sample_rate: int) -> np.ndarray:
     """int16 samples of `text` from the real TTS server."""
     with httpx.Client(timeout=30) as client:
         resp = client.post(
-            f"{tts_url}/v1/audio/speech", json={"input": text, "sample_rate": sample_rate, "response_format": "pcm"}
+            f"{tts_url}/v1/audio/speech", headers=speech_headers("tests"), json={"input": text, "sample_rate": sample_rate, "response_format": "pcm"}
         )
     resp.raise_for_status()
     return np.frombuffer(resp.content, dtype="<i2")

@@ -18,9 +18,11 @@ from riva.client.proto import health_pb2, health_pb2_grpc
 from riva.client.proto import riva_asr_pb2 as rasr
 from speechtest_helpers import PHRASES, WER_BOUND, AsrServer, Utterances, wer
 
+from voicectl.speech_auth import riva_metadata
+
 
 def _asr(server: AsrServer) -> riva.client.ASRService:
-    return riva.client.ASRService(riva.client.Auth(uri=server.address))
+    return riva.client.ASRService(riva.client.Auth(uri=server.address, metadata_args=riva_metadata("tests")))
 
 
 def _streaming_config(
@@ -123,7 +125,8 @@ def test_riva_wav_file_iterator_and_offline_recognize(asr_server: AsrServer, utt
 
 def test_recognition_config_and_health(asr_server: AsrServer) -> None:
     asr = _asr(asr_server)
-    response = asr.stub.GetRivaSpeechRecognitionConfig(rasr.RivaSpeechRecognitionConfigRequest())
+    response = asr.stub.GetRivaSpeechRecognitionConfig(rasr.RivaSpeechRecognitionConfigRequest(),
+                                                      metadata=asr.auth.get_auth_metadata())
     (model,) = response.model_config
     assert model.model_name == "whisper-tiny.en"
     assert model.parameters["sample_rates"] == "8000,16000"
@@ -162,10 +165,10 @@ def test_bad_requests_get_invalid_argument(asr_server: AsrServer, config: dict, 
 
 
 def test_stream_without_config_is_refused(asr_server: AsrServer) -> None:
-    stub = _asr(asr_server).stub
+    asr = _asr(asr_server)
     requests = iter([rasr.StreamingRecognizeRequest(audio_content=b"\x00" * 320)])
     with pytest.raises(grpc.RpcError) as err:
-        list(stub.StreamingRecognize(requests))
+        list(asr.stub.StreamingRecognize(requests, metadata=asr.auth.get_auth_metadata()))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "streaming_config" in err.value.details()
 

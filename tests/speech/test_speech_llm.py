@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx
 import openai
 
+from voicectl.speech_auth import speech_token
+
 
 async def test_streaming_chat_completion(llm_url: str) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{llm_url}/v1", api_key="local")
+    client = openai.AsyncOpenAI(base_url=f"{llm_url}/v1", api_key=speech_token("tests"))
     messages = [
         {"role": "system", "content": "You are a helpful receptionist. Answer in one short sentence."},
         {"role": "user", "content": "Hello, are you open on Saturday?"},
@@ -23,7 +25,7 @@ async def test_streaming_chat_completion(llm_url: str) -> None:
     assert len(pieces) > 1, "tokens arrive one by one"
     assert "".join(pieces).strip()
 
-    async with httpx.AsyncClient(base_url=llm_url) as http:
+    async with httpx.AsyncClient(base_url=llm_url, headers={"Authorization": f"Bearer {speech_token('tests')}"}) as http:
         health = (await http.get("/health")).json()
         models = (await http.get("/v1/models")).json()
         metrics = (await http.get("/metrics")).text

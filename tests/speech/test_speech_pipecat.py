@@ -26,6 +26,7 @@ from speechtest_helpers import WER_BOUND, AsrServer, Utterances, wer
 from core.agent_config import STTConfig, TTSConfig
 from pipelines.stt import create_stt_service
 from pipelines.tts_client import VoiceAgentTTSService, create_tts_service
+from voicectl.speech_auth import speech_headers, speech_token
 
 
 class _Transcripts(FrameProcessor):
@@ -89,12 +90,14 @@ async def _stream_call(stt: FrameProcessor, utterances: Utterances, frames_per_p
 
 
 async def test_pipecat_nvidia_stt_service_transcribes_a_call(asr_server: AsrServer, utterances: Utterances) -> None:
-    stt = create_stt_service(STTConfig(language="en-US"), default_server=asr_server.address)
+    stt = create_stt_service(STTConfig(language="en-US"), default_server=asr_server.address,
+                             api_key=speech_token("tests"))
     await _stream_call(stt, utterances, frames_per_pause=25)  # about 10x real time
 
 
 async def test_tts_service_streams_at_the_pipeline_rate(tts_url: str) -> None:
-    tts = create_tts_service(TTSConfig(voice="en_US-joe-medium"), default_url=tts_url)
+    tts = create_tts_service(TTSConfig(voice="en_US-joe-medium"), default_url=tts_url,
+                             auth_headers=lambda: speech_headers("tests"))
     assert isinstance(tts, VoiceAgentTTSService)
     down, _ = await run_test(
         tts,
@@ -113,7 +116,8 @@ async def test_tts_service_streams_at_the_pipeline_rate(tts_url: str) -> None:
 async def test_tts_service_reports_server_errors(tts_url: str) -> None:
     from pipecat.frames.frames import ErrorFrame
 
-    tts = create_tts_service(TTSConfig(voice="no-such-voice"), default_url=tts_url)
+    tts = create_tts_service(TTSConfig(voice="no-such-voice"), default_url=tts_url,
+                             auth_headers=lambda: speech_headers("tests"))
     _, up = await run_test(
         tts,
         frames_to_send=[TTSSpeakFrame("Hello there."), SleepFrame(sleep=0.5)],
@@ -143,7 +147,7 @@ async def test_stt_chain_finalizes_at_the_vad_stop_without_waiting_for_the_asr_e
     policy = DegradationPolicy(AgentConfig(stt=config), "call-1", no_call, no_call)
     stt = create_stt_service(
         config, default_server=asr_server.address, sample_rate=8000, endpoint_silence_ms=3000,
-        finalize_on_vad_stop=True, **stt_chain_args(config, asr_server.address, breakers=BreakerRegistry(),
+        finalize_on_vad_stop=True, platform_token=lambda: speech_token("tests"), **stt_chain_args(config, asr_server.address, breakers=BreakerRegistry(),
                                                      policy=policy, message=""))
     assert isinstance(stt, FallbackRivaSTTService)
     stops = [int((end + 0.3) * 8000 * 2) // 320 * 320 for end in utterances.speech_end_s]

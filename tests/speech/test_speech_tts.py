@@ -15,6 +15,7 @@ from speechtest_helpers import WER_BOUND, AsrServer, wer
 
 from core.service_auth import mint_service_token
 from speech.common.audio import pcm16_to_mulaw
+from voicectl.speech_auth import riva_metadata, speech_headers
 
 LONG_TEXT = (
     "Thanks for calling Acme Dental, this is Joe. I can book, move or cancel an appointment for you. "
@@ -35,7 +36,7 @@ async def _stream(client: httpx.AsyncClient, body: dict) -> tuple[int, dict, lis
 
 
 def _transcribe(asr: AsrServer, pcm: bytes, rate: int) -> str:
-    service = riva.client.ASRService(riva.client.Auth(uri=asr.address))
+    service = riva.client.ASRService(riva.client.Auth(uri=asr.address, metadata_args=riva_metadata("tests")))
     if rate == 8000:
         data, encoding = pcm16_to_mulaw(np.frombuffer(pcm, "<i2")), riva.client.AudioEncoding.MULAW
     else:
@@ -48,7 +49,7 @@ def _transcribe(asr: AsrServer, pcm: bytes, rate: int) -> str:
 
 
 async def test_first_chunk_arrives_well_before_the_last(tts_url: str) -> None:
-    async with httpx.AsyncClient(base_url=tts_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=tts_url, timeout=60, headers=speech_headers("tests")) as client:
         status, headers, chunks = await _stream(client, {"input": LONG_TEXT, "sample_rate": 16000})
     assert status == 200 and headers["x-sample-rate"] == "16000"
     first, last = chunks[0][0], chunks[-1][0]
@@ -61,7 +62,7 @@ async def test_first_chunk_arrives_well_before_the_last(tts_url: str) -> None:
 @pytest.mark.parametrize("rate", [8000, 16000, 24000])
 async def test_each_sample_rate_is_right(tts_url: str, asr_server: AsrServer, rate: int) -> None:
     text = "Your appointment is confirmed for Tuesday morning."
-    async with httpx.AsyncClient(base_url=tts_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=tts_url, timeout=60, headers=speech_headers("tests")) as client:
         status, headers, chunks = await _stream(client, {"input": text, "sample_rate": rate})
         wav_status, wav_headers, wav_chunks = await _stream(
             client, {"input": text, "sample_rate": rate, "response_format": "wav"}
@@ -87,7 +88,7 @@ async def test_each_sample_rate_is_right(tts_url: str, asr_server: AsrServer, ra
 
 
 async def test_voices_are_listed(tts_url: str) -> None:
-    async with httpx.AsyncClient(base_url=tts_url) as client:
+    async with httpx.AsyncClient(base_url=tts_url, headers=speech_headers("tests")) as client:
         voices = (await client.get("/v1/voices")).json()["data"]
     assert {"id": "en_US-joe-medium", "engine": "piper", "cloned": False}.items() <= voices[0].items()
 
@@ -108,14 +109,14 @@ async def test_voices_are_listed(tts_url: str) -> None:
     ],
 )
 async def test_bad_speech_requests_get_clear_errors(tts_url: str, body: dict, status: int, message: str) -> None:
-    async with httpx.AsyncClient(base_url=tts_url) as client:
+    async with httpx.AsyncClient(base_url=tts_url, headers=speech_headers("tests")) as client:
         resp = await client.post("/v1/audio/speech", json=body)
     assert resp.status_code == status, resp.text
     assert message in resp.json()["error"]["message"]
 
 
 async def test_voice_management_errors(tts_url: str) -> None:
-    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "backend")
+    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "backend", org="org-a")  # clones are an org's
     async with httpx.AsyncClient(base_url=tts_url, headers={"Authorization": f"Bearer {token}"}) as client:
         text_upload = await client.post(
             "/v1/voices", files={"file": ("me.wav", b"definitely not audio " * 20)}, data={"name": "me"}
@@ -135,7 +136,7 @@ async def test_four_simultaneous_streams(tts_url: str, asr_server: AsrServer) ->
         "What are your opening hours?",
         "Thank you for calling, goodbye.",
     ]
-    async with httpx.AsyncClient(base_url=tts_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=tts_url, timeout=60, headers=speech_headers("tests")) as client:
         results = await asyncio.gather(*(_stream(client, {"input": t, "sample_rate": 8000}) for t in texts))
     for text, (status, _, chunks) in zip(texts, results, strict=True):
         assert status == 200
@@ -144,7 +145,7 @@ async def test_four_simultaneous_streams(tts_url: str, asr_server: AsrServer) ->
 
 
 async def test_client_that_goes_away_frees_the_server(tts_url: str) -> None:
-    async with httpx.AsyncClient(base_url=tts_url, timeout=60) as client:
+    async with httpx.AsyncClient(base_url=tts_url, timeout=60, headers=speech_headers("tests")) as client:
         async with client.stream("POST", "/v1/audio/speech", json={"input": LONG_TEXT * 3}) as resp:
             async for _ in resp.aiter_bytes():
                 break  # hang up after the first audio

@@ -66,7 +66,7 @@ def test_xtts_loads_clones_and_streams(tmp_path: Path) -> None:
         wf.writeframes(clip.tobytes())
     wav = tmp_path / "clone-me.wav"
     wav.write_bytes(buf.getvalue())
-    info = engine.add_voice("clone-me", "Clone me", wav, "en")
+    info = engine.add_voice("clone-me", "Clone me", wav, "en", "org-a")
     assert info.cloned and info.id in {v.id for v in engine.voices()}
     chunks = list(engine.synthesize("Hello, this is a streaming test.", "clone-me", 1.0, "en", threading.Event()))
     assert len(chunks) >= 2 and sum(c.size for c in chunks) > 24000 * 0.5

@@ -25,6 +25,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from voicectl.speech_auth import speech_headers
+
 RATE = 16000
 FRONTEND = Path(__file__).resolve().parents[2] / "frontend"
 
@@ -74,7 +76,7 @@ def read_ui_state(artifacts: Path) -> dict[str, Any]:
 
 def spoken_question_wav(tts_url: str, path: Path) -> Path:
     """What Chromium's fake microphone plays, in a loop: silence while the greeting plays, a question, silence."""
-    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, json={
+    resp = httpx.post(f"{tts_url}/v1/audio/speech", timeout=60, headers=speech_headers("tests"), json={
         "input": "What are your opening hours on Saturday?", "sample_rate": 16000, "response_format": "pcm"})
     resp.raise_for_status()
     with wave.open(str(path), "wb") as wav:

@@ -40,6 +40,7 @@ from voice_server.testing.fake_carrier import FakeCarrier
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallReport, CallScript
 from voicectl.procs import free_port
+from voicectl.speech_auth import speech_token
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -174,16 +175,19 @@ async def test_llm_breaker_skips_a_dead_endpoint_then_half_open_recovers(llm_url
     registry = BreakerRegistry(BreakerSettings(failure_threshold=2, cooldown_s=30), clock=clock)
     upstream = urlsplit(llm_url)
     model = VoiceServerSettings().llm_model
-    pool = OpenAIClientPool()
+    pool = OpenAIClientPool(f"{llm_url}/v1", speech_token("tests"))  # the platform server: the fallback
     async with StandIn((upstream.hostname or "127.0.0.1", upstream.port or 80)).running() as primary:
         config = LLMConfig(max_tokens=8, temperature=0,
-                           endpoint=EndpointOptions(base_url=f"{primary.url}/v1", timeout_s=20),
+                           # The primary is "the organisation's own endpoint" (a proxy to the same server): it gets
+                           # only its own key, never the platform's.
+                           endpoint=EndpointOptions(base_url=f"{primary.url}/v1", timeout_s=20,
+                                                    api_key_ref="primary_key"),
                            fallbacks=[EndpointOptions(base_url=f"{llm_url}/v1", timeout_s=60)])
         call = RecordingCall()
         policy = DegradationPolicy(AgentConfig(llm=config), "call-1", call, call)
         service = create_llm_service(config, pool, f"{llm_url}/v1", model, "Be brief.",
                                      **llm_chain_args(config, f"{llm_url}/v1", model, breakers=registry,
-                                                      policy=policy))
+                                                      policy=policy, secrets={"primary_key": speech_token("tests")}))
         assert isinstance(service, FallbackLLMService)
         try:
             for _ in range(2):  # the primary fails twice: each reply comes from the fallback

@@ -22,6 +22,7 @@ from core.knowledge.retriever import Retriever
 from core.knowledge.store import KnowledgeStore
 from pipelines.knowledge import MARKER, KnowledgeInjector
 from voicectl.procs import free_port
+from voicectl.speech_auth import speech_token
 
 DOCS = Path(__file__).resolve().parents[1] / "knowledge_data"
 CONFIG = KnowledgeConfig(knowledge_base_ids=["kb"], top_k=2)
@@ -43,7 +44,7 @@ def _knowledge_messages(context: LLMContext) -> list[Any]:
 
 async def test_injects_before_the_last_user_message_and_replaces_the_previous_turns(embed_url: str) -> None:
     async with httpx.AsyncClient() as http:
-        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2")
+        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2", lambda: speech_token("tests"))
         retriever = Retriever(embeddings, await _store(embeddings))
         seen: list[Retrieval] = []
         context = LLMContext([{"role": "assistant", "content": "Hello, how can I help?"},
@@ -65,7 +66,7 @@ async def test_injects_before_the_last_user_message_and_replaces_the_previous_tu
 
 async def test_a_dead_embeddings_endpoint_leaves_the_turn_alone_and_says_so(embed_url: str) -> None:
     async with httpx.AsyncClient() as http:
-        store = await _store(EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2"))
+        store = await _store(EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2", lambda: speech_token("tests")))
         dead = Retriever(EmbeddingsClient(http, f"http://127.0.0.1:{free_port()}/v1", "x", timeout_s=1.0), store)
         seen: list[Retrieval] = []
         context = LLMContext([{"role": "user", "content": "Where can I park my car?"}])
@@ -93,7 +94,7 @@ async def test_tool_mode_returns_facts_and_records_the_call(embed_url: str) -> N
     from pipelines.tools import ToolContext
 
     async with httpx.AsyncClient() as http:
-        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2")
+        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2", lambda: speech_token("tests"))
         retriever = Retriever(embeddings, await _store(embeddings))
         agent = AgentConfig(knowledge={"knowledge_base_ids": ["kb"], "mode": "tool", "top_k": 1},
                             llm={"tool_choice": "search_knowledge"})

@@ -20,6 +20,7 @@ from stack_helpers import AsrServer
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallReport
 from voicectl.procs import ManagedProcess
+from voicectl.speech_auth import riva_metadata
 
 # The `simulate` fixture: place a simulated call on a line, get its report.
 Simulate = Callable[..., Awaitable[CallReport]]
@@ -96,7 +97,7 @@ def words_heard(transcript: str, reference: str) -> int:
 
 
 def _transcribe(asr: AsrServer, pcm: bytes, rate: int) -> str:
-    service = riva.client.ASRService(riva.client.Auth(uri=asr.address))
+    service = riva.client.ASRService(riva.client.Auth(uri=asr.address, metadata_args=riva_metadata("tests")))
     silence = b"\x00" * rate
     response = service.offline_recognize(
         silence + pcm + silence,

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import httpx
 import numpy as np
 
-from core.service_auth import mint_service_token
+from core.service_auth import mint_service_token, service_headers
 from voice_server.testing.simulator import CallerTurn, CallReport, CallScript, CarrierAccount, SimulatedCall
 
 STAGES = ("vad_stop", "smart_turn", "stt_final", "turn_end", "llm_first_token", "tts_first_audio", "send",
@@ -107,12 +107,12 @@ def percentile(values: list[float], pct: float) -> float | None:
     return round(ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo), 1)
 
 
-async def synthesize_questions(http: httpx.AsyncClient, tts_url: str, texts: list[str], sample_rate: int = 8000
-                               ) -> list[bytes]:
-    """Caller speech, synthesised by the project's TTS server (Piper)."""
+async def synthesize_questions(http: httpx.AsyncClient, tts_url: str, texts: list[str], service_secret: str,
+                               sample_rate: int = 8000) -> list[bytes]:
+    """Caller speech, synthesised by the project's TTS server (Piper), which needs a service token."""
     out = []
     for text in texts:
-        resp = await http.post(f"{tts_url.rstrip('/')}/v1/audio/speech",
+        resp = await http.post(f"{tts_url.rstrip('/')}/v1/audio/speech", headers=service_headers(service_secret, "simulator"),
                                json={"input": text, "response_format": "pcm", "sample_rate": sample_rate}, timeout=60)
         resp.raise_for_status()
         out.append(resp.content)

@@ -16,13 +16,13 @@ router = APIRouter(prefix="/voices", tags=["agents"], responses={
 
 @router.get("")
 async def list_voices(principal: AgentsRead, services: ServicesDep) -> list[VoiceOut]:
-    """Every voice the TTS server serves (engine piper or xtts), for an agent's `tts.voice`."""
-    return await services.voices.list()
+    """The TTS server's built-in voices and this organisation's own cloned voices, for an agent's `tts.voice`."""
+    return await services.voices.list(principal.org_id)
 
 
 @router.post("/sample", response_class=Response,
              responses={200: {"content": {"audio/wav": {}}, "description": "A WAV of the text in this voice"}})
 async def voice_sample(body: VoiceSampleRequest, principal: AgentsRead, services: ServicesDep) -> Response:
     """Speaks a short text (at most VOICE_SAMPLE_MAX_CHARS characters) in a voice; a mono 16-bit WAV."""
-    audio = await services.voices.sample(body)
+    audio = await services.voices.sample(principal.org_id, body)
     return Response(audio, media_type="audio/wav", headers={"Cache-Control": "no-store"})

@@ -27,6 +27,7 @@ class VoiceInfo:
     language: str
     native_sample_rate: int
     cloned: bool = False
+    owner: str | None = None  # a clone's organisation (speech/tts/app.py keeps it to that organisation)
 
 
 class TtsEngine(Protocol):
@@ -43,7 +44,7 @@ class TtsEngine(Protocol):
         when `cancel` is set (the client went away)."""
         ...
 
-    def add_voice(self, voice_id: str, name: str, reference_wav: Path, language: str) -> VoiceInfo: ...
+    def add_voice(self, voice_id: str, name: str, reference_wav: Path, language: str, owner: str) -> VoiceInfo: ...
 
     def delete_voice(self, voice_id: str) -> None: ...
 

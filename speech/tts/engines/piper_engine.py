@@ -71,7 +71,7 @@ class PiperEngine:
                 return
             yield chunk.audio_float_array
 
-    def add_voice(self, voice_id: str, name: str, reference_wav: Path, language: str) -> VoiceInfo:
+    def add_voice(self, voice_id: str, name: str, reference_wav: Path, language: str, owner: str) -> VoiceInfo:
         raise VoiceError("piper voices cannot be cloned from a clip; enable the xtts engine (TTS_ENGINES=piper,xtts)")
 
     def delete_voice(self, voice_id: str) -> None:

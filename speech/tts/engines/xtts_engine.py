@@ -115,11 +115,12 @@ class XttsEngine:
             try:
                 meta = json.loads(meta_path.read_text(encoding="utf-8"))
                 wav = meta_path.with_suffix(".wav")
-                self._register(meta["id"], meta.get("name", meta["id"]), wav, meta.get("language", "en"))
+                self._register(meta["id"], meta.get("name", meta["id"]), wav, meta.get("language", "en"),
+                               meta.get("owner"))
             except Exception:
                 log.exception("skipping unreadable cloned voice", extra={"path": str(meta_path)})
 
-    def _register(self, voice_id: str, name: str, wav: Path, language: str) -> VoiceInfo:
+    def _register(self, voice_id: str, name: str, wav: Path, language: str, owner: str | None) -> VoiceInfo:
         cache = wav.with_suffix(".latents.pt")
         if cache.is_file():
             data = self._torch.load(str(cache), map_location="cpu")
@@ -130,7 +131,7 @@ class XttsEngine:
             except Exception as exc:
                 raise VoiceError(f"could not compute a voice from the reference clip: {exc}") from exc
             self._torch.save({"gpt_cond_latent": latents[0], "speaker_embedding": latents[1]}, str(cache))
-        info = VoiceInfo(voice_id, name, self.name, language, SAMPLE_RATE, cloned=True)
+        info = VoiceInfo(voice_id, name, self.name, language, SAMPLE_RATE, cloned=True, owner=owner)
         with self._lock:
             self._latents[voice_id] = latents
             self._info[voice_id] = info
@@ -140,12 +141,12 @@ class XttsEngine:
         with self._lock:
             return list(self._info.values())
 
-    def add_voice(self, voice_id: str, name: str, reference_wav: Path, language: str) -> VoiceInfo:
+    def add_voice(self, voice_id: str, name: str, reference_wav: Path, language: str, owner: str) -> VoiceInfo:
         if language not in LANGUAGES:
             raise VoiceError(f"language {language!r} is not one XTTS v2 speaks: {', '.join(LANGUAGES)}")
-        info = self._register(voice_id, name, reference_wav, language)
+        info = self._register(voice_id, name, reference_wav, language, owner)
         reference_wav.with_suffix(".json").write_text(
-            json.dumps({"id": voice_id, "name": name, "language": language}), encoding="utf-8"
+            json.dumps({"id": voice_id, "name": name, "language": language, "owner": owner}), encoding="utf-8"
         )
         return info
 

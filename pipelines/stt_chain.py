@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
@@ -33,6 +33,7 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
+    InterimTranscriptionFrame,
     StartFrame,
     TranscriptionFrame,
     VADUserStoppedSpeakingFrame,
@@ -122,6 +123,9 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.finalize_on_vad_stop = finalize_on_vad_stop
         self.interims = interims
         self._agent_speaking = False
+        # The live view (voice_server/live_feed.py): interims go to it, and are asked for while someone watches.
+        self.on_interim: Callable[[str], None] | None = None
+        self.watched: Callable[[], bool] = lambda: False
         self.half_closed_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -186,6 +190,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
         if isinstance(frame, TranscriptionFrame):
             self._since_final.clear()
             self._since_final_bytes = 0
+        elif isinstance(frame, InterimTranscriptionFrame) and self.on_interim is not None and frame.text.strip():
+            self.on_interim(frame.text.strip())
         await super().push_frame(frame, direction)
 
     # -- streaming --------------------------------------------------------------------------------------------
@@ -302,7 +308,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         return cast(NvidiaSTTSettings, self._settings)
 
     def _want_interims(self) -> bool:
-        return self.interims == "always" or self._agent_speaking
+        return self.interims == "always" or self._agent_speaking or self.watched()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)

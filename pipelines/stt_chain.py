@@ -44,6 +44,7 @@ from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService, Nv
 from core.agent_config import STTConfig
 from core.egress import EgressPolicy, EgressRefused
 from pipelines.degradation import DegradationPolicy
+from pipelines.frames import InterimsWantedFrame
 from pipelines.resilience import BreakerRegistry
 from pipelines.stt_models import RivaModelCatalog
 
@@ -311,6 +312,10 @@ class FallbackRivaSTTService(NvidiaSTTService):
         return self.interims == "always" or self._agent_speaking or self.watched()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, InterimsWantedFrame):
+            if self._stt_settings.interim_results != self._want_interims() and not self._user_speaking:
+                await self._rotate_stream()
+            return
         await super().process_frame(frame, direction)
         if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
             self._agent_speaking = isinstance(frame, BotStartedSpeakingFrame)

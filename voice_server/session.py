@@ -33,7 +33,7 @@ from core.call_events import (
 )
 from core.live_feed import LiveFeedEvent
 from pipelines.factory import CallPipeline, CallServices, CallSpec, build_call_pipeline, opening_frames
-from pipelines.frames import PlaybackMarkFrame
+from pipelines.frames import InterimsWantedFrame, PlaybackMarkFrame
 from pipelines.streaming import StreamingAudio
 from pipelines.stt_chain import FallbackRivaSTTService
 from telephony.base import CarrierError, WarmTransfer
@@ -104,7 +104,8 @@ class CallSession:
         self._finished_once = False
         self.started_wall = time.time()
         self.browser_events: BrowserEvents | None = None  # live transcript, browser test calls only
-        self.feed = LiveFeed()  # interims and turn notes for the backend's live view
+        self.feed = LiveFeed(self._watch_changed)  # interims and turn notes for the backend's live view
+        self._watch_task: asyncio.Task[None] | None = None
         self.takeover: Takeover | None = None  # a supervisor's browser has the call (routes/takeover.py)
 
     # -- CallEventSink ----------------------------------------------------------------------------------------
@@ -257,6 +258,12 @@ class CallSession:
         listeners = self.recording.recorder.listeners
         listeners.append(sink)
         return self.recording.recorder.sample_rate, lambda: listeners.remove(sink) if sink in listeners else None
+
+    def _watch_changed(self) -> None:
+        """The live view started or stopped watching: the STT switches interim results on or off."""
+        if self.call is not None and not self._finished_once:
+            self._watch_task = asyncio.create_task(self.call.worker.queue_frames([InterimsWantedFrame()]),
+                                                   name=f"interims-{self.call_id}")
 
     def _interim(self, text: str) -> None:
         if self.feed.watched and self.call is not None:

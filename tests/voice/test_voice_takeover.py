@@ -22,13 +22,12 @@ from voicetest_helpers import (
     Simulate,
     ended_with_recording,
     supervisor_ticket,
-    tone,
-    tone_share,
     wait_for_call,
 )
 
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import SPEECH_RMS, CallerTurn, CallScript
+from voice_server.testing.tones import tone, tone_share
 
 pytestmark = pytest.mark.timeout(300)
 

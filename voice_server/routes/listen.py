@@ -4,9 +4,9 @@ the call, so the caller hears nothing.
 The backend authorises and audits the supervisor, then hands the browser this socket's URL on the replica holding the
 call and a one-minute ticket for that call (core/listen_ticket.py; it is no service token). The ticket is the socket's first
 message, never part of the URL (URLs end up in logs). Then the server sends one JSON text frame
-`{"sample_rate": N}` and binary frames of mono PCM16 as the call's recorder commits them (about 0.5 s blocks, so
-0.5-1 s behind the call). Close codes: 4401 bad ticket, 4404 call not live here, 4409 call not recorded; 1000 when
-the call ends.
+`{"sample_rate": N}` and binary frames of mono PCM16 as the call's recorder commits them (0.1 s blocks while someone
+listens, so a few hundred ms behind the call; more when caller audio arrives late). Close codes: 4401 bad ticket,
+4404 call not live here, 4409 call not recorded; 1000 when the call ends.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from voice_server.state import VoiceApp
 router = APIRouter(tags=["media"])
 AppDep = Annotated[VoiceApp, Depends(voice_app_ws)]
 TICKET_WAIT_S = 5.0
-QUEUE_BLOCKS = 20  # about 10 s of audio; a listener that falls further behind loses the oldest
+QUEUE_BLOCKS = 100  # about 10 s of 0.1 s blocks; a listener that falls further behind loses the oldest
 
 
 @router.websocket("/v1/listen/{call_id}")

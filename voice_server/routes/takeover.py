@@ -94,6 +94,7 @@ async def take_over(websocket: WebSocket, call_id: str, app: AppDep) -> None:
     finally:
         for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # a socket error ends its task: nothing to report
         takeover.hand_back(call_live=not live.finished.is_set())
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await websocket.close(code=1000, reason="handed back to the agent")

@@ -213,8 +213,8 @@ with other engineers' test runs (2 cores for eight people): figures are pessimis
 | live-view interim delay (interim on the voice server -> `interim` on the backend's SSE stream) | {cell(result['interim_ms'])} | ≤ 300 ms |
 
 Listen-in taps the call's recorder, which commits mixed audio in 0.1 s blocks while someone listens (0.5 s
-otherwise; voice_server/recording.py): the delay is about one block plus delivery, more when caller audio arrives
-late (the recorder waits for it up to 1 s). The turn delay is the
+otherwise; voice_server/recording.py): the delay is about one block plus delivery (the browser adds its ~50 ms
+scheduling lead), more when caller audio arrives late (the recorder waits for it up to 1 s). The turn delay is the
 event outbox's batching and the backend's apply; interims take the direct relay (voice server -> backend -> SSE).
 Housekeeping throughput: "Operations" above. Raw numbers: `bench/results/live_ops.json`.
 {END}"""

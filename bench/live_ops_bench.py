@@ -42,7 +42,7 @@ from bench.voice_latency import Stack, start_stack  # noqa: E402
 from core.live_feed import LiveFeedEvent  # noqa: E402
 from core.service_auth import mint_service_token  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
-from voice_server.testing.provision import SimLine, provision_line  # noqa: E402
+from voice_server.testing.provision import SimLine, provision_line, supervisor_ticket  # noqa: E402
 from voice_server.testing.runner import DEFAULT_QUESTIONS, synthesize_questions  # noqa: E402
 from voice_server.testing.simulator import CallerTurn, CallScript, SimulatedCall, speech_bounds  # noqa: E402
 from voice_server.testing.tones import tone, tone_share  # noqa: E402
@@ -59,19 +59,6 @@ AGENT = {
     "silence": {"reminder_after_s": 30.0, "max_reminders": 0},
 }
 Timed = tuple[float, Any]
-
-
-async def _live_call(http: httpx.AsyncClient, line: SimLine, caller: str) -> tuple[str, dict[str, Any]]:
-    for _ in range(600):
-        live = [c for c in (await http.get(f"{line.backend_url}/api/v1/live/calls", headers=line.headers)).json()
-                if c["from_number"] == caller]
-        if live:
-            resp = await http.post(f"{line.backend_url}/api/v1/live/calls/{live[0]['id']}/listen",
-                                   headers=line.headers)
-            if resp.status_code == 200:
-                return str(live[0]["id"]), dict(resp.json())
-        await asyncio.sleep(0.05)
-    raise RuntimeError("the call never showed up live")
 
 
 async def _listen(ticket: dict[str, Any], out: list[Timed]) -> None:
@@ -130,7 +117,7 @@ async def one_call(http: httpx.AsyncClient, stack: Stack, fake: FakeCarrier, lin
                         status_callback_url=f"{stack.voice_url}/twilio/status")
     fake.register_inbound(sim)
     run = asyncio.create_task(sim.run())
-    call_id, ticket = await _live_call(http, line, caller)
+    call_id, ticket = await supervisor_ticket(http, line, caller, "listen")
     feed: list[Timed] = []
     sse: list[Timed] = []
     blocks: list[Timed] = []

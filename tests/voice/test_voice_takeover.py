@@ -18,14 +18,9 @@ import numpy as np
 import pytest
 import websockets
 from stack_helpers import synthesize
-from voicetest_helpers import (
-    Simulate,
-    ended_with_recording,
-    supervisor_ticket,
-    wait_for_call,
-)
+from voicetest_helpers import Simulate, ended_with_recording, wait_for_call
 
-from voice_server.testing.provision import SimLine
+from voice_server.testing.provision import SimLine, supervisor_ticket
 from voice_server.testing.simulator import SPEECH_RMS, CallerTurn, CallScript
 from voice_server.testing.tones import tone, tone_share
 

@@ -108,21 +108,3 @@ async def heard_text(asr: AsrServer, report: CallReport) -> str:
     """What the caller heard during the call, as the real ASR server transcribes it."""
     return await asyncio.to_thread(_transcribe, asr, bytes(report.heard_pcm), report.heard_rate)
 
-
-async def supervisor_ticket(http: httpx.AsyncClient, line: SimLine, caller: str, action: str,
-                            timeout_s: float = 30.0) -> tuple[str, dict[str, Any]]:
-    """The live call from `caller` (other tests' calls may be live in the same organisation) and a supervisor's
-    ticket for it (`listen` or `takeover`), once the backend can reach the replica holding it."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        live = [c for c in (await http.get(f"{line.backend_url}/api/v1/live/calls", headers=line.headers)).json()
-                if c["from_number"] == caller]
-        if live:
-            resp = await http.post(f"{line.backend_url}/api/v1/live/calls/{live[0]['id']}/{action}",
-                                   headers=line.headers)
-            if resp.status_code == 200:
-                return str(live[0]["id"]), dict(resp.json())
-            assert resp.status_code == 409, resp.text  # the replica has not beaten since the call started
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no live call from {caller}")
-

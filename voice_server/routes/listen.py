@@ -18,29 +18,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
-from core.listen_ticket import ticket_allows
-from voice_server.routes.deps import voice_app_ws
+from voice_server.routes.deps import admit_supervisor, voice_app_ws
 from voice_server.state import VoiceApp
 
 router = APIRouter(tags=["media"])
 AppDep = Annotated[VoiceApp, Depends(voice_app_ws)]
-TICKET_WAIT_S = 5.0
 QUEUE_BLOCKS = 100  # about 10 s of 0.1 s blocks; a listener that falls further behind loses the oldest
 
 
 @router.websocket("/v1/listen/{call_id}")
 async def listen(websocket: WebSocket, call_id: str, app: AppDep) -> None:
-    await websocket.accept()
-    try:
-        ticket = await asyncio.wait_for(websocket.receive_text(), TICKET_WAIT_S)
-    except (TimeoutError, WebSocketDisconnect, KeyError):
-        ticket = ""
-    if not ticket_allows(app.settings.service_token_secret.get_secret_value(), ticket.strip(), call_id):
-        await websocket.close(code=4401, reason="invalid listen ticket")
-        return
-    live = app.calls.find_live(call_id)
+    live = await admit_supervisor(websocket, app, call_id, "listen")
     if live is None:
-        await websocket.close(code=4404, reason="call not live on this voice server")
         return
     queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
 

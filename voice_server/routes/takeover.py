@@ -19,15 +19,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
-from core.listen_ticket import ticket_allows
 from voice_server.media.browser import MAX_AUDIO_FRAME_BYTES
 from voice_server.media.takeover import Takeover
-from voice_server.routes.deps import voice_app_ws
+from voice_server.routes.deps import admit_supervisor, voice_app_ws
 from voice_server.state import VoiceApp
 
 router = APIRouter(tags=["media"])
 AppDep = Annotated[VoiceApp, Depends(voice_app_ws)]
-TICKET_WAIT_S = 5.0
 QUEUE_FRAMES = 500  # about 10 s of 20 ms caller frames; a supervisor further behind loses the oldest
 
 
@@ -54,18 +52,8 @@ async def _caller_to_supervisor(websocket: WebSocket, queue: asyncio.Queue[bytes
 
 @router.websocket("/v1/takeover/{call_id}")
 async def take_over(websocket: WebSocket, call_id: str, app: AppDep) -> None:
-    await websocket.accept()
-    try:
-        ticket = await asyncio.wait_for(websocket.receive_text(), TICKET_WAIT_S)
-    except (TimeoutError, WebSocketDisconnect, KeyError):
-        ticket = ""
-    secret = app.settings.service_token_secret.get_secret_value()
-    if not ticket_allows(secret, ticket.strip(), call_id, purpose="takeover"):
-        await websocket.close(code=4401, reason="invalid take-over ticket")
-        return
-    live = app.calls.find_live(call_id)
+    live = await admit_supervisor(websocket, app, call_id, "takeover")
     if live is None:
-        await websocket.close(code=4404, reason="call not live on this voice server")
         return
     queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE_FRAMES)
 

@@ -28,9 +28,18 @@ pytestmark = pytest.mark.timeout(300)
 
 TAKEOVER_CALLER = "+14155550163"  # this file's own callers: other tests' calls may be live in the same org
 INTERIM_CALLER = "+14155550164"
+HAND_BACK_CALLER = "+14155550165"
 SUPERVISOR_HZ = 1000.0
 MIC_RATE = 16000
 FRAME_BYTES = 640  # 20 ms at 16 kHz, as the browser sends
+
+
+def _loud_frames(report_pcm: bytearray) -> tuple[np.ndarray, list[int], list[int]]:
+    """What the caller heard in 20 ms frames: the loud ones, and those of them that are the supervisor's tone."""
+    heard = np.frombuffer(bytes(report_pcm), dtype=np.int16)
+    frames = heard[: heard.size // 160 * 160].reshape(-1, 160)
+    loud = [i for i, f in enumerate(frames) if np.sqrt(np.mean(f.astype(float) ** 2)) > SPEECH_RMS]
+    return frames, loud, [i for i in loud if tone_share(frames[i], 8000, SUPERVISOR_HZ) > 0.6]
 
 
 def _rms(pcm: bytes) -> float:
@@ -95,10 +104,7 @@ async def test_supervisor_takes_the_call_over(simulate: Simulate, twilio_line: S
     assert {"type": "end", "reason": "call ended"} in events
 
     # What the caller heard: once the supervisor's tone came, nothing but the tone (the agent said nothing more).
-    heard = np.frombuffer(bytes(report.heard_pcm), dtype=np.int16)
-    frames = heard[: heard.size // 160 * 160].reshape(-1, 160)
-    loud = [i for i, f in enumerate(frames) if np.sqrt(np.mean(f.astype(float) ** 2)) > SPEECH_RMS]
-    supervisor = [i for i in loud if tone_share(frames[i], 8000, SUPERVISOR_HZ) > 0.6]
+    _, loud, supervisor = _loud_frames(report.heard_pcm)
     assert len(supervisor) >= 50, "the caller did not hear the supervisor (two 0.8 s tones)"
     agent_after = [i for i in loud if i > supervisor[0] and i not in supervisor]
     assert len(agent_after) <= 2, f"the agent spoke after the take-over ({len(agent_after) * 20} ms of it)"
@@ -107,6 +113,29 @@ async def test_supervisor_takes_the_call_over(simulate: Simulate, twilio_line: S
     texts = [(t["speaker"], t["text"]) for t in detail["turns"]]
     assert ("system", "[supervisor] took over the call") in texts
     assert any(speaker == "caller" and text for speaker, text in texts), "the caller's turn was not transcribed"
+
+
+async def test_handing_back_lets_the_agent_answer_again(simulate: Simulate, twilio_line: SimLine,
+                                                        http: httpx.AsyncClient, tts_url: str) -> None:
+    audio = synthesize(tts_url, "What are your opening hours on Saturday?")
+    script = CallScript(turns=[CallerTurn(audio=audio, gap_s=0.5, label="hours")], hangup_after_s=1.0,
+                        max_duration_s=120)
+    call = asyncio.create_task(simulate(twilio_line, script, from_number=HAND_BACK_CALLER))
+    call_id, ticket = await supervisor_ticket(http, twilio_line, HAND_BACK_CALLER, "takeover")
+    async with websockets.connect(ticket["url"]) as ws:
+        await ws.send(ticket["ticket"])
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "ready"
+        await _speak(ws, 0.6)
+        await ws.send(json.dumps({"type": "hangup"}))  # hand back: the caller asks the agent, who answers
+    report = await asyncio.wait_for(call, 90)
+    _, loud, supervisor = _loud_frames(report.heard_pcm)
+    assert supervisor, "the caller did not hear the supervisor"
+    agent_after = [i for i in loud if i > supervisor[-1] and i not in supervisor]
+    assert len(agent_after) >= 25, "the agent did not answer after the call was handed back"
+    detail = await wait_for_call(http, twilio_line, call_id, lambda c: bool(c.get("end_reason")))
+    speakers = [(t["speaker"], t["text"]) for t in sorted(detail["turns"], key=lambda t: t["turn_index"])]
+    back = speakers.index(("system", "[supervisor] handed the call back to the agent"))
+    assert any(speaker == "agent" and text for speaker, text in speakers[back + 1:]), speakers
 
 
 async def test_live_view_shows_interim_caller_words(simulate: Simulate, twilio_line: SimLine,

@@ -2,7 +2,7 @@
 delay (a call event posted to the backend -> the event on a live stream), against real FerretDB and MinIO with the
 backend in-process (its real lifespan and workers).
 
-Listen-in audio delay is not measured here (it needs a voice server and a call; see docs/live-calls.md).
+Listen-in audio delay needs a voice server and a call: bench/live_ops_bench.py measures it.
 Writes bench/results/ops_bench.json and the "Operations" section of BENCHMARKS.md.
 
     .venv/bin/python bench/ops_bench.py [--calls 300] [--events 40]
@@ -171,7 +171,7 @@ with four other engineers' test runs (2 cores): figures are pessimistic and nois
 |---|---|---|
 | housekeeping: calls erased per second (call, transcript, turns, list row and a {h['recording_bytes'] // 1000} kB recording each) | {h['calls_per_s']} ({h['calls']} calls in {h['seconds']} s, {h['rounds']} sweep rounds) | |
 | live-view event delay p50 / p95 / max (event posted to the backend -> `turn` on the call's live stream, same replica) | {lv['p50_ms']} / {lv['p95_ms']} / {lv['max_ms']} ms ({lv['samples']} events) | ≤ 300 ms |
-| listen-in audio delay | not measured; by construction 0.5-1 s (the recorder's commit block, see docs/live-calls.md) | ≤ 500 ms |
+| listen-in audio delay | measured on the whole stack: "Live operations" (`bench/live_ops_bench.py`) | ≤ 500 ms |
 
 The live-view delay includes the event's ingest (two inserts), the leader's outbox batch (FerretDB reads and
 writes of the call, its turn and its list page) and the stream's read of the call's turns. On a replica that is not

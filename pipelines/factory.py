@@ -59,6 +59,7 @@ from pipelines.silence import SilencePolicy
 from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio
 from pipelines.stt_chain import stt_chain_args
+from pipelines.takeover import AgentGate
 from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.tts_chain import tts_chain_args
@@ -119,6 +120,7 @@ class CallPipeline:
     barge_in: BargeInStartStrategy
     latency: LatencyObserver
     transcript: TranscriptWriter
+    gate: AgentGate  # closed while a supervisor has taken the call over
     clock: CallClock
     system_prompt: str
     greeting: str  # empty when no greeting is to be spoken (none configured, or a reconnect)
@@ -219,7 +221,8 @@ def build_call_pipeline(
     user, assistant = aggregators.user(), aggregators.assistant()
 
     transcript.attach(user, assistant)
-    silence = SilencePolicy(agent.silence, control)
+    gate = AgentGate()
+    silence = SilencePolicy(agent.silence, control, gate)
     silence.attach(user)
 
     @user.event_handler("on_user_turn_stopped")
@@ -240,6 +243,7 @@ def build_call_pipeline(
         *([voicemail.detector] if voicemail else []),
         user,
         AudioEnd(),  # caller audio: the VAD in `user` was its last reader
+        gate,
         *([KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge)]
           if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else []),
         llm,
@@ -277,7 +281,7 @@ def build_call_pipeline(
         flow.attach(worker, llm, context, aggregators)
     return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,
-                        clock=clock, system_prompt=system_prompt,
+                        gate=gate, clock=clock, system_prompt=system_prompt,
                         greeting=greeting if spec.speak_greeting else "",
                         protect_greeting=interruption.protect_greeting, observers=observers, flow=flow,
                         voicemail=voicemail)

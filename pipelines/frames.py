@@ -21,6 +21,12 @@ class PlaybackResumeFrame(SystemFrame):
 
 
 @dataclass
+class InterimsWantedFrame(SystemFrame):
+    """Someone started or stopped watching the call's live view: the STT asks for interim results (or stops) at
+    the next moment it can switch streams without cutting the caller's sentence."""
+
+
+@dataclass
 class PlaybackMarkFrame(DataFrame):
     """Reaches the transport after the audio queued before it has been sent; the transport then sends a carrier
     mark (Twilio) / checkpoint (Vobiz) and resolves `played` when the carrier reports that point was played

@@ -11,12 +11,14 @@ from pipecat.processors.aggregators.llm_response_universal import LLMUserAggrega
 
 from core.agent_config import SilenceConfig
 from pipelines.control import CallControl
+from pipelines.takeover import AgentGate
 
 
 class SilencePolicy:
-    def __init__(self, config: SilenceConfig, control: CallControl) -> None:
+    def __init__(self, config: SilenceConfig, control: CallControl, gate: AgentGate | None = None) -> None:
         self._config = config
         self._control = control
+        self._gate = gate
         self.reminders = 0
         self._last_activity = 0.0
 
@@ -35,6 +37,8 @@ class SilencePolicy:
             self.reminders = 0
 
     async def on_idle(self, aggregator: LLMUserAggregator) -> None:
+        if self._gate is not None and self._gate.stepped_out:
+            return  # a supervisor has the call: the silence is theirs to handle
         if time.monotonic() - self._last_activity < self._config.reminder_after_s:
             return  # the caller pressed keys meanwhile; the agent's answer restarts the timer
         if self.reminders < self._config.max_reminders:

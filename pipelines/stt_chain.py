@@ -33,6 +33,7 @@ from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     Frame,
+    InterimTranscriptionFrame,
     StartFrame,
     TranscriptionFrame,
     VADUserStoppedSpeakingFrame,
@@ -43,6 +44,7 @@ from pipecat.services.nvidia.stt import AudioChunkIterator, NvidiaSTTService, Nv
 from core.agent_config import STTConfig
 from core.egress import EgressPolicy, EgressRefused
 from pipelines.degradation import DegradationPolicy
+from pipelines.frames import InterimsWantedFrame
 from pipelines.resilience import BreakerRegistry
 from pipelines.stt_models import RivaModelCatalog
 
@@ -124,6 +126,9 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.finalize_on_vad_stop = finalize_on_vad_stop
         self.interims = interims
         self._agent_speaking = False
+        # The live view (voice_server/live_feed.py): interims go to it, and are asked for while someone watches.
+        self.on_interim: Callable[[str], None] | None = None
+        self.watched: Callable[[], bool] = lambda: False
         self.half_closed_streams = 0
         self._draining: set[asyncio.Task[None]] = set()  # half-closed streams whose last results are due
         self._channels: dict[str, grpc.aio.Channel] = {}
@@ -189,6 +194,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
         if isinstance(frame, TranscriptionFrame):
             self._since_final.clear()
             self._since_final_bytes = 0
+        elif isinstance(frame, InterimTranscriptionFrame) and self.on_interim is not None and frame.text.strip():
+            self.on_interim(frame.text.strip())
         await super().push_frame(frame, direction)
 
     # -- streaming --------------------------------------------------------------------------------------------
@@ -308,9 +315,13 @@ class FallbackRivaSTTService(NvidiaSTTService):
         return cast(NvidiaSTTSettings, self._settings)
 
     def _want_interims(self) -> bool:
-        return self.interims == "always" or self._agent_speaking
+        return self.interims == "always" or self._agent_speaking or self.watched()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, InterimsWantedFrame):
+            if self._stt_settings.interim_results != self._want_interims() and not self._user_speaking:
+                await self._rotate_stream()
+            return
         await super().process_frame(frame, direction)
         if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
             self._agent_speaking = isinstance(frame, BotStartedSpeakingFrame)

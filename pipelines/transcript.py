@@ -83,6 +83,10 @@ class TranscriptWriter:
         now = self._events.timeline_ms()
         self._emit("system", text, now, now, False, None)
 
+    def redact(self, text: str) -> str:
+        """The agent's redaction, for text shown outside the transcript (interim lines in the live view)."""
+        return self._redactor.redact(text).text if self._redactor is not None else text
+
     def _emit(self, speaker: str, text: str, start_ms: int, end_ms: int, interrupted: bool,
               latency: TurnLatency | None, knowledge: TurnKnowledge | None = None) -> None:
         if self._redactor is not None and self._redactor.enabled:

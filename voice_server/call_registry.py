@@ -18,7 +18,9 @@ from pipelines.factory import CallPipeline
 from pipelines.observers import TurnTiming
 from telephony.call_token import CallClaims
 from voice_server.agent_lookup import AgentLookup
+from voice_server.live_feed import LiveFeed
 from voice_server.media.playout import PlayoutTracker
+from voice_server.media.takeover import Takeover
 
 RECENT_CALLS = 5000
 LATENCY_LOG_CALLS = 500
@@ -33,6 +35,7 @@ class LiveCall(Protocol):
     call: CallPipeline | None
     tracker: PlayoutTracker
     finished: asyncio.Event
+    feed: LiveFeed
 
     def carrier_ended(self, detail: str) -> None:
         ...
@@ -41,6 +44,9 @@ class LiveCall(Protocol):
         ...
 
     def listen(self, sink: Callable[[bytes], None]) -> tuple[int, Callable[[], None]] | None:
+        ...
+
+    async def take_over(self, caller_sink: Callable[[bytes], None]) -> Takeover | None:
         ...
 
 

@@ -16,7 +16,7 @@ from core.log_scrub import install_token_scrubber
 from core.metrics_access import metrics_allowed
 from voice_server.admission import at_capacity
 from voice_server.config import VoiceServerSettings, get_settings
-from voice_server.routes import browser, carriers, internal, listen, media
+from voice_server.routes import browser, carriers, internal, listen, media, takeover
 from voice_server.state import VoiceApp
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
     app.include_router(browser.router)
     app.include_router(internal.router)
     app.include_router(listen.router)
+    app.include_router(takeover.router)
 
     @app.get("/health", tags=["health"])
     async def health() -> dict[str, Any]:

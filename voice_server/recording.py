@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 WAV_HEADER_BYTES = 44
 COMMIT_BLOCK_S = 0.5  # write to disk in blocks of about this much audio
+LISTEN_BLOCK_S = 0.1  # ... or of this much while someone listens in (each block goes out as it is committed)
 CALLER_LATE_S = 1.0  # how long the writer waits for late caller audio before committing
 CALLER_MAX_LAG_S = 0.3  # caller audio lagging the wall clock by more than this is moved forward (gap filled)
 
@@ -173,7 +174,8 @@ class StereoRecorder:
         now = self._now_idx()
         caller_end = self._written + self._caller.size
         horizon = max(min(caller_end, now), now - int(CALLER_LATE_S * self.sample_rate))
-        if horizon - self._written >= int(COMMIT_BLOCK_S * self.sample_rate):
+        block_s = LISTEN_BLOCK_S if self.listeners else COMMIT_BLOCK_S
+        if horizon - self._written >= int(block_s * self.sample_rate):
             self._commit(horizon)
 
     def _commit(self, horizon: int) -> None:

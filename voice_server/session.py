@@ -31,14 +31,17 @@ from core.call_events import (
     ToolInvoked,
     TurnRecorded,
 )
+from core.live_feed import LiveFeedEvent
 from pipelines.factory import CallPipeline, CallServices, CallSpec, build_call_pipeline, opening_frames
-from pipelines.frames import PlaybackMarkFrame
+from pipelines.frames import InterimsWantedFrame, PlaybackMarkFrame
 from pipelines.streaming import StreamingAudio
+from pipelines.stt_chain import FallbackRivaSTTService
 from telephony.base import CarrierError, WarmTransfer
 from telephony.call_token import CallClaims, TransferClaims, mint_transfer_token
 from telephony.registry import CARRIERS, CarrierClients
 from voice_server.call_registry import CallRegistry
 from voice_server.config import VoiceServerSettings
+from voice_server.live_feed import LiveFeed
 from voice_server.media.browser import BrowserEvents, BrowserSerializer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
@@ -48,6 +51,7 @@ from voice_server.media.serializers import (
     TwilioMediaSerializer,
     VobizMediaSerializer,
 )
+from voice_server.media.takeover import Takeover
 from voice_server.media.transport import CarrierTransport
 from voice_server.metrics import VoiceMetrics
 from voice_server.outbox import EventOutbox
@@ -100,10 +104,15 @@ class CallSession:
         self._finished_once = False
         self.started_wall = time.time()
         self.browser_events: BrowserEvents | None = None  # live transcript, browser test calls only
+        self.feed = LiveFeed(self._watch_changed)  # interims and turn notes for the backend's live view
+        self._watch_task: asyncio.Task[None] | None = None
+        self.takeover: Takeover | None = None  # a supervisor's browser has the call (routes/takeover.py)
 
     # -- CallEventSink ----------------------------------------------------------------------------------------
     def turn(self, event: TurnRecorded) -> None:
         self.app.outbox.emit(event)
+        self.feed.publish(LiveFeedEvent(type="turn", speaker=event.speaker, turn_index=event.turn_index,
+                                        at_ms=event.end_ms))
         if self.browser_events is not None:
             self.browser_events.turn(event)
 
@@ -166,6 +175,9 @@ class CallSession:
             self.transport.output().audio_sink = self.recording.recorder
         self.call.latency.turn_listeners.append(self.app.metrics.observe_turn)
         self.app.metrics.watch_pipeline_errors(self.call.worker)
+        if isinstance(self.call.stt, FallbackRivaSTTService):
+            self.call.stt.on_interim = self._interim
+            self.call.stt.watched = lambda: self.feed.watched
         if self.info.carrier == "browser":
             self.browser_events = BrowserEvents(self.transport.send_raw, self.call.stt, self.call.tts)
             self.call.worker.add_observer(self.browser_events)
@@ -246,6 +258,28 @@ class CallSession:
         listeners = self.recording.recorder.listeners
         listeners.append(sink)
         return self.recording.recorder.sample_rate, lambda: listeners.remove(sink) if sink in listeners else None
+
+    def _watch_changed(self) -> None:
+        """The live view started or stopped watching: the STT switches interim results on or off."""
+        if self.call is not None and not self._finished_once:
+            self._watch_task = asyncio.create_task(self.call.worker.queue_frames([InterimsWantedFrame()]),
+                                                   name=f"interims-{self.call_id}")
+
+    def _interim(self, text: str) -> None:
+        if self.feed.watched and self.call is not None:
+            self.feed.publish(LiveFeedEvent(type="interim", text=self.call.transcript.redact(text)[:4000],
+                                            at_ms=self.timeline_ms()))
+
+    async def take_over(self, caller_sink: Callable[[bytes], None]) -> Takeover | None:
+        """A supervisor takes the call: the agent steps out and `caller_sink` gets the caller's audio. None when
+        the call is already taken over or not running."""
+        if (self.takeover is not None and self.takeover.active) or self.call is None or self.transport is None \
+                or self.serializer is None or self.end_reason is not None:
+            return None
+        self.takeover = Takeover(self.call.gate, self.transport.output(), self.serializer, self.call.transcript,
+                                 caller_sink)
+        await self.takeover.begin()
+        return self.takeover
 
     async def whisper(self, text: str) -> None:
         """A supervisor's instruction: added to the agent's context (the caller hears nothing) and to the
@@ -414,6 +448,7 @@ class CallSession:
         self.app.metrics.call_ended(self.info.carrier, reason)
         if self.browser_events is not None:
             await self.browser_events.close()
+        self.feed.close()
         self.finished.set()
         first = self.tracker.first_audio_s
         log.info("call %s ended: %s %s (first agent audio at %s ms)", self.call_id, reason, self.end_detail,

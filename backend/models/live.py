@@ -22,8 +22,16 @@ class WhisperIn(ApiModel):
 
 
 class ListenTicket(BaseModel):
-    """Where the browser listens in, and the one-minute ticket to send as the socket's first message."""
+    """Where the browser listens in (or takes over), and the one-minute ticket to send as the socket's first message."""
 
     url: str = Field(description="WebSocket URL on the voice server that holds the call.")
     ticket: str
     expires_in_s: int
+
+
+class LiveInterim(BaseModel):
+    """The caller's words so far (not stored: the next caller turn replaces it)."""
+
+    speaker: str = "caller"
+    text: str
+    at_ms: int

@@ -37,6 +37,7 @@ from backend.services.erasure import Eraser
 from backend.services.leader import Leadership
 from backend.services.live_calls import LiveCalls
 from backend.services.live_control import LiveControl
+from backend.services.live_interims import InterimRelay
 from backend.services.orgs import OrgService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
@@ -170,7 +171,7 @@ class Services:
                                       backoff_s=settings.knowledge_retry_backoff_s),
             call_deletion=CallDeletionService(db, erasures, audit),
             retention=RetentionService(db, erasures, audit),
-            live=LiveCalls(db),
+            live=LiveCalls(db, interims=InterimRelay(db, http, settings.service_token_secret.get_secret_value())),
             live_control=LiveControl(db, http, audit, settings.service_token_secret.get_secret_value()),
         )
         holder["services"] = services

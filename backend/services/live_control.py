@@ -1,4 +1,5 @@
-"""Supervisors acting on a live call (owners and admins; audited): listen in, whisper an instruction to the agent.
+"""Supervisors acting on a live call (owners and admins; audited): listen in, take over, whisper an instruction to
+the agent.
 
 The voice server is the only process that touches a call; the backend finds the replica that holds it (its
 heartbeat lease lists the call and says where the replica is reached, services/call_leases.py) and forwards the
@@ -9,14 +10,26 @@ from __future__ import annotations
 
 import httpx
 
-from backend.db.collections import CALLS, Db
+from backend.db.collections import CALLS, CALLS_ARCHIVE, Db
+from backend.db.tiered import Tiered
 from backend.errors import ApiError, conflict, not_found
 from backend.models.live import ListenTicket
 from backend.security.permissions import Principal
 from backend.services.audit import AuditLog
 from backend.services.call_leases import VOICE_SERVERS
-from core.listen_ticket import TICKET_TTL_S, mint_listen_ticket
+from core.listen_ticket import TICKET_TTL_S, TicketPurpose, mint_listen_ticket
 from core.service_auth import mint_service_token
+
+
+async def replica_of(db: Db, call_id: str, server_id: str | None) -> str:
+    """The base URL of the live voice-server replica holding the call (its heartbeat lease lists the call)."""
+    leases = [d async for d in db[VOICE_SERVERS].find({"server_id": server_id, "lost_at": None})]
+    holding = [d for d in leases if call_id in (d.get("calls") or [])] or leases
+    urls = [d["url"] for d in sorted(holding, key=lambda d: d["beat_at"], reverse=True) if d.get("url")]
+    if not urls:
+        raise conflict("The voice server holding this call is gone; the call cannot be reached",
+                       "voice_server_gone")
+    return str(urls[0]).rstrip("/")
 
 
 class LiveControl:
@@ -25,31 +38,37 @@ class LiveControl:
         self._http = http
         self._audit = audit
         self._secret = service_token_secret
+        self._calls = Tiered(db, CALLS, CALLS_ARCHIVE)
 
     async def replica_url(self, principal: Principal, call_id: str) -> str:
-        call = await self._db[CALLS].find_one({"_id": call_id}, {"org_id": 1, "ended_at": 1, "voice_server_id": 1})
+        """Where the voice server holding the call is reached. 404: no such call in the organisation; 409
+        `call_ended` for a call that has ended (archived ones included), `voice_server_gone` when its replica
+        stopped beating."""
+        call = await self._calls.find_one(call_id)
         if call is None or call["org_id"] != principal.org_id:
             raise not_found("Live call")
         if call.get("ended_at") is not None:
             raise conflict("The call has ended", "call_ended")
-        leases = [d async for d in self._db[VOICE_SERVERS].find({"server_id": call.get("voice_server_id"),
-                                                                  "lost_at": None})]
-        holding = [d for d in leases if call_id in (d.get("calls") or [])] or leases
-        urls = [d["url"] for d in sorted(holding, key=lambda d: d["beat_at"], reverse=True) if d.get("url")]
-        if not urls:
-            raise conflict("The voice server holding this call is gone; the call cannot be reached",
-                           "voice_server_gone")
-        return str(urls[0]).rstrip("/")
+        return await replica_of(self._db, call_id, call.get("voice_server_id"))
+
+    async def _ticket(self, principal: Principal, call_id: str, purpose: TicketPurpose, action: str
+                      ) -> ListenTicket:
+        url = await self.replica_url(principal, call_id)
+        ws = "wss://" + url.removeprefix("https://") if url.startswith("https://") else \
+            "ws://" + url.removeprefix("http://")
+        ticket = mint_listen_ticket(self._secret, call_id, purpose=purpose)
+        await self._audit.record(principal.org_id, principal, action, "call", call_id)
+        return ListenTicket(url=f"{ws}/v1/{purpose}/{call_id}", ticket=ticket, expires_in_s=TICKET_TTL_S)
 
     async def listen_ticket(self, principal: Principal, call_id: str) -> ListenTicket:
         """Listen-in: the socket on the replica holding the call (voice_server/routes/listen.py) and a ticket
         good for that call only, for a minute."""
-        url = await self.replica_url(principal, call_id)
-        ws = "wss://" + url.removeprefix("https://") if url.startswith("https://") else \
-            "ws://" + url.removeprefix("http://")
-        ticket = mint_listen_ticket(self._secret, call_id)
-        await self._audit.record(principal.org_id, principal, "call.listened", "call", call_id)
-        return ListenTicket(url=f"{ws}/v1/listen/{call_id}", ticket=ticket, expires_in_s=TICKET_TTL_S)
+        return await self._ticket(principal, call_id, "listen", "call.listened")
+
+    async def takeover_ticket(self, principal: Principal, call_id: str) -> ListenTicket:
+        """Take-over: the socket on the replica holding the call (voice_server/routes/takeover.py) where the
+        supervisor's browser replaces the agent, and a one-minute ticket for that call only."""
+        return await self._ticket(principal, call_id, "takeover", "call.taken_over")
 
     async def whisper(self, principal: Principal, call_id: str, text: str) -> None:
         url = await self.replica_url(principal, call_id)

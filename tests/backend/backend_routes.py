@@ -100,6 +100,7 @@ ROUTES: list[RouteCase] = [
     RouteCase("DELETE", "/api/v1/calls/{del_call_id}", P.calls_delete),
     RouteCase("GET", "/api/v1/live/calls", P.calls_read),
     RouteCase("POST", "/api/v1/live/calls/{call_id}/listen", P.calls_supervise),
+    RouteCase("POST", "/api/v1/live/calls/{call_id}/takeover", P.calls_supervise),
     RouteCase("POST", "/api/v1/live/calls/{call_id}/whisper", P.calls_supervise, lambda v: {"text": "Offer a refund"}),
     RouteCase("GET", "/api/v1/privacy/retention", P.org_read),
     RouteCase("PUT", "/api/v1/privacy/retention", P.calls_delete, lambda v: {"recordings_days": 30}),

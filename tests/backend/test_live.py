@@ -78,7 +78,7 @@ async def test_live_call_view(client: httpx.AsyncClient, services: Services) -> 
     assert event == "end" and end["end_reason"] == "caller_hangup"
 
 
-async def test_whisper_and_listen_are_for_admins_and_need_the_calls_replica(client: httpx.AsyncClient,
+async def test_whisper_listen_and_takeover_are_for_admins_and_need_the_calls_replica(client: httpx.AsyncClient,
                                                                  services: Services) -> None:
     owner = await register(client, "whisper")
     admin = await add_member(client, owner, "admin")
@@ -97,7 +97,17 @@ async def test_whisper_and_listen_are_for_admins_and_need_the_calls_replica(clie
     assert (await client.post(listen, headers=member.headers)).status_code == 403
     resp = await client.post(listen, headers=admin.headers)
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "voice_server_gone"
+    takeover = f"/api/v1/live/calls/{call_id}/takeover"
+    assert (await client.post(takeover, headers=member.headers)).status_code == 403
+    resp = await client.post(takeover, headers=admin.headers)
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "voice_server_gone"
     other = await register(client, "whisper-other")
     assert (await client.post(url, json=body, headers=other.headers)).status_code == 404
+    assert (await client.post(takeover, headers=other.headers)).status_code == 404
     await post_events(client, events[-1:])
-    assert (await client.post(url, json=body, headers=admin.headers)).status_code == 404  # ended: not live
+    # Ended (and moved out of the live list): a clear 409, not a "no such call".
+    for action, payload in ((url, body), (listen, None), (takeover, None)):
+        resp = await client.post(action, json=payload, headers=admin.headers)
+        assert resp.status_code == 409 and resp.json()["error"]["code"] == "call_ended", action
+    audited = [e["action"] async for e in services.db["audit_log"].find({"org_id": owner.org_id})]
+    assert "call.taken_over" not in audited  # nothing was taken over: refused requests leave no audit entry

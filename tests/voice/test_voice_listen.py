@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from typing import Any
 
 import httpx
 import numpy as np
@@ -18,26 +17,12 @@ from stack_helpers import synthesize
 from voicetest_helpers import Simulate, VoiceServer
 
 from core.service_auth import mint_service_token
-from voice_server.testing.provision import SimLine
+from voice_server.testing.provision import SimLine, supervisor_ticket
 from voice_server.testing.simulator import CallerTurn, CallScript
 
 pytestmark = pytest.mark.timeout(240)
 
 CALLER = "+14155550161"  # this test's own caller: other tests' calls may be live in the same organisation
-
-
-async def _ticket(http: httpx.AsyncClient, line: SimLine) -> tuple[str, dict[str, Any]]:
-    for _ in range(200):
-        live = [c for c in (await http.get(f"{line.backend_url}/api/v1/live/calls", headers=line.headers)).json()
-                if c["from_number"] == CALLER]
-        if live:
-            resp = await http.post(f"{line.backend_url}/api/v1/live/calls/{live[0]['id']}/listen",
-                                   headers=line.headers)
-            if resp.status_code == 200:
-                return str(live[0]["id"]), dict(resp.json())
-            assert resp.status_code == 409, resp.text  # the replica has not beaten since the call started
-        await asyncio.sleep(0.1)
-    raise AssertionError("no live call to listen to")
 
 
 async def _refused(url: str, first: str) -> int:
@@ -54,7 +39,7 @@ async def test_listen_in_streams_the_call(simulate: Simulate, twilio_line: SimLi
     script = CallScript(turns=[CallerTurn(audio=audio, gap_s=1.0, label="question")], hangup_after_s=2.0,
                         max_duration_s=60)
     call = asyncio.create_task(simulate(twilio_line, script, from_number=CALLER))
-    call_id, ticket = await _ticket(http, twilio_line)
+    call_id, ticket = await supervisor_ticket(http, twilio_line, CALLER, "listen")
     assert ticket["url"].startswith("ws://") and ticket["url"].endswith(f"/v1/listen/{call_id}")
 
     # The ticket is for listening to this one call only.

@@ -108,3 +108,4 @@ def _transcribe(asr: AsrServer, pcm: bytes, rate: int) -> str:
 async def heard_text(asr: AsrServer, report: CallReport) -> str:
     """What the caller heard during the call, as the real ASR server transcribes it."""
     return await asyncio.to_thread(_transcribe, asr, bytes(report.heard_pcm), report.heard_rate)
+

@@ -139,6 +139,7 @@ class CarrierSerializer(FrameSerializer):
         self.media_frames = 0
         self.caller_audio_s = 0.0
         self.audio_sink: CallAudioSink | None = None  # the call's recording, fed as caller audio arrives
+        self.caller_listeners: list[Callable[[bytes], None]] = []  # a supervisor who took the call over
         self._mark_seq = 0
         self._error_reported = False
 
@@ -214,6 +215,8 @@ class CarrierSerializer(FrameSerializer):
         self.caller_audio_s += len(pcm) / 2 / self.info.in_sample_rate
         if self.audio_sink is not None:
             self.audio_sink.add_caller(pcm, self.info.in_sample_rate, self.tracker.now_s())
+        for listener in self.caller_listeners:
+            listener(pcm)
         return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self.info.in_sample_rate)
 
     def _dtmf_frame(self, digit: Any) -> InputDTMFFrame | None:

@@ -71,6 +71,7 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
         # this, when the carrier's REST API plays them (Vobiz); otherwise pipecat writes them as tones in the
         # stream's audio (Twilio). Set by the session.
         self.send_digits: Callable[[str], Awaitable[bool]] | None = None
+        self.agent_muted = False  # a supervisor took the call over (step_out)
 
     def _supports_native_dtmf(self) -> bool:
         return self.send_digits is not None
@@ -119,6 +120,31 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
 
     # -- writing ----------------------------------------------------------------------------------------------
     async def write_audio_frame(self, frame: OutputAudioRawFrame) -> bool:
+        if self.agent_muted:  # a supervisor has the line (step_out): the agent's audio goes nowhere
+            return False
+        if not await self._send_paced(frame.audio, observe=True):
+            return False
+        frame.metadata["sent_mono"] = time.monotonic()
+        return True
+
+    async def write_supervisor_audio(self, pcm: bytes) -> bool:
+        """A supervisor who took the call over speaks (PCM16 at the output rate): paced and recorded like the
+        agent's audio, whose place it takes."""
+        return await self._send_paced(pcm, observe=False)
+
+    async def step_out(self) -> None:
+        """The agent leaves the line: its audio waiting to be sent is dropped, what the carrier still holds of it
+        is cleared, and later agent audio is not sent until `step_in`."""
+        self.agent_muted = True
+        self._generation += 1
+        self._in_speech_run = False
+        self._resume()
+        await self._clear_carrier()
+
+    def step_in(self) -> None:
+        self.agent_muted = False
+
+    async def _send_paced(self, audio: bytes, observe: bool) -> bool:
         if self._client.is_closing or not self._client.is_connected:
             return False
         generation = self._generation
@@ -138,18 +164,17 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
                 return False
             if self._resumed.is_set():
                 break
-        out = OutputAudioRawFrame(audio=frame.audio, sample_rate=self.sample_rate,
+        out = OutputAudioRawFrame(audio=audio, sample_rate=self.sample_rate,
                                   num_channels=self._params.audio_out_channels)
         if not await self._write_frame(out):
             return False
-        duration = len(frame.audio) / 2 / self.sample_rate / max(1, self._params.audio_out_channels)
-        if self._voice_metrics is not None and not held:
+        duration = len(audio) / 2 / self.sample_rate / max(1, self._params.audio_out_channels)
+        if self._voice_metrics is not None and observe and not held:
             self._observe_pacing(entered_s)
-        self._in_speech_run = True
+        self._in_speech_run = observe
         start = self.tracker.on_audio_sent(duration)
         if self.audio_sink is not None:
-            self.audio_sink.add_agent(frame.audio, self.sample_rate, start)
-        frame.metadata["sent_mono"] = time.monotonic()
+            self.audio_sink.add_agent(audio, self.sample_rate, start)
         return True
 
     def _observe_pacing(self, entered_s: float) -> None:
@@ -165,11 +190,18 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
 
     async def _write_frame(self, frame: Frame) -> bool:
         if isinstance(frame, InterruptionFrame):
-            held = self._paused_since is not None and time.monotonic() - self._paused_since < 30.0
-            if not held and self.tracker.playhead_end_s < self.tracker.now_s() - CLEAR_MARGIN_S:
-                return True  # nothing is playing and nothing was held back: no clear to send
-            self._paused_since = None
-            frame.metadata["cleared_at_s"] = self.tracker.on_clear()
+            if self.agent_muted:
+                return True  # the supervisor is speaking, not the agent: a barge-in must not cut them off
+            return await self._clear_carrier(frame)
+        return await super()._write_frame(frame)
+
+    async def _clear_carrier(self, frame: InterruptionFrame | None = None) -> bool:
+        frame = frame or InterruptionFrame()
+        held = self._paused_since is not None and time.monotonic() - self._paused_since < 30.0
+        if not held and self.tracker.playhead_end_s < self.tracker.now_s() - CLEAR_MARGIN_S:
+            return True  # nothing is playing and nothing was held back: no clear to send
+        self._paused_since = None
+        frame.metadata["cleared_at_s"] = self.tracker.on_clear()
         return await super()._write_frame(frame)
 
     async def write_transport_frame(self, frame: Frame) -> None:

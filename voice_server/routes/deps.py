@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import Header, HTTPException, Request, WebSocket
+import asyncio
 
+from fastapi import Header, HTTPException, Request, WebSocket, WebSocketDisconnect
+
+from core.listen_ticket import TicketPurpose, ticket_allows
 from core.service_auth import ServiceTokenError, verify_service_token
+from voice_server.call_registry import LiveCall
 from voice_server.state import VoiceApp
+
+TICKET_WAIT_S = 5.0
 
 
 def voice_app(request: Request) -> VoiceApp:
@@ -16,6 +22,24 @@ def voice_app(request: Request) -> VoiceApp:
 def voice_app_ws(websocket: WebSocket) -> VoiceApp:
     app: VoiceApp = websocket.app.state.voice
     return app
+
+
+async def admit_supervisor(websocket: WebSocket, app: VoiceApp, call_id: str, purpose: TicketPurpose
+                           ) -> LiveCall | None:
+    """Listen-in and take-over sockets: accepts, reads the ticket (the first message, never part of the URL) and
+    finds the call here; otherwise closes with 4401 (bad ticket) or 4404 (not live here) and returns None."""
+    await websocket.accept()
+    try:
+        ticket = await asyncio.wait_for(websocket.receive_text(), TICKET_WAIT_S)
+    except (TimeoutError, WebSocketDisconnect, KeyError):
+        ticket = ""
+    if not ticket_allows(app.settings.service_token_secret.get_secret_value(), ticket.strip(), call_id, purpose):
+        await websocket.close(code=4401, reason=f"invalid {purpose} ticket")
+        return None
+    live = app.calls.find_live(call_id)
+    if live is None:
+        await websocket.close(code=4404, reason="call not live on this voice server")
+    return live
 
 
 # Carrier webhooks are a few hundred bytes of form fields; anything near this is hostile (and would be held in memory).

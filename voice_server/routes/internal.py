@@ -1,13 +1,16 @@
-"""Service-to-service endpoints (service token): per-call latency for the simulator and benchmarks, status."""
+"""Service-to-service endpoints (service token): per-call latency for the simulator and benchmarks, a live call's
+feed and whisper for the backend's live view, drain and status."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from voice_server.routes.deps import require_service_token, voice_app
@@ -43,6 +46,26 @@ async def whisper(call_id: str, body: WhisperIn, app: AppDep) -> None:
     if live is None or live.call is None:
         raise HTTPException(status_code=404, detail="call not live on this voice server")
     await live.whisper(body.text)
+
+
+@router.get("/calls/{call_id}/live", response_class=StreamingResponse)
+async def live_feed(call_id: str, app: AppDep) -> StreamingResponse:
+    """For the backend's live view: NDJSON lines of core/live_feed.py's LiveFeedEvent (interim caller text, a
+    note of each final turn) from now until the call ends. Interims are asked of the STT while someone watches."""
+    live = app.calls.find_live(call_id)
+    if live is None:
+        raise HTTPException(status_code=404, detail="call not live on this voice server")
+    queue = live.feed.subscribe()
+
+    async def lines() -> AsyncIterator[str]:
+        try:
+            yield "\n"  # headers out at once: the backend knows the feed is open
+            while (event := await queue.get()) is not None:
+                yield event.model_dump_json() + "\n"
+        finally:
+            live.feed.unsubscribe(queue)
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson", headers={"Cache-Control": "no-store"})
 
 
 def _count_wavs(folder: Path) -> int:

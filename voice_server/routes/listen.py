@@ -4,9 +4,9 @@ the call, so the caller hears nothing.
 The backend authorises and audits the supervisor, then hands the browser this socket's URL on the replica holding the
 call and a one-minute ticket for that call (core/listen_ticket.py; it is no service token). The ticket is the socket's first
 message, never part of the URL (URLs end up in logs). Then the server sends one JSON text frame
-`{"sample_rate": N}` and binary frames of mono PCM16 as the call's recorder commits them (about 0.5 s blocks, so
-0.5-1 s behind the call). Close codes: 4401 bad ticket, 4404 call not live here, 4409 call not recorded; 1000 when
-the call ends.
+`{"sample_rate": N}` and binary frames of mono PCM16 as the call's recorder commits them (0.1 s blocks while someone
+listens, so a few hundred ms behind the call; more when caller audio arrives late). Close codes: 4401 bad ticket,
+4404 call not live here, 4409 call not recorded; 1000 when the call ends.
 """
 
 from __future__ import annotations
@@ -18,29 +18,18 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
-from core.listen_ticket import ticket_allows
-from voice_server.routes.deps import voice_app_ws
+from voice_server.routes.deps import admit_supervisor, voice_app_ws
 from voice_server.state import VoiceApp
 
 router = APIRouter(tags=["media"])
 AppDep = Annotated[VoiceApp, Depends(voice_app_ws)]
-TICKET_WAIT_S = 5.0
-QUEUE_BLOCKS = 20  # about 10 s of audio; a listener that falls further behind loses the oldest
+QUEUE_BLOCKS = 100  # about 10 s of 0.1 s blocks; a listener that falls further behind loses the oldest
 
 
 @router.websocket("/v1/listen/{call_id}")
 async def listen(websocket: WebSocket, call_id: str, app: AppDep) -> None:
-    await websocket.accept()
-    try:
-        ticket = await asyncio.wait_for(websocket.receive_text(), TICKET_WAIT_S)
-    except (TimeoutError, WebSocketDisconnect, KeyError):
-        ticket = ""
-    if not ticket_allows(app.settings.service_token_secret.get_secret_value(), ticket.strip(), call_id):
-        await websocket.close(code=4401, reason="invalid listen ticket")
-        return
-    live = app.calls.find_live(call_id)
+    live = await admit_supervisor(websocket, app, call_id, "listen")
     if live is None:
-        await websocket.close(code=4404, reason="call not live on this voice server")
         return
     queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
 

@@ -5,7 +5,9 @@ with TWILIO_API_BASE_URL / VOBIZ_API_BASE_URL pointing at the fake carrier (`car
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -85,3 +87,22 @@ async def provision_line(http: httpx.AsyncClient, backend_url: str, *, carrier: 
                            "carrier's URL?")
     return SimLine(backend_url=backend_url, carrier=carrier, number=number, org_id=org_id, agent_id=str(agent["id"]),
                    account=account, access_token=access_token)
+
+
+async def supervisor_ticket(http: httpx.AsyncClient, line: SimLine, caller: str, action: str,
+                            timeout_s: float = 30.0) -> tuple[str, dict[str, Any]]:
+    """The live call from `caller` (other calls may be live in the same organisation) and a supervisor's ticket
+    for it (`listen` or `takeover`), as soon as the backend can reach the voice server holding it (409 until then)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        live = [c for c in (await http.get(f"{line.backend_url}/api/v1/live/calls", headers=line.headers)).json()
+                if c["from_number"] == caller]
+        if live:
+            resp = await http.post(f"{line.backend_url}/api/v1/live/calls/{live[0]['id']}/{action}",
+                                   headers=line.headers)
+            if resp.status_code == 200:
+                return str(live[0]["id"]), dict(resp.json())
+            if resp.status_code != 409:
+                raise RuntimeError(f"{action}: {resp.status_code} {resp.text}")
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no live call from {caller} to {action}")

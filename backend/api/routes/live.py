@@ -32,7 +32,9 @@ async def live_stream(request: Request, principal: CallsRead, services: Services
 
 @router.get("/calls/{call_id}/stream", response_class=StreamingResponse, responses={
     **NOT_FOUND, 200: {"content": {"text/event-stream": {}},
-                       "description": "`turn` and `tool` as they are applied (those so far first), then `end`."}})
+                       "description": "`turn` and `tool` as they are applied (those so far first), `interim` (the caller's "
+                                      "words so far, never stored; the next caller `turn` replaces it), then "
+                                      "`end`."}})
 async def live_call_stream(call_id: CallId, request: Request, principal: CallsRead,
                            services: ServicesDep) -> StreamingResponse:
     stream = services.live.call_stream(principal, call_id, request.is_disconnected)
@@ -53,6 +55,14 @@ async def listen(call_id: CallId, principal: CallsSupervise, services: ServicesD
     """Owners and admins: where to listen in (a WebSocket on the voice server holding the call; send `ticket` as
     the first message) to the caller and agent mixed; the caller hears nothing. Audited."""
     return await services.live_control.listen_ticket(principal, call_id)
+
+
+@router.post("/calls/{call_id}/takeover", responses={**NOT_FOUND, **CONFLICT})
+async def take_over(call_id: CallId, principal: CallsSupervise, services: ServicesDep) -> ListenTicket:
+    """Owners and admins: take the call over from the agent (a WebSocket on the voice server holding the call;
+    send `ticket` as the first message, then microphone audio; the caller's audio comes back). The agent stays
+    silent until the socket hands the call back. Audited as `call.taken_over`. 409 for an ended call."""
+    return await services.live_control.takeover_ticket(principal, call_id)
 
 
 async def _prepend(first: str, rest: AsyncIterator[str]) -> AsyncIterator[str]:

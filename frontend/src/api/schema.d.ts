@@ -950,6 +950,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/live/calls/{call_id}/takeover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Take Over
+         * @description Owners and admins: take the call over from the agent (a WebSocket on the voice server holding the call;
+         *     send `ticket` as the first message, then microphone audio; the caller's audio comes back). The agent stays
+         *     silent until the socket hands the call back. Audited as `call.taken_over`. 409 for an ended call.
+         */
+        post: operations["take_over"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/live/calls/{call_id}/whisper": {
         parameters: {
             query?: never;
@@ -3736,7 +3758,7 @@ export interface components {
         };
         /**
          * ListenTicket
-         * @description Where the browser listens in, and the one-minute ticket to send as the socket's first message.
+         * @description Where the browser listens in (or takes over), and the one-minute ticket to send as the socket's first message.
          */
         ListenTicket: {
             /** Expires In S */
@@ -9750,7 +9772,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description `turn` and `tool` as they are applied (those so far first), then `end`. */
+            /** @description `turn` and `tool` as they are applied (those so far first), `interim` (the caller's words so far, never stored; the next caller `turn` replaces it), then `end`. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -9788,6 +9810,82 @@ export interface operations {
             };
             /** @description Not found in the caller's organisation */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    take_over: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                call_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListenTicket"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

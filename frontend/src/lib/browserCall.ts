@@ -92,7 +92,9 @@ export class BrowserCall {
   private state: CallState = "idle";
   private speakingTimer: ReturnType<typeof setTimeout> | null = null;
 
-  constructor(private readonly wsUrl: string, private readonly cb: BrowserCallCallbacks = {}) {}
+  /** `firstMessage`: sent instead of the start frame (a supervisor's take-over ticket: the same protocol after it). */
+  constructor(private readonly wsUrl: string, private readonly cb: BrowserCallCallbacks = {},
+              private readonly firstMessage?: string) {}
 
   private setState(s: CallState, detail?: string) {
     this.state = s;
@@ -117,7 +119,7 @@ export class BrowserCall {
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "start", sample_rate: WIRE_RATE, encoding: "pcm_s16le", channels: 1 }));
+      ws.send(this.firstMessage ?? JSON.stringify({ type: "start", sample_rate: WIRE_RATE, encoding: "pcm_s16le", channels: 1 }));
       this.setState("live");
       void this.startCapture();
     };

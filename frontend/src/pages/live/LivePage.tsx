@@ -2,6 +2,7 @@ import { useEffect, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { useAuth } from "../../auth/AuthContext";
 import { Badge, Button, Card, EmptyState, errorMessage, PageHeader, TextField } from "../../components/ui";
+import { BrowserCall } from "../../lib/browserCall";
 import { fmtDuration, fmtMs, humanize } from "../../lib/format";
 import { liveApi, playListenIn, type LiveCall, type LiveTool, type LiveTurn } from "./api";
 
@@ -71,15 +72,20 @@ type Entry = { kind: "turn"; turn: LiveTurn } | { kind: "tool"; tool: LiveTool }
 
 function LiveCallView({ callId }: { callId: string }) {
   const [entries, setEntries] = useState<Entry[]>([]);
+  const [interim, setInterim] = useState<string | null>(null);
   const [ended, setEnded] = useState<string | null>(null);
   const [status, setStatus] = useState("connecting");
   const { can } = useAuth();
   useEffect(() => {
     setEntries([]);
+    setInterim(null);
     setEnded(null);
     const handle = liveApi.call(callId, (e) => {
-      if (e.type === "turn") setEntries((xs) => [...xs, { kind: "turn", turn: e.turn }]);
-      else if (e.type === "tool") setEntries((xs) => [...xs, { kind: "tool", tool: e.tool }]);
+      if (e.type === "interim") setInterim(e.text);
+      else if (e.type === "turn") {
+        if (e.turn.speaker === "caller") setInterim(null); // the final line replaces the interim one
+        setEntries((xs) => [...xs, { kind: "turn", turn: e.turn }]);
+      } else if (e.type === "tool") setEntries((xs) => [...xs, { kind: "tool", tool: e.tool }]);
       else setEnded(e.end_reason ?? e.status ?? "ended");
     }, setStatus);
     return () => handle.close();
@@ -90,7 +96,7 @@ function LiveCallView({ callId }: { callId: string }) {
                   actions={ended ? <Badge tone="neutral">Ended: {humanize(ended)}</Badge> : <ConnectionBadge status={status} />} />
       {!ended && can("admin") ? <Supervise callId={callId} /> : null}
       <Card title="Transcript">
-        {entries.length === 0 ? <p className="muted">Waiting for the first turn…</p> : (
+        {entries.length === 0 && !interim ? <p className="muted">Waiting for the first turn…</p> : (
           <ol className="live-transcript" aria-label="Live transcript">
             {entries.map((e, i) => e.kind === "turn" ? (
               <li key={i} data-speaker={e.turn.speaker}>
@@ -106,6 +112,11 @@ function LiveCallView({ callId }: { callId: string }) {
                 {e.tool.name} · {fmtMs(e.tool.duration_ms)}
               </li>
             ))}
+            {interim ? (
+              <li className="muted" data-speaker="caller" data-interim="true">
+                <strong>Caller:</strong> {interim}…
+              </li>
+            ) : null}
           </ol>
         )}
       </Card>
@@ -113,11 +124,32 @@ function LiveCallView({ callId }: { callId: string }) {
   );
 }
 
-/** Owners and admins: listen in (read-only) and whisper an instruction to the agent. */
+/** Owners and admins: listen in (read-only), take the call over (microphone; the agent steps out until handed back)
+ * and whisper an instruction to the agent. */
 function Supervise({ callId }: { callId: string }) {
   const [listening, setListening] = useState<(() => void) | null>(null);
   const [note, setNote] = useState("");
   const [message, setMessage] = useState<string | null>(null);
+  const [takenOver, setTakenOver] = useState<BrowserCall | null>(null);
+  useEffect(() => () => takenOver?.hangup(), [takenOver]);
+  const takeOver = async () => {
+    try {
+      const ticket = await liveApi.takeover(callId);
+      const call = new BrowserCall(ticket.url, {
+        onState: (s, detail) => {
+          if (s === "ended" || s === "failed") {
+            setTakenOver(null);
+            setMessage(detail ? `Take-over ended: ${detail}` : "The agent has the call again.");
+          }
+        },
+      }, ticket.ticket);
+      setTakenOver(call);
+      setMessage("You have the call: the agent is silent until you hand it back.");
+      await call.start();
+    } catch (e) {
+      setMessage(errorMessage(e));
+    }
+  };
   useEffect(() => () => listening?.(), [listening]);
   const listen = async () => {
     try {
@@ -144,6 +176,8 @@ function Supervise({ callId }: { callId: string }) {
     <Card title="Supervise">
       {listening ? <Button onClick={() => { listening(); setListening(null); }}>Stop listening</Button>
         : <Button onClick={() => void listen()}>Listen in</Button>}
+      {takenOver ? <Button onClick={() => takenOver.hangup()}>Hand back to the agent</Button>
+        : <Button onClick={() => void takeOver()}>Take over</Button>}
       <TextField label="Whisper to the agent" value={note} onChange={(e) => setNote(e.target.value)} maxLength={1000} />
       <Button onClick={() => void whisper()} disabled={!note.trim()}>Send instruction</Button>
       {message ? <p role="status">{message}</p> : null}

@@ -43,6 +43,7 @@ export interface LiveTool {
 
 export type LiveCallEvent =
   | { type: "turn"; turn: LiveTurn }
+  | { type: "interim"; text: string }
   | { type: "tool"; tool: LiveTool }
   | { type: "end"; end_reason: string | null; status: string | null };
 
@@ -59,6 +60,8 @@ export const liveApi = {
   whisper: (id: string, text: string) => http.post<void>(`/live/calls/${encodeURIComponent(id)}/whisper`, { text }),
   /** Owners and admins: where to listen in (a socket on the voice server holding the call). */
   listen: (id: string) => http.post<ListenTicket>(`/live/calls/${encodeURIComponent(id)}/listen`),
+  /** Owners and admins: take the call over (a socket on the voice server holding the call; the agent steps out). */
+  takeover: (id: string) => http.post<ListenTicket>(`/live/calls/${encodeURIComponent(id)}/takeover`),
   /** `calls` with the whole list whenever it changes. */
   calls: (onCalls: (calls: LiveCall[]) => void, onStatus?: (s: string) => void): SseHandle =>
     openEventStream("/live/stream", {
@@ -68,7 +71,7 @@ export const liveApi = {
       },
       onStatus,
     }),
-  /** `turn` and `tool` as they are applied (those so far first), then `end`. */
+  /** `turn` and `tool` as they are applied (those so far first), `interim` caller words, then `end`. */
   call: (id: string, onEvent: (e: LiveCallEvent) => void, onStatus?: (s: string) => void): SseHandle => {
     let ended = false;
     return openEventStream(`/live/calls/${encodeURIComponent(id)}/stream`, {
@@ -76,6 +79,9 @@ export const liveApi = {
         if (m.event === "turn") {
           const turn = parse<LiveTurn>(m.data);
           if (turn) onEvent({ type: "turn", turn });
+        } else if (m.event === "interim") {
+          const interim = parse<{ text: string }>(m.data);
+          if (interim) onEvent({ type: "interim", text: interim.text });
         } else if (m.event === "tool") {
           const tool = parse<LiveTool>(m.data);
           if (tool) onEvent({ type: "tool", tool });

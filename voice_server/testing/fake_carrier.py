@@ -116,10 +116,23 @@ class FakeCall:
     answered_by: str | None = None  # the AMD verdict sent
     spoken_message: str | None = None  # <Say>/<Speak> the call was redirected to (e.g. a voicemail message)
     digits_sent: list[str] = field(default_factory=list)  # Vobiz DTMF API: keypad tones played to the callee
+    bridged_with: str | None = None  # warm transfer: the call this one met in a conference room
 
     @property
     def over(self) -> bool:
         return self.status in ("completed", "busy", "no-answer", "failed", "canceled")
+
+
+def _room(document: str) -> str | None:
+    """The conference a TwiML / Vobiz XML document enters (`<Dial><Conference>` or Vobiz's `<Conference>`)."""
+    with contextlib.suppress(ET.ParseError):
+        root = ET.fromstring(document)  # noqa: S314 - the voice server's own document, read by a test double
+        conference = root.find("Conference")
+        if conference is None:
+            conference = root.find("Dial/Conference")
+        if conference is not None:
+            return (conference.text or "").strip() or None
+    return None
 
 
 def _twilio_error(status: int, code: int, message: str) -> JSONResponse:
@@ -358,7 +371,11 @@ class FakeCarrier:
                                                          "To": call.to_number.lstrip("+")})
             call.redirect_twiml = resp.text
             self._apply_twiml(call, resp.text)
-            await self._end_by_api(call, "completed", reason="redirected")
+            if _room(resp.text) and call.sim is not None:
+                # Waiting in a conference (warm transfer, reference R3): the stream ends, the call goes on.
+                await call.sim.carrier_hangup("redirected")
+            else:
+                await self._end_by_api(call, "completed", reason="redirected")
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "call transferred", "call_uuid": call.sid},
                                 status_code=202)
 
@@ -435,6 +452,8 @@ class FakeCarrier:
             if spoken is not None:
                 call.spoken_message = (spoken.text or "").strip()
             dial = root.find("Dial")
+            if root.find("Conference") is not None:  # Vobiz: <Conference> is a top-level verb (reference R3)
+                call.transferred_to = f"conference:{_room(document)}"
             if dial is not None:
                 number = dial.find("Number")
                 conference = dial.find("Conference")
@@ -497,6 +516,7 @@ class FakeCarrier:
                 return
             if call.answer_url is None:  # inline TwiML (e.g. the human leg of a warm transfer)
                 await self._status(call, "in-progress")
+                self._join_room(call, call.redirect_twiml or "")
                 await asyncio.sleep(0.2)
                 await self._status(call, "completed")
                 return
@@ -526,6 +546,21 @@ class FakeCarrier:
                 side.append(asyncio.create_task(self._callee_hangs_up(call, sim, callee.hangup_after_answer_s)))
             try:
                 call.report = await sim.run()
+            except ValueError:
+                if not _room(sim.report.answer_xml or ""):
+                    raise
+                # An answer document that enters a conference (the human of a Vobiz warm transfer): no stream;
+                # the leg hears what it says, then meets whoever waits in the room.
+                call.report = sim.report
+                self._apply_twiml(call, sim.report.answer_xml or "")
+                call.redirect_twiml = sim.report.answer_xml
+                self._join_room(call, sim.report.answer_xml or "")
+                await asyncio.sleep(0.2)
+                for task in side:
+                    task.cancel()
+                if not call.over:
+                    await self._status(call, "completed")
+                return
             except Exception as exc:  # noqa: BLE001 - whatever failed on the media side, the carrier ends the call
                 # Like the carrier: an answer URL or stream it cannot use ends the call (Twilio reads an application
                 # error and reports completed; Vobiz hangs up with 7011) and the final callback still goes out.
@@ -569,6 +604,16 @@ class FakeCarrier:
         await self._post_signed(call, call.amd_callback, params)
         if machine and call.carrier == "vobiz" and call.machine_detection == "hangup":
             await self._end_by_api(call, "completed", reason="machine_detected")
+
+    def _join_room(self, call: FakeCall, document: str) -> None:
+        """A leg enters a conference: it is bridged with the call waiting there (a warm transfer's caller)."""
+        room = _room(document)
+        if not room:
+            return
+        waiting = next((c for c in self.calls.values() if c is not call and not c.over
+                        and c.transferred_to == f"conference:{room}"), None)
+        if waiting is not None:
+            waiting.bridged_with, call.bridged_with = call.sid, waiting.sid
 
     @staticmethod
     async def _callee_hangs_up(call: FakeCall, sim: SimulatedCall, after_s: float) -> None:

@@ -58,7 +58,7 @@ from pipelines.shared_models import SharedModels
 from pipelines.silence import SilencePolicy
 from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio
-from pipelines.stt_chain import stt_chain_args
+from pipelines.stt_chain import FallbackRivaSTTService, stt_chain_args
 from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.tts_chain import tts_chain_args
@@ -229,8 +229,11 @@ def build_call_pipeline(
     voicemail = None
     if spec.outbound and agent.voicemail.detect_in_call and spec.speak_greeting:
         message = agent.fill(agent.voicemail.message, spec.variables)
-        voicemail = InCallVoicemail(agent.voicemail, message, lambda text: control.end_call(
-            "voicemail", goodbye=text, detail="in-call voicemail detection"))
+        voicemail = InCallVoicemail(agent.voicemail, message, lambda text, detail: control.end_call(
+            "voicemail", goodbye=text, detail=detail))
+        if isinstance(stt, FallbackRivaSTTService):  # interims while undecided: a cue in them decides early
+            stt.screening = True
+            voicemail.on_decided = stt.stop_screening
     pipeline = Pipeline([
         transport.input(),
         dtmf,

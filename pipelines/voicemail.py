@@ -40,8 +40,17 @@ from pipecat.classifiers.base_classifier import (
     ClassifierQuestion,
     ClassifierResult,
 )
-from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
-from pipecat.frames.frames import Frame, InputAudioRawFrame, InterimTranscriptionFrame, TTSSpeakFrame
+from pipecat.extensions.voicemail.voicemail_detector import TTSGate, VoicemailDetector
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    TTSTextFrame,
+)
 from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
@@ -117,6 +126,31 @@ def is_tone(chunk: np.ndarray, rate: int) -> bool:
     return bool(near / spectrum.sum() > 0.6)
 
 
+_TTS_FRAMES = (TTSStartedFrame, TTSStoppedFrame, TTSTextFrame, TTSAudioRawFrame)
+
+
+class _Gate(TTSGate):
+    """The extension's gate clears what it holds at a voicemail verdict and then opens; a verdict that comes before
+    the greeting is synthesised (an early cue, a beep, the carrier's AMD on a slow machine) would let the greeting
+    through. After a voicemail verdict this gate passes speech only once the message is being left, and never
+    the speech of a TTS context it already dropped."""
+
+    def __init__(self, gate: TTSGate) -> None:
+        super().__init__(gate._conversation_notifier, gate._voicemail_notifier)
+        self.voicemail = False
+        self.leaving = False
+        self._dropped: set[str | None] = set()
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if self.voicemail and isinstance(frame, _TTS_FRAMES):
+            context_id = getattr(frame, "context_id", None)
+            if not self.leaving or (context_id is not None and context_id in self._dropped):
+                await FrameProcessor.process_frame(self, frame, direction)
+                self._dropped.add(context_id)
+                return
+        await super().process_frame(frame, direction)
+
+
 class _Detector(VoicemailDetector):
     """After a voicemail verdict the extension lets nothing reach the conversation; the message we leave (queued
     at the pipeline's start like every spoken line, with its playback mark) must still get through. Interim
@@ -125,6 +159,12 @@ class _Detector(VoicemailDetector):
     def __init__(self, *, on_early_voicemail: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_early_voicemail = on_early_voicemail
+        self._tts_gate = self.held = _Gate(self._tts_gate)
+
+    async def _decide(self, label: Literal["voicemail", "conversation"]) -> None:
+        if label == "voicemail":
+            self.held.voicemail = True
+        await super()._decide(label)
 
     @property
     def decision(self) -> str | None:
@@ -213,5 +253,6 @@ class InCallVoicemail:
     async def _leave_once(self) -> None:
         if not self._left:
             self._left = True
+            self.detector.held.leaving = True
             detail = f"in-call voicemail detection ({self.decided_by}, after {self.decided_after_s} s)"
             self._task = asyncio.ensure_future(self._leave(self._message, detail))

@@ -7,16 +7,14 @@ first, even for a greeting whose words alone would pass for a person."""
 from __future__ import annotations
 
 import asyncio
-import os
 
 import httpx
 import numpy as np
 import pytest
 from stack_helpers import synthesize
-from voicetest_helpers import VoiceServer, ended_with_recording, wait_for_call
+from voicetest_helpers import VoiceServer, ended_with_recording, outbound_call_record, wait_for_call
 
 from core.call_events import CarrierCredentials
-from core.service_auth import mint_service_token
 from telephony.base import OutboundCallRequest
 from telephony.twilio import TwilioRestClient
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
@@ -35,12 +33,7 @@ def _beep() -> bytes:
 
 async def _outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
                     callee: str, answer: bytes, amd: str | None = None) -> dict:  # type: ignore[type-arg]
-    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "dialer")
-    resp = await http.post(f"{line.backend_url}/internal/v1/calls", headers={"Authorization": f"Bearer {token}"},
-                           json={"org_id": line.org_id, "agent_id": line.agent_id, "from_number": line.number,
-                                 "to_number": callee, "carrier": "twilio"})
-    assert resp.status_code == 201, resp.text
-    call_id = resp.json()["call_id"]
+    call_id = await outbound_call_record(http, line, callee, "twilio")
     fake.callees[callee] = ScriptedCallee(
         outcome="voicemail" if amd else "human", answered_by=amd or "human", amd_delay_s=2.0,
         script=CallScript(turns=[CallerTurn(audio=answer, at_s=0.6, label="answer")], hangup_after_s=None,

@@ -23,7 +23,8 @@ Like the carrier, a created call rings, is answered by a scripted callee (or is 
 the answer URL and opens the media stream with the telephony simulator, and posts the status / hangup callbacks.
 An answering machine ("voicemail" callee) answers like a person; when the call asked for machine detection the
 verdict goes to the async AMD callback (Twilio AsyncAmdStatusCallback with AnsweredBy, B6; Vobiz
-machine_detection_url with Machine=true/false, A3). An answer URL that cannot be reached ends the call the carrier's
+machine_detection_url with Machine=true/false, A3). A callee with a `menu` is a simulated phone menu: keys played
+to it through the Vobiz DTMF API route it to the branch, which speaks. An answer URL that cannot be reached ends the call the carrier's
 way (Twilio: completed; Vobiz: hangup code 7011). `calls` keeps every call with its wall-clock life span, so tests
 can assert concurrency caps from the carrier's own log (`max_active_calls_seen`, `max_concurrent()`).
 A hang-up or transfer through the API ends the simulated media stream the carrier's way. Every request is logged
@@ -67,6 +68,9 @@ class ScriptedCallee:
     amd_delay_s: float = 0.3  # how long after the answer the AMD verdict comes
     # The callee (or answering machine) hangs up this long after answering, whatever the call is doing.
     hangup_after_answer_s: float | None = None
+    # A simulated phone menu: what the callee says when a key is pressed (PCM16 mono 8 kHz), e.g. "2" -> "Billing,
+    # how can I help?". The menu's own prompt is the script's first turn. Keys arrive by Vobiz's DTMF API.
+    menu: dict[str, bytes] = field(default_factory=dict)
     # False: the answered call carries no media (the answer URL is not fetched); for dialer benchmarks that measure
     # the carrier API and callbacks only, without a voice server.
     media: bool = True
@@ -390,6 +394,11 @@ class FakeCarrier:
             if not re.fullmatch(r"[0-9*#wW]{1,64}", digits):
                 return JSONResponse({"api_id": uuid.uuid4().hex, "error": "invalid digits"}, status_code=400)
             call.digits_sent.append(digits)
+            callee = self.callees.get(call.to_number)
+            if callee is not None and call.sim is not None:
+                for key in digits:
+                    if key in callee.menu:
+                        call.sim.say(callee.menu[key])  # the menu routes the call: the branch answers
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "digits sent"}, status_code=202)
 
         @app.get("/api/v1/Account/{auth_id}/Call/{call_uuid}/")

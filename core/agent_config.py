@@ -262,6 +262,18 @@ class VoicemailConfig(StrictModel):
                                       description="Quiet after the callee speaks before the verdict acts.")
 
 
+class PhoneMenuConfig(StrictModel):
+    """Outbound calls that may reach an automated phone menu: pipecat's IVR navigator works it towards `goal`
+    with keypad tones, then hands over to the normal conversation (pipelines/ivr.py)."""
+
+    goal: str = Field(min_length=3, max_length=500, description="What to reach, e.g. 'the billing department'.")
+    keys: str = Field(default="0123456789*#", pattern=r"^[0-9*#]{1,12}$",
+                      description="The keys the navigator may press (e.g. leave out 0 to never ask for an operator).")
+    constrain_output: bool = Field(
+        default=True, description="Constrain the LLM's replies to the navigator's commands with a llama.cpp "
+                                  "grammar: for the embedded server (others ignore or refuse `grammar`).")
+
+
 class AgentConfig(StrictModel):
     """The behaviour of one agent version."""
 
@@ -298,6 +310,7 @@ class AgentConfig(StrictModel):
     voicemail: VoicemailConfig = VoicemailConfig()
     enable_send_digits: bool = Field(default=False, description="Offer the send_digits tool: keypad tones to the "
                                                                 "other party, e.g. to work a phone menu.")
+    phone_menu: PhoneMenuConfig | None = Field(default=None, description="Outbound: navigate a phone menu first.")
     flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
                                                              "(core/agent_flow.py); system_prompt is its role.")
 

@@ -46,6 +46,7 @@ from core.redaction import Redactor
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
 from pipelines.flows import FlowRun
+from pipelines.ivr import PhoneMenu
 from pipelines.keypad import Keypad, collect_digits_tool, send_digits_tool
 from pipelines.knowledge import KnowledgeInjector, search_knowledge_tool
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
@@ -58,7 +59,7 @@ from pipelines.shared_models import SharedModels
 from pipelines.silence import SilencePolicy
 from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio
-from pipelines.stt_chain import stt_chain_args
+from pipelines.stt_chain import FallbackRivaSTTService, stt_chain_args
 from pipelines.takeover import AgentGate
 from pipelines.tools import ToolContext, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
@@ -204,8 +205,13 @@ def build_call_pipeline(
         resume_on_false_interruption=interruption.resume_on_false_interruption,
         false_interruption_timeout_s=interruption.false_interruption_timeout_s,
     )
+    # Outbound with a phone menu to work first: the navigator takes the LLM's place and the greeting waits for
+    # the hand-over (pipelines/ivr.py); in-call voicemail detection does not run then.
+    menu = None
+    if spec.outbound and agent.phone_menu is not None and agent.flow is None and spec.speak_greeting:
+        menu = PhoneMenu(agent.phone_menu, llm, tool_ctx, greeting, agent.llm.endpoint.timeout_s)
     mute: list[BaseUserMuteStrategy] = []
-    if greeting and spec.speak_greeting and interruption.protect_greeting:
+    if greeting and spec.speak_greeting and interruption.protect_greeting and menu is None:
         mute.append(MuteUntilFirstBotCompleteUserMuteStrategy())
     aggregators = LLMContextAggregatorPair(
         context,
@@ -231,10 +237,13 @@ def build_call_pipeline(
 
     speech = BotSpeechTracker()
     voicemail = None
-    if spec.outbound and agent.voicemail.detect_in_call and spec.speak_greeting:
+    if spec.outbound and agent.voicemail.detect_in_call and spec.speak_greeting and menu is None:
         message = agent.fill(agent.voicemail.message, spec.variables)
-        voicemail = InCallVoicemail(agent.voicemail, message, lambda text: control.end_call(
-            "voicemail", goodbye=text, detail="in-call voicemail detection"))
+        voicemail = InCallVoicemail(agent.voicemail, message, lambda text, detail: control.end_call(
+            "voicemail", goodbye=text, detail=detail))
+        if isinstance(stt, FallbackRivaSTTService):  # interims while undecided: a cue in them decides early
+            stt.screening = True
+            voicemail.on_decided = stt.stop_screening
     pipeline = Pipeline([
         transport.input(),
         dtmf,
@@ -246,7 +255,7 @@ def build_call_pipeline(
         gate,
         *([KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge)]
           if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else []),
-        llm,
+        *(menu.processors if menu else [llm]),
         tts,
         *([voicemail.detector.gate()] if voicemail else []),
         transport.output(),
@@ -282,7 +291,7 @@ def build_call_pipeline(
     return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,
                         gate=gate, clock=clock, system_prompt=system_prompt,
-                        greeting=greeting if spec.speak_greeting else "",
+                        greeting=greeting if spec.speak_greeting and menu is None else "",
                         protect_greeting=interruption.protect_greeting, observers=observers, flow=flow,
                         voicemail=voicemail)
 
@@ -292,6 +301,9 @@ def opening_frames(call: CallPipeline) -> list[Any]:
     if not call.greeting:
         return []
     frame = TTSSpeakFrame(call.greeting, append_to_context=True)
-    if call.protect_greeting:
+    # Held by in-call voicemail detection, the greeting must stay interruptible: a voicemail verdict that comes
+    # before its speech is synthesised (an early cue, a beep, the carrier's AMD) interrupts it, or it would play to
+    # the machine once the gate opens.
+    if call.protect_greeting and call.voicemail is None:
         frame.interruptible = False
     return [frame]

@@ -13,7 +13,9 @@
   audio already goes to a fresh stream. The old stream's results are still read until the server ends it.
 - Interim results (`interims`): "while_agent_speaks" asks for them only while the agent is talking, where
   barge-in counts the caller's words; otherwise each one is a Whisper decode competing with the final's
-  (the stream is switched the same way when the agent starts or stops).
+  (the stream is switched the same way when the agent starts or stops). While an outbound call's voicemail
+  verdict is pending (`screening`), interims are asked for too: a voicemail cue in them decides early
+  (pipelines/voicemail.py); the stream switches back at the caller's next pause once the verdict is in.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.used: list[str] = []  # servers streamed to, in order (tests, logs)
         self.finalize_on_vad_stop = finalize_on_vad_stop
         self.interims = interims
+        self.screening = False
         self._agent_speaking = False
         # The live view (voice_server/live_feed.py): interims go to it, and are asked for while someone watches.
         self.on_interim: Callable[[str], None] | None = None
@@ -315,7 +318,10 @@ class FallbackRivaSTTService(NvidiaSTTService):
         return cast(NvidiaSTTSettings, self._settings)
 
     def _want_interims(self) -> bool:
-        return self.interims == "always" or self._agent_speaking or self.watched()
+        return self.interims == "always" or self._agent_speaking or self.screening or self.watched()
+
+    def stop_screening(self) -> None:
+        self.screening = False
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, InterimsWantedFrame):

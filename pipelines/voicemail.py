@@ -11,17 +11,25 @@ TTS) holds the agent's speech until the verdict. Around it:
   `no_beep_wait_s` of quiet once the words decided (the extension's own delay): a defined behaviour either way.
 - The message is said in the agent's voice, then the call hangs up (end reason `voicemail`).
 
-The carrier's AMD result (campaign callbacks, backend/campaigns) still redirects a machine the carrier detects;
-this runs inside the call for the ones it does not.
+- The carrier's AMD verdict (Twilio AnsweredBy, Vobiz Machine=true/false; the voice server's /{carrier}/amd
+  route) decides too, whichever of the three comes first: a machine verdict decides voicemail (and one that says
+  the greeting is over, Twilio's machine_end_*, starts the message at once), `human` decides a conversation.
+- Early verdict: the cue phrases are checked on the ASR's interim transcripts as well, so a greeting that says
+  "you've reached" or "leave a message" is decided voicemail while it is still playing, instead of after it ends
+  and the quiet that follows (the message itself still waits for the beep or the quiet).
+
+Campaign calls keep the campaign's own AMD policy (backend/campaigns/callbacks.py); single API calls of an agent
+with in-call detection ask the carrier for AMD with this voice server's route as the callback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pipecat.classifiers.base_classifier import (
@@ -32,13 +40,23 @@ from pipecat.classifiers.base_classifier import (
     ClassifierQuestion,
     ClassifierResult,
 )
-from pipecat.extensions.voicemail.voicemail_detector import VoicemailDetector
-from pipecat.frames.frames import Frame, InputAudioRawFrame, TTSSpeakFrame
+from pipecat.extensions.voicemail.voicemail_detector import TTSGate, VoicemailDetector
+from pipecat.frames.frames import (
+    Frame,
+    InputAudioRawFrame,
+    InterimTranscriptionFrame,
+    TTSAudioRawFrame,
+    TTSSpeakFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    TTSTextFrame,
+)
 from pipecat.metrics.metrics import LLMTokenUsage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from core.agent_config import VoicemailConfig
 from pipelines.frames import PlaybackMarkFrame
+from telephony.base import MachineDetection
 
 VOICEMAIL_CUES = re.compile(
     r"\b(you'?ve reached|you have reached|leave (me |us )?(a |your )?(message|name|number)|after the (tone|beep)|"
@@ -70,6 +88,7 @@ class BeepDetector(FrameProcessor):
 
     def __init__(self, on_beep: Callable[[], Awaitable[None]], *, min_s: float = 0.15) -> None:
         super().__init__()
+        self.hearing = asyncio.Event()  # the callee's audio flows: the pipeline runs
         self._on_beep = on_beep
         self._min_s = min_s
         self._buffer = np.zeros(0, dtype=np.float64)
@@ -79,6 +98,7 @@ class BeepDetector(FrameProcessor):
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame) and not self._fired:
+            self.hearing.set()
             await self._listen(frame.audio, frame.sample_rate)
         await self.push_frame(frame, direction)
 
@@ -106,11 +126,60 @@ def is_tone(chunk: np.ndarray, rate: int) -> bool:
     return bool(near / spectrum.sum() > 0.6)
 
 
-class _Detector(VoicemailDetector):
-    """After a voicemail verdict the extension lets nothing reach the conversation; the message we leave (queued
-    at the pipeline's start like every spoken line, with its playback mark) must still get through."""
+_TTS_FRAMES = (TTSStartedFrame, TTSStoppedFrame, TTSTextFrame, TTSAudioRawFrame)
+
+
+class _Gate(TTSGate):
+    """The extension's gate clears what it holds at a voicemail verdict and then opens; a verdict that comes before
+    the greeting is synthesised (an early cue, a beep, the carrier's AMD on a slow machine) would let the greeting
+    through. After a voicemail verdict this gate passes speech only once the message is being left, and never
+    the speech of a TTS context it already dropped."""
+
+    def __init__(self, gate: TTSGate) -> None:
+        super().__init__(gate._conversation_notifier, gate._voicemail_notifier)
+        self.voicemail = False
+        self.leaving = False
+        self._dropped: set[str | None] = set()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if self.voicemail and isinstance(frame, _TTS_FRAMES):
+            context_id = getattr(frame, "context_id", None)
+            if not self.leaving or (context_id is not None and context_id in self._dropped):
+                await FrameProcessor.process_frame(self, frame, direction)
+                self._dropped.add(context_id)
+                return
+        await super().process_frame(frame, direction)
+
+
+class _Detector(VoicemailDetector):
+    """After a voicemail verdict the extension lets nothing reach the conversation; the message we leave (queued
+    at the pipeline's start like every spoken line, with its playback mark) must still get through. Interim
+    transcripts with a voicemail cue decide at once (`on_early_voicemail`)."""
+
+    def __init__(self, *, on_early_voicemail: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._on_early_voicemail = on_early_voicemail
+        self._tts_gate = self.held = _Gate(self._tts_gate)
+
+    async def _decide(self, label: Literal["voicemail", "conversation"]) -> None:
+        if label == "voicemail":
+            self.held.voicemail = True
+        await super()._decide(label)
+
+    @property
+    def decision(self) -> str | None:
+        return self._decision
+
+    async def decide(self, verdict: Literal["voicemail", "conversation"]) -> None:
+        """A verdict from outside the words (a beep, the carrier's AMD): the extension keeps its verdict private;
+        `_decide` is what its own silence timer calls."""
+        if self._decision is None:
+            await self._decide(verdict)
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if (isinstance(frame, InterimTranscriptionFrame) and self._decision is None
+                and looks_like_voicemail(frame.text)):
+            await self._on_early_voicemail()
         if (self._decision == "voicemail" and direction is FrameDirection.DOWNSTREAM
                 and isinstance(frame, (TTSSpeakFrame, PlaybackMarkFrame))):
             await FrameProcessor.process_frame(self, frame, direction)
@@ -123,15 +192,17 @@ class InCallVoicemail:
     """The detector, its gate and the beep detector for one outbound call; `leave` runs once."""
 
     def __init__(self, config: VoicemailConfig, message: str,
-                 leave: Callable[[str], Awaitable[None]], classifier: BaseClassifier | None = None) -> None:
+                 leave: Callable[[str, str], Awaitable[None]], classifier: BaseClassifier | None = None) -> None:
         self.detector = _Detector(classifier=classifier or GreetingClassifier(),
-                                          voicemail_response_delay=config.no_beep_wait_s,
-                                          decision_timeout=config.decision_silence_s)
+                                  voicemail_response_delay=config.no_beep_wait_s,
+                                  decision_timeout=config.decision_silence_s,
+                                  on_early_voicemail=self._early_words)
         self.beeps = BeepDetector(self._beep)
         self.started = time.monotonic()
         self.verdict: str | None = None
+        self.decided_by = ""  # words | early words | beep | carrier <AnsweredBy>
         self.decided_after_s: float | None = None
-        self.beep_heard = False
+        self.on_decided: Callable[[], None] | None = None
         self._message = message
         self._leave = leave
         self._left = False
@@ -139,28 +210,49 @@ class InCallVoicemail:
 
         @self.detector.event_handler("on_conversation_detected")
         async def _person(_detector: Any) -> None:
-            self._decided("conversation")
+            self._decided("conversation", "words")
 
         @self.detector.event_handler("on_voicemail_detected")
         async def _voicemail(_detector: Any) -> None:
-            self._decided("voicemail")
+            self._decided("voicemail", "words")
             await self._leave_once()  # no beep (or it came before the verdict): after the quiet
 
-    def _decided(self, verdict: str) -> None:
+    def _decided(self, verdict: str, by: str) -> None:
         if self.verdict is None:
-            self.verdict, self.decided_after_s = verdict, round(time.monotonic() - self.started, 2)
+            self.verdict, self.decided_by = verdict, by
+            self.decided_after_s = round(time.monotonic() - self.started, 2)
+            if self.on_decided is not None:
+                self.on_decided()
+
+    async def _early_words(self) -> None:
+        self._decided("voicemail", "early words")
+        await self.detector.decide("voicemail")
 
     async def _beep(self) -> None:
-        """A record beep is the machine's own answer: it decides (if the words have not) and starts the message.
-        The extension keeps its verdict private; `_decide` is what its silence timer calls."""
-        self.beep_heard = True
-        if self.detector._decision is None:
-            await self.detector._decide("voicemail")
-        if self.detector._decision == "voicemail":
-            self._decided("voicemail")
+        """A record beep is the machine's own answer: it decides (if nothing has) and starts the message."""
+        await self.detector.decide("voicemail")
+        if self.detector.decision == "voicemail":
+            self._decided("voicemail", "beep")
             await self._leave_once()
+
+    async def carrier_verdict(self, detection: MachineDetection) -> None:
+        """The carrier's AMD callback. It decides only if nothing has yet; `unknown` decides nothing. A verdict
+        that comes before the callee's audio flows through the pipeline waits for it (a verdict acted on before the
+        detector and its gate run would be lost)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.beeps.hearing.wait(), timeout=10.0)
+        if detection.machine:
+            self._decided("voicemail", f"carrier {detection.answered_by}")
+            await self.detector.decide("voicemail")
+            if detection.message_ended and self.detector.decision == "voicemail":
+                await self._leave_once()  # the carrier waited for the greeting's end: no beep or quiet to wait for
+        elif detection.answered_by == "human":
+            self._decided("conversation", "carrier human")
+            await self.detector.decide("conversation")
 
     async def _leave_once(self) -> None:
         if not self._left:
             self._left = True
-            self._task = asyncio.ensure_future(self._leave(self._message))
+            self.detector.held.leaving = True
+            detail = f"in-call voicemail detection ({self.decided_by}, after {self.decided_after_s} s)"
+            self._task = asyncio.ensure_future(self._leave(self._message, detail))

@@ -74,10 +74,22 @@ class AnswerWebhook:
     ended: bool = False
 
 
+MACHINE_ANSWERS = frozenset({"machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"})
+
+
 @dataclass(frozen=True)
 class MachineDetection:
-    answered_by: str  # Twilio's vocabulary: human, machine_start, machine_end_beep, ...
+    answered_by: str  # Twilio's vocabulary: human, machine_start, machine_end_beep, ... (Vobiz maps onto it)
     carrier_call_id: str
+
+    @property
+    def machine(self) -> bool:
+        return self.answered_by in MACHINE_ANSWERS
+
+    @property
+    def message_ended(self) -> bool:
+        """Twilio DetectMessageEnd: the verdict came after the greeting (and its beep, if any)."""
+        return self.answered_by.startswith("machine_end_")
 
 
 @dataclass(frozen=True)
@@ -132,13 +144,23 @@ class OutboundCallResult(BaseModel):
 
 @dataclass(frozen=True)
 class WarmTransfer:
-    """Hold the caller in `room`, call the human (who hears `whisper` first), bridge them when they join."""
+    """Hold the caller in `room`, call the human (who hears `whisper` first), bridge them when they join.
+    Carriers that fetch their documents (Vobiz) get them from `hold_url` (the caller's) and `human_url` (the
+    human's); carriers that take markup inline (Twilio) build it from the other fields."""
 
     room: str
     human_number: str
     from_number: str
     whisper: str | None
     status_callback_url: str
+    hold_url: str | None = None
+    human_url: str | None = None
+    ring_timeout_s: int = 25
+
+
+def warm_room(call_id: str) -> str:
+    """The conference a warm transfer of this call uses (the same name in both legs' documents)."""
+    return f"warm-{call_id}"
 
 
 DIGITS = re.compile(r"^[0-9*#wW]{1,64}$")
@@ -256,6 +278,14 @@ class Carrier(ABC):
     @abstractmethod
     def dial_document(self, target_e164: str, caller_id: str | None) -> str:
         ...
+
+    @abstractmethod
+    def hold_document(self, room: str) -> str:
+        """Warm transfer, the caller: waits in `room` (the carrier's hold sound) until the human starts it."""
+
+    @abstractmethod
+    def join_room_document(self, room: str, whisper: str | None) -> str:
+        """Warm transfer, the human: hears `whisper`, then enters `room`, which bridges them to the caller."""
 
     @abstractmethod
     def rest_client(self, credentials: CarrierCredentials, http: httpx.AsyncClient, timeout_s: float

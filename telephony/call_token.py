@@ -13,6 +13,8 @@ from typing import Any, Literal
 from jose import JWTError, jwt
 from pydantic import BaseModel, Field
 
+from telephony.base import Carrier
+
 CALL_TOKEN_AUDIENCE = "voiceagent-media"
 CALL_TOKEN_ALGORITHM = "HS256"
 
@@ -74,20 +76,31 @@ def verify_call_token(secret: str, token: str) -> CallClaims:
 TRANSFER_TOKEN_AUDIENCE = "voiceagent-transfer"
 
 
+TransferStep = Literal["dial", "hold", "human", "apology"]
+
+
 class TransferClaims(BaseModel):
-    """Signed into the URL a carrier fetches for transfer instructions, so that URL cannot dial anything else."""
+    """Signed into the URL a carrier fetches for transfer instructions, so that URL cannot dial anything else.
+    `step` says which document: a blind transfer's dial, or a warm transfer's hold (the caller), human (the brief
+    `say`, then the room) or apology (the human did not answer)."""
 
     call_id: str
     target: str
     caller_id: str = ""
+    step: TransferStep = "dial"
+    say: str = Field(default="", max_length=600)
 
 
 def mint_transfer_token(secret: str, claims: TransferClaims, ttl_s: int) -> str:
     if not secret:
         raise CallTokenError("CALL_TOKEN_SECRET is not set")
     now = int(time.time())
-    body = {"cid": claims.call_id, "to": claims.target, "cli": claims.caller_id,
-            "aud": TRANSFER_TOKEN_AUDIENCE, "iat": now, "exp": now + ttl_s}
+    body: dict[str, object] = {"cid": claims.call_id, "to": claims.target, "cli": claims.caller_id,
+                               "aud": TRANSFER_TOKEN_AUDIENCE, "iat": now, "exp": now + ttl_s}
+    if claims.step != "dial":
+        body["st"] = claims.step
+    if claims.say:
+        body["say"] = claims.say
     return str(jwt.encode(body, secret, algorithm=CALL_TOKEN_ALGORITHM))
 
 
@@ -98,8 +111,17 @@ def verify_transfer_token(secret: str, token: str) -> TransferClaims:
         body = jwt.decode(token, secret, algorithms=[CALL_TOKEN_ALGORITHM], audience=TRANSFER_TOKEN_AUDIENCE)
     except JWTError as exc:
         raise CallTokenError(str(exc)) from exc
-    return TransferClaims(call_id=str(body.get("cid", "")), target=str(body.get("to", "")),
-                          caller_id=str(body.get("cli", "")))
+    try:
+        return TransferClaims(call_id=str(body.get("cid", "")), target=str(body.get("to", "")),
+                              caller_id=str(body.get("cli", "")), step=body.get("st", "dial"),
+                              say=str(body.get("say", "")))
+    except ValueError as exc:
+        raise CallTokenError(f"malformed transfer token: {exc}") from exc
+
+
+def transfer_url(secret: str, voice_base_url: str, carrier: Carrier, claims: TransferClaims) -> str:
+    """The voice server's /{carrier}/transfer/{token} URL for these claims, valid for 5 minutes."""
+    return carrier.path(voice_base_url, "transfer", mint_transfer_token(secret, claims, ttl_s=300))
 
 
 BROWSER_TOKEN_AUDIENCE = "voiceagent-browser"

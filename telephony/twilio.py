@@ -86,6 +86,15 @@ def twiml_conference(room: str, *, say: str | None = None, start_on_enter: bool,
     return str(response.to_xml())
 
 
+def twiml_hold(room: str) -> str:
+    """startConferenceOnEnter=false: Twilio plays its hold music until the human's leg starts the conference."""
+    return twiml_conference(room, start_on_enter=False, end_on_exit=True)
+
+
+def twiml_join_room(room: str, whisper: str | None) -> str:
+    return twiml_conference(room, say=whisper, start_on_enter=True, end_on_exit=True)
+
+
 # -- signatures -----------------------------------------------------------------------------------------------
 
 def twilio_signature_valid(auth_token: str, public_url: str, params: Any, signature: str | None) -> bool:
@@ -152,6 +161,12 @@ class Twilio(Carrier):
     def dial_document(self, target_e164: str, caller_id: str | None) -> str:
         return twiml_dial(target_e164, caller_id)
 
+    def hold_document(self, room: str) -> str:
+        return twiml_hold(room)
+
+    def join_room_document(self, room: str, whisper: str | None) -> str:
+        return twiml_join_room(room, whisper)
+
     def rest_client(self, credentials: CarrierCredentials, http: httpx.AsyncClient, timeout_s: float
                     ) -> CarrierClient:
         return TwilioRestClient(credentials, timeout_s=timeout_s)
@@ -206,10 +221,10 @@ class TwilioRestClient:
             raise CarrierError("twilio", "transfer", 404, "call already ended")
 
     async def warm_transfer(self, carrier_call_id: str, transfer: WarmTransfer) -> None:
-        await self.redirect(carrier_call_id, twiml_conference(transfer.room, start_on_enter=False, end_on_exit=True))
+        await self.redirect(carrier_call_id, twiml_hold(transfer.room))
         await self._create({
-            "to": transfer.human_number, "from_": transfer.from_number,
-            "twiml": twiml_conference(transfer.room, say=transfer.whisper, start_on_enter=True, end_on_exit=True),
+            "to": transfer.human_number, "from_": transfer.from_number, "timeout": transfer.ring_timeout_s,
+            "twiml": twiml_join_room(transfer.room, transfer.whisper),
             "status_callback": transfer.status_callback_url, "status_callback_event": ["answered", "completed"],
         })
 

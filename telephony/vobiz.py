@@ -83,6 +83,19 @@ def vobiz_dial(target_e164: str, caller_id: str | None) -> str:
     return str(response.to_xml())
 
 
+def vobiz_conference(room: str, *, speak: str | None = None, start_on_enter: bool) -> str:
+    """A warm transfer's room (reference R3, Vobiz's own warm-transfer example): `stayAlone="true"` or a member
+    alone in the room (the caller, while the human's phone rings) is put straight back out; `endConferenceOnExit`
+    on both sides, so whoever hangs up ends the bridge; no DTMF relay. `startConferenceOnEnter="false"` keeps the
+    caller waiting (Vobiz's wait sound) until the human enters."""
+    response = VoiceResponse()
+    if speak:
+        response.add_child("Speak", speak)
+    response.add_child("Conference", room, stay_alone=True, start_conference_on_enter=start_on_enter,
+                       end_conference_on_exit=True, relay_d_t_m_f=False)
+    return str(response.to_xml())
+
+
 # -- signatures -----------------------------------------------------------------------------------------------
 
 def _base_url(url: str) -> str:
@@ -160,6 +173,7 @@ class Vobiz(Carrier):
     status_path = "hangup"
     call_id_field = "CallUUID"
     signs_every_webhook = False
+    supports_warm_transfer = True
 
     def check_signature(self, auth_token: str, public_url: str, method: str, form: Mapping[str, str],
                         headers: Mapping[str, str], nonces: NonceCache | None) -> SignatureResult:
@@ -203,6 +217,12 @@ class Vobiz(Carrier):
 
     def dial_document(self, target_e164: str, caller_id: str | None) -> str:
         return vobiz_dial(target_e164, caller_id)
+
+    def hold_document(self, room: str) -> str:
+        return vobiz_conference(room, start_on_enter=False)
+
+    def join_room_document(self, room: str, whisper: str | None) -> str:
+        return vobiz_conference(room, speak=whisper, start_on_enter=True)
 
     def rest_client(self, credentials: CarrierCredentials, http: httpx.AsyncClient, timeout_s: float
                     ) -> CarrierClient:
@@ -279,7 +299,16 @@ class VobizRestClient:
         return True
 
     async def warm_transfer(self, carrier_call_id: str, transfer: WarmTransfer) -> None:
-        raise CarrierError("vobiz", "warm_transfer", 0, "Vobiz has no documented hold/whisper flow")
+        """Hold: the Transfer API moves the caller into the room (`hold_url` serves the <Conference>). Brief and
+        bridge: a new call to the human whose answer document (`human_url`) speaks the brief, then enters the
+        room; its hangup_url (the warm-status route) tells us when the human did not answer."""
+        if not transfer.hold_url or not transfer.human_url:
+            raise CarrierError("vobiz", "warm_transfer", 0, "a Vobiz warm transfer needs the two XML URLs")
+        if not await self.transfer(carrier_call_id, transfer.hold_url):
+            raise CarrierError("vobiz", "warm_transfer", 404, "call already ended")
+        await self.create_call(OutboundCallRequest(
+            to_number=transfer.human_number, from_number=transfer.from_number, answer_url=transfer.human_url,
+            status_callback_url=transfer.status_callback_url, ring_timeout_s=transfer.ring_timeout_s))
 
     async def create_call(self, request: OutboundCallRequest) -> OutboundCallResult:
         body: dict[str, Any] = {

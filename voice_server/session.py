@@ -36,8 +36,8 @@ from pipelines.factory import CallPipeline, CallServices, CallSpec, build_call_p
 from pipelines.frames import InterimsWantedFrame, PlaybackMarkFrame
 from pipelines.streaming import StreamingAudio
 from pipelines.stt_chain import FallbackRivaSTTService
-from telephony.base import CarrierError, WarmTransfer
-from telephony.call_token import CallClaims, TransferClaims, mint_transfer_token
+from telephony.base import CarrierError, WarmTransfer, warm_room
+from telephony.call_token import CallClaims, TransferClaims, transfer_url
 from telephony.registry import CARRIERS, CarrierClients
 from voice_server.call_registry import CallRegistry
 from voice_server.config import VoiceServerSettings
@@ -388,12 +388,8 @@ class CallSession:
                 # human's leg must still be dialled or the caller waits on hold for ever.
                 await asyncio.shield(self._warm_transfer(target, brief, our_number))
             else:  # a carrier without a hold/whisper flow gets a blind transfer for warm targets too
-                token = mint_transfer_token(
-                    self.app.settings.call_token_secret.get_secret_value(),
-                    TransferClaims(call_id=self.call_id, target=target.phone_number, caller_id=our_number or ""),
-                    ttl_s=300,
-                )
-                url = carrier.path(self.app.settings.voice_public_base_url, "transfer", token)
+                url = self._transfer_url(TransferClaims(call_id=self.call_id, target=target.phone_number,
+                                                        caller_id=our_number or ""))
                 await client.transfer_blind(self.claims.carrier_call_id, target.phone_number, our_number, url)
         except CarrierError as exc:
             log.error("call %s: transfer failed: %s", self.call_id, exc)
@@ -410,13 +406,21 @@ class CallSession:
         credentials = self.agent.carrier_credentials
         assert credentials is not None
         self.app.warm_transfers[self.call_id] = (credentials, self.claims.carrier_call_id)
-        whisper = f"Incoming transfer from the AI assistant. {brief}" if target.whisper_brief and brief else None
+        whisper = f"Incoming transfer from the AI assistant. {brief}"[:600] if target.whisper_brief and brief \
+            else None
         await self.app.carriers.for_credentials(credentials).warm_transfer(self.claims.carrier_call_id, WarmTransfer(
-            room=f"warm-{self.call_id}", human_number=target.phone_number,
+            room=warm_room(self.call_id), human_number=target.phone_number,
             from_number=our_number or self.claims.to_number, whisper=whisper,
             status_callback_url=CARRIERS[self.claims.carrier].path(self.app.settings.voice_public_base_url,
                                                                    "warm-status", self.call_id),
+            hold_url=self._transfer_url(TransferClaims(call_id=self.call_id, target="", step="hold")),
+            human_url=self._transfer_url(TransferClaims(call_id=self.call_id, target=target.phone_number,
+                                                        step="human", say=whisper or "")),
         ))
+
+    def _transfer_url(self, claims: TransferClaims) -> str:
+        return transfer_url(self.app.settings.call_token_secret.get_secret_value(),
+                            self.app.settings.voice_public_base_url, CARRIERS[self.claims.carrier], claims)
 
     # -- the end ----------------------------------------------------------------------------------------------
     async def _finish(self) -> None:

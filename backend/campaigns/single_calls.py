@@ -137,12 +137,16 @@ class SingleCallService:
             await self._db[CALL_REQUESTS].delete_one({"_id": call_id})
             raise
         carrier = carrier_named(number["carrier"])
+        detect = ctx.agent.config.voicemail.detect_in_call
         request = OutboundCallRequest(
             to_number=body.to_number, from_number=body.from_number,
             answer_url=carrier.answer_url(self._answer_base, call_id),
             status_callback_url=f"{carrier.path(self._answer_base, carrier.status_path)}?call_id={call_id}",
             status_events=["answered", "completed"], ring_timeout_s=body.ring_timeout_s,
-            time_limit_s=ctx.agent.config.max_duration_s + 60)
+            time_limit_s=ctx.agent.config.max_duration_s + 60,
+            # In-call voicemail detection also hears the carrier's AMD verdict (the voice server's /amd route).
+            machine_detection="enable" if detect else "off",
+            machine_detection_url=f"{carrier.path(self._answer_base, 'amd')}?call_id={call_id}" if detect else None)
         try:
             result = await self._carriers.for_credentials(creds).create_call(request)
         except CarrierError as exc:

@@ -462,9 +462,39 @@ async def test_blind_and_warm_transfers_through_the_carrier_apis(carrier_double:
     assert "Wants a quote for 20 seats." in (human.redirect_twiml or "")
     assert "startConferenceOnEnter=\"true\"" in (human.redirect_twiml or "")
 
+    for _ in range(50):  # the human answers, hears the brief and enters the room: bridged with the caller
+        if caller.bridged_with:
+            break
+        await asyncio.sleep(0.1)
+    assert caller.bridged_with == human.sid and not caller.over
+
     vobiz = _session_for("vobiz", carrier_double, voice_server.url, "uuid-transfer")
     assert await vobiz.transfer(TransferTarget(name="Help", phone_number="+919876500000"), "Hold on.", "") == \
         "transferring"
     assert carrier_double.calls["uuid-transfer"].transferred_to == "919876500000"
     for session in (blind, warm, vobiz):
         await session.app.carriers.close()
+
+
+async def test_a_vobiz_warm_transfer_holds_briefs_and_bridges_in_a_conference(carrier_double: FakeCarrier,
+                                                                              voice_server: Any) -> None:
+    """Reference R3: the caller is moved (Transfer API) into a <Conference> room; the human's own call speaks the
+    brief, then enters the room, which bridges them."""
+    from core.agent_config import TransferTarget
+
+    session = _session_for("vobiz", carrier_double, voice_server.url, "uuid-warm")
+    target = TransferTarget(name="Sales", phone_number="+919876500001", mode="warm")
+    assert await session.transfer(target, "Connecting you.", "Wants a quote for 20 seats.") == "transferring"
+    caller = carrier_double.calls["uuid-warm"]
+    assert caller.transferred_to == "conference:warm-call-uuid-warm", caller.redirect_twiml
+    assert 'startConferenceOnEnter="false"' in (caller.redirect_twiml or "") and not caller.over
+    human = next(c for c in carrier_double.calls.values() if c.to_number == "+919876500001")
+    for _ in range(50):
+        if caller.bridged_with:
+            break
+        await asyncio.sleep(0.1)
+    assert caller.bridged_with == human.sid, (human.status, human.redirect_twiml)
+    assert human.spoken_message == "Incoming transfer from the AI assistant. Wants a quote for 20 seats."
+    assert 'stayAlone="true"' in (human.redirect_twiml or "")
+    assert session.end_reason == "transferred" and session.end_detail == "warm transfer to Sales"
+    await session.app.carriers.close()

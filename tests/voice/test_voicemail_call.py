@@ -1,20 +1,20 @@
 """In-call voicemail detection on real outbound calls (dialer path through the fake carrier): the agent's greeting
 is held while pipecat's VoicemailDetector decides; a voicemail greeting gets the configured message after its beep
-(or, with no beep, after the quiet), then the hang-up; a person gets the held greeting and the call goes on."""
+(or, with no beep, after the quiet), then the hang-up; a person gets the held greeting and the call goes on.
+The carrier's AMD verdict (Twilio AsyncAmdStatusCallback to the voice server's /twilio/amd) decides when it comes
+first, even for a greeting whose words alone would pass for a person."""
 
 from __future__ import annotations
 
 import asyncio
-import os
 
 import httpx
 import numpy as np
 import pytest
 from stack_helpers import synthesize
-from voicetest_helpers import VoiceServer, ended_with_recording, wait_for_call
+from voicetest_helpers import VoiceServer, ended_with_recording, outbound_call_record, wait_for_call
 
 from core.call_events import CarrierCredentials
-from core.service_auth import mint_service_token
 from telephony.base import OutboundCallRequest
 from telephony.twilio import TwilioRestClient
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
@@ -32,21 +32,20 @@ def _beep() -> bytes:
 
 
 async def _outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
-                    callee: str, answer: bytes) -> dict:  # type: ignore[type-arg]
-    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "dialer")
-    resp = await http.post(f"{line.backend_url}/internal/v1/calls", headers={"Authorization": f"Bearer {token}"},
-                           json={"org_id": line.org_id, "agent_id": line.agent_id, "from_number": line.number,
-                                 "to_number": callee, "carrier": "twilio"})
-    assert resp.status_code == 201, resp.text
-    call_id = resp.json()["call_id"]
-    fake.callees[callee] = ScriptedCallee(script=CallScript(
-        turns=[CallerTurn(audio=answer, at_s=0.6, label="answer")], hangup_after_s=None, max_duration_s=40))
+                    callee: str, answer: bytes, amd: str | None = None) -> dict:  # type: ignore[type-arg]
+    call_id = await outbound_call_record(http, line, callee, "twilio")
+    fake.callees[callee] = ScriptedCallee(
+        outcome="voicemail" if amd else "human", answered_by=amd or "human", amd_delay_s=2.0,
+        script=CallScript(turns=[CallerTurn(audio=answer, at_s=0.6, label="answer")], hangup_after_s=None,
+                          max_duration_s=40))
     client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=line.account.account_id,
                                                  auth_token=line.account.auth_token, api_base_url=fake.base_url))
     try:
         placed = await client.create_call(OutboundCallRequest(
             to_number=callee, from_number=line.number, answer_url=f"{voice_server.url}/twilio/voice?call_id={call_id}",
-            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}"))
+            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}",
+            machine_detection="enable" if amd else "off",
+            machine_detection_url=f"{voice_server.url}/twilio/amd?call_id={call_id}" if amd else None))
     finally:
         await client.close()
     fake_call = fake.calls[placed.carrier_call_id]
@@ -79,3 +78,19 @@ async def test_a_person_gets_the_held_greeting(
     assert call["end_reason"] != "voicemail"
     agent = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
     assert agent and agent[0].startswith("Hello and thank you for calling Test Clinic"), agent
+
+
+async def test_the_carriers_machine_verdict_decides_when_it_comes_first(
+        voice_server: VoiceServer, twilio_line_with, fake_carrier: FakeCarrier,  # type: ignore[no-untyped-def]
+        http: httpx.AsyncClient, tts_url: str) -> None:
+    """No voicemail cue and no beep in the words ("Hi, this is Sam. ..."): alone they would pass for a person. The
+    carrier's AnsweredBy=machine_start (2 s after the answer, while the greeting still plays) decides voicemail,
+    and the message is left after the quiet."""
+    line: SimLine = await twilio_line_with(voicemail={"detect_in_call": True, "message": MESSAGE},
+                                           silence={"reminder_after_s": 30.0, "max_reminders": 0})
+    answer = synthesize(tts_url, "Hi, this is Sam, Sam Miller, from Portland, Oregon, speaking to you today.")
+    call = await _outbound(http, line, fake_carrier, voice_server, "+14155559804", answer, amd="machine_start")
+    assert call["end_reason"] == "voicemail", (call["end_reason"], call["turns"])
+    assert "carrier machine_start" in (call.get("end_detail") or ""), call.get("end_detail")
+    agent = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
+    assert agent == [MESSAGE], agent

@@ -66,6 +66,20 @@ async def wait_for_call(http: httpx.AsyncClient, line: SimLine, call_id: str,
     raise AssertionError(f"call {call_id} never reached the expected state; last seen: {last}")
 
 
+async def outbound_call_record(http: httpx.AsyncClient, line: SimLine, callee: str, carrier: str) -> str:
+    """What the dialer does before it dials: the backend records the outbound call; returns its call id."""
+    import os
+
+    from core.service_auth import mint_service_token
+
+    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "dialer")
+    resp = await http.post(f"{line.backend_url}/internal/v1/calls", headers={"Authorization": f"Bearer {token}"},
+                           json={"org_id": line.org_id, "agent_id": line.agent_id, "from_number": line.number,
+                                 "to_number": callee, "carrier": carrier})
+    assert resp.status_code == 201, resp.text
+    return str(resp.json()["call_id"])
+
+
 def ended_with_recording(call: dict[str, Any]) -> bool:
     return bool(call.get("end_reason")) and call.get("recording") is not None
 

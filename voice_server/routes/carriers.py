@@ -1,10 +1,12 @@
-"""Carrier webhooks, the same five for every carrier in telephony/registry.py (reference A1-A4, B4-B7):
+"""Carrier webhooks, the same six for every carrier in telephony/registry.py (reference A1-A4, B4-B7):
 
 - /{carrier}/{answer_path}: answer a call (stream it to us, or say sorry and hang up);
 - /{carrier}/{status_path}: the call's status callback (ends a live session, or records a call that never connected);
 - /{carrier}/stream-status: the media stream's own status (logged);
-- /{carrier}/transfer/{token}: the dial document a carrier fetches during a transfer (signed target);
-- /{carrier}/warm-status/{call_id}: the human's leg in a warm transfer.
+- /{carrier}/transfer/{token}: the document a carrier fetches during a transfer (signed: a blind transfer's dial,
+  a warm transfer's hold, the human's brief and room, or the apology when the human does not answer);
+- /{carrier}/warm-status/{call_id}: the human's leg in a warm transfer;
+- /{carrier}/amd: the carrier's answering-machine verdict for an outbound call, fed to its in-call detector.
 
 What differs per carrier (field names, signatures, markup, status codes) is behind `telephony.base.Carrier`.
 """
@@ -18,8 +20,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from core.call_events import CarrierCredentials, EndReason
-from telephony.base import CallOutcome, Carrier, SignatureResult
-from telephony.call_token import CallTokenError, verify_transfer_token
+from telephony.base import CallOutcome, Carrier, SignatureResult, warm_room
+from telephony.call_token import CallTokenError, TransferClaims, transfer_url, verify_transfer_token
 from telephony.registry import CARRIERS
 from voice_server.admission import AT_CAPACITY_DETAIL, admits
 from voice_server.answering import (
@@ -128,17 +130,42 @@ async def status(carrier: Carrier, request: Request, app: VoiceApp, form: dict[s
     return Response(status_code=204)
 
 
+async def machine_detection(carrier: Carrier, request: Request, app: VoiceApp, form: dict[str, str],
+                            call_id: str | None) -> Response:
+    """Twilio AsyncAmdStatusCallback / Vobiz machine_detection_url: the verdict goes to the live call's in-call
+    voicemail detector (pipelines/voicemail.py), which acts on it if nothing has decided yet."""
+    if not call_id:
+        return _text(400, "call_id is required")
+    detection = carrier.parse_machine_detection(form)
+    numbers = carrier.parse_answer(form, app.settings.vobiz_default_region)
+    creds = await app.calls.credentials_for(call_id, carrier.name, numbers.to_number if numbers else "",
+                                            numbers.from_number if numbers else "")
+    if not _authentic(app, carrier, request, form, creds):
+        return _forbidden(carrier)
+    session = app.calls.live(call_id)
+    detector = session.call.voicemail if session is not None and session.call is not None else None
+    if detector is not None:
+        await detector.carrier_verdict(detection)
+    return Response(status_code=204)
+
+
 async def stream_status(carrier: Carrier, form: dict[str, str]) -> Response:
     log.info("%s stream status: %s", carrier.name, {k: v[:100] for k, v in list(form.items())[:12]})
     return Response(status_code=204)
 
 
 async def transfer_document(carrier: Carrier, token: str, app: VoiceApp) -> Response:
-    """The document a carrier fetches after a transfer request: dial the target named in the signed token."""
+    """The document a carrier fetches during a transfer: what the signed token names, for that call only."""
     try:
         claims = verify_transfer_token(app.settings.call_token_secret.get_secret_value(), token)
     except CallTokenError:
         return _text(403, "invalid transfer token")
+    if claims.step == "hold":
+        return xml_response(carrier.hold_document(warm_room(claims.call_id)))
+    if claims.step == "human":
+        return xml_response(carrier.join_room_document(warm_room(claims.call_id), claims.say or None))
+    if claims.step == "apology":
+        return xml_response(carrier.say_hangup_document(NOBODY_AVAILABLE_MESSAGE))
     return xml_response(carrier.dial_document(claims.target, claims.caller_id or None))
 
 
@@ -156,8 +183,11 @@ async def warm_status(carrier: Carrier, call_id: str, request: Request, app: Voi
     if outcome in HUMAN_LEG_MISSED:
         app.calls.warm_transfers.pop(call_id, None)
         client = app.carriers.for_credentials(creds)
-        try:
-            await client.redirect(caller_call_id, carrier.say_hangup_document(NOBODY_AVAILABLE_MESSAGE), None)
+        apology = transfer_url(app.settings.call_token_secret.get_secret_value(),
+                               app.settings.voice_public_base_url, carrier,
+                               TransferClaims(call_id=call_id, target="", step="apology"))
+        try:  # inline for Twilio, fetched from `apology` by Vobiz
+            await client.redirect(caller_call_id, carrier.say_hangup_document(NOBODY_AVAILABLE_MESSAGE), apology)
         except Exception as exc:
             log.error("warm transfer fallback for %s failed: %s", call_id, exc)
     elif outcome is CallOutcome.COMPLETED:
@@ -177,6 +207,9 @@ def _routes(carrier: Carrier) -> APIRouter:
     async def status_route(request: Request, app: AppDep, form: FormDep, call_id: str | None = None) -> Response:
         return await status(carrier, request, app, form, call_id)
 
+    async def amd_route(request: Request, app: AppDep, form: FormDep, call_id: str | None = None) -> Response:
+        return await machine_detection(carrier, request, app, form, call_id)
+
     async def stream_status_route(form: FormDep) -> Response:
         return await stream_status(carrier, form)
 
@@ -189,6 +222,7 @@ def _routes(carrier: Carrier) -> APIRouter:
     routes.add_api_route(f"/{carrier.answer_path}", answer_route, methods=both)
     routes.add_api_route(f"/{carrier.status_path}", status_route, methods=both)
     routes.add_api_route("/stream-status", stream_status_route, methods=both)
+    routes.add_api_route("/amd", amd_route, methods=["POST"])
     routes.add_api_route("/transfer/{token}", transfer_route, methods=both)
     routes.add_api_route("/warm-status/{call_id}", warm_status_route, methods=["POST"])
     return routes

@@ -23,7 +23,8 @@ Like the carrier, a created call rings, is answered by a scripted callee (or is 
 the answer URL and opens the media stream with the telephony simulator, and posts the status / hangup callbacks.
 An answering machine ("voicemail" callee) answers like a person; when the call asked for machine detection the
 verdict goes to the async AMD callback (Twilio AsyncAmdStatusCallback with AnsweredBy, B6; Vobiz
-machine_detection_url with Machine=true/false, A3). An answer URL that cannot be reached ends the call the carrier's
+machine_detection_url with Machine=true/false, A3). A callee with a `menu` is a simulated phone menu: keys played
+to it through the Vobiz DTMF API route it to the branch, which speaks. An answer URL that cannot be reached ends the call the carrier's
 way (Twilio: completed; Vobiz: hangup code 7011). `calls` keeps every call with its wall-clock life span, so tests
 can assert concurrency caps from the carrier's own log (`max_active_calls_seen`, `max_concurrent()`).
 A hang-up or transfer through the API ends the simulated media stream the carrier's way. Every request is logged
@@ -67,6 +68,9 @@ class ScriptedCallee:
     amd_delay_s: float = 0.3  # how long after the answer the AMD verdict comes
     # The callee (or answering machine) hangs up this long after answering, whatever the call is doing.
     hangup_after_answer_s: float | None = None
+    # A simulated phone menu: what the callee says when a key is pressed (PCM16 mono 8 kHz), e.g. "2" -> "Billing,
+    # how can I help?". The menu's own prompt is the script's first turn. Keys arrive by Vobiz's DTMF API.
+    menu: dict[str, bytes] = field(default_factory=dict)
     # False: the answered call carries no media (the answer URL is not fetched); for dialer benchmarks that measure
     # the carrier API and callbacks only, without a voice server.
     media: bool = True
@@ -116,10 +120,23 @@ class FakeCall:
     answered_by: str | None = None  # the AMD verdict sent
     spoken_message: str | None = None  # <Say>/<Speak> the call was redirected to (e.g. a voicemail message)
     digits_sent: list[str] = field(default_factory=list)  # Vobiz DTMF API: keypad tones played to the callee
+    bridged_with: str | None = None  # warm transfer: the call this one met in a conference room
 
     @property
     def over(self) -> bool:
         return self.status in ("completed", "busy", "no-answer", "failed", "canceled")
+
+
+def _room(document: str) -> str | None:
+    """The conference a TwiML / Vobiz XML document enters (`<Dial><Conference>` or Vobiz's `<Conference>`)."""
+    with contextlib.suppress(ET.ParseError):
+        root = ET.fromstring(document)  # noqa: S314 - the voice server's own document, read by a test double
+        conference = root.find("Conference")
+        if conference is None:
+            conference = root.find("Dial/Conference")
+        if conference is not None:
+            return (conference.text or "").strip() or None
+    return None
 
 
 def _twilio_error(status: int, code: int, message: str) -> JSONResponse:
@@ -358,7 +375,11 @@ class FakeCarrier:
                                                          "To": call.to_number.lstrip("+")})
             call.redirect_twiml = resp.text
             self._apply_twiml(call, resp.text)
-            await self._end_by_api(call, "completed", reason="redirected")
+            if _room(resp.text) and call.sim is not None:
+                # Waiting in a conference (warm transfer, reference R3): the stream ends, the call goes on.
+                await call.sim.carrier_hangup("redirected")
+            else:
+                await self._end_by_api(call, "completed", reason="redirected")
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "call transferred", "call_uuid": call.sid},
                                 status_code=202)
 
@@ -373,6 +394,11 @@ class FakeCarrier:
             if not re.fullmatch(r"[0-9*#wW]{1,64}", digits):
                 return JSONResponse({"api_id": uuid.uuid4().hex, "error": "invalid digits"}, status_code=400)
             call.digits_sent.append(digits)
+            callee = self.callees.get(call.to_number)
+            if callee is not None and call.sim is not None:
+                for key in digits:
+                    if key in callee.menu:
+                        call.sim.say(callee.menu[key])  # the menu routes the call: the branch answers
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "digits sent"}, status_code=202)
 
         @app.get("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
@@ -435,6 +461,8 @@ class FakeCarrier:
             if spoken is not None:
                 call.spoken_message = (spoken.text or "").strip()
             dial = root.find("Dial")
+            if root.find("Conference") is not None:  # Vobiz: <Conference> is a top-level verb (reference R3)
+                call.transferred_to = f"conference:{_room(document)}"
             if dial is not None:
                 number = dial.find("Number")
                 conference = dial.find("Conference")
@@ -497,6 +525,7 @@ class FakeCarrier:
                 return
             if call.answer_url is None:  # inline TwiML (e.g. the human leg of a warm transfer)
                 await self._status(call, "in-progress")
+                self._join_room(call, call.redirect_twiml or "")
                 await asyncio.sleep(0.2)
                 await self._status(call, "completed")
                 return
@@ -526,6 +555,21 @@ class FakeCarrier:
                 side.append(asyncio.create_task(self._callee_hangs_up(call, sim, callee.hangup_after_answer_s)))
             try:
                 call.report = await sim.run()
+            except ValueError:
+                if not _room(sim.report.answer_xml or ""):
+                    raise
+                # An answer document that enters a conference (the human of a Vobiz warm transfer): no stream;
+                # the leg hears what it says, then meets whoever waits in the room.
+                call.report = sim.report
+                self._apply_twiml(call, sim.report.answer_xml or "")
+                call.redirect_twiml = sim.report.answer_xml
+                self._join_room(call, sim.report.answer_xml or "")
+                await asyncio.sleep(0.2)
+                for task in side:
+                    task.cancel()
+                if not call.over:
+                    await self._status(call, "completed")
+                return
             except Exception as exc:  # noqa: BLE001 - whatever failed on the media side, the carrier ends the call
                 # Like the carrier: an answer URL or stream it cannot use ends the call (Twilio reads an application
                 # error and reports completed; Vobiz hangs up with 7011) and the final callback still goes out.
@@ -569,6 +613,16 @@ class FakeCarrier:
         await self._post_signed(call, call.amd_callback, params)
         if machine and call.carrier == "vobiz" and call.machine_detection == "hangup":
             await self._end_by_api(call, "completed", reason="machine_detected")
+
+    def _join_room(self, call: FakeCall, document: str) -> None:
+        """A leg enters a conference: it is bridged with the call waiting there (a warm transfer's caller)."""
+        room = _room(document)
+        if not room:
+            return
+        waiting = next((c for c in self.calls.values() if c is not call and not c.over
+                        and c.transferred_to == f"conference:{room}"), None)
+        if waiting is not None:
+            waiting.bridged_with, call.bridged_with = call.sid, waiting.sid
 
     @staticmethod
     async def _callee_hangs_up(call: FakeCall, sim: SimulatedCall, after_s: float) -> None:

@@ -536,6 +536,10 @@ class SimulatedCall:
         self._caller_speaking_until = now + (pending_frames + len(frames)) * FRAME_S
         return now + pending_frames * FRAME_S + speech_end
 
+    def say(self, pcm: bytes, sample_rate: int = 8000) -> None:
+        """Speaks now, outside the script: a callee that reacts (a simulated phone menu answering a key)."""
+        self._queue_speech(CallerTurn(audio=pcm, sample_rate=sample_rate))
+
     async def _wait_agent_done(self, limit_s: float) -> bool:
         """Until the agent has spoken and then been silent for agent_silence_s (and nothing is buffered)."""
         deadline = time.monotonic() + limit_s

@@ -1883,6 +1883,8 @@ export interface components {
              * @default 900
              */
             max_duration_s?: number;
+            /** @description Outbound: navigate a phone menu first. */
+            phone_menu?: components["schemas"]["PhoneMenuConfig"] | null;
             /**
              * Record
              * @default true
@@ -4132,6 +4134,30 @@ export interface components {
              */
             next_cursor?: string | null;
         };
+        /**
+         * PhoneMenuConfig
+         * @description Outbound calls that may reach an automated phone menu: pipecat's IVR navigator works it towards `goal`
+         *     with keypad tones, then hands over to the normal conversation (pipelines/ivr.py).
+         */
+        PhoneMenuConfig: {
+            /**
+             * Constrain Output
+             * @description Constrain the LLM's replies to the navigator's commands with a llama.cpp grammar: for the embedded server (others ignore or refuse `grammar`).
+             * @default true
+             */
+            constrain_output?: boolean;
+            /**
+             * Goal
+             * @description What to reach, e.g. 'the billing department'.
+             */
+            goal: string;
+            /**
+             * Keys
+             * @description The keys the navigator may press (e.g. leave out 0 to never ask for an operator).
+             * @default 0123456789*#
+             */
+            keys?: string;
+        };
         /** PhoneNumberCreate */
         PhoneNumberCreate: {
             /**
@@ -5526,6 +5552,7 @@ export type SchemaOutboundCallCreate = components['schemas']['OutboundCallCreate
 export type SchemaPageCallSummary = components['schemas']['Page_CallSummary_'];
 export type SchemaPageContactOut = components['schemas']['Page_ContactOut_'];
 export type SchemaPageDncEntryOut = components['schemas']['Page_DncEntryOut_'];
+export type SchemaPhoneMenuConfig = components['schemas']['PhoneMenuConfig'];
 export type SchemaPhoneNumberCreate = components['schemas']['PhoneNumberCreate'];
 export type SchemaPhoneNumberOut = components['schemas']['PhoneNumberOut'];
 export type SchemaPhoneNumberUpdate = components['schemas']['PhoneNumberUpdate'];

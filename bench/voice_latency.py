@@ -254,7 +254,10 @@ async def knowledge_line(http: httpx.AsyncClient, stack: Stack, args: argparse.N
         await asyncio.sleep(0.5)
     line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier=fake,
                                 agent_config={**AGENT, "knowledge": {"knowledge_base_ids": [kb], "top_k": 3}},
-                                access_token=plain.access_token, org_id=plain.org_id)
+                                access_token=plain.access_token, org_id=plain.org_id,
+                                # the same carrier account: a new one would replace the organisation's credentials
+                                # and the plain line's calls would fail their signature check
+                                account=plain.account)
     return line
 
 
@@ -316,7 +319,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['load_start']}, at end: {report['load_end']}; the machine is shared with other sessions' runs; "
         f"niceness {report['nice']}). CPU probe (a fixed single-core loop, ms; lowest = idle core): "
         f"min {cpu['min_ms']}, median {cpu['median_ms']}, max {cpu['max_ms']}.",
-        f"Raw numbers: `bench/results/voice_latency.json`. {report['calls']} call(s) x {report['turns']} spoken "
+        f"Raw numbers: `bench/results/{(KNOWLEDGE_RESULTS if knowledge else RESULTS).name}`. {report['calls']} call(s) x {report['turns']} spoken "
         f"questions, carrier {report['carrier']} ({report['format']}), Whisper tiny.en + SmolLM2-135M (max 40 tokens) "
         "+ Piper, all on this machine.",
         "",

@@ -51,6 +51,9 @@ class ResolvedAgent(BaseModel):
     # The decrypted organisation secrets this agent names (and no others), by name. SecretStr keeps them out of
     # reprs and logs; they are revealed only when the backend serialises this for the voice server.
     secrets: dict[str, SecretStr] = Field(default_factory=dict)
+    # The organisation's knowledge version (backend/knowledge/versions.py) when the call was set up, for agents with
+    # knowledge bases: a voice server's local copy of the table serves the call only if it is at least this new.
+    knowledge_version: int | None = None
     # Set when the organisation is over its monthly budget and chose to turn inbound calls away with a message.
     over_budget_message: str | None = None
 

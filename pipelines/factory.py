@@ -97,6 +97,7 @@ class CallSpec:
     call_id: str
     agent: AgentConfig
     org_id: str = ""  # whose knowledge bases the agent may read
+    knowledge_version: int | None = None  # ResolvedAgent.knowledge_version: how new the table's local copy must be
     variables: dict[str, str] = field(default_factory=dict)
     # The organisation secrets the agent names (endpoint keys, tool headers), decrypted for this call only.
     secrets: dict[str, str] = field(default_factory=dict, repr=False)
@@ -178,7 +179,8 @@ def build_call_pipeline(
                            http=services.tenant_http, secrets=spec.secrets)
     registrations = build_tools(tool_ctx)
     if knowledge is not None and knowledge.mode == "tool" and services.retriever is not None:
-        registrations.append(search_knowledge_tool(tool_ctx, services.retriever, spec.org_id, transcript.knowledge))
+        registrations.append(search_knowledge_tool(tool_ctx, services.retriever, spec.org_id, transcript.knowledge,
+                                                   version=spec.knowledge_version))
 
     def on_digits(digits: str) -> None:
         silence.note_activity()
@@ -253,7 +255,8 @@ def build_call_pipeline(
         user,
         AudioEnd(),  # caller audio: the VAD in `user` was its last reader
         gate,
-        *([KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge)]
+        *([KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge,
+                             version=spec.knowledge_version)]
           if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else []),
         *(menu.processors if menu else [llm]),
         tts,

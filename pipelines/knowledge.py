@@ -44,10 +44,12 @@ def knowledge_message(retrieval: Retrieval) -> str:
 
 class KnowledgeInjector(FrameProcessor):
     def __init__(self, retriever: Retriever, org_id: str, config: KnowledgeConfig,
-                 on_retrieval: Callable[[Retrieval], None]) -> None:
+                 on_retrieval: Callable[[Retrieval], None], version: int | None = None) -> None:
         super().__init__(name="knowledge")
         self._retriever = retriever
         self._org_id = org_id
+        self._version = version
+        retriever.prefetch(org_id, version)  # the table's local copy, ready by the caller's first question
         self._config = config
         self._on_retrieval = on_retrieval
         self._last: tuple[str, Retrieval] | None = None  # a speculative and a confirmed context ask the same
@@ -68,7 +70,7 @@ class KnowledgeInjector(FrameProcessor):
         if self._last is not None and self._last[0] == question:
             retrieval = self._last[1]
         else:
-            retrieval = await self._retriever.retrieve(self._org_id, self._config, question)
+            retrieval = await self._retriever.retrieve(self._org_id, self._config, question, self._version)
             self._last = (question, retrieval)
             self._on_retrieval(retrieval)
         if retrieval.chunks:
@@ -78,13 +80,15 @@ class KnowledgeInjector(FrameProcessor):
 
 
 def search_knowledge_tool(ctx: ToolContext, retriever: Retriever, org_id: str,
-                          on_retrieval: Callable[[Retrieval], None]) -> ToolRegistration:
+                          on_retrieval: Callable[[Retrieval], None], version: int | None = None) -> ToolRegistration:
     config = ctx.agent.knowledge
+    retriever.prefetch(org_id, version)
 
     async def handler(params: FunctionCallParams) -> None:
         started = time.perf_counter()
         query = str((params.arguments or {}).get("query", "")).strip()[:500]
-        retrieval = await retriever.retrieve(org_id, config, query) if query else Retrieval(error="empty query")
+        retrieval = (await retriever.retrieve(org_id, config, query, version) if query
+                     else Retrieval(error="empty query"))
         on_retrieval(retrieval)
         record_tool(ctx, "search_knowledge", retrieval.error is None, started,
                     retrieval.error or f"{len(retrieval.chunks)} chunks", {"query": query})

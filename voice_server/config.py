@@ -103,6 +103,12 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # synthesised once by the platform TTS. Empty: <state dir>/prompt-clips.
     prompt_clip_dir: Path | None = None
 
+    # Local read replicas of the knowledge tables calls use (core/knowledge/replicas.py), when KNOWLEDGE_URI is in
+    # S3/MinIO: per-turn retrieval reads local files. Empty dir: <state dir>/knowledge-replicas; 0 MB: no replicas
+    # (every turn reads the object store).
+    knowledge_replica_dir: Path | None = None
+    knowledge_replica_max_mb: int = Field(default=1024, ge=0, le=1_000_000)
+
     # Delivery to the backend.
     event_retry_max_s: float = 30.0
     recording_retry_max_s: float = 300.0
@@ -143,6 +149,11 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     @property
     def prompt_clips_dir(self) -> Path:
         return (self.prompt_clip_dir or state_dir() / "prompt-clips").resolve()
+
+    @property
+    def knowledge_replicas_path(self) -> Path:
+        """This replica's own folder (several voice servers may share a state dir)."""
+        return (self.knowledge_replica_dir or state_dir() / "knowledge-replicas").resolve() / self.voice_server_id
 
     @property
     def spool_dir(self) -> Path:

@@ -162,6 +162,7 @@ class CallSession:
             self.tracker.clear_listeners.append(self.recording.recorder.drop_agent_after)
         spec = CallSpec(
             call_id=self.call_id, agent=self.agent.config, org_id=self.agent.org_id, variables=self.variables,
+            knowledge_version=self.agent.knowledge_version,
             secrets=self.agent.secret_values(),
             in_sample_rate=self.info.in_sample_rate, out_sample_rate=self.info.out_sample_rate,
             prepared_greeting=self.prepared_greeting, speak_greeting=self.speak_greeting,

@@ -83,7 +83,8 @@ class VoiceApp:
                                  lambda: tokens.platform_key(settings.embeddings_key()),
                                  # a slow endpoint must not hold up the answer: retrieval is skipped instead
                                  timeout_s=min(settings.embeddings_timeout_s, 2.0)),
-                KnowledgeStore(*settings.knowledge_location())),
+                KnowledgeStore(*settings.knowledge_location(), replica_dir=settings.knowledge_replicas_path,
+                               replica_max_bytes=settings.knowledge_replica_max_mb * 1024 * 1024)),
         )
         self.prepared = PreparedCalls()
         self.nonces = NonceCache(max_entries=settings.vobiz_signature_max_nonces)

@@ -52,6 +52,7 @@ RATE_LIMITS = "rate_limits"
 AUDIT_LOG = "audit_log"
 KNOWLEDGE_BASES = "knowledge_bases"
 KNOWLEDGE_SOURCES = "knowledge_sources"  # one per document; its chunks live in the vector store (core/knowledge)
+KNOWLEDGE_VERSIONS = "knowledge_versions"  # _id = org id; bumped after each change to its table (knowledge/versions.py)
 CALL_ANALYSES = "call_analyses"  # _id = call id; post-call analysis, queued when the call ends
 ORG_BILLING = "org_billing"  # _id = org id: price-book overrides and the monthly budget
 ORG_SPEND = "org_spend"  # _id = "{org_id}:{YYYY-MM}" running spend; "call:{id}" once per counted call

@@ -24,6 +24,7 @@ from backend.db.ids import utcnow
 from backend.knowledge.chunking import chunk_pages
 from backend.knowledge.extract import ExtractionError, extract
 from backend.knowledge.service import blob_key
+from backend.knowledge.versions import KnowledgeVersions
 from core.knowledge.embeddings import EmbeddingsClient, EmbeddingsUnavailable
 from core.knowledge.models import ChunkIn, tag
 from core.knowledge.store import KnowledgeStore, KnowledgeStoreError
@@ -44,13 +45,17 @@ class IngestionWorker:
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._lease_s = lease_s
+        self._versions = KnowledgeVersions(db)
 
     async def run_once(self) -> int:
         """Ingests one due source; 1 if it did (the loop goes again at once), else 0."""
         doc = await self._claim()
         if doc is None:
             return 0
-        await self._ingest(doc)
+        try:
+            await self._ingest(doc)
+        finally:  # whatever it did to the table (new chunks, old ones dropped, a failed attempt's undone)
+            await self._versions.bump(doc["org_id"])
         return 1
 
     async def _claim(self) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ from backend.db.collections import KNOWLEDGE_BASES, KNOWLEDGE_SOURCES, Db
 from backend.db.ids import new_id, utcnow
 from backend.errors import ApiError, bad_request, not_found
 from backend.knowledge.extract import kind_of
+from backend.knowledge.versions import KnowledgeVersions
 from backend.models.knowledge import (
     KnowledgeBaseCreate,
     KnowledgeBaseOut,
@@ -44,6 +45,7 @@ class KnowledgeService:
         self._store = store
         self._retriever = retriever
         self._audit = audit
+        self._versions = KnowledgeVersions(db)
         self.max_upload_bytes = max_upload_bytes
         self.on_queued: Callable[[], None] = lambda: None
 
@@ -88,6 +90,7 @@ class KnowledgeService:
         """Its sources, their files and every chunk go; agents that named it simply find nothing there."""
         await self._kb(principal, kb_id)
         await self._store.delete(principal.org_id, kb_id=kb_id)
+        await self._versions.bump(principal.org_id)
         async for src in self._db[KNOWLEDGE_SOURCES].find({"kb_id": kb_id}):
             await self._drop_blobs(src)
         await self._db[KNOWLEDGE_SOURCES].delete_many({"kb_id": kb_id})
@@ -140,6 +143,7 @@ class KnowledgeService:
         if doc is None or doc["kb_id"] != kb_id:
             raise not_found("Source")
         await self._store.delete(principal.org_id, source_id=source_id)
+        await self._versions.bump(principal.org_id)
         await self._drop_blobs(doc)
         await self._db[KNOWLEDGE_SOURCES].delete_one({"_id": source_id})
         await self._audit.record(principal.org_id, principal, "knowledge_source.deleted", "knowledge_source",

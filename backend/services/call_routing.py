@@ -12,6 +12,7 @@ from backend.db.collections import CALLS, CALLS_ARCHIVE, Db
 from backend.db.ids import day_of, new_id, utcnow
 from backend.db.tiered import Tiered
 from backend.errors import ApiError, ErrorDetail, conflict, not_found
+from backend.knowledge.versions import KnowledgeVersions
 from backend.models.internal import OutboundCallCreate
 from backend.services.agents import AgentService
 from backend.services.billing import BillingService
@@ -19,6 +20,7 @@ from backend.services.call_log import CallLog
 from backend.services.carriers import CarrierCredentialService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.secrets import SecretService
+from core.agent_config import AgentConfig
 from core.call_events import OutboundCallContext, ResolvedAgent
 
 
@@ -28,6 +30,7 @@ class CallRoutingService:
         secrets: SecretService, call_log: CallLog, on_call_created: Callable[[dict[str, Any], bool], Awaitable[None]],
     ) -> None:
         self._db = db
+        self._knowledge_versions = KnowledgeVersions(db)
         self._agents = agents
         self._numbers = numbers
         self._carriers = carriers
@@ -62,7 +65,11 @@ class CallRoutingService:
         agent, config = loaded
         return ResolvedAgent(org_id=agent["org_id"], agent_id=agent["_id"], agent_version=agent["current_version"],
                              agent_name=agent["name"], config=config,
-                             secrets=await self._secrets.for_call(agent["org_id"], config.secret_refs()))
+                             secrets=await self._secrets.for_call(agent["org_id"], config.secret_refs()),
+                             knowledge_version=await self._knowledge_version(agent["org_id"], config))
+
+    async def _knowledge_version(self, org_id: str, config: AgentConfig) -> int | None:
+        return await self._knowledge_versions.current(org_id) if config.knowledge.knowledge_base_ids else None
 
     async def create_outbound_call(self, body: OutboundCallCreate, wait: bool = True) -> OutboundCallContext:
         """`wait`: whether to wait (bounded) for the call log to show the call (the dialer does not)."""
@@ -119,7 +126,8 @@ class CallRoutingService:
             config = pinned or config
         resolved = ResolvedAgent(org_id=call["org_id"], agent_id=agent["_id"], agent_version=version,
                                  agent_name=agent["name"], config=config,
-                                 secrets=await self._secrets.for_call(call["org_id"], config.secret_refs()))
+                                 secrets=await self._secrets.for_call(call["org_id"], config.secret_refs()),
+                                 knowledge_version=await self._knowledge_version(call["org_id"], config))
         caller_id = await self._numbers.of_org(call["org_id"], call["from_number"])
         if caller_id is not None:
             resolved.phone_number_id = caller_id["_id"]

@@ -7,6 +7,10 @@ the same tables open from LanceDB Cloud/Enterprise when one machine is outgrown.
 Retrieval is hybrid: the best vector hits and the best keyword hits are fused as
 `0.8 x cosine + 0.2 x bm25 / best bm25 of the query`, so a score threshold keeps its meaning from query to query.
 LanceDB's calls are blocking; everything here runs in a worker thread (`asyncio.to_thread`).
+
+Readers that know the organisation's knowledge version (a call, through its resolved agent) search a local replica
+of the table when the store is remote (core/knowledge/replicas.py); the others (the backend's test box) read the
+store itself.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import lancedb
@@ -24,6 +29,7 @@ import pyarrow as pa
 from lancedb.index import FTS, IvfPq
 
 from core.knowledge.models import ChunkIn, RetrievedChunk
+from core.knowledge.replicas import LocalReplicas
 
 _VECTOR_WEIGHT = 0.8
 _SAFE = re.compile(r"^[A-Za-z0-9_\-=.:@ ]{1,200}$")
@@ -52,13 +58,19 @@ def _schema(dims: int) -> pa.Schema:
 
 
 class KnowledgeStore:
-    def __init__(self, uri: str, storage_options: dict[str, str]) -> None:
+    def __init__(self, uri: str, storage_options: dict[str, str], *, replica_dir: Path | None = None,
+                 replica_max_bytes: int = 0) -> None:
+        """`replica_dir`: keep local read replicas there (up to `replica_max_bytes`), for a store in S3/MinIO."""
         self._uri = uri
         self._options = storage_options
         self._db: Any = None  # connected on first use: the bucket may be created after construction
         self._tables: dict[str, Any] = {}
+        self._fresh_for: dict[str, int] = {}  # table -> the highest knowledge version its handle was refreshed for
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="knowledge-fts")
+        remote = "://" in uri and not uri.startswith("file://")  # a local folder needs no replica
+        self.replicas = (LocalReplicas(replica_dir, replica_max_bytes, self._copy_to)
+                         if replica_dir is not None and replica_max_bytes > 0 and remote else None)
 
     @staticmethod
     def table_name(org_id: str) -> str:
@@ -81,6 +93,13 @@ class KnowledgeStore:
                 table = self._db.create_table(name, schema=_schema(dims), exist_ok=True)
             self._tables[name] = table
             return table
+
+    def _copy_to(self, name: str, folder: Path) -> Any:
+        """A replica: the table as it is now (a fresh connection sees the latest version), indexed, in `folder`."""
+        remote = lancedb.connect(self._uri, storage_options=self._options or None).open_table(name)
+        local = lancedb.connect(str(folder)).create_table(name, data=remote.to_arrow())
+        self._index(local)
+        return local
 
     # -- writes (backend ingestion) -------------------------------------------------------------------------
 
@@ -137,16 +156,48 @@ class KnowledgeStore:
 
     # -- reads (the call, the test box) ---------------------------------------------------------------------
 
+    def prefetch(self, org_id: str, version: int | None) -> None:
+        """A call is starting: copy its table locally now, if it has a replica to be."""
+        if self.replicas is not None and version is not None:
+            self.replicas.prefetch(self.table_name(org_id), version)
+
     async def search(self, org_id: str, kb_ids: list[str], vector: np.ndarray, text: str, *, top_k: int,
-                     threshold: float, tags: list[str]) -> list[RetrievedChunk]:
+                     threshold: float, tags: list[str], version: int | None = None) -> list[RetrievedChunk]:
         return await asyncio.to_thread(self.search_sync, org_id, kb_ids, vector, text, top_k=top_k,
-                                       threshold=threshold, tags=tags)
+                                       threshold=threshold, tags=tags, version=version)
 
     def search_sync(self, org_id: str, kb_ids: list[str], vector: np.ndarray, text: str, *, top_k: int,
-                    threshold: float, tags: list[str]) -> list[RetrievedChunk]:
-        table = self._table(org_id)
-        if table is None or not kb_ids:
+                    threshold: float, tags: list[str], version: int | None = None) -> list[RetrievedChunk]:
+        """`version`: the organisation's knowledge version the caller was given (a call's resolved agent); with
+        it, a local replica at that version or newer is searched instead of the store."""
+        if not kb_ids:
             return []
+        if self.replicas is not None and version is not None:
+            replica = self.replicas.acquire(self.table_name(org_id), version)
+            if replica is not None:
+                try:
+                    return self._search(replica.table, kb_ids, vector, text, top_k, threshold, tags)
+                finally:
+                    self.replicas.release(replica)
+        table = self._table(org_id)
+        if table is None:
+            return []
+        if version is not None:
+            self._at_least(org_id, table, version)
+        return self._search(table, kb_ids, vector, text, top_k, threshold, tags)
+
+    def _at_least(self, org_id: str, table: Any, version: int) -> None:
+        """The store's handle re-reads the table's latest version once per knowledge version a caller brings (it
+        otherwise looks for new versions at most once a second, which could hide a change just made)."""
+        name = self.table_name(org_id)
+        with self._lock:
+            if self._fresh_for.get(name, -1) >= version:
+                return
+            self._fresh_for[name] = version
+        table.checkout_latest()
+
+    def _search(self, table: Any, kb_ids: list[str], vector: np.ndarray, text: str, top_k: int, threshold: float,
+                tags: list[str]) -> list[RetrievedChunk]:
         where = f"kb_id IN ({', '.join(_quote(k) for k in kb_ids)})"
         where += "".join(f" AND array_has(tags, {_quote(t)})" for t in tags)
         wanted = max(top_k * 4, 10)

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from backend_testkit import Account, backend_settings, register
+from backend_testkit import AGENT_CONFIG, Account, backend_settings, register, service_headers
 from fastapi import FastAPI
 from pypdf import PdfWriter
 from stack_helpers import server_env, start_process
@@ -73,6 +73,15 @@ async def _search(client: httpx.AsyncClient, owner: Account, kb: str, question: 
     return list(resp.json()["chunks"])
 
 
+async def _knowledge_version(client: httpx.AsyncClient, agent_id: str) -> int:
+    """What a voice server is told when it resolves a call to the agent."""
+    resp = await client.get(f"/internal/v1/agents/{agent_id}", headers=service_headers())
+    assert resp.status_code == 200, resp.text
+    version = resp.json()["knowledge_version"]
+    assert isinstance(version, int)
+    return version
+
+
 async def test_upload_index_search_replace_delete(kb_client: httpx.AsyncClient) -> None:
     owner = await register(kb_client, "kb")
     kb = await _kb(kb_client, owner)
@@ -99,6 +108,14 @@ async def test_upload_index_search_replace_delete(kb_client: httpx.AsyncClient) 
     listed = (await kb_client.get("/api/v1/knowledge-bases", headers=owner.headers)).json()
     assert listed[0]["source_count"] == 2 and listed[0]["chunk_count"] > 2
 
+    # Calls to an agent with this knowledge base carry the organisation's knowledge version (voice servers use
+    # no local copy of the table older than that): each change to the table moves it on.
+    agent = await kb_client.post("/api/v1/agents", headers=owner.headers, json={
+        "name": "Clinic", "config": {**AGENT_CONFIG, "knowledge": {"knowledge_base_ids": [kb]}}})
+    assert agent.status_code == 201, agent.text
+    indexed_version = await _knowledge_version(kb_client, agent.json()["id"])
+    assert indexed_version >= 2  # two sources ingested
+
     # Re-upload under the same name replaces: new revision, old chunks gone once the new ones are in.
     new_prices = b"# Price list\n\nAn in-office teeth whitening session now costs 399 dollars.\n"
     again = await _upload(kb_client, owner, kb, "clinic_prices.md", new_prices)
@@ -106,6 +123,8 @@ async def test_upload_index_search_replace_delete(kb_client: httpx.AsyncClient) 
     assert (await _settled(kb_client, owner, kb, prices.json()["id"]))["chunk_count"] == 1
     texts = [c["text"] for c in await _search(kb_client, owner, kb, "teeth whitening price", top_k=10)]
     assert any("399" in t for t in texts) and not any("349" in t for t in texts)
+    reuploaded_version = await _knowledge_version(kb_client, agent.json()["id"])
+    assert reuploaded_version > indexed_version
 
     # Another organisation sees none of it.
     other = await register(kb_client, "kb-other")
@@ -116,6 +135,7 @@ async def test_upload_index_search_replace_delete(kb_client: httpx.AsyncClient) 
                                      headers=owner.headers)
     assert deleted.status_code == 204
     assert not any("399" in c["text"] for c in await _search(kb_client, owner, kb, "whitening", top_k=10))
+    assert await _knowledge_version(kb_client, agent.json()["id"]) > reuploaded_version
     assert (await kb_client.delete(f"/api/v1/knowledge-bases/{kb}", headers=owner.headers)).status_code == 204
     assert (await kb_client.get(f"/api/v1/knowledge-bases/{kb}", headers=owner.headers)).status_code == 404
 

@@ -4450,6 +4450,8 @@ export interface components {
             agent_version: number;
             carrier_credentials?: components["schemas"]["CarrierCredentials"] | null;
             config: components["schemas"]["AgentConfig"];
+            /** Knowledge Version */
+            knowledge_version?: number | null;
             /** Org Id */
             org_id: string;
             /** Over Budget Message */

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
 from speech.common.logs import setup_logging
+from speech.llm import tool_turns
 from speech.llm.config import LlmServerSettings
 
 log = logging.getLogger("speech.llm")
@@ -155,6 +156,7 @@ def build_app(settings: LlmServerSettings) -> FastAPI:
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_middleware(ToolNameOnce)
+    app.add_middleware(tool_turns.TextContent)
     app.add_middleware(CompletionMetrics)
     return app
 

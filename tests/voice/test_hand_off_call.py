@@ -16,6 +16,9 @@ from voice_server.answering import inbound_call_id
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
 
+UNVERIFIED = pytest.mark.xfail(strict=False, reason=(
+    "not yet seen passing: in the two runs so far (2 busy cores) the forced to_sales call never reached the "
+    "hand-off handler (no tool event; once the LLM degradation message instead). Open: see docs/flows-and-phone.md"))
 SALES_GREETING = "Hi, this is Sam from sales. What would you like to buy?"
 
 
@@ -39,22 +42,27 @@ async def _sales_agent(http: httpx.AsyncClient, line_backend: str, owner: tuple[
     return str(resp.json()["id"])
 
 
+async def _front_desk(twilio_line_with, http: httpx.AsyncClient, backend_url: str,  # type: ignore[no-untyped-def]
+                      owner: tuple[str, str]) -> tuple[str, SimLine]:
+    """A Sales agent, and a line whose flow agent hands callers to it."""
+    sales_id = await _sales_agent(http, backend_url, owner)
+    line: SimLine = await twilio_line_with(
+        greeting="Hello, this is the front desk.", llm={"max_tokens": 30, "temperature": 0.0},
+        silence={"reminder_after_s": 30.0, "max_reminders": 0}, flow=hand_off_flow(sales_id))
+    return sales_id, line
+
+
 async def _call(simulate: Simulate, line: SimLine, http: httpx.AsyncClient, tts_url: str) -> dict[str, Any]:
     turns = [CallerTurn(audio=synthesize(tts_url, "I would like to buy a new phone."), gap_s=0.6, label="buy")]
     report = await simulate(line, CallScript(turns=turns, hangup_after_s=8.0, max_duration_s=60))
     return await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "not yet seen passing: in the two runs so far (2 busy cores) the forced to_sales call never reached the "
-    "hand-off handler (no tool event; once the LLM degradation message instead). Open: see docs/flows-and-phone.md"))
+@UNVERIFIED
 async def test_a_flow_hands_the_call_to_another_agent(  # type: ignore[no-untyped-def]
         simulate: Simulate, twilio_line_with, http: httpx.AsyncClient, tts_url: str, backend_url: str,
         owner: tuple[str, str]) -> None:
-    sales_id = await _sales_agent(http, backend_url, owner)
-    line: SimLine = await twilio_line_with(
-        greeting="Hello, this is the front desk.", llm={"max_tokens": 30, "temperature": 0.0},
-        silence={"reminder_after_s": 30.0, "max_reminders": 0}, flow=hand_off_flow(sales_id))
+    sales_id, line = await _front_desk(twilio_line_with, http, backend_url, owner)
     call = await _call(simulate, line, http, tts_url)
 
     steps = [(s["node"], s["via"]) for s in call["flow_path"]]
@@ -65,16 +73,11 @@ async def test_a_flow_hands_the_call_to_another_agent(  # type: ignore[no-untype
     assert SALES_GREETING in agent_turns, agent_turns  # the other agent speaks now
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "not yet seen passing: in the two runs so far (2 busy cores) the forced to_sales call never reached the "
-    "hand-off handler (no tool event; once the LLM degradation message instead). Open: see docs/flows-and-phone.md"))
+@UNVERIFIED
 async def test_a_hand_off_to_an_agent_deleted_since_is_unavailable_and_the_call_goes_on(  # type: ignore[no-untyped-def]
         simulate: Simulate, twilio_line_with, http: httpx.AsyncClient, tts_url: str, backend_url: str,
         owner: tuple[str, str]) -> None:
-    sales_id = await _sales_agent(http, backend_url, owner)
-    line: SimLine = await twilio_line_with(
-        greeting="Hello, this is the front desk.", llm={"max_tokens": 30, "temperature": 0.0},
-        silence={"reminder_after_s": 30.0, "max_reminders": 0}, flow=hand_off_flow(sales_id))
+    sales_id, line = await _front_desk(twilio_line_with, http, backend_url, owner)
     deleted = await http.delete(f"{backend_url}/api/v1/agents/{sales_id}",
                                 headers={"Authorization": f"Bearer {owner[0]}"})
     assert deleted.status_code == 204, deleted.text

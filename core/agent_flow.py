@@ -3,7 +3,7 @@
 Stored inside `AgentConfig.flow`, so it is versioned with the agent. The call runs it with `pipecat.flows`
 (pipelines/flows.py); this module is only the typed shape and the checks that make a stored flow runnable:
 a missing start node, a transition to no node, a node the start cannot reach, a loop that can never end, a tool
-choice naming no tool of the node. Every problem names its node, so the API's 422 says where to look.
+choice naming no tool of the node (a node may force a hand-off, which is global). Every problem names its node, so the API's 422 says where to look.
 """
 
 from __future__ import annotations
@@ -111,8 +111,12 @@ class AgentFlow(_Strict):
         if self.start_node not in names:
             problems.append(f"start_node {self.start_node!r} is not one of the nodes {names}")
         collected = set(self.variables())
+        hand_offs = [h.name for h in self.hand_offs]
+        problems += [f"hand-off {h!r} is defined twice" for h in sorted({h for h in hand_offs
+                                                                         if hand_offs.count(h) > 1})]
+        problems += [f"hand-off {h!r} has the name of a tool of the agent" for h in hand_offs if h in agent_tools]
         for node in self.nodes:
-            problems += _node_problems(node, set(names), collected, agent_tools)
+            problems += _node_problems(node, set(names), collected, agent_tools, set(hand_offs))
         if problems:
             return problems
         edges = {n.name: {t.to for t in n.transitions} for n in self.nodes}
@@ -129,7 +133,8 @@ class AgentFlow(_Strict):
         return problems
 
 
-def _node_problems(node: FlowNode, names: set[str], collected: set[str], agent_tools: set[str]) -> list[str]:
+def _node_problems(node: FlowNode, names: set[str], collected: set[str], agent_tools: set[str],
+                   hand_offs: set[str]) -> list[str]:
     where = f"node {node.name!r}"
     problems = [f"{where}: transition to unknown node {t.to!r}" for t in node.transitions if t.to not in names]
     problems += [f"{where}: tool {t!r} is not one of the agent's tools {sorted(agent_tools)}"
@@ -137,6 +142,7 @@ def _node_problems(node: FlowNode, names: set[str], collected: set[str], agent_t
     functions = node.function_names()
     problems += [f"{where}: function {f!r} is offered twice" for f in sorted({f for f in functions
                                                                              if functions.count(f) > 1})]
+    problems += [f"{where}: function {f!r} has the name of a hand-off" for f in sorted(set(functions) & hand_offs)]
     conditional = [t for t in node.transitions if t.function is None]
     if conditional and not node.collect:
         problems.append(f"{where}: condition transitions need variables to collect")
@@ -144,8 +150,9 @@ def _node_problems(node: FlowNode, names: set[str], collected: set[str], agent_t
                  for t in conditional if t.when is not None and t.when.variable not in collected]
     if node.end and node.transitions:
         problems.append(f"{where}: an end node has no transitions")
-    if node.tool_choice not in ("auto", "none", "required") and node.tool_choice not in functions:
-        problems.append(f"{where}: tool_choice {node.tool_choice!r} is not one of its functions {functions}")
+    if node.tool_choice not in ("auto", "none", "required", *functions, *hand_offs):
+        problems.append(f"{where}: tool_choice {node.tool_choice!r} is not one of its functions {functions} "
+                        f"or a hand-off")
     if node.tool_choice == "required" and not functions:
         problems.append(f"{where}: tool_choice 'required' needs at least one function")
     return problems

@@ -8,7 +8,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from core.agent_config import TransferTarget
-from core.call_events import EndReason, FlowNodeEntered, ServiceDegraded, ToolInvoked, TurnRecorded
+from core.call_events import (
+    EndReason,
+    FlowNodeEntered,
+    ResolvedAgent,
+    ServiceDegraded,
+    ToolInvoked,
+    TurnRecorded,
+)
 
 
 class CallControl(Protocol):
@@ -18,6 +25,11 @@ class CallControl(Protocol):
 
     async def transfer(self, target: TransferTarget, announcement: str, brief: str) -> str:
         """Hand the caller to a human; returns a short status for the LLM ("transferring", or an error)."""
+        ...
+
+    async def hand_off_agent(self, agent_id: str) -> ResolvedAgent | None:
+        """The current version of another agent of the call's organisation, for a flow's hand-off; None when it
+        was deleted, belongs to another organisation, or cannot be looked up now."""
         ...
 
 

@@ -40,6 +40,7 @@ from pipecat.turns.user_stop import (
 from pipecat.turns.user_turn_strategies import UserTurnStrategies
 
 from core.agent_config import AgentConfig
+from core.call_events import ResolvedAgent
 from core.egress import EgressPolicy
 from core.knowledge.retriever import Retriever
 from core.redaction import Redactor
@@ -61,7 +62,7 @@ from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio
 from pipelines.stt_chain import FallbackRivaSTTService, stt_chain_args
 from pipelines.takeover import AgentGate
-from pipelines.tools import ToolContext, build_tools, register_tools
+from pipelines.tools import ToolContext, ToolRegistration, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.tts_chain import tts_chain_args
 from pipelines.turns import BargeInStartStrategy, SpeculativeTurnStopStrategy
@@ -288,8 +289,13 @@ def build_call_pipeline(
     )
     flow = None
     if agent.flow is not None:
+        def agent_tools(target: ResolvedAgent) -> list[ToolRegistration]:
+            return build_tools(ToolContext(agent=target.config, call_id=spec.call_id, control=control, events=events,
+                                           http=services.tenant_http, secrets=target.secret_values()))
+
         flow = FlowRun(agent.flow, call_id=spec.call_id, goodbye=agent.goodbye, tools=registrations,
-                       variables={**agent.variables, **spec.variables}, control=control, events=events)
+                       variables={**agent.variables, **spec.variables}, control=control, events=events,
+                       agent_tools=agent_tools)
         flow.attach(worker, llm, context, aggregators)
     return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,

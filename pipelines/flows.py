@@ -10,6 +10,8 @@ named function with a grammar). end_call and transfer_call stay global, as in a 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from typing import Any
 
 from pipecat.flows import ContextStrategy, ContextStrategyConfig, FlowManager, FlowsFunctionSchema, NodeConfig
@@ -21,10 +23,14 @@ from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
 from pipecat.services.llm_service import FunctionCallParams, LLMService
 
-from core.agent_flow import AgentFlow, FlowNode, FlowTransition
-from core.call_events import FlowNodeEntered
+from core.agent_flow import AgentFlow, FlowNode, FlowTransition, HandOff
+from core.call_events import FlowNodeEntered, ResolvedAgent, ToolInvoked
 from pipelines.control import CallControl, CallEventSink
+from pipelines.hand_off import UNAVAILABLE, conversation_summary, node_name, task_message
+from pipelines.llm import tool_choice_param
 from pipelines.tools import ToolRegistration
+
+AgentTools = Callable[[ResolvedAgent], list[ToolRegistration]]
 
 GLOBAL_TOOLS = ("end_call", "transfer_call")
 
@@ -33,13 +39,17 @@ class FlowRun:
     """One call's walk through its flow: the nodes built on demand, the path taken, the variables collected."""
 
     def __init__(self, flow: AgentFlow, *, call_id: str, goodbye: str, tools: list[ToolRegistration],
-                 variables: dict[str, str], control: CallControl, events: CallEventSink) -> None:
+                 variables: dict[str, str], control: CallControl, events: CallEventSink,
+                 agent_tools: AgentTools | None = None) -> None:
+        """`agent_tools`: the tools of a hand-off's target agent, built for this call (pipelines/factory.py)."""
         self.flow = flow
         self.call_id = call_id
         self.goodbye = goodbye
         self.control = control
         self.events = events
         self.tools = {t.schema.name: t for t in tools}
+        self.agent_tools = agent_tools
+        self.variables = variables
         # {{name}} in a node's text must always resolve (pipecat.flows raises on an unknown key): every variable
         # the flow can collect starts empty, next to the agent's own variables.
         self.initial_state: dict[str, Any] = {**{name: "" for name in flow.variables()}, **variables}
@@ -55,9 +65,11 @@ class FlowRun:
                aggregators: LLMContextAggregatorPair) -> FlowManager:
         """Creates the FlowManager over the built pipeline; the flow starts when the pipeline does."""
         self._llm, self._context, self._worker = llm, context, worker
-        globals_ = [self._agent_tool(self.tools[name]) for name in GLOBAL_TOOLS if name in self.tools]
+        globals_: list[FlowsFunctionSchema | FlowsDirectFunction] = [
+            self._agent_tool(self.tools[name]) for name in GLOBAL_TOOLS if name in self.tools]
+        globals_ += [self._hand_off(h) for h in self.flow.hand_offs]
         manager = FlowManager(llm=llm, context_aggregator=aggregators, worker=worker,
-                              global_functions=list(globals_))
+                              global_functions=globals_)
         self.manager = manager
 
         @worker.event_handler("on_pipeline_started")
@@ -142,6 +154,61 @@ class FlowRun:
         return FlowsFunctionSchema(
             name=node.save_function, description=f"Save what the caller said: {', '.join(properties)}.",
             properties=properties, required=list(properties), handler=handler)
+
+    # -- hand-offs to other agents of the organisation (pipelines/hand_off.py) ------------------------------------
+    def _hand_off(self, hand_off: HandOff) -> FlowsFunctionSchema:
+        async def handler(_args: FlowArgs, manager: FlowManager) -> tuple[Any, NodeConfig | None]:
+            started = time.perf_counter()
+            target = await self.control.hand_off_agent(hand_off.agent_id)
+            if target is None:
+                self._tool_event(hand_off.name, False, started,
+                                 f"agent {hand_off.agent_id} is unavailable (deleted or not found); call continues")
+                if self._context is not None:
+                    self._context.set_tool_choice("auto")
+                return {"error": UNAVAILABLE}, None
+            self._tool_event(hand_off.name, True, started, f"handed off to agent {target.agent_name!r} "
+                             f"({target.agent_id} version {target.agent_version})")
+            self._arriving = (self.path[-1] if self.path else None, hand_off.name)
+            return {"status": "handed_off"}, self._agent_node(target, manager)
+
+        return FlowsFunctionSchema(name=hand_off.name, description=hand_off.description, properties={},
+                                   required=[], handler=handler)
+
+    def _agent_node(self, target: ResolvedAgent, manager: FlowManager) -> NodeConfig:
+        """The rest of the call as the target agent: its prompt, tools, tool choice and greeting."""
+        prompt, greeting = target.config.render(self.variables)
+        summary = conversation_summary(self._context.get_messages() if self._context else [], self.collected())
+        tools = self.agent_tools(target) if self.agent_tools is not None else []
+        functions: list[FlowsFunctionSchema | FlowsDirectFunction] = [
+            self._agent_tool(t) for t in tools if t.schema.name not in GLOBAL_TOOLS]
+        name = node_name(target.agent_name)
+        choice = tool_choice_param(target.config.llm) or "auto"
+
+        async def entered(_action: dict[str, Any], _manager: FlowManager) -> None:
+            from_node, via = self._arriving
+            self.path.append(name)
+            self.events.flow_node(FlowNodeEntered(
+                call_id=self.call_id, node=name, from_node=from_node, via=via, variables=self.collected(),
+                at_ms=self.events.timeline_ms()))
+            if self._context is not None:
+                self._context.set_tool_choice(choice)  # type: ignore[arg-type]
+
+        pre: list[ActionConfig] = [{"type": f"hand_off_{target.agent_id}", "handler": entered}]
+        if greeting:
+            pre.append({"type": "tts_say", "text": greeting})
+        return {
+            "name": name,
+            "role_message": prompt,
+            "task_messages": [{"role": "system", "content": task_message(summary)}],
+            "functions": functions,
+            "pre_actions": pre,
+            "respond_immediately": not greeting,
+            "context_strategy": ContextStrategyConfig(strategy=ContextStrategy.RESET),
+        }
+
+    def _tool_event(self, name: str, ok: bool, started: float, detail: str) -> None:
+        self.events.tool(ToolInvoked(call_id=self.call_id, name=name, ok=ok, detail=detail[:500],
+                                     duration_ms=round((time.perf_counter() - started) * 1000, 1)))
 
     # -- the agent's own tools (webhooks, end_call, transfer_call), written for Pipecat's plain function calls -----
     def _agent_tool(self, tool: ToolRegistration) -> FlowsFunctionSchema:

@@ -39,6 +39,7 @@ from pipelines.stt_chain import FallbackRivaSTTService
 from telephony.base import CarrierError, WarmTransfer, warm_room
 from telephony.call_token import CallClaims, TransferClaims, transfer_url
 from telephony.registry import CARRIERS, CarrierClients
+from voice_server.agent_lookup import AgentLookup
 from voice_server.call_registry import CallRegistry
 from voice_server.config import VoiceServerSettings
 from voice_server.live_feed import LiveFeed
@@ -74,6 +75,7 @@ class SessionDeps(Protocol):
     uploader: RecordingUploader
     call_services: CallServices
     calls: CallRegistry
+    agents: AgentLookup  # a flow's hand-off looks up its target agent
 
 
 class CallSession:
@@ -366,6 +368,13 @@ class CallSession:
     async def _max_duration_watch(self) -> None:
         await asyncio.sleep(self.agent.config.max_duration_s)
         await self.end_call("max_duration", goodbye=self.agent.config.goodbye)
+
+    async def hand_off_agent(self, agent_id: str) -> ResolvedAgent | None:
+        match = await self.app.agents.find(agent_id=agent_id)
+        # Only an agent of this call's organisation: the id came from a stored flow, checked when it was saved.
+        if match.agent is None or match.agent.org_id != self.agent.org_id:
+            return None
+        return match.agent
 
     # -- transfers --------------------------------------------------------------------------------------------
     async def transfer(self, target: TransferTarget, announcement: str, brief: str) -> str:

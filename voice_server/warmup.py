@@ -33,6 +33,9 @@ def warm_up_pipeline(services: CallServices) -> None:
         async def transfer(self, *args: Any, **kwargs: Any) -> str:
             return ""
 
+        async def hand_off_agent(self, agent_id: str) -> None:
+            return None
+
         def turn(self, event: Any) -> None:
             return None
 

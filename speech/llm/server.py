@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from speech.common.logs import setup_logging
 from speech.common.service_guard import ServiceTokenGuard, require_service_secret
+from speech.llm import tool_turns
 from speech.llm.config import LlmServerSettings
 
 log = logging.getLogger("speech.llm")
@@ -157,6 +158,7 @@ def build_app(settings: LlmServerSettings) -> FastAPI:
     app.add_api_route("/health", health, methods=["GET"], include_in_schema=False)
     app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
     app.add_middleware(ToolNameOnce)
+    app.add_middleware(tool_turns.TextContent)
     app.add_middleware(CompletionMetrics)
     app.add_middleware(ServiceTokenGuard, secret=secret, server="LLM server",
                        static_key=settings.llm_server_api_key.get_secret_value() if settings.llm_server_api_key

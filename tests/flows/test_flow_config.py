@@ -57,3 +57,17 @@ def test_a_cycle_with_no_exit_is_refused() -> None:
     ]}
     with pytest.raises(ValidationError, match="node 'a' can never reach an end node"):
         _agent(loop)
+
+
+def test_a_node_may_force_a_hand_off_but_not_share_its_name() -> None:
+    from core.agent_flow import AgentFlow
+
+    flow = AgentFlow.model_validate({
+        "start_node": "greet",
+        "nodes": [{"name": "greet", "task_prompt": "Hand over.", "tool_choice": "to_sales",
+                   "transitions": [{"to": "done", "function": "finish", "description": "Done."}]},
+                  {"name": "done", "task_prompt": "Bye.", "end": True}],
+        "hand_offs": [{"name": "to_sales", "agent_id": "a1", "description": "Buying."}]})
+    assert flow.problems(set()) == []
+    flow.hand_offs[0].name = "finish"
+    assert any("has the name of a hand-off" in p for p in flow.problems(set()))

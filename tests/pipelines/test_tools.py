@@ -24,6 +24,9 @@ class RecordingControl:
     async def transfer(self, target: Any, announcement: str, brief: str) -> str:
         return "transferring"
 
+    async def hand_off_agent(self, agent_id: str) -> None:
+        return None
+
     def turn(self, event: Any) -> None: ...
 
     def tool(self, event: Any) -> None:

@@ -32,3 +32,24 @@ async def test_streaming_chat_completion(llm_url: str) -> None:
     assert health == {"status": "ok", "model": "smollm2-135m-instruct", "prompt_cache": True}
     assert models["data"][0]["id"] == "smollm2-135m-instruct"
     assert 'llm_time_to_first_byte_seconds_count{path="/v1/chat/completions"}' in metrics
+
+
+async def test_completion_after_a_tool_result(llm_url: str) -> None:
+    """Regression: Pipecat sends the tool call as an assistant message without `content` (and may send `null` or
+    text parts); SmolLM2's chat template concatenates `message['content']`, so the completion after a tool result
+    failed with "'dict object' has no attribute 'content'" (speech/llm/tool_turns.py)."""
+    tools = [{"type": "function", "function": {
+        "name": "opening_hours", "description": "The opening hours of a day.",
+        "parameters": {"type": "object", "properties": {"day": {"type": "string"}}, "required": ["day"]}}}]
+    call = {"id": "call_1", "type": "function", "function": {"name": "opening_hours", "arguments": '{"day": "sat"}'}}
+    history = [{"role": "system", "content": "You are a receptionist. Answer in one short sentence."},
+               {"role": "user", "content": [{"type": "text", "text": "Are you open on Saturday?"}]}]
+    async with httpx.AsyncClient(base_url=llm_url, timeout=60) as http:
+        for assistant in ({"role": "assistant", "tool_calls": [call]},
+                          {"role": "assistant", "content": None, "tool_calls": [call]}):
+            messages = [*history, assistant, {"role": "tool", "tool_call_id": "call_1", "content": '{"open": "9-12"}'}]
+            resp = await http.post("/v1/chat/completions", json={
+                "model": "smollm2-135m-instruct", "messages": messages, "tools": tools, "max_tokens": 16,
+                "temperature": 0})
+            assert resp.status_code == 200, resp.text
+            assert resp.json()["choices"][0]["message"]["content"].strip()

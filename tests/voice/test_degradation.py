@@ -144,6 +144,9 @@ class RecordingCall:
     async def transfer(self, target: TransferTarget, announcement: str, brief: str) -> str:
         return "transferring"
 
+    async def hand_off_agent(self, agent_id: str) -> None:
+        return None
+
     def turn(self, event: Any) -> None: ...
 
     def tool(self, event: Any) -> None: ...

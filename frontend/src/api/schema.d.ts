@@ -1455,7 +1455,7 @@ export interface paths {
         };
         /**
          * List Voices
-         * @description Every voice the TTS server serves (engine piper or xtts), for an agent's `tts.voice`.
+         * @description The TTS server's built-in voices and this organisation's own cloned voices, for an agent's `tts.voice`.
          */
         get: operations["list_voices"];
         put?: never;

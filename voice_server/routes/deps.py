@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from fastapi import Header, HTTPException, Request, WebSocket, WebSocketDisconnect
 
@@ -77,3 +78,16 @@ def require_service_token(request: Request, authorization: str = Header(default=
         return verify_service_token(app.settings.service_token_secret.get_secret_value(), token)
     except ServiceTokenError as exc:
         raise HTTPException(status_code=401, detail="invalid service token") from exc
+
+
+def dropping_queue(maxsize: int) -> tuple[asyncio.Queue[bytes], Callable[[bytes], None]]:
+    """Audio for a supervisor's socket, fed from the call's loop: one that falls behind loses the oldest audio
+    rather than holding the call's memory."""
+    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=maxsize)
+
+    def put(data: bytes) -> None:
+        if queue.full():
+            queue.get_nowait()
+        queue.put_nowait(data)
+
+    return queue, put

@@ -18,7 +18,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
-from voice_server.routes.deps import admit_supervisor, voice_app_ws
+from voice_server.routes.deps import admit_supervisor, dropping_queue, voice_app_ws
 from voice_server.state import VoiceApp
 
 router = APIRouter(tags=["media"])
@@ -31,13 +31,7 @@ async def listen(websocket: WebSocket, call_id: str, app: AppDep) -> None:
     live = await admit_supervisor(websocket, app, call_id, "listen")
     if live is None:
         return
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE_BLOCKS)
-
-    def sink(block: bytes) -> None:
-        if queue.full():
-            queue.get_nowait()
-        queue.put_nowait(block)
-
+    queue, sink = dropping_queue(QUEUE_BLOCKS)
     tap = live.listen(sink)
     if tap is None:
         await websocket.close(code=4409, reason="the call is not recorded; listen-in taps its recorder")

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from voice_server.media.browser import MAX_AUDIO_FRAME_BYTES
 from voice_server.media.takeover import Takeover
-from voice_server.routes.deps import admit_supervisor, voice_app_ws
+from voice_server.routes.deps import admit_supervisor, dropping_queue, voice_app_ws
 from voice_server.state import VoiceApp
 
 router = APIRouter(tags=["media"])
@@ -55,13 +55,7 @@ async def take_over(websocket: WebSocket, call_id: str, app: AppDep) -> None:
     live = await admit_supervisor(websocket, app, call_id, "takeover")
     if live is None:
         return
-    queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=QUEUE_FRAMES)
-
-    def caller_audio(pcm: bytes) -> None:
-        if queue.full():
-            queue.get_nowait()
-        queue.put_nowait(pcm)
-
+    queue, caller_audio = dropping_queue(QUEUE_FRAMES)
     takeover = await live.take_over(caller_audio)
     if takeover is None:
         await websocket.close(code=4409, reason="the call is already taken over or ending")

@@ -44,7 +44,8 @@ async def test_completion_after_a_tool_result(llm_url: str) -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "opening_hours", "arguments": '{"day": "sat"}'}}
     history = [{"role": "system", "content": "You are a receptionist. Answer in one short sentence."},
                {"role": "user", "content": [{"type": "text", "text": "Are you open on Saturday?"}]}]
-    async with httpx.AsyncClient(base_url=llm_url, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=llm_url, timeout=60,
+                                 headers={"Authorization": f"Bearer {speech_token('tests')}"}) as http:
         for assistant in ({"role": "assistant", "tool_calls": [call]},
                           {"role": "assistant", "content": None, "tool_calls": [call]}):
             messages = [*history, assistant, {"role": "tool", "tool_call_id": "call_1", "content": '{"open": "9-12"}'}]

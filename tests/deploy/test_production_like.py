@@ -63,6 +63,8 @@ class Stack:
             **{name: secrets.token_hex(24) for name in OPERATOR_DOTENV if name.endswith(("SECRET", "KEY", "TOKEN"))},
             # The session's MinIO was started with these root keys (tests/conftest.py).
             "MINIO_ROOT_USER": os.environ["S3_ACCESS_KEY"], "MINIO_ROOT_PASSWORD": os.environ["S3_SECRET_KEY"],
+            # The speech servers are the session's, which check tokens signed with the session's secret.
+            "SERVICE_TOKEN_SECRET": os.environ["SERVICE_TOKEN_SECRET"],
         }
         self.addresses = {
             "minio:9000": data_services["S3_ENDPOINT"], "backend:8000": f"127.0.0.1:{self.backend_port}",

@@ -32,6 +32,8 @@ def _backend_env(data_services: dict[str, str]) -> dict[str, str]:
         "SEED_DEMO": "false",
         "ARGON2_TIME_COST": "1",
         "ARGON2_MEMORY_KIB": "1024",
+        # One owner token serves the whole voice session (over half an hour on 2 cores).
+        "ACCESS_TOKEN_TTL_S": "7200",
         "REGISTER_PER_IP_PER_HOUR": "100000",
         "LOGIN_ATTEMPTS_PER_IP_PER_MINUTE": "100000",
         "WORKER_POLL_INTERVAL_S": "0.05",

@@ -5,6 +5,7 @@ open. A cloned voice belongs to one organisation."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -58,9 +59,10 @@ async def test_asr_recognise_needs_a_service_token(asr_server: AsrServer) -> Non
         assert listing.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
         async def audio() -> object:
-            yield rasr.StreamingRecognizeRequest(streaming_config=riva.client.StreamingRecognitionConfig(
-                config=config))
-            yield rasr.StreamingRecognizeRequest(audio_content=bytes(3200))
+            # Nothing is sent: the refusal must come from the metadata alone. (A client still sending when the
+            # server refuses sees its own send fail, INTERNAL, instead of the server's status.)
+            await asyncio.Event().wait()
+            yield rasr.StreamingRecognizeRequest()
 
         with pytest.raises(grpc.aio.AioRpcError) as streaming:
             async for _ in stub.StreamingRecognize(audio(), timeout=30):

@@ -50,7 +50,8 @@ async def _front_desk(twilio_line_with, http: httpx.AsyncClient, backend_url: st
 
 async def _call(simulate: Simulate, line: SimLine, http: httpx.AsyncClient, tts_url: str) -> dict[str, Any]:
     turns = [CallerTurn(audio=synthesize(tts_url, "I would like to buy a new phone."), gap_s=0.6, label="buy")]
-    report = await simulate(line, CallScript(turns=turns, hangup_after_s=8.0, max_duration_s=60))
+    # The caller stays on long enough for a loaded 2-core machine: forced tool call, switch, then the new greeting.
+    report = await simulate(line, CallScript(turns=turns, hangup_after_s=20.0, max_duration_s=90))
     return await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
 
 

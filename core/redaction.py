@@ -8,6 +8,9 @@ placeholders ("[card number]"). Per agent (`AgentConfig.redaction`):
 - government ids: US social security numbers (3-2-4), UK national insurance numbers, Indian Aadhaar (4-4-4);
 - email addresses, written or spoken ("jane at example dot com");
 - digit runs of lengths the agent marks sensitive (a 4-digit PIN, a 6-digit one-time code), DTMF included;
+- the digits a caller entered in this call through a sensitive `collect_digits`, wherever they appear again: the LLM
+  needs them for its tools and may read them back, and its reply is a transcript turn like any other. This one is
+  on for every agent, redaction enabled or not, since the agent marked the entry sensitive;
 - the agent's own patterns, each with its placeholder label. They run on RE2 (linear time); a pattern that needs
   backtracking is refused when the agent is saved (core/schema_patterns.py).
 """
@@ -97,15 +100,24 @@ class Redactor:
         self._kinds = set(config.kinds)
         self._lengths = set(config.sensitive_digit_lengths)
         self._custom = [(_compile(p.pattern), f"[{p.label}]") for p in config.patterns]
+        self._secrets: set[str] = set()
 
     @property
     def enabled(self) -> bool:
-        return self._config.enabled
+        return self._config.enabled or bool(self._secrets)
+
+    def remember(self, digits: str) -> None:
+        """Digits entered as sensitive in this call: masked from now on wherever they appear (read back, say)."""
+        if len(digits) >= 3:
+            self._secrets.add(digits)
 
     def redact(self, text: str) -> Redacted:
-        if not self._config.enabled or not text:
+        if not self.enabled or not text:
             return Redacted(text, ())
         found: list[str] = []
+        if not self._config.enabled:  # only this call's secrets
+            return Redacted(_RUN.sub(lambda m: self._digit_run(m.group(0), found, secrets_only=True), text),
+                            tuple(found))
 
         def sub(pattern: re.Pattern[str], kind: str, value: str) -> str:
             def replace(_match: re.Match[str]) -> str:
@@ -124,13 +136,17 @@ class Redactor:
             found.extend([placeholder] * count)
         return Redacted(text, tuple(found))
 
-    def _digit_run(self, run: str, found: list[str]) -> str:
+    def _digit_run(self, run: str, found: list[str], secrets_only: bool = False) -> str:
         tokens = re.findall(_TOKEN, run, re.IGNORECASE)
         digits = "".join(t if t.isdigit() else _DIGIT_WORDS[t.lower()] for t in tokens)
         if not any(t.isdigit() for t in tokens) and len(tokens) < 3:
             return run  # "one" or "oh two" in speech is not a number worth hiding
         kind: str | None = None
-        if "card_number" in self._kinds and 13 <= len(digits) <= 19 and luhn_valid(digits):
+        if self._is_secret(digits):
+            kind = "digits"
+        elif secrets_only:
+            return run
+        elif "card_number" in self._kinds and 13 <= len(digits) <= 19 and luhn_valid(digits):
             kind = "card_number"
         elif "government_id" in self._kinds and (_SSN.match(run) or _AADHAAR.match(run)):
             kind = "government_id"
@@ -140,3 +156,7 @@ class Redactor:
             return run
         found.append(kind)
         return PLACEHOLDERS[kind]
+
+    def _is_secret(self, digits: str) -> bool:
+        """The whole entry, or 4+ digits of it ("ending in 3456")."""
+        return any(secret in digits or (len(digits) >= 4 and digits in secret) for secret in self._secrets)

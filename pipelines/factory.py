@@ -187,7 +187,7 @@ def build_call_pipeline(
         silence.note_activity()
         transcript.dtmf(digits)
 
-    dtmf = Keypad(on_digits=on_digits)
+    dtmf = Keypad(on_digits=on_digits, on_sensitive=transcript.keep_secret)
     if agent.collect_digits is not None:
         registrations.append(collect_digits_tool(tool_ctx, dtmf, agent.collect_digits))
     if agent.enable_send_digits:
@@ -229,14 +229,10 @@ def build_call_pipeline(
     )
     user, assistant = aggregators.user(), aggregators.assistant()
 
-    transcript.attach(user, assistant)
+    transcript.attach(user, assistant, before_caller_turn=dtmf.spoken)  # a number said instead of typed
     gate = AgentGate()
     silence = SilencePolicy(agent.silence, control, gate)
     silence.attach(user)
-
-    @user.event_handler("on_user_turn_stopped")
-    async def _spoken(_agg: Any, _strategy: Any, message: Any) -> None:
-        dtmf.spoken(message.content or "")  # a number said instead of typed
 
     speech = BotSpeechTracker()
     voicemail = None

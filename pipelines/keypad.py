@@ -3,7 +3,8 @@
 While the tool waits, keypresses go to it instead of to the LLM as a message (DTMFToLLM's default); the entry ends
 at the end key, at `max_digits`, or at the timeout. The caller may say the number instead: their next finished
 turn ends the wait with the digits found in the words. Sensitive entries never appear in clear in the
-transcript, in call events or in our logs; only the LLM (which needs them for its tools) sees the digits.
+transcript, in call events or in our logs; only the LLM (which needs them for its tools) sees the digits, and
+since it may read them back, the call's transcript masks them in every later turn too (`on_sensitive`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ class DigitEntry:
 class Keypad(DTMFToLLM):
     """DTMFToLLM that can also hand keypresses to one waiting collect_digits call."""
 
-    def __init__(self, *, on_digits: Callable[[str], None] | None = None) -> None:
+    def __init__(self, *, on_digits: Callable[[str], None] | None = None,
+                 on_sensitive: Callable[[str], None] | None = None) -> None:
         super().__init__(on_digits=on_digits)
+        self._on_sensitive = on_sensitive or (lambda digits: None)
         self._request: DigitCollection | None = None
         self._entered = ""
         self._waiting: asyncio.Future[DigitEntry] | None = None
@@ -85,6 +88,8 @@ class Keypad(DTMFToLLM):
         self._waiting, self._request, self._entered = None, None, ""
         if waiting is None or waiting.done() or request is None:
             return
+        if request.sensitive and entry.digits:
+            self._on_sensitive(entry.digits)
         if entry.via == "keypad" and entry.digits:
             self._on_digits(mask(entry.digits, request))
         waiting.set_result(entry)

@@ -4,6 +4,7 @@ agent's PII redaction applied to the text (core/redaction.py): nothing after thi
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 from pipecat.processors.aggregators.llm_response_universal import (
@@ -34,9 +35,13 @@ class TranscriptWriter:
         self._pending_knowledge: TurnKnowledge | None = None
         latency.on_turn_complete = self._on_timing
 
-    def attach(self, user: LLMUserAggregator, assistant: LLMAssistantAggregator) -> None:
+    def attach(self, user: LLMUserAggregator, assistant: LLMAssistantAggregator,
+               before_caller_turn: Callable[[str], None] | None = None) -> None:
+        """`before_caller_turn` sees the caller's words first (the keypad, which may learn they are a secret)."""
         @user.event_handler("on_user_turn_stopped")
         async def _caller(_agg: Any, _strategy: Any, message: UserTurnStoppedMessage) -> None:
+            if before_caller_turn is not None:
+                before_caller_turn(message.content or "")
             self.caller_turn(message.content or "")
 
         @assistant.event_handler("on_assistant_turn_started")
@@ -82,6 +87,11 @@ class TranscriptWriter:
     def system(self, text: str) -> None:
         now = self._events.timeline_ms()
         self._emit("system", text, now, now, False, None)
+
+    def keep_secret(self, digits: str) -> None:
+        """Sensitive digits the caller entered: never written in clear, whoever says them later."""
+        if self._redactor is not None:
+            self._redactor.remember(digits)
 
     def redact(self, text: str) -> str:
         """The agent's redaction, for text shown outside the transcript (interim lines in the live view)."""

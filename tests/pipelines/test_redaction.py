@@ -107,6 +107,19 @@ def test_nested_quantifiers_run_in_linear_time() -> None:
     assert redactor.redact(attack).text == attack
 
 
+@pytest.mark.parametrize("text", [
+    "Your booking number is 4 8 1 5 1 6, thanks.", "I have 481516 on file.",
+    "That is four eight one five one six.", "The one ending in 1516?"])
+def test_sensitive_digits_entered_in_the_call_are_masked_wherever_they_come_back(text: str) -> None:
+    """The LLM hears a sensitive keypad entry and may read it back: that reply is masked, redaction on or off."""
+    redactor = Redactor(RedactionConfig(enabled=False))
+    assert redactor.redact(text).text == text
+    redactor.remember("481516")
+    masked = redactor.redact(text).text
+    assert "1516" not in masked and "one five one six" not in masked and "[sensitive digits]" in masked
+    assert redactor.redact("Your appointment is at 10 on the 3rd.").text == "Your appointment is at 10 on the 3rd."
+
+
 def test_beep_over_replaces_only_the_callers_span(tmp_path: Path) -> None:
     rate = 8000
     caller = (np.sin(np.arange(rate * 2) * 0.05) * 8000).astype("<i2")

@@ -39,6 +39,7 @@ from bench.asr_voices_bench import (  # noqa: E402
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from pipelines.shared_models import SharedModels  # noqa: E402
+from pipelines.turn_end import transcript_reads_complete  # noqa: E402
 from speech.common.audio import mulaw_to_pcm16, pcm16_to_mulaw  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "turn_end.json"
@@ -75,22 +76,11 @@ class VoiceTurns:
     text_cutoff: float
     either_complete: float  # smart-turn OR text
     either_cutoff: float
-
-
-# Words that leave an English sentence hanging when a caller pauses after them.
-HANGING_WORDS = frozenset(
-    "a an the and or but so because if that to for of with at in on about from by my your our their his her "
-    "its is are was were am be um uh er like then when which who i we you".split())
-
-
-def transcript_reads_complete(text: str) -> bool:
-    """The candidate text signal: a final transcript that ends a sentence (. ? !) on a word that does not leave
-    it hanging (Whisper punctuates what it hears)."""
-    stripped = text.strip()
-    if not stripped or stripped[-1] not in ".?!":
-        return False
-    words = [w for w in (w.strip(".,?!;:'\"").lower() for w in stripped.split()) if w]
-    return bool(words) and words[-1] not in HANGING_WORDS
+    # smart-turn says incomplete but the text reads complete: with TURN_TEXT_FALLBACK_S the turn ends that long
+    # after the speech instead of 2 s (complete utterances: latency won) ...
+    shortened: float
+    # ... and a fragment in that state is cut off if the caller's pause outlasts TURN_TEXT_FALLBACK_S
+    shortened_cutoff: float
 
 
 def on_the_line(speech: np.ndarray) -> np.ndarray:
@@ -115,10 +105,14 @@ def measure(models: SharedModels, asr: str, voice: str, label: str, speak: dict[
         hits = [(v[0] or v[1]) if pick is None else v[pick] for t, v in verdicts.items() if t in texts]
         return round(sum(hits) / max(1, len(hits)), 3)
 
+    def shortened(texts: tuple[str, ...]) -> float:
+        hits = [not v[0] and v[1] for t, v in verdicts.items() if t in texts]
+        return round(sum(hits) / max(1, len(hits)), 3)
+
     prefixes = tuple(prefix for prefix, _ in INCOMPLETE)
     return VoiceTurns(voice, label, len(COMPLETE), len(INCOMPLETE),
                       share(COMPLETE, 0), share(prefixes, 0), share(COMPLETE, 1), share(prefixes, 1),
-                      share(COMPLETE, None), share(prefixes, None))
+                      share(COMPLETE, None), share(prefixes, None), shortened(COMPLETE), shortened(prefixes))
 
 
 def speech_only(samples: np.ndarray) -> np.ndarray:
@@ -139,7 +133,8 @@ def utterances(say: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
 def markdown(rows: list[VoiceTurns]) -> str:
     body = "\n".join(
         f"| {r.label} | {1 - r.smart_turn_complete:.2f} | {r.smart_turn_cutoff:.2f} | {r.text_complete:.2f} | "
-        f"{r.text_cutoff:.2f} | {1 - r.either_complete:.2f} | {r.either_cutoff:.2f} |" for r in rows)
+        f"{r.text_cutoff:.2f} | {1 - r.either_complete:.2f} | {r.either_cutoff:.2f} | "
+        f"{1 - r.smart_turn_complete - r.shortened:.2f} | {r.shortened_cutoff:.2f} |" for r in rows)
     return f"""{START}
 ## Turn end on caller voices (`bench/turn_end_bench.py`)
 
@@ -147,12 +142,15 @@ def markdown(rows: list[VoiceTurns]) -> str:
 
 {len(COMPLETE)} complete and {len(INCOMPLETE)} incomplete caller utterances (a pause mid-sentence) per voice, 8 kHz
 μ-law, scored by the pipeline's smart-turn v3.2 session at the VAD stop, and transcribed by the platform's ASR for the
-text signal (`transcript_reads_complete` in the script). "Fallback" = a complete utterance that smart-turn
+text signal (`transcript_reads_complete`, pipelines/turn_end.py). "Fallback" = a complete utterance that smart-turn
 calls incomplete, so the turn ends only on the 2 s fallback; "cut-off" = an incomplete utterance judged complete, so
-the agent would talk over a caller who had not finished. Decisions, not timings: load does not change them.
+the agent would talk over a caller who had not finished. Decisions, not timings: load does not change them. The
+last two columns are `TURN_TEXT_FALLBACK_S` (smart-turn's "incomplete" waits only that long when the text reads
+complete): the complete utterances still left on the 2 s fallback, and the fragments that a pause longer than
+TURN_TEXT_FALLBACK_S would cut off (on top of smart-turn's own cut-offs).
 
-| voice | smart-turn: fallback | smart-turn: cut-off | text: complete | text: cut-off | smart-turn or text: fallback | smart-turn or text: cut-off |
-|---|---|---|---|---|---|---|
+| voice | smart-turn: fallback | smart-turn: cut-off | text: complete | text: cut-off | smart-turn or text: fallback | smart-turn or text: cut-off | text fallback: still 2 s | text fallback: cut off if the pause is longer |
+|---|---|---|---|---|---|---|---|---|
 {body}
 
 Raw numbers: `bench/results/turn_end.json`.

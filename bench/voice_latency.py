@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.provenance import machine, provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
+from voice_server.testing.agent_tests import caller_speech  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCarrier  # noqa: E402
 from voice_server.testing.provision import carrier_api_env, provision_line  # noqa: E402
 from voice_server.testing.runner import (  # noqa: E402
@@ -62,6 +63,30 @@ BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 START, END = "<!-- voice-latency:start -->", "<!-- voice-latency:end -->"
 # --knowledge writes its own results and section, so the main latency section stays as measured.
 KNOWLEDGE_RESULTS = ROOT / "bench" / "results" / "voice_latency_knowledge.json"
+CALLERS_START, CALLERS_END = "<!-- voice-latency-callers:start -->", "<!-- voice-latency-callers:end -->"
+CALLERS_RESULTS = ROOT / "bench" / "results" / "voice_latency_callers.json"
+PIPER = "piper"
+FALLBACK_MS = 1500.0  # a turn end this late waited for smart-turn's 2 s fallback (a normal one closes in ~0.5 s)
+
+
+def variant(report: dict[str, Any]) -> tuple[Path, str, str, str]:
+    """Results file, section markers and title: the default run, --knowledge, or other caller voices."""
+    if report.get("knowledge"):
+        return (KNOWLEDGE_RESULTS, KNOWLEDGE_START, KNOWLEDGE_END,
+                "## Knowledge base: voice-to-voice latency with and without (`bench/voice_latency.py --knowledge`)")
+    if report.get("caller_voices", [PIPER]) != [PIPER]:
+        return (CALLERS_RESULTS, CALLERS_START, CALLERS_END,
+                "## Voice-to-voice latency on caller voices other than the agent's (`bench/voice_latency.py "
+                "--caller-voice`)")
+    return RESULTS, START, END, "## Voice-to-voice latency (one call, embedded CPU stack)"
+
+
+def caller_questions(voice: str, texts: list[str], piper: list[bytes]) -> list[bytes]:
+    """The questions in one caller voice: `piper` (the agent's own synthesiser) or espeak-ng `NAME:WPM`."""
+    if voice == PIPER:
+        return piper
+    name, _, wpm = voice.partition(":")
+    return [caller_speech(text, (name, int(wpm or 160))) for text in texts]
 KNOWLEDGE_START, KNOWLEDGE_END = "<!-- voice-latency-knowledge:start -->", "<!-- voice-latency-knowledge:end -->"
 GOAL_P50_MS, GOAL_P95_MS = 800, 1200
 
@@ -201,18 +226,22 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             line = await provision_line(http, stack.backend_url, carrier=args.carrier, fake_carrier=fake,
                                         agent_config=AGENT)
             kb_line = await knowledge_line(http, stack, args, fake, line) if args.knowledge else None
-            questions = await synthesize_questions(http, stack.tts_url, list(DEFAULT_QUESTIONS + MORE_QUESTIONS),
-                                                   local_service_secret())
+            texts = list(DEFAULT_QUESTIONS + MORE_QUESTIONS)
+            piper = await synthesize_questions(http, stack.tts_url, texts, local_service_secret())
+            by_voice = {voice: caller_questions(voice, texts, piper) for voice in args.caller_voice}
         from voice_server.testing.runner import SimulationResult
 
         merged = {name: SimulationResult(reports=[], samples=[], greeting_ms=[], errors=[])
                   for name in ("levers", "baseline")}
+        voice_of: dict[str, list[str]] = {"levers": [], "baseline": []}  # each sample's caller voice
         servers = [("levers", stack.voice_url, line)]
         if kb_line is not None:  # same voice server; "levers" = the agent with a knowledge base
             servers = [("levers", stack.voice_url, kb_line), ("baseline", stack.voice_url, line)]
         elif stack.baseline_url:
             servers.append(("baseline", stack.baseline_url, line))
         for call in range(args.calls):
+            voice = args.caller_voice[call % len(args.caller_voice)]
+            questions = by_voice[voice]
             # Interleaved, and in alternating order (ABBA...), so a busier minute on the shared machine hits both.
             for name, url, on in servers if call % 2 else servers[::-1]:
                 cfg = SimulationConfig(voice_url=url, carrier=args.carrier, to_number=on.number,
@@ -223,15 +252,43 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                 result = await run_simulation(cfg, fake)
                 into = merged[name]
                 into.samples.extend(result.samples)
+                voice_of[name].extend([voice] * len(result.samples))
                 into.reports.extend(result.reports)
                 into.errors.extend(result.errors)
                 into.greeting_ms.extend(result.greeting_ms)
-                print(f"call {call + 1}/{args.calls} ({name}): {len(result.samples)} turns")
+                print(f"call {call + 1}/{args.calls} ({name}, caller {voice}): {len(result.samples)} turns")
         asr = await asr_server_means(stack.asr_metrics_url)
     finally:
         await fake.stop()
     return {"result": merged["levers"], "baseline": merged["baseline"] if len(servers) > 1 else None,
-            "line": line.number, "asr_server": asr}
+            "line": line.number, "asr_server": asr, "voice_of": voice_of}
+
+
+def by_voice(samples: list[Any], voices: list[str]) -> list[dict[str, Any]]:
+    """Per caller voice: voice-to-voice and turn end, and how many turns waited for smart-turn's fallback."""
+    rows = []
+    for voice in dict.fromkeys(voices):
+        mine = [s for s, v in zip(samples, voices, strict=True) if v == voice]
+        v2v = [s.voice_to_voice_ms for s in mine if s.voice_to_voice_ms is not None]
+        ends = [s.stages["turn_end"] for s in mine if s.stages.get("turn_end") is not None]
+        rows.append({"voice": voice, "n": len(v2v), "v2v_p50": percentile(v2v, 50), "v2v_p95": percentile(v2v, 95),
+                     "turn_end_p50": percentile(ends, 50), "turn_end_p95": percentile(ends, 95),
+                     "fallback_turns": sum(1 for e in ends if e > FALLBACK_MS)})
+    return rows
+
+
+def voices_markdown(report: dict[str, Any]) -> list[str]:
+    rows = report.get("by_voice")
+    if not rows or report.get("caller_voices", [PIPER]) == [PIPER]:
+        return []
+    lines = ["Per caller voice (`piper` is the agent's own synthesiser; the others are espeak-ng `voice:words per "
+             f"minute`). A turn end later than {FALLBACK_MS:.0f} ms waited for smart-turn's 2 s fallback "
+             "(it judged a finished caller unfinished).", "",
+             "| caller voice | turns | voice-to-voice p50 / p95 ms | turn end p50 / p95 ms | turns on the fallback |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['voice']} | {r['n']} | {r['v2v_p50']} / {r['v2v_p95']} | {r['turn_end_p50']} / "
+              f"{r['turn_end_p95']} | {r['fallback_turns']} |" for r in rows]
+    return [*lines, ""]
 
 
 KNOWLEDGE_DOCS = ROOT / "tests" / "knowledge_data"
@@ -309,11 +366,10 @@ def markdown(report: dict[str, Any]) -> str:
         f"{STAGE_NOTES.get(name, '')} |"
         for name, st in stages.items())
     cpu = report["cpu_probe"]
-    knowledge = bool(report.get("knowledge"))
+    results, start, end, title = variant(report)
     return "\n".join([
-        KNOWLEDGE_START if knowledge else START,
-        "## Knowledge base: voice-to-voice latency with and without (`bench/voice_latency.py --knowledge`)"
-        if knowledge else "## Voice-to-voice latency (one call, embedded CPU stack)",
+        start,
+        title,
         "",
         provenance_line(),
         "",
@@ -321,7 +377,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"{report['load_start']}, at end: {report['load_end']}; the machine is shared with other sessions' runs; "
         f"niceness {report['nice']}). CPU probe (a fixed single-core loop, ms; lowest = idle core): "
         f"min {cpu['min_ms']}, median {cpu['median_ms']}, max {cpu['max_ms']}.",
-        f"Raw numbers: `bench/results/{(KNOWLEDGE_RESULTS if knowledge else RESULTS).name}`. {report['calls']} call(s) x {report['turns']} spoken "
+        f"Raw numbers: `bench/results/{results.name}`. {report['calls']} call(s) x {report['turns']} spoken "
         f"questions, carrier {report['carrier']} ({report['format']}), Whisper tiny.en + SmolLM2-135M (max 40 tokens) "
         "+ Piper, all on this machine.",
         "",
@@ -333,9 +389,10 @@ def markdown(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|",
         rows,
         "",
+        *voices_markdown(report),
         *ab_markdown(report),
         "Where the time goes: " + report["analysis"],
-        KNOWLEDGE_END if knowledge else END,
+        end,
     ]) + "\n"
 
 
@@ -416,11 +473,10 @@ def analysis(stages: dict[str, dict[str, float | None]], cpu: dict[str, float],
 
 
 def write_outputs(report: dict[str, Any]) -> None:
-    knowledge = bool(report.get("knowledge"))
-    results = KNOWLEDGE_RESULTS if knowledge else RESULTS
+    results, start, end, _ = variant(report)
     results.parent.mkdir(parents=True, exist_ok=True)
     results.write_text(json.dumps(report, indent=2, default=str))
-    replace_section(*((KNOWLEDGE_START, KNOWLEDGE_END) if knowledge else (START, END)), markdown(report))
+    replace_section(start, end, markdown(report))
 
 
 def main() -> None:
@@ -440,12 +496,16 @@ def main() -> None:
     parser.add_argument("--knowledge", action="store_true",
                         help="A/B the agent with a knowledge base (tests/knowledge_data) against the same agent "
                              "without, on one voice server (implies --no-baseline)")
+    parser.add_argument("--caller-voice", action="append", default=[], metavar="VOICE",
+                        help="the caller's voice, call by call in turn: piper (the agent's own synthesiser, the "
+                             "default) or an espeak-ng voice as NAME:WPM, e.g. en-gb-scotland:160")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the BENCHMARKS.md section from bench/results/voice_latency.json; run nothing")
     args = parser.parse_args()
+    args.caller_voice = args.caller_voice or [PIPER]
     if args.render_only:
-        report = json.loads((KNOWLEDGE_RESULTS if args.knowledge else RESULTS).read_text())
+        report = json.loads(variant({"knowledge": args.knowledge, "caller_voices": args.caller_voice})[0].read_text())
         report["analysis"] = analysis(report["stages"], report["cpu_probe"], report.get("asr_server"))
         write_outputs(report)
         return
@@ -480,10 +540,12 @@ def main() -> None:
         "calls": args.calls, "concurrency": args.concurrency, "turns": args.turns, "carrier": args.carrier,
         "format": args.format or ("mulaw_8k" if args.carrier == "twilio" else "default"),
         "stages": stages, "greeting_p50_ms": percentile(g, 50), "greeting_ms": g, "errors": result.errors,
-        "samples": [{"call": s.call, "turn": s.turn, **s.stages} for s in result.samples],
+        "samples": [{"call": s.call, "turn": s.turn, "caller_voice": v, **s.stages}
+                    for s, v in zip(result.samples, out["voice_of"]["levers"], strict=True)],
         "goal": {"p50_ms": GOAL_P50_MS, "p95_ms": GOAL_P95_MS}, "levers_env": levers_env,
         "baseline_env": baseline_env if out["baseline"] is not None and not args.knowledge else None,
-        "knowledge": args.knowledge, "asr_server": out["asr_server"],
+        "knowledge": args.knowledge, "asr_server": out["asr_server"], "caller_voices": args.caller_voice,
+        "by_voice": by_voice(result.samples, out["voice_of"]["levers"]),
     }
     if out["baseline"] is not None:
         report["ab"] = ab_rows(stages, out["baseline"].stage_stats())
@@ -491,7 +553,7 @@ def main() -> None:
     report["analysis"] = analysis(stages, cpu, out["asr_server"])
     if not args.no_write:
         write_outputs(report)
-        print(f"\nwrote {(KNOWLEDGE_RESULTS if args.knowledge else RESULTS).relative_to(ROOT)} and its section "
+        print(f"\nwrote {variant(report)[0].relative_to(ROOT)} and its section "
               f"of {BENCHMARKS_MD.name}")
 
 

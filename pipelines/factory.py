@@ -65,6 +65,7 @@ from pipelines.takeover import AgentGate
 from pipelines.tools import ToolContext, ToolRegistration, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
 from pipelines.tts_chain import tts_chain_args
+from pipelines.turn_end import TextAwareTurnStopStrategy
 from pipelines.turns import BargeInStartStrategy, SpeculativeTurnStopStrategy
 from pipelines.voicemail import InCallVoicemail
 
@@ -87,6 +88,7 @@ class CallServices:
     vad_min_volume: float = 0.0
     smart_turn: bool = True
     speculative_llm: bool = False  # start the reply on the final transcript while smart-turn decides (turns.py)
+    turn_text_fallback_s: float = 0.0  # > 0: smart-turn's "incomplete" waits this long if the text reads complete
     # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
     breakers: BreakerRegistry = field(default_factory=process_breakers)
     clips: PromptClips | None = None
@@ -138,6 +140,8 @@ def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
     if analyzer is not None:
         if services.speculative_llm:
             return [SpeculativeTurnStopStrategy(turn_analyzer=analyzer)]
+        if services.turn_text_fallback_s > 0:
+            return [TextAwareTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s)]
         return [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
     return [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.6)]
 

@@ -90,6 +90,11 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     smart_turn_enabled: bool = True
     # Off by default: on 2 CPU cores the ASR final is the last turn signal, so a guess only costs CPU (BENCHMARKS.md).
     speculative_llm: bool = Field(default=False, description="Start the reply on the final transcript before turn end.")
+    turn_text_fallback_s: float = Field(
+        default=0.0, ge=0.0, le=2.0,
+        description="When smart-turn calls a caller unfinished but the final transcript reads as a finished "
+                    "sentence, end the turn this long after the speech instead of on smart-turn's 2 s fallback "
+                    "(pipelines/turn_end.py); 0 = off.")
     tts_first_chunk_max_words: int = Field(default=6, ge=2, le=30, description="Words before the first TTS chunk.")
 
     # Degradation chains (pipelines/resilience.py): one circuit breaker per STT/LLM/TTS endpoint, process-wide.

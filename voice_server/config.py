@@ -90,8 +90,10 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     smart_turn_enabled: bool = True
     # Off by default: on 2 CPU cores the ASR final is the last turn signal, so a guess only costs CPU (BENCHMARKS.md).
     speculative_llm: bool = Field(default=False, description="Start the reply on the final transcript before turn end.")
+    # On by default: it moves 0-25 % of finished questions on other voices off the 2 s wait, at the risk of cutting
+    # off a further 0-8 % of mid-sentence pauses longer than this (BENCHMARKS.md "Turn end on caller voices").
     turn_text_fallback_s: float = Field(
-        default=0.0, ge=0.0, le=2.0,
+        default=0.8, ge=0.0, le=2.0,
         description="When smart-turn calls a caller unfinished but the final transcript reads as a finished "
                     "sentence, end the turn this long after the speech instead of on smart-turn's 2 s fallback "
                     "(pipelines/turn_end.py); 0 = off.")

@@ -67,6 +67,11 @@ class Scenario(_Strict):
     expect: list[Expectation] = Field(default_factory=list, max_length=30)
 
 
+PERSONA_NEEDS_LLM = ("skipped: simulated personas need a stronger LLM than the embedded SmolLM2-135M to play the "
+                     "caller and judge the call; set AGENT_TESTS_LLM_BASE_URL and AGENT_TESTS_LLM_MODEL on the "
+                     "backend (docs/flows-and-phone.md)")
+
+
 class AgentTestSuite(_Strict):
     agent: dict[str, Any] = Field(default_factory=dict, description="The agent config under test (AgentConfig).")
     scenarios: list[Scenario] = Field(min_length=1, max_length=50)

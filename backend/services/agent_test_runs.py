@@ -15,7 +15,6 @@ from typing import Any
 
 from pymongo import ReturnDocument
 
-from backend.config import BackendSettings
 from backend.db.collections import AGENT_TEST_RUNS, Db
 from backend.db.ids import new_id, utcnow
 from backend.errors import ApiError, ErrorDetail, not_found
@@ -23,7 +22,7 @@ from backend.models.agents import AgentTestRunOut, AgentTestRunStart, ScenarioRe
 from backend.security.permissions import Principal, Role
 from backend.services.agents import AgentService, result_counts, test_run_out
 from backend.services.simulated_caller import SimulatedCaller
-from core.agent_tests import PERSONA_NEEDS_LLM, Scenario, load_suite
+from core.agent_tests import Scenario, load_suite
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +30,8 @@ LEASE_S = 15 * 60  # renewed after each scenario; one scenario is a call of a fe
 
 
 class AgentTestRunService:
-    def __init__(self, db: Db, settings: BackendSettings, agents: AgentService, caller: SimulatedCaller) -> None:
+    def __init__(self, db: Db, agents: AgentService, caller: SimulatedCaller) -> None:
         self._db = db
-        self._settings = settings
         self._agents = agents
         self._caller = caller
         self.on_queued: Callable[[], None] | None = None
@@ -99,7 +97,8 @@ class AgentTestRunService:
             if config is None:
                 raise ApiError(404, "not_found", f"agent version {doc['version']} is gone")
             for raw in doc["scenario_list"]:
-                results.append(await self._scenario(principal, doc["agent_id"], config, Scenario.model_validate(raw)))
+                scenario = Scenario.model_validate(raw)
+                results.append(await self._caller.run(principal, doc["agent_id"], config, scenario))
                 await self._db[AGENT_TEST_RUNS].update_one({"_id": doc["_id"]}, {"$set": {
                     "results": [r.model_dump() for r in results], **result_counts(results),
                     "lease_until": utcnow() + timedelta(seconds=LEASE_S)}})
@@ -109,8 +108,3 @@ class AgentTestRunService:
         failed = error is not None or any(r.status == "failed" for r in results)
         await self._db[AGENT_TEST_RUNS].update_one({"_id": doc["_id"]}, {"$set": {
             "status": "failed" if failed else "passed", "error": error, "finished_at": utcnow()}})
-
-    async def _scenario(self, principal: Principal, agent_id: str, config: Any, scenario: Scenario) -> ScenarioResultIn:
-        if scenario.kind == "simulated":
-            return ScenarioResultIn(name=scenario.name, status="skipped", failures=[PERSONA_NEEDS_LLM])
-        return await self._caller.run(principal, agent_id, config, scenario)

@@ -40,6 +40,7 @@ from backend.services.live_calls import LiveCalls
 from backend.services.live_control import LiveControl
 from backend.services.live_interims import InterimRelay
 from backend.services.orgs import OrgService
+from backend.services.persona_llm import PersonaLlm
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
 from backend.services.retention import RetentionService
@@ -168,8 +169,8 @@ class Services:
             analytics=AnalyticsService(db), call_routing=call_routing,
             leadership=leadership,
             voices=voices, browser_calls=browser_calls, call_history=call_history,
-            agent_test_runs=AgentTestRunService(db, settings, agents,
-                                                SimulatedCaller(settings, browser_calls, voices, call_history)),
+            agent_test_runs=AgentTestRunService(db, agents, SimulatedCaller(
+                settings, browser_calls, voices, call_history, PersonaLlm(settings, http))),
             call_leases=CallLeases(db, ingest, orphan_after_s=settings.call_orphan_after_s),
             knowledge=KnowledgeService(db, knowledge_blobs, vectors, Retriever(embeddings, vectors), audit,
                                        settings.knowledge_max_upload_bytes),

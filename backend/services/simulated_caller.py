@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import websockets
@@ -27,9 +27,10 @@ from backend.models.voices import VoiceSampleRequest
 from backend.security.permissions import Principal
 from backend.services.browser_calls import BROWSER_SAMPLE_RATE, BrowserCallService
 from backend.services.call_history import CallHistoryService
+from backend.services.persona_llm import PersonaLlm
 from backend.services.voices import VoiceService
 from core.agent_config import AgentConfig, TTSConfig
-from core.agent_tests import Scenario, check
+from core.agent_tests import PERSONA_NEEDS_LLM, Scenario, check
 
 FRAME_BYTES = BROWSER_SAMPLE_RATE // 50 * 2  # 20 ms of PCM16, as the browser sends
 AGENT_DONE_QUIET_S = 1.0  # the agent's turn is over once its audio has played out and this much silence followed
@@ -38,6 +39,9 @@ CALL_LIMIT_S = 240.0
 RECORDED_WAIT_S = 60.0  # call events reach the call log asynchronously
 KEYPAD_SKIP = ("skipped: keypad presses cannot be sent over a browser test call; run this scenario over the "
                "telephony simulator with `voicectl test-agent`")
+
+# The caller's next line (PCM16 at 16 kHz) given what the agent has said so far; None: hang up.
+NextLine = Callable[[list[str]], Awaitable[bytes | None]]
 
 
 @dataclass
@@ -48,6 +52,7 @@ class _Line:
     first_audio_after: list[float] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outgoing: bytearray = field(default_factory=bytearray)
+    agent_said: list[str] = field(default_factory=list)  # the agent's final transcript lines, in order
 
     def heard(self, seconds: float) -> None:
         now = time.monotonic()
@@ -62,25 +67,63 @@ class _Line:
 
 class SimulatedCaller:
     def __init__(self, settings: BackendSettings, browser_calls: BrowserCallService, voices: VoiceService,
-                 calls: CallHistoryService) -> None:
+                 calls: CallHistoryService, persona: PersonaLlm) -> None:
         self._settings = settings
+        self._persona = persona
         self._browser_calls = browser_calls
         self._voices = voices
         self._calls = calls
 
     async def run(self, principal: Principal, agent_id: str, config: AgentConfig,
                   scenario: Scenario) -> ScenarioResultIn:
+        if scenario.kind == "simulated":
+            return await self._persona_call(principal, agent_id, config, scenario)
         if any(line.keys for line in scenario.caller):
             return ScenarioResultIn(name=scenario.name, status="skipped", failures=[KEYPAD_SKIP])
         voice = await self._caller_voice(principal.org_id, config.tts)
-        lines = [await self._speech(principal.org_id, voice, line.say) for line in scenario.caller if line.say]
-        session = await self._browser_calls.create(principal, agent_id, internal=True)
-        await self._converse(session.ws_url, lines)
-        call = await self._recorded(principal, session.call_id)
-        transcript = [f"{t.speaker}: {t.text}" for t in call.turns]
+        lines = iter([await self._speech(principal.org_id, voice, line.say) for line in scenario.caller if line.say])
+
+        async def scripted(_: list[str]) -> bytes | None:
+            return next(lines, None)
+
+        call = await self._call(principal, agent_id, scripted)
+        return _result(scenario, call, check(scenario.expect, call.model_dump(mode="json")))
+
+    async def _persona_call(self, principal: Principal, agent_id: str, config: AgentConfig,
+                            scenario: Scenario) -> ScenarioResultIn:
+        """The persona LLM answers each agent turn until it hangs up (pipecat.evals' end_call) or runs out of
+        turns; the recorded call is then judged on the rubric and checked against the expectations."""
+        if not self._persona.configured:
+            return ScenarioResultIn(name=scenario.name, status="skipped", failures=[PERSONA_NEEDS_LLM])
+        voice = await self._caller_voice(principal.org_id, config.tts)
+        conversation: list[tuple[str, str]] = []
+        heard_so_far = 0
+
+        async def persona(agent_said: list[str]) -> bytes | None:
+            nonlocal heard_so_far
+            if sum(who == "caller" for who, _ in conversation) >= scenario.max_turns:
+                return None
+            conversation.append(("agent", " ".join(agent_said[heard_so_far:])))
+            heard_so_far = len(agent_said)
+            turn = await self._persona.reply(scenario, conversation)
+            if turn.hung_up or not turn.say:
+                return None  # a goodbye with the hang-up is not spoken: the call ends here
+            conversation.append(("caller", turn.say))
+            return await self._speech(principal.org_id, voice, turn.say)
+
+        call = await self._call(principal, agent_id, persona)
         failures = check(scenario.expect, call.model_dump(mode="json"))
-        return ScenarioResultIn(name=scenario.name, status="failed" if failures else "passed", failures=failures,
-                                call_id=session.call_id, transcript=transcript[:200])
+        if scenario.success:
+            verdict = await self._persona.judge(scenario, [(t.speaker, t.text) for t in call.turns
+                                                           if t.speaker in ("agent", "caller")])
+            if not verdict.passed:
+                failures.append(f"judge: not achieved: {scenario.success} ({verdict.reason})")
+        return _result(scenario, call, failures)
+
+    async def _call(self, principal: Principal, agent_id: str, next_line: NextLine) -> CallDetail:
+        session = await self._browser_calls.create(principal, agent_id, internal=True)
+        await self._converse(session.ws_url, next_line)
+        return await self._recorded(principal, session.call_id)
 
     async def _caller_voice(self, org_id: str, agent_tts: TTSConfig) -> VoiceSampleRequest:
         """AGENT_TESTS_CALLER_VOICE, else the first voice unlike the agent's; with only the agent's own voice
@@ -99,14 +142,14 @@ class SimulatedCaller:
             raise ApiError(503, "tts_unavailable", f"the TTS server answered at {rate} Hz, not {BROWSER_SAMPLE_RATE}")
         return pcm
 
-    async def _converse(self, ws_url: str, lines: list[bytes]) -> None:
+    async def _converse(self, ws_url: str, next_line: NextLine) -> None:
         line = _Line()
         async with websockets.connect(ws_url, max_size=2**20, open_timeout=30) as ws:
             await ws.send(json.dumps({"type": "start", "sample_rate": BROWSER_SAMPLE_RATE,
                                       "encoding": "pcm_s16le", "channels": 1}))
             tasks = [asyncio.create_task(_receive(ws, line)), asyncio.create_task(_send(ws, line))]
             try:
-                await asyncio.wait_for(_direct(line, lines), CALL_LIMIT_S)
+                await asyncio.wait_for(_direct(line, next_line), CALL_LIMIT_S)
             except TimeoutError:
                 pass  # checked against what was recorded, like any call that ran long
             finally:
@@ -126,18 +169,25 @@ class SimulatedCaller:
             await asyncio.sleep(0.5)
 
 
-async def _direct(line: _Line, lines: list[bytes]) -> None:
-    """Greeting, then each caller line once the agent's turn is over, then the last answer."""
+def _result(scenario: Scenario, call: CallDetail, failures: list[str]) -> ScenarioResultIn:
+    return ScenarioResultIn(name=scenario.name, status="failed" if failures else "passed", failures=failures[:50],
+                            call_id=call.id, transcript=[f"{t.speaker}: {t.text}" for t in call.turns][:200])
+
+
+async def _direct(line: _Line, next_line: NextLine) -> None:
+    """The greeting, then the caller's next line each time the agent's turn is over, until there is none."""
     since = time.monotonic()
-    for speech in lines:
+    while True:
         await _agent_turn(line, since)
         if line.ended.is_set():
+            return
+        speech = await next_line(list(line.agent_said))
+        if speech is None:
             return
         await asyncio.sleep(0.5)
         line.outgoing.extend(speech)
         await _until(lambda: not line.outgoing or line.ended.is_set(), CALL_LIMIT_S)
         since = time.monotonic()
-    await _agent_turn(line, since)
 
 
 async def _agent_turn(line: _Line, since: float) -> None:
@@ -159,7 +209,9 @@ async def _receive(ws: ClientConnection, line: _Line) -> None:
                 line.heard(len(message) / 2 / BROWSER_SAMPLE_RATE)
                 continue
             event = json.loads(message)
-            if event.get("type") == "clear":
+            if event.get("type") == "transcript" and event.get("role") == "agent" and event.get("final"):
+                line.agent_said.append(str(event.get("text", "")))
+            elif event.get("type") == "clear":
                 line.playhead_end = time.monotonic()
             elif event.get("type") == "end":
                 break

@@ -357,6 +357,31 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
 
 
 @pytest.mark.timeout(600)
+def test_ui_run_agent_tests(ui_server: str, ui_voice_server: str, ui_account: dict[str, Any]) -> None:
+    """The Tests tab's "Run tests" button: the backend places the agent's saved scenario as a simulated call
+    (caller lines from the TTS server, the real pipeline) in the background and the page shows it pass."""
+    state = read_state()
+    with httpx.Client(base_url=ui_server, timeout=30) as http:
+        login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
+        login.raise_for_status()
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        agent = http.post("/api/v1/agents", headers=user, json={"name": "E2E Tested agent", "config": {
+            "system_prompt": "You are the receptionist of E2E Dental. Answer in one short sentence.",
+            "greeting": "Hello and thank you for calling E2E Dental. How can I help you today?",
+            "llm": {"max_tokens": 40, "temperature": 0.2},
+            "silence": {"reminder_after_s": 4.0, "max_reminders": 0},
+            "test_scenarios": [{"name": "asks about Saturday", "caller": [{"say": "Are you open on Saturday?"}],
+                                "expect": [{"kind": "reply_contains", "words": ["E2E Dental"]},
+                                           {"kind": "call_ended"}]}],
+        }})
+        assert agent.status_code == 201, agent.text
+    state["testsAgentId"] = agent.json()["id"]
+    write_state(state)
+    run_phase(ui_server, "agenttests")
+    assert not [s for s in screenshots() if s.startswith("FAILED")], screenshots()
+
+
+@pytest.mark.timeout(600)
 def test_ui_live_calls(ui_server: str, ui_account: dict[str, Any]) -> None:
     """A call in progress shows on the Live page; its live view shows turns and a transfer as the voice server
     reports them, then the end; the list empties."""

@@ -89,3 +89,27 @@ async def test_a_bad_suite_is_refused_naming_the_field(
     assert resp.status_code == 422 and "test_scenarios" in resp.text, resp.text
     runs = (await http.get(f"{backend_url}/api/v1/agents/{agent_id}/test-runs", headers=headers)).json()
     assert runs == []
+
+
+async def test_the_persona_plumbing_talks_to_a_real_llm_server(llm_url: str, http: httpx.AsyncClient) -> None:
+    """pipecat.evals' persona instruction and end_call tool, and its simulation judge, against the embedded LLM
+    server (real, OpenAI-compatible). SmolLM2 is too weak for the answers to mean anything, so only their shape
+    is asserted here; a meaningful persona run needs AGENT_TESTS_LLM_* pointing at a stronger model."""
+    from backend.config import BackendSettings
+    from backend.services.persona_llm import PersonaLlm
+    from core.agent_tests import Scenario
+    from voice_server.config import VoiceServerSettings
+    from voicectl.speech_auth import speech_token
+
+    settings = BackendSettings(agent_tests_llm_base_url=f"{llm_url}/v1", agent_tests_llm_model=VoiceServerSettings().llm_model,
+                               agent_tests_llm_api_key=speech_token("tests"))
+    persona = PersonaLlm(settings, http)
+    assert persona.configured and not PersonaLlm(BackendSettings(), http).configured
+    scenario = Scenario(name="p", kind="simulated", persona="A patient who wants an appointment on Friday.",
+                        success="the agent offered an appointment on Friday")
+    conversation = [("agent", "Hello, Test Clinic, how can I help?")]
+    turn = await persona.reply(scenario, conversation)
+    assert isinstance(turn.say, str) and isinstance(turn.hung_up, bool)
+    verdict = await persona.judge(scenario, [*conversation, ("caller", "Can I come on Friday?"),
+                                             ("agent", "Yes, Friday at ten works.")])
+    assert isinstance(verdict.passed, bool) and verdict.reason

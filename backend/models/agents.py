@@ -80,6 +80,8 @@ class AgentTestRunStart(ApiModel):
     suite_yaml: str = Field(default="", max_length=100_000, description=(
         "YAML (or JSON) with `scenarios:`, the format of data/agent-tests/*.yaml; an `agent:` section is ignored "
         "(the run tests this agent's current version). Empty: the agent's saved test_scenarios."))
+    save_with_agent: bool = Field(default=False, description=(
+        "Also save these scenarios as the agent's test_scenarios (a new version), then run them against it."))
 
 
 RunStatus = Literal["queued", "running", "passed", "failed"]

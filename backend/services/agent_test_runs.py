@@ -18,7 +18,7 @@ from pymongo import ReturnDocument
 from backend.db.collections import AGENT_TEST_RUNS, Db
 from backend.db.ids import new_id, utcnow
 from backend.errors import ApiError, ErrorDetail, not_found
-from backend.models.agents import AgentTestRunOut, AgentTestRunStart, ScenarioResultIn
+from backend.models.agents import AgentTestRunOut, AgentTestRunStart, AgentUpdate, ScenarioResultIn
 from backend.security.permissions import Principal, Role
 from backend.services.agents import AgentService, result_counts, test_run_out
 from backend.services.simulated_caller import SimulatedCaller
@@ -45,6 +45,15 @@ class AgentTestRunService:
                 raise ApiError(422, "validation_error", f"body.suite_yaml: {exc}",
                                [ErrorDetail(path="body.suite_yaml", message=str(exc))]) from None
             label = "scenarios from the editor"
+            if body.save_with_agent:
+                config = agent.config.model_copy(update={"test_scenarios": scenarios})
+                agent = await self._agents.update(principal, agent_id, AgentUpdate(
+                    config=config, note="test scenarios saved from Run tests", base_version=agent.version))
+                label = f"saved with version {agent.version}"
+        elif body.save_with_agent:
+            message = "nothing to save: paste the scenarios to save with the agent"
+            raise ApiError(422, "validation_error", f"body.save_with_agent: {message}",
+                           [ErrorDetail(path="body.save_with_agent", message=message)])
         else:
             scenarios = agent.config.test_scenarios
             label = f"saved with version {agent.version}"

@@ -87,8 +87,27 @@ async def test_a_bad_suite_is_refused_naming_the_field(
     resp = await http.put(f"{backend_url}/api/v1/agents/{agent_id}", headers=headers, json={
         "config": {**TEST_AGENT, "test_scenarios": [{"name": "x", "expect": [{"kind": "nope"}]}]}})
     assert resp.status_code == 422 and "test_scenarios" in resp.text, resp.text
+    resp = await http.post(start, headers=headers, json={"suite_yaml": "", "save_with_agent": True})
+    assert resp.status_code == 422 and "body.save_with_agent" in resp.json()["error"]["message"], resp.text
     runs = (await http.get(f"{backend_url}/api/v1/agents/{agent_id}/test-runs", headers=headers)).json()
     assert runs == []
+    agent = (await http.get(f"{backend_url}/api/v1/agents/{agent_id}", headers=headers)).json()
+    assert agent["version"] == 1 and agent["config"]["test_scenarios"] == []
+
+
+async def test_pasted_scenarios_saved_with_the_agent_become_a_new_version(
+        backend_url: str, http: httpx.AsyncClient, owner: tuple[str, str]) -> None:
+    headers = {"Authorization": f"Bearer {owner[0]}"}
+    agent_id = await _agent(http, backend_url, headers)
+    suite = "scenarios:\n  - name: types a booking number\n    caller: [{keys: '1234#'}]\n"  # no call placed
+    resp = await http.post(f"{backend_url}/api/v1/agents/{agent_id}/test-runs/start", headers=headers,
+                           json={"suite_yaml": suite, "save_with_agent": True})
+    assert resp.status_code == 202, resp.text
+    assert (resp.json()["version"], resp.json()["suite"]) == (2, "saved with version 2")
+    agent = (await http.get(f"{backend_url}/api/v1/agents/{agent_id}", headers=headers)).json()
+    assert [s["name"] for s in agent["config"]["test_scenarios"]] == ["types a booking number"]
+    versions = (await http.get(f"{backend_url}/api/v1/agents/{agent_id}/versions", headers=headers)).json()
+    assert versions[0]["note"] == "test scenarios saved from Run tests"
 
 
 async def test_the_persona_plumbing_talks_to_a_real_llm_server(llm_url: str, http: httpx.AsyncClient) -> None:

@@ -2153,6 +2153,12 @@ export interface components {
          */
         AgentTestRunStart: {
             /**
+             * Save With Agent
+             * @description Also save these scenarios as the agent's test_scenarios (a new version), then run them against it.
+             * @default false
+             */
+            save_with_agent?: boolean;
+            /**
              * Suite Yaml
              * @description YAML (or JSON) with `scenarios:`, the format of data/agent-tests/*.yaml; an `agent:` section is ignored (the run tests this agent's current version). Empty: the agent's saved test_scenarios.
              * @default
@@ -4698,19 +4704,37 @@ export interface components {
             /** Expect */
             expect?: (components["schemas"]["ToolCalled"] | components["schemas"]["Transferred"] | components["schemas"]["CallEnded-Output"] | components["schemas"]["ReplyContains"] | components["schemas"]["Extracted"] | components["schemas"]["FlowPath"])[];
             /**
+             * Goal
+             * @description Simulated: what the caller wants (default: persona).
+             * @default
+             */
+            goal?: string;
+            /**
              * Kind
              * @default scripted
              * @enum {string}
              */
             kind?: "scripted" | "simulated";
+            /**
+             * Max Turns
+             * @description Simulated: the persona's turns at most.
+             * @default 6
+             */
+            max_turns?: number;
             /** Name */
             name: string;
             /**
              * Persona
-             * @description Simulated: who the caller is and their goal.
+             * @description Simulated: who the caller is.
              * @default
              */
             persona?: string;
+            /**
+             * Success
+             * @description Simulated: the judge's rubric, what counts as the agent having done its job (pipecat.evals' `success`).
+             * @default
+             */
+            success?: string;
         };
         /**
          * ScenarioResultIn

@@ -200,7 +200,7 @@ export default function AgentEditorPage() {
         {tab === "business" && <BusinessSection {...props} />}
         {tab === "behaviour" && <BehaviourSection {...props} />}
         {tab === "tests" && agentId && <TestsSection agentId={agentId} currentVersion={agent.data?.version ?? 0}
-          savedScenarios={agent.data?.config.test_scenarios?.length ?? 0} />}
+          savedScenarios={agent.data?.config.test_scenarios?.length ?? 0} unsavedEdits={dirty} />}
         {tab === "versions" && agentId && (
           <VersionsSection
             agentId={agentId}

@@ -49,7 +49,30 @@ describe("agent tests: Run tests", () => {
     expect(runs).toHaveTextContent("caller: When are you open?");
     expect(within(runs).getByRole("link", { name: "call" })).toHaveAttribute("href", "/calls/c9");
     const post = calls.find((c) => c.method === "POST" && c.url.endsWith("/test-runs/start"))!;
-    expect(post.body).toEqual({ suite_yaml: "scenarios: pasted" });
+    expect(post.body).toEqual({ suite_yaml: "scenarios: pasted", save_with_agent: false });
+  });
+
+  it("saves the pasted scenarios with the agent only when asked, and never over unsaved edits", async () => {
+    const { calls } = mockApi({
+      ...sessionRoutes(),
+      "GET /api/v1/agents/ag1/test-runs": () => [],
+      "POST /api/v1/agents/ag1/test-runs/start": () => json(QUEUED, 202),
+    });
+    const view = renderApp(<TestsSection agentId="ag1" currentVersion={3} unsavedEdits />,
+      { route: "/agents/ag1", path: "/agents/:agentId" });
+    const user = userEvent.setup();
+    await user.type(await screen.findByLabelText("Scenarios (YAML)"), "scenarios: pasted");
+    const save = screen.getByLabelText("Save these scenarios with the agent (a new version)");
+    expect(save).toBeDisabled();
+    expect(save).toHaveAccessibleDescription("Save or discard your other changes to the agent first.");
+    view.unmount();
+    renderApp(<TestsSection agentId="ag1" currentVersion={3} />, { route: "/agents/ag1", path: "/agents/:agentId" });
+    await user.type(await screen.findByLabelText("Scenarios (YAML)"), "scenarios: pasted");
+    await user.click(screen.getByLabelText("Save these scenarios with the agent (a new version)"));
+    await user.click(screen.getByRole("button", { name: "Run tests" }));
+    const starts = () => calls.filter((c) => c.url.endsWith("/test-runs/start"));
+    await waitFor(() => expect(starts()).toHaveLength(1));
+    expect(starts()[0].body).toEqual({ suite_yaml: "scenarios: pasted", save_with_agent: true });
   });
 
   it("shows the backend's message naming the bad field", async () => {

@@ -3,7 +3,7 @@ import { Link } from "react-router-dom";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { agentsApi } from "../../../api/endpoints";
 import type { AgentTestRun } from "../../../api/types";
-import { Badge, Button, Card, EmptyState, ErrorState, InlineError, Spinner, TextArea } from "../../../components/ui";
+import { Badge, Button, Card, Checkbox, EmptyState, ErrorState, InlineError, Spinner, TextArea } from "../../../components/ui";
 import { fmtDateTime } from "../../../lib/format";
 
 const POLL_MS = 2000;
@@ -16,19 +16,24 @@ function inProgress(run: AgentTestRun) {
 
 /** Agent test suites (core/agent_tests.py): "Run tests" queues scenarios on the backend, which places each as a
  * simulated call against the current version; runs are listed newest first, polled while one is in progress. */
-export function TestsSection({ agentId, currentVersion, savedScenarios = 0 }: {
-  agentId: string; currentVersion: number; savedScenarios?: number;
+export function TestsSection({ agentId, currentVersion, savedScenarios = 0, unsavedEdits = false }: {
+  agentId: string; currentVersion: number; savedScenarios?: number; unsavedEdits?: boolean;
 }) {
   const queryClient = useQueryClient();
   const [suite, setSuite] = useState("");
+  const [saveWithAgent, setSaveWithAgent] = useState(false);
   const runs = useQuery({
     queryKey: ["agents", agentId, "test-runs"],
     queryFn: () => agentsApi.testRuns(agentId),
     refetchInterval: (query) => (query.state.data?.some(inProgress) ? POLL_MS : false),
   });
   const start = useMutation({
-    mutationFn: () => agentsApi.startTestRun(agentId, suite),
-    onSuccess: () => void queryClient.invalidateQueries({ queryKey: ["agents", agentId, "test-runs"] }),
+    mutationFn: () => agentsApi.startTestRun(agentId, suite, saveWithAgent && !unsavedEdits),
+    onSuccess: () => {
+      // Saving the scenarios made a new version: the editor reloads the agent.
+      void queryClient.invalidateQueries({ queryKey: ["agents", agentId] });
+      setSaveWithAgent(false);
+    },
   });
   const command = `voicectl test-agent SUITE.yaml --agent-id ${agentId} --token $TOKEN`;
   return (
@@ -48,6 +53,13 @@ export function TestsSection({ agentId, currentVersion, savedScenarios = 0 }: {
           spellCheck={false}
           placeholder={"scenarios:\n  - name: asks for the hours\n    caller:\n      - say: When are you open on Saturday?\n    expect:\n      - {kind: reply_contains, words: [saturday]}"}
           hint={`The format of data/agent-tests/*.yaml. Empty: the ${savedScenarios} scenario(s) saved with this agent.`}
+        />
+        <Checkbox
+          label="Save these scenarios with the agent (a new version)"
+          checked={saveWithAgent && !unsavedEdits}
+          disabled={unsavedEdits || !suite.trim()}
+          onChange={setSaveWithAgent}
+          hint={unsavedEdits ? "Save or discard your other changes to the agent first." : undefined}
         />
         <Button variant="primary" busy={start.isPending} onClick={() => start.mutate()}>Run tests</Button>
         {start.isError && <InlineError error={start.error} />}

@@ -132,7 +132,7 @@ class SimulatedCaller:
             return VoiceSampleRequest(voice=self._settings.agent_tests_caller_voice, engine="piper")
         others = [v for v in await self._voices.list(org_id) if v.id != agent_tts.voice and not v.cloned]
         if others:
-            return VoiceSampleRequest(voice=others[0].id, engine=others[0].engine)  # type: ignore[arg-type]
+            return VoiceSampleRequest(voice=others[0].id, engine=others[0].engine)
         return VoiceSampleRequest(voice=agent_tts.voice, engine=agent_tts.engine,
                                   speed=0.8 if agent_tts.speed >= 1.0 else 1.2)
 

@@ -36,6 +36,13 @@ class BackendSettings(DataSettings, CampaignSettingsMixin, EgressSettings, Knowl
     # The TTS server (speech/tts) whose voices the agent editor lists and samples.
     tts_url: str = "http://127.0.0.1:8200"
     voice_sample_max_chars: int = Field(default=300, ge=1, le=4096)
+    # Agent test runs ("Run tests"): the simulated caller's TTS voice (empty: the first voice unlike the agent's),
+    # and the stronger LLM that plays simulated personas and judges them (empty: persona scenarios are skipped
+    # with that reason; the embedded SmolLM2 cannot play a caller). Any OpenAI-compatible /chat/completions.
+    agent_tests_caller_voice: str = Field(default="", max_length=200)
+    agent_tests_llm_base_url: str = ""
+    agent_tests_llm_model: str = ""
+    agent_tests_llm_api_key: SecretStr = SecretStr("")
     frontend_dist: str | None = None  # folder with the built UI, served at /
 
     # Demo account (demo@example.com / demo-password-123, an owner) with sample agents, created at startup when true.

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from core.agent_flow import AgentFlow
+from core.agent_tests import Scenario
 from core.redaction import RedactionConfig
 from core.schema_patterns import pattern_problem
 
@@ -313,6 +314,9 @@ class AgentConfig(StrictModel):
     phone_menu: PhoneMenuConfig | None = Field(default=None, description="Outbound: navigate a phone menu first.")
     flow: AgentFlow | None = Field(default=None, description="A multi-step flow instead of the single prompt "
                                                              "(core/agent_flow.py); system_prompt is its role.")
+    test_scenarios: list[Scenario] = Field(
+        default_factory=list, max_length=50,
+        description="The agent's test suite (core/agent_tests.py), versioned with it; the editor's Run tests.")
 
     @field_validator("tools")
     @classmethod

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Strict(BaseModel):
@@ -63,8 +63,23 @@ class Scenario(_Strict):
     name: str = Field(min_length=1, max_length=120)
     kind: Literal["scripted", "simulated"] = "scripted"
     caller: list[CallerLine] = Field(default_factory=list, max_length=20)
-    persona: str = Field(default="", max_length=2000, description="Simulated: who the caller is and their goal.")
+    persona: str = Field(default="", max_length=2000, description="Simulated: who the caller is.")
+    goal: str = Field(default="", max_length=1000, description="Simulated: what the caller wants (default: persona).")
+    success: str = Field(default="", max_length=2000, description=(
+        "Simulated: the judge's rubric, what counts as the agent having done its job (pipecat.evals' `success`)."))
+    max_turns: int = Field(default=6, ge=1, le=20, description="Simulated: the persona's turns at most.")
     expect: list[Expectation] = Field(default_factory=list, max_length=30)
+
+    @model_validator(mode="after")
+    def _simulated_has_a_persona(self) -> Scenario:
+        if self.kind == "simulated" and not self.persona:
+            raise ValueError("a simulated scenario needs a persona")
+        return self
+
+
+PERSONA_NEEDS_LLM = ("skipped: simulated personas need a stronger LLM than the embedded SmolLM2-135M to play the "
+                     "caller and judge the call; set AGENT_TESTS_LLM_BASE_URL and AGENT_TESTS_LLM_MODEL on the "
+                     "backend (docs/flows-and-phone.md)")
 
 
 class AgentTestSuite(_Strict):

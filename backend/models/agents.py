@@ -74,9 +74,30 @@ class AgentTestRunIn(ApiModel):
     results: list[ScenarioResultIn] = Field(min_length=1, max_length=50)
 
 
-class AgentTestRunOut(AgentTestRunIn):
+class AgentTestRunStart(ApiModel):
+    """Run tests from the editor: these scenarios, or the agent's saved `test_scenarios` when empty."""
+
+    suite_yaml: str = Field(default="", max_length=100_000, description=(
+        "YAML (or JSON) with `scenarios:`, the format of data/agent-tests/*.yaml; an `agent:` section is ignored "
+        "(the run tests this agent's current version). Empty: the agent's saved test_scenarios."))
+    save_with_agent: bool = Field(default=False, description=(
+        "Also save these scenarios as the agent's test_scenarios (a new version), then run them against it."))
+
+
+RunStatus = Literal["queued", "running", "passed", "failed"]
+
+
+class AgentTestRunOut(BaseModel):
     id: str
+    version: int
+    suite: str
+    status: RunStatus = Field(description="queued / running, then failed when any scenario failed or the run broke.")
+    error: str | None = Field(default=None, description="Why the run itself could not finish.")
+    results: list[ScenarioResultIn] = Field(default_factory=list, description="So far, while running.")
+    scenarios: int = Field(description="How many scenarios the run has.")
     created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
     passed: int
     failed: int
     skipped: int

@@ -21,6 +21,7 @@ from backend.models.agents import (
     AgentTestRunOut,
     AgentUpdate,
     AgentVersionOut,
+    ScenarioResultIn,
 )
 from backend.security.permissions import Principal
 from backend.services.agent_targets import platform_endpoints_only, target_problems
@@ -172,16 +173,18 @@ class AgentService:
         doc = await self._owned(principal, agent_id)
         if run.version > doc["current_version"]:
             raise ApiError(422, "validation_error", f"agent {agent_id} has no version {run.version}")
-        counts = {s: sum(r.status == s for r in run.results) for s in ("passed", "failed", "skipped")}
-        stored = {"_id": new_id(), "org_id": principal.org_id, "agent_id": agent_id, "created_at": utcnow(),
-                  **run.model_dump(), **counts}
+        counts = result_counts(run.results)
+        now = utcnow()
+        stored = {"_id": new_id(), "org_id": principal.org_id, "agent_id": agent_id, "created_at": now,
+                  "started_at": now, "finished_at": now, "status": "failed" if counts["failed"] else "passed",
+                  "scenarios": len(run.results), **run.model_dump(), **counts}
         await self._db[AGENT_TEST_RUNS].insert_one(stored)
-        return _test_run_out(stored)
+        return test_run_out(stored)
 
     async def test_runs(self, principal: Principal, agent_id: str, limit: int = 50) -> list[AgentTestRunOut]:
         await self._owned(principal, agent_id)
         cursor = self._db[AGENT_TEST_RUNS].find({"agent_id": agent_id, "org_id": principal.org_id})
-        return [_test_run_out(doc) async for doc in cursor.sort("created_at", -1).limit(limit)]
+        return [test_run_out(doc) async for doc in cursor.sort("created_at", -1).limit(limit)]
 
     async def load_for_call(self, agent_id: str) -> tuple[dict[str, Any], AgentConfig] | None:
         doc = await self._db[AGENTS].find_one({"_id": agent_id})
@@ -211,5 +214,9 @@ def _version_out(doc: dict[str, Any]) -> AgentVersionOut:
                            note=doc.get("note"), config=AgentConfig.model_validate(doc["config"]))
 
 
-def _test_run_out(doc: dict[str, Any]) -> AgentTestRunOut:
-    return AgentTestRunOut(id=doc["_id"], **{k: v for k, v in doc.items() if k not in ("_id", "org_id", "agent_id")})
+def result_counts(results: list[ScenarioResultIn]) -> dict[str, int]:
+    return {s: sum(r.status == s for r in results) for s in ("passed", "failed", "skipped")}
+
+
+def test_run_out(doc: dict[str, Any]) -> AgentTestRunOut:
+    return AgentTestRunOut.model_validate({"id": doc["_id"], **doc})

@@ -36,15 +36,17 @@ class BrowserCallService:
         self._call_routing = call_routing
         self._on_call_created = on_call_created
 
-    def _ws_base(self) -> str:
-        base = (self._settings.test_call_ws_base_url or self._settings.voice_server_url).rstrip("/")
+    def _ws_base(self, internal: bool) -> str:
+        # The backend's own simulated caller (agent test runs) dials the voice server directly, not via the UI's origin.
+        base = (self._settings.voice_server_url if internal
+                else self._settings.test_call_ws_base_url or self._settings.voice_server_url).rstrip("/")
         if base.startswith("https://"):
             return "wss://" + base[len("https://"):]
         if base.startswith("http://"):
             return "ws://" + base[len("http://"):]
         return base  # ws(s):// already, or a path on the UI's origin
 
-    async def create(self, principal: Principal, agent_id: str) -> BrowserCallSession:
+    async def create(self, principal: Principal, agent_id: str, internal: bool = False) -> BrowserCallSession:
         secret = self._settings.call_token_secret.get_secret_value()
         if not secret:
             raise ApiError(503, "test_calls_unavailable", "Browser test calls are not configured on this server "
@@ -77,7 +79,7 @@ class BrowserCallService:
                                                                  nonce=secrets.token_hex(16)), ttl)
         except CallTokenError as exc:
             raise ApiError(503, "test_calls_unavailable", str(exc)) from exc
-        return BrowserCallSession(call_id=call_id, ws_url=f"{self._ws_base()}/v1/browser?token={token}",
+        return BrowserCallSession(call_id=call_id, ws_url=f"{self._ws_base(internal)}/v1/browser?token={token}",
                                   sample_rate=BROWSER_SAMPLE_RATE, expires_in_s=ttl)
 
     async def claim(self, call_id: str, nonce: str) -> ResolvedAgent:

@@ -18,6 +18,7 @@ from backend.knowledge.service import KnowledgeService
 from backend.security.crypto import SecretBox
 from backend.security.passwords import Passwords
 from backend.security.principal_cache import PrincipalCache
+from backend.services.agent_test_runs import AgentTestRunService
 from backend.services.agents import AgentService
 from backend.services.analytics import AnalyticsService
 from backend.services.audit import AuditLog
@@ -39,10 +40,12 @@ from backend.services.live_calls import LiveCalls
 from backend.services.live_control import LiveControl
 from backend.services.live_interims import InterimRelay
 from backend.services.orgs import OrgService
+from backend.services.persona_llm import PersonaLlm
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.rate_limit import RateLimiter
 from backend.services.retention import RetentionService
 from backend.services.secrets import SecretService
+from backend.services.simulated_caller import SimulatedCaller
 from backend.services.voices import VoiceService
 from backend.services.webhooks import WebhookDispatcher, WebhookService
 from backend.services.workers import BackgroundLoops, Housekeeping, Loop
@@ -85,6 +88,7 @@ class Services:
     leadership: Leadership
     voices: VoiceService
     browser_calls: BrowserCallService
+    agent_test_runs: AgentTestRunService
     call_leases: CallLeases
     knowledge: KnowledgeService
     ingestion: IngestionWorker
@@ -150,19 +154,23 @@ class Services:
         call_routing = CallRoutingService(db, agents, numbers, carriers, secrets, call_log,
                                           on_call_created)
         call_routing.billing = billing
+        voices = VoiceService(settings.tts_url, http, settings.voice_sample_max_chars, tokens.secret)
+        browser_calls = BrowserCallService(db, settings, call_routing, on_call_created)
+        call_history = CallHistoryService(db, store, call_log, settings.recording_url_ttl_s, billing)
         services = cls(
             settings=settings, db=db, store=store, http=http, passwords=passwords, limiter=limiter, audit=audit,
             secrets=secrets, analyzer=analyzer, billing=billing,
             auth=AuthService(db, settings, passwords, limiter, audit, principals),
             orgs=OrgService(db, settings, audit, principals),
             carriers=carriers, agents=agents, numbers=numbers, call_log=call_log,
-            call_history=CallHistoryService(db, store, call_log, settings.recording_url_ttl_s, billing), ingest=ingest,
+            ingest=ingest,
             processor=processor,
             webhooks=webhooks, dispatcher=WebhookDispatcher(db, settings, box, tenant_http), tenant_http=tenant_http,
             analytics=AnalyticsService(db), call_routing=call_routing,
             leadership=leadership,
-            voices=VoiceService(settings.tts_url, http, settings.voice_sample_max_chars, tokens.secret),
-            browser_calls=BrowserCallService(db, settings, call_routing, on_call_created),
+            voices=voices, browser_calls=browser_calls, call_history=call_history,
+            agent_test_runs=AgentTestRunService(db, agents, SimulatedCaller(
+                settings, browser_calls, voices, call_history, PersonaLlm(settings, http))),
             call_leases=CallLeases(db, ingest, orphan_after_s=settings.call_orphan_after_s),
             knowledge=KnowledgeService(db, knowledge_blobs, vectors, Retriever(embeddings, vectors), audit,
                                        settings.knowledge_max_upload_bytes),
@@ -191,11 +199,13 @@ class Services:
                               s.call_lease_check_interval_s),
             analysis=Loop("call-analysis", self.analyzer.run_once, self.leadership, 1.0),
             knowledge=Loop("knowledge-ingestion", self.ingestion.run_once, self.leadership, 2.0),
+            agent_tests=Loop("agent-tests", self.agent_test_runs.run_once, self.leadership, 5.0),
         )
         for loop in self.loops.all():
             loop.start()
         self.webhooks.on_queued = self.loops.webhooks.kick
         self.knowledge.on_queued = self.loops.knowledge.kick
+        self.agent_test_runs.on_queued = self.loops.agent_tests.kick
 
     async def events_accepted(self, event_ids: list[str], wait: bool = True) -> None:
         """Wakes the processor; with `wait`, on the leader, waits (bounded) until these events are applied, so a

@@ -56,8 +56,13 @@ class VoiceService:
             message = f"must be 1 to {self._max_chars} characters"
             raise ApiError(422, "validation_error", f"body.text: {message}",
                            [ErrorDetail(path="body.text", message=message)])
-        request = {"input": text, "model": body.engine, "voice": body.voice, "speed": body.speed,
-                   "response_format": "pcm", "sample_rate": SAMPLE_RATE}
+        pcm, rate = await self.speak(org_id, body, SAMPLE_RATE)
+        return _wav(pcm, rate)
+
+    async def speak(self, org_id: str, body: VoiceSampleRequest, sample_rate: int) -> tuple[bytes, int]:
+        """Raw PCM16 of `body.text` in that voice, and its rate (the simulated caller of agent test runs)."""
+        request = {"input": body.text, "model": body.engine, "voice": body.voice, "speed": body.speed,
+                   "response_format": "pcm", "sample_rate": sample_rate}
         try:
             resp = await self._http.post(f"{self._base}/v1/audio/speech", json=request, headers=self._headers(org_id),
                                          timeout=60.0)
@@ -71,8 +76,7 @@ class VoiceService:
             raise ApiError(422, "validation_error", f"{path}: {message}", [ErrorDetail(path=path, message=message)])
         if not resp.is_success:
             raise tts_unavailable(f"it answered {resp.status_code}")
-        rate = int(resp.headers.get("x-sample-rate") or SAMPLE_RATE)
-        return _wav(resp.content, rate)
+        return resp.content, int(resp.headers.get("x-sample-rate") or sample_rate)
 
 
 def _tts_message(resp: httpx.Response) -> str:

@@ -82,7 +82,8 @@ class BackgroundLoops:
     lease_reaper: Loop
     analysis: Loop
     knowledge: Loop
+    agent_tests: Loop
 
     def all(self) -> list[Loop]:
         return [self.outbox, self.webhooks, self.housekeeping, self.archiving, self.lease_reaper, self.analysis,
-                self.knowledge]
+                self.knowledge, self.agent_tests]

@@ -9,6 +9,8 @@
  *   node e2e/ui-e2e.mjs campaign  wizard with CSV row errors -> start -> live progress to completion -> report
  *   node e2e/ui-e2e.mjs testcall  a real browser test call (fake microphone: E2E_FAKE_AUDIO, a WAV) -> live
  *                                 transcript (agent greeting, caller line) -> hang up -> the call in the call log
+ *   node e2e/ui-e2e.mjs agenttests  the agent editor's Tests tab: Run tests (the agent's saved scenario, a real
+ *                                 simulated call placed by the backend) -> queued/running -> passed, with transcript
  *   node e2e/ui-e2e.mjs prod      (tests/deploy/test_production_like.py, through nginx) sign in -> create an agent
  *                                 -> the same browser test call
  *
@@ -529,6 +531,24 @@ async function testCallPhase() {
   await placeTestCall();
 }
 
+async function agentTestsPhase() {
+  await step("sign in", () => login(state.email, state.password));
+  await step("run the agent's tests from the editor", async () => {
+    await page.goto(`/agents/${state.testsAgentId}`);
+    await page.getByRole("tab", { name: "Tests" }).click();
+    await page.getByText("Empty: the 1 scenario(s) saved with this agent.").waitFor();
+    await page.getByRole("button", { name: "Run tests" }).click();
+    const runs = page.getByRole("list", { name: "Test runs" });
+    await runs.getByText(/queued|running/).first().waitFor({ timeout: 30_000 });
+    await shot("70-agent-tests-running", { fullPage: false });
+    await runs.locator(".badge", { hasText: "passed" }).first().waitFor({ timeout: 300_000 });
+    check(await runs.getByText("1 passed, 0 failed, 0 skipped").count() === 1, "the run's counts");
+    await runs.getByText("Transcript").first().click();
+    await runs.getByText(/^caller: /).first().waitFor();
+    await shot("71-agent-tests-passed");
+  });
+}
+
 /** Production-like (tests/deploy/test_production_like.py): the UI through nginx, an account made through the
  * registration API (no demo seed). Sign in, create an agent in the editor, then a real browser test call. */
 async function prodPhase() {
@@ -604,6 +624,7 @@ try {
   else if (phase === "campaign") await campaignPhase();
   else if (phase === "testcall") await testCallPhase();
   else if (phase === "prod") await prodPhase();
+  else if (phase === "agenttests") await agentTestsPhase();
   else if (phase === "live") await livePhase();
   else throw new Error(`unknown phase ${phase}`);
   writeFileSync(join(OUT, `a11y-${phase}.json`), JSON.stringify(a11yViolations, null, 2));

@@ -73,6 +73,10 @@ ROUTES: list[RouteCase] = [
     RouteCase("POST", "/api/v1/agents/{agent_id}/test-runs", P.agents_write, lambda v: {
         "version": 1, "suite": "matrix.yaml", "results": [{"name": "greets", "status": "passed"}]}),
     RouteCase("GET", "/api/v1/agents/{agent_id}/test-runs", P.agents_read),
+    # A keypad scenario: the queued run is skipped without placing a call. An unknown run id: 404 is "allowed".
+    RouteCase("POST", "/api/v1/agents/{agent_id}/test-runs/start", P.agents_write, lambda v: {
+        "suite_yaml": "scenarios: [{name: keys, caller: [{keys: '1'}]}]"}),
+    RouteCase("GET", "/api/v1/agents/{agent_id}/test-runs/matrixrun", P.agents_read),
     # Knowledge bases: the id routes use one that does not exist (404 is "allowed"; a denied role gets 403 first).
     RouteCase("GET", "/api/v1/knowledge-bases", P.agents_read),
     RouteCase("POST", "/api/v1/knowledge-bases", P.agents_write, lambda v: {"name": "Matrix KB"}),
@@ -147,7 +151,7 @@ def template_of(case: RouteCase) -> str:
         "{del_number_id}": "{number_id}", "{del_webhook_id}": "{webhook_id}",
         "/secrets/matrix-secret": "/secrets/{name}", "/secrets/matrix-gone": "/secrets/{name}",
         "{del_call_id}": "{call_id}", "/knowledge-bases/matrixkb": "/knowledge-bases/{kb_id}",
-        "/sources/matrixsrc": "/sources/{source_id}",
+        "/sources/matrixsrc": "/sources/{source_id}", "/test-runs/matrixrun": "/test-runs/{run_id}",
     }
     path = case.path
     for old, new in replacements.items():

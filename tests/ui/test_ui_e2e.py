@@ -319,6 +319,21 @@ def test_ui_campaign_flow(ui_server: str, fake_carrier: CarrierThread, ui_accoun
                         DNC_NUMBER: "dnc"}, statuses
 
 
+def dental_agent(base: str, state: dict[str, Any], name: str, **config: Any) -> tuple[dict[str, str], str]:
+    """Signs in as the walkthrough's user and creates an agent on the platform's default speech and LLM endpoints
+    (the walkthrough's own agent points at made-up ones): the user's headers and the agent's id."""
+    with httpx.Client(base_url=base, timeout=30) as http:
+        login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
+        login.raise_for_status()
+        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        agent = http.post("/api/v1/agents", headers=user, json={"name": name, "config": {
+            "system_prompt": "You are the receptionist of E2E Dental. Answer in one short sentence.",
+            "greeting": "Hello and thank you for calling E2E Dental. How can I help you today?",
+            "llm": {"max_tokens": 40, "temperature": 0.2}, **config}})
+        assert agent.status_code == 201, agent.text
+    return user, str(agent.json()["id"])
+
+
 @pytest.mark.timeout(600)
 def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str,
                               ui_account: dict[str, Any]) -> None:
@@ -326,19 +341,8 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
     server's browser socket -> the phone pipeline (real VAD, STT, LLM, TTS) -> live transcript in the page; then
     the call is in the call log with its turns and a stereo recording."""
     state = read_state()
-    with httpx.Client(base_url=ui_server, timeout=30) as http:
-        login = http.post("/api/v1/auth/login", json={"email": state["email"], "password": state["password"]})
-        login.raise_for_status()
-        user = {"Authorization": f"Bearer {login.json()['access_token']}"}
-        # Platform-default speech and LLM endpoints (the walkthrough's agent points at made-up ones).
-        agent = http.post("/api/v1/agents", headers=user, json={"name": "E2E Browser agent", "config": {
-            "system_prompt": "You are the receptionist of E2E Dental. Answer in one short sentence.",
-            "greeting": "Hello and thank you for calling E2E Dental. How can I help you today?",
-            "llm": {"max_tokens": 40, "temperature": 0.2},
-            "silence": {"reminder_after_s": 30.0, "max_reminders": 0},
-        }})
-        assert agent.status_code == 201, agent.text
-    state["testCallAgentId"] = agent.json()["id"]
+    user, state["testCallAgentId"] = dental_agent(ui_server, state, "E2E Browser agent",
+                                                  silence={"reminder_after_s": 30.0, "max_reminders": 0})
     write_state(state)
     audio = spoken_question_wav(tts_url, ARTIFACTS / "fake-microphone.wav")
     run_phase(ui_server, "testcall", E2E_FAKE_AUDIO=str(audio))
@@ -353,6 +357,20 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
         assert recording.status_code == 200
         with wave.open(io.BytesIO(recording.content)) as wav:
             assert wav.getnchannels() == 2 and wav.getframerate() == 16000
+    assert not [s for s in screenshots() if s.startswith("FAILED")], screenshots()
+
+
+@pytest.mark.timeout(600)
+def test_ui_run_agent_tests(ui_server: str, ui_voice_server: str, ui_account: dict[str, Any]) -> None:
+    """The Tests tab's "Run tests" button: the backend places the agent's saved scenario as a simulated call
+    (caller lines from the TTS server, the real pipeline) in the background and the page shows it pass."""
+    state = read_state()
+    _, state["testsAgentId"] = dental_agent(
+        ui_server, state, "E2E Tested agent", silence={"reminder_after_s": 4.0, "max_reminders": 0},
+        test_scenarios=[{"name": "asks about Saturday", "caller": [{"say": "Are you open on Saturday?"}],
+                         "expect": [{"kind": "reply_contains", "words": ["E2E Dental"]}, {"kind": "call_ended"}]}])
+    write_state(state)
+    run_phase(ui_server, "agenttests")
     assert not [s for s in screenshots() if s.startswith("FAILED")], screenshots()
 
 

@@ -14,6 +14,7 @@ from backend.models.agents import (
     AgentSummary,
     AgentTestRunIn,
     AgentTestRunOut,
+    AgentTestRunStart,
     AgentUpdate,
     AgentVersionOut,
 )
@@ -95,3 +96,20 @@ async def record_agent_test_run(
 @router.get("/{agent_id}/test-runs", responses=NOT_FOUND)
 async def list_agent_test_runs(agent_id: AgentId, principal: AgentsRead, services: ServicesDep) -> list[AgentTestRunOut]:
     return await services.agents.test_runs(principal, agent_id)
+
+
+@router.post("/{agent_id}/test-runs/start", status_code=status.HTTP_202_ACCEPTED, responses=NOT_FOUND)
+async def start_agent_test_run(
+    agent_id: AgentId, body: AgentTestRunStart, principal: AgentsWrite, services: ServicesDep
+) -> AgentTestRunOut:
+    """"Run tests": queues the scenarios (or the agent's saved ones) against its current version; each runs as a
+    simulated call in the background. Poll GET .../test-runs/{run_id} for its status and results."""
+    return await services.agent_test_runs.start(principal, agent_id, body)
+
+
+@router.get("/{agent_id}/test-runs/{run_id}", responses=NOT_FOUND)
+async def get_agent_test_run(
+    agent_id: AgentId, run_id: Annotated[str, Path(min_length=1, max_length=64)], principal: AgentsRead,
+    services: ServicesDep,
+) -> AgentTestRunOut:
+    return await services.agent_test_runs.get(principal, agent_id, run_id)

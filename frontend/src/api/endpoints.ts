@@ -58,6 +58,10 @@ export const agentsApi = {
   version: (id: string, v: number) => http.get<AgentVersion>(`/agents/${id}/versions/${v}`),
   defaults: () => http.get<AgentConfig>("/agents/defaults"),
   testRuns: (id: string) => http.get<AgentTestRun[]>(`/agents/${id}/test-runs`),
+  /** "Run tests": queues `suiteYaml`'s scenarios (empty: the agent's saved ones; `saveWithAgent`: saved as a new
+   * version first); poll testRuns for the result. */
+  startTestRun: (id: string, suiteYaml: string, saveWithAgent = false) =>
+    http.post<AgentTestRun>(`/agents/${id}/test-runs/start`, { suite_yaml: suiteYaml, save_with_agent: saveWithAgent }),
 };
 
 export const knowledgeApi = {

@@ -72,6 +72,44 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agents/{agent_id}/test-runs/{run_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Get Agent Test Run */
+        get: operations["get_agent_test_run"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agents/{agent_id}/test-runs/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start Agent Test Run
+         * @description "Run tests": queues the scenarios (or the agent's saved ones) against its current version; each runs as a
+         *     simulated call in the background. Poll GET .../test-runs/{run_id} for its status and results.
+         */
+        post: operations["start_agent_test_run"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agents/{agent_id}/versions": {
         parameters: {
             query?: never;
@@ -1920,6 +1958,11 @@ export interface components {
              * @default You are a helpful, concise phone assistant. Answer in one or two short sentences.
              */
             system_prompt?: string;
+            /**
+             * Test Scenarios
+             * @description The agent's test suite (core/agent_tests.py), versioned with it; the editor's Run tests.
+             */
+            test_scenarios?: components["schemas"]["Scenario"][];
             /** Tools */
             tools?: components["schemas"]["WebhookTool"][];
             /** Transfer Targets */
@@ -2066,27 +2109,61 @@ export interface components {
              * Format: date-time
              */
             created_at: string;
+            /**
+             * Error
+             * @description Why the run itself could not finish.
+             */
+            error?: string | null;
             /** Failed */
             failed: number;
+            /** Finished At */
+            finished_at?: string | null;
             /** Id */
             id: string;
             /** Passed */
             passed: number;
-            /** Results */
-            results: components["schemas"]["ScenarioResultIn"][];
+            /**
+             * Results
+             * @description So far, while running.
+             */
+            results?: components["schemas"]["ScenarioResultIn"][];
+            /**
+             * Scenarios
+             * @description How many scenarios the run has.
+             */
+            scenarios: number;
             /** Skipped */
             skipped: number;
+            /** Started At */
+            started_at?: string | null;
             /**
-             * Suite
-             * @description Where the suite came from, e.g. its file.
+             * Status
+             * @description queued / running, then failed when any scenario failed or the run broke.
+             * @enum {string}
+             */
+            status: "queued" | "running" | "passed" | "failed";
+            /** Suite */
+            suite: string;
+            /** Version */
+            version: number;
+        };
+        /**
+         * AgentTestRunStart
+         * @description Run tests from the editor: these scenarios, or the agent's saved `test_scenarios` when empty.
+         */
+        AgentTestRunStart: {
+            /**
+             * Save With Agent
+             * @description Also save these scenarios as the agent's test_scenarios (a new version), then run them against it.
+             * @default false
+             */
+            save_with_agent?: boolean;
+            /**
+             * Suite Yaml
+             * @description YAML (or JSON) with `scenarios:`, the format of data/agent-tests/*.yaml; an `agent:` section is ignored (the run tests this agent's current version). Empty: the agent's saved test_scenarios.
              * @default
              */
-            suite?: string;
-            /**
-             * Version
-             * @description The agent version the suite ran against.
-             */
-            version: number;
+            suite_yaml?: string;
         };
         /**
          * AgentUpdate
@@ -2511,44 +2588,32 @@ export interface components {
             };
         };
         /** CallEnded */
-        CallEnded: {
-            /**
-             * At
-             * Format: date-time
-             */
-            at?: string;
-            /** Call Id */
-            call_id: string;
-            /**
-             * Detail
-             * @default
-             */
-            detail?: string;
-            /** Duration S */
-            duration_s: number;
-            /**
-             * End Reason
-             * @enum {string}
-             */
-            end_reason: "caller_hangup" | "agent_hangup" | "transferred" | "max_duration" | "silence_timeout" | "unknown_number" | "error" | "voice_server_lost" | "busy" | "no_answer" | "failed" | "voicemail" | "canceled" | "rejected";
-            /** Event Id */
-            event_id?: string;
+        "CallEnded-Output": {
             /**
              * @description discriminator enum property added by openapi-typescript
              * @enum {string}
              */
-            type: "call.ended";
+            kind: "call_ended";
             /**
-             * @default {
-             *       "agent_audio_s": 0,
-             *       "caller_audio_s": 0,
-             *       "llm_completion_tokens": 0,
-             *       "llm_prompt_tokens": 0,
-             *       "stt_audio_s": 0,
-             *       "tts_characters": 0
-             *     }
+             * Reason
+             * @description The call's end reason; empty: any.
+             * @default
              */
-            usage?: components["schemas"]["UsageUnits"];
+            reason?: string;
+        };
+        /** CallerLine */
+        CallerLine: {
+            /**
+             * Keys
+             * @description Keypad presses instead of speech.
+             * @default
+             */
+            keys?: string;
+            /**
+             * Say
+             * @default
+             */
+            say?: string;
         };
         /** CallEventAck */
         CallEventAck: {
@@ -2560,7 +2625,7 @@ export interface components {
         /** CallEventBatch */
         CallEventBatch: {
             /** Events */
-            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["FlowNodeEntered"] | components["schemas"]["CallEnded"] | components["schemas"]["RecordingStored"])[];
+            events: (components["schemas"]["CallStarted"] | components["schemas"]["CallAnswered"] | components["schemas"]["TurnRecorded"] | components["schemas"]["ToolInvoked"] | components["schemas"]["ServiceDegraded"] | components["schemas"]["FlowNodeEntered"] | components["schemas"]["core__call_events__CallEnded"] | components["schemas"]["RecordingStored"])[];
         };
         /**
          * CallingWindows
@@ -3043,6 +3108,60 @@ export interface components {
              */
             url: string;
         };
+        /** CallEnded */
+        core__agent_tests__CallEnded: {
+            /**
+             * Kind
+             * @constant
+             */
+            kind: "call_ended";
+            /**
+             * Reason
+             * @description The call's end reason; empty: any.
+             * @default
+             */
+            reason?: string;
+        };
+        /** CallEnded */
+        core__call_events__CallEnded: {
+            /**
+             * At
+             * Format: date-time
+             */
+            at?: string;
+            /** Call Id */
+            call_id: string;
+            /**
+             * Detail
+             * @default
+             */
+            detail?: string;
+            /** Duration S */
+            duration_s: number;
+            /**
+             * End Reason
+             * @enum {string}
+             */
+            end_reason: "caller_hangup" | "agent_hangup" | "transferred" | "max_duration" | "silence_timeout" | "unknown_number" | "error" | "voice_server_lost" | "busy" | "no_answer" | "failed" | "voicemail" | "canceled" | "rejected";
+            /** Event Id */
+            event_id?: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            type: "call.ended";
+            /**
+             * @default {
+             *       "agent_audio_s": 0,
+             *       "caller_audio_s": 0,
+             *       "llm_completion_tokens": 0,
+             *       "llm_prompt_tokens": 0,
+             *       "stt_audio_s": 0,
+             *       "tts_characters": 0
+             *     }
+             */
+            usage?: components["schemas"]["UsageUnits"];
+        };
         /** CostAnalytics */
         CostAnalytics: {
             /**
@@ -3328,6 +3447,21 @@ export interface components {
         ErrorResponse: {
             error: components["schemas"]["ErrorBody"];
         };
+        /** Extracted */
+        Extracted: {
+            /** Equals */
+            equals: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "extracted";
+            /**
+             * Variable
+             * @description A variable the agent's flow collected.
+             */
+            variable: string;
+        };
         /**
          * FlowCondition
          * @description True when a collected variable equals a value (compared as text, case-insensitively for true/false).
@@ -3434,6 +3568,16 @@ export interface components {
              * @default
              */
             via?: string;
+        };
+        /** FlowPath */
+        FlowPath: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "flow_path";
+            /** Nodes */
+            nodes: string[];
         };
         /**
          * FlowStepOut
@@ -4440,6 +4584,19 @@ export interface components {
              */
             password: string;
         };
+        /** ReplyContains */
+        ReplyContains: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "reply_contains";
+            /**
+             * Words
+             * @description All in one agent reply (any case).
+             */
+            words: string[];
+        };
         /** ResolvedAgent */
         ResolvedAgent: {
             /** Agent Id */
@@ -4539,6 +4696,45 @@ export interface components {
              * @description The offending value, shortened.
              */
             value?: string | null;
+        };
+        /** Scenario */
+        Scenario: {
+            /** Caller */
+            caller?: components["schemas"]["CallerLine"][];
+            /** Expect */
+            expect?: (components["schemas"]["ToolCalled"] | components["schemas"]["Transferred"] | components["schemas"]["CallEnded-Output"] | components["schemas"]["ReplyContains"] | components["schemas"]["Extracted"] | components["schemas"]["FlowPath"])[];
+            /**
+             * Goal
+             * @description Simulated: what the caller wants (default: persona).
+             * @default
+             */
+            goal?: string;
+            /**
+             * Kind
+             * @default scripted
+             * @enum {string}
+             */
+            kind?: "scripted" | "simulated";
+            /**
+             * Max Turns
+             * @description Simulated: the persona's turns at most.
+             * @default 6
+             */
+            max_turns?: number;
+            /** Name */
+            name: string;
+            /**
+             * Persona
+             * @description Simulated: who the caller is.
+             * @default
+             */
+            persona?: string;
+            /**
+             * Success
+             * @description Simulated: the judge's rubric, what counts as the agent having done its job (pipecat.evals' `success`).
+             * @default
+             */
+            success?: string;
         };
         /**
          * ScenarioResultIn
@@ -4845,6 +5041,22 @@ export interface components {
              */
             token_type?: string;
         };
+        /** ToolCalled */
+        ToolCalled: {
+            /**
+             * Detail Contains
+             * @description Text in the tool event's detail.
+             * @default
+             */
+            detail_contains?: string;
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "tool_called";
+            /** Name */
+            name: string;
+        };
         /** ToolCallOut */
         ToolCallOut: {
             /**
@@ -4932,6 +5144,20 @@ export interface components {
             type?: "object";
         } & {
             [key: string]: unknown;
+        };
+        /** Transferred */
+        Transferred: {
+            /**
+             * @description discriminator enum property added by openapi-typescript
+             * @enum {string}
+             */
+            kind: "transferred";
+            /**
+             * Target
+             * @description A transfer target's name; empty: any.
+             * @default
+             */
+            target?: string;
         };
         /** TransferTarget */
         TransferTarget: {
@@ -5470,6 +5696,7 @@ export type SchemaAgentOut = components['schemas']['AgentOut'];
 export type SchemaAgentSummary = components['schemas']['AgentSummary'];
 export type SchemaAgentTestRunIn = components['schemas']['AgentTestRunIn'];
 export type SchemaAgentTestRunOut = components['schemas']['AgentTestRunOut'];
+export type SchemaAgentTestRunStart = components['schemas']['AgentTestRunStart'];
 export type SchemaAgentUpdate = components['schemas']['AgentUpdate'];
 export type SchemaAgentVersionOut = components['schemas']['AgentVersionOut'];
 export type SchemaAnalysisConfig = components['schemas']['AnalysisConfig'];
@@ -5488,7 +5715,8 @@ export type SchemaBudgetSettings = components['schemas']['BudgetSettings'];
 export type SchemaCallAnalysisOut = components['schemas']['CallAnalysisOut'];
 export type SchemaCallAnswered = components['schemas']['CallAnswered'];
 export type SchemaCallDetail = components['schemas']['CallDetail'];
-export type SchemaCallEnded = components['schemas']['CallEnded'];
+export type SchemaCallEndedOutput = components['schemas']['CallEnded-Output'];
+export type SchemaCallerLine = components['schemas']['CallerLine'];
 export type SchemaCallEventAck = components['schemas']['CallEventAck'];
 export type SchemaCallEventBatch = components['schemas']['CallEventBatch'];
 export type SchemaCallingWindows = components['schemas']['CallingWindows'];
@@ -5504,6 +5732,8 @@ export type SchemaCarrierCredentialsIn = components['schemas']['CarrierCredentia
 export type SchemaCarrierCredentialsOut = components['schemas']['CarrierCredentialsOut'];
 export type SchemaContactOut = components['schemas']['ContactOut'];
 export type SchemaContextWebhook = components['schemas']['ContextWebhook'];
+export type SchemaCoreAgentTestsCallEnded = components['schemas']['core__agent_tests__CallEnded'];
+export type SchemaCoreCallEventsCallEnded = components['schemas']['core__call_events__CallEnded'];
 export type SchemaCostAnalytics = components['schemas']['CostAnalytics'];
 export type SchemaCostBreakdown = components['schemas']['CostBreakdown'];
 export type SchemaDayPoint = components['schemas']['DayPoint'];
@@ -5516,9 +5746,11 @@ export type SchemaErasureRecord = components['schemas']['ErasureRecord'];
 export type SchemaErrorBody = components['schemas']['ErrorBody'];
 export type SchemaErrorDetail = components['schemas']['ErrorDetail'];
 export type SchemaErrorResponse = components['schemas']['ErrorResponse'];
+export type SchemaExtracted = components['schemas']['Extracted'];
 export type SchemaFlowCondition = components['schemas']['FlowCondition'];
 export type SchemaFlowNode = components['schemas']['FlowNode'];
 export type SchemaFlowNodeEntered = components['schemas']['FlowNodeEntered'];
+export type SchemaFlowPath = components['schemas']['FlowPath'];
 export type SchemaFlowStepOut = components['schemas']['FlowStepOut'];
 export type SchemaFlowTransition = components['schemas']['FlowTransition'];
 export type SchemaFlowVariable = components['schemas']['FlowVariable'];
@@ -5567,12 +5799,14 @@ export type SchemaRedactionConfig = components['schemas']['RedactionConfig'];
 export type SchemaRedactionPattern = components['schemas']['RedactionPattern'];
 export type SchemaRefreshRequest = components['schemas']['RefreshRequest'];
 export type SchemaRegisterRequest = components['schemas']['RegisterRequest'];
+export type SchemaReplyContains = components['schemas']['ReplyContains'];
 export type SchemaResolvedAgent = components['schemas']['ResolvedAgent'];
 export type SchemaRetentionSettings = components['schemas']['RetentionSettings'];
 export type SchemaRetrievedChunk = components['schemas']['RetrievedChunk'];
 export type SchemaRetryPolicy = components['schemas']['RetryPolicy'];
 export type SchemaRetryRule = components['schemas']['RetryRule'];
 export type SchemaRowError = components['schemas']['RowError'];
+export type SchemaScenario = components['schemas']['Scenario'];
 export type SchemaScenarioResultIn = components['schemas']['ScenarioResultIn'];
 export type SchemaSearchRequest = components['schemas']['SearchRequest'];
 export type SchemaSearchResult = components['schemas']['SearchResult'];
@@ -5586,9 +5820,11 @@ export type SchemaSwitchOrganizationRequest = components['schemas']['SwitchOrgan
 export type SchemaTextSourceCreate = components['schemas']['TextSourceCreate'];
 export type SchemaTimeRange = components['schemas']['TimeRange'];
 export type SchemaTokenResponse = components['schemas']['TokenResponse'];
+export type SchemaToolCalled = components['schemas']['ToolCalled'];
 export type SchemaToolCallOut = components['schemas']['ToolCallOut'];
 export type SchemaToolInvoked = components['schemas']['ToolInvoked'];
 export type SchemaToolParameterSchema = components['schemas']['ToolParameterSchema'];
+export type SchemaTransferred = components['schemas']['Transferred'];
 export type SchemaTransferTarget = components['schemas']['TransferTarget'];
 export type SchemaTtsConfig = components['schemas']['TTSConfig'];
 export type SchemaTurnKnowledge = components['schemas']['TurnKnowledge'];
@@ -6113,6 +6349,145 @@ export interface operations {
         responses: {
             /** @description Successful Response */
             201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    get_agent_test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+                run_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTestRunOut"];
+                };
+            };
+            /** @description A bad cursor, a date range too long, an unreadable upload */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Missing, expired or revoked credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description The caller's role does not allow this */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Not found in the caller's organisation */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+            /** @description Invalid input; `details` lists each field path */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorResponse"];
+                };
+            };
+        };
+    };
+    start_agent_test_run: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                agent_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentTestRunStart"];
+            };
+        };
+        responses: {
+            /** @description Successful Response */
+            202: {
                 headers: {
                     [name: string]: unknown;
                 };

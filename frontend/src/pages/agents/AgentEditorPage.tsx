@@ -199,7 +199,8 @@ export default function AgentEditorPage() {
         {tab === "transfers" && <TransfersSection {...props} />}
         {tab === "business" && <BusinessSection {...props} />}
         {tab === "behaviour" && <BehaviourSection {...props} />}
-        {tab === "tests" && agentId && <TestsSection agentId={agentId} currentVersion={agent.data?.version ?? 0} />}
+        {tab === "tests" && agentId && <TestsSection agentId={agentId} currentVersion={agent.data?.version ?? 0}
+          savedScenarios={agent.data?.config.test_scenarios?.length ?? 0} unsavedEdits={dirty} />}
         {tab === "versions" && agentId && (
           <VersionsSection
             agentId={agentId}

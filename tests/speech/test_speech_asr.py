@@ -150,6 +150,7 @@ def test_recognition_config_and_health(asr_server: AsrServer) -> None:
         (dict(), b"%PDF-1.7" + b"\x00" * 400, "PDF"),
         (dict(language_code="fr-FR"), b"\x00\x01" * 800, "language_code"),
         (dict(model="nemotron-asr-streaming"), b"\x00\x01" * 800, "unknown model"),
+        (dict(custom_configuration={"interim_interval_ms": "10"}), b"\x00\x01" * 800, "interim_interval_ms"),
     ],
 )
 def test_bad_requests_get_invalid_argument(asr_server: AsrServer, config: dict, audio: bytes, message: str) -> None:

@@ -174,6 +174,15 @@ def test_stream_without_config_is_refused(asr_server: AsrServer) -> None:
     assert "streaming_config" in err.value.details()
 
 
+def test_a_stream_may_ask_for_its_own_interim_cadence(asr_server: AsrServer, single_phrases: dict[str, bytes]) -> None:
+    """A voicemail screen asks for interims every 0.5 s (pipelines/stt_chain.py); the transcript is unchanged."""
+    text = PHRASES[3]
+    config = _streaming_config(interim=True, custom_configuration={"interim_interval_ms": "500"})
+    finals, _ = _finals(_asr(asr_server).streaming_response_generator(_chunks(single_phrases[text], 800, pace_s=0.1),
+                                                                      config))
+    _assert_transcripts([text], finals)
+
+
 def test_word_boosting_is_accepted(asr_server: AsrServer, single_phrases: dict[str, bytes]) -> None:
     text = PHRASES[0]
     config = _streaming_config()

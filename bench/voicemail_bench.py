@@ -1,22 +1,33 @@
-"""In-call voicemail detection on a labelled set of synthesised answers: precision, recall, time to decide.
+"""In-call voicemail detection on a labelled set of synthesised answers: precision, recall, time to decide, A/B.
 
 Why: the issue's goals are precision and recall >= 0.95 and a decision within 2.5 s. The set: person greetings,
-call-screening prompts (a screener wants the caller to speak: labelled "person"), and voicemail greetings followed
-by a record beep, each spoken by Piper (the agent's voice) and by espeak-ng voices (another synthesiser and other
+call-screening prompts (a screener wants the caller to speak: labelled "person"), and voicemail greetings with and
+without a record beep, each spoken by Piper (the agent's voice) and by espeak-ng voices (another synthesiser and other
 accents), sent over a phone line (8 kHz μ-law, line noise) through the platform's ASR server, then classified as the
-call does with the embedded model: the cue-phrase classifier (pipelines/voicemail.py) or the beep detector on the
-same audio decides voicemail.
+call does with the embedded model (pipelines/voicemail.py).
 
-Time to decide, as the call decides now (pipelines/voicemail.py), whichever comes first:
-- early words: the cue phrases on the ASR's interim transcripts. Modelled here by transcribing the first
-  1.0 / 1.5 / 2.0 / 2.5 s of the answer: decide_s = the prefix length + that transcription's measured time;
-- the beep: its end (speech length + 0.5 s of quiet + 0.15 s of tone);
-- otherwise pipecat's VoicemailDetector: the callee's speech ends, then `decision_silence_s` (1.0 s) of quiet, so
-  decide_s = speech length + 1.0 s + the measured classification time (the ASR's finalisation not included).
-The carrier's AMD verdict, which can come first too, is not modelled (the carrier is a test double here).
+Both rule sets run on the same audio and the same transcripts in one run (A/B):
+- before (the call at the previous commit): the earlier cue list; interims every 1.0 s (the ASR server's default);
+  a person decided after the callee's speech and 1.0 s of quiet;
+- after (this commit): the wider cue list with call-screening prompts excluded; interims every 0.5 s (a screening
+  stream asks the ASR server for them, pipelines/stt_chain.py); a short answer ("Hello?", at most
+  SHORT_ANSWER_WORDS words, no cue) decided a person after 0.5 s of quiet.
 
-Prints a table, writes bench/results/voicemail.json and the "In-call voicemail detection: early verdict" section
-of BENCHMARKS.md (the earlier section, without the early verdict, stays for comparison).
+Time to decide, from the start of the callee's audio, as the call decides, whichever comes first:
+- early words: a cue in an interim transcript. An interim at audio position t is the transcript of the first t
+  seconds; decide = t + that transcription's measured time (the ASR server's decode: load-dependent);
+- the beep: where the beep detector fires on the audio (0.15 s into the record beep; anywhere, if a vowel
+  passes for a tone);
+- short answer (after only): the first stretch of speech up to a pause of at least the short quiet (a greeting's
+  first sentence can be that) is heard as a short answer: decide = that pause's start + 0.5 s;
+- otherwise the quiet: speech end + 1.0 s + the measured classification time.
+The ASR's finalisation after the speech (~0.3 s endpointing + a decode) is not included, in either. Every decision
+is also given by audio position alone (decode times left out), which does not depend on the machine's load.
+The ASR server skips interims while its decodes take over 0.3 s (a busy machine): the measured decode times show
+how often that would happen. The carrier's AMD verdict is not modelled (the carrier is a test double here).
+
+Prints a table, writes bench/results/voicemail_ab.json and the "In-call voicemail detection: time to decide, A/B"
+section of BENCHMARKS.md (the earlier sections stay for comparison).
 Usage: .venv/bin/python bench/voicemail_bench.py [--asr host:port] [--tts URL]
 """
 
@@ -24,8 +35,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,13 +51,19 @@ sys.path.insert(0, str(ROOT))
 from bench.asr_voices_bench import espeak_pcm_8k, phone_line, piper_pcm_8k, speech_servers, transcribe  # noqa: E402
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
-from pipelines.voicemail import is_tone, looks_like_voicemail  # noqa: E402
+from pipelines.voicemail import is_short_answer, is_tone, looks_like_voicemail  # noqa: E402
 
-RESULTS = ROOT / "bench" / "results" / "voicemail.json"
-START, END = "<!-- voicemail-early:start -->", "<!-- voicemail-early:end -->"
-DECISION_SILENCE_S = 1.0
-EARLY_WINDOWS_S = (1.0, 1.5, 2.0, 2.5)
-BEEP_GAP_S, BEEP_MIN_S = 0.5, 0.15
+RESULTS = ROOT / "bench" / "results" / "voicemail_ab.json"
+START, END = "<!-- voicemail-ab:start -->", "<!-- voicemail-ab:end -->"
+LEAD_S = 0.5  # phone_line's silence before the answer
+DECISION_SILENCE_S, SHORT_QUIET_S = 1.0, 0.5
+BEEP_MIN_S = 0.15
+GOAL_S = 2.5
+# The cue list of the previous commit, kept here only to measure "before" on the same transcripts.
+OLD_CUES = re.compile(
+    r"\b(you'?ve reached|you have reached|leave (me |us )?(a |your )?(message|name|number)|after the (tone|beep)|"
+    r"not available|unavailable|can'?t (come to|take|get to) the phone|mailbox|voice ?mail|record your message|"
+    r"at the tone|not in service|please try again later|no one is available|away from)\b", re.IGNORECASE)
 
 PERSON = ["Hello?", "Hi, this is Sam speaking.", "Yeah, who's this?", "Good morning, Dr. Patel's office, how can I help?",
           "Hello, Maria here.", "Hi. Sorry, I was driving. Who is calling?"]
@@ -59,27 +79,50 @@ VOICES = [("piper", 0, "Piper joe"), ("en-us", 165, "espeak-ng American"), ("en-
           ("en-us+f3", 165, "espeak-ng American female")]
 
 
+@dataclass(frozen=True)
+class Rules:
+    name: str
+    cues: Callable[[str], bool]
+    interim_every_s: float
+    short_answer: bool
+
+
+BEFORE = Rules("before", lambda text: bool(OLD_CUES.search(text)), 1.0, False)
+AFTER = Rules("after", looks_like_voicemail, 0.5, True)
+
+
+@dataclass
+class Verdict:
+    verdict: str
+    decide_s: float  # measured: audio position + the ASR's / classifier's time
+    audio_s: float  # audio position alone: load-independent
+    decided_by: str  # early words | beep | short answer | words after the quiet
+    heard: str
+
+
 @dataclass
 class Sample:
     voice: str
     label: str  # person | voicemail
-    kind: str  # person | screening | voicemail
+    kind: str  # person | screening | voicemail | voicemail, no beep
     text: str
-    heard: str
-    verdict: str
-    beep: bool
     speech_s: float
-    decide_s: float
-    decided_by: str  # early words | beep | words after the quiet
+    first_pause_s: float | None  # start of the first pause >= SHORT_QUIET_S inside the speech
+    beep_s: float | None  # where the beep detector fired, if it did (on a person's answer: a false beep)
+    interim_decode_s: list[float]
+    before: Verdict
+    after: Verdict
 
 
-def beep_heard(pcm: np.ndarray) -> bool:
+def beep_heard(pcm: np.ndarray) -> float | None:
+    """Where the call's BeepDetector fires (seconds into the answer: the end of 0.15 s of steady tone), if it does;
+    a sustained vowel can pass for one."""
     window, run = 8000 // 25, 0.0
     for start in range(0, len(pcm) - window, window):
         run = run + 0.04 if is_tone(pcm[start:start + window].astype(np.float64), 8000) else 0.0
-        if run >= 0.15:
-            return True
-    return False
+        if run >= BEEP_MIN_S:
+            return (start + window) / 8000
+    return None
 
 
 def record_beep() -> np.ndarray:
@@ -87,85 +130,171 @@ def record_beep() -> np.ndarray:
     return np.concatenate([np.zeros(4000), 9000 * np.sin(2 * np.pi * 1000 * t)])
 
 
-def early_cue(asr: str, line: bytes, speech_s: float) -> tuple[float, str] | None:
-    """The first window whose transcript (as an interim would be) has a voicemail cue: (decide_s, what was heard)."""
-    for window_s in EARLY_WINDOWS_S:
-        if window_s >= speech_s:
-            return None
-        started = time.perf_counter()
-        heard = transcribe(asr, line[:int(window_s * 8000)])  # μ-law: one byte a sample
-        if looks_like_voicemail(heard):
-            return window_s + time.perf_counter() - started, heard
-    return None
+def voiced(speech: np.ndarray) -> tuple[float, float | None]:
+    """(end of the last voiced 20 ms frame, start of the first pause of >= SHORT_QUIET_S before it) in seconds."""
+    frames = speech[:len(speech) // 160 * 160].reshape(-1, 160)
+    loud = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1)) > 300
+    idx = np.flatnonzero(loud)
+    if idx.size == 0:
+        return 0.0, None
+    end = (idx[-1] + 1) * 0.02
+    gaps = np.diff(idx) * 0.02 - 0.02
+    long_gap = np.flatnonzero(gaps >= SHORT_QUIET_S)
+    return end, (float((idx[long_gap[0]] + 1) * 0.02) if long_gap.size else None)
+
+
+class Interims:
+    """Transcripts of the answer's first t seconds (what an interim at t says), each decoded once and timed."""
+
+    def __init__(self, asr: str, line: bytes) -> None:
+        self.asr, self.line = asr, line
+        self.cache: dict[float, tuple[str, float]] = {}
+
+    def at(self, t: float) -> tuple[str, float]:
+        if t not in self.cache:
+            started = time.perf_counter()
+            text = transcribe(self.asr, self.line[:int((LEAD_S + t) * 8000)])  # μ-law: one byte a sample
+            self.cache[t] = (text, time.perf_counter() - started)
+        return self.cache[t]
+
+
+def decide(rules: Rules, interims: Interims, heard: str, classify_s: float, speech_s: float,
+           first_pause_s: float | None, beep_s: float | None, prefix_heard: Callable[[float], str]) -> Verdict:
+    candidates: list[Verdict] = []
+    t = rules.interim_every_s
+    while t < speech_s:
+        text, decode_s = interims.at(round(t, 2))
+        if rules.cues(text):
+            candidates.append(Verdict("voicemail", round(t + decode_s, 2), round(t, 2), "early words", text))
+            break
+        t += rules.interim_every_s
+    if beep_s is not None:
+        at = beep_s
+        candidates.append(Verdict("voicemail", round(at, 2), round(at, 2), "beep", heard))
+    if rules.short_answer:
+        segment_end = first_pause_s if first_pause_s is not None else speech_s
+        segment = heard if first_pause_s is None else prefix_heard(first_pause_s)
+        if is_short_answer(segment):
+            at = segment_end + SHORT_QUIET_S
+            candidates.append(Verdict("person", round(at, 2), round(at, 2), "short answer", segment))
+    at = speech_s + DECISION_SILENCE_S
+    candidates.append(Verdict("voicemail" if rules.cues(heard) else "person", round(at + classify_s, 2), round(at, 2),
+                              "words after the quiet", heard))
+    return min(candidates, key=lambda v: v.audio_s)  # the call acts on whichever happens first
 
 
 def run_one(asr: str, voice: str, speech: np.ndarray, kind: str, text: str, rng: np.random.Generator) -> Sample:
     audio = np.concatenate([speech, record_beep()]) if kind == "voicemail" else speech  # "voicemail, no beep": none
     line = phone_line(audio, rng)
     heard = transcribe(asr, line)
-    speech_s = len(speech) / 8000
-    early = early_cue(asr, line, speech_s)
+    speech_s, first_pause_s = voiced(speech)
+    interims = Interims(asr, line)
+
+    def prefix_heard(t: float) -> str:
+        return interims.at(round(t, 2))[0]
+
     started = time.perf_counter()
-    beep = beep_heard(audio)
-    words = looks_like_voicemail(heard)
+    beep_s = beep_heard(audio)
+    looks_like_voicemail(heard)
     classify_s = time.perf_counter() - started
     label = "voicemail" if kind.startswith("voicemail") else "person"
-    if early is not None:
-        return Sample(voice, label, kind, text, early[1], "voicemail", beep, round(speech_s, 2), round(early[0], 2),
-                      "early words")
-    if beep:
-        return Sample(voice, label, kind, text, heard, "voicemail", beep, round(speech_s, 2),
-                      round(speech_s + BEEP_GAP_S + BEEP_MIN_S, 2), "beep")
-    return Sample(voice, label, kind, text, heard, "voicemail" if words else "person", beep, round(speech_s, 2),
-                  round(speech_s + DECISION_SILENCE_S + classify_s, 2), "words after the quiet")
+    before = decide(BEFORE, interims, heard, classify_s, speech_s, first_pause_s, beep_s, prefix_heard)
+    after = decide(AFTER, interims, heard, classify_s, speech_s, first_pause_s, beep_s, prefix_heard)
+    return Sample(voice, label, kind, text, round(speech_s, 2), first_pause_s, beep_s,
+                  [round(d, 3) for _, d in interims.cache.values()], before, after)
 
 
-def summary(samples: list[Sample]) -> dict[str, float]:
-    tp = sum(s.label == s.verdict == "voicemail" for s in samples)
-    fp = sum(s.label == "person" and s.verdict == "voicemail" for s in samples)
-    fn = sum(s.label == "voicemail" and s.verdict == "person" for s in samples)
-    decide = sorted(s.decide_s for s in samples)
-    return {"samples": len(samples), "precision": round(tp / max(1, tp + fp), 3), "recall": round(tp / max(1, tp + fn), 3),
-            "decide_p50_s": decide[len(decide) // 2], "decide_max_s": decide[-1],
-            "beep_found_in_voicemails": round(np.mean([s.beep for s in samples if s.kind == "voicemail"]), 3),
-            "recall_no_beep": round(np.mean([s.verdict == "voicemail" for s in samples
-                                             if s.kind == "voicemail, no beep"]), 3),
-            "beep_false_on_persons": round(np.mean([s.beep for s in samples if s.label == "person"]), 3)}
+def p50(values: list[float]) -> float:
+    return round(float(np.median(values)), 2) if values else 0.0
 
 
-def markdown(samples: list[Sample]) -> str:
-    lines = [START, "## In-call voicemail detection: early verdict (outbound, issue 19)", "", provenance_line(),
-             "", "Measured while other engineers loaded the same 2-core machine (ASR times, and so early decisions, "
-             "are slower than on an idle one).", "",
-             "`bench/voicemail_bench.py`: person greetings, call-screening prompts (labelled person) and voicemail "
-             "greetings with a 1 kHz record beep and (three per voice) without one, spoken by Piper and three espeak-ng voices, over an 8 kHz μ-law line "
-             "through the ASR server, classified as the call does with the embedded model: cue phrases "
-             "(`pipelines/voicemail.py`) or a record beep decide voicemail. Goals: precision and recall ≥ 0.95, decision ≤ 2.5 s.", "",
-             "| voice | samples | precision | recall | recall, no beep | decide p50 (s) | decide max (s) | beep found "
-             "| false beep |", "|---|---|---|---|---|---|---|---|---|"]
+def scores(samples: list[Sample], which: str) -> dict[str, float]:
+    verdicts = [(s.label, getattr(s, which).verdict) for s in samples]
+    tp = sum(label == verdict == "voicemail" for label, verdict in verdicts)
+    fp = sum(label == "person" and verdict == "voicemail" for label, verdict in verdicts)
+    fn = sum(label == "voicemail" and verdict == "person" for label, verdict in verdicts)
+    return {"precision": round(tp / max(1, tp + fp), 3), "recall": round(tp / max(1, tp + fn), 3)}
+
+
+def summary(samples: list[Sample]) -> dict[str, object]:
+    out: dict[str, object] = {"samples": len(samples)}
+    for which in ("before", "after"):
+        decided = [getattr(s, which) for s in samples]
+        out[which] = {**scores(samples, which), "decide_p50_s": p50([v.decide_s for v in decided]),
+                      "audio_p50_s": p50([v.audio_s for v in decided]),
+                      "within_goal": int(sum(v.decide_s <= GOAL_S for v in decided))}
+    decodes = [d for s in samples for d in s.interim_decode_s]
+    out["false_beeps_on_persons"] = sum(s.beep_s is not None for s in samples if s.label == "person")
+    out["interim_decode_p50_s"] = p50(decodes)
+    out["interim_decodes_over_0_3_s"] = round(float(np.mean([d > 0.3 for d in decodes])), 3) if decodes else 0.0
+    return out
+
+
+def markdown(samples: list[Sample], load: tuple[float, float], wall_s: float) -> str:
+    total = summary(samples)
+    lines = [START, "## In-call voicemail detection: time to decide, A/B (outbound, issue 19)", "", provenance_line(),
+             "", f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {wall_s:.0f} s; 1-minute load average "
+             f"{load[0]:.2f} at the start, {load[1]:.2f} at the end (2 cores shared with other engineers' runs). "
+             f"Interim decodes: p50 {total['interim_decode_p50_s']} s, {total['interim_decodes_over_0_3_s']:.0%} "
+             "over 0.3 s (the ASR server skips interims while its decodes are that slow). The beep detector fired on "
+             f"{total['false_beeps_on_persons']} of {sum(s.label == 'person' for s in samples)} answers by a person "
+             "(a sustained vowel passing for a tone: a voicemail verdict at once, in both rule sets).", "",
+             "`bench/voicemail_bench.py`: the labelled set of the sections above (person greetings, call-screening "
+             "prompts labelled person, voicemail greetings with and without a record beep; Piper and three espeak-ng "
+             "voices over an 8 kHz μ-law line through the ASR server), both rule sets on the same transcripts. "
+             "**before**: the earlier cue list, interims every 1.0 s, a person after 1.0 s of quiet. **after**: the "
+             "wider cue list (call screening excluded), interims every 0.5 s, a short answer (≤ 3 words, no cue) "
+             "decided a person after 0.5 s of quiet. Decide = from the start of the callee's audio, measured (the "
+             "ASR's decode time included); audio = by audio position alone (does not depend on the load). The ASR's "
+             "finalisation after the speech is in neither. Goals: precision and recall ≥ 0.95, decision ≤ 2.5 s.", "",
+             "| answer | samples | decide p50 before → after (s) | audio p50 before → after (s) | decide max after (s) "
+             "| within 2.5 s before → after | decided by (after) |", "|---|---|---|---|---|---|---|"]
+    for kind in [*dict.fromkeys(s.kind for s in samples), "all"]:
+        part = [s for s in samples if kind in ("all", s.kind)]
+        m = summary(part)
+        b, a = m["before"], m["after"]
+        assert isinstance(b, dict) and isinstance(a, dict)
+        by: dict[str, int] = {}
+        for s in part:
+            by[s.after.decided_by] = by.get(s.after.decided_by, 0) + 1
+        lines.append(f"| {kind} | {len(part)} | {b['decide_p50_s']} → {a['decide_p50_s']} | {b['audio_p50_s']} → "
+                     f"{a['audio_p50_s']} | {max(s.after.decide_s for s in part)} | {b['within_goal']} → "
+                     f"{a['within_goal']} | {', '.join(f'{k} {v}' for k, v in sorted(by.items()))} |")
+    lines += ["", "| voice | precision before → after | recall before → after |", "|---|---|---|"]
     for voice in [*dict.fromkeys(s.voice for s in samples), "all"]:
         part = [s for s in samples if voice in ("all", s.voice)]
-        m = summary(part)
-        lines.append(f"| {voice} | {m['samples']} | {m['precision']} | {m['recall']} | {m['recall_no_beep']} | "
-                     f"{m['decide_p50_s']} | "
-                     f"{m['decide_max_s']} | {m['beep_found_in_voicemails']} | {m['beep_false_on_persons']} |")
-    lines += ["", "| answer | samples | decide p50 (s) | decide max (s) | decided early | within 2.5 s |",
-              "|---|---|---|---|---|---|"]
-    for kind in dict.fromkeys(s.kind for s in samples):
-        part = [s for s in samples if s.kind == kind]
-        times = sorted(s.decide_s for s in part)
-        early = sum(s.decided_by == "early words" for s in part)
-        within = sum(t <= 2.5 for t in times)
-        lines.append(f"| {kind} | {len(times)} | {times[len(times) // 2]} | {times[-1]} | {early} | {within} |")
-    misses = [s for s in samples if s.label != s.verdict]
-    lines += ["", "Decided by, whichever first: a voicemail cue in the transcript of the first 1.0 / 1.5 / 2.0 / 2.5 s "
-              "(standing in for the ASR's interim results, which the call now asks for while undecided; decide = "
-              "window + that transcription's measured time), the record beep (its end), or pipecat's detector after "
-              "the callee's speech and 1.0 s of quiet. A person can only be told apart after they stop, so person "
-              "and screening decisions stay at speech length + 1 s; the carrier's AMD verdict (not modelled here) "
-              "can come earlier still. Errors:"]
-    lines += [f"- {s.voice}, {s.kind}: {s.text!r} heard as {s.heard!r} -> {s.verdict}" for s in misses] or ["- none"]
+        b, a = scores(part, "before"), scores(part, "after")
+        lines.append(f"| {voice} | {b['precision']} → {a['precision']} | {b['recall']} → {a['recall']} |")
+    lines += ["", *goal_lines(samples)]
+    for which in ("before", "after"):
+        misses = [s for s in samples if s.label != getattr(s, which).verdict]
+        lines += ["", f"Errors ({which}):"]
+        lines += [f"- {s.voice}, {s.kind}: {s.text!r} heard as {getattr(s, which).heard!r} -> "
+                  f"{getattr(s, which).verdict} ({getattr(s, which).decided_by})" for s in misses] or ["- none"]
     return "\n".join(lines + ["", END]) + "\n"
+
+
+def goal_lines(samples: list[Sample]) -> list[str]:
+    """The goals, met or not, for the rules as the call now runs them (after)."""
+    after = scores(samples, "after")
+    ok = after["precision"] >= 0.95 and after["recall"] >= 0.95
+    lines = [f"- **Goals (after): precision {after['precision']} and recall {after['recall']}: "
+             f"{'met' if ok else 'not met'} (≥ 0.95).**"]
+    for name, kinds in (("all answers", None), ("a person", ("person",)), ("a voicemail", ("voicemail",
+                                                                                         "voicemail, no beep"))):
+        decide = p50([s.after.decide_s for s in samples if kinds is None or s.kind in kinds])
+        lines.append(f"- **Time to decide, {name}: p50 {decide} s: {'met' if decide <= GOAL_S else 'not met'} "
+                     f"(≤ {GOAL_S} s).**")
+    lines += ["", "How to read it: \"before\" here models the previous call as it ran (interims throughout the "
+              "greeting, time from the answer); the earlier \"early verdict\" section looked at interims in the "
+              "first 2.5 s only and counted from 0.5 s before the answer, which is why its voicemail p50 (4.84 s) "
+              "is higher than \"before\" here. A voicemail is decided when its first cue is heard, 2-4 s into "
+              "most greetings; a person only once they stop, so an answer longer than ~2 s cannot be decided "
+              "within 2.5 s by words. The short-answer rule trusts a pause: a real greeting that stops for 0.5 s after "
+              "three words or fewer (\"Hi, it's Sam.\" ...) would be taken for a person; these synthesised greetings "
+              "have no such pause (the column \"decided by\" shows where the rule acted). The carrier's AMD verdict (not modelled) and a model-based classifier on "
+              "partial transcripts (needs a stronger LLM than SmolLM2-135M) are what remain."]
+    return lines
 
 
 def main() -> int:
@@ -174,6 +303,7 @@ def main() -> int:
     parser.add_argument("--tts")
     args = parser.parse_args()
     samples: list[Sample] = []
+    load_start, started = os.getloadavg()[0], time.monotonic()
     asr, tts, procs = speech_servers(args.asr, args.tts, "voicemail-bench-")
     try:
         rng = np.random.default_rng(11)
@@ -187,9 +317,11 @@ def main() -> int:
     finally:
         for proc in procs:
             proc.stop()
+    load = (load_start, os.getloadavg()[0])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"summary": summary(samples), "samples": [asdict(s) for s in samples]}, indent=2) + "\n")
-    replace_section(START, END, markdown(samples))
+    RESULTS.write_text(json.dumps({"summary": summary(samples), "load_average_1m": load,
+                                   "samples": [asdict(s) for s in samples]}, indent=2) + "\n")
+    replace_section(START, END, markdown(samples, load, time.monotonic() - started))
     print(summary(samples))
     return 0
 

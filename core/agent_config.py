@@ -261,6 +261,9 @@ class VoicemailConfig(StrictModel):
                                   description="A greeting with no beep: the message starts after this much quiet.")
     decision_silence_s: float = Field(default=1.0, ge=0.3, le=5,
                                       description="Quiet after the callee speaks before the verdict acts.")
+    quick_person_silence_s: float = Field(
+        default=0.5, ge=0.2, le=5, description="A short answer with no voicemail cue (\"Hello?\"): decided a person "
+                                               "after this much quiet instead of decision_silence_s.")
 
 
 class PhoneMenuConfig(StrictModel):

@@ -64,7 +64,7 @@ from pipelines.stt_chain import FallbackRivaSTTService, stt_chain_args
 from pipelines.takeover import AgentGate
 from pipelines.tools import ToolContext, ToolRegistration, build_tools, register_tools
 from pipelines.transcript import TranscriptWriter
-from pipelines.tts_chain import tts_chain_args
+from pipelines.tts_chain import TTSVoiceFrame, tts_chain_args, voice_frame
 from pipelines.turn_end import TextAwareTurnStopStrategy
 from pipelines.turns import BargeInStartStrategy, SpeculativeTurnStopStrategy
 from pipelines.voicemail import InCallVoicemail
@@ -293,9 +293,12 @@ def build_call_pipeline(
             return build_tools(ToolContext(agent=target.config, call_id=spec.call_id, control=control, events=events,
                                            http=services.tenant_http, secrets=target.secret_values()))
 
+        def agent_voice(target: ResolvedAgent) -> TTSVoiceFrame:
+            return voice_frame(target.config.tts, services.speech.tts_url, target.secret_values())
+
         flow = FlowRun(agent.flow, call_id=spec.call_id, goodbye=agent.goodbye, tools=registrations,
                        variables={**agent.variables, **spec.variables}, control=control, events=events,
-                       agent_tools=agent_tools)
+                       agent_tools=agent_tools, agent_voice=agent_voice)
         flow.attach(worker, llm, context, aggregators)
     return CallPipeline(worker=worker, context=context, user=user, assistant=assistant, stt=stt, llm=llm,
                         tts=tts, speech=speech, barge_in=barge_in, latency=latency, transcript=transcript,

@@ -4,7 +4,8 @@ Each stored node becomes a Pipecat `NodeConfig`: the node's task prompt as a sys
 (transitions the LLM chooses, a `save_<node>` function whose arguments are the variables to collect and whose
 conditions pick the next node, the agent tools it offers), and a pre-action that records the step as a
 `call.flow_node` event and sets the node's `tool_choice` (what makes a small model reliable: llama.cpp enforces a
-named function with a grammar). end_call and transfer_call stay global, as in a single-prompt agent.
+named function with a grammar). end_call and transfer_call are offered in every node, as in a single-prompt agent:
+the calling agent's, and after a hand-off the new agent's (pipelines/hand_off.py).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from pipecat.flows import ContextStrategy, ContextStrategyConfig, FlowManager, FlowsFunctionSchema, NodeConfig
 from pipecat.flows.config import case_key
 from pipecat.flows.types import NO_RESPONSE, ActionConfig, FlowArgs, FlowsDirectFunction
-from pipecat.frames.frames import FunctionCallResultProperties, LLMSetToolChoiceFrame
+from pipecat.frames.frames import Frame, FunctionCallResultProperties, LLMSetToolChoiceFrame
 from pipecat.pipeline.worker import PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair
@@ -31,6 +32,7 @@ from pipelines.llm import tool_choice_param
 from pipelines.tools import ToolRegistration
 
 AgentTools = Callable[[ResolvedAgent], list[ToolRegistration]]
+AgentVoice = Callable[[ResolvedAgent], Frame]
 
 GLOBAL_TOOLS = ("end_call", "transfer_call")
 
@@ -40,8 +42,9 @@ class FlowRun:
 
     def __init__(self, flow: AgentFlow, *, call_id: str, goodbye: str, tools: list[ToolRegistration],
                  variables: dict[str, str], control: CallControl, events: CallEventSink,
-                 agent_tools: AgentTools | None = None) -> None:
-        """`agent_tools`: the tools of a hand-off's target agent, built for this call (pipelines/factory.py)."""
+                 agent_tools: AgentTools | None = None, agent_voice: AgentVoice | None = None) -> None:
+        """`agent_tools`: the tools of a hand-off's target agent, built for this call; `agent_voice`: the frame that
+        switches the call's TTS to the target's voice (both from pipelines/factory.py)."""
         self.flow = flow
         self.call_id = call_id
         self.goodbye = goodbye
@@ -49,6 +52,7 @@ class FlowRun:
         self.events = events
         self.tools = {t.schema.name: t for t in tools}
         self.agent_tools = agent_tools
+        self.agent_voice = agent_voice
         self.variables = variables
         # {{name}} in a node's text must always resolve (pipecat.flows raises on an unknown key): every variable
         # the flow can collect starts empty, next to the agent's own variables.
@@ -65,9 +69,7 @@ class FlowRun:
                aggregators: LLMContextAggregatorPair) -> FlowManager:
         """Creates the FlowManager over the built pipeline; the flow starts when the pipeline does."""
         self._llm, self._context, self._worker = llm, context, worker
-        globals_: list[FlowsFunctionSchema | FlowsDirectFunction] = [
-            self._agent_tool(self.tools[name]) for name in GLOBAL_TOOLS if name in self.tools]
-        globals_ += [self._hand_off(h) for h in self.flow.hand_offs]
+        globals_: list[FlowsFunctionSchema | FlowsDirectFunction] = [self._hand_off(h) for h in self.flow.hand_offs]
         manager = FlowManager(llm=llm, context_aggregator=aggregators, worker=worker,
                               global_functions=globals_)
         self.manager = manager
@@ -85,9 +87,11 @@ class FlowRun:
 
     # -- nodes --------------------------------------------------------------------------------------------------
     def node_config(self, node: FlowNode) -> NodeConfig:
+        # end_call and transfer_call in every node (not FlowManager globals: a hand-off brings the new agent's).
         functions: list[FlowsFunctionSchema | FlowsDirectFunction] = [
-            self._agent_tool(self.tools[name]) for name in node.tools
-                     if name not in GLOBAL_TOOLS and name in self.tools]
+            self._agent_tool(self.tools[name]) for name in GLOBAL_TOOLS if name in self.tools]
+        functions += [self._agent_tool(self.tools[name]) for name in node.tools
+                      if name not in GLOBAL_TOOLS and name in self.tools]
         functions += [self._transition(node, t) for t in node.transitions if t.function]
         if node.collect:
             functions.append(self._save(node))
@@ -175,13 +179,14 @@ class FlowRun:
                                    required=[], handler=handler)
 
     def _agent_node(self, target: ResolvedAgent, manager: FlowManager) -> NodeConfig:
-        """The rest of the call as the target agent: its prompt, tools, tool choice and greeting."""
+        """The rest of the call as the target agent: its prompt, tools (its own end_call and transfer_call
+        included), tool choice, voice and greeting."""
         prompt, greeting = target.config.render(self.variables)
         summary = conversation_summary(self._context.get_messages() if self._context else [], self.collected())
         tools = self.agent_tools(target) if self.agent_tools is not None else []
-        functions: list[FlowsFunctionSchema | FlowsDirectFunction] = [
-            self._agent_tool(t) for t in tools if t.schema.name not in GLOBAL_TOOLS]
+        functions: list[FlowsFunctionSchema | FlowsDirectFunction] = [self._agent_tool(t) for t in tools]
         name = node_name(target.agent_name)
+        voice = self.agent_voice(target) if self.agent_voice is not None else None
         choice = tool_choice_param(target.config.llm) or "auto"
 
         async def entered(_action: dict[str, Any], _manager: FlowManager) -> None:
@@ -192,6 +197,8 @@ class FlowRun:
                 at_ms=self.events.timeline_ms()))
             if self._context is not None:
                 self._context.set_tool_choice(choice)  # type: ignore[arg-type]
+            if voice is not None:  # queued before the greeting below: the greeting is in the new voice
+                await manager.worker.queue_frame(voice)
 
         pre: list[ActionConfig] = [{"type": f"hand_off_{target.agent_id}", "handler": entered}]
         if greeting:

@@ -9,8 +9,11 @@ function answers that the agent is unavailable, tool choice goes back to auto (a
 call it again and again) and the call carries on where it was.
 
 The summary is the recent turns as text, not an LLM-written one: the embedded SmolLM2-135M cannot summarise
-reliably. The voice stays the calling agent's (the TTS service is built once per call); so do the global
-end_call / transfer_call, whose targets are the first agent's.
+reliably. From the hand-off on, the call speaks with the target's voice (its TTS voice, engine, speed and endpoint
+chain: a `TTSVoiceFrame` queued before its greeting, pipelines/tts_chain.py; the TTS service itself is built once
+per call) and offers the target's end_call / transfer_call (its goodbye, transfer targets and announcements) in
+place of the first agent's. What the call was built with stays the first agent's: the STT, the LLM endpoint and
+its settings, the silence and interruption policies, voicemail detection.
 """
 
 from __future__ import annotations

@@ -15,7 +15,10 @@
   barge-in counts the caller's words; otherwise each one is a Whisper decode competing with the final's
   (the stream is switched the same way when the agent starts or stops). While an outbound call's voicemail
   verdict is pending (`screening`), interims are asked for too: a voicemail cue in them decides early
-  (pipelines/voicemail.py); the stream switches back at the caller's next pause once the verdict is in.
+  (pipelines/voicemail.py); the stream switches back at the caller's next pause once the verdict is in. Such a
+  stream asks the platform's ASR server for an interim every `SCREENING_INTERIM_MS` (RecognitionConfig
+  custom_configuration `interim_interval_ms`; the server's default is 1 s, and it still skips interims while
+  its decodes are slow).
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ async def egress_target(server: str, egress: EgressPolicy | None) -> str:
 
 # When the stream asks for interim transcripts (voice_server's STT_INTERIMS).
 STTInterims = Literal["always", "while_agent_speaks"]
+# The interim cadence a stream asks for while a voicemail verdict is pending (the ASR server's default: 1000 ms).
+SCREENING_INTERIM_MS = 500
 
 
 class AsyncAudioQueue(AudioChunkIterator):
@@ -284,6 +289,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
         named = rasr.StreamingRecognitionConfig()
         named.CopyFrom(config)
         named.config.model = model
+        if self.screening:  # a voicemail cue in an interim decides early: ask for interims twice as often
+            named.config.custom_configuration["interim_interval_ms"] = str(SCREENING_INTERIM_MS)
         return named
 
     async def _on_stream_drop(self, iterator: AudioChunkIterator, reason: str, healthy: bool) -> None:

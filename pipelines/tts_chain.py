@@ -14,12 +14,13 @@ from typing import Any
 
 import httpx
 from loguru import logger
-from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame
+from pipecat.frames.frames import ErrorFrame, Frame, TTSAudioRawFrame, TTSUpdateSettingsFrame
+from pipecat.processors.frame_processor import FrameDirection
 
 from core.agent_config import EndpointOptions, TTSConfig
 from pipelines.degradation import DegradationPolicy, PromptClips
 from pipelines.resilience import BreakerRegistry
-from pipelines.tts_client import VoiceAgentTTSService
+from pipelines.tts_client import VoiceAgentTTSService, VoiceAgentTTSSettings
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,21 @@ class _EndpointFailed(Exception):
         self.counts = counts  # against the breaker
 
 
+@dataclass
+class TTSVoiceFrame(TTSUpdateSettingsFrame):
+    """The rest of the call speaks with another agent's TTS settings (a flow's hand-off, pipelines/flows.py): its
+    voice and engine (Pipecat's settings delta) and its speed and endpoint chain. Queued like the speech it
+    precedes, so what was already said keeps the old voice; not interruptible (a settings frame)."""
+
+    endpoints: list[TTSEndpoint] = field(default_factory=list)
+    speed: float = 1.0
+
+
+def voice_frame(config: TTSConfig, default_url: str, secrets: dict[str, str] | None = None) -> TTSVoiceFrame:
+    return TTSVoiceFrame(delta=VoiceAgentTTSSettings(voice=config.voice, model=config.engine),
+                         endpoints=tts_endpoints(config, default_url, secrets), speed=config.speed)
+
+
 class FallbackTTSService(VoiceAgentTTSService):
     def __init__(self, *, endpoints: list[TTSEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
                  clips: PromptClips | None, canned_reply: str, tenant_http: httpx.AsyncClient | None = None,
@@ -51,6 +67,12 @@ class FallbackTTSService(VoiceAgentTTSService):
         self._clips = clips
         self._canned_reply = canned_reply
         self.served_by: list[str] = []  # "<url> <engine>" or "prompt_clip" per utterance
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        if isinstance(frame, TTSVoiceFrame) and frame.endpoints:
+            self.endpoints = frame.endpoints
+            self._speed = frame.speed
+        await super().process_frame(frame, direction)  # the voice and engine: Pipecat's settings update
 
     def _body(self, text: str, endpoint: TTSEndpoint) -> dict[str, Any]:
         body = self.request_body(text)

@@ -17,6 +17,10 @@ TTS) holds the agent's speech until the verdict. Around it:
 - Early verdict: the cue phrases are checked on the ASR's interim transcripts as well, so a greeting that says
   "you've reached" or "leave a message" is decided voicemail while it is still playing, instead of after it ends
   and the quiet that follows (the message itself still waits for the beep or the quiet).
+- Short answer: a person picks up with a word or three and waits ("Hello?"); a greeting goes on. A transcript of at
+  most `SHORT_ANSWER_WORDS` words with no cue decides "conversation" after `quick_person_silence_s` of quiet
+  (0.5 s) instead of the full `decision_silence_s` (1.0 s); an interim transcript (the callee still talking)
+  starts the quiet over. A call-screening prompt ("state your name after the tone") counts as a conversation.
 
 Campaign calls keep the campaign's own AMD policy (backend/campaigns/callbacks.py); single API calls of an agent
 with in-call detection ask the carrier for AMD with this voice server's route as the callback.
@@ -59,13 +63,28 @@ from pipelines.frames import PlaybackMarkFrame
 from telephony.base import MachineDetection
 
 VOICEMAIL_CUES = re.compile(
-    r"\b(you'?ve reached|you have reached|leave (me |us )?(a |your )?(message|name|number)|after the (tone|beep)|"
-    r"not available|unavailable|can'?t (come to|take|get to) the phone|mailbox|voice ?mail|record your message|"
-    r"at the tone|not in service|please try again later|no one is available|away from)\b", re.IGNORECASE)
+    r"\b(you'?ve reached|you have reached|(reached|this is) the (voice ?mail|mailbox)|"
+    r"leave (me |us )?(a |your )?(message|name|number|voice ?mail)|record your message|"
+    r"after the (tone|beep)|at the (tone|beep)|"
+    r"not available|unavailable|can'?t (come to|take|get to|answer) (the phone|your call|the call|my phone)|"
+    r"mailbox|voice ?mail|not in service|please try again later|no one is available|away from|"
+    r"(i'?ll|i will|we'?ll|we will) (call|get back to) you|currently closed|out of the office)\b", re.IGNORECASE)
+# A call-screening prompt asks the caller to speak ("state your name after the tone"): a conversation, even with
+# a voicemail-like phrase in it.
+SCREENING_CUES = re.compile(r"\b((say|state) your name|screening service|why you('?re| are) calling)\b",
+                            re.IGNORECASE)
+# A person answers with a word or three ("Hello?", "Yeah, who's this?") and waits; a greeting goes on.
+SHORT_ANSWER_WORDS = 3
 
 
 def looks_like_voicemail(transcript: str) -> bool:
-    return bool(VOICEMAIL_CUES.search(transcript))
+    return bool(VOICEMAIL_CUES.search(transcript)) and not SCREENING_CUES.search(transcript)
+
+
+def is_short_answer(transcript: str) -> bool:
+    """What a person says on picking up: a few words and no voicemail cue."""
+    words = re.findall(r"[\w']+", transcript)
+    return 0 < len(words) <= SHORT_ANSWER_WORDS and not looks_like_voicemail(transcript)
 
 
 class GreetingClassifier(BaseClassifier):
@@ -156,10 +175,30 @@ class _Detector(VoicemailDetector):
     at the pipeline's start like every spoken line, with its playback mark) must still get through. Interim
     transcripts with a voicemail cue decide at once (`on_early_voicemail`)."""
 
-    def __init__(self, *, on_early_voicemail: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+    def __init__(self, *, on_early_voicemail: Callable[[], Awaitable[None]], quick_person_s: float,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._on_early_voicemail = on_early_voicemail
+        self._quick_person_s = quick_person_s
+        self.short_answer = False  # decided "conversation" by the short-answer rule
         self._tts_gate = self.held = _Gate(self._tts_gate)
+
+    async def _decide_after_silence(self) -> None:
+        """The extension's timer (its `decision_timeout` of quiet, then the latest classification decides), with
+        a shorter first step: a short answer with no cue ("Hello?") decides "conversation" after
+        `quick_person_s` of quiet; anything else waits out the full quiet as before."""
+        quick = min(self._quick_person_s, self._decision_timeout)
+        await asyncio.sleep(quick)
+        await self._segments.join()
+        if self._decision is None and is_short_answer(" ".join(self._transcript)):
+            self.short_answer = True
+            await self._decide("conversation")
+            return
+        await asyncio.sleep(self._decision_timeout - quick)
+        await self._segments.join()
+        if self._decision is None:
+            result = self._last_result
+            await self._decide("voicemail" if result is not None and result.choice == "voicemail" else "conversation")
 
     async def _decide(self, label: Literal["voicemail", "conversation"]) -> None:
         if label == "voicemail":
@@ -177,9 +216,11 @@ class _Detector(VoicemailDetector):
             await self._decide(verdict)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        if (isinstance(frame, InterimTranscriptionFrame) and self._decision is None
-                and looks_like_voicemail(frame.text)):
-            await self._on_early_voicemail()
+        if isinstance(frame, InterimTranscriptionFrame) and self._decision is None and frame.text.strip():
+            if looks_like_voicemail(frame.text):
+                await self._on_early_voicemail()
+            elif self._decision_task is not None:
+                await self._restart_decision_timer()  # the callee is still talking: the quiet counts from now
         if (self._decision == "voicemail" and direction is FrameDirection.DOWNSTREAM
                 and isinstance(frame, (TTSSpeakFrame, PlaybackMarkFrame))):
             await FrameProcessor.process_frame(self, frame, direction)
@@ -196,11 +237,12 @@ class InCallVoicemail:
         self.detector = _Detector(classifier=classifier or GreetingClassifier(),
                                   voicemail_response_delay=config.no_beep_wait_s,
                                   decision_timeout=config.decision_silence_s,
+                                  quick_person_s=config.quick_person_silence_s,
                                   on_early_voicemail=self._early_words)
         self.beeps = BeepDetector(self._beep)
         self.started = time.monotonic()
         self.verdict: str | None = None
-        self.decided_by = ""  # words | early words | beep | carrier <AnsweredBy>
+        self.decided_by = ""  # words | short answer | early words | beep | carrier <AnsweredBy>
         self.decided_after_s: float | None = None
         self.on_decided: Callable[[], None] | None = None
         self._message = message
@@ -210,7 +252,7 @@ class InCallVoicemail:
 
         @self.detector.event_handler("on_conversation_detected")
         async def _person(_detector: Any) -> None:
-            self._decided("conversation", "words")
+            self._decided("conversation", "short answer" if self.detector.short_answer else "words")
 
         @self.detector.event_handler("on_voicemail_detected")
         async def _voicemail(_detector: Any) -> None:

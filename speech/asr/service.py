@@ -82,6 +82,12 @@ def _language(code: str, engine: WhisperEngine) -> str:
     return base
 
 
+# RecognitionConfig.custom_configuration key: this stream's interim cadence in ms (e.g. pipelines/stt_chain.py asks
+# for 500 while an outbound call's voicemail verdict is pending). Shorter than this costs more than it is worth.
+INTERIM_INTERVAL_KEY = "interim_interval_ms"
+MIN_INTERIM_INTERVAL_MS = 250
+
+
 def validate_config(
     cfg: rasr.RecognitionConfig, runtime: AsrRuntime, interim_results: bool, audio_head: bytes
 ) -> tuple[StreamConfig, int]:
@@ -123,6 +129,10 @@ def validate_config(
     stop_ms = s.asr_stop_ms
     if cfg.HasField("endpointing_config") and cfg.endpointing_config.stop_history > 0:
         stop_ms = max(100, min(3000, cfg.endpointing_config.stop_history))
+    interval = cfg.custom_configuration.get(INTERIM_INTERVAL_KEY)
+    if interval is not None and not (interval.isdigit() and MIN_INTERIM_INTERVAL_MS <= int(interval) <= 5000):
+        raise BadRequest(f"custom_configuration {INTERIM_INTERVAL_KEY} {interval!r} is not a whole number of "
+                         f"milliseconds from {MIN_INTERIM_INTERVAL_MS} to 5000")
     config = StreamConfig(
         encoding=encoding,
         sample_rate=rate,
@@ -133,6 +143,7 @@ def validate_config(
         word_offsets=cfg.enable_word_time_offsets,
         hotwords=", ".join(dict.fromkeys(phrases)) or None,
         stop_ms=stop_ms,
+        interim_interval_ms=int(interval) if interval is not None else None,
     )
     return config, skip
 
@@ -329,7 +340,10 @@ class RivaAsrServicer(rasr_grpc.RivaSpeechRecognitionServicer):
                         self.rt.vad,
                         config,
                         self.rt.endpointer_params(config.stop_ms),
-                        self.rt.settings.asr_interim_interval_ms,
+                        # A stream may ask for its own cadence (a voicemail screen wants cues sooner); 0 on
+                        # the server still turns interims off.
+                        self.rt.settings.asr_interim_interval_ms and (
+                            config.interim_interval_ms or self.rt.settings.asr_interim_interval_ms),
                         self.rt.settings.asr_interim_max_decode_s,
                     )
                     state.ready.set()

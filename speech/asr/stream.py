@@ -50,6 +50,7 @@ class StreamConfig:
     word_offsets: bool
     hotwords: str | None
     stop_ms: int
+    interim_interval_ms: int | None = None  # the stream's own cadence (custom_configuration); None: the server's
 
 
 @dataclass(frozen=True)

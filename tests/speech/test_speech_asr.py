@@ -150,6 +150,7 @@ def test_recognition_config_and_health(asr_server: AsrServer) -> None:
         (dict(), b"%PDF-1.7" + b"\x00" * 400, "PDF"),
         (dict(language_code="fr-FR"), b"\x00\x01" * 800, "language_code"),
         (dict(model="nemotron-asr-streaming"), b"\x00\x01" * 800, "unknown model"),
+        (dict(custom_configuration={"interim_interval_ms": "10"}), b"\x00\x01" * 800, "interim_interval_ms"),
     ],
 )
 def test_bad_requests_get_invalid_argument(asr_server: AsrServer, config: dict, audio: bytes, message: str) -> None:
@@ -171,6 +172,15 @@ def test_stream_without_config_is_refused(asr_server: AsrServer) -> None:
         list(asr.stub.StreamingRecognize(requests, metadata=asr.auth.get_auth_metadata()))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "streaming_config" in err.value.details()
+
+
+def test_a_stream_may_ask_for_its_own_interim_cadence(asr_server: AsrServer, single_phrases: dict[str, bytes]) -> None:
+    """A voicemail screen asks for interims every 0.5 s (pipelines/stt_chain.py); the transcript is unchanged."""
+    text = PHRASES[3]
+    config = _streaming_config(interim=True, custom_configuration={"interim_interval_ms": "500"})
+    finals, _ = _finals(_asr(asr_server).streaming_response_generator(_chunks(single_phrases[text], 800, pace_s=0.1),
+                                                                      config))
+    _assert_transcripts([text], finals)
 
 
 def test_word_boosting_is_accepted(asr_server: AsrServer, single_phrases: dict[str, bytes]) -> None:

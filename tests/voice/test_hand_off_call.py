@@ -1,6 +1,7 @@
 """A flow's hand-off executed on a real call: the embedded LLM is forced (tool_choice) to call the hand-off, the call
-switches to the other agent of the organisation (its prompt, tools and greeting, with a summary of the call so far),
-and the call detail shows the step and the tool event. A hand-off whose agent was deleted after the flow was saved
+switches to the other agent of the organisation (its prompt, tools, greeting, voice and end-call settings, with a
+summary of the call so far), and the call detail shows the step and the tool event. The other agent's voice is told
+apart by its speed (the test machine has one Piper voice): its greeting plays in about half the time. A hand-off whose agent was deleted after the flow was saved
 answers that the agent is unavailable and the call carries on (pipelines/hand_off.py)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
 
 SALES_GREETING = "Hi, this is Sam from sales. What would you like to buy?"
+SALES_GOODBYE = "Thanks for calling sales, bye for now."
 
 
 def hand_off_flow(sales_id: str) -> dict[str, Any]:
@@ -33,7 +35,9 @@ def hand_off_flow(sales_id: str) -> dict[str, Any]:
 async def _sales_agent(http: httpx.AsyncClient, line_backend: str, owner: tuple[str, str]) -> str:
     resp = await http.post(f"{line_backend}/api/v1/agents", headers={"Authorization": f"Bearer {owner[0]}"}, json={
         "name": "Sales", "config": {"system_prompt": "You are Sam, who sells phones. Answer in one sentence.",
-                                    "greeting": SALES_GREETING, "llm": {"max_tokens": 30, "temperature": 0.0}}})
+                                    "greeting": SALES_GREETING, "goodbye": SALES_GOODBYE, "tts": {"speed": 2.0},
+                                    # forced: the caller's next words end the call with Sales' own goodbye
+                                    "llm": {"max_tokens": 30, "temperature": 0.0, "tool_choice": "end_call"}}})
     assert resp.status_code == 201, resp.text
     return str(resp.json()["id"])
 
@@ -49,7 +53,8 @@ async def _front_desk(twilio_line_with, http: httpx.AsyncClient, backend_url: st
 
 
 async def _call(simulate: Simulate, line: SimLine, http: httpx.AsyncClient, tts_url: str) -> dict[str, Any]:
-    turns = [CallerTurn(audio=synthesize(tts_url, "I would like to buy a new phone."), gap_s=0.6, label="buy")]
+    turns = [CallerTurn(audio=synthesize(tts_url, "I would like to buy a new phone."), gap_s=0.6, label="buy"),
+             CallerTurn(audio=synthesize(tts_url, "That is all, thank you."), gap_s=0.6, label="done")]
     # The caller stays on long enough for a loaded 2-core machine: forced tool call, switch, then the new greeting.
     report = await simulate(line, CallScript(turns=turns, hangup_after_s=20.0, max_duration_s=90))
     return await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
@@ -67,6 +72,13 @@ async def test_a_flow_hands_the_call_to_another_agent(  # type: ignore[no-untype
     assert hand_off and hand_off[0]["ok"] and sales_id in hand_off[0]["detail"], call["tools"]
     agent_turns = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
     assert SALES_GREETING in agent_turns, agent_turns  # the other agent speaks now
+    # ... in its own voice: at speed 2.0 its greeting takes about half as long as at the first agent's 1.0
+    greeting = next(t for t in call["turns"] if t["speaker"] == "agent" and t["text"] == SALES_GREETING)
+    at_normal_speed_ms = len(synthesize(tts_url, SALES_GREETING)) / 16  # PCM16 at 8 kHz
+    assert greeting["end_ms"] - greeting["start_ms"] < 0.8 * at_normal_speed_ms, (greeting, at_normal_speed_ms)
+    # ... and with its own end-call settings: its goodbye, not the first agent's
+    assert call["end_reason"] == "agent_hangup", (call["end_reason"], call["turns"], call["tools"])
+    assert agent_turns[-1] == SALES_GOODBYE, agent_turns
 
 
 async def test_a_hand_off_to_an_agent_deleted_since_is_unavailable_and_the_call_goes_on(  # type: ignore[no-untyped-def]

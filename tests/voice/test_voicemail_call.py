@@ -69,12 +69,15 @@ async def test_a_voicemail_gets_the_message_then_the_hang_up(
     assert agent == [MESSAGE], agent  # the held greeting was never played to the machine
 
 
+@pytest.mark.parametrize(("callee", "answer"), [
+    ("+14155559803", "Hello? Who is this?"),
+    ("+14155559805", "Hello?"),  # a short answer: decided a person after the short quiet (quick_person_silence_s)
+])
 async def test_a_person_gets_the_held_greeting(
         voice_server: VoiceServer, twilio_line_with, fake_carrier: FakeCarrier,  # type: ignore[no-untyped-def]
-        http: httpx.AsyncClient, tts_url: str) -> None:
+        http: httpx.AsyncClient, tts_url: str, callee: str, answer: str) -> None:
     line: SimLine = await twilio_line_with(voicemail={"detect_in_call": True, "message": MESSAGE})
-    call = await _outbound(http, line, fake_carrier, voice_server, "+14155559803",
-                           synthesize(tts_url, "Hello? Who is this?"))
+    call = await _outbound(http, line, fake_carrier, voice_server, callee, synthesize(tts_url, answer))
     assert call["end_reason"] != "voicemail"
     agent = [t["text"] for t in call["turns"] if t["speaker"] == "agent"]
     assert agent and agent[0].startswith("Hello and thank you for calling Test Clinic"), agent

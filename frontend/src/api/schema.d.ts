@@ -1992,7 +1992,8 @@ export interface components {
              *       "decision_silence_s": 1,
              *       "detect_in_call": false,
              *       "message": "Hello, this is a message from us. Please call us back. Goodbye!",
-             *       "no_beep_wait_s": 2
+             *       "no_beep_wait_s": 2,
+             *       "quick_person_silence_s": 0.5
              *     }
              */
             voicemail?: components["schemas"]["VoicemailConfig"];
@@ -5415,6 +5416,12 @@ export interface components {
              * @default 2
              */
             no_beep_wait_s?: number;
+            /**
+             * Quick Person Silence S
+             * @description A short answer with no voicemail cue ("Hello?"): decided a person after this much quiet instead of decision_silence_s.
+             * @default 0.5
+             */
+            quick_person_silence_s?: number;
         };
         /** VoicemailPolicy */
         VoicemailPolicy: {

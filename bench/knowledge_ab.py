@@ -170,7 +170,7 @@ def markdown(r: dict[str, Any]) -> str:
     verdict = "met" if after <= GOAL_P95_MS else "not met"
     lines = [
         START, "## Knowledge base: retrieval under 30 ms (`bench/knowledge_ab.py`, issue 18)", "",
-        provenance_line(), "",
+        r["provenance"], "",
         f"Run {r['started']}, `.venv/bin/python bench/knowledge_ab.py --rounds {r['rounds']}`: 10,000 chunks (test "
         "documents + filler) in MinIO, searched through a voice server's local replica at the call's knowledge "
         f"version; {r['rounds']} queries per arm after 5 warm-up rounds, **arms interleaved query by query** (order "

@@ -200,8 +200,11 @@ def markdown(r: dict[str, Any]) -> str:
         "(vector leg ids only, keyword leg without vectors: within noise), a bitmap index on `kb_id` for the "
         "pre-filter (within noise), HNSW-SQ (approximate: 85-99 % of the exact top 3 depending on `ef`, for no "
         "gain over the exact IVF-flat), IVF with fewer partitions probed (approximate), `fast_search` (skips "
-        "unindexed rows: wrong). Not done: an LRU cache of question vectors (a repeated question within a call "
-        "is already served by the injector's last-turn cache) and starting retrieval on the interim transcript.",
+        "unindexed rows: wrong). Also done, not measured here: retrieval starts on the ASR's final transcript, "
+        "before the turn ends, and is used when the turn ends with the same words (`pipelines/knowledge.py`); "
+        "its gain shows in voice-to-voice latency (`bench/voice_latency.py --knowledge`), not in this figure. Not "
+        "done: an LRU cache of question vectors (a question repeated within a call is already served by the "
+        "injector's last-turn cache) and starting on interim transcripts.",
         END,
     ]
     return "\n".join(lines) + "\n"

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -229,6 +230,7 @@ def main() -> None:
         proc.stop()
         if minio is not None:
             minio.stop()
+        shutil.rmtree(work, ignore_errors=True)  # the MinIO data, tables and encoder cache of this run
     report.update(started=started, rounds=args.rounds, provenance=provenance_line())
     print(json.dumps(report, indent=2))
     if not args.no_write:

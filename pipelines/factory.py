@@ -247,18 +247,20 @@ def build_call_pipeline(
         if isinstance(stt, FallbackRivaSTTService):  # interims while undecided: a cue in them decides early
             stt.screening = True
             voicemail.on_decided = stt.stop_screening
+    injector = (KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge,
+                                  version=spec.knowledge_version)
+                if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else None)
     pipeline = Pipeline([
         transport.input(),
         dtmf,
         *([voicemail.beeps] if voicemail else []),
         stt,
         *([voicemail.detector] if voicemail else []),
+        *([injector.tap] if injector else []),  # final transcripts start the retrieval before the turn ends
         user,
         AudioEnd(),  # caller audio: the VAD in `user` was its last reader
         gate,
-        *([KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge,
-                             version=spec.knowledge_version)]
-          if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else []),
+        *([injector] if injector else []),
         *(menu.processors if menu else [llm]),
         tts,
         *([voicemail.detector.gate()] if voicemail else []),

@@ -6,6 +6,11 @@ as one system message, right before that user message; the previous turn's injec
 context never fills up with old chunks. A small model (SmolLM2-135M) answers far more reliably when the facts sit
 next to the question than when it must decide to call a tool.
 
+Early start: the injector's `tap` sits before the user aggregator and sees the ASR's final transcripts; on each one
+it starts retrieving for the turn's text so far, while VAD and smart-turn still decide whether the turn is over
+(typically tens of ms). When the turn ends with that text (spacing aside), the injector uses that retrieval; any other text
+(more words came, the aggregator dropped some) is retrieved afresh, so the answer never rests on other words.
+
 Tool mode: the LLM is offered `search_knowledge(query)` and decides when to call it (needs a capable model).
 
 Either way each retrieval is reported to `on_retrieval` (the transcript stores the chunk ids on the agent's turn),
@@ -14,13 +19,14 @@ and a failed retrieval (embeddings endpoint down) never stops the call: the LLM 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from pipecat.adapters.llm.schemas.function_schema import FunctionSchema
-from pipecat.frames.frames import Frame, LLMContextFrame
+from pipecat.frames.frames import Frame, LLMContextFrame, TranscriptionFrame
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.services.llm_service import FunctionCallParams
@@ -53,6 +59,25 @@ class KnowledgeInjector(FrameProcessor):
         self._config = config
         self._on_retrieval = on_retrieval
         self._last: tuple[str, Retrieval] | None = None  # a speculative and a confirmed context ask the same
+        self._early: tuple[str, asyncio.Task[Retrieval]] | None = None  # started on the final transcript
+        self.tap = TranscriptTap(self)
+
+    def start_early(self, question: str) -> None:
+        """The turn's words so far (finals joined as the user aggregator joins them): start retrieving them."""
+        if self._early is not None and self._early[0] == _words(question):
+            return
+        self._drop_early()
+        self._early = (_words(question), asyncio.create_task(
+            self._retriever.retrieve(self._org_id, self._config, question, self._version)))
+
+    def _drop_early(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()  # nobody will ask for it
+            self._early = None
+
+    async def cleanup(self) -> None:
+        self._drop_early()
+        await super().cleanup()
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
@@ -67,16 +92,42 @@ class KnowledgeInjector(FrameProcessor):
             context.set_messages(messages)  # a tool result or a reminder: no new question
             return
         question = _text(messages[last_user])
+        early, self._early = self._early, None
+        self.tap.turn_ended()
         if self._last is not None and self._last[0] == question:
             retrieval = self._last[1]
         else:
-            retrieval = await self._retriever.retrieve(self._org_id, self._config, question, self._version)
+            if early is not None and early[0] == _words(question):
+                retrieval = await early[1]  # started on the final transcript, for exactly these words
+            else:
+                if early is not None:
+                    early[1].cancel()
+                retrieval = await self._retriever.retrieve(self._org_id, self._config, question, self._version)
             self._last = (question, retrieval)
             self._on_retrieval(retrieval)
         if retrieval.chunks:
             messages.insert(last_user, {"role": "system", "content": knowledge_message(retrieval)})
         context.set_messages(messages)
         log.debug("knowledge for %r: %s", question, [c.chunk_id for c in retrieval.chunks])
+
+
+class TranscriptTap(FrameProcessor):
+    """Before the user aggregator: hands the turn's final transcripts to the injector as they arrive."""
+
+    def __init__(self, injector: KnowledgeInjector) -> None:
+        super().__init__(name="knowledge-tap")
+        self._injector = injector
+        self._finals: list[str] = []
+
+    def turn_ended(self) -> None:
+        self._finals = []
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, TranscriptionFrame) and frame.text.strip():
+            self._finals.append(frame.text)
+            self._injector.start_early(" ".join(self._finals))
+        await self.push_frame(frame, direction)
 
 
 def search_knowledge_tool(ctx: ToolContext, retriever: Retriever, org_id: str,
@@ -116,6 +167,11 @@ def _text(message: Any) -> str:
     if isinstance(content, list):
         return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return str(content or "")
+
+
+def _words(text: str) -> str:
+    """Spacing aside, the same text: the same tokens for the embedding model and the keyword index."""
+    return " ".join(text.split())
 
 
 def _is_injected(message: Any) -> bool:

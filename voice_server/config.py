@@ -115,6 +115,12 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # (every turn reads the object store).
     knowledge_replica_dir: Path | None = None
     knowledge_replica_max_mb: int = Field(default=1024, ge=0, le=1_000_000)
+    # Callers' questions embedded in this process (int8 ONNX, speech/embed/in_process.py) when EMBEDDINGS_MODEL is
+    # the bundled all-MiniLM-L6-v2: no HTTP hop per turn. Off: every question goes to EMBEDDINGS_BASE_URL. Set it
+    # off if that endpoint serves another checkpoint under the same name. The built graph is cached in
+    # <state dir>/embed-cache (KNOWLEDGE_QUERY_EMBED_CACHE_DIR).
+    knowledge_query_embed_local: bool = True
+    knowledge_query_embed_cache_dir: Path | None = None
 
     # Delivery to the backend.
     event_retry_max_s: float = 30.0
@@ -161,6 +167,10 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     def knowledge_replicas_path(self) -> Path:
         """This replica's own folder (several voice servers may share a state dir)."""
         return (self.knowledge_replica_dir or state_dir() / "knowledge-replicas").resolve() / self.voice_server_id
+
+    @property
+    def query_embed_cache_path(self) -> Path:
+        return (self.knowledge_query_embed_cache_dir or state_dir() / "embed-cache").resolve()
 
     @property
     def spool_dir(self) -> Path:

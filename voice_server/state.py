@@ -21,6 +21,7 @@ from pipelines.llm import OpenAIClientPool
 from pipelines.resilience import BreakerSettings, configure_breakers
 from pipelines.shared_models import SharedModels
 from pipelines.speech import SpeechFactory
+from speech.embed.in_process import bundled_query_embedder
 from telephony.base import NonceCache
 from telephony.registry import CarrierClients
 from voice_server.agent_lookup import AgentLookup
@@ -65,6 +66,12 @@ class VoiceApp:
                                     stt_model=settings.stt_model,
                                     first_chunk_max_words=settings.tts_first_chunk_max_words,
                                     service_secret=service_secret)
+        embeddings = EmbeddingsClient(self.http, settings.embeddings_base_url, settings.embeddings_model,
+                                      lambda: tokens.platform_key(settings.embeddings_key()),
+                                      # a slow endpoint must not hold up the answer: retrieval is skipped instead
+                                      timeout_s=min(settings.embeddings_timeout_s, 2.0))
+        self.query_embedder = (bundled_query_embedder(settings.embeddings_model, settings.query_embed_cache_path,
+                                                      embeddings) if settings.knowledge_query_embed_local else None)
         self.call_services = CallServices(
             models=models, llm_pool=self.llm_pool, speech=speech, http=self.http,
             llm_base_url=settings.llm_base_url, llm_model=settings.llm_model,
@@ -79,10 +86,7 @@ class VoiceApp:
             clips=PromptClips(settings.prompt_clips_dir, settings.tts_url, self.http,
                               auth_headers=speech.platform_headers()),
             retriever=Retriever(
-                EmbeddingsClient(self.http, settings.embeddings_base_url, settings.embeddings_model,
-                                 lambda: tokens.platform_key(settings.embeddings_key()),
-                                 # a slow endpoint must not hold up the answer: retrieval is skipped instead
-                                 timeout_s=min(settings.embeddings_timeout_s, 2.0)),
+                self.query_embedder or embeddings,
                 KnowledgeStore(*settings.knowledge_location(), replica_dir=settings.knowledge_replicas_path,
                                replica_max_bytes=settings.knowledge_replica_max_mb * 1024 * 1024)),
         )
@@ -103,6 +107,8 @@ class VoiceApp:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=512,
                                                                            thread_name_prefix="voice"))
         self.metrics.start_loop_probe()
+        if self.query_embedder is not None:
+            self.query_embedder.start()
         await asyncio.to_thread(self.call_services.models.warm_up)
         if self.call_services.clips is not None:  # the default agent's prompts, recorded in the background
             from core.agent_config import AgentConfig

@@ -7,9 +7,16 @@ Tenant-configured endpoints will go through the platform's egress guard once it 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import httpx
 import numpy as np
+
+
+class Embedder(Protocol):
+    """Texts in, L2-normalised float32 vectors out: this client, or the voice server's in-process query encoder."""
+
+    async def embed(self, texts: list[str]) -> np.ndarray: ...
 
 
 class EmbeddingsUnavailable(Exception):

@@ -10,7 +10,7 @@ import logging
 import time
 
 from core.agent_config import KnowledgeConfig
-from core.knowledge.embeddings import EmbeddingsClient, EmbeddingsUnavailable
+from core.knowledge.embeddings import Embedder, EmbeddingsUnavailable
 from core.knowledge.models import Retrieval, tag
 from core.knowledge.store import KnowledgeStore, KnowledgeStoreError
 
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 class Retriever:
-    def __init__(self, embeddings: EmbeddingsClient, store: KnowledgeStore) -> None:
+    def __init__(self, embeddings: Embedder, store: KnowledgeStore) -> None:
         self.embeddings = embeddings
         self.store = store
 

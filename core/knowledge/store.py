@@ -26,16 +26,22 @@ from typing import Any
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS, IvfPq
+from lancedb.index import FTS, IvfFlat, IvfPq
 
 from core.knowledge.models import ChunkIn, RetrievedChunk
 from core.knowledge.replicas import LocalReplicas
 
 _VECTOR_WEIGHT = 0.8
+_IVF_PQ, _IVF_FLAT = "IvfPq", "IvfFlat"  # LanceDB's index_type names
 _SAFE = re.compile(r"^[A-Za-z0-9_\-=.:@ ]{1,200}$")
-# Below this many rows a flat scan is exact and fast (faster than IVF-PQ at 10k rows, on a folder and on MinIO:
-# BENCHMARKS.md "Knowledge base"); above, an IVF-PQ index bounds the work per query.
+# From this many rows an IVF-PQ index bounds the work per query (approximate, refined on full vectors). Below it an
+# IVF-flat index of a few partitions, all of them probed: exact like a flat scan, and 2-3x faster than LanceDB's flat
+# scan at 10k rows (it reads the vectors from the index file, not the data files: BENCHMARKS.md, "Knowledge base:
+# retrieval under 30 ms").
 VECTOR_INDEX_MIN_ROWS = 50_000
+_EXACT_PARTITIONS = 8
+_NPROBES = 20  # >= _EXACT_PARTITIONS: the IVF-flat search is exhaustive
+_VECTOR_INDEX_FROM_ROWS = 256  # below, a flat scan costs next to nothing
 
 
 class KnowledgeStoreError(Exception):
@@ -66,6 +72,7 @@ class KnowledgeStore:
         self._db: Any = None  # connected on first use: the bucket may be created after construction
         self._tables: dict[str, Any] = {}
         self._fresh_for: dict[str, int] = {}  # table -> the highest knowledge version its handle was refreshed for
+        self._index_kind: dict[tuple[int, int], str | None] = {}  # (table handle, version) -> vector index type
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="knowledge-fts")
         remote = "://" in uri and not uri.startswith("file://")  # a local folder needs no replica
@@ -130,14 +137,17 @@ class KnowledgeStore:
 
     @staticmethod
     def _index(table: Any) -> None:
-        indexed = {tuple(i.columns) for i in table.list_indices()}
-        if ("text",) not in indexed:
+        kinds = _index_kinds(table)
+        if ("text",) not in kinds:
             # First argument: the column (with `config`, LanceDB reads it as such).
             table.create_index("text", config=FTS(with_position=False))
-        if ("vector",) not in indexed and table.count_rows() >= VECTOR_INDEX_MIN_ROWS:
-            table.create_index("vector", config=IvfPq(
-                distance_type="cosine", num_partitions=max(8, int(table.count_rows() ** 0.5 / 4)),
-                num_sub_vectors=table.schema.field("vector").type.list_size // 8))
+        rows = table.count_rows()
+        wanted = _IVF_PQ if rows >= VECTOR_INDEX_MIN_ROWS else _IVF_FLAT
+        if kinds.get(("vector",)) != wanted and rows >= _VECTOR_INDEX_FROM_ROWS:
+            table.create_index("vector", replace=True, config=IvfPq(
+                distance_type="cosine", num_partitions=max(8, int(rows ** 0.5 / 4)),
+                num_sub_vectors=table.schema.field("vector").type.list_size // 8) if wanted == _IVF_PQ
+                else IvfFlat(distance_type="cosine", num_partitions=_EXACT_PARTITIONS))
         table.optimize()  # folds new rows into the existing indexes, compacts small fragments
 
     async def delete(self, org_id: str, *, kb_id: str | None = None, source_id: str | None = None,
@@ -186,6 +196,19 @@ class KnowledgeStore:
             self._at_least(org_id, table, version)
         return self._search(table, kb_ids, vector, text, top_k, threshold, tags)
 
+    def _vector_index(self, table: Any) -> str | None:
+        """The table's vector index type at its current version (looked up once per version, not per query)."""
+        key = (id(table), table.version)
+        with self._lock:
+            if key in self._index_kind:
+                return self._index_kind[key]
+        kind = _index_kinds(table).get(("vector",))
+        with self._lock:
+            if len(self._index_kind) > 256:
+                self._index_kind.clear()
+            self._index_kind[key] = kind
+        return kind
+
     def _at_least(self, org_id: str, table: Any, version: int) -> None:
         """The store's handle re-reads the table's latest version once per knowledge version a caller brings (it
         otherwise looks for new versions at most once a second, which could hide a change just made)."""
@@ -205,8 +228,10 @@ class KnowledgeStore:
         # Both searches at once (LanceDB releases the GIL); keyword hits bring their vectors, so a keyword-only hit
         # gets its cosine similarity without another read.
         keyword = self._pool.submit(_keyword_hits, table, text, where, wanted, [*columns, "vector"])
-        vector_hits = (table.search(vector.tolist()).distance_type("cosine").where(where, prefilter=True)
-                       .nprobes(20).refine_factor(5).limit(wanted).select([*columns, "_distance"]).to_list())
+        query = table.search(vector).distance_type("cosine").where(where, prefilter=True).nprobes(_NPROBES)
+        if self._vector_index(table) == _IVF_PQ:  # approximate distances: re-rank on the full vectors
+            query = query.refine_factor(5)
+        vector_hits = query.limit(wanted).select([*columns, "_distance"]).to_list()
         keyword_hits = keyword.result()
         best_keyword = max((h["_score"] for h in keyword_hits), default=0.0) or 1.0
         fused: dict[str, dict[str, Any]] = {}
@@ -228,6 +253,10 @@ class KnowledgeStore:
                     keyword_score=round(entry["keyword_score"], 4)))
         chunks.sort(key=lambda c: c.score, reverse=True)
         return chunks[:top_k]
+
+
+def _index_kinds(table: Any) -> dict[tuple[str, ...], str]:
+    return {tuple(i.columns): i.index_type for i in table.list_indices()}
 
 
 def _keyword_hits(table: Any, text: str, where: str, limit: int, columns: list[str]) -> list[dict[str, Any]]:

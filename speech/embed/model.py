@@ -6,7 +6,8 @@ itself (22 M parameters, a few ms per query on one core). Nothing is downloaded 
 straight out of the package's model.zip, so no extracted copy lands in the user's home directory.
 
 Numerics: GELU uses the tanh approximation (numpy has no erf); cosine similarities match the reference
-implementation to about 1e-3, well below what changes a ranking.
+implementation to about 1e-3, well below what changes a ranking. The voice server embeds callers' questions with an
+int8 ONNX graph of the same weights instead (onnx_model.py, in_process.py): several times faster for a short text.
 """
 
 from __future__ import annotations
@@ -21,11 +22,14 @@ from pathlib import Path
 import numpy as np
 from tokenizers import Tokenizer
 
-MODEL_NAME = "all-MiniLM-L6-v2"
+from speech.embed import MODEL_NAME
+
+__all__ = ["MODEL_NAME", "MiniLM", "SentenceEncoder", "bundled_model_zip", "read_checkpoint", "read_tokenizer"]
+
 DIMENSIONS = 384
 MAX_TOKENS = 256  # the model's max_seq_length (sentence_bert_config.json)
-_HEADS = 12
-_LAYERS = 6
+HEADS = 12
+LAYERS = 6
 _EPS = 1e-12
 
 
@@ -63,31 +67,29 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
 
 
-class MiniLM:
-    """Sentence embeddings: mean-pooled, L2-normalised (cosine similarity = dot product)."""
+def read_tokenizer(model_zip: Path) -> Tokenizer:
+    """The WordPiece tokenizer, truncating to the model's window and padding a batch."""
+    with zipfile.ZipFile(model_zip) as archive:
+        tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
+    tokenizer.enable_truncation(MAX_TOKENS)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a password
+    return tokenizer
 
-    def __init__(self, model_zip: Path) -> None:
-        with zipfile.ZipFile(model_zip) as archive:
-            self._tokenizer = Tokenizer.from_str(archive.read("tokenizer.json").decode())
-            weights = _safetensors(archive.read("model.safetensors"))
-        self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a password
-        w = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items() if v.dtype == np.float32}
-        self._w = w
-        # Linear layers pre-transposed once; q, k and v fused into one matmul.
-        self._layers = []
-        for i in range(_LAYERS):
-            p = f"encoder.layer.{i}."
-            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T
-            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
-            self._layers.append((
-                np.ascontiguousarray(qkv_w), qkv_b,
-                np.ascontiguousarray(w[p + "attention.output.dense.weight"].T), w[p + "attention.output.dense.bias"],
-                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
-                np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
-                np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
-                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
-            ))
+
+def read_checkpoint(model_zip: Path) -> tuple[Tokenizer, dict[str, np.ndarray]]:
+    """The tokenizer and the float32 weights."""
+    with zipfile.ZipFile(model_zip) as archive:
+        weights = _safetensors(archive.read("model.safetensors"))
+    return read_tokenizer(model_zip), {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in weights.items()
+                       if v.dtype == np.float32}
+
+
+class SentenceEncoder:
+    """Tokenising, batching and pooling around an encoder (`_hidden`: token ids + mask -> last hidden states):
+    mean-pooled, L2-normalised (cosine similarity = dot product)."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        self._tokenizer = tokenizer
         self._lock = threading.Lock()  # the tokenizer's padding/truncation state is shared
 
     def count_tokens(self, texts: list[str]) -> int:
@@ -110,15 +112,46 @@ class MiniLM:
             encodings = self._tokenizer.encode_batch(texts, add_special_tokens=True)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
+        x = self._hidden(ids, mask)
+        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+    def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class MiniLM(SentenceEncoder):
+    """The encoder in numpy (the embeddings server's)."""
+
+    def __init__(self, model_zip: Path) -> None:
+        tokenizer, w = read_checkpoint(model_zip)
+        super().__init__(tokenizer)
+        self._w = w
+        # Linear layers pre-transposed once; q, k and v fused into one matmul.
+        self._layers = []
+        for i in range(LAYERS):
+            p = f"encoder.layer.{i}."
+            qkv_w = np.concatenate([w[p + f"attention.self.{n}.weight"] for n in ("query", "key", "value")]).T
+            qkv_b = np.concatenate([w[p + f"attention.self.{n}.bias"] for n in ("query", "key", "value")])
+            self._layers.append((
+                np.ascontiguousarray(qkv_w), qkv_b,
+                np.ascontiguousarray(w[p + "attention.output.dense.weight"].T), w[p + "attention.output.dense.bias"],
+                w[p + "attention.output.LayerNorm.weight"], w[p + "attention.output.LayerNorm.bias"],
+                np.ascontiguousarray(w[p + "intermediate.dense.weight"].T), w[p + "intermediate.dense.bias"],
+                np.ascontiguousarray(w[p + "output.dense.weight"].T), w[p + "output.dense.bias"],
+                w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"],
+            ))
+
+    def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         w = self._w
         batch, length = ids.shape
         x = (w["embeddings.word_embeddings.weight"][ids] + w["embeddings.position_embeddings.weight"][:length]
              + w["embeddings.token_type_embeddings.weight"][0])
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
-        head = DIMENSIONS // _HEADS
+        head = DIMENSIONS // HEADS
         bias = ((1.0 - mask) * -1e9)[:, None, None, :]
         for (qkv_w, qkv_b, ao_w, ao_b, ln1_w, ln1_b, in_w, in_b, out_w, out_b, ln2_w, ln2_b) in self._layers:
-            qkv = (x @ qkv_w + qkv_b).reshape(batch, length, 3, _HEADS, head).transpose(2, 0, 3, 1, 4)
+            qkv = (x @ qkv_w + qkv_b).reshape(batch, length, 3, HEADS, head).transpose(2, 0, 3, 1, 4)
             q, k, v = qkv[0], qkv[1], qkv[2]
             scores = q @ k.transpose(0, 1, 3, 2) * float(head ** -0.5) + bias  # a Python float: stays float32
             scores = np.exp(scores - scores.max(-1, keepdims=True))
@@ -126,5 +159,4 @@ class MiniLM:
             attended = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, DIMENSIONS)
             x = _layer_norm(attended @ ao_w + ao_b + x, ln1_w, ln1_b)
             x = _layer_norm(_gelu(x @ in_w + in_b) @ out_w + out_b + x, ln2_w, ln2_b)
-        pooled = (x * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return x

@@ -111,3 +111,45 @@ async def test_tool_mode_returns_facts_and_records_the_call(embed_url: str) -> N
         assert "Maplewood" in results[0]["facts"][0]
         assert events.tools[0].name == "search_knowledge" and events.tools[0].ok
         assert seen[0].chunks[0].source_name == "policies.txt"
+
+
+class _CountingRetriever(Retriever):
+    """The real retriever, counting which questions it was asked."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.asked: list[str] = []
+
+    async def retrieve(self, org_id: str, config: KnowledgeConfig, question: str,
+                       version: int | None = None) -> Retrieval:
+        self.asked.append(question)
+        return await super().retrieve(org_id, config, question, version)
+
+
+async def test_retrieval_starts_on_the_final_transcript_and_is_redone_when_the_turn_says_more(embed_url: str) -> None:
+    from pipecat.frames.frames import TranscriptionFrame
+    from pipecat.pipeline.pipeline import Pipeline
+
+    async with httpx.AsyncClient() as http:
+        embeddings = EmbeddingsClient(http, embed_url, "all-MiniLM-L6-v2", lambda: speech_token("tests"))
+        retriever = _CountingRetriever(embeddings, await _store(embeddings))
+        seen: list[Retrieval] = []
+        injector = KnowledgeInjector(retriever, "org", CONFIG, seen.append)
+        context = LLMContext([{"role": "user", "content": "Where can I park my car?"}])
+        await run_test(Pipeline([injector.tap, injector]), frames_to_send=[
+            TranscriptionFrame("Where can I park", "caller", ""), TranscriptionFrame(" my car? ", "caller", ""),
+            LLMContextFrame(context)], expected_down_frames=[TranscriptionFrame, TranscriptionFrame, LLMContextFrame])
+        # each final (re)started the retrieval; the turn's words are the finals' (spacing aside): used, not redone
+        assert retriever.asked[-1] == "Where can I park  my car? " and "Where can I park my car?" not in retriever.asked
+        assert len(seen) == 1 and "Maplewood" in str(context.get_messages()[-2]["content"])
+
+        retriever.asked.clear()
+        injector = KnowledgeInjector(retriever, "org", CONFIG, seen.append)
+        context = LLMContext([{"role": "user", "content": "Where can I park my car? And do you take cheques?"}])
+        await run_test(Pipeline([injector.tap, injector]), frames_to_send=[
+            TranscriptionFrame("Where can I park my car?", "caller", ""), LLMContextFrame(context)],
+            expected_down_frames=[TranscriptionFrame, LLMContextFrame])
+        # the turn ended with more words than the transcript seen early: retrieved afresh for all of them
+        assert retriever.asked == ["Where can I park my car?", "Where can I park my car? And do you take cheques?"]
+        assert seen[-1] is injector._last[1]  # type: ignore[index]  # noqa: SLF001 - the retrieval the turn used
+        assert "cheques" in str(context.get_messages()[-2]["content"]).lower()

@@ -50,28 +50,34 @@ def _db(run: dict[str, Any]) -> str:
     return "postgresql" if "PostgreSQL" in run["config"]["database"] else "sqlite"
 
 
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
 def dialer_rows(runs: list[dict[str, Any]]) -> str:
-    lines = ["| database | dials | placed/s (cps cap) | bound/s (% reached) | peak live (cap) | slot free -> dial "
-             "p50 / p95 ms | cap violations | double dials | wall s | load avg start/end |", "|" + "---|" * 10]
-    for r in runs:
-        d, load = r["slot_free_to_dial_ms"], r["load_avg_1m"]
-        lines.append(f"| {r['database']} | {r['dials']} | {r['placed_per_s']} ({r['cps_cap']}) | {r['bound_per_s']} "
-                     f"({r['of_bound_pct']} %) | {r['peak_live_calls']} ({r['concurrency_cap']}) | {d['p50']} / "
-                     f"{d['p95']} | {r['cap_violations']} | {r['double_dials']} | {r['wall_s']} | "
-                     f"{load['start']} / {load['end']} |")
-    return "\n".join(lines)
+    headers = ["database", "dials", "placed/s (cps cap)", "bound/s (% reached)", "peak live (cap)",
+               "slot free -> dial p50 / p95 ms", "cap violations", "double dials", "wall s", "load avg start/end"]
+    return md_table(headers, [
+        [r["database"], r["dials"], f"{r['placed_per_s']} ({r['cps_cap']})", f"{r['bound_per_s']} ({r['of_bound_pct']} %)",
+         f"{r['peak_live_calls']} ({r['concurrency_cap']})",
+         f"{r['slot_free_to_dial_ms']['p50']} / {r['slot_free_to_dial_ms']['p95']}", r["cap_violations"],
+         r["double_dials"], r["wall_s"], f"{r['load_avg_1m']['start']} / {r['load_avg_1m']['end']}"]
+        for r in runs])
 
 
 def backend_rows(runs: list[dict[str, Any]]) -> str:
-    lines = ["| rate | database | ok/s | p50 ms | p99 ms | max ms | errors | CPU s backend / FerretDB / PostgreSQL | backlog "
-             "drained s | load avg start/end |", "|" + "---|" * 10]
+    headers = ["rate", "database", "ok/s", "p50 ms", "p99 ms", "max ms", "errors",
+               "CPU s backend / FerretDB / PostgreSQL", "backlog drained s", "load avg start/end"]
+    rows = []
     for r in sorted(runs, key=lambda r: (r["config"]["rate_rps"], _db(r))):
         a, m, cpu = r["all"], r["machine"], r["cpu_seconds"]
-        lines.append(f"| {r['config']['rate_rps']:g}/s | {_db(r)} | {round(a['ok'] / r['elapsed_s'], 1)} | "
-                     f"{a['p50_ms']} | {a['p99_ms']} | {a['max_ms']} | {a['errors']} | {cpu['backend']} / "
-                     f"{cpu['ferretdb']} / {cpu.get('postgres', 0) if _db(r) == 'postgresql' else '-'} | {r['apply_backlog_drain_s']} | {m['load_avg_at_start'][0]:.1f} / "
-                     f"{m['load_avg_at_end'][0]:.1f} |")
-    return "\n".join(lines)
+        postgres = cpu.get("postgres", 0) if _db(r) == "postgresql" else "-"
+        rows.append([f"{r['config']['rate_rps']:g}/s", _db(r), round(a["ok"] / r["elapsed_s"], 1), a["p50_ms"],
+                     a["p99_ms"], a["max_ms"], a["errors"], f"{cpu['backend']} / {cpu['ferretdb']} / {postgres}",
+                     r["apply_backlog_drain_s"],
+                     f"{m['load_avg_at_start'][0]:.1f} / {m['load_avg_at_end'][0]:.1f}"])
+    return md_table(headers, rows)
 
 
 def database_ops(runs: list[dict[str, Any]]) -> str:

@@ -307,9 +307,13 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         metrics_text = ""
         waiting_for_start = 0
         while time.perf_counter() - drain_started < 60:
-            page = (await http.get("/api/v1/calls", params={"limit": 1, "status": "completed"},
-                                   headers=user)).json()
-            metrics_text = (await http.get("/metrics")).text
+            try:  # an overloaded backend may still be answering the load's last requests
+                page = (await http.get("/api/v1/calls", params={"limit": 1, "status": "completed"},
+                                       headers=user)).json()
+                metrics_text = (await http.get("/metrics")).text
+            except httpx.HTTPError:
+                await asyncio.sleep(0.5)
+                continue
             if page["items"]:
                 listed = 1
             pending, waiting_for_start = await outbox_size(stack.mongodb_uri)

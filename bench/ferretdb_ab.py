@@ -3,8 +3,9 @@ side by side in one invocation, and the "FerretDB on PostgreSQL vs SQLite (issue
 
 Why a separate script: the local default database is switched only if PostgreSQL wins on both benchmarks, so both
 must run on the same machine at the same time with the same settings. It runs bench/dialer_bench.py and
-bench/backend_load.py with `--db both --out ...` (their own sections stay untouched) and renders the comparison,
-including which database operation took the time (bench/db_metrics.py).
+bench/backend_load.py with `--db both --out ...` (their own sections stay untouched), plus bench/ferretdb_ops.py
+(the database operations alone), and renders the comparison, including which database operation took the time
+(bench/db_metrics.py).
 
     .venv/bin/python bench/ferretdb_ab.py [--contacts 300] [--cap 20] [--cps 20] [--rates 100,300] [--duration 30]
     .venv/bin/python bench/ferretdb_ab.py --render     # only rewrite the section from the recorded JSON
@@ -28,6 +29,7 @@ from bench.report_sections import BENCHMARKS_MD, replace_section  # noqa: E402
 
 DIALER_JSON = ROOT / "bench" / "results" / "ferretdb_ab_dialer.json"
 BACKEND_JSON = ROOT / "bench" / "results" / "ferretdb_ab_backend.json"
+OPS_JSON = ROOT / "bench" / "results" / "ferretdb_ab_ops.json"
 SECTION_START = "<!-- ferretdb-ab:start -->"
 SECTION_END = "<!-- ferretdb-ab:end -->"
 DBS = ("sqlite", "postgresql")
@@ -39,7 +41,8 @@ def commands(args: argparse.Namespace) -> list[list[str]]:
               "--cap", str(args.cap), "--cps", f"{args.cps:g}", "--out", str(DIALER_JSON.relative_to(ROOT))]
     backend = [[*py, "bench/backend_load.py", "--db", "both", "--rate", str(rate), "--duration", f"{args.duration:g}",
                 "--out", str(BACKEND_JSON.relative_to(ROOT))] for rate in args.rates.split(",")]
-    return [dialer, *backend]
+    ops = [*py, "bench/ferretdb_ops.py", "--db", "both", "--out", str(OPS_JSON.relative_to(ROOT))]
+    return [ops, dialer, *backend]
 
 
 def shell(argv: list[str]) -> str:
@@ -78,6 +81,14 @@ def backend_rows(runs: list[dict[str, Any]]) -> str:
                      r["apply_backlog_drain_s"],
                      f"{m['load_avg_at_start'][0]:.1f} / {m['load_avg_at_end'][0]:.1f}"])
     return md_table(headers, rows)
+
+
+def ops_rows(runs: list[dict[str, Any]]) -> str:
+    names = list(runs[0]["operations"])
+    headers = ["database", "load avg", *[f"{n} /s (errors)" for n in names]]
+    return md_table(headers, [[r["database"], r["load_avg_1m_start"],
+                               *[f"{r['operations'][n]['per_s']} ({r['operations'][n]['errors']})" for n in names]]
+                              for r in runs])
 
 
 def database_ops(runs: list[dict[str, Any]]) -> str:
@@ -131,6 +142,7 @@ def verdict(dialer: list[dict[str, Any]], backend: list[dict[str, Any]]) -> str:
 def render() -> None:
     dialer = json.loads(DIALER_JSON.read_text())
     backend = json.loads(BACKEND_JSON.read_text())["runs"]
+    ops = json.loads(OPS_JSON.read_text())
     meta = dialer["meta"]
     rates = ",".join(f"{r:g}" for r in sorted({r["config"]["rate_rps"] for r in backend}))
     args = argparse.Namespace(contacts=meta["contacts"], cap=meta["cap"], cps=meta["cps"], rates=rates,
@@ -151,6 +163,11 @@ def render() -> None:
 handler on Debian's PostgreSQL 15, started by voicectl (`FERRETDB_BACKEND=postgresql`: Unix socket, trust auth,
 default server settings plus pg_stat_statements). Each arm gets fresh data services; the arms run one after the
 other in the same invocation. {caveat}
+
+Database operations alone: `bench/ferretdb_ops.py`, {ops['concurrency']} at a time through pymongo against a
+{ops['docs']}-document collection, no backend in between.
+
+{ops_rows(ops['runs'])}
 
 Dialer: `bench/dialer_bench.py`, {meta['contacts']} contacts, cap {meta['cap']} live calls, {meta['cps']} calls/s,
 dialer inside the backend.
@@ -178,7 +195,8 @@ Reproduce:
 .venv/bin/python bench/ferretdb_ab.py --render
 ```
 or all of it: `.venv/bin/python bench/ferretdb_ab.py --contacts {args.contacts} --cap {args.cap} --cps {args.cps:g}
---rates {args.rates} --duration {args.duration:g}`. Raw numbers: `{DIALER_JSON.relative_to(ROOT)}`, `{BACKEND_JSON.relative_to(ROOT)}`.
+--rates {args.rates} --duration {args.duration:g}`. Raw numbers: `{OPS_JSON.relative_to(ROOT)}`, `{DIALER_JSON.relative_to(ROOT)}`,
+`{BACKEND_JSON.relative_to(ROOT)}`.
 {SECTION_END}"""
     replace_section(SECTION_START, SECTION_END, section, BENCHMARKS_MD)
 

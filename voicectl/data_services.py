@@ -21,7 +21,9 @@ from voicectl.procs import ManagedProcess, ServiceError, free_port, http_ok, tcp
 
 DEFAULT_FERRETDB_PORT = 27117
 FERRETDB_BACKENDS = ("sqlite", "postgresql")
-DEFAULT_FERRETDB_BACKEND = "sqlite"
+DEFAULT_FERRETDB_BACKEND = "sqlite"  # what the local FerretDB stores into unless FERRETDB_BACKEND says otherwise
+DEFAULT_MINIO_PORT = 9100
+LOCAL_KMS_KEY_ID = "voiceagent-recordings"
 
 
 class LocalDataSettings(BaseSettings):
@@ -30,8 +32,6 @@ class LocalDataSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     ferretdb_backend: str = DEFAULT_FERRETDB_BACKEND
-DEFAULT_MINIO_PORT = 9100
-LOCAL_KMS_KEY_ID = "voiceagent-recordings"
 
 
 def read_env_file(path: Path) -> dict[str, str]:

@@ -457,6 +457,9 @@ def print_table(result: dict[str, Any]) -> None:
     print(f"database commands/s: {json.dumps(ops['commands_per_s'])}")
     print(f"cursor time by collection: {json.dumps(ops['cursor_time_by_collection'])}")
     print(f"SQLite pool waits: {json.dumps(ops['sqlite_pool_waits'])}")
+    if "postgres_busy_connections_sampled" in ops:
+        print(f"PostgreSQL busy connections (1 s samples): {json.dumps(ops['postgres_busy_connections_sampled'])}; "
+              f"oldest transaction: {json.dumps(ops['postgres_oldest_transaction'])}")
     for row in ops.get("postgres_statements", []):
         print(f"  pg {row['share_pct']:5.1f} % {row['calls']:>7} calls {row['mean_ms']:>8} ms  {row['query']}")
 

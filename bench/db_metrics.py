@@ -6,14 +6,17 @@ FerretDB 1.24 serves Prometheus metrics on its debug address (`/debug/metrics`):
 the time a find or aggregate spends producing its batches) and, on SQLite, the connection pool's waits per database
 (`ferretdb_sqldb_wait_*`: time commands queued for SQLite's one writer). It has no per-command durations, so on
 PostgreSQL the time per SQL statement comes from pg_stat_statements, which FerretDB's statements map onto (a find is
-a SELECT with a `_jsonb` filter, an update an UPDATE ... WHERE _jsonb->'_id' = ..., and so on).
+a SELECT with a `_jsonb` filter, an update an UPDATE ... WHERE _jsonb->'_id' = ..., and so on), and what FerretDB's
+connections wait on from pg_stat_activity, sampled once a second (locks, WAL flushes, or idle in a transaction).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from voicectl.postgres import PostgresCluster
@@ -55,12 +58,29 @@ class DatabaseProbe:
 
     # pg_stat_statements must be loaded at server start; its cost is a hash lookup per statement.
     POSTGRES_SETTINGS = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
+    _ACTIVITY = ("SELECT state || ' ' || coalesce(wait_event_type || ':' || wait_event, 'running'),"
+                 " round(extract(epoch FROM now() - coalesce(xact_start, query_start))::numeric, 2),"
+                 " left(regexp_replace(query, '\\s+', ' ', 'g'), 90)"
+                 " FROM pg_stat_activity WHERE application_name = 'FerretDB' AND state <> 'idle'")
+    waits: Counter[str] = field(default_factory=Counter)
+    longest: tuple[float, str] = (0.0, "")
+    _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         if self.postgres is not None:
             self.postgres.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             self.postgres.psql("SELECT pg_stat_statements_reset()")
+            threading.Thread(target=self._sample_activity, daemon=True).start()
         return scrape(self.metrics_url)
+
+    def _sample_activity(self) -> None:
+        """Once a second: what FerretDB's busy PostgreSQL connections are doing, and the oldest transaction."""
+        while not self._stop.wait(1.0):
+            for line in self.postgres.psql(self._ACTIVITY).splitlines():  # type: ignore[union-attr]
+                what, age, query = line.split("|", 2)
+                self.waits[what] += 1
+                if float(age or 0) > self.longest[0]:
+                    self.longest = (float(age), query)
 
     def finish(self, before: dict[tuple[str, frozenset[tuple[str, str]]], float], elapsed_s: float) -> dict[str, Any]:
         after = scrape(self.metrics_url)
@@ -83,7 +103,10 @@ class DatabaseProbe:
             "sqlite_pool_waits": {"count": int(waits), "total_s": round(wait_s, 2)},
         }
         if self.postgres is not None:
+            self._stop.set()
             result["postgres_statements"] = self._top_statements()
+            result["postgres_busy_connections_sampled"] = dict(self.waits.most_common(8))
+            result["postgres_oldest_transaction"] = {"age_s": self.longest[0], "query": self.longest[1]}
         return result
 
     def _top_statements(self, limit: int = 6) -> list[dict[str, Any]]:

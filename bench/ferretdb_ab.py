@@ -104,6 +104,11 @@ def database_ops(runs: list[dict[str, Any]]) -> str:
         out.append(f"- **{_db(r)}, {top:g} req/s**: FerretDB commands/s: {cmds}. Cursor lifetimes by collection: "
                    f"{cursors}." + (f" SQLite connection-pool waits: {waits['count']} ({waits['total_s']} s)."
                                     if _db(r) == "sqlite" else ""))
+        if "postgres_busy_connections_sampled" in ops:
+            busy = ", ".join(f"{k} {v}" for k, v in ops["postgres_busy_connections_sampled"].items())
+            oldest = ops["postgres_oldest_transaction"]
+            out.append(f"  - pg_stat_activity, FerretDB's busy connections summed over 1 s samples: {busy or 'none'};"
+                       f" oldest transaction seen {oldest['age_s']} s: `{oldest['query']}`")
         for s in ops.get("postgres_statements", []):
             out.append(f"  - pg_stat_statements: {s['share_pct']} % of execution time, {s['calls']} calls × "
                        f"{s['mean_ms']} ms: `{s['query']}`")

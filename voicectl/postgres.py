@@ -30,6 +30,11 @@ DATABASE = "ferretdb"
 SOCKET_PORT = 5432  # only names the socket file (.s.PGSQL.5432): the socket folder is this cluster's own
 _SOCKET_PATH_MAX = 100  # sun_path holds 107 bytes
 DEBIAN_ROOT = Path("/usr/lib/postgresql")  # Debian's <major>/bin folders
+# FerretDB's pgx pool defaults to 50 connections, and a FerretDB command inside a transaction can wait for a second
+# connection from the same pool: with 50 commands in flight (a loaded backend has up to 100 per MongoDB client) every
+# connection waited on another and nothing moved for 90 s (bench/backend_load.py at 100 req/s, seen three times).
+# Room for two connections per client command keeps the pool from running dry; PostgreSQL opens them only when used.
+FERRETDB_POOL_CONNECTIONS = 220
 
 
 def server_bin_dir() -> Path:
@@ -82,7 +87,8 @@ class PostgresCluster:
     @property
     def url(self) -> str:
         """FerretDB's --postgresql-url: the cluster's socket folder as pgx's `host` parameter."""
-        return f"postgres://{SUPERUSER}@/{DATABASE}?host={quote(str(self.data_dir), safe='/')}"
+        return (f"postgres://{SUPERUSER}@/{DATABASE}?host={quote(str(self.data_dir), safe='/')}"
+                f"&pool_max_conns={FERRETDB_POOL_CONNECTIONS}")
 
     @property
     def owner(self) -> str | None:
@@ -118,11 +124,12 @@ class PostgresCluster:
     def process(self, run_dir: Path) -> ManagedProcess:
         bins = server_bin_dir()
         settings = {"listen_addresses": "", "unix_socket_directories": str(self.data_dir), "port": str(SOCKET_PORT),
-                    **self.settings}
+                    "max_connections": str(FERRETDB_POOL_CONNECTIONS + 20), **self.settings}
         argv = [str(bins / "postgres"), "-D", str(self.data_dir)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
-        ready = [str(bins / "pg_isready"), "-q", "-h", str(self.data_dir), "-p", str(SOCKET_PORT), "-U", SUPERUSER]
+        ready = [str(bins / "pg_isready"), "-q", "-h", str(self.data_dir), "-p", str(SOCKET_PORT), "-U", SUPERUSER,
+                 "-d", DATABASE]
         return ManagedProcess("postgres", argv, run_dir, cwd=self.data_dir, run_as=self.owner,
                               ready=lambda: subprocess.run(ready, check=False).returncode == 0)  # noqa: S603
 

@@ -4,12 +4,16 @@ Starts real FerretDB and MinIO (or uses MONGODB_URI / S3_ENDPOINT), the backend 
 requests on a fixed schedule (default 500/s for 60 s, half writes, half reads) whether or not earlier ones have
 answered, so a slow server shows up as latency instead of a lower request rate. Latency is measured from each
 request's scheduled time. Prints a table, writes bench/results/backend_load.json and the "Backend load" section of
-BENCHMARKS.md.
+BENCHMARKS.md (or, with --out, only that JSON file: the FerretDB A/B, bench/ferretdb_ab.py).
+
+--db picks what FerretDB stores into (sqlite, postgresql, or both: one run each, same settings). Each run also
+says which database operations took the time, from the database's own metrics (bench/db_metrics.py): FerretDB's
+per-command counters and cursor times, SQLite's connection-pool waits, and PostgreSQL's pg_stat_statements.
 
 Writes follow a call's life: [call.started] -> [2 turns] -> [2 turns] -> [call.ended], one batch per request.
 Reads are GET /api/v1/calls?limit=50 with a user's access token (the call log's first page).
 
-    .venv/bin/python bench/backend_load.py [--rate 500] [--duration 60] [--read-share 0.5]
+    .venv/bin/python bench/backend_load.py [--rate 500] [--duration 60] [--read-share 0.5] [--db sqlite|postgresql|both]
 """
 
 from __future__ import annotations
@@ -37,13 +41,15 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.db_metrics import DatabaseProbe  # noqa: E402
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from core.service_auth import mint_service_token  # noqa: E402
-from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
+from voicectl.data_services import DataServices, LocalDataSettings, ensure_dev_secrets  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "backend_load.json"
+DB_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 SECTION_START = "<!-- backend_load:start -->"
 SECTION_END = "<!-- backend_load:end -->"
@@ -85,6 +91,18 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+def family_cpu_seconds(pid: int) -> float:
+    """CPU of a process and its children: PostgreSQL serves each connection from a child of its postmaster."""
+    total = cpu_seconds(pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                total += cpu_seconds(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
 
 
 class CallScript:
@@ -142,27 +160,35 @@ class Stack:
     mongodb_uri: str
     service_secret: str
     ferretdb_pid: int | None
+    postgres_pid: int | None
+    probe: DatabaseProbe
 
 
 class BenchDataServices(DataServices):
-    """voicectl's data services, optionally with an SQLite pragma for FerretDB (to show what fsyncs cost)."""
+    """voicectl's data services with FerretDB's metrics on a debug port, optionally with an SQLite pragma (to show
+    what fsyncs cost)."""
 
     sqlite_pragma: str = ""
+    debug_port: int = 0
 
     def _ferretdb(self) -> ManagedProcess:
         proc = super()._ferretdb()
         if self.sqlite_pragma:
             proc.argv = [f"{a}?_pragma={self.sqlite_pragma}" if a.startswith("--sqlite-url=") else a for a in proc.argv]
+        proc.argv = [f"--debug-addr=127.0.0.1:{self.debug_port}" if a == "--debug-addr=-" else a for a in proc.argv]
         return proc
 
 
-def start_stack(profile_to: Path | None = None, sqlite_synchronous: str = "") -> Stack:
-    """Real FerretDB + MinIO (or the ones MONGODB_URI / S3_ENDPOINT name) and the backend as a uvicorn subprocess."""
+def start_stack(profile_to: Path | None = None, sqlite_synchronous: str = "", db: str = "sqlite") -> Stack:
+    """Real FerretDB (on `db`) + MinIO (or the ones MONGODB_URI / S3_ENDPOINT name) and the backend as a uvicorn
+    subprocess."""
     state = Path(tempfile.mkdtemp(prefix="bench-backend-"))
     secrets = ensure_dev_secrets(state)
     base = DataServices.from_env(state, ephemeral_ports=True)
     data = BenchDataServices(state=state, ferretdb_port=base.ferretdb_port, minio_port=base.minio_port,
-                             external_mongo=base.external_mongo, external_s3=base.external_s3)
+                             external_mongo=base.external_mongo, external_s3=base.external_s3, ferretdb_backend=db,
+                             postgres_settings=DatabaseProbe.POSTGRES_SETTINGS, ephemeral=True)
+    data.debug_port = free_port()
     if sqlite_synchronous:
         data.sqlite_pragma = f"synchronous({sqlite_synchronous})"
     env_data = data.start()
@@ -177,8 +203,11 @@ def start_stack(profile_to: Path | None = None, sqlite_synchronous: str = "") ->
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
     ferret_pid = next((p.running_pid() for p in data.processes if p.name == "ferretdb"), None)
+    postgres_pid = next((p.running_pid() for p in data.processes if p.name == "postgres"), None)
+    probe = DatabaseProbe(f"http://127.0.0.1:{data.debug_port}/debug/metrics",
+                          data.postgres if db == "postgresql" and not base.external_mongo else None)
     return Stack(data, backend, f"http://127.0.0.1:{port}", env_data["MONGODB_URI"], secrets["SERVICE_TOKEN_SECRET"],
-                 ferret_pid)
+                 ferret_pid, postgres_pid, probe)
 
 
 def stop_stack(stack: Stack) -> None:
@@ -245,7 +274,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                 samples.error(type(exc).__name__)
 
         cpu_before = {"backend": cpu_seconds(backend.pid), "ferretdb": cpu_seconds(ferret_pid or 0),
-                      "load_generator": time.process_time()}
+                      "postgres": family_cpu_seconds(stack.postgres_pid or 0), "load_generator": time.process_time()}
+        db_before = stack.probe.start()
         started = time.perf_counter()
         next_report = started + 10
         sent_count = 0
@@ -265,8 +295,10 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         await asyncio.gather(*tasks)
         await session.close()
         elapsed = time.perf_counter() - started
+        db_ops = stack.probe.finish(db_before, elapsed)
         cpu = {"backend": cpu_seconds(backend.pid) - cpu_before["backend"],
                "ferretdb": cpu_seconds(ferret_pid or 0) - cpu_before["ferretdb"],
+               "postgres": family_cpu_seconds(stack.postgres_pid or 0) - cpu_before["postgres"],
                "load_generator": time.process_time() - cpu_before["load_generator"]}
 
         # Background application must catch up: how long until every accepted event is applied?
@@ -275,9 +307,13 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         metrics_text = ""
         waiting_for_start = 0
         while time.perf_counter() - drain_started < 60:
-            page = (await http.get("/api/v1/calls", params={"limit": 1, "status": "completed"},
-                                   headers=user)).json()
-            metrics_text = (await http.get("/metrics")).text
+            try:  # an overloaded backend may still be answering the load's last requests
+                page = (await http.get("/api/v1/calls", params={"limit": 1, "status": "completed"},
+                                       headers=user)).json()
+                metrics_text = (await http.get("/metrics")).text
+            except httpx.HTTPError:
+                await asyncio.sleep(0.5)
+                continue
             if page["items"]:
                 listed = 1
             pending, waiting_for_start = await outbox_size(stack.mongodb_uri)
@@ -293,7 +329,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                     "load_avg_at_start": load_at_start, "load_avg_at_end": os.getloadavg()},
         "config": {"rate_rps": args.rate, "duration_s": args.duration, "read_share": args.read_share,
                    "preload_batches": args.preload, "connections": args.connections,
-                   "database": "FerretDB 1.24.2 on SQLite"
+                   "database": f"FerretDB 1.24.2 on {DB_NAMES[stack.data.ferretdb_backend]}"
                    + (f" (synchronous={args.sqlite_synchronous})" if args.sqlite_synchronous else ""),
                    "backend": "1 uvicorn worker, uvloop"},
         "elapsed_s": round(elapsed, 2),
@@ -306,6 +342,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         "events_waiting_for_their_call_start": waiting_for_start,
         "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
         "server_side": server,
+        "database_ops": db_ops,
     }
     return result
 
@@ -375,16 +412,22 @@ Latencies are of successful requests; errors are client timeouts (10 s).
 """
 
 
-def write_outputs(result: dict[str, Any] | None, append: bool) -> None:
-    """Records `result` (None: re-renders the section from the recorded runs)."""
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+def store_runs(path: Path, result: dict[str, Any] | None, append: bool) -> list[dict[str, Any]]:
+    """Records `result` in `path` (kept: the other runs when `append`, or all when `result` is None)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
-    if (append or result is None) and RESULTS.exists():
-        previous = json.loads(RESULTS.read_text())
+    if (append or result is None) and path.exists():
+        previous = json.loads(path.read_text())
         runs = [r for r in previous.get("runs", []) if result is None or run_key(r) != run_key(result)]
     if result is not None:
         runs = [result, *runs] if not append else [*runs, result]
-    RESULTS.write_text(json.dumps({"benchmark": "backend_load", "runs": runs}, indent=2) + "\n")
+    path.write_text(json.dumps({"benchmark": "backend_load", "runs": runs}, indent=2) + "\n")
+    return runs
+
+
+def write_outputs(result: dict[str, Any] | None, append: bool) -> None:
+    """Records `result` (None: re-renders the section from the recorded runs)."""
+    runs = store_runs(RESULTS, result, append)
     section = f"""{SECTION_START}
 ## Backend load (`bench/backend_load.py`)
 
@@ -410,6 +453,15 @@ def print_table(result: dict[str, Any]) -> None:
               f"{s['p99_ms']!s:>8} {s['max_ms']!s:>8} {s['errors']:>7}")
     print(f"cpu seconds: {result['cpu_seconds']}; backlog drained {result['apply_backlog_drain_s']} s after the load")
     print(f"server-side mean latency by route: {json.dumps(result['server_side'])}")
+    ops = result["database_ops"]
+    print(f"database commands/s: {json.dumps(ops['commands_per_s'])}")
+    print(f"cursor time by collection: {json.dumps(ops['cursor_time_by_collection'])}")
+    print(f"SQLite pool waits: {json.dumps(ops['sqlite_pool_waits'])}")
+    if "postgres_busy_connections_sampled" in ops:
+        print(f"PostgreSQL busy connections (1 s samples): {json.dumps(ops['postgres_busy_connections_sampled'])}; "
+              f"oldest transaction: {json.dumps(ops['postgres_oldest_transaction'])}")
+    for row in ops.get("postgres_statements", []):
+        print(f"  pg {row['share_pct']:5.1f} % {row['calls']:>7} calls {row['mean_ms']:>8} ms  {row['query']}")
 
 
 def main() -> None:
@@ -426,6 +478,10 @@ def main() -> None:
     parser.add_argument("--sqlite-synchronous", choices=["normal", "full"], default="",
                         help="start FerretDB with this SQLite synchronous pragma (default: FerretDB's own, full)")
     parser.add_argument("--render", action="store_true", help="only rewrite the BENCHMARKS.md section from the JSON")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default=LocalDataSettings().ferretdb_backend,
+                        help="what FerretDB stores into (default: FERRETDB_BACKEND); both: one run each")
+    parser.add_argument("--out", metavar="JSON", type=Path,
+                        help="record the runs in this file (next to its other runs) and leave BENCHMARKS.md alone")
     args = parser.parse_args()
     if args.render:
         write_outputs(None, append=True)
@@ -437,16 +493,20 @@ def main() -> None:
     except ImportError:
         pass
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the servers
-    stack = start_stack(Path(args.profile_backend).resolve() if args.profile_backend else None,
-                        args.sqlite_synchronous)
-    try:
-        result = asyncio.run(run(args, stack))
-    finally:
-        stop_stack(stack)
-    print_table(result)
-    if not args.no_record:
-        write_outputs(result, args.append)
-        print(f"wrote {RESULTS.relative_to(ROOT)} and the section in {BENCHMARKS.name}")
+    for i, db in enumerate(["sqlite", "postgresql"] if args.db == "both" else [args.db]):
+        stack = start_stack(Path(args.profile_backend).resolve() if args.profile_backend else None,
+                            args.sqlite_synchronous, db)
+        try:
+            result = asyncio.run(run(args, stack))
+        finally:
+            stop_stack(stack)
+        print_table(result)
+        if args.out:
+            store_runs(args.out, result, append=True)
+            print(f"wrote {args.out}")
+        elif not args.no_record:
+            write_outputs(result, args.append or i > 0)
+            print(f"wrote {RESULTS.relative_to(ROOT)} and the section in {BENCHMARKS.name}")
 
 
 if __name__ == "__main__":

@@ -12,9 +12,12 @@ Reports, from the carrier's own log (its clock, its view of live calls):
 - cap violations: moments with more live calls than the campaign cap (must be 0);
 - the delay from a slot freeing (the call's final callback processed and its outcome decided; the slot document
   is deleted a few writes later) to the next dial reaching the carrier, while contacts were waiting.
-Prints a table, writes bench/results/dialer.json and the "Dialer" section of BENCHMARKS.md.
+Prints a table, writes bench/results/dialer.json and the "Dialer" section of BENCHMARKS.md (or, with --out, only
+that JSON file: the FerretDB A/B, bench/ferretdb_ab.py). --db picks what FerretDB stores into (sqlite, postgresql,
+or both: every run on each, same settings, each database started fresh).
 
     .venv/bin/python bench/dialer_bench.py [--contacts 1000] [--cap 20] [--cps 20] [--runs backend,dialers2]
+                                           [--db sqlite|postgresql|both]
 """
 
 from __future__ import annotations
@@ -51,10 +54,11 @@ from bench.report_sections import BENCHMARKS_MD, replace_section  # noqa: E402
 from voice_server.testing.fake_carrier import FakeCall, FakeCarrier, ScriptedCallee  # noqa: E402
 from voice_server.testing.provision import carrier_api_env  # noqa: E402
 from voice_server.testing.simulator import CarrierAccount  # noqa: E402
-from voicectl.data_services import DataServices, ensure_dev_secrets  # noqa: E402
+from voicectl.data_services import DataServices, LocalDataSettings, ensure_dev_secrets  # noqa: E402
 from voicectl.procs import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dialer.json"
+DB_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 BENCHMARKS = BENCHMARKS_MD
 SECTION_START = "<!-- dialer:start -->"
 SECTION_END = "<!-- dialer:end -->"
@@ -280,13 +284,20 @@ def table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def record(path: Path, runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    databases = sorted({r["database"] for r in runs})
     meta = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
-            "cpus": os.cpu_count(), "python": platform.python_version(), "database": "FerretDB 1.24 (SQLite)",
+            "cpus": os.cpu_count(), "python": platform.python_version(),
+            "database": "FerretDB 1.24 (" + ", ".join(DB_NAMES[d] for d in databases) + ")",
             "contacts": args.contacts, "cap": args.cap, "cps": args.cps,
             "load_avg": [round(v, 2) for v in os.getloadavg()]}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "runs": runs}, indent=2) + "\n")
+    return meta
+
+
+def write_outputs(runs: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    meta = record(RESULTS, runs, args)
     section = f"""{SECTION_START}
 ## Dialer (`bench/dialer_bench.py`)
 
@@ -325,35 +336,55 @@ async def main() -> None:
                         help="comma-separated: backend (dialer inside the backend) and/or dialersN (N processes)")
     parser.add_argument("--limit", type=float, default=600, help="seconds allowed per run")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default=LocalDataSettings().ferretdb_backend,
+                        help="what FerretDB stores into (default: FERRETDB_BACKEND); both: every run on each")
+    parser.add_argument("--out", metavar="JSON", type=Path,
+                        help="write the runs to this file and leave bench/results/dialer.json and BENCHMARKS.md alone")
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="dialer-bench-"))
-    env = dict(os.environ)
-    env["VOICEAGENT_STATE_DIR"] = str(state)
-    for key, value in ensure_dev_secrets(state).items():
-        env.setdefault(key, value)
-    services = DataServices.from_env(state, ephemeral_ports=True)
-    os.environ.update({k: v for k, v in env.items() if k not in os.environ})
-    env.update(services.start())
     logs = state / "logs"
     logs.mkdir()
     carrier = FakeCarrier([])
     await carrier.start(free_port())
     runs: list[dict[str, Any]] = []
     try:
+        for db in ["sqlite", "postgresql"] if args.db == "both" else [args.db]:
+            runs += await runs_on(db, state / db, args, logs, carrier)
+    finally:
+        await carrier.stop()
+    print(table(runs))
+    if args.out:
+        record(args.out, runs, args)
+        print(f"wrote {args.out} (logs in {logs})")
+    elif not args.no_write:
+        write_outputs(runs, args)
+        print(f"wrote {RESULTS.relative_to(ROOT)} and the section in {BENCHMARKS.name} (logs in {logs})")
+
+
+async def runs_on(db: str, state: Path, args: argparse.Namespace, logs: Path,
+                  carrier: FakeCarrier) -> list[dict[str, Any]]:
+    """Every requested run against fresh data services whose FerretDB stores into `db`."""
+    env = dict(os.environ)
+    env["VOICEAGENT_STATE_DIR"] = str(state)
+    for key, value in ensure_dev_secrets(state).items():
+        env.setdefault(key, value)
+    services = DataServices.from_env(state, ephemeral_ports=True)
+    services.ferretdb_backend = db
+    os.environ.update({k: v for k, v in env.items() if k not in os.environ})
+    env.update(services.start())
+    runs: list[dict[str, Any]] = []
+    try:
         for name in args.runs.split(","):
             name = name.strip()
             dialers = 0 if name == "backend" else int(name.removeprefix("dialers"))
-            print(f"run {name}: {args.contacts} contacts, cap {args.cap}, {args.cps} calls/s ...", flush=True)
-            runs.append(await run_one(name, dialers, args, env, logs, carrier))
+            print(f"run {name} on {DB_NAMES[db]}: {args.contacts} contacts, cap {args.cap}, {args.cps} calls/s ...",
+                  flush=True)
+            runs.append({**await run_one(f"{name}-{db}", dialers, args, env, logs, carrier), "database": db})
             print(json.dumps(runs[-1], indent=1), flush=True)
     finally:
-        await carrier.stop()
         services.stop()
-    print(table(runs))
-    if not args.no_write:
-        write_outputs(runs, args)
-        print(f"wrote {RESULTS.relative_to(ROOT)} and the section in {BENCHMARKS.name} (logs in {logs})")
+    return runs
 
 
 if __name__ == "__main__":

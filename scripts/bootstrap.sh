@@ -69,6 +69,18 @@ if [[ ! -f "$STAMP" ]]; then
   rm -f .venv/.installed-*; touch "$STAMP"
 fi
 
+# FERRETDB_BACKEND=postgresql (docs/backend.md): voicectl starts the machine's PostgreSQL server, so it must be there.
+if [[ "$(.venv/bin/python -c 'from voicectl.data_services import LocalDataSettings as S; print(S().ferretdb_backend)')" == postgresql ]] \
+   && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null && ! command -v initdb >/dev/null; then
+  if [[ "$(id -u)" == 0 ]]; then
+    log "installing PostgreSQL (FERRETDB_BACKEND=postgresql)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null \
+      || { log "apt-get install postgresql failed"; exit 1; }
+  else
+    log "FERRETDB_BACKEND=postgresql needs PostgreSQL: sudo apt-get install postgresql (or FERRETDB_BACKEND=sqlite)"; exit 1
+  fi
+fi
+
 log "waiting for the FerretDB and MinIO builds"
 if ! wait $GO_BUILD_PID; then cat "$CACHE/go-build.log"; log "building FerretDB/MinIO failed (log above)"; exit 1; fi
 

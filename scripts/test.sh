@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh || exit 1
 
 # Debian packages the suites use: Chromium (UI e2e, production-like run), espeak-ng + sox (a caller voice that is
-# not the agent's own), nginx + gettext-base (envsubst) for the production-like run behind the UI image's proxy.
-TEST_DEBS=(chromium espeak-ng sox nginx gettext-base)
+# not the agent's own), nginx + gettext-base (envsubst) for the production-like run behind the UI image's proxy,
+# postgresql for FerretDB's PostgreSQL handler (FERRETDB_BACKEND=postgresql, tests/backend/test_postgresql_backend.py).
+TEST_DEBS=(chromium espeak-ng sox nginx gettext-base postgresql)
 missing=()
 for deb in "${TEST_DEBS[@]}"; do dpkg-query -W -f='${Status}' "$deb" 2>/dev/null | grep -q "ok installed" || missing+=("$deb"); done
 if (( ${#missing[@]} )); then

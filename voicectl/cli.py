@@ -19,7 +19,8 @@ def cmd_services(args: argparse.Namespace) -> int:
         print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
         return 0
     if args.action == "status":
-        for name in ("ferretdb", "minio"):
+        postgres = ("postgres",) if services.ferretdb_backend == "postgresql" else ()
+        for name in (*postgres, "ferretdb", "minio"):
             pid = ManagedProcess(name, [], services.run_dir).running_pid()
             print(f"{name}: {f'running (pid {pid})' if pid else 'stopped'}")
         return 0

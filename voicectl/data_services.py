@@ -1,6 +1,8 @@
-"""The local data stack: FerretDB (MongoDB wire protocol on SQLite) and MinIO, both real servers.
+"""The local data stack: FerretDB (MongoDB wire protocol) and MinIO, both real servers.
 
-When MONGODB_URI or S3_ENDPOINT is already set, that part is taken as external and nothing is started for it.
+FerretDB stores into SQLite files (FERRETDB_BACKEND=sqlite) or into a PostgreSQL cluster that voicectl starts from the
+machine's PostgreSQL (FERRETDB_BACKEND=postgresql, voicectl/postgres.py). When MONGODB_URI or S3_ENDPOINT is already
+set, that part is taken as external and nothing is started for it.
 """
 
 from __future__ import annotations
@@ -11,12 +13,25 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
 from voicectl.binaries import FERRETDB, MINIO
-from voicectl.procs import ManagedProcess, free_port, http_ok, tcp_ok
+from voicectl.postgres import PostgresCluster
+from voicectl.procs import ManagedProcess, ServiceError, free_port, http_ok, tcp_ok
 
 DEFAULT_FERRETDB_PORT = 27117
+FERRETDB_BACKENDS = ("sqlite", "postgresql")
+DEFAULT_FERRETDB_BACKEND = "sqlite"  # what the local FerretDB stores into unless FERRETDB_BACKEND says otherwise
 DEFAULT_MINIO_PORT = 9100
 LOCAL_KMS_KEY_ID = "voiceagent-recordings"
+
+
+class LocalDataSettings(BaseSettings):
+    """What voicectl reads for the local data services (environment, then .env)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    ferretdb_backend: str = DEFAULT_FERRETDB_BACKEND
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -67,12 +82,24 @@ class DataServices:
     minio_port: int = DEFAULT_MINIO_PORT
     external_mongo: str | None = None
     external_s3: str | None = None
+    ferretdb_backend: str = DEFAULT_FERRETDB_BACKEND
+    # PostgreSQL server settings (`-c name=value`), e.g. a benchmark's pg_stat_statements.
+    postgres_settings: dict[str, str] = field(default_factory=dict)
+    # Tests and benchmarks: free ports, and a cluster kept outside the state folder is removed at stop.
+    ephemeral: bool = False
     processes: list[ManagedProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.ferretdb_backend not in FERRETDB_BACKENDS:
+            raise ServiceError(f"FERRETDB_BACKEND={self.ferretdb_backend!r}: choose one of {', '.join(FERRETDB_BACKENDS)}.")
+        self.postgres = PostgresCluster(self.state, self.postgres_settings, throwaway=self.ephemeral)
 
     @classmethod
     def from_env(cls, state: Path, ephemeral_ports: bool = False) -> DataServices:
         return cls(
             state=state,
+            ferretdb_backend=LocalDataSettings().ferretdb_backend.strip().lower() or DEFAULT_FERRETDB_BACKEND,
+            ephemeral=ephemeral_ports,
             ferretdb_port=free_port() if ephemeral_ports else int(os.environ.get("FERRETDB_PORT", DEFAULT_FERRETDB_PORT)),
             minio_port=free_port() if ephemeral_ports else int(os.environ.get("MINIO_PORT", DEFAULT_MINIO_PORT)),
             external_mongo=os.environ.get("MONGODB_URI") or None,
@@ -86,10 +113,11 @@ class DataServices:
     def _ferretdb(self) -> ManagedProcess:
         data = self.state / "ferretdb"
         data.mkdir(parents=True, exist_ok=True)
+        storage = (["--handler=sqlite", f"--sqlite-url=file:{data}/"] if self.ferretdb_backend == "sqlite" else
+                   ["--handler=postgresql", f"--postgresql-url={self.postgres.url}"])
         argv = [
             str(FERRETDB.ensure()),
-            "--handler=sqlite",
-            f"--sqlite-url=file:{data}/",
+            *storage,
             f"--listen-addr=127.0.0.1:{self.ferretdb_port}",
             f"--state-dir={data}",
             "--debug-addr=-",
@@ -129,6 +157,11 @@ class DataServices:
         self.state.mkdir(parents=True, exist_ok=True)
         dev = ensure_dev_secrets(self.state)
         try:
+            if not self.external_mongo and self.ferretdb_backend == "postgresql":
+                self.postgres.ensure_initialised()
+                proc = self.postgres.process(self.run_dir)
+                proc.start()
+                self.processes.append(proc)
             if not self.external_mongo:
                 proc = self._ferretdb()
                 proc.start()
@@ -148,11 +181,12 @@ class DataServices:
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
+        self.postgres.remove_if_throwaway()
 
     def stop_recorded(self) -> list[str]:
         """Stops services recorded in the state folder's pid files (from another voicectl)."""
         stopped = []
-        for name in ("minio", "ferretdb"):
+        for name in ("minio", "ferretdb", "postgres"):
             proc = ManagedProcess(name, [], self.run_dir)
             if proc.running_pid() is not None:
                 proc.stop()

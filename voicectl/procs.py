@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -16,10 +17,19 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 class ServiceError(RuntimeError):
     """A clear, user-facing reason why a service could not start."""
+
+
+def as_user(name: str | None) -> dict[str, Any]:
+    """subprocess arguments that run a child as system user `name` (voicectl under root starting PostgreSQL)."""
+    if name is None:
+        return {}
+    entry = pwd.getpwnam(name)
+    return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -77,6 +87,7 @@ class ManagedProcess:
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     start_timeout: float = 60.0
+    run_as: str | None = None  # a system user to run as (only root can switch)
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -117,6 +128,7 @@ class ManagedProcess:
             env={**os.environ, **self.env},
             cwd=str(self.cwd) if self.cwd else None,
             start_new_session=True,
+            **as_user(self.run_as),
         )
         log.close()
         self.pid_file.write_text(str(self.proc.pid))

@@ -64,6 +64,9 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # within a tenth of a second.
     playout_lead_ms: int = Field(default=100, ge=20, le=2000)
     audio_chunk_ms: int = Field(default=20, ge=20, le=100)
+    # Caller audio enters the pipeline in frames this long (carriers send 20 ms): every frame costs each processor
+    # a queue, a task switch and observer events; VAD and barge-in then resolve to this step (BENCHMARKS.md).
+    caller_frame_ms: int = Field(default=20, ge=20, le=100)
     mark_timeout_s: float = Field(default=3.0, gt=0, le=30, description="Extra wait for a playback mark echo.")
     media_start_timeout_s: float = Field(default=10.0, gt=0, le=60)
 

@@ -199,7 +199,7 @@ class CallerResult:
 
 async def run_callers(spec: dict[str, Any]) -> CallerResult:
     questions = [base64.b64decode(q) for q in spec["questions"]]
-    account = CarrierAccount(**spec["account"])
+    account = CarrierAccount(**{**spec["account"], "numbers": set(spec["account"]["numbers"])})
     result = CallerResult(calls=len(spec["indices"]))
     limits = httpx.Limits(max_connections=len(spec["indices"]) + 10)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
@@ -384,7 +384,7 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
     procs = []
     for g, indices in enumerate(groups):
         spec = {"answer_url": target.answer_url, "status_url": target.status_url, "to_number": target.to_number,
-                "account": asdict(target.account), "indices": indices, "turns": args.turns, "stagger_s": stagger,
+                "account": {**asdict(target.account), "numbers": sorted(target.account.numbers)}, "indices": indices, "turns": args.turns, "stagger_s": stagger,
                 "start_at": start_at, "max_call_s": 60 + 25 * args.turns,
                 "questions": [base64.b64encode(q).decode() for q in questions]}
         spec_path, out_path = work / f"{target.kind}-{n}-{g}.json", work / f"{target.kind}-{n}-{g}.out.json"
@@ -597,6 +597,9 @@ def run_ab(platform: Platform, args: argparse.Namespace, questions: list[bytes],
                        "load_1m": round(os.getloadavg()[0], 2)}
                 rows.append(row)
                 print(table([row]).splitlines()[1], flush=True)
+                if row["failures"]:
+                    log_tail = target.proc.log_file.read_text(errors="replace").splitlines()[-15:]
+                    print("    failures:", row["failures"][:3], "\n    server log:\n      " + "\n      ".join(log_tail))
                 wait_idle(target)
     return rows
 

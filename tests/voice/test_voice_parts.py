@@ -188,6 +188,44 @@ async def test_vobiz_serializer_decodes_big_endian_l16_and_speaks_the_protocol()
     assert json.loads(ser.stop_message()) == {"event": "stop", "streamId": "stream-1"}
 
 
+class _CallerAudio:
+    """Collects what a recording would be fed."""
+
+    def __init__(self) -> None:
+        self.caller: list[bytes] = []
+
+    def add_caller(self, pcm: bytes, sample_rate: int, at_s: float | None = None) -> None:
+        self.caller.append(pcm)
+
+    def add_agent(self, pcm: bytes, sample_rate: int, start_s: float) -> None:
+        pass
+
+    def drop_agent_after(self, t_s: float) -> None:
+        pass
+
+
+async def test_caller_audio_enters_the_pipeline_in_frames_of_caller_frame_ms_and_is_recorded_as_it_arrives() -> None:
+    info = parse_twilio_start({"event": "start", "start": {"streamSid": "MZ1", "callSid": "CA1"}})
+    ser = TwilioMediaSerializer(info, PlayoutTracker(), SerializerHooks(), caller_frame_ms=40)
+    sink = _CallerAudio()
+    ser.audio_sink = sink
+    pieces = [np.full(160, 1000 * (k + 1), np.int16).tobytes() for k in range(5)]  # five 20 ms frames at 8 kHz
+
+    def media(pcm: bytes) -> str:
+        return json.dumps({"event": "media", "media": {"track": "inbound",
+                                                       "payload": base64.b64encode(ulaw_encode(pcm)).decode()}})
+
+    frames = [await ser.deserialize(media(pcm)) for pcm in pieces]
+    assert [f is not None for f in frames] == [False, True, False, True, False]
+    decoded = [ulaw_decode(ulaw_encode(pcm)) for pcm in pieces]
+    assert frames[1] is not None and frames[1].audio == decoded[0] + decoded[1]  # 40 ms, in order, nothing lost
+    assert frames[3] is not None and frames[3].audio == decoded[2] + decoded[3]
+    assert sink.caller == decoded  # the recording is fed every 20 ms, as the audio arrived
+    plain = TwilioMediaSerializer(info, PlayoutTracker(), SerializerHooks())  # default: as the carrier sent it
+    frame = await plain.deserialize(media(pieces[0]))
+    assert frame is not None and frame.audio == decoded[0]
+
+
 async def test_twilio_serializer_counts_malformed_frames_and_reports_a_flood() -> None:
     errors: list[str] = []
     stops: list[str] = []

@@ -60,7 +60,7 @@ def parse_browser_start(text: str, call_id: str) -> StreamInfo:
 
 class BrowserSerializer(CarrierSerializer):
     def __init__(self, info: StreamInfo, tracker: PlayoutTracker, hooks: SerializerHooks,
-                 l16_byte_order: str = "little", caller_frame_ms: int = 20) -> None:
+                 l16_byte_order: str = "little", caller_frame_ms: int = 0) -> None:
         # browsers send little-endian
         super().__init__(info, tracker, hooks, l16_byte_order="little", caller_frame_ms=caller_frame_ms)
 

@@ -127,7 +127,7 @@ class CarrierSerializer(FrameSerializer):
     """Shared parts: tolerant JSON parsing, audio decoding by the negotiated format, marks, counters."""
 
     def __init__(self, info: StreamInfo, tracker: PlayoutTracker, hooks: SerializerHooks,
-                 l16_byte_order: str = "little", caller_frame_ms: int = 20) -> None:
+                 l16_byte_order: str = "little", caller_frame_ms: int = 0) -> None:
         super().__init__()
         self.info = info
         self.tracker = tracker
@@ -142,8 +142,8 @@ class CarrierSerializer(FrameSerializer):
         self.caller_listeners: list[Callable[[bytes], None]] = []  # a supervisor who took the call over
         self._mark_seq = 0
         self._error_reported = False
-        # Caller audio enters the pipeline in frames of at least this size: carriers send 20 ms, and every frame
-        # costs a queue, a task switch and observer events per processor (CALLER_FRAME_MS).
+        # Caller audio enters the pipeline in frames of at least this size (0: as it came): carriers send 20 ms,
+        # and every frame costs a queue, a task switch and observer events per processor (CALLER_FRAME_MS).
         self._frame_bytes = int(info.in_sample_rate * caller_frame_ms / 1000) * 2
         self._pending = b""
 

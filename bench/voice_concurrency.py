@@ -6,8 +6,9 @@ recommend (bench/plain_pipecat.py), pinned the same way.
 
 Callers are the telephony simulator (voice_server/testing/simulator.py, a test double of Twilio that follows the
 protocol reference): real signed answer webhooks, real WebSockets, real-time 20 ms μ-law frames, Piper-spoken
-questions. They run in separate processes (`--calls-per-process` each) on the other cores, so they are not the
-bottleneck. The voice server also needs FerretDB + MinIO + the backend (line lookup, call events, recordings):
+questions. They run in separate processes (`--calls-per-process` each) on the other cores and are kept cheap so
+they are not the bottleneck: every frame is μ-law/base64-encoded once per process, and one 20 ms timer per process
+sends every call's frame; each row reports the callers' own CPU and how busy the caller cores were. The voice server also needs FerretDB + MinIO + the backend (line lookup, call events, recordings):
 they are started on free ports and, like the stand-ins, kept off the pinned core where the machine has more cores.
 
 Per step N: output underruns and frame jitter p50/p99 measured at the caller (arrival times of agent audio frames
@@ -15,9 +16,16 @@ against their 20 ms cadence) and, for the voice server, from its /metrics (pacin
 p50/p95 at the caller; CPU % of the pinned core; RSS per call (peak RSS during the step minus RSS before it, / N).
 The verdict per server: the highest N with 0 caller-side underruns and jitter p99 < 40 ms.
 
+Server CPU is also given per call-minute and per call (the same script each call), which load from elsewhere on
+the machine moves less than underruns do.
+
+A/B mode (`--arm`, repeatable): one voice server per arm, each configured by environment variables, all pinned to
+the same core; every step runs each arm in turn, the order rotated each round (`--rounds`).
+
 Prints a table; writes bench/results/voice_concurrency.json and the "Concurrent calls per voice-server core" section
-of BENCHMARKS.md. Usage:
+of BENCHMARKS.md (A/B mode: bench/results/voice_concurrency_ab.json and a markdown table on stdout). Usage:
   .venv/bin/python bench/voice_concurrency.py --steps 10,25,50,75,100,150 [--turns 3] [--core 1] [--only voice]
+  .venv/bin/python bench/voice_concurrency.py --steps 25 --rounds 2 --arm base:CALLER_FRAME_MS=20 --arm new
 """
 
 from __future__ import annotations
@@ -194,6 +202,7 @@ class CallerResult:
     first_start: float = 0.0
     last_end: float = 0.0
     call_s: float = 0.0  # the calls' summed lengths (socket open to close)
+    agent_audio_s: float = 0.0  # agent audio received, summed over the calls
     cpu_s: float = 0.0  # the caller process's own CPU
 
 
@@ -238,6 +247,7 @@ async def run_callers(spec: dict[str, Any]) -> CallerResult:
             result.frames += len(sim.arrivals)
             if report.t0 and report.ended_at:
                 result.call_s += report.ended_at - report.t0
+            result.agent_audio_s += report.agent_audio_s
             result.last_end = max(result.last_end, report.ended_at or time.monotonic())
 
         result.first_start = spec["start_at"]
@@ -414,6 +424,7 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         merged.underrun_samples += part.underrun_samples
         merged.frames += part.frames
         merged.call_s += part.call_s
+        merged.agent_audio_s += part.agent_audio_s
         merged.cpu_s += part.cpu_s
         merged.last_end = max(merged.last_end, part.last_end)
     # CPU over the time calls were live (the caller processes' start-up is not load).
@@ -428,6 +439,12 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         "cpu_s": round(cpu_s, 1), "live_s": round(live_s, 1),
         # Server CPU seconds per minute of call: less sensitive to other load on the machine than underruns.
         "cpu_s_per_call_min": round(cpu_s / (merged.call_s / 60), 2) if merged.call_s else None,
+        "cpu_s_per_call": round(cpu_s / n, 2) if n else None,  # the same script each call: greeting, N answers
+        # Per second of audio handled (caller audio streams for the whole call, plus the agent audio sent): on a
+        # loaded machine calls stretch and answers go missing, which moves the two figures above more than this one.
+        "cpu_ms_per_audio_s": round(1000 * cpu_s / (merged.call_s + merged.agent_audio_s), 2)
+        if merged.call_s else None,
+        "call_s_mean": round(merged.call_s / n, 1) if n else None,
         "server_core_busy_pct": busy_pct(cores_before, cores_after, args.core),
         "caller_cpu_pct": round(100 * merged.cpu_s / wall_s, 1),  # the caller processes' own CPU (of one core)
         "caller_cores_busy_pct": busy_pct(cores_before, cores_after, args.caller_cores),
@@ -692,11 +709,12 @@ def markdown(report: dict[str, Any]) -> str:
 def ab_markdown(report: dict[str, Any]) -> str:
     """The A/B rows as a markdown table, each arm's rounds in run order."""
     cols = ["server", "calls", "round", "ok", "failed", "underruns", "jitter_p99_ms", "v2v_p50_ms", "cpu_pct",
-            "cpu_s_per_call_min", "rss_per_call_mb", "server_underruns", "server_loop_lag_p99_ms",
+            "cpu_s_per_call_min", "cpu_s_per_call", "cpu_ms_per_audio_s", "call_s_mean", "rss_per_call_mb", "server_underruns", "server_loop_lag_p99_ms",
             "server_core_busy_pct", "caller_cpu_pct", "caller_cores_busy_pct", "load_1m"]
     names = {"server": "arm", "ok": "0 underruns & p99 < 40", "jitter_p99_ms": "jitter p99 ms",
              "v2v_p50_ms": "v2v p50 ms", "cpu_pct": "server CPU % (1 core)",
-             "cpu_s_per_call_min": "server CPU s per call-minute", "rss_per_call_mb": "MB/call",
+             "cpu_s_per_call_min": "server CPU s per call-minute", "cpu_s_per_call": "server CPU s per call",
+             "cpu_ms_per_audio_s": "server CPU ms per audio-second", "call_s_mean": "call length s", "rss_per_call_mb": "MB/call",
              "server_underruns": "server underruns", "server_loop_lag_p99_ms": "loop lag p99 ms",
              "server_core_busy_pct": "server core busy % (all processes)", "caller_cpu_pct": "callers' CPU %",
              "caller_cores_busy_pct": "caller cores busy %", "load_1m": "load (1 min)"}

@@ -7,7 +7,8 @@ per call, that is a large share of a call's CPU, spent on frames no observer her
 needs exactly two audio frames per turn (the first TTS audio and the first audio the transport sends after the
 caller's turn ended); the turn tracker and the browser's live view read none. So audio frames reach the
 observers only from the end of a caller turn until the first agent audio the output transport sends after it,
-and FrameProcessed events are never queued for audio (`OBSERVERS_SKIP_AUDIO`; BENCHMARKS.md).
+and FrameProcessed events are never queued for audio (`OBSERVERS_SKIP_AUDIO`, off by default: its A/B on a loaded
+2-core machine showed no gain, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class CallWorker(PipelineWorker):
     """A PipelineWorker whose observer hub skips audio between turns (pipecat builds its hub in __init__ and
     offers no way to pass another, so it is swapped before anything has used it)."""
 
-    def __init__(self, *args: Any, skip_audio: bool = True, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, skip_audio: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if skip_audio:
             self._observer = TurnAudioWorkerObserver(observers=self._observer._observers)

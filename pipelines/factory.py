@@ -88,7 +88,7 @@ class CallServices:
     vad_min_volume: float = 0.0
     smart_turn: bool = True
     speculative_llm: bool = False  # start the reply on the final transcript while smart-turn decides (turns.py)
-    observers_skip_audio: bool = True  # audio frames reach observers only around a turn end (call_worker.py)
+    observers_skip_audio: bool = False  # audio frames reach observers only around a turn end (call_worker.py)
     # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
     breakers: BreakerRegistry = field(default_factory=process_breakers)
     clips: PromptClips | None = None

@@ -536,3 +536,56 @@ async def test_a_vobiz_warm_transfer_holds_briefs_and_bridges_in_a_conference(ca
     assert 'stayAlone="true"' in (human.redirect_twiml or "")
     assert session.end_reason == "transferred" and session.end_detail == "warm transfer to Sales"
     await session.app.carriers.close()
+
+
+async def test_observer_hub_passes_audio_only_from_a_turn_end_to_the_first_audio_sent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """OBSERVERS_SKIP_AUDIO: the latency observer still gets the answer's first TTS audio and first sent audio;
+    caller audio and the audio between turns never reach the observers' queues."""
+    from pipecat.frames.frames import (
+        InputAudioRawFrame,
+        OutputAudioRawFrame,
+        TTSAudioRawFrame,
+        UserStoppedSpeakingFrame,
+    )
+    from pipecat.observers.base_observer import FrameProcessed, FramePushed
+    from pipecat.pipeline.worker_observer import WorkerObserver
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from pipecat.transports.base_output import BaseOutputTransport
+    from pipecat.transports.base_transport import TransportParams
+
+    from pipelines.call_worker import TurnAudioWorkerObserver
+
+    queued: list[Any] = []
+
+    async def queue(_hub: WorkerObserver, data: Any) -> None:
+        queued.append(data.frame)
+
+    monkeypatch.setattr(WorkerObserver, "on_push_frame", queue)
+    monkeypatch.setattr(WorkerObserver, "on_process_frame", queue)
+    hub = TurnAudioWorkerObserver(observers=[])
+    tts, out = FrameProcessor(), BaseOutputTransport(TransportParams())
+
+    async def push(source: FrameProcessor, frame: Any) -> None:
+        await hub.on_push_frame(FramePushed(source=source, destination=source, frame=frame,
+                                            direction=FrameDirection.DOWNSTREAM, timestamp=0))
+
+    caller = InputAudioRawFrame(b"\x00" * 640, 8000, 1)
+    before = [TTSAudioRawFrame(b"\x00" * 640, 8000, 1), OutputAudioRawFrame(b"\x00" * 640, 8000, 1)]
+    stop = UserStoppedSpeakingFrame()
+    first_tts, second_tts = TTSAudioRawFrame(b"\x00" * 640, 8000, 1), TTSAudioRawFrame(b"\x00" * 640, 8000, 1)
+    first_sent, later_sent = OutputAudioRawFrame(b"\x00" * 640, 8000, 1), OutputAudioRawFrame(b"\x00" * 640, 8000, 1)
+    await push(out, caller)
+    await push(tts, before[0])
+    await push(out, before[1])
+    await push(out, stop)
+    await push(out, caller)
+    await push(tts, first_tts)
+    await push(tts, second_tts)
+    await push(out, first_sent)
+    await push(out, later_sent)
+    await hub.on_process_frame(FrameProcessed(processor=out, frame=first_sent, direction=FrameDirection.DOWNSTREAM,
+                                              timestamp=0))
+    await hub.on_process_frame(FrameProcessed(processor=out, frame=stop, direction=FrameDirection.DOWNSTREAM,
+                                              timestamp=0))
+    assert queued == [stop, first_tts, second_tts, first_sent, stop]

@@ -60,6 +60,16 @@ class StandInAsr(rasr_grpc.RivaSpeechRecognitionServicer):
         self.timing = timing
         self.streams = 0
 
+    async def GetRivaSpeechRecognitionConfig(  # noqa: N802 - gRPC method name
+        self, request: rasr.RivaSpeechRecognitionConfigRequest, context: grpc.aio.ServicerContext
+    ) -> rasr.RivaSpeechRecognitionConfigResponse:
+        """What the voice server asks first, as of a real Riva: the streaming model it serves per language."""
+        response = rasr.RivaSpeechRecognitionConfigResponse()
+        cfg = response.model_config.add()
+        cfg.model_name = "stand-in"
+        cfg.parameters.update({"type": "online", "streaming": "true", "language_code": "en-US"})
+        return response
+
     async def StreamingRecognize(  # noqa: N802 - gRPC method name
         self, request_iterator: AsyncIterator[rasr.StreamingRecognizeRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[rasr.StreamingRecognizeResponse]:

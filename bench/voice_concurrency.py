@@ -6,8 +6,9 @@ recommend (bench/plain_pipecat.py), pinned the same way.
 
 Callers are the telephony simulator (voice_server/testing/simulator.py, a test double of Twilio that follows the
 protocol reference): real signed answer webhooks, real WebSockets, real-time 20 ms μ-law frames, Piper-spoken
-questions. They run in separate processes (`--calls-per-process` each) on the other cores, so they are not the
-bottleneck. The voice server also needs FerretDB + MinIO + the backend (line lookup, call events, recordings):
+questions. They run in separate processes (`--calls-per-process` each) on the other cores and are kept cheap so
+they are not the bottleneck: every frame is μ-law/base64-encoded once per process, and one 20 ms timer per process
+sends every call's frame; each row reports the callers' own CPU and how busy the caller cores were. The voice server also needs FerretDB + MinIO + the backend (line lookup, call events, recordings):
 they are started on free ports and, like the stand-ins, kept off the pinned core where the machine has more cores.
 
 Per step N: output underruns and frame jitter p50/p99 measured at the caller (arrival times of agent audio frames
@@ -15,9 +16,16 @@ against their 20 ms cadence) and, for the voice server, from its /metrics (pacin
 p50/p95 at the caller; CPU % of the pinned core; RSS per call (peak RSS during the step minus RSS before it, / N).
 The verdict per server: the highest N with 0 caller-side underruns and jitter p99 < 40 ms.
 
+Server CPU is also given per call-minute and per call (the same script each call), which load from elsewhere on
+the machine moves less than underruns do.
+
+A/B mode (`--arm`, repeatable): one voice server per arm, each configured by environment variables, all pinned to
+the same core; every step runs each arm in turn, the order rotated each round (`--rounds`).
+
 Prints a table; writes bench/results/voice_concurrency.json and the "Concurrent calls per voice-server core" section
-of BENCHMARKS.md. Usage:
+of BENCHMARKS.md (A/B mode: bench/results/voice_concurrency_ab.json and a markdown table on stdout). Usage:
   .venv/bin/python bench/voice_concurrency.py --steps 10,25,50,75,100,150 [--turns 3] [--core 1] [--only voice]
+  .venv/bin/python bench/voice_concurrency.py --steps 25 --rounds 2 --arm base:CALLER_FRAME_MS=20 --arm new
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from bench.provenance import machine, provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from voice_server.testing.runner import percentile  # noqa: E402
 from voice_server.testing.simulator import (  # noqa: E402
+    FRAME_S,
     CallerTurn,
     CallReport,
     CallScript,
@@ -58,6 +67,7 @@ from voice_server.testing.simulator import (  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port, http_ok  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "voice_concurrency.json"
+AB_RESULTS = ROOT / "bench" / "results" / "voice_concurrency_ab.json"
 START, END = "<!-- voice-concurrency:start -->", "<!-- voice-concurrency:end -->"
 JITTER_GOAL_MS = 40.0
 GOAL_CALLS, GOAL_MB_PER_CALL = 100, 15.0
@@ -76,12 +86,71 @@ AGENT = {
 # ====================================================================================================================
 # Caller side (runs in the caller processes)
 # ====================================================================================================================
+class SharedClock:
+    """One 20 ms timer for every simulated call in a caller process: one task wakes 50 times a second instead of
+    one per call, so the callers stay cheap next to the server under test (real carriers pace calls independently;
+    the phase a call joins at is as arbitrary as theirs)."""
+
+    def __init__(self) -> None:
+        self._calls: dict[TimedCall, tuple[Any, asyncio.Future[None]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def join(self, call: TimedCall, ws: Any) -> None:
+        """Runs the call's steps until it is cancelled (the simulator cancels its clock at the end of the call)."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._calls[call] = (ws, done)
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run())
+        try:
+            await done
+        finally:
+            self._calls.pop(call, None)
+
+    async def _run(self) -> None:
+        start, n = time.monotonic(), 0
+        while self._calls:
+            n += 1
+            delay = start + n * FRAME_S - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            now = time.monotonic()
+            for call, (ws, done) in list(self._calls.items()):
+                try:
+                    await call.tick(ws, now)
+                except Exception as exc:  # noqa: BLE001 - the socket closed: that call's clock ends, as alone
+                    self._calls.pop(call, None)
+                    if not done.done():
+                        done.set_exception(exc)
+
+
+CLOCK = SharedClock()
+ENCODED: dict[bytes, str] = {}  # μ-law + base64 of each caller frame: the same questions are spoken on every call
+
+
 class TimedCall(SimulatedCall):
-    """The simulator, also noting when each agent audio frame arrived and how long it plays."""
+    """The simulator, also noting when each agent audio frame arrived and how long it plays; its frames go out
+    pre-encoded, on the process's shared clock."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.arrivals: list[tuple[float, float]] = []
+
+    async def _clock(self, ws: Any) -> None:
+        await CLOCK.join(self, ws)
+
+    def _encode(self, pcm: bytes) -> str:
+        payload = ENCODED.get(pcm)
+        if payload is None:
+            payload = ENCODED[pcm] = super()._encode(pcm)
+        return payload
+
+    async def _send_media(self, ws: Any, pcm: bytes) -> None:
+        self._seq += 1
+        self._chunk += 1
+        ts = int((time.monotonic() - self.report.t0) * 1000)
+        await ws.send(f'{{"event":"media","sequenceNumber":"{self._seq}","streamSid":"{self.stream_id}",'
+                      f'"media":{{"track":"inbound","chunk":"{self._chunk}","timestamp":"{ts}",'
+                      f'"payload":"{self._encode(pcm)}"}}}}')
 
     async def _on_audio(self, msg: dict[str, Any], now: float) -> None:
         payload = msg.get("media", {}).get("payload", "")
@@ -132,11 +201,14 @@ class CallerResult:
     frames: int = 0
     first_start: float = 0.0
     last_end: float = 0.0
+    call_s: float = 0.0  # the calls' summed lengths (socket open to close)
+    agent_audio_s: float = 0.0  # agent audio received, summed over the calls
+    cpu_s: float = 0.0  # the caller process's own CPU
 
 
 async def run_callers(spec: dict[str, Any]) -> CallerResult:
     questions = [base64.b64decode(q) for q in spec["questions"]]
-    account = CarrierAccount(**spec["account"])
+    account = CarrierAccount(**{**spec["account"], "numbers": set(spec["account"]["numbers"])})
     result = CallerResult(calls=len(spec["indices"]))
     limits = httpx.Limits(max_connections=len(spec["indices"]) + 10)
     async with httpx.AsyncClient(timeout=60.0, limits=limits) as http:
@@ -173,6 +245,9 @@ async def run_callers(spec: dict[str, Any]) -> CallerResult:
                         label, since = f"answer {k + 1}", answer.first_audio
                 result.underrun_samples.append((label, round(t - since, 2), gap))
             result.frames += len(sim.arrivals)
+            if report.t0 and report.ended_at:
+                result.call_s += report.ended_at - report.t0
+            result.agent_audio_s += report.agent_audio_s
             result.last_end = max(result.last_end, report.ended_at or time.monotonic())
 
         result.first_start = spec["start_at"]
@@ -189,6 +264,7 @@ def caller_main(spec_path: str, out_path: str) -> None:
         pass
     spec = json.loads(Path(spec_path).read_text())
     result = asyncio.run(run_callers(spec))
+    result.cpu_s = time.process_time()
     Path(out_path).write_text(json.dumps(asdict(result)))
 
 
@@ -198,6 +274,30 @@ def caller_main(spec_path: str, out_path: str) -> None:
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, all threads
+
+
+def cores_busy() -> dict[str, tuple[int, int]]:
+    """Per core: (busy, total) jiffies from /proc/stat: how loaded each core was, whoever loaded it."""
+    out = {}
+    for line in Path("/proc/stat").read_text().splitlines():
+        name, *values = line.split()
+        if name.startswith("cpu") and name != "cpu":
+            ticks = [int(v) for v in values]
+            out[name[3:]] = (sum(ticks) - ticks[3] - ticks[4], sum(ticks))  # minus idle and iowait
+    return out
+
+
+def busy_pct(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]], cores: str | None) -> float | None:
+    """Busy % of the given cores ("1", "0,2-3") between two readings, averaged over them."""
+    if not cores:
+        return None
+    names: list[str] = []
+    for part in cores.split(","):
+        lo, _, hi = part.partition("-")
+        names += [str(c) for c in range(int(lo), int(hi or lo) + 1)]
+    busy = sum(after[c][0] - before[c][0] for c in names if c in after)
+    total = sum(after[c][1] - before[c][1] for c in names if c in after)
+    return round(100 * busy / total, 1) if total else None
 
 
 def proc_rss_mb(pid: int) -> float:
@@ -290,10 +390,11 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
     metrics_before = parse_metrics(httpx.get(target.metrics_url, timeout=10).text) if target.metrics_url else {}
     rss_before = proc_rss_mb(target.pid)
     cpu_before, wall_before = proc_cpu_s(target.pid), time.monotonic()
+    cores_before = cores_busy()
     procs = []
     for g, indices in enumerate(groups):
         spec = {"answer_url": target.answer_url, "status_url": target.status_url, "to_number": target.to_number,
-                "account": asdict(target.account), "indices": indices, "turns": args.turns, "stagger_s": stagger,
+                "account": {**asdict(target.account), "numbers": sorted(target.account.numbers)}, "indices": indices, "turns": args.turns, "stagger_s": stagger,
                 "start_at": start_at, "max_call_s": 60 + 25 * args.turns,
                 "questions": [base64.b64encode(q).decode() for q in questions]}
         spec_path, out_path = work / f"{target.kind}-{n}-{g}.json", work / f"{target.kind}-{n}-{g}.out.json"
@@ -306,6 +407,7 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         rss_peak = max(rss_peak, proc_rss_mb(target.pid))
         time.sleep(0.5)
     cpu_s, wall_s = proc_cpu_s(target.pid) - cpu_before, time.monotonic() - wall_before
+    cores_after = cores_busy()
     merged = CallerResult()
     for proc, out_path in procs:
         if proc.returncode != 0 or not out_path.exists():
@@ -321,6 +423,9 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         merged.underruns += part.underruns
         merged.underrun_samples += part.underrun_samples
         merged.frames += part.frames
+        merged.call_s += part.call_s
+        merged.agent_audio_s += part.agent_audio_s
+        merged.cpu_s += part.cpu_s
         merged.last_end = max(merged.last_end, part.last_end)
     # CPU over the time calls were live (the caller processes' start-up is not load).
     live_s = max(1e-3, (merged.last_end or time.monotonic()) - start_at)
@@ -332,6 +437,17 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         "v2v_p50_ms": percentile(merged.voice_to_voice_ms, 50), "v2v_p95_ms": percentile(merged.voice_to_voice_ms, 95),
         "cpu_pct": round(100 * cpu_s / live_s, 1), "cpu_pct_per_call": round(100 * cpu_s / live_s / n, 2) if n else None,
         "cpu_s": round(cpu_s, 1), "live_s": round(live_s, 1),
+        # Server CPU seconds per minute of call: less sensitive to other load on the machine than underruns.
+        "cpu_s_per_call_min": round(cpu_s / (merged.call_s / 60), 2) if merged.call_s else None,
+        "cpu_s_per_call": round(cpu_s / n, 2) if n else None,  # the same script each call: greeting, N answers
+        # Per second of audio handled (caller audio streams for the whole call, plus the agent audio sent): on a
+        # loaded machine calls stretch and answers go missing, which moves the two figures above more than this one.
+        "cpu_ms_per_audio_s": round(1000 * cpu_s / (merged.call_s + merged.agent_audio_s), 2)
+        if merged.call_s else None,
+        "call_s_mean": round(merged.call_s / n, 1) if n else None,
+        "server_core_busy_pct": busy_pct(cores_before, cores_after, args.core),
+        "caller_cpu_pct": round(100 * merged.cpu_s / wall_s, 1),  # the caller processes' own CPU (of one core)
+        "caller_cores_busy_pct": busy_pct(cores_before, cores_after, args.caller_cores),
         "wall_s": round(wall_s, 1), "rss_before_mb": round(rss_before, 1), "rss_peak_mb": round(rss_peak, 1),
         "rss_per_call_mb": round((rss_peak - rss_before) / n, 2) if n else None,
     }
@@ -434,14 +550,17 @@ class Platform:
             self.data.stop()
 
 
-def start_voice_server(platform: Platform, backend_url: str, riva: str, standin_url: str) -> ManagedProcess:
+def start_voice_server(platform: Platform, backend_url: str, riva: str, standin_url: str,
+                       settings: dict[str, str] | None = None, name: str = "") -> ManagedProcess:
     from voicectl.launch import voice_server_process
 
     port = free_port()
     proc = voice_server_process(platform.run_dir, port=port, env={
         **platform.env, "BACKEND_URL": backend_url, "RIVA_SERVER": riva, "TTS_URL": standin_url,
-        "LLM_BASE_URL": f"{standin_url}/v1", "VOICE_SPOOL_DIR": str(platform.state / "voice-spool"),
-        "LOG_LEVEL": "WARNING"})
+        "LLM_BASE_URL": f"{standin_url}/v1", "VOICE_SPOOL_DIR": str(platform.state / f"voice-spool{name}"),
+        "LOG_LEVEL": "WARNING", **(settings or {})})
+    if name:
+        proc.name = f"{proc.name}-{name}"
     argv = list(proc.argv)
     if platform.args.profile:  # the event loop's thread under cProfile; stats are written when it exits
         argv[1:1] = ["-m", "cProfile", "-o", str(Path(platform.args.profile).resolve())]
@@ -464,6 +583,44 @@ def start_plain(platform: Platform, riva: str, standin_url: str) -> tuple[Manage
     return proc, port
 
 
+def parse_arm(text: str) -> tuple[str, dict[str, str]]:
+    """"name" or "name:SETTING=value,SETTING=value": one voice server configured by environment variables."""
+    name, _, rest = text.partition(":")
+    settings = dict(item.split("=", 1) for item in rest.split(",") if item.strip())
+    return name, settings
+
+
+def run_ab(platform: Platform, args: argparse.Namespace, questions: list[bytes], work: Path,
+           riva: str, standin_url: str) -> list[dict[str, Any]]:
+    """Every arm is its own voice server on the same core, all started up front; each step runs every arm in
+    turn, the order rotated each round, so load from the rest of the machine falls on all arms alike."""
+    backend_url = platform.start_backend()
+    number, account = asyncio.run(platform.provision(backend_url))
+    targets = []
+    for name, settings in (parse_arm(a) for a in args.arm):
+        proc = start_voice_server(platform, backend_url, riva, standin_url, settings, name)
+        base = f"http://127.0.0.1:{proc.argv[proc.argv.index('--port') + 1]}"
+        target = Target(name, proc, f"{base}/twilio/voice", f"{base}/twilio/status", f"{base}/metrics", number,
+                        account)
+        run_step(target, 1, argparse.Namespace(**{**vars(args), "turns": 1, "ramp_s": 0.0}), questions, work)
+        wait_idle(target)
+        targets.append((target, settings))
+    rows = []
+    for n in (int(x) for x in args.steps.split(",") if x.strip()):
+        for r in range(args.rounds):
+            for target, settings in targets[r % len(targets):] + targets[:r % len(targets)]:
+                print(f"{target.kind} {settings}: {n} calls, round {r + 1} ...", flush=True)
+                row = {**run_step(target, n, args, questions, work), "round": r + 1, "settings": settings,
+                       "load_1m": round(os.getloadavg()[0], 2)}
+                rows.append(row)
+                print(table([row]).splitlines()[1], flush=True)
+                if row["failures"]:
+                    log_tail = target.proc.log_file.read_text(errors="replace").splitlines()[-15:]
+                    print("    failures:", row["failures"][:3], "\n    server log:\n      " + "\n      ".join(log_tail))
+                wait_idle(target)
+    return rows
+
+
 def verdict(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
     best = None
     for row in sorted((r for r in rows if r["server"] == server), key=lambda r: r["calls"]):
@@ -474,12 +631,16 @@ def verdict(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
             "cpu_pct": best["cpu_pct"] if best else None}
 
 
-COLUMNS = [("server", 14), ("calls", 6), ("ok", 4), ("failed", 7), ("underruns", 10), ("jitter_p50_ms", 11),
+COLUMNS = [("server", 14), ("calls", 6), ("round", 6), ("ok", 4), ("failed", 7), ("underruns", 10), ("jitter_p50_ms", 11),
            ("jitter_p99_ms", 11), ("v2v_p50_ms", 10), ("v2v_p95_ms", 10), ("cpu_pct", 8), ("cpu_pct_per_call", 8), ("rss_per_call_mb", 9),
-           ("server_underruns", 9), ("server_lateness_p99_ms", 10), ("server_loop_lag_p99_ms", 10)]
+           ("server_underruns", 9), ("server_lateness_p99_ms", 10), ("server_loop_lag_p99_ms", 10),
+           ("cpu_s_per_call_min", 9), ("server_core_busy_pct", 9), ("caller_cpu_pct", 9),
+           ("caller_cores_busy_pct", 9), ("load_1m", 7)]
 HEADERS = {"jitter_p50_ms": "jit p50", "jitter_p99_ms": "jit p99", "v2v_p50_ms": "v2v p50", "v2v_p95_ms": "v2v p95",
            "cpu_pct": "CPU %", "cpu_pct_per_call": "%/call", "rss_per_call_mb": "MB/call", "server_underruns": "srv undr",
-           "server_lateness_p99_ms": "srv late99", "server_loop_lag_p99_ms": "loop p99"}
+           "server_lateness_p99_ms": "srv late99", "server_loop_lag_p99_ms": "loop p99",
+           "cpu_s_per_call_min": "cpus/min", "server_core_busy_pct": "core %", "caller_cpu_pct": "callr %",
+           "caller_cores_busy_pct": "ccore %", "load_1m": "load"}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -545,6 +706,26 @@ def markdown(report: dict[str, Any]) -> str:
     ]) + "\n"
 
 
+def ab_markdown(report: dict[str, Any]) -> str:
+    """The A/B rows as a markdown table, each arm's rounds in run order."""
+    cols = ["server", "calls", "round", "ok", "failed", "underruns", "jitter_p99_ms", "v2v_p50_ms", "cpu_pct",
+            "cpu_s_per_call_min", "cpu_s_per_call", "cpu_ms_per_audio_s", "call_s_mean", "rss_per_call_mb", "server_underruns", "server_loop_lag_p99_ms",
+            "server_core_busy_pct", "caller_cpu_pct", "caller_cores_busy_pct", "load_1m"]
+    names = {"server": "arm", "ok": "0 underruns & p99 < 40", "jitter_p99_ms": "jitter p99 ms",
+             "v2v_p50_ms": "v2v p50 ms", "cpu_pct": "server CPU % (1 core)",
+             "cpu_s_per_call_min": "server CPU s per call-minute", "cpu_s_per_call": "server CPU s per call",
+             "cpu_ms_per_audio_s": "server CPU ms per audio-second", "call_s_mean": "call length s", "rss_per_call_mb": "MB/call",
+             "server_underruns": "server underruns", "server_loop_lag_p99_ms": "loop lag p99 ms",
+             "server_core_busy_pct": "server core busy % (all processes)", "caller_cpu_pct": "callers' CPU %",
+             "caller_cores_busy_pct": "caller cores busy %", "load_1m": "load (1 min)"}
+
+    def cell(v: Any) -> str:
+        return "-" if v is None else ("yes" if v else "no") if isinstance(v, bool) else str(v)
+
+    return "\n".join(["| " + " | ".join(names.get(c, c) for c in cols) + " |", "|" + "---|" * len(cols),
+                      *("| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in report["rows"])])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--role", choices=["driver", "callers"], default="driver")
@@ -563,6 +744,10 @@ def main() -> None:
     parser.add_argument("--profile", default=None, help="write a cProfile of the voice server here (implies "
                         "--no-write: profiling slows it down)")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--arm", action="append", default=[], help="A/B mode: one voice server per arm, "
+                        "'name' or 'name:SETTING=value,...' (repeat the option); steps run every arm in turn and "
+                        "write bench/results/voice_concurrency_ab.json instead of the BENCHMARKS.md section")
+    parser.add_argument("--rounds", type=int, default=1, help="A/B mode: times each step runs per arm")
     args = parser.parse_args()
     if args.role == "callers":
         caller_main(args.spec, args.out)
@@ -585,7 +770,9 @@ def main() -> None:
         platform = Platform(work / "state", args)
         try:
             riva, standin_url = platform.start_standins()
-            targets: list[str] = ["voice", "plain"] if args.only is None else [args.only]
+            if args.arm:
+                rows = run_ab(platform, args, questions, work, riva, standin_url)
+            targets: list[str] = [] if args.arm else ["voice", "plain"] if args.only is None else [args.only]
             for kind in targets:
                 if kind == "voice":
                     backend_url = platform.start_backend()
@@ -634,7 +821,13 @@ def main() -> None:
     }
     print("highest N with 0 underruns and jitter p99 < 40 ms:",
           ", ".join(f"{k} {v['max_calls']}" for k, v in report["verdict"].items()))
-    if not args.no_write:
+    if args.arm:
+        print("\n" + ab_markdown(report))
+        if not args.no_write:
+            AB_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+            AB_RESULTS.write_text(json.dumps(report, indent=2))
+            print(f"wrote {AB_RESULTS.relative_to(ROOT)}")
+    elif not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(report, indent=2))
         replace_section(START, END, markdown(report))

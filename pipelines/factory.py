@@ -44,6 +44,7 @@ from core.call_events import ResolvedAgent
 from core.egress import EgressPolicy
 from core.knowledge.retriever import Retriever
 from core.redaction import Redactor
+from pipelines.call_worker import CallWorker
 from pipelines.control import CallControl, CallEventSink
 from pipelines.degradation import DegradationPolicy, PromptClips, degradation_texts
 from pipelines.flows import FlowRun
@@ -89,6 +90,7 @@ class CallServices:
     smart_turn: bool = True
     speculative_llm: bool = False  # start the reply on the final transcript while smart-turn decides (turns.py)
     turn_text_fallback_s: float = 0.0  # > 0: smart-turn's "incomplete" waits this long if the text reads complete
+    observers_skip_audio: bool = False  # audio frames reach observers only around a turn end (call_worker.py)
     # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
     breakers: BreakerRegistry = field(default_factory=process_breakers)
     clips: PromptClips | None = None
@@ -274,8 +276,9 @@ def build_call_pipeline(
     # queued events per frame per hop.
     observers: list[BaseObserver] = [latency]
 
-    worker = PipelineWorker(
+    worker = CallWorker(
         pipeline,
+        skip_audio=services.observers_skip_audio,
         params=PipelineParams(
             audio_in_sample_rate=spec.in_sample_rate,
             audio_out_sample_rate=spec.out_sample_rate,

@@ -63,7 +63,18 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # stalls run the carrier dry (82 underruns at 15 calls vs 3 with 120 ms), and barge-in still goes quiet
     # within a tenth of a second.
     playout_lead_ms: int = Field(default=100, ge=20, le=2000)
-    audio_chunk_ms: int = Field(default=20, ge=20, le=100)
+    # 40 ms frames both ways: every frame costs each processor a queue, a task switch and observer events, so
+    # halving the frames cut the server's CPU per call (A/B in BENCHMARKS.md, "Voice server: 40 ms frames").
+    # Agent audio goes to the carrier in media messages this long (carriers play any length)...
+    audio_chunk_ms: int = Field(default=40, ge=20, le=100)
+    # ...and caller audio (carriers send 20 ms) enters the pipeline in frames this long: VAD and barge-in then
+    # resolve to this step.
+    caller_frame_ms: int = Field(default=40, ge=20, le=100)
+    # Off: on the loaded 2-core box its A/B showed no gain over 40 ms frames alone (BENCHMARKS.md); to be rerun on
+    # a quiet machine.
+    observers_skip_audio: bool = Field(
+        default=False, description="Audio frames reach the pipeline's observers only around a turn end "
+                                   "(pipelines/call_worker.py); false: every frame at every hop, as Pipecat does")
     mark_timeout_s: float = Field(default=3.0, gt=0, le=30, description="Extra wait for a playback mark echo.")
     media_start_timeout_s: float = Field(default=10.0, gt=0, le=60)
 

@@ -144,7 +144,8 @@ class CallSession:
             "twilio": TwilioMediaSerializer, "vobiz": VobizMediaSerializer, "browser": BrowserSerializer,
         }[self.info.carrier]
         self.serializer = serializer_cls(self.info, self.tracker, hooks,
-                                         l16_byte_order=s.vobiz_inbound_l16_byte_order)
+                                         l16_byte_order=s.vobiz_inbound_l16_byte_order,
+                                         caller_frame_ms=s.caller_frame_ms)
         params = FastAPIWebsocketParams(
             audio_in_enabled=True,
             audio_out_enabled=True,

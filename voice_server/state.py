@@ -80,6 +80,7 @@ class VoiceApp:
             vad_min_volume=settings.vad_min_volume,
             smart_turn=settings.smart_turn_enabled,
             speculative_llm=settings.speculative_llm, turn_text_fallback_s=settings.turn_text_fallback_s,
+            observers_skip_audio=settings.observers_skip_audio,
             breakers=configure_breakers(BreakerSettings(
                 failure_threshold=settings.breaker_failure_threshold, failure_rate=settings.breaker_failure_rate,
                 window=settings.breaker_window, cooldown_s=settings.breaker_cooldown_s)),

@@ -188,6 +188,44 @@ async def test_vobiz_serializer_decodes_big_endian_l16_and_speaks_the_protocol()
     assert json.loads(ser.stop_message()) == {"event": "stop", "streamId": "stream-1"}
 
 
+class _CallerAudio:
+    """Collects what a recording would be fed."""
+
+    def __init__(self) -> None:
+        self.caller: list[bytes] = []
+
+    def add_caller(self, pcm: bytes, sample_rate: int, at_s: float | None = None) -> None:
+        self.caller.append(pcm)
+
+    def add_agent(self, pcm: bytes, sample_rate: int, start_s: float) -> None:
+        pass
+
+    def drop_agent_after(self, t_s: float) -> None:
+        pass
+
+
+async def test_caller_audio_enters_the_pipeline_in_frames_of_caller_frame_ms_and_is_recorded_as_it_arrives() -> None:
+    info = parse_twilio_start({"event": "start", "start": {"streamSid": "MZ1", "callSid": "CA1"}})
+    ser = TwilioMediaSerializer(info, PlayoutTracker(), SerializerHooks(), caller_frame_ms=40)
+    sink = _CallerAudio()
+    ser.audio_sink = sink
+    pieces = [np.full(160, 1000 * (k + 1), np.int16).tobytes() for k in range(5)]  # five 20 ms frames at 8 kHz
+
+    def media(pcm: bytes) -> str:
+        return json.dumps({"event": "media", "media": {"track": "inbound",
+                                                       "payload": base64.b64encode(ulaw_encode(pcm)).decode()}})
+
+    frames = [await ser.deserialize(media(pcm)) for pcm in pieces]
+    assert [f is not None for f in frames] == [False, True, False, True, False]
+    decoded = [ulaw_decode(ulaw_encode(pcm)) for pcm in pieces]
+    assert frames[1] is not None and frames[1].audio == decoded[0] + decoded[1]  # 40 ms, in order, nothing lost
+    assert frames[3] is not None and frames[3].audio == decoded[2] + decoded[3]
+    assert sink.caller == decoded  # the recording is fed every 20 ms, as the audio arrived
+    plain = TwilioMediaSerializer(info, PlayoutTracker(), SerializerHooks())  # default: as the carrier sent it
+    frame = await plain.deserialize(media(pieces[0]))
+    assert frame is not None and frame.audio == decoded[0]
+
+
 async def test_twilio_serializer_counts_malformed_frames_and_reports_a_flood() -> None:
     errors: list[str] = []
     stops: list[str] = []
@@ -498,3 +536,56 @@ async def test_a_vobiz_warm_transfer_holds_briefs_and_bridges_in_a_conference(ca
     assert 'stayAlone="true"' in (human.redirect_twiml or "")
     assert session.end_reason == "transferred" and session.end_detail == "warm transfer to Sales"
     await session.app.carriers.close()
+
+
+async def test_observer_hub_passes_audio_only_from_a_turn_end_to_the_first_audio_sent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """OBSERVERS_SKIP_AUDIO: the latency observer still gets the answer's first TTS audio and first sent audio;
+    caller audio and the audio between turns never reach the observers' queues."""
+    from pipecat.frames.frames import (
+        InputAudioRawFrame,
+        OutputAudioRawFrame,
+        TTSAudioRawFrame,
+        UserStoppedSpeakingFrame,
+    )
+    from pipecat.observers.base_observer import FrameProcessed, FramePushed
+    from pipecat.pipeline.worker_observer import WorkerObserver
+    from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+    from pipecat.transports.base_output import BaseOutputTransport
+    from pipecat.transports.base_transport import TransportParams
+
+    from pipelines.call_worker import TurnAudioWorkerObserver
+
+    queued: list[Any] = []
+
+    async def queue(_hub: WorkerObserver, data: Any) -> None:
+        queued.append(data.frame)
+
+    monkeypatch.setattr(WorkerObserver, "on_push_frame", queue)
+    monkeypatch.setattr(WorkerObserver, "on_process_frame", queue)
+    hub = TurnAudioWorkerObserver(observers=[])
+    tts, out = FrameProcessor(), BaseOutputTransport(TransportParams())
+
+    async def push(source: FrameProcessor, frame: Any) -> None:
+        await hub.on_push_frame(FramePushed(source=source, destination=source, frame=frame,
+                                            direction=FrameDirection.DOWNSTREAM, timestamp=0))
+
+    caller = InputAudioRawFrame(b"\x00" * 640, 8000, 1)
+    before = [TTSAudioRawFrame(b"\x00" * 640, 8000, 1), OutputAudioRawFrame(b"\x00" * 640, 8000, 1)]
+    stop = UserStoppedSpeakingFrame()
+    first_tts, second_tts = TTSAudioRawFrame(b"\x00" * 640, 8000, 1), TTSAudioRawFrame(b"\x00" * 640, 8000, 1)
+    first_sent, later_sent = OutputAudioRawFrame(b"\x00" * 640, 8000, 1), OutputAudioRawFrame(b"\x00" * 640, 8000, 1)
+    await push(out, caller)
+    await push(tts, before[0])
+    await push(out, before[1])
+    await push(out, stop)
+    await push(out, caller)
+    await push(tts, first_tts)
+    await push(tts, second_tts)
+    await push(out, first_sent)
+    await push(out, later_sent)
+    await hub.on_process_frame(FrameProcessed(processor=out, frame=first_sent, direction=FrameDirection.DOWNSTREAM,
+                                              timestamp=0))
+    await hub.on_process_frame(FrameProcessed(processor=out, frame=stop, direction=FrameDirection.DOWNSTREAM,
+                                              timestamp=0))
+    assert queued == [stop, first_tts, second_tts, first_sent, stop]

@@ -60,8 +60,9 @@ def parse_browser_start(text: str, call_id: str) -> StreamInfo:
 
 class BrowserSerializer(CarrierSerializer):
     def __init__(self, info: StreamInfo, tracker: PlayoutTracker, hooks: SerializerHooks,
-                 l16_byte_order: str = "little") -> None:
-        super().__init__(info, tracker, hooks, l16_byte_order="little")  # browsers send little-endian
+                 l16_byte_order: str = "little", caller_frame_ms: int = 0) -> None:
+        # browsers send little-endian
+        super().__init__(info, tracker, hooks, l16_byte_order="little", caller_frame_ms=caller_frame_ms)
 
     async def serialize(self, frame: Frame) -> str | bytes | None:
         if isinstance(frame, AudioRawFrame):

@@ -127,7 +127,7 @@ class CarrierSerializer(FrameSerializer):
     """Shared parts: tolerant JSON parsing, audio decoding by the negotiated format, marks, counters."""
 
     def __init__(self, info: StreamInfo, tracker: PlayoutTracker, hooks: SerializerHooks,
-                 l16_byte_order: str = "little") -> None:
+                 l16_byte_order: str = "little", caller_frame_ms: int = 0) -> None:
         super().__init__()
         self.info = info
         self.tracker = tracker
@@ -142,6 +142,10 @@ class CarrierSerializer(FrameSerializer):
         self.caller_listeners: list[Callable[[bytes], None]] = []  # a supervisor who took the call over
         self._mark_seq = 0
         self._error_reported = False
+        # Caller audio enters the pipeline in frames of at least this size (0: as it came): carriers send 20 ms,
+        # and every frame costs a queue, a task switch and observer events per processor (CALLER_FRAME_MS).
+        self._frame_bytes = int(info.in_sample_rate * caller_frame_ms / 1000) * 2
+        self._pending = b""
 
     # -- inbound ----------------------------------------------------------------------------------------------
     def _bad(self, reason: str) -> None:
@@ -208,8 +212,9 @@ class CarrierSerializer(FrameSerializer):
             return None
         return self._audio_frame(media.get("payload"))
 
-    def _pcm_frame(self, pcm: bytes) -> InputAudioRawFrame:
-        """Caller audio (native PCM16); the recording takes it with its arrival on the call timeline."""
+    def _pcm_frame(self, pcm: bytes) -> InputAudioRawFrame | None:
+        """Caller audio (native PCM16); the recording takes it with its arrival on the call timeline. The pipeline
+        gets it once a frame's worth has arrived (None until then)."""
         self._consecutive_malformed = 0
         self.media_frames += 1
         self.caller_audio_s += len(pcm) / 2 / self.info.in_sample_rate
@@ -217,6 +222,11 @@ class CarrierSerializer(FrameSerializer):
             self.audio_sink.add_caller(pcm, self.info.in_sample_rate, self.tracker.now_s())
         for listener in self.caller_listeners:
             listener(pcm)
+        if self._pending or len(pcm) < self._frame_bytes:
+            self._pending += pcm
+            if len(self._pending) < self._frame_bytes:
+                return None
+            pcm, self._pending = self._pending, b""
         return InputAudioRawFrame(audio=pcm, num_channels=1, sample_rate=self.info.in_sample_rate)
 
     def _dtmf_frame(self, digit: Any) -> InputDTMFFrame | None:

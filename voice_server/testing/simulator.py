@@ -410,8 +410,6 @@ class SimulatedCall:
 
     async def _clock(self, ws: ClientConnection) -> None:
         """Every 20 ms, like the carrier: one caller frame out, one agent frame played from the buffer."""
-        in_frame = int(self._in_rate * FRAME_S) * 2
-        silence = b"\x00" * in_frame
         start = time.monotonic()
         n = 0
         while True:
@@ -419,15 +417,18 @@ class SimulatedCall:
             delay = start + n * FRAME_S - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            now = time.monotonic()
-            while self._dtmf:
-                await self.send_dtmf(ws, self._dtmf.popleft())
-            pcm = self._outgoing.popleft() if self._outgoing else silence
-            await self._send_media(ws, pcm)
-            self._play_one(now)
-            for name in self._marks_due:
-                await self._ack_mark(ws, name, now)
-            self._marks_due = []
+            await self.tick(ws, time.monotonic())
+
+    async def tick(self, ws: ClientConnection, now: float) -> None:
+        """One 20 ms step of the carrier (a load generator may drive many calls' steps from one timer)."""
+        while self._dtmf:
+            await self.send_dtmf(ws, self._dtmf.popleft())
+        pcm = self._outgoing.popleft() if self._outgoing else b"\x00" * (int(self._in_rate * FRAME_S) * 2)
+        await self._send_media(ws, pcm)
+        self._play_one(now)
+        for name in self._marks_due:
+            await self._ack_mark(ws, name, now)
+        self._marks_due = []
 
     def _play_one(self, now: float) -> None:
         frame, marks = self._playback.pop_frame()

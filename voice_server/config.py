@@ -70,10 +70,10 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # ...and caller audio (carriers send 20 ms) enters the pipeline in frames this long: VAD and barge-in then
     # resolve to this step.
     caller_frame_ms: int = Field(default=40, ge=20, le=100)
-    # Off: on the loaded 2-core box its A/B showed no gain over 40 ms frames alone (BENCHMARKS.md); to be rerun on
-    # a quiet machine.
+    # On: with the cores quiet it cut the server's CPU per audio-second 12-18 % below 40 ms frames alone and held 15
+    # calls with 1-3 underruns where 40 ms frames alone had 6-165 (BENCHMARKS.md, issue 21 A/B).
     observers_skip_audio: bool = Field(
-        default=False, description="Audio frames reach the pipeline's observers only around a turn end "
+        default=True, description="Audio frames reach the pipeline's observers only around a turn end "
                                    "(pipelines/call_worker.py); false: every frame at every hop, as Pipecat does")
     mark_timeout_s: float = Field(default=3.0, gt=0, le=30, description="Extra wait for a playback mark echo.")
     media_start_timeout_s: float = Field(default=10.0, gt=0, le=60)

@@ -130,7 +130,7 @@ def build_app(settings: LlmServerSettings) -> FastAPI:
         model_alias=settings.llm_model_alias,
         n_ctx=settings.llm_n_ctx,
         n_threads=settings.llm_n_threads,
-        n_threads_batch=settings.llm_n_threads,
+        n_threads_batch=settings.llm_n_threads_batch,
         n_batch=settings.llm_n_batch,
         cache=settings.llm_cache,
         cache_type=settings.llm_cache_type,  # type: ignore[arg-type]
@@ -146,6 +146,7 @@ def build_app(settings: LlmServerSettings) -> FastAPI:
         "LLM loaded",
         extra={"model": str(model_path), "alias": settings.llm_model_alias, "cache": settings.llm_cache,
                "n_ctx": settings.llm_n_ctx, "threads": settings.llm_n_threads,
+               "threads_batch": settings.llm_n_threads_batch,
                "load_s": round(time.perf_counter() - t0, 2)},
     )
 

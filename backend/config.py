@@ -42,7 +42,7 @@ class BackendSettings(DataSettings, CampaignSettingsMixin, EgressSettings, Knowl
     agent_tests_caller_voice: str = Field(default="", max_length=200)
     agent_tests_llm_base_url: str = ""
     agent_tests_llm_model: str = ""
-    agent_tests_llm_api_key: SecretStr = SecretStr("")
+    agent_tests_llm_api_key: SecretStr | None = None  # optional: endpoints that need no key
     frontend_dist: str | None = None  # folder with the built UI, served at /
 
     # Demo account (demo@example.com / demo-password-123, an owner) with sample agents, created at startup when true.

@@ -46,7 +46,8 @@ class PersonaLlm:
     def __init__(self, settings: BackendSettings, http: httpx.AsyncClient) -> None:
         self._base = settings.agent_tests_llm_base_url.rstrip("/")
         self._model = settings.agent_tests_llm_model
-        self._key = settings.agent_tests_llm_api_key.get_secret_value()
+        key = settings.agent_tests_llm_api_key
+        self._key = key.get_secret_value() if key is not None else ""
         self._http = http
 
     @property

@@ -268,7 +268,10 @@ async def test_no_read_by_id_reaches_another_organisation(backend: FastAPI, clie
                               headers=a.owner.headers)).status_code == 201
     kb = await client.post("/api/v1/knowledge-bases", headers=a.owner.headers, json={"name": f"iso {a.marker}"})
     assert kb.status_code == 201, kb.text
-    values = {"kb_id": kb.json()["id"], "call_id": a.call_id, "agent_id": a.agent["id"], "number_id": a.number["id"],
+    test_run = await client.post(f"/api/v1/agents/{a.agent['id']}/test-runs", headers=a.owner.headers, json={
+        "version": 1, "suite": f"iso {a.marker}", "results": [{"name": "greets", "status": "passed"}]})
+    assert test_run.status_code == 201, test_run.text
+    values = {"kb_id": kb.json()["id"], "run_id": test_run.json()["id"], "call_id": a.call_id, "agent_id": a.agent["id"], "number_id": a.number["id"],
               "webhook_id": a.webhook["id"], "campaign_id": campaign_id, "import_id": imported.json()["import_id"],
               "version": "1", "phone": dnc_phone}
     streaming = {"/api/v1/campaigns/{campaign_id}/events"}  # server-sent events: A's stream never ends

@@ -107,7 +107,9 @@ async def test_supervisor_takes_the_call_over(simulate: Simulate, twilio_line: S
     _, loud, supervisor = _loud_frames(report.heard_pcm)
     assert len(supervisor) >= 50, "the caller did not hear the supervisor (two 0.8 s tones)"
     agent_after = [i for i in loud if i > supervisor[0] and i not in supervisor]
-    assert len(agent_after) <= 2, f"the agent spoke after the take-over ({len(agent_after) * 20} ms of it)"
+    # Up to one frame at each edge of each of the two tones: with 40 ms chunks a tone's first or last chunk can be half
+    # tone, half quiet, and fail the tone check. An agent reply would be hundreds of frames.
+    assert len(agent_after) <= 4, f"the agent spoke after the take-over ({len(agent_after) * 20} ms of it)"
 
     detail = await wait_for_call(http, twilio_line, call_id, ended_with_recording)
     texts = [(t["speaker"], t["text"]) for t in detail["turns"]]

@@ -7,11 +7,12 @@ accents), sent over a phone line (8 kHz μ-law, line noise) through the platform
 call does with the embedded model (pipelines/voicemail.py).
 
 Both rule sets run on the same audio and the same transcripts in one run (A/B):
-- before (the call at the previous commit): the earlier cue list; interims every 1.0 s (the ASR server's default);
-  a person decided after the callee's speech and 1.0 s of quiet;
-- after (this commit): the wider cue list with call-screening prompts excluded; interims every 0.5 s (a screening
-  stream asks the ASR server for them, pipelines/stt_chain.py); a short answer ("Hello?", at most
-  SHORT_ANSWER_WORDS words, no cue) decided a person after 0.5 s of quiet.
+- before (the call at the previous commit): the cue list without "you reached"; interims every 0.5 s;
+- after (this commit): the cue list with "you reached" (the ASR often drops the "'ve" of "you've reached");
+  interims every SCREENING_INTERIM_MS (0.25 s; a screening stream asks the ASR server for them,
+  pipelines/stt_chain.py).
+Both: call-screening prompts excluded; a short answer ("Hello?", at most SHORT_ANSWER_WORDS words, no cue) decided
+a person after 0.5 s of quiet.
 
 Time to decide, from the start of the callee's audio, as the call decides, whichever comes first:
 - early words: a cue in an interim transcript. An interim at audio position t is the transcript of the first t
@@ -55,7 +56,8 @@ sys.path.insert(0, str(ROOT))
 from bench.asr_voices_bench import espeak_pcm_8k, phone_line, piper_pcm_8k, speech_servers, transcribe  # noqa: E402
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
-from pipelines.voicemail import is_short_answer, is_tone, looks_like_voicemail  # noqa: E402
+from pipelines.stt_chain import SCREENING_INTERIM_MS  # noqa: E402
+from pipelines.voicemail import SCREENING_CUES, is_short_answer, is_tone, looks_like_voicemail  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "voicemail_ab.json"
 START, END = "<!-- voicemail-ab:start -->", "<!-- voicemail-ab:end -->"
@@ -67,9 +69,12 @@ MAX_GREETING_S = (1.6, 1.8, 2.0, 2.2)  # L, the greeting-length arm's sweep
 GAPS_S = (0.3, 0.5)  # a pause this long ends the stretch of talking
 # The cue list of the previous commit, kept here only to measure "before" on the same transcripts.
 OLD_CUES = re.compile(
-    r"\b(you'?ve reached|you have reached|leave (me |us )?(a |your )?(message|name|number)|after the (tone|beep)|"
-    r"not available|unavailable|can'?t (come to|take|get to) the phone|mailbox|voice ?mail|record your message|"
-    r"at the tone|not in service|please try again later|no one is available|away from)\b", re.IGNORECASE)
+    r"\b(you'?ve reached|you have reached|(reached|this is) the (voice ?mail|mailbox)|"
+    r"leave (me |us )?(a |your )?(message|name|number|voice ?mail)|record your message|"
+    r"after the (tone|beep)|at the (tone|beep)|"
+    r"not available|unavailable|can'?t (come to|take|get to|answer) (the phone|your call|the call|my phone)|"
+    r"mailbox|voice ?mail|not in service|please try again later|no one is available|away from|"
+    r"(i'?ll|i will|we'?ll|we will) (call|get back to) you|currently closed|out of the office)\b", re.IGNORECASE)
 
 PERSON = ["Hello?", "Hi, this is Sam speaking.", "Yeah, who's this?", "Good morning, Dr. Patel's office, how can I help?",
           "Hello, Maria here.", "Hi. Sorry, I was driving. Who is calling?"]
@@ -93,8 +98,8 @@ class Rules:
     short_answer: bool
 
 
-BEFORE = Rules("before", lambda text: bool(OLD_CUES.search(text)), 1.0, False)
-AFTER = Rules("after", looks_like_voicemail, 0.5, True)
+BEFORE = Rules("before", lambda text: bool(OLD_CUES.search(text)) and not SCREENING_CUES.search(text), 0.5, True)
+AFTER = Rules("after", looks_like_voicemail, SCREENING_INTERIM_MS / 1000, True)
 
 
 @dataclass
@@ -350,9 +355,9 @@ def markdown(samples: list[Sample], load: tuple[float, float], wall_s: float) ->
              "`bench/voicemail_bench.py`: the labelled set of the sections above (person greetings, call-screening "
              "prompts labelled person, voicemail greetings with and without a record beep; Piper and three espeak-ng "
              "voices over an 8 kHz μ-law line through the ASR server), both rule sets on the same transcripts. "
-             "**before**: the earlier cue list, interims every 1.0 s, a person after 1.0 s of quiet. **after**: the "
-             "wider cue list (call screening excluded), interims every 0.5 s, a short answer (≤ 3 words, no cue) "
-             "decided a person after 0.5 s of quiet. Decide = from the start of the callee's audio, measured (the "
+             "**before**: the previous commit's rules (interims every 0.5 s, no \"you reached\" cue). **after**: "
+             "interims every 0.25 s and the cue \"you reached\" (the ASR often drops the 've). Both exclude call "
+             "screening and decide a short answer (≤ 3 words, no cue) a person after 0.5 s of quiet. Decide = from the start of the callee's audio, measured (the "
              "ASR's decode time included); audio = by audio position alone (does not depend on the load). The ASR's "
              "finalisation after the speech is in neither. Goals: precision and recall ≥ 0.95, decision ≤ 2.5 s.", "",
              "| answer | samples | decide p50 before → after (s) | audio p50 before → after (s) | decide max after (s) "

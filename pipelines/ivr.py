@@ -10,7 +10,7 @@ over: the context is cleared (the agent's own system prompt applies again) and t
 With the embedded SmolLM2-135M free text is rarely a valid command, so `constrain_output` sends a llama.cpp
 grammar that admits only the navigator's commands, and only the keys the agent allows; the verbal answers the
 extension also knows ("Billing.") are then out of reach. Which key the model picks is still its own choice
-(tests/voice/test_phone_menu_call.py says how far that goes). Keys outside `keys` are dropped here whatever the
+(SmolLM2-135M does not read menus: docs/flows-and-phone.md; tests/voice/test_phone_menu_call.py fixes the key). Keys outside `keys` are dropped here whatever the
 model wrote, and the extension itself drops a `<dtmf>` that is not a keypad key.
 """
 

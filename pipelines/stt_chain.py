@@ -85,7 +85,7 @@ async def egress_target(server: str, egress: EgressPolicy | None) -> str:
 # When the stream asks for interim transcripts (voice_server's STT_INTERIMS).
 STTInterims = Literal["always", "while_agent_speaks"]
 # The interim cadence a stream asks for while a voicemail verdict is pending (the ASR server's default: 1000 ms).
-SCREENING_INTERIM_MS = 500
+SCREENING_INTERIM_MS = 250
 
 
 class AsyncAudioQueue(AudioChunkIterator):

@@ -63,7 +63,7 @@ from pipelines.frames import PlaybackMarkFrame
 from telephony.base import MachineDetection
 
 VOICEMAIL_CUES = re.compile(
-    r"\b(you'?ve reached|you have reached|(reached|this is) the (voice ?mail|mailbox)|"
+    r"\b(you'?ve reached|you have reached|you reached|(reached|this is) the (voice ?mail|mailbox)|"
     r"leave (me |us )?(a |your )?(message|name|number|voice ?mail)|record your message|"
     r"after the (tone|beep)|at the (tone|beep)|"
     r"not available|unavailable|can'?t (come to|take|get to|answer) (the phone|your call|the call|my phone)|"

@@ -29,6 +29,7 @@ def tone(freq: float, seconds: float, amplitude: float = 8000) -> np.ndarray:
 def test_voicemail_cues_and_call_screening() -> None:
     assert looks_like_voicemail("Hi, you've reached Sam. Please leave a message after the tone.")
     assert looks_like_voicemail("The person you are calling is not available.")
+    assert looks_like_voicemail("Hi, you reached him.")  # how the ASR often hears "you've reached" in an interim
     assert not looks_like_voicemail("Hello? Who is this?")
     # A screening prompt wants the caller to speak: a conversation, not a mailbox.
     assert not looks_like_voicemail("Please say your name and why you are calling.")

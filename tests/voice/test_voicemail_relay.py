@@ -57,8 +57,12 @@ async def test_a_relayed_machine_verdict_leaves_the_campaigns_message_in_the_age
     finally:
         await client.close()
     await asyncio.sleep(2.0)  # what the carrier's AMD takes; the greeting is still playing
-    resp = await http.post(_relay_url(voice_server, call_id), headers=_backend(), json={
-        "answered_by": "machine_start", "carrier_call_id": placed.carrier_call_id, "message": CAMPAIGN_MESSAGE})
+    for _ in range(40):  # 404 until the call's media stream is up (a loaded machine may take longer than 2 s)
+        resp = await http.post(_relay_url(voice_server, call_id), headers=_backend(), json={
+            "answered_by": "machine_start", "carrier_call_id": placed.carrier_call_id, "message": CAMPAIGN_MESSAGE})
+        if resp.status_code != 404:
+            break
+        await asyncio.sleep(0.25)
     assert resp.status_code == 204, resp.text
     fake_call = fake_carrier.calls[placed.carrier_call_id]
     for _ in range(500):

@@ -10,8 +10,16 @@ import os
 from typing import Any
 
 import pytest
-from campaign_testkit import all_contacts, calls_to, contact_number, create_campaign, dialers, ok, provision_org, \
-    wait_campaign
+from campaign_testkit import (
+    all_contacts,
+    calls_to,
+    contact_number,
+    create_campaign,
+    dialers,
+    ok,
+    provision_org,
+    wait_campaign,
+)
 from pymongo import AsyncMongoClient
 
 from backend.campaigns.collections import MARKS
@@ -27,9 +35,9 @@ async def test_the_amd_verdict_goes_to_the_agent_not_the_carriers_tts(campaign_s
         "greeting": "Hi {{first_name}}, this is Acme.", "max_duration_s": 60,
         "voicemail": {"detect_in_call": True}})
     number = contact_number("US")
-    # The verdict comes 2 s after the answer: the call is live on the voice server by then.
-    s.carrier.callees[number] = ScriptedCallee(outcome="voicemail", ring_s=0.05, amd_delay_s=2.0,
-                                               hangup_after_answer_s=5.0,
+    # The verdict comes 3 s after the answer: the call is live on the voice server by then.
+    s.carrier.callees[number] = ScriptedCallee(outcome="voicemail", ring_s=0.05, amd_delay_s=3.0,
+                                               hangup_after_answer_s=6.0,
                                                script=CallScript(turns=[], hangup_after_s=None, max_duration_s=20))
     message = "Hi, this is Acme about your renewal. Please call us back."
     cid = await create_campaign(s.http, org, [number], voicemail={"detect": True, "action": "leave_message",

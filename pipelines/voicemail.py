@@ -277,10 +277,13 @@ class InCallVoicemail:
             self._decided("voicemail", "beep")
             await self._leave_once()
 
-    async def carrier_verdict(self, detection: MachineDetection) -> None:
+    async def carrier_verdict(self, detection: MachineDetection, message: str | None = None) -> None:
         """The carrier's AMD callback. It decides only if nothing has yet; `unknown` decides nothing. A verdict
         that comes before the callee's audio flows through the pipeline waits for it (a verdict acted on before the
-        detector and its gate run would be lost)."""
+        detector and its gate run would be lost). `message`: what to leave instead of the agent's own (a campaign's
+        voicemail message, relayed by the backend), if it has not started yet."""
+        if message and not self._left:
+            self._message = message
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.beeps.hearing.wait(), timeout=10.0)
         if detection.machine:

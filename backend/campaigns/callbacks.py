@@ -5,6 +5,10 @@ Every URL carries an HMAC of the attempt id, so a callback for an attempt can on
 URL to (Vobiz signs callbacks only when the account has callback credentials). Twilio's own signature is checked
 too whenever the organisation has Twilio credentials; a Vobiz signature, when present, must be valid.
 Carriers retry callbacks: every handler is idempotent (marks and the final decision are unique inserts).
+
+A machine verdict with the "leave a message" policy goes first to the call's in-call voicemail detector on the voice
+server (when the campaign's agent detects voicemail in the call): the agent then leaves the campaign's message in its
+own voice, after the beep. Otherwise the carrier is told to say the message (its own TTS) and hang up.
 """
 
 from __future__ import annotations
@@ -26,13 +30,15 @@ from backend.campaigns.models import VoicemailPolicy
 from backend.campaigns.outcomes import MESSAGE_END_ANSWERS, attempt_outcome, is_machine
 from backend.db.collections import Db
 from core.call_events import CarrierCredentials
-from telephony.base import Carrier, CarrierError, CarrierName, NonceCache, SignatureResult
+from telephony.base import Carrier, CarrierError, CarrierName, MachineDetection, NonceCache, SignatureResult
 from telephony.registry import CARRIERS, CarrierClients
 
 log = logging.getLogger(__name__)
 
 CallbackKind = Literal["status", "amd", "voicemail"]
 CredentialsLookup = Callable[[str, str], Awaitable[CarrierCredentials | None]]
+# (call id, the carrier's verdict, the message to leave) -> True when the call's in-call detector took it.
+AmdRelay = Callable[[str, MachineDetection, str | None], Awaitable[bool]]
 
 
 class CallbackRejected(Exception):
@@ -68,7 +74,7 @@ def _event_key(attempt_id: str, kind: str, form: Mapping[str, str]) -> str:
 
 class CallbackService:
     def __init__(self, db: Db, coord: Coordination, finalizer: AttemptFinalizer, urls: CallbackUrls,
-                 carriers: CarrierClients, credentials: CredentialsLookup, clock: Clock) -> None:
+                 carriers: CarrierClients, credentials: CredentialsLookup, clock: Clock, relay: AmdRelay) -> None:
         self._db = db
         self._coord = coord
         self._finalizer = finalizer
@@ -76,6 +82,7 @@ class CallbackService:
         self._carriers = carriers
         self._credentials = credentials
         self._clock = clock
+        self._relay = relay
         self._nonces = NonceCache()
 
     async def _authenticate(self, carrier_name: CarrierName, attempt_id: str, token: str, kind: CallbackKind,
@@ -122,7 +129,8 @@ class CallbackService:
         left = await self._coord.get_mark(attempt_id, "voicemail")
         detail = f"{carrier_name} {update.call_status} {update.cause}".strip()
         if outcome == "voicemail" and left is not None:
-            detail = "voicemail: message left" if left.get("action") == "leave_message" else "voicemail: hung up"
+            detail = {"leave_message": "voicemail: message left", "in_call": "voicemail: message left by the agent"
+                      }.get(left.get("action", ""), "voicemail: hung up")
         await self._finalizer.finalize(attempt_id, AttemptResult(
             outcome=outcome, detail=detail, answered_by=answered_by, duration_s=update.duration_s))
 
@@ -135,6 +143,8 @@ class CallbackService:
         answered_by, call_id = detection.answered_by, detection.carrier_call_id
         await self._coord.put_mark(attempt_id, "amd", {"campaign_id": attempt["campaign_id"],
                                                        "answered_by": answered_by})
+        if answered_by == "human" and attempt.get("call_id"):
+            await self._relay(attempt["call_id"], detection, None)  # the held greeting may play at once
         if not is_machine(answered_by) or creds is None:
             return
         policy = await self._voicemail_policy(attempt)
@@ -143,10 +153,14 @@ class CallbackService:
             call_id = (placed or {}).get("carrier_call_id", "")
         if not call_id:
             return
+        in_call = (policy.action == "leave_message" and bool(policy.message) and bool(attempt.get("call_id"))
+                   and await self._relay(attempt["call_id"], detection, policy.message))
         # One action per call, even if the carrier repeats the AMD callback.
         if not await self._coord.put_mark(attempt_id, "voicemail", {"campaign_id": attempt["campaign_id"],
-                                                                     "action": policy.action}):
+                                                                     "action": "in_call" if in_call else policy.action}):
             return
+        if in_call:
+            return  # the agent leaves the message itself
         client = self._carriers.for_credentials(creds)
         try:
             if policy.action == "hang_up" or not policy.message:

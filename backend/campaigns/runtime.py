@@ -40,7 +40,8 @@ class CampaignRuntime:
                   or settings.service_token_secret.get_secret_value())
         self.urls = CallbackUrls(settings.campaign_callback_base_url or settings.public_base_url, secret)
         self.callbacks = CallbackService(db, self.coord, self.finalizer, self.urls, self.carriers,
-                                         services.carriers.decrypted, self.clock)
+                                         services.carriers.decrypted, self.clock,
+                                         services.live_control.relay_machine_detection)
         self.campaigns = CampaignService(db, settings, self.clock, self.signals, self.coord, services.audit,
                                          self.calls)
         self.dnc = DncService(db, settings, services.audit)

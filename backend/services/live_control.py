@@ -1,5 +1,5 @@
 """Supervisors acting on a live call (owners and admins; audited): listen in, take over, whisper an instruction to
-the agent.
+the agent. And the campaign callbacks relaying a carrier's AMD verdict to the call's in-call voicemail detector.
 
 The voice server is the only process that touches a call; the backend finds the replica that holds it (its
 heartbeat lease lists the call and says where the replica is reached, services/call_leases.py) and forwards the
@@ -7,6 +7,8 @@ request with a service token. A call whose replica stopped beating gets a clear 
 """
 
 from __future__ import annotations
+
+import logging
 
 import httpx
 
@@ -19,6 +21,9 @@ from backend.services.audit import AuditLog
 from backend.services.call_leases import VOICE_SERVERS
 from core.listen_ticket import TICKET_TTL_S, TicketPurpose, mint_listen_ticket
 from core.service_auth import mint_service_token
+from telephony.base import MachineDetection
+
+log = logging.getLogger(__name__)
 
 
 async def replica_of(db: Db, call_id: str, server_id: str | None) -> str:
@@ -85,3 +90,22 @@ class LiveControl:
             raise ApiError(502, "bad_gateway", f"The voice server answered {resp.status_code}")
         await self._audit.record(principal.org_id, principal, "call.whispered", "call", call_id,
                                  {"chars": len(text)})
+
+    async def relay_machine_detection(self, call_id: str, detection: MachineDetection, message: str | None) -> bool:
+        """A campaign call's carrier AMD verdict, to the voice server holding the call: its in-call voicemail
+        detector leaves `message` in the agent's own voice. False when the call is not live with in-call detection
+        (the caller then acts on the verdict itself)."""
+        call = await self._db[CALLS].find_one({"_id": call_id}, {"voice_server_id": 1, "ended_at": 1})
+        if call is None or call.get("ended_at") is not None or not call.get("voice_server_id"):
+            return False
+        try:
+            url = await replica_of(self._db, call_id, call["voice_server_id"])
+            resp = await self._http.post(
+                f"{url}/internal/v1/calls/{call_id}/machine-detection",
+                json={"answered_by": detection.answered_by, "carrier_call_id": detection.carrier_call_id,
+                      "message": message},
+                headers={"Authorization": f"Bearer {mint_service_token(self._secret, 'backend')}"}, timeout=15.0)
+        except (ApiError, httpx.HTTPError) as exc:
+            log.info("AMD verdict for call %s not relayed: %s", call_id, exc)
+            return False
+        return resp.status_code == 204

@@ -1,5 +1,6 @@
 """Service-to-service endpoints (service token): per-call latency for the simulator and benchmarks, a live call's
-feed and whisper for the backend's live view, drain and status."""
+feed and whisper for the backend's live view, a campaign call's carrier AMD verdict relayed by the backend, drain
+and status."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from telephony.base import MachineDetection
 from voice_server.routes.deps import require_service_token, voice_app
 from voice_server.state import VoiceApp
 
@@ -46,6 +48,25 @@ async def whisper(call_id: str, body: WhisperIn, app: AppDep) -> None:
     if live is None or live.call is None:
         raise HTTPException(status_code=404, detail="call not live on this voice server")
     await live.whisper(body.text)
+
+
+class MachineDetectionIn(BaseModel):
+    answered_by: str = Field(pattern=r"^[a-z_]{1,40}$", description="Twilio's vocabulary (Vobiz's is mapped onto it)")
+    carrier_call_id: str = Field(default="", max_length=100)
+    message: str | None = Field(default=None, min_length=1, max_length=1000,
+                                description="Leave this instead of the agent's own voicemail message")
+
+
+@router.post("/calls/{call_id}/machine-detection", status_code=204)
+async def machine_detection(call_id: str, body: MachineDetectionIn, app: AppDep) -> None:
+    """From the backend: a campaign call's carrier AMD verdict (the carrier called the backend's campaign callback),
+    for the call's in-call voicemail detector, which then leaves the message in the agent's own voice. 404 when the
+    call is not live here or detects nothing in the call: the backend then acts on the verdict itself."""
+    live = app.calls.find_live(call_id)
+    detector = live.call.voicemail if live is not None and live.call is not None else None
+    if detector is None:
+        raise HTTPException(status_code=404, detail="no in-call voicemail detection for this call here")
+    await detector.carrier_verdict(MachineDetection(body.answered_by, body.carrier_call_id), body.message)
 
 
 @router.get("/calls/{call_id}/live", response_class=StreamingResponse)

@@ -82,7 +82,9 @@ def phone_line(speech: np.ndarray, rng: np.random.Generator) -> bytes:
     return pcm16_to_mulaw(np.clip(audio, -32768, 32767).astype(np.int16))
 
 
-def transcribe(asr_address: str, mulaw: bytes) -> str:
+def transcribe(asr_address: str, mulaw: bytes, stop_ms: int = 0) -> str:
+    """`stop_ms`: the endpoint silence the client asks for (Riva's stop_history, as the call pipeline sends
+    STT_ENDPOINT_SILENCE_MS); 0 = the server's ASR_STOP_MS."""
     import riva.client
 
     asr = riva.client.ASRService(riva.client.Auth(uri=asr_address, metadata_args=riva_metadata("bench")))
@@ -91,18 +93,19 @@ def transcribe(asr_address: str, mulaw: bytes) -> str:
         config=riva.client.RecognitionConfig(encoding=riva.client.AudioEncoding.MULAW, sample_rate_hertz=8000,
                                              language_code="en-US", enable_automatic_punctuation=True),
         interim_results=False)
+    riva.client.add_endpoint_parameters_to_config(config, 0, 0.0, stop_ms, 0, 0.0, 0.0)
     chunks = (mulaw[i:i + 1600] for i in range(0, len(mulaw), 1600))
     finals = [r.alternatives[0].transcript for resp in asr.streaming_response_generator(chunks, config)
               for r in resp.results if r.is_final and r.alternatives]
     return " ".join(finals)
 
 
-def measure(asr: str, label: str, voice: str, speak: list[np.ndarray]) -> VoiceResult:
+def measure(asr: str, label: str, voice: str, speak: list[np.ndarray], stop_ms: int = 0) -> VoiceResult:
     rng = np.random.default_rng(7)
     edits = words = 0.0
     worst, worst_wer = "", -1.0
     for text, speech in zip(ASR_TEXTS, speak, strict=True):
-        hyp = transcribe(asr, phone_line(speech, rng))
+        hyp = transcribe(asr, phone_line(speech, rng), stop_ms)
         n = len(text.split())
         w = wer(text, hyp)
         edits, words = edits + w * n, words + n
@@ -164,17 +167,33 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--asr", help="an ASR server's host:port (default: start one)")
     parser.add_argument("--tts", help="a TTS server's URL for the Piper reference (default: start one)")
+    parser.add_argument("--stop-ms", type=int, action="append", default=[], metavar="MS",
+                        help="the client's endpoint silence (STT_ENDPOINT_SILENCE_MS), one pass each, same audio; "
+                             "default: the server's ASR_STOP_MS")
+    parser.add_argument("--results", type=Path, default=None, metavar="PATH",
+                        help="write the raw numbers here and leave BENCHMARKS.md alone (a one-off A/B)")
     args = parser.parse_args()
     asr, tts, procs = speech_servers(args.asr, args.tts, "asr-voices-")
+    by_stop: dict[int, list[VoiceResult]] = {}
     try:
-        results = [measure(asr, "Piper joe (the agent's own voice)", "piper en_US-joe-medium",
-                           [piper_pcm_8k(tts, t) for t in ASR_TEXTS])]
-        for voice, wpm, label in ESPEAK_VOICES:
-            results.append(measure(asr, label, voice, [espeak_pcm_8k(voice, wpm, t) for t in ASR_TEXTS]))
-            print(f"{label:40s} WER {results[-1].wer:.3f}", flush=True)
+        speak = [("Piper joe (the agent's own voice)", "piper en_US-joe-medium",
+                  [piper_pcm_8k(tts, t) for t in ASR_TEXTS])]
+        speak += [(label, voice, [espeak_pcm_8k(voice, wpm, t) for t in ASR_TEXTS])
+                  for voice, wpm, label in ESPEAK_VOICES]
+        for label, voice, audio in speak:  # each voice through every endpoint in turn: load hits all alike
+            for stop_ms in args.stop_ms or [0]:
+                by_stop.setdefault(stop_ms, []).append(measure(asr, label, voice, audio, stop_ms))
+                print(f"{label:40s} stop_ms {stop_ms or 'server'} WER {by_stop[stop_ms][-1].wer:.3f}", flush=True)
     finally:
         for proc in procs:
             proc.stop()
+    if args.results is not None:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps({str(k): [asdict(r) for r in v] for k, v in by_stop.items()},
+                                           indent=2) + "\n")
+        print(f"wrote {args.results}")
+        return 0
+    results = next(iter(by_stop.values()))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
     replace_section(START, END, markdown(results))

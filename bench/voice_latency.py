@@ -264,6 +264,17 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             "line": line.number, "asr_server": asr, "voice_of": voice_of}
 
 
+def reply_pauses(reports: list[Any], lo_s: float = 0.3, hi_s: float = 0.7) -> dict[str, float]:
+    """Silences inside the agent's replies as the caller heard them: gaps between its speech segments longer than
+    `lo_s` (a word gap or a comma is shorter) and shorter than `hi_s` (the simulator's "agent has finished", so a
+    longer gap lies between replies). An early first TTS chunk that the next one does not follow in time shows here."""
+    gaps = [b[0] - a[1] for r in reports for a, b in zip(r.heard_segments, r.heard_segments[1:], strict=False)]
+    inside = sorted(g for g in gaps if lo_s <= g < hi_s)
+    answers = sum(len(r.answers) for r in reports) or 1
+    return {"pauses": len(inside), "answers": answers, "per_answer": round(len(inside) / answers, 2),
+            "max_ms": round(1000 * inside[-1], 1) if inside else 0.0}
+
+
 def by_voice(samples: list[Any], voices: list[str]) -> list[dict[str, Any]]:
     """Per caller voice: voice-to-voice and turn end, and how many turns waited for smart-turn's fallback."""
     rows = []
@@ -472,11 +483,15 @@ def analysis(stages: dict[str, dict[str, float | None]], cpu: dict[str, float],
     )
 
 
-def write_outputs(report: dict[str, Any]) -> None:
+def write_outputs(report: dict[str, Any], results_path: Path | None = None) -> None:
+    """The results file and its BENCHMARKS.md section; with `results_path`, only that file (a one-off A/B whose
+    figures go in a section of their own)."""
     results, start, end, _ = variant(report)
-    results.parent.mkdir(parents=True, exist_ok=True)
-    results.write_text(json.dumps(report, indent=2, default=str))
-    replace_section(start, end, markdown(report))
+    target = results_path or results
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(report, indent=2, default=str))
+    if results_path is None:
+        replace_section(start, end, markdown(report))
 
 
 def main() -> None:
@@ -500,6 +515,8 @@ def main() -> None:
                         help="the caller's voice, call by call in turn: piper (the agent's own synthesiser, the "
                              "default) or an espeak-ng voice as NAME:WPM, e.g. en-gb-scotland:160")
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--results", type=Path, default=None, metavar="PATH",
+                        help="write the raw numbers here and leave BENCHMARKS.md alone (a one-off A/B)")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite the BENCHMARKS.md section from bench/results/voice_latency.json; run nothing")
     args = parser.parse_args()
@@ -533,6 +550,8 @@ def main() -> None:
         print(f"\nbaseline (levers off: {baseline_env}):")
         print(out["baseline"].table())
     print(f"\nASR server (its own metrics, all calls): {out['asr_server']}")
+    print(f"pauses inside replies: levers {reply_pauses(result.reports)}"
+          + (f", baseline {reply_pauses(out['baseline'].reports)}" if out["baseline"] is not None else ""))
     g = sorted(result.greeting_ms)
     report = {
         "started": started, "machine": machine(), "load_start": round(load_start, 2),
@@ -545,16 +564,20 @@ def main() -> None:
         "goal": {"p50_ms": GOAL_P50_MS, "p95_ms": GOAL_P95_MS}, "levers_env": levers_env,
         "baseline_env": baseline_env if out["baseline"] is not None and not args.knowledge else None,
         "knowledge": args.knowledge, "asr_server": out["asr_server"], "caller_voices": args.caller_voice,
-        "by_voice": by_voice(result.samples, out["voice_of"]["levers"]),
+        "by_voice": by_voice(result.samples, out["voice_of"]["levers"]), "reply_pauses": reply_pauses(result.reports),
     }
     if out["baseline"] is not None:
         report["ab"] = ab_rows(stages, out["baseline"].stage_stats())
-        report["baseline_samples"] = [{"call": s.call, "turn": s.turn, **s.stages} for s in out["baseline"].samples]
+        report["baseline_samples"] = [{"call": s.call, "turn": s.turn, "caller_voice": v, **s.stages}
+                                      for s, v in zip(out["baseline"].samples, out["voice_of"]["baseline"],
+                                                      strict=True)]
+        report["baseline_by_voice"] = by_voice(out["baseline"].samples, out["voice_of"]["baseline"])
+        report["baseline_reply_pauses"] = reply_pauses(out["baseline"].reports)
     report["analysis"] = analysis(stages, cpu, out["asr_server"])
     if not args.no_write:
-        write_outputs(report)
-        print(f"\nwrote {variant(report)[0].relative_to(ROOT)} and its section "
-              f"of {BENCHMARKS_MD.name}")
+        write_outputs(report, args.results)
+        print(f"\nwrote {args.results or variant(report)[0].relative_to(ROOT)}"
+              + ("" if args.results else f" and its section of {BENCHMARKS_MD.name}"))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
                  stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
                  stt_finalize_on_vad_stop: bool = False, stt_interims: STTInterims = "while_agent_speaks",
-                 fast_first_chunk: bool = True, first_chunk_max_words: int = 6, stt_model: str = "",
+                 fast_first_chunk: bool = True, first_chunk_max_words: int = 3, stt_model: str = "",
                  service_secret: str = "") -> None:
         self.riva_server = riva_server
         self._service_secret = service_secret  # SERVICE_TOKEN_SECRET: the speech servers' credential

@@ -108,7 +108,10 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
         description="When smart-turn calls a caller unfinished but the final transcript reads as a finished "
                     "sentence, end the turn this long after the speech instead of on smart-turn's 2 s fallback "
                     "(pipelines/turn_end.py); 0 = off.")
-    tts_first_chunk_max_words: int = Field(default=6, ge=2, le=30, description="Words before the first TTS chunk.")
+    # 3, not 6: the first audio comes ~160 ms sooner on the embedded stack (SmolLM2 writes fewer words and Piper
+    # speaks fewer before the caller hears anything); the next chunk is ready before these words have been played
+    # (BENCHMARKS.md "Voice-to-voice: first words sooner").
+    tts_first_chunk_max_words: int = Field(default=3, ge=2, le=30, description="Words before the first TTS chunk.")
 
     # Degradation chains (pipelines/resilience.py): one circuit breaker per STT/LLM/TTS endpoint, process-wide.
     # It opens after this many consecutive failures, or this failure rate over the last `window` attempts...

@@ -1,6 +1,7 @@
 """send_digits on real calls, the carrier's way: Vobiz plays the tones through its REST DTMF API (the fake carrier
 records them), Twilio has no REST mechanism for a live stream, so the tones go in-band in the stream's audio
-(the caller hears them: both DTMF frequencies of the key are in what the simulator received)."""
+(the caller hears them: both DTMF frequencies of the key are in what the simulator received, and the fake
+carrier, standing for Twilio's network, decodes them to the very digits pressed)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,5 @@ async def test_twilio_sends_keypad_tones_in_band(
     pressed = sent[0]["detail"].removeprefix("sent ")
     report = extra["report"]
     assert set(pressed) <= _tones_heard(bytes(report.heard_pcm), report.heard_rate), pressed
+    fake = next(c for c in fake_carrier.calls.values() if c.sid == sid)
+    assert "".join(fake.digits_sent).startswith(pressed), (fake.digits_sent, pressed)

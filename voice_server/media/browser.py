@@ -1,6 +1,8 @@
 """The browser as one more "carrier": the test-call WebSocket protocol of frontend/README.md.
 
-Up: a JSON `start`, then binary PCM16 LE mono 16 kHz frames (640 bytes = 20 ms), `{"type":"hangup"}` to end.
+Up: a JSON `start`, then binary PCM16 LE mono 16 kHz frames (640 bytes = 20 ms), `{"type":"dtmf","digit":"5"}`
+for a keypress (an InputDTMFFrame, as the carriers' DTMF events become; an invalid digit gets an `error` event and
+the call goes on), `{"type":"hangup"}` to end.
 Down: binary PCM16 LE agent audio, `{"type":"clear"}` on barge-in, and JSON events (ready, transcript, end, error)
 sent outside the pipeline by BrowserEvents.
 
@@ -90,6 +92,12 @@ class BrowserSerializer(CarrierSerializer):
             return None
         self._consecutive_malformed = 0
         kind = message["type"]
+        if kind == "dtmf":
+            digit = message.get("digit")
+            frame = self._dtmf_frame(digit)
+            if frame is None:
+                self.hooks.on_client_error(f"invalid keypad digit {str(digit)[:8]!r}: send one of 0-9, * or #")
+            return frame
         if kind == "hangup":
             self.hooks.on_stop("caller_hangup")
         elif kind != "start":  # a repeated start changes nothing
@@ -136,6 +144,10 @@ class BrowserEvents(BaseObserver):
             text, self._agent_text = text or self._agent_text, ""
         if event.speaker in ("caller", "agent") and text:
             self.transcript(event.speaker, text, True)
+
+    def error(self, message: str) -> None:
+        """Shown to the user; the call goes on (a call-ending problem is followed by `end`)."""
+        self._put({"type": "error", "message": message[:200]})
 
     def end(self, reason: str) -> None:
         self._put({"type": "end", "reason": reason})

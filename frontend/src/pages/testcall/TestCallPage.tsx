@@ -5,6 +5,7 @@ import { agentsApi, testCallApi } from "../../api/endpoints";
 import { Badge, Button, Card, EmptyState, InlineError, PageHeader, SelectField, Spinner } from "../../components/ui";
 import { BrowserCall, type CallState, type TranscriptEvent } from "../../lib/browserCall";
 import { fmtDuration } from "../../lib/format";
+import { Keypad } from "./Keypad";
 
 interface Line extends TranscriptEvent {
   id: number;
@@ -131,6 +132,7 @@ export default function TestCallPage() {
                   </>
                 )}
               </div>
+              {state === "live" && <Keypad onPress={(key) => callRef.current?.sendDigit(key) ?? false} />}
               <InlineError error={error} />
               <p className="muted small">
                 Use headphones: the agent's voice coming out of speakers would be heard by the microphone and interrupt the agent.

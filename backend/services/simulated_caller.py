@@ -4,9 +4,9 @@ Production has no fake carrier (that is a test double), so the backend dials the
 socket (/v1/browser, the protocol of frontend/README.md), as the editor's test-call page does: the call runs
 through the same pipeline as a phone call (VAD, STT, LLM, TTS, flows, tools) and is recorded in the call log with
 its transcript and recording. The caller's lines are synthesised by the TTS server in a voice unlike the agent's,
-each spoken once the agent has finished its turn; keypad lines are sent as the socket's `dtmf` messages (the
-pipeline gets them as Pipecat InputDTMFFrames, as from a carrier). The expectations are checked against the call
-as recorded.
+each spoken once the agent has finished its turn (or its collect_digits tool waits for keys: the socket's `keypad`
+event); keypad lines are sent as the socket's `dtmf` messages (the pipeline gets them as Pipecat InputDTMFFrames,
+as from a carrier). The expectations are checked against the call as recorded.
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ from core.agent_tests import PERSONA_NEEDS_LLM, Scenario, check
 
 FRAME_BYTES = BROWSER_SAMPLE_RATE // 50 * 2  # 20 ms of PCM16, as the browser sends
 AGENT_DONE_QUIET_S = 1.0  # the agent's turn is over once its audio has played out and this much silence followed
-# An answer may take long on a loaded CPU-only machine (STT + LLM + TTS); an agent that asks for keys silently
-# (a collect_digits call, no words) is given this long before the keys are pressed.
-AGENT_REPLY_WAIT_S = 45.0
+AGENT_REPLY_WAIT_S = 45.0  # an answer may take long on a loaded CPU-only machine (STT + LLM + TTS)
 KEY_GAP_S = 0.1  # between two keypresses, as a person types
 CALL_LIMIT_S = 240.0
 RECORDED_WAIT_S = 60.0  # call events reach the call log asynchronously
@@ -65,6 +63,7 @@ class _Line:
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outgoing: bytearray = field(default_factory=bytearray)
     keys: list[str] = field(default_factory=list)  # pressed after the outgoing speech, one each KEY_GAP_S
+    keypad_waiting: bool = False  # the agent's collect_digits waits for keys: its turn is over
     agent_said: list[str] = field(default_factory=list)  # the agent's final transcript lines, in order
 
     def heard(self, seconds: float) -> None:
@@ -196,6 +195,7 @@ async def _direct(line: _Line, next_line: NextLine) -> None:
         utterance = await next_line(list(line.agent_said))
         if utterance is None:
             return
+        line.keypad_waiting = False  # this line answers it; a new wait comes as a new `keypad` event
         await asyncio.sleep(0.5)
         line.outgoing.extend(utterance.pcm)
         line.keys.extend(utterance.keys)
@@ -204,7 +204,8 @@ async def _direct(line: _Line, next_line: NextLine) -> None:
 
 
 async def _agent_turn(line: _Line, since: float) -> None:
-    await _until(lambda: line.ended.is_set() or line.agent_done_since(since), AGENT_REPLY_WAIT_S)
+    await _until(lambda: line.ended.is_set() or line.agent_done_since(since) or line.keypad_waiting,
+                 AGENT_REPLY_WAIT_S)
 
 
 async def _until(done: Callable[[], bool], limit_s: float) -> None:
@@ -224,6 +225,8 @@ async def _receive(ws: ClientConnection, line: _Line) -> None:
             event = json.loads(message)
             if event.get("type") == "transcript" and event.get("role") == "agent" and event.get("final"):
                 line.agent_said.append(str(event.get("text", "")))
+            elif event.get("type") == "keypad":
+                line.keypad_waiting = event.get("waiting") is True
             elif event.get("type") == "clear":
                 line.playhead_end = time.monotonic()
             elif event.get("type") == "end":

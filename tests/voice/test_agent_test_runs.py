@@ -96,11 +96,11 @@ async def test_a_keypad_scenario_runs_over_the_browser_call(
     assert resp.status_code == 202, resp.text
     run = await _finished_run(http, backend_url, headers, agent_id, resp.json(), 360)
     [keypad] = run["results"]
-    assert keypad["status"] == "passed", (keypad, run["error"])
-    assert (run["status"], run["passed"], run["skipped"], run["failed"]) == ("passed", 1, 0, 0)
-    assert f"caller: [DTMF {BOOKING}]" in keypad["transcript"], keypad["transcript"]
     # Stored with the agent version: the result links the browser call, which has its recording.
     call = (await http.get(f"{backend_url}/api/v1/calls/{keypad['call_id']}", headers=headers)).json()
+    assert keypad["status"] == "passed", (keypad["failures"], keypad["transcript"], call.get("tools"), run["error"])
+    assert (run["status"], run["passed"], run["skipped"], run["failed"]) == ("passed", 1, 0, 0)
+    assert f"caller: [DTMF {BOOKING}]" in keypad["transcript"], keypad["transcript"]
     assert call["carrier"] == "browser" and call["agent_version"] == run["version"] == 1
     assert call["recording"] is not None, call
 

@@ -100,13 +100,15 @@ async def test_twilio_in_band_keys_route_the_simulated_phone_menu(
     branch_text = "You are through to the accounts team. How can I help?"
     branch = synthesize(tts_url, branch_text)
     menu = CallScript(turns=[CallerTurn(audio=synthesize(tts_url, "Welcome to Acme. For bookings, press one."),
-                                        at_s=0.6, label="menu")], hangup_after_s=None, max_duration_s=25)
+                                        gap_s=0.5, label="menu")], hangup_after_s=None, max_duration_s=30)
     number = "+14155559811"
     call = await place_twilio_outbound(http, line, fake_carrier, voice_server, number,
                                        ScriptedCallee(script=menu, menu=dict.fromkeys("0123456789*#", branch)))
     sent = [t for t in call["tools"] if t["name"] == "send_digits" and t["ok"]]
-    assert sent, call["tools"]
+    assert sent, (call["tools"], call["end_reason"], call["turns"])
     fake = next(c for c in fake_carrier.calls.values() if c.to_number == number)
-    assert "".join(fake.digits_sent).startswith(sent[0]["detail"].removeprefix("sent ")), fake.digits_sent
+    # The menu answers the first key; the agent, interrupted by it, may not finish playing the rest.
+    keys_heard = "".join(fake.digits_sent)
+    assert keys_heard and sent[0]["detail"].removeprefix("sent ").startswith(keys_heard), (fake.digits_sent, sent)
     heard = " ".join(t["text"] for t in call["turns"] if t["speaker"] == "caller")
     assert words_heard(heard, "accounts team how can I help") >= 3, call["turns"]

@@ -7,7 +7,8 @@
  *         press (0-9, * or #); {type:"hangup"} text frame to end.
  *   down: binary frames of PCM16 LE mono audio at `sample_rate` (16 kHz unless a "ready" event says otherwise), and JSON
  *         text events: {type:"ready", call_id, sample_rate?}, {type:"transcript", role:"caller"|"agent", text, final},
- *         {type:"clear"} (barge-in: drop all queued agent audio now), {type:"end", reason}, {type:"error", message}.
+ *         {type:"clear"} (barge-in: drop all queued agent audio now), {type:"keypad", waiting} (the agent waits for
+ *         keys, or no longer), {type:"end", reason}, {type:"error", message}.
  */
 import { floatToPcm16, pcm16ToFloat, Resampler } from "./audio";
 
@@ -34,6 +35,7 @@ export type ServerEvent =
   | { type: "ready"; call_id?: string; sample_rate?: number }
   | { type: "transcript"; role?: "caller" | "agent"; speaker?: "caller" | "agent"; text: string; final?: boolean }
   | { type: "clear" }
+  | { type: "keypad"; waiting?: boolean }
   | { type: "end"; reason?: string }
   | { type: "error"; message?: string };
 
@@ -44,6 +46,8 @@ export interface BrowserCallCallbacks {
   /** Barge-in: the server told us to stop playing the agent. */
   onClear?: () => void;
   onEnd?: (reason: string) => void;
+  /** The agent is waiting for keypad presses (its collect_digits tool), or no longer. */
+  onKeypad?: (waiting: boolean) => void;
   /** Microphone level 0..1, ~30 times a second. */
   onLevel?: (level: number) => void;
   onAgentSpeaking?: (speaking: boolean) => void;
@@ -195,6 +199,9 @@ export class BrowserCall {
       case "clear":
         this.clearPlayback();
         this.cb.onClear?.();
+        break;
+      case "keypad":
+        this.cb.onKeypad?.(ev.waiting === true);
         break;
       case "end":
         this.cb.onEnd?.(ev.reason ?? "ended");

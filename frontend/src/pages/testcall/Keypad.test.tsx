@@ -23,6 +23,12 @@ describe("test call keypad", () => {
     render(<Keypad onPress={() => false} />);
     await userEvent.click(screen.getByRole("button", { name: "Key 5" }));
     expect(screen.getByText("No keys pressed")).toBeInTheDocument();
+    expect(screen.queryByText("the agent is waiting for keys")).toBeNull();
+  });
+
+  it("says when the agent is waiting for keys", () => {
+    render(<Keypad onPress={() => true} waiting />);
+    expect(screen.getByText("the agent is waiting for keys")).toBeInTheDocument();
   });
 });
 
@@ -45,5 +51,15 @@ describe("BrowserCall.sendDigit", () => {
     expect(call.sendDigit("A")).toBe(false);
     expect(call.sendDigit("12")).toBe(false);
     expect(frames.map((f) => JSON.parse(f))).toEqual([{ type: "dtmf", digit: "5" }, { type: "dtmf", digit: "#" }]);
+  });
+
+  it("reports the server's keypad event (the agent waits for keys, then no longer)", () => {
+    const seen: boolean[] = [];
+    const call = new BrowserCall("ws://voice/v1/browser?token=t", { onKeypad: (w) => seen.push(w) });
+    const handle = (call as unknown as { handleEvent: (text: string) => void }).handleEvent.bind(call);
+    handle(JSON.stringify({ type: "keypad", waiting: true }));
+    handle(JSON.stringify({ type: "keypad", waiting: false }));
+    handle(JSON.stringify({ type: "keypad" }));
+    expect(seen).toEqual([true, false, false]);
   });
 });

@@ -1,12 +1,20 @@
 /**
  * The browser test call's phone keypad: each press goes to the agent as a DTMF keypress (the socket's `dtmf`
  * message), so keypad flows (collect_digits, "press 1 for…") can be tried without a phone. Digits, * and # typed on
- * the keyboard while the keypad has focus press the same keys.
+ * the keyboard while the keypad has focus press the same keys. `waiting`: the agent asked for keys (the socket's
+ * `keypad` event), said next to the keypad.
  */
 import { useState, type KeyboardEvent } from "react";
+import { Badge } from "../../components/ui";
 import { isKeypadKey, KEYPAD_KEYS } from "../../lib/browserCall";
 
-export function Keypad({ onPress, disabled }: { onPress: (key: string) => boolean; disabled?: boolean }) {
+interface KeypadProps {
+  onPress: (key: string) => boolean;
+  disabled?: boolean;
+  waiting?: boolean;
+}
+
+export function Keypad({ onPress, disabled, waiting }: KeypadProps) {
   const [pressed, setPressed] = useState("");
 
   function press(key: string) {
@@ -29,7 +37,10 @@ export function Keypad({ onPress, disabled }: { onPress: (key: string) => boolea
           </button>
         ))}
       </div>
-      <p className="muted small mono" aria-live="polite">{pressed ? `Pressed: ${pressed}` : "No keys pressed"}</p>
+      <p className="muted small" aria-live="polite">
+        <span className="mono">{pressed ? `Pressed: ${pressed}` : "No keys pressed"}</span>
+        {waiting && <> <Badge tone="info">the agent is waiting for keys</Badge></>}
+      </p>
     </div>
   );
 }

@@ -76,8 +76,8 @@ class Keypad(DTMFToLLM):
         if request is None:
             await super()._add(digit)
             return
-        if not self._entered:
-            await self.broadcast_interruption()  # the caller is typing: stop the prompt
+        # No interruption here (unlike a keypress the LLM gets): pipecat cancels the running function calls on an
+        # interruption, and this entry is one; keys typed 100 ms apart (a person, the browser keypad) lost it.
         if digit == request.end_key:
             self._finish(DigitEntry(self._entered, "keypad"))
             return

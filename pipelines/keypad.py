@@ -26,6 +26,8 @@ from core.call_events import ToolInvoked
 from pipelines.processors import DTMFToLLM
 from pipelines.tools import ToolContext, ToolRegistration
 
+COLLECT_DIGITS = "collect_digits"  # the tool's name (the browser test call tells the page while it waits)
+
 _SPOKEN = {"zero": "0", "oh": "0", "o": "0", "one": "1", "two": "2", "to": "2", "too": "2", "three": "3",
            "four": "4", "for": "4", "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9"}
 
@@ -74,8 +76,8 @@ class Keypad(DTMFToLLM):
         if request is None:
             await super()._add(digit)
             return
-        if not self._entered:
-            await self.broadcast_interruption()  # the caller is typing: stop the prompt
+        # No interruption here (unlike a keypress the LLM gets): pipecat cancels the running function calls on an
+        # interruption, and this entry is one; keys typed 100 ms apart (a person, the browser keypad) lost it.
         if digit == request.end_key:
             self._finish(DigitEntry(self._entered, "keypad"))
             return
@@ -109,7 +111,7 @@ def collect_digits_tool(ctx: ToolContext, keypad: Keypad, request: DigitCollecti
             keypad.timed_out()
             entry = await waiting
         shown = mask(entry.digits, request)
-        ctx.events.tool(ToolInvoked(call_id=ctx.call_id, name="collect_digits", ok=bool(entry.digits),
+        ctx.events.tool(ToolInvoked(call_id=ctx.call_id, name=COLLECT_DIGITS, ok=bool(entry.digits),
                                     duration_ms=round((time.perf_counter() - started) * 1000, 1),
                                     detail=f"{len(entry.digits)} digits by {entry.via}: {shown}"[:500]))
         result: dict[str, str] = {"digits": entry.digits, "entered_by": entry.via}
@@ -119,7 +121,7 @@ def collect_digits_tool(ctx: ToolContext, keypad: Keypad, request: DigitCollecti
 
     end = f", then {request.end_key}" if request.end_key else ""
     schema = FunctionSchema(
-        name="collect_digits",
+        name=COLLECT_DIGITS,
         description=f"{request.description} Up to {request.max_digits} digits{end}; the caller may also say them. "
                     "Say what to type before calling this.",
         properties={}, required=[])

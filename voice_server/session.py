@@ -139,7 +139,8 @@ class CallSession:
     # -- set-up and run ---------------------------------------------------------------------------------------
     def _build(self) -> None:
         s = self.app.settings
-        hooks = SerializerHooks(on_stop=self._on_carrier_stop, on_protocol_error=self._on_protocol_error)
+        hooks = SerializerHooks(on_stop=self._on_carrier_stop, on_protocol_error=self._on_protocol_error,
+                                on_client_error=self._on_client_error)
         serializer_cls: Callable[..., CarrierSerializer] = {
             "twilio": TwilioMediaSerializer, "vobiz": VobizMediaSerializer, "browser": BrowserSerializer,
         }[self.info.carrier]
@@ -233,6 +234,10 @@ class CallSession:
             self.end_reason, self.end_detail = "caller_hangup", detail
         self._hung_up = True
         self._spawn_cancel("carrier ended the call")
+
+    def _on_client_error(self, message: str) -> None:
+        if self.browser_events is not None:
+            self.browser_events.error(message)
 
     def _on_protocol_error(self, detail: str) -> None:
         log.warning("call %s: ending on protocol error: %s", self.call_id, detail)

@@ -4,7 +4,9 @@ Production has no fake carrier (that is a test double), so the backend dials the
 socket (/v1/browser, the protocol of frontend/README.md), as the editor's test-call page does: the call runs
 through the same pipeline as a phone call (VAD, STT, LLM, TTS, flows, tools) and is recorded in the call log with
 its transcript and recording. The caller's lines are synthesised by the TTS server in a voice unlike the agent's,
-each spoken once the agent has finished its turn; the expectations are checked against the call as recorded.
+each spoken once the agent has finished its turn (or its collect_digits tool waits for keys: the socket's `keypad`
+event); keypad lines are sent as the socket's `dtmf` messages (the pipeline gets them as Pipecat InputDTMFFrames,
+as from a carrier). The expectations are checked against the call as recorded.
 """
 
 from __future__ import annotations
@@ -35,13 +37,21 @@ from core.agent_tests import PERSONA_NEEDS_LLM, Scenario, check
 FRAME_BYTES = BROWSER_SAMPLE_RATE // 50 * 2  # 20 ms of PCM16, as the browser sends
 AGENT_DONE_QUIET_S = 1.0  # the agent's turn is over once its audio has played out and this much silence followed
 AGENT_REPLY_WAIT_S = 45.0  # an answer may take long on a loaded CPU-only machine (STT + LLM + TTS)
+KEY_GAP_S = 0.1  # between two keypresses, as a person types
 CALL_LIMIT_S = 240.0
 RECORDED_WAIT_S = 60.0  # call events reach the call log asynchronously
-KEYPAD_SKIP = ("skipped: keypad presses cannot be sent over a browser test call; run this scenario over the "
-               "telephony simulator with `voicectl test-agent`")
 
-# The caller's next line (PCM16 at 16 kHz) given what the agent has said so far; None: hang up.
-NextLine = Callable[[list[str]], Awaitable[bytes | None]]
+
+@dataclass(frozen=True)
+class Utterance:
+    """One caller line: speech (PCM16 at 16 kHz), then keypresses."""
+
+    pcm: bytes = b""
+    keys: str = ""
+
+
+# The caller's next line given what the agent has said so far; None: hang up.
+NextLine = Callable[[list[str]], Awaitable[Utterance | None]]
 
 
 @dataclass
@@ -52,6 +62,8 @@ class _Line:
     first_audio_after: list[float] = field(default_factory=list)
     ended: asyncio.Event = field(default_factory=asyncio.Event)
     outgoing: bytearray = field(default_factory=bytearray)
+    keys: list[str] = field(default_factory=list)  # pressed after the outgoing speech, one each KEY_GAP_S
+    keypad_waiting: bool = False  # the agent's collect_digits waits for keys: its turn is over
     agent_said: list[str] = field(default_factory=list)  # the agent's final transcript lines, in order
 
     def heard(self, seconds: float) -> None:
@@ -78,12 +90,11 @@ class SimulatedCaller:
                   scenario: Scenario) -> ScenarioResultIn:
         if scenario.kind == "simulated":
             return await self._persona_call(principal, agent_id, config, scenario)
-        if any(line.keys for line in scenario.caller):
-            return ScenarioResultIn(name=scenario.name, status="skipped", failures=[KEYPAD_SKIP])
         voice = await self._caller_voice(principal.org_id, config.tts)
-        lines = iter([await self._speech(principal.org_id, voice, line.say) for line in scenario.caller if line.say])
+        lines = iter([Utterance(await self._speech(principal.org_id, voice, line.say) if line.say else b"", line.keys)
+                      for line in scenario.caller if line.say or line.keys])
 
-        async def scripted(_: list[str]) -> bytes | None:
+        async def scripted(_: list[str]) -> Utterance | None:
             return next(lines, None)
 
         call = await self._call(principal, agent_id, scripted)
@@ -99,7 +110,7 @@ class SimulatedCaller:
         conversation: list[tuple[str, str]] = []
         heard_so_far = 0
 
-        async def persona(agent_said: list[str]) -> bytes | None:
+        async def persona(agent_said: list[str]) -> Utterance | None:
             nonlocal heard_so_far
             if sum(who == "caller" for who, _ in conversation) >= scenario.max_turns:
                 return None
@@ -109,7 +120,7 @@ class SimulatedCaller:
             if turn.hung_up or not turn.say:
                 return None  # a goodbye with the hang-up is not spoken: the call ends here
             conversation.append(("caller", turn.say))
-            return await self._speech(principal.org_id, voice, turn.say)
+            return Utterance(await self._speech(principal.org_id, voice, turn.say))
 
         call = await self._call(principal, agent_id, persona)
         failures = check(scenario.expect, call.model_dump(mode="json"))
@@ -181,17 +192,20 @@ async def _direct(line: _Line, next_line: NextLine) -> None:
         await _agent_turn(line, since)
         if line.ended.is_set():
             return
-        speech = await next_line(list(line.agent_said))
-        if speech is None:
+        utterance = await next_line(list(line.agent_said))
+        if utterance is None:
             return
+        line.keypad_waiting = False  # this line answers it; a new wait comes as a new `keypad` event
         await asyncio.sleep(0.5)
-        line.outgoing.extend(speech)
-        await _until(lambda: not line.outgoing or line.ended.is_set(), CALL_LIMIT_S)
+        line.outgoing.extend(utterance.pcm)
+        line.keys.extend(utterance.keys)
+        await _until(lambda: not (line.outgoing or line.keys) or line.ended.is_set(), CALL_LIMIT_S)
         since = time.monotonic()
 
 
 async def _agent_turn(line: _Line, since: float) -> None:
-    await _until(lambda: line.ended.is_set() or line.agent_done_since(since), AGENT_REPLY_WAIT_S)
+    await _until(lambda: line.ended.is_set() or line.agent_done_since(since) or line.keypad_waiting,
+                 AGENT_REPLY_WAIT_S)
 
 
 async def _until(done: Callable[[], bool], limit_s: float) -> None:
@@ -211,6 +225,8 @@ async def _receive(ws: ClientConnection, line: _Line) -> None:
             event = json.loads(message)
             if event.get("type") == "transcript" and event.get("role") == "agent" and event.get("final"):
                 line.agent_said.append(str(event.get("text", "")))
+            elif event.get("type") == "keypad":
+                line.keypad_waiting = event.get("waiting") is True
             elif event.get("type") == "clear":
                 line.playhead_end = time.monotonic()
             elif event.get("type") == "end":
@@ -222,10 +238,14 @@ async def _receive(ws: ClientConnection, line: _Line) -> None:
 
 
 async def _send(ws: ClientConnection, line: _Line) -> None:
-    """20 ms frames in real time: the queued speech, else silence (a live microphone never stops)."""
+    """20 ms frames in real time: the queued speech, else silence (a live microphone never stops); once the speech
+    is out, the queued keypresses as `dtmf` messages between the frames."""
     silence = bytes(FRAME_BYTES)
-    next_at = time.monotonic()
+    next_at = next_key_at = time.monotonic()
     while not line.ended.is_set():
+        if line.keys and not line.outgoing and time.monotonic() >= next_key_at:
+            await ws.send(json.dumps({"type": "dtmf", "digit": line.keys.pop(0)}))
+            next_key_at = time.monotonic() + KEY_GAP_S
         frame = bytes(line.outgoing[:FRAME_BYTES])
         del line.outgoing[:FRAME_BYTES]
         await ws.send(frame.ljust(FRAME_BYTES, b"\0") if frame else silence)

@@ -8,7 +8,8 @@
  *                                 follows) -> analytics -> test call page -> phone layout -> accept the invitation
  *   node e2e/ui-e2e.mjs campaign  wizard with CSV row errors -> start -> live progress to completion -> report
  *   node e2e/ui-e2e.mjs testcall  a real browser test call (fake microphone: E2E_FAKE_AUDIO, a WAV) -> live
- *                                 transcript (agent greeting, caller line) -> hang up -> the call in the call log
+ *                                 transcript (agent greeting, caller line) -> keypad presses (the caller's
+ *                                 "[DTMF 42]" turn) -> hang up -> the call in the call log
  *   node e2e/ui-e2e.mjs agenttests  the agent editor's Tests tab: Run tests (the agent's saved scenario, a real
  *                                 simulated call placed by the backend) -> queued/running -> passed, with transcript
  *   node e2e/ui-e2e.mjs prod      (tests/deploy/test_production_like.py, through nginx) sign in -> create an agent
@@ -583,6 +584,12 @@ async function placeTestCall() {
     const callerLine = await live.locator(".turn-caller:not(.interim) .turn-text").first().innerText();
     check(/opening|hours|saturday/i.test(callerLine), `the caller line is the question: ${callerLine}`);
     state.testCallCallerLine = callerLine;
+    // The keypad: each press is a DTMF keypress on the call; the agent's pipeline reports it as the caller's turn.
+    const keypad = page.getByRole("group", { name: "Keypad" });
+    await keypad.getByRole("button", { name: "Key 4" }).click();
+    await keypad.getByRole("button", { name: "Key 2" }).click();
+    await keypad.getByText("Pressed: 42").waitFor();
+    await live.locator(".turn-caller:not(.interim)", { hasText: "[DTMF 42]" }).first().waitFor({ timeout: 60_000 });
     await shot("50-test-call-live", { fullPage: false });
     await page.getByRole("button", { name: "Hang up" }).click();
     await page.locator(".call-status").getByText("Call ended", { exact: true }).waitFor({ timeout: 30_000 });

@@ -22,8 +22,13 @@ async def _press(keypad: Keypad, keys: str) -> None:
 
 async def test_an_entry_ends_at_the_end_key_or_the_count_and_sensitive_digits_are_masked() -> None:
     typed: list[str] = []
+    interruptions: list[bool] = []
     keypad = Keypad(on_digits=typed.append)
-    keypad.broadcast_interruption = _nothing  # type: ignore[method-assign]  # no pipeline around it here
+
+    async def interrupt() -> None:
+        interruptions.append(True)
+
+    keypad.broadcast_interruption = interrupt  # type: ignore[method-assign]  # no pipeline around it here
     secret = DigitCollection(max_digits=6, end_key="#", sensitive=True)
     waiting = keypad.collect(secret)
     await _press(keypad, "12#")
@@ -31,6 +36,8 @@ async def test_an_entry_ends_at_the_end_key_or_the_count_and_sensitive_digits_ar
     waiting = keypad.collect(DigitCollection(max_digits=3, end_key=""))
     await _press(keypad, "987")
     assert await waiting == DigitEntry("987", "keypad") and typed[-1] == "987"
+    # An interruption would make pipecat cancel the waiting collect_digits call itself (keys typed slowly lost it).
+    assert interruptions == []
 
 
 async def test_speech_or_a_timeout_ends_an_entry() -> None:
@@ -49,10 +56,6 @@ def test_mask_and_the_tool_name() -> None:
     assert AgentConfig(collect_digits={"max_digits": 6}, llm={"tool_choice": "collect_digits"}).llm.tool_choice
     with pytest.raises(ValidationError, match="not one of the agent's tools"):
         AgentConfig(llm={"tool_choice": "collect_digits"})
-
-
-async def _nothing() -> None:
-    return None
 
 
 def test_digits_to_send_are_checked_before_any_carrier_sees_them() -> None:

@@ -338,8 +338,9 @@ def dental_agent(base: str, state: dict[str, Any], name: str, **config: Any) -> 
 def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str,
                               ui_account: dict[str, Any]) -> None:
     """A real call from the test-call page: Chromium's fake microphone (a WAV of a spoken question) -> the voice
-    server's browser socket -> the phone pipeline (real VAD, STT, LLM, TTS) -> live transcript in the page; then
-    the call is in the call log with its turns and a stereo recording."""
+    server's browser socket -> the phone pipeline (real VAD, STT, LLM, TTS) -> live transcript in the page; keys
+    pressed on the page's keypad reach the pipeline as DTMF; then the call is in the call log with its turns and a
+    stereo recording."""
     state = read_state()
     user, state["testCallAgentId"] = dental_agent(ui_server, state, "E2E Browser agent",
                                                   silence={"reminder_after_s": 30.0, "max_reminders": 0})
@@ -353,6 +354,7 @@ def test_ui_browser_test_call(ui_server: str, ui_voice_server: str, tts_url: str
         assert call["carrier"] == "browser" and call["end_reason"] == "caller_hangup", call
         speakers = [t["speaker"] for t in call["turns"]]
         assert speakers[0] == "agent" and "caller" in speakers, call["turns"]
+        assert "[DTMF 42]" in [t["text"] for t in call["turns"] if t["speaker"] == "caller"], call["turns"]
         recording = http.get(f"/api/v1/calls/{call_id}/recording/audio", headers=user)
         assert recording.status_code == 200
         with wave.open(io.BytesIO(recording.content)) as wav:

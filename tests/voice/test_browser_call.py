@@ -86,13 +86,16 @@ async def start_test_call(http: httpx.AsyncClient, line: SimLine) -> dict[str, A
 
 
 async def run_browser_call(ws_url: str, question: bytes, barge_in_after_s: float,
-                           timeout_s: float = 150.0) -> BrowserCallLog:
+                           timeout_s: float = 150.0, after_start: tuple[str, ...] = ()) -> BrowserCallLog:
     """Streams 20 ms frames in real time: silence, the question once the greeting has played for
-    `barge_in_after_s`, then silence until the agent ends the call."""
+    `barge_in_after_s`, then silence until the agent ends the call. `after_start`: text frames sent right after
+    the start frame."""
     log = BrowserCallLog()
     silence = bytes(FRAME_BYTES)
     async with websockets.connect(ws_url, max_size=None) as ws:
         await ws.send(json.dumps({"type": "start", "sample_rate": RATE, "encoding": "pcm_s16le", "channels": 1}))
+        for text in after_start:
+            await ws.send(text)
         t0 = time.monotonic()
         first_audio = asyncio.Event()
 
@@ -144,8 +147,12 @@ async def test_browser_call_runs_the_phone_pipeline(voice_server: VoiceServer, h
     assert session["sample_rate"] == RATE
     assert session["ws_url"].startswith("ws://") and "/v1/browser?token=" in session["ws_url"]
 
-    log = await run_browser_call(session["ws_url"], question_16k, barge_in_after_s=1.5)
+    # A keypress with an invalid digit: an error event on the socket, and the call goes on as if it had not come.
+    log = await run_browser_call(session["ws_url"], question_16k, barge_in_after_s=1.5,
+                                 after_start=(json.dumps({"type": "dtmf", "digit": "X"}),))
 
+    errors = [e["message"] for _, e in log.of_type("error")]
+    assert errors == ["invalid keypad digit 'X': send one of 0-9, * or #"], log.events
     assert log.ready is not None and log.ready["call_id"] == session["call_id"] and log.ready["sample_rate"] == RATE
     assert log.audio, "no agent audio came down"
     greeting_at = log.audio[0][0]
@@ -259,7 +266,13 @@ async def test_voice_sample_rejects_bad_input_clearly(http: httpx.AsyncClient, b
 
 async def test_browser_serializer_takes_pcm_and_skips_garbage() -> None:
     """No servers: the serializer's own handling of what a browser (or anything else) sends up."""
-    from pipecat.frames.frames import InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
+    from pipecat.audio.dtmf.types import KeypadEntry
+    from pipecat.frames.frames import (
+        InputAudioRawFrame,
+        InputDTMFFrame,
+        InterruptionFrame,
+        OutputAudioRawFrame,
+    )
 
     from voice_server.media.browser import BrowserSerializer, parse_browser_start
     from voice_server.media.playout import PlayoutTracker
@@ -294,6 +307,20 @@ async def test_browser_serializer_takes_pcm_and_skips_garbage() -> None:
     out = await serializer.serialize(OutputAudioRawFrame(audio=pcm, sample_rate=RATE, num_channels=1))
     assert out == pcm  # PCM16 little-endian, as is
     assert json.loads(str(await serializer.serialize(InterruptionFrame()))) == {"type": "clear"}
+
+    # A keypress becomes Pipecat's InputDTMFFrame, as a carrier's DTMF event does; an invalid digit is dropped
+    # with a message for the browser (its `error` event) and the call goes on.
+    told: list[str] = []
+    keypad = BrowserSerializer(info, PlayoutTracker(), SerializerHooks(on_stop=stops.append,
+                                                                       on_client_error=told.append))
+    for digit in "0123456789*#":
+        pressed = await keypad.deserialize(json.dumps({"type": "dtmf", "digit": digit}))
+        assert isinstance(pressed, InputDTMFFrame) and pressed.button == KeypadEntry(digit)
+    for bad in ("A", "12", "", None, {"digit": "1"}):
+        assert await keypad.deserialize(json.dumps({"type": "dtmf", "digit": bad})) is None
+    assert await keypad.deserialize(json.dumps({"type": "dtmf"})) is None
+    assert len(told) == 6 and told[0] == "invalid keypad digit 'A': send one of 0-9, * or #", told
+    assert keypad.malformed == 6 and stops == ["caller_hangup"]
 
     for _ in range(60):  # a flood of garbage ends the call
         await serializer.deserialize(b"")

@@ -1,16 +1,25 @@
 """send_digits on real calls, the carrier's way: Vobiz plays the tones through its REST DTMF API (the fake carrier
 records them), Twilio has no REST mechanism for a live stream, so the tones go in-band in the stream's audio
-(the caller hears them: both DTMF frequencies of the key are in what the simulator received)."""
+(the caller hears them: both DTMF frequencies of the key are in what the simulator received, and the fake
+carrier, standing for Twilio's network, decodes them to the very digits pressed, and a simulated phone menu
+answers them)."""
 
 from __future__ import annotations
 
 import httpx
 import numpy as np
 from stack_helpers import synthesize
-from voicetest_helpers import Simulate, ended_with_recording, wait_for_call
+from voicetest_helpers import (
+    Simulate,
+    VoiceServer,
+    ended_with_recording,
+    place_twilio_outbound,
+    wait_for_call,
+    words_heard,
+)
 
 from voice_server.answering import inbound_call_id
-from voice_server.testing.fake_carrier import FakeCarrier
+from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
 
@@ -76,3 +85,30 @@ async def test_twilio_sends_keypad_tones_in_band(
     pressed = sent[0]["detail"].removeprefix("sent ")
     report = extra["report"]
     assert set(pressed) <= _tones_heard(bytes(report.heard_pcm), report.heard_rate), pressed
+    fake = next(c for c in fake_carrier.calls.values() if c.sid == sid)
+    assert "".join(fake.digits_sent).startswith(pressed), (fake.digits_sent, pressed)
+
+
+async def test_twilio_in_band_keys_route_the_simulated_phone_menu(
+        voice_server: VoiceServer, twilio_line_with, fake_carrier: FakeCarrier,  # type: ignore[no-untyped-def]
+        http: httpx.AsyncClient, tts_url: str) -> None:
+    """An outbound Twilio call that reaches a phone menu: the agent presses a key (send_digits, held to the tool by
+    tool_choice), the tones go in-band, the fake carrier decodes them and the menu answers with its branch, which
+    the agent hears. Every key leads to the branch: SmolLM2 does not read menus (docs/flows-and-phone.md), so
+    which key it presses is not what is tested here, only that Twilio's in-band keys reach the menu."""
+    line: SimLine = await twilio_line_with(**PRESS_AGENT)
+    branch_text = "You are through to the accounts team. How can I help?"
+    branch = synthesize(tts_url, branch_text)
+    menu = CallScript(turns=[CallerTurn(audio=synthesize(tts_url, "Welcome to Acme. For bookings, press one."),
+                                        gap_s=0.5, label="menu")], hangup_after_s=None, max_duration_s=30)
+    number = "+14155559811"
+    call = await place_twilio_outbound(http, line, fake_carrier, voice_server, number,
+                                       ScriptedCallee(script=menu, menu=dict.fromkeys("0123456789*#", branch)))
+    sent = [t for t in call["tools"] if t["name"] == "send_digits" and t["ok"]]
+    assert sent, (call["tools"], call["end_reason"], call["turns"])
+    fake = next(c for c in fake_carrier.calls.values() if c.to_number == number)
+    # The menu answers the first key; the agent, interrupted by it, may not finish playing the rest.
+    keys_heard = "".join(fake.digits_sent)
+    assert keys_heard and sent[0]["detail"].removeprefix("sent ").startswith(keys_heard), (fake.digits_sent, sent)
+    heard = " ".join(t["text"] for t in call["turns"] if t["speaker"] == "caller")
+    assert words_heard(heard, "accounts team how can I help") >= 3, call["turns"]

@@ -6,17 +6,12 @@ first, even for a greeting whose words alone would pass for a person."""
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 import numpy as np
 import pytest
 from stack_helpers import synthesize
-from voicetest_helpers import VoiceServer, ended_with_recording, outbound_call_record, wait_for_call
+from voicetest_helpers import VoiceServer, place_twilio_outbound
 
-from core.call_events import CarrierCredentials
-from telephony.base import OutboundCallRequest
-from telephony.twilio import TwilioRestClient
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
@@ -33,27 +28,10 @@ def _beep() -> bytes:
 
 async def _outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
                     callee: str, answer: bytes, amd: str | None = None) -> dict:  # type: ignore[type-arg]
-    call_id = await outbound_call_record(http, line, callee, "twilio")
-    fake.callees[callee] = ScriptedCallee(
+    return await place_twilio_outbound(http, line, fake, voice_server, callee, ScriptedCallee(
         outcome="voicemail" if amd else "human", answered_by=amd or "human", amd_delay_s=2.0,
         script=CallScript(turns=[CallerTurn(audio=answer, at_s=0.6, label="answer")], hangup_after_s=None,
-                          max_duration_s=40))
-    client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=line.account.account_id,
-                                                 auth_token=line.account.auth_token, api_base_url=fake.base_url))
-    try:
-        placed = await client.create_call(OutboundCallRequest(
-            to_number=callee, from_number=line.number, answer_url=f"{voice_server.url}/twilio/voice?call_id={call_id}",
-            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}",
-            machine_detection="enable" if amd else "off",
-            machine_detection_url=f"{voice_server.url}/twilio/amd?call_id={call_id}" if amd else None))
-    finally:
-        await client.close()
-    fake_call = fake.calls[placed.carrier_call_id]
-    for _ in range(500):
-        if fake_call.report is not None and fake_call.status == "completed":
-            break
-        await asyncio.sleep(0.1)
-    return await wait_for_call(http, line, call_id, ended_with_recording)
+                          max_duration_s=40)), amd=bool(amd))
 
 
 @pytest.mark.parametrize(("callee", "beep"), [("+14155559801", True), ("+14155559802", False)])

@@ -17,6 +17,7 @@ import numpy as np
 import riva.client
 from stack_helpers import AsrServer
 
+from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallReport
 from voicectl.procs import ManagedProcess
@@ -78,6 +79,34 @@ async def outbound_call_record(http: httpx.AsyncClient, line: SimLine, callee: s
                                  "to_number": callee, "carrier": carrier})
     assert resp.status_code == 201, resp.text
     return str(resp.json()["call_id"])
+
+
+async def place_twilio_outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
+                                number: str, callee: ScriptedCallee, amd: bool = False) -> dict[str, Any]:
+    """An outbound Twilio call to a scripted callee of the fake carrier, placed as the dialer does (with the
+    carrier's AMD when `amd`); returns the backend's call record once it has ended with its recording."""
+    from core.call_events import CarrierCredentials
+    from telephony.base import OutboundCallRequest
+    from telephony.twilio import TwilioRestClient
+
+    call_id = await outbound_call_record(http, line, number, "twilio")
+    fake.callees[number] = callee
+    client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=line.account.account_id,
+                                                 auth_token=line.account.auth_token, api_base_url=fake.base_url))
+    try:
+        placed = await client.create_call(OutboundCallRequest(
+            to_number=number, from_number=line.number, answer_url=f"{voice_server.url}/twilio/voice?call_id={call_id}",
+            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}",
+            machine_detection="enable" if amd else "off",
+            machine_detection_url=f"{voice_server.url}/twilio/amd?call_id={call_id}" if amd else None))
+    finally:
+        await client.close()
+    fake_call = fake.calls[placed.carrier_call_id]
+    for _ in range(500):
+        if fake_call.report is not None and fake_call.status == "completed":
+            break
+        await asyncio.sleep(0.1)
+    return await wait_for_call(http, line, call_id, ended_with_recording)
 
 
 def ended_with_recording(call: dict[str, Any]) -> bool:

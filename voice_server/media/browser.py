@@ -1,8 +1,11 @@
 """The browser as one more "carrier": the test-call WebSocket protocol of frontend/README.md.
 
-Up: a JSON `start`, then binary PCM16 LE mono 16 kHz frames (640 bytes = 20 ms), `{"type":"hangup"}` to end.
-Down: binary PCM16 LE agent audio, `{"type":"clear"}` on barge-in, and JSON events (ready, transcript, end, error)
-sent outside the pipeline by BrowserEvents.
+Up: a JSON `start`, then binary PCM16 LE mono 16 kHz frames (640 bytes = 20 ms), `{"type":"dtmf","digit":"5"}`
+for a keypress (an InputDTMFFrame, as the carriers' DTMF events become; an invalid digit gets an `error` event and
+the call goes on), `{"type":"hangup"}` to end.
+Down: binary PCM16 LE agent audio, `{"type":"clear"}` on barge-in, and JSON events (ready, transcript, keypad, end,
+error) sent outside the pipeline by BrowserEvents; `{"type":"keypad","waiting":true}` while the agent's
+collect_digits tool waits for keys (false once it has them), so a page or a scripted caller knows when to type.
 
 Unlike a carrier, a browser does not acknowledge playback marks, so the serializer resolves each mark itself when
 the modelled playhead reaches it (the browser plays what it gets back to back, as a carrier does).
@@ -20,6 +23,9 @@ from typing import Any
 from pipecat.frames.frames import (
     AudioRawFrame,
     Frame,
+    FunctionCallCancelFrame,
+    FunctionCallInProgressFrame,
+    FunctionCallResultFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
     TTSTextFrame,
@@ -29,6 +35,7 @@ from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from core.call_events import TurnRecorded
 from pipelines.frames import PlaybackMarkFrame
+from pipelines.keypad import COLLECT_DIGITS
 from voice_server.codecs import l16_to_native, native_to_l16
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import CarrierSerializer, SerializerHooks, StartError, StreamInfo
@@ -90,6 +97,12 @@ class BrowserSerializer(CarrierSerializer):
             return None
         self._consecutive_malformed = 0
         kind = message["type"]
+        if kind == "dtmf":
+            digit = message.get("digit")
+            frame = self._dtmf_frame(digit)
+            if frame is None:
+                self.hooks.on_client_error(f"invalid keypad digit {str(digit)[:8]!r}: send one of 0-9, * or #")
+            return frame
         if kind == "hangup":
             self.hooks.on_stop("caller_hangup")
         elif kind != "start":  # a repeated start changes nothing
@@ -110,6 +123,8 @@ class BrowserEvents(BaseObserver):
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._agent_text = ""  # agent words played since the last agent turn
+        self._keypad_calls: set[str] = set()  # collect_digits calls waiting for keys (tool call ids)
+        self._keypad_seen: set[str] = set()  # every one announced (the frames pass each processor)
         self._closed = False
 
     def _put(self, event: dict[str, Any]) -> None:
@@ -137,6 +152,10 @@ class BrowserEvents(BaseObserver):
         if event.speaker in ("caller", "agent") and text:
             self.transcript(event.speaker, text, True)
 
+    def error(self, message: str) -> None:
+        """Shown to the user; the call goes on (a call-ending problem is followed by `end`)."""
+        self._put({"type": "error", "message": message[:200]})
+
     def end(self, reason: str) -> None:
         self._put({"type": "end", "reason": reason})
 
@@ -149,6 +168,16 @@ class BrowserEvents(BaseObserver):
         elif isinstance(frame, TTSTextFrame) and data.source is self._tts and frame.text.strip():
             self._agent_text = f"{self._agent_text} {frame.text.strip()}".strip()
             self.transcript("agent", self._agent_text, False)
+        elif isinstance(frame, FunctionCallInProgressFrame) and frame.function_name == COLLECT_DIGITS:
+            if frame.tool_call_id not in self._keypad_seen:
+                self._keypad_seen.add(frame.tool_call_id)
+                self._keypad_calls.add(frame.tool_call_id)
+                self._put({"type": "keypad", "waiting": True})
+        elif isinstance(frame, FunctionCallResultFrame | FunctionCallCancelFrame) \
+                and frame.tool_call_id in self._keypad_calls:
+            self._keypad_calls.discard(frame.tool_call_id)
+            if not self._keypad_calls:
+                self._put({"type": "keypad", "waiting": False})
 
     async def close(self, timeout_s: float = 2.0) -> None:
         """Sends what is queued (the end event included), then stops."""

@@ -121,6 +121,8 @@ class SerializerHooks:
 
     on_stop: Callable[[str], None] = lambda reason: None
     on_protocol_error: Callable[[str], None] = lambda detail: None
+    # A problem the caller's client should be told of while the call goes on (the browser's `error` event).
+    on_client_error: Callable[[str], None] = lambda message: None
 
 
 class CarrierSerializer(FrameSerializer):

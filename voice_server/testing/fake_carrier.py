@@ -24,7 +24,8 @@ the answer URL and opens the media stream with the telephony simulator, and post
 An answering machine ("voicemail" callee) answers like a person; when the call asked for machine detection the
 verdict goes to the async AMD callback (Twilio AsyncAmdStatusCallback with AnsweredBy, B6; Vobiz
 machine_detection_url with Machine=true/false, A3). A callee with a `menu` is a simulated phone menu: keys played
-to it through the Vobiz DTMF API route it to the branch, which speaks. An answer URL that cannot be reached ends the call the carrier's
+to it route it to the branch, which speaks: on Vobiz through its DTMF API, on Twilio as tones in the call's audio
+(the network hears them: voice_server/testing/dtmf_decoder.py decodes what the callee's side hears). An answer URL that cannot be reached ends the call the carrier's
 way (Twilio: completed; Vobiz: hangup code 7011). `calls` keeps every call with its wall-clock life span, so tests
 can assert concurrency caps from the carrier's own log (`max_active_calls_seen`, `max_concurrent()`).
 A hang-up or transfer through the API ends the simulated media stream the carrier's way. Every request is logged
@@ -50,6 +51,7 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from voice_server.testing.dtmf_decoder import DtmfDecoder
 from voice_server.testing.simulator import CallReport, CallScript, CarrierAccount, SimulatedCall
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ class ScriptedCallee:
     # The callee (or answering machine) hangs up this long after answering, whatever the call is doing.
     hangup_after_answer_s: float | None = None
     # A simulated phone menu: what the callee says when a key is pressed (PCM16 mono 8 kHz), e.g. "2" -> "Billing,
-    # how can I help?". The menu's own prompt is the script's first turn. Keys arrive by Vobiz's DTMF API.
+    # how can I help?". The menu's own prompt is the script's first turn. Keys arrive by Vobiz's DTMF API or, on
+    # Twilio, as in-band tones.
     menu: dict[str, bytes] = field(default_factory=dict)
     # False: the answered call carries no media (the answer URL is not fetched); for dialer benchmarks that measure
     # the carrier API and callbacks only, without a voice server.
@@ -119,7 +122,8 @@ class FakeCall:
     amd_callback: str | None = None
     answered_by: str | None = None  # the AMD verdict sent
     spoken_message: str | None = None  # <Say>/<Speak> the call was redirected to (e.g. a voicemail message)
-    digits_sent: list[str] = field(default_factory=list)  # Vobiz DTMF API: keypad tones played to the callee
+    # Keypad tones played to the callee: Vobiz DTMF API requests; on Twilio each key decoded from the audio.
+    digits_sent: list[str] = field(default_factory=list)
     bridged_with: str | None = None  # warm transfer: the call this one met in a conference room
 
     @property
@@ -193,7 +197,29 @@ class FakeCarrier:
                         to_number=sim.to_number, from_number=sim.from_number, direction="inbound",
                         status="in-progress", sim=sim, report=sim.report)
         self.calls[call.sid] = call
+        self._hear_tones(call, sim)
         return call
+
+    def _hear_tones(self, call: FakeCall, sim: SimulatedCall) -> None:
+        """Twilio's network hears the keypad tones played in the stream (its only way for a live stream)."""
+        if call.carrier != "twilio":
+            return
+        decoders: dict[int, DtmfDecoder] = {}
+
+        def heard(pcm: bytes, rate: int) -> None:
+            decoder = decoders.setdefault(rate, DtmfDecoder(rate))
+            for key in decoder.feed(pcm):
+                self._pressed(call, key)
+
+        sim.heard_listeners.append(heard)
+
+    def _pressed(self, call: FakeCall, digits: str) -> None:
+        call.digits_sent.append(digits)
+        callee = self.callees.get(call.to_number)
+        if callee is not None and call.sim is not None:
+            for key in digits:
+                if key in callee.menu:
+                    call.sim.say(callee.menu[key])  # the menu routes the call: the branch answers
 
     @property
     def live_calls(self) -> int:
@@ -393,12 +419,7 @@ class FakeCarrier:
             digits = str(body.get("digits") or "")
             if not re.fullmatch(r"[0-9*#wW]{1,64}", digits):
                 return JSONResponse({"api_id": uuid.uuid4().hex, "error": "invalid digits"}, status_code=400)
-            call.digits_sent.append(digits)
-            callee = self.callees.get(call.to_number)
-            if callee is not None and call.sim is not None:
-                for key in digits:
-                    if key in callee.menu:
-                        call.sim.say(callee.menu[key])  # the menu routes the call: the branch answers
+            self._pressed(call, digits)
             return JSONResponse({"api_id": uuid.uuid4().hex, "message": "digits sent"}, status_code=202)
 
         @app.get("/api/v1/Account/{auth_id}/Call/{call_uuid}/")
@@ -548,6 +569,7 @@ class FakeCarrier:
                 await self._status(call, "completed", CallDuration=str(int(time.monotonic() - call.created)))
                 return
             call.sim = sim
+            self._hear_tones(call, sim)
             side: list[asyncio.Task[None]] = []
             if call.machine_detection and call.amd_callback:
                 side.append(asyncio.create_task(self._report_amd(call, callee)))

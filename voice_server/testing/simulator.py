@@ -27,6 +27,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -237,6 +238,8 @@ class SimulatedCall:
         self._chunk = 0
         self._caller_speaking_until = 0.0
         self._marks_due: list[str] = []
+        # What the callee's side hears, frame by frame (PCM16, rate): the fake carrier decodes in-band keypad tones.
+        self.heard_listeners: list[Callable[[bytes, int], None]] = []
 
     # -- the answer webhook -----------------------------------------------------------------------------------
     def _params(self) -> dict[str, str]:
@@ -436,6 +439,8 @@ class SimulatedCall:
         speaking = bool(frame) and pcm_rms(frame) > SPEECH_RMS
         heard = frame + b"\x00" * (self._playback.frame_bytes - len(frame))
         self.report.heard_pcm += heard
+        for listener in self.heard_listeners:
+            listener(heard, self._out_rate)
         if speaking:
             if self._agent_speaking_since is None:
                 self._agent_speaking_since = now

@@ -3,15 +3,25 @@
  *
  * Protocol (see README "Browser test call protocol"):
  *   up:   one JSON text frame {type:"start", sample_rate:16000, encoding:"pcm_s16le", channels:1}, then binary frames of
- *         PCM16 little-endian mono 16 kHz audio, 20 ms (640 bytes) each; {type:"hangup"} text frame to end.
+ *         PCM16 little-endian mono 16 kHz audio, 20 ms (640 bytes) each; {type:"dtmf", digit:"5"} for a keypad
+ *         press (0-9, * or #); {type:"hangup"} text frame to end.
  *   down: binary frames of PCM16 LE mono audio at `sample_rate` (16 kHz unless a "ready" event says otherwise), and JSON
  *         text events: {type:"ready", call_id, sample_rate?}, {type:"transcript", role:"caller"|"agent", text, final},
- *         {type:"clear"} (barge-in: drop all queued agent audio now), {type:"end", reason}, {type:"error", message}.
+ *         {type:"clear"} (barge-in: drop all queued agent audio now), {type:"keypad", waiting} (the agent waits for
+ *         keys, or no longer), {type:"end", reason}, {type:"error", message}.
  */
 import { floatToPcm16, pcm16ToFloat, Resampler } from "./audio";
 
 export const WIRE_RATE = 16000;
 export const FRAME_SAMPLES = 320; // 20 ms at 16 kHz
+
+/** The keys of a phone keypad, in its 4 x 3 layout. */
+export const KEYPAD_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "*", "0", "#"] as const;
+export type KeypadKey = (typeof KEYPAD_KEYS)[number];
+
+export function isKeypadKey(key: string): key is KeypadKey {
+  return (KEYPAD_KEYS as readonly string[]).includes(key);
+}
 
 export type CallState = "idle" | "connecting" | "live" | "ending" | "ended" | "failed";
 
@@ -25,6 +35,7 @@ export type ServerEvent =
   | { type: "ready"; call_id?: string; sample_rate?: number }
   | { type: "transcript"; role?: "caller" | "agent"; speaker?: "caller" | "agent"; text: string; final?: boolean }
   | { type: "clear" }
+  | { type: "keypad"; waiting?: boolean }
   | { type: "end"; reason?: string }
   | { type: "error"; message?: string };
 
@@ -35,6 +46,8 @@ export interface BrowserCallCallbacks {
   /** Barge-in: the server told us to stop playing the agent. */
   onClear?: () => void;
   onEnd?: (reason: string) => void;
+  /** The agent is waiting for keypad presses (its collect_digits tool), or no longer. */
+  onKeypad?: (waiting: boolean) => void;
   /** Microphone level 0..1, ~30 times a second. */
   onLevel?: (level: number) => void;
   onAgentSpeaking?: (speaking: boolean) => void;
@@ -187,6 +200,9 @@ export class BrowserCall {
         this.clearPlayback();
         this.cb.onClear?.();
         break;
+      case "keypad":
+        this.cb.onKeypad?.(ev.waiting === true);
+        break;
       case "end":
         this.cb.onEnd?.(ev.reason ?? "ended");
         this.hangup(false);
@@ -231,6 +247,13 @@ export class BrowserCall {
     this.playing.clear();
     this.playhead = 0;
     this.cb.onAgentSpeaking?.(false);
+  }
+
+  /** A keypad press, as a phone would send DTMF; false when it was not sent (not a key, or no live socket). */
+  sendDigit(digit: string): boolean {
+    if (!isKeypadKey(digit) || this.ws?.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify({ type: "dtmf", digit }));
+    return true;
   }
 
   setMuted(m: boolean) {

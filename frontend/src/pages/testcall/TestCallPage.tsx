@@ -5,6 +5,7 @@ import { agentsApi, testCallApi } from "../../api/endpoints";
 import { Badge, Button, Card, EmptyState, InlineError, PageHeader, SelectField, Spinner } from "../../components/ui";
 import { BrowserCall, type CallState, type TranscriptEvent } from "../../lib/browserCall";
 import { fmtDuration } from "../../lib/format";
+import { Keypad } from "./Keypad";
 
 interface Line extends TranscriptEvent {
   id: number;
@@ -37,6 +38,7 @@ export default function TestCallPage() {
   const [muted, setMuted] = useState(false);
   const [agentSpeaking, setAgentSpeaking] = useState(false);
   const [bargeIns, setBargeIns] = useState(0);
+  const [keysWanted, setKeysWanted] = useState(false);
   const [callId, setCallId] = useState<string | null>(null);
   const [startedAt, setStartedAt] = useState<number | null>(null);
   const [now, setNow] = useState(Date.now());
@@ -59,6 +61,7 @@ export default function TestCallPage() {
     setDetail(null);
     setLines([]);
     setBargeIns(0);
+    setKeysWanted(false);
     setCallId(null);
     setState("connecting");
     try {
@@ -73,6 +76,7 @@ export default function TestCallPage() {
         onReady: (id) => id && setCallId(id),
         onTranscript: (ev) => setLines((ls) => applyTranscript(ls, ev, () => ++idRef.current)),
         onClear: () => setBargeIns((n) => n + 1),
+        onKeypad: setKeysWanted,
         onEnd: (reason) => setDetail(`Ended: ${reason.replace(/_/g, " ")}`),
         onLevel: setLevel,
         onAgentSpeaking: setAgentSpeaking,
@@ -131,6 +135,9 @@ export default function TestCallPage() {
                   </>
                 )}
               </div>
+              {state === "live" && (
+                <Keypad waiting={keysWanted} onPress={(key) => callRef.current?.sendDigit(key) ?? false} />
+              )}
               <InlineError error={error} />
               <p className="muted small">
                 Use headphones: the agent's voice coming out of speakers would be heard by the microphone and interrupt the agent.

@@ -42,8 +42,9 @@ export function TestsSection({ agentId, currentVersion, savedScenarios = 0, unsa
         <p className="muted">
           Each scripted scenario runs as a simulated call against version {currentVersion}: the caller's lines are
           spoken by a voice unlike the agent's and the call is checked against what was recorded. Results are kept
-          per version, so a change shows what it broke. Keypad scenarios need the telephony simulator
-          (<code>{command}</code>).
+          per version, so a change shows what it broke. Keypad lines (<code>keys</code>) are pressed once the agent's
+          turn is over. To run a suite over the telephony simulator instead (μ-law phone audio, the carriers' keypad
+          events): <code>{command}</code>.
         </p>
         <TextArea
           label="Scenarios (YAML)"

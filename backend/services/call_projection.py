@@ -312,6 +312,7 @@ class OutboxProcessor:
         """Moves the deferred events whose backoff has ended back to the outbox (the leader wrote them all, so
         it knows when the next one is due and reads this small collection only then)."""
         waiting = [d async for d in self._db[OUTBOX_DEFERRED].find()]
+        self._deferred_calls.update(d["call_id"] for d in waiting)  # a new leader learns them here
         await self._requeue([d for d in waiting if d["retry_at"] <= now])
         self._deferred_due = min((d["retry_at"] for d in waiting if d["retry_at"] > now), default=_NEVER)
 

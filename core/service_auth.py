@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from jose import JWTError, jwt
 
+from core.verified_tokens import VerifiedTokens
+
 SERVICE_AUDIENCE = "voiceagent-internal"
 SERVICE_ALGORITHM = "HS256"
 SERVICE_TOKEN_TTL_S = 300
@@ -31,6 +33,9 @@ class ServiceCaller:
     org: str | None = None  # the organisation the request is made for; None: the platform itself
 
 
+_VERIFIED: VerifiedTokens[ServiceCaller] = VerifiedTokens()
+
+
 def mint_service_token(secret: str, service: str, ttl_s: int = SERVICE_TOKEN_TTL_S, org: str | None = None) -> str:
     if not secret:
         raise ServiceTokenError("SERVICE_TOKEN_SECRET is not set")
@@ -45,6 +50,8 @@ def mint_service_token(secret: str, service: str, ttl_s: int = SERVICE_TOKEN_TTL
 def verify_service_caller(secret: str, token: str) -> ServiceCaller:
     if not secret:
         raise ServiceTokenError("SERVICE_TOKEN_SECRET is not set")
+    if (known := _VERIFIED.get(secret, token)) is not None:
+        return known
     try:
         claims = jwt.decode(token, secret, algorithms=[SERVICE_ALGORITHM], audience=SERVICE_AUDIENCE)
     except JWTError as exc:
@@ -52,7 +59,10 @@ def verify_service_caller(secret: str, token: str) -> ServiceCaller:
     if claims.get("scope") != "internal" or not claims.get("sub"):
         raise ServiceTokenError("not a service token")
     org = claims.get("org")
-    return ServiceCaller(str(claims["sub"]), str(org) if org else None)
+    caller = ServiceCaller(str(claims["sub"]), str(org) if org else None)
+    if isinstance(claims.get("exp"), int | float):
+        _VERIFIED.put(secret, token, caller, float(claims["exp"]))
+    return caller
 
 
 def verify_service_token(secret: str, token: str) -> str:

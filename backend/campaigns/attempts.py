@@ -85,6 +85,9 @@ class AttemptFinalizer:
 
     async def apply(self, attempt: dict[str, Any], final: dict[str, Any]) -> None:
         attempt_id = attempt["_id"]
+        # The slots first, and the dialer woken at once: the next call need not wait for the contact's write.
+        await self._coord.release_attempt_slots(attempt_id)
+        self._signals.changed(attempt["campaign_id"])
         contact = await self._db[CONTACTS].find_one({"_id": attempt["contact_id"]}, {"attempts": 1})
         if contact is not None and int(contact.get("attempts", 0)) < int(attempt["attempt"]):
             await self._db[CONTACTS].update_one({"_id": attempt["contact_id"]}, {"$set": {
@@ -92,7 +95,6 @@ class AttemptFinalizer:
                 "next_attempt_at": final["next_attempt_at"], "last_outcome": final["outcome"],
                 "last_attempt_id": attempt_id, "last_call_id": attempt["call_id"], "updated_at": self.clock.now(),
             }})
-        await self._coord.release_attempt_slots(attempt_id)
         await self._coord.drop_lease(attempt["contact_id"], attempt_id)
         self._signals.changed(attempt["campaign_id"])
         reason = _END_REASON.get(final["outcome"])

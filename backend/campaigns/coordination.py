@@ -13,6 +13,7 @@ real processes and real carrier requests.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterable
@@ -51,15 +52,24 @@ class Coordination:
         self._trying: set[str] = set()
 
     # -- slots -------------------------------------------------------------------------------------------------
-    async def slots_in_use(self, scopes: Iterable[str]) -> dict[str, int]:
+    async def slots_taken(self, scopes: Iterable[str]) -> dict[str, set[int]]:
+        """The slot numbers in use per scope, in one read (the slots collection is small: one document per live
+        call and scope)."""
         wanted = list(scopes)
-        counts = dict.fromkeys(wanted, 0)
-        async for doc in self._db[SLOTS].find({"scope": {"$in": wanted}}, {"scope": 1}):
-            counts[doc["scope"]] = counts.get(doc["scope"], 0) + 1
-        return counts
+        taken: dict[str, set[int]] = {scope: set() for scope in wanted}
+        async for doc in self._db[SLOTS].find({"scope": {"$in": wanted}}, {"scope": 1, "n": 1}):
+            taken.setdefault(doc["scope"], set()).add(int(doc["n"]))
+        return taken
 
-    async def acquire_slot(self, scope: str, cap: int, holder: dict[str, Any]) -> str | None:
-        taken = {doc["n"] async for doc in self._db[SLOTS].find({"scope": scope}, {"n": 1})}
+    async def slots_in_use(self, scopes: Iterable[str]) -> dict[str, int]:
+        return {scope: len(numbers) for scope, numbers in (await self.slots_taken(scopes)).items()}
+
+    async def acquire_slot(self, scope: str, cap: int, holder: dict[str, Any], taken: set[int] | None = None
+                           ) -> str | None:
+        """Inserts the first free slot below `cap`; `taken` (from `slots_taken`) saves the read when the caller
+        has just made it. A stale `taken` costs nothing but a duplicate key: the insert decides."""
+        if taken is None:
+            taken = (await self.slots_taken([scope]))[scope]
         for n in range(cap):
             slot_id = f"{scope}:{n}"
             if n in taken or slot_id in self._trying:
@@ -76,15 +86,13 @@ class Coordination:
         return None
 
     async def release_slots(self, slot_ids: Iterable[str], attempt: str | None = None) -> int:
-        released = 0
-        for slot_id in slot_ids:
-            if attempt is not None:
-                doc = await self._db[SLOTS].find_one({"_id": slot_id}, {"attempt_id": 1})
-                if doc is None or doc.get("attempt_id") != attempt:
-                    continue  # already released, and perhaps taken again by another call
-            res = await self._db[SLOTS].delete_one({"_id": slot_id})
-            released += res.deleted_count
-        return released
+        """Deletes the slots (concurrently); with `attempt`, only while that attempt still holds them (a slot
+        released already may have been taken again by another call)."""
+        async def release(slot_id: str) -> int:
+            query: dict[str, Any] = {"_id": slot_id} if attempt is None else {"_id": slot_id, "attempt_id": attempt}
+            return (await self._db[SLOTS].delete_one(query)).deleted_count
+
+        return sum(await asyncio.gather(*(release(slot_id) for slot_id in slot_ids)))
 
     async def release_attempt_slots(self, attempt: str) -> int:
         """Every slot the attempt holds (the slots collection is small: one document per live call and scope)."""

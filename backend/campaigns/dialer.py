@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
 import statistics
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 # Carrier answers that mean the campaign's setup is wrong (credentials, account): pause rather than burn contacts.
 _SETUP_ERRORS = {401, 402, 403}
 REAP_RECHECK_S = 15.0  # how often a healthy-looking lease's marks are checked anyway
-STANDBY_CLAIMS = 4  # claims per campaign kept ready for the next free slot
+STANDBY_CLAIMS = 4  # claims per campaign kept ready for the next free slot (at least; half a second of dials)
 LATE_TICK_S = 0.1  # a dial leaving later than this after its tick (or half a tick) takes a fresh token
 
 
@@ -298,7 +299,7 @@ class Dialer:
         cap = run.settings.max_concurrent_calls
         # A few claims wait ready ("standby") for the next free slot, so a freed slot is re-dialled without first
         # claiming a contact; the rest match the free slots.
-        standby = min(cap, STANDBY_CLAIMS)
+        standby = min(cap, max(STANDBY_CLAIMS, math.ceil(run.settings.calls_per_second / 2)))
         free = min(cap + standby - in_use[cscope] - run.local.starting,
                    self._org_cap(run.org_id) + standby - in_use[oscope] - org_starting)
         if free <= 0:
@@ -399,39 +400,52 @@ class Dialer:
         await self._place(run, contact, caller, aid, call_id, time.perf_counter())
 
     async def _wait_for_slots(self, run: CampaignRun, aid: str) -> bool:
-        """Takes a campaign slot and an organisation slot for the attempt (both or neither)."""
+        """Takes a campaign slot and an organisation slot for the attempt (both or neither).
+
+        Waiting claims queue on the campaign's `slot_turn`: only the one at the head looks for a slot (one read of
+        the slots for both scopes, every DIALER_SLOT_POLL_S, or at once when a call ending in this process frees
+        one), so the database sees one small read per poll whatever the number of waiting claims."""
         holder = {"attempt_id": aid, "owner": self.id, "campaign_id": run.id}
         deadline = time.time() + self._settings.dialer_claim_ttl_s / 2
         cscope, oscope = campaign_scope(run.id), org_scope(run.org_id)
-        while True:
-            async with run.local.slot_turn:
-                in_use = await self._coord.slots_in_use([cscope, oscope])
-                if in_use[cscope] < run.settings.max_concurrent_calls and in_use[oscope] < self._org_cap(run.org_id):
+        status_checked = time.time()
+        async with run.local.slot_turn:
+            while True:
+                ccap, ocap = run.settings.max_concurrent_calls, self._org_cap(run.org_id)
+                taken = await self._coord.slots_taken([cscope, oscope])
+                if len(taken[cscope]) < ccap and len(taken[oscope]) < ocap:
                     cslot, oslot = await asyncio.gather(
-                        self._coord.acquire_slot(cscope, run.settings.max_concurrent_calls, holder),
-                        self._coord.acquire_slot(oscope, self._org_cap(run.org_id), holder))
+                        self._coord.acquire_slot(cscope, ccap, holder, taken[cscope]),
+                        self._coord.acquire_slot(oscope, ocap, holder, taken[oscope]))
                     if cslot is not None and oslot is not None:
                         return True
                     await self._coord.release_slots([s for s in (cslot, oslot) if s is not None], aid)
-            if time.time() > deadline or self._stopping:
-                return False
-            # Woken at once by a call ending in this process; otherwise the next poll.
-            await self._signals.wait(run.id, self._settings.dialer_poll_interval_s)
-            current = await self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1})
-            if current is None or current.get("status") != "running":
-                return False
+                if time.time() > deadline or self._stopping:
+                    return False
+                await self._signals.wait(run.id, self._settings.dialer_slot_poll_s)
+                # Pause / cancel (seen here within a poll interval; re-checked right before the dial anyway).
+                if time.time() - status_checked >= self._settings.dialer_poll_interval_s:
+                    status_checked = time.time()
+                    current = await self._db[CAMPAIGNS].find_one({"_id": run.id}, {"status": 1})
+                    if current is None or current.get("status") != "running":
+                        return False
 
     async def _place(self, run: CampaignRun, contact: dict[str, Any], caller: dict[str, Any], aid: str,
                      call_id: str, slotted: float) -> None:
-        try:
-            ctx = await self._calls.register(OutboundCallCreate(
+        cps = run.settings.calls_per_second
+        # The call's registration and the first calls-per-second token at once (a token left unused by a failed
+        # registration is one empty tick).
+        registration, first_tick = await asyncio.gather(
+            self._calls.register(OutboundCallCreate(
                 org_id=run.org_id, agent_id=run.doc["agent_id"], from_number=caller["number"],
                 to_number=contact["phone"], carrier=caller["carrier"], call_id=call_id, campaign_id=run.id,
-                contact_id=contact["_id"], variables=dict(contact.get("variables") or {})))
-        except Exception as exc:
-            await self._give_up(aid, f"could not register the call: {exc}")
-            await self._pause(run, f"call registration failed: {exc}")
+                contact_id=contact["_id"], variables=dict(contact.get("variables") or {}))),
+            self._coord.acquire_rate_token(run.id, cps), return_exceptions=True)
+        if isinstance(registration, BaseException):
+            await self._give_up(aid, f"could not register the call: {registration}")
+            await self._pause(run, f"call registration failed: {registration}")
             return
+        ctx = registration
         registered = self.stats.note("register", slotted)
         creds = ctx.agent.carrier_credentials
         if creds is None:
@@ -441,9 +455,9 @@ class Dialer:
         # The calls-per-second token last, so dials leave on their ticks. A dial that would leave late (more than
         # half a tick, at least LATE_TICK_S: a slow database or event loop) takes a fresh token, so late dials do
         # not bunch up.
-        cps = run.settings.calls_per_second
-        for _ in range(240):  # tokens are taken up to 2 s ahead; other dialers may hold the next ones
-            tick = await self._coord.acquire_rate_token(run.id, cps)
+        for attempt in range(240):  # tokens are taken up to 2 s ahead; other dialers may hold the next ones
+            tick = first_tick if attempt == 0 and isinstance(first_tick, float) else \
+                await self._coord.acquire_rate_token(run.id, cps)
             if tick is None:
                 await asyncio.sleep(0.25)
                 continue

@@ -13,6 +13,9 @@ class CampaignSettingsMixin(BaseSettings):
     dialer_enabled: bool = False
     dialer_id: str | None = Field(default=None, description="Names this dialer in leases and logs; random if unset.")
     dialer_poll_interval_s: float = Field(default=0.2, gt=0, le=10)
+    # How often a claim waiting for a free slot looks again (one small read per dialer and campaign); a call
+    # ending in this process wakes it at once.
+    dialer_slot_poll_s: float = Field(default=0.05, gt=0, le=10)
     dialer_contact_refresh_s: float = Field(default=2.0, gt=0, le=60)
     dialer_heartbeat_s: float = Field(default=1.0, gt=0, le=30)
     # A dialer whose heartbeat is older than this is presumed dead: its unsent claims are recovered.

@@ -38,7 +38,11 @@ CALL_TRANSCRIPTS = "call_transcripts"  # _id = call id; inserted when the call e
 CALL_RECORDINGS = "call_recordings"  # _id = call id; recordings registered after their call ended
 CALL_TURNS = "call_turns"  # _id = event id; one per turn, for search and latency analytics
 CALL_EVENTS = "call_events"  # _id = event id; the permanent idempotency log (read by _id only: no other index)
-OUTBOX = "outbox"  # _id = event id; accepted events not yet applied (small; scanned, so no secondary index)
+OUTBOX = "outbox"  # _id = event id; accepted events ready to apply (read in batches with no filter: see below)
+# _id = event id; events waiting for their call to start, with retry_at. Kept apart so the outbox read needs no
+# filter: FerretDB 1.x pushes a LIMIT down to its database only for a find without one (a filtered find reads the
+# whole collection, however long the backlog).
+OUTBOX_DEFERRED = "outbox_deferred"
 DEAD_LETTERS = "dead_letters"
 CALL_LOG_PAGES = "call_log_pages"  # _id = "{org_id}:{page:010d}"; the call list read model (newest pages: hot)
 CALL_LOG_PAGES_ARCHIVE = "call_log_pages_archive"
@@ -85,6 +89,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CALL_LOG_PAGES, [("org_id", 1), ("page", 1)], name="call_log_pages_org"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("day", 1), ("v2v_ms", 1)], name="call_turns_latency"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("call_id", 1)], name="call_turns_call"),
+    IndexSpec(OUTBOX_DEFERRED, [("call_id", 1)], name="outbox_deferred_call"),
     IndexSpec(DEAD_LETTERS, [("received_at", -1)], name="dead_letters_received"),
     IndexSpec(CALL_LOG_INDEX, [("org_id", 1)], name="call_log_index_org"),
     IndexSpec(WEBHOOKS, [("org_id", 1), ("created_at", -1)], name="webhooks_org"),

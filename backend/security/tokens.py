@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from jose import JWTError, jwt
 
+from core.verified_tokens import VerifiedTokens
+
 ACCESS_AUDIENCE = "voiceagent-api"
 ISSUER = "voiceagent-backend"
 ALGORITHM = "HS256"
@@ -43,9 +45,14 @@ def mint_access_token(
     return str(jwt.encode(claims, secret, algorithm=ALGORITHM)), exp
 
 
+_VERIFIED: VerifiedTokens[AccessClaims] = VerifiedTokens()
+
+
 def decode_access_token(secret: str, token: str) -> AccessClaims:
     if not secret:
         raise TokenError("JWT_SECRET is not set")
+    if (known := _VERIFIED.get(secret, token)) is not None:
+        return known
     try:
         header = jwt.get_unverified_header(token)
     except JWTError as exc:
@@ -61,4 +68,6 @@ def decode_access_token(secret: str, token: str) -> AccessClaims:
         raise TokenError(str(exc)) from exc
     if claims.get("typ") != "access" or not claims.get("org") or not claims.get("sid"):
         raise TokenError("not an access token")
-    return AccessClaims(str(claims["sub"]), str(claims["org"]), str(claims["sid"]), int(claims["exp"]))
+    decoded = AccessClaims(str(claims["sub"]), str(claims["org"]), str(claims["sid"]), int(claims["exp"]))
+    _VERIFIED.put(secret, token, decoded, decoded.expires_at)
+    return decoded

@@ -2,7 +2,7 @@
 
 Each event goes into the outbox and then the permanent event log, both keyed by `event_id` with a unique `_id`, so a
 retried batch is recognised event by event and nothing is stored twice: an event already in the outbox is pending;
-one already in the log was applied (its outbox entry is gone, so its new one is dropped). The outbox insert comes
+one already in the log was applied or waits in outbox_deferred (its outbox entry is gone, so its new one is dropped). The outbox insert comes
 first, so if the process dies between the two the event is still applied (a later retry is then applied again, which
 changes nothing). Applying is call_projection.py's job.
 """
@@ -47,7 +47,7 @@ class CallEventIngest:
         in_batch_duplicates = len(batch.events) - len(events)
         pending = [
             {"_id": e.event_id, "kind": "call", "call_id": e.call_id, "type": e.type, "at": e.at, "received_at": now,
-             "source": source, "retry_at": None, "deferrals": 0, "event_json": e.model_dump_json()}
+             "source": source, "deferrals": 0, "event_json": e.model_dump_json()}
             for e in events
         ]
         already_pending = await self._outbox.insert(pending)
@@ -68,14 +68,14 @@ class CallEventIngest:
     async def touch(self, call_id: str, wait: bool = True) -> None:
         """Asks the processor to (re)project a call written outside the event stream (the dialer's queued call)."""
         doc: dict[str, Any] = {"_id": f"touch:{call_id}:{new_id()}", "kind": "touch", "call_id": call_id, "type": "touch",
-               "at": utcnow(), "received_at": utcnow(), "retry_at": None, "deferrals": 0}
+               "at": utcnow(), "received_at": utcnow(), "deferrals": 0}
         await self._db[OUTBOX].insert_one(doc)
         await self._on_accepted([doc["_id"]], wait)
 
     async def ingest_org_event(self, event: OrgEventIn, source: str, wait: bool = True) -> bool:
         """True when new."""
         doc = {"_id": event.event_id, "kind": "org", "org_id": event.org_id, "type": event.type, "at": event.at,
-               "received_at": utcnow(), "source": source, "retry_at": None, "deferrals": 0,
+               "received_at": utcnow(), "source": source, "deferrals": 0,
                "event_json": event.model_dump_json()}
         dup_pending = await self._outbox.insert([doc])
         dup_logged: set[int] = set()

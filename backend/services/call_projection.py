@@ -4,8 +4,10 @@ read model, and queues webhooks. Events arrive through call_event_ingest.py; cal
 event type does to a call.
 
 Applying is idempotent (state is recomputed, turns keyed by event id, webhook deliveries keyed by webhook and event),
-so re-applying after a crash changes nothing. Events for a call not known yet wait in the outbox and are retried;
-events that can never apply go to dead_letters with the reason.
+so re-applying after a crash changes nothing. Events for a call not known yet move to outbox_deferred and come back
+when their call starts or their backoff ends; events that can never apply go to dead_letters with the reason. Every
+move is insert-then-delete, so a crash between the two leaves the event in both places (applied again: harmless),
+never in neither.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from backend.db.collections import (
     CALLS_ARCHIVE,
     DEAD_LETTERS,
     OUTBOX,
+    OUTBOX_DEFERRED,
     Db,
 )
 from backend.db.ids import day_of, utcnow
@@ -48,6 +51,7 @@ _EVENT = TypeAdapter(CallEvent)
 _USAGE_FIELDS = ("caller_audio_s", "agent_audio_s", "stt_audio_s", "llm_prompt_tokens", "llm_completion_tokens",
                  "tts_characters")
 MAX_DEFERRALS = 40  # about an hour of retries for events whose call never appears
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 WebhookSink = Callable[[str, str, str, dict[str, Any], datetime], Awaitable[None]]
 
@@ -97,6 +101,8 @@ class OutboxProcessor:
         self._transcripts: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._archived: OrderedDict[str, bool] = OrderedDict()  # calls this leader moved to the archive
         self._deferred_calls: set[str] = set()  # calls with events waiting for their call.started
+        # When the earliest deferred event is due; None: not known (a new term), so look.
+        self._deferred_due: datetime | None = None
         self.on_applied: Callable[[], None] | None = None  # wakes live views (services/live_calls.py)
 
     def _reset_caches(self) -> None:
@@ -104,6 +110,7 @@ class OutboxProcessor:
         self._calls.clear()
         self._transcripts.clear()
         self._archived.clear()
+        self._deferred_due = None
         self._call_log.reset_writer_state()
 
     @staticmethod
@@ -157,10 +164,11 @@ class OutboxProcessor:
 
     async def _run_batch(self) -> int:
         now = utcnow()
-        query = {"$or": [{"retry_at": None}, {"retry_at": {"$lte": now}}]}
-        # No sort: the order between calls does not matter (each call's events are ordered below), and without one
-        # FerretDB stops scanning once the batch is full.
-        items = [d async for d in self._db[OUTBOX].find(query).limit(self._batch_size)]
+        if self._deferred_due is None or self._deferred_due <= now:
+            await self._requeue_due(now)
+        # No filter and no sort (see collections.OUTBOX): the database stops after one batch. The order between
+        # calls does not matter; each call's events are ordered below.
+        items = [d async for d in self._db[OUTBOX].find().limit(self._batch_size)]
         if not items:
             return 0
         by_call: dict[str, list[dict[str, Any]]] = {}
@@ -192,22 +200,22 @@ class OutboxProcessor:
             await self._call_log.project(changed_calls)
         for outcome in outcomes:
             done.extend(outcome.done)
-            for item in outcome.deferred:
-                await self._defer(item)
             for item, reason in outcome.dead:
                 await self._dead_letter(item, reason)
                 done.append(item["_id"])
-        if done:
-            await self._db[OUTBOX].delete_many({"_id": {"$in": done}})
-        self._deferred_calls.update(i["call_id"] for o in outcomes for i in o.deferred)
+        deferred = [i for o in outcomes for i in o.deferred]
+        await self._defer(deferred)
+        moved = done + [i["_id"] for i in deferred]
+        if moved:
+            await self._db[OUTBOX].delete_many({"_id": {"$in": moved}})
+        self._deferred_calls.update(i["call_id"] for i in deferred)
         created = [o.call["_id"] for o in outcomes if o.created and o.call is not None
                    and o.call["_id"] in self._deferred_calls]
         self._deferred_calls.difference_update(created)
         if created:
             # Events that arrived before their call.started can apply now, not after their backoff.
-            await self._db[OUTBOX].update_many({"call_id": {"$in": created}, "retry_at": {"$ne": None}},
-                                               {"$set": {"retry_at": None}})
-        self._resolve(done + [i["_id"] for o in outcomes for i in o.deferred])
+            await self._requeue([d async for d in self._db[OUTBOX_DEFERRED].find({"call_id": {"$in": created}})])
+        self._resolve(moved)
         if self.on_applied is not None:
             self.on_applied()
         return len(items)
@@ -283,15 +291,37 @@ class OutboxProcessor:
                 return 0
             return await self._call_log.archive_old_pages()
 
-    async def _defer(self, item: dict[str, Any]) -> None:
-        deferrals = int(item.get("deferrals", 0)) + 1
-        if deferrals > MAX_DEFERRALS:
-            await self._dead_letter(item, "call never started (no call.started and no dialer record)")
-            await self._db[OUTBOX].delete_one({"_id": item["_id"]})
+    async def _defer(self, items: list[dict[str, Any]]) -> None:
+        """Moves events whose call is not known yet to outbox_deferred with a backoff (the caller then deletes
+        them from the outbox); after MAX_DEFERRALS they are dead-lettered instead."""
+        waiting = []
+        for item in items:
+            deferrals = int(item.get("deferrals", 0)) + 1
+            if deferrals > MAX_DEFERRALS:
+                await self._dead_letter(item, "call never started (no call.started and no dialer record)")
+                continue
+            delay = min(0.5 * 2.0 ** min(deferrals - 1, 8), 60.0)
+            waiting.append({**item, "deferrals": deferrals, "retry_at": utcnow() + timedelta(seconds=delay)})
+        if not waiting:
             return
-        delay = min(0.5 * 2.0 ** min(deferrals - 1, 8), 60.0)
-        await self._db[OUTBOX].update_one({"_id": item["_id"]}, {"$set": {
-            "deferrals": deferrals, "retry_at": utcnow() + timedelta(seconds=delay)}})
+        await self._upsert_all(OUTBOX_DEFERRED, waiting)
+        if self._deferred_due is not None:
+            self._deferred_due = min(self._deferred_due, *(w["retry_at"] for w in waiting))
+
+    async def _requeue_due(self, now: datetime) -> None:
+        """Moves the deferred events whose backoff has ended back to the outbox (the leader wrote them all, so
+        it knows when the next one is due and reads this small collection only then)."""
+        waiting = [d async for d in self._db[OUTBOX_DEFERRED].find()]
+        self._deferred_calls.update(d["call_id"] for d in waiting)  # a new leader learns them here
+        await self._requeue([d for d in waiting if d["retry_at"] <= now])
+        self._deferred_due = min((d["retry_at"] for d in waiting if d["retry_at"] > now), default=_NEVER)
+
+    async def _requeue(self, items: list[dict[str, Any]]) -> None:
+        if not items:
+            return
+        await insert_many_ignoring_duplicates(self._db, OUTBOX, [
+            {k: v for k, v in item.items() if k != "retry_at"} for item in items])
+        await self._db[OUTBOX_DEFERRED].delete_many({"_id": {"$in": [i["_id"] for i in items]}})
 
     async def _dead_letter(self, item: dict[str, Any], reason: str) -> None:
         log.warning("dead-lettering event %s (%s): %s", item["_id"], item.get("type"), reason)

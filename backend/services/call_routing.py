@@ -3,6 +3,7 @@ placed, and registering such a call. Only reachable with a service token (api/de
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ from backend.services.carriers import CarrierCredentialService
 from backend.services.phone_numbers import PhoneNumberService
 from backend.services.secrets import SecretService
 from core.agent_config import AgentConfig
-from core.call_events import OutboundCallContext, ResolvedAgent
+from core.call_events import CarrierCredentials, OutboundCallContext, ResolvedAgent
 
 
 class CallRoutingService:
@@ -73,14 +74,19 @@ class CallRoutingService:
 
     async def create_outbound_call(self, body: OutboundCallCreate, wait: bool = True) -> OutboundCallContext:
         """`wait`: whether to wait (bounded) for the call log to show the call (the dialer does not)."""
-        resolved = await self._resolve_for_org(body.agent_id, body.org_id)
-        caller_id = await self._numbers.of_org(body.org_id, body.from_number)
+        # The agent and the caller id (with its carrier's credentials) at once: each dial waits for this.
+        agent, caller = await asyncio.gather(self._resolve_for_org(body.agent_id, body.org_id),
+                                             self._caller_id(body.org_id, body.from_number), return_exceptions=True)
+        if isinstance(agent, BaseException):
+            raise agent  # the agent's error first, as when they were read one after the other
+        if isinstance(caller, BaseException):
+            raise caller
+        resolved, (caller_id, resolved.carrier_credentials) = agent, caller
         if caller_id is None:
             raise ApiError(422, "validation_error", "body.from_number: not a number of this organisation",
                            [ErrorDetail(path="body.from_number", message="not a number of this organisation")])
         resolved.phone_number_id = caller_id["_id"]
         resolved.phone_number = caller_id["number"]
-        resolved.carrier_credentials = await self._carriers.decrypted(body.org_id, caller_id["carrier"])
         call_id = body.call_id or new_id()
         now = utcnow()
         doc = {
@@ -103,6 +109,10 @@ class CallRoutingService:
             return await self.outbound_context(call_id)
         return OutboundCallContext(call_id=call_id, agent=resolved, variables=body.variables,
                                    campaign_id=body.campaign_id, contact_id=body.contact_id)
+
+    async def _caller_id(self, org_id: str, e164: str) -> tuple[dict[str, Any] | None, CarrierCredentials | None]:
+        number = await self._numbers.of_org(org_id, e164)
+        return number, (await self._carriers.decrypted(org_id, number["carrier"]) if number is not None else None)
 
     async def _resolve_for_org(self, agent_id: str, org_id: str) -> ResolvedAgent:
         try:

@@ -51,7 +51,7 @@ def erasure_item(call_id: str, org_id: str, scope: ErasureScope, reason: Erasure
     """The outbox entry that asks the leader to erase `scope` of a call."""
     now = utcnow()
     return {"_id": f"erase:{scope}:{call_id}", "kind": "erase", "call_id": call_id, "org_id": org_id,
-            "scope": scope, "reason": reason, "type": "erase", "at": now, "received_at": now, "retry_at": None,
+            "scope": scope, "reason": reason, "type": "erase", "at": now, "received_at": now,
             "deferrals": 0}
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from backend_testkit import call_events, create_agent, post_events, register, service_headers
 
-from backend.db.collections import CALL_TURNS, OUTBOX
+from backend.db.collections import CALL_TURNS, OUTBOX, OUTBOX_DEFERRED
 from backend.services.call_log import PAGE_SIZE
 from backend.services.container import Services
 
@@ -59,14 +59,19 @@ async def test_events_before_their_call_wait_and_apply(client: httpx.AsyncClient
     ack = await post_events(client, rest)  # turns and end arrive first (a retry after an outage, say)
     assert ack["accepted"] == len(rest)
     assert (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).status_code == 404
-    assert await services.db[OUTBOX].count_documents({"call_id": call_id}) == len(rest)
-    deferred = await services.db[OUTBOX].find_one({"call_id": call_id})
+    # They wait apart from the outbox, whose reads then need no filter.
+    assert await services.db[OUTBOX].count_documents({"call_id": call_id}) == 0
+    assert await services.db[OUTBOX_DEFERRED].count_documents({"call_id": call_id}) == len(rest)
+    deferred = await services.db[OUTBOX_DEFERRED].find_one({"call_id": call_id})
     assert deferred is not None and deferred["retry_at"] is not None and deferred["deferrals"] >= 1
+    # A retry of a waiting event is a duplicate, not a second copy.
+    assert await post_events(client, rest[:1]) == {"accepted": 0, "duplicates": 1}
     await post_events(client, [started])  # applying the start releases the waiting events at once
     await services.processor.run_once()
     detail = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
     assert detail["status"] == "completed" and len(detail["turns"]) == 2
     assert await services.db[OUTBOX].count_documents({"call_id": call_id}) == 0
+    assert await services.db[OUTBOX_DEFERRED].count_documents({"call_id": call_id}) == 0
 
 
 async def test_event_validation(client: httpx.AsyncClient) -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 import httpx
 from backend_testkit import call_events, post_events, register
 
-from backend.db.collections import CALL_TURNS, DEAD_LETTERS, OUTBOX, TOKEN_USES
+from backend.db.collections import CALL_TURNS, DEAD_LETTERS, OUTBOX, OUTBOX_DEFERRED, TOKEN_USES
 from backend.db.ids import utcnow
 from backend.services.container import Services
 from backend.services.leader import Leadership
@@ -38,7 +38,7 @@ async def test_reapplying_events_after_a_crash_changes_nothing(client: httpx.Asy
     # As if the processor died after applying but before removing the events from the outbox.
     await services.db[OUTBOX].insert_many([
         {"_id": e["event_id"], "kind": "call", "call_id": call_id, "type": e["type"], "at": utcnow(),
-         "received_at": utcnow(), "retry_at": None, "deferrals": 0, "event_json": json.dumps(e)} for e in events])
+         "received_at": utcnow(), "deferrals": 0, "event_json": json.dumps(e)} for e in events])
     services.processor._reset_caches()  # a fresh leader: nothing cached
     await services.processor.run_once()
     detail_after = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
@@ -46,6 +46,33 @@ async def test_reapplying_events_after_a_crash_changes_nothing(client: httpx.Asy
     assert await services.db[CALL_TURNS].count_documents({"call_id": call_id}) == 4
     listed = (await client.get("/api/v1/calls", headers=owner.headers)).json()["items"]
     assert [c["id"] for c in listed] == [call_id]
+
+
+async def test_deferred_events_come_back_after_their_backoff_and_survive_a_crash_mid_move(
+    client: httpx.AsyncClient, services: Services
+) -> None:
+    owner = await register(client, "backoff")
+    call_id, events = call_events(owner.org_id, turns=2)
+    started, rest = events[0], events[1:]
+    await post_events(client, rest)
+    assert await services.db[OUTBOX_DEFERRED].count_documents({"call_id": call_id}) == len(rest)
+    # Their backoff ends; a new leader (nothing in memory) moves them back and, their call still unknown, defers
+    # them again with a longer backoff.
+    await services.db[OUTBOX_DEFERRED].update_many({"call_id": call_id}, {"$set": {"retry_at": utcnow()}})
+    services.processor._reset_caches()
+    await services.processor.run_once()
+    waiting = [d async for d in services.db[OUTBOX_DEFERRED].find({"call_id": call_id})]
+    assert len(waiting) == len(rest) and min(d["deferrals"] for d in waiting) >= 2
+    assert await services.db[OUTBOX].count_documents({"call_id": call_id}) == 0
+    # As if the leader died mid-move: one event is in both places. Each is applied once all the same.
+    await services.db[OUTBOX].insert_one({k: v for k, v in waiting[0].items() if k != "retry_at"})
+    await post_events(client, [started])
+    await services.processor.run_once()
+    detail = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
+    assert detail["status"] == "completed" and [t["turn_index"] for t in detail["turns"]] == [0, 1]
+    assert await services.db[CALL_TURNS].count_documents({"call_id": call_id}) == 2
+    assert await services.db[OUTBOX].count_documents({"call_id": call_id}) == 0
+    assert await services.db[OUTBOX_DEFERRED].count_documents({"call_id": call_id}) == 0
 
 
 async def test_conflicting_start_is_dead_lettered(client: httpx.AsyncClient, services: Services) -> None:

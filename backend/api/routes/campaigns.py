@@ -38,7 +38,7 @@ TOO_LARGE: dict[int | str, dict[str, Any]] = {413: {"description": "File larger 
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}, "description": "CSV (cells safe to open in a spreadsheet)"}}
 
 
-def get_runtime(request: Request) -> CampaignRuntime:
+async def get_runtime(request: Request) -> CampaignRuntime:  # async: no thread-pool hop (see deps.get_services)
     runtime: CampaignRuntime = request.app.state.campaigns
     return runtime
 

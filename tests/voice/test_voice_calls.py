@@ -7,7 +7,6 @@ The embedded LLM (SmolLM2-135M) gives placeholder answers: tests check that an a
 from __future__ import annotations
 
 import asyncio
-import os
 
 import httpx
 import pytest
@@ -16,16 +15,14 @@ from voicetest_helpers import (
     Simulate,
     VoiceServer,
     active_seconds,
+    dial_twilio_outbound,
     ended_with_recording,
     read_stereo_wav,
+    until_completed,
     wait_for_call,
     words_heard,
 )
 
-from core.call_events import CarrierCredentials
-from core.service_auth import mint_service_token
-from telephony.base import OutboundCallRequest
-from telephony.twilio import TwilioRestClient
 from voice_server.answering import inbound_call_id
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
@@ -147,32 +144,13 @@ async def test_outbound_call_through_the_fake_carrier(voice_server: VoiceServer,
                                                       caller_audio: dict[str, bytes]) -> None:
     """The dialer's path: register the call with the backend, place it through the carrier REST API (the fake
     carrier), the callee answers and talks to the same pipeline."""
-    token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "dialer")
-    callee = "+14155559876"
-    resp = await http.post(f"{twilio_line.backend_url}/internal/v1/calls", headers={"Authorization": f"Bearer {token}"},
-                           json={"org_id": twilio_line.org_id, "agent_id": twilio_line.agent_id,
-                                 "from_number": twilio_line.number, "to_number": callee, "carrier": "twilio",
-                                 "variables": {"name": "Ada"}})
-    assert resp.status_code == 201, resp.text
-    call_id = resp.json()["call_id"]
-    fake_carrier.callees[callee] = ScriptedCallee(script=CallScript(
-        turns=[CallerTurn(audio=caller_audio["parking"], gap_s=0.5, label="question")], hangup_after_s=1.0,
-        max_duration_s=60))
-    client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=twilio_line.account.account_id,
-                                                 auth_token=twilio_line.account.auth_token,
-                                                 api_base_url=fake_carrier.base_url))
-    try:
-        placed = await client.create_call(OutboundCallRequest(
-            to_number=callee, from_number=twilio_line.number,
-            answer_url=f"{voice_server.url}/twilio/voice?call_id={call_id}",
-            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}"))
-    finally:
-        await client.close()
-    fake = fake_carrier.calls[placed.carrier_call_id]
-    for _ in range(600):
-        if fake.report is not None and fake.status == "completed":
-            break
-        await asyncio.sleep(0.1)
+    call_id, fake = await dial_twilio_outbound(http, twilio_line, fake_carrier, voice_server, "+14155559876",
+                                               ScriptedCallee(script=CallScript(
+                                                   turns=[CallerTurn(audio=caller_audio["parking"], gap_s=0.5,
+                                                                     label="question")],
+                                                   hangup_after_s=1.0, max_duration_s=60)),
+                                               variables={"name": "Ada"})
+    await until_completed(fake)
     report = fake.report
     assert report is not None and report.greeting_latency_ms is not None
     assert report.answers and report.answers[0].first_audio is not None

@@ -14,12 +14,15 @@ import os
 
 import httpx
 from stack_helpers import synthesize
-from voicetest_helpers import VoiceServer, ended_with_recording, outbound_call_record, wait_for_call
+from voicetest_helpers import (
+    VoiceServer,
+    dial_twilio_outbound,
+    ended_with_recording,
+    until_completed,
+    wait_for_call,
+)
 
-from core.call_events import CarrierCredentials
 from core.service_auth import mint_service_token
-from telephony.base import OutboundCallRequest
-from telephony.twilio import TwilioRestClient
 from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallerTurn, CallScript
@@ -43,32 +46,20 @@ async def test_a_relayed_machine_verdict_leaves_the_campaigns_message_in_the_age
     voicemail, and the campaign's message (not the agent's own) is said after the quiet."""
     line: SimLine = await twilio_line_with(voicemail={"detect_in_call": True, "message": AGENT_MESSAGE},
                                            silence={"reminder_after_s": 30.0, "max_reminders": 0})
-    callee = "+14155559811"
-    call_id = await outbound_call_record(http, line, callee, "twilio")
     answer = synthesize(tts_url, "This is Sam Miller from Portland in Oregon speaking to you on this fine and sunny day.")
-    fake_carrier.callees[callee] = ScriptedCallee(script=CallScript(
-        turns=[CallerTurn(audio=answer, at_s=0.6, label="answer")], hangup_after_s=None, max_duration_s=40))
-    client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=line.account.account_id,
-                                                 auth_token=line.account.auth_token, api_base_url=fake_carrier.base_url))
-    try:
-        placed = await client.create_call(OutboundCallRequest(
-            to_number=callee, from_number=line.number, answer_url=f"{voice_server.url}/twilio/voice?call_id={call_id}",
-            status_callback_url=f"{voice_server.url}/twilio/status?call_id={call_id}"))
-    finally:
-        await client.close()
+    call_id, fake_call = await dial_twilio_outbound(http, line, fake_carrier, voice_server, "+14155559811",
+                                                    ScriptedCallee(script=CallScript(
+                                                        turns=[CallerTurn(audio=answer, at_s=0.6, label="answer")],
+                                                        hangup_after_s=None, max_duration_s=40)))
     await asyncio.sleep(2.0)  # what the carrier's AMD takes; the greeting is still playing
     for _ in range(40):  # 404 until the call's media stream is up (a loaded machine may take longer than 2 s)
         resp = await http.post(_relay_url(voice_server, call_id), headers=_backend(), json={
-            "answered_by": "machine_start", "carrier_call_id": placed.carrier_call_id, "message": CAMPAIGN_MESSAGE})
+            "answered_by": "machine_start", "carrier_call_id": fake_call.sid, "message": CAMPAIGN_MESSAGE})
         if resp.status_code != 404:
             break
         await asyncio.sleep(0.25)
     assert resp.status_code == 204, resp.text
-    fake_call = fake_carrier.calls[placed.carrier_call_id]
-    for _ in range(500):
-        if fake_call.report is not None and fake_call.status == "completed":
-            break
-        await asyncio.sleep(0.1)
+    await until_completed(fake_call, 50.0)
     call = await wait_for_call(http, line, call_id, ended_with_recording)
     assert call["end_reason"] == "voicemail", (call["end_reason"], call["turns"])
     assert "carrier machine_start" in (call.get("end_detail") or ""), call.get("end_detail")

@@ -17,7 +17,7 @@ import numpy as np
 import riva.client
 from stack_helpers import AsrServer
 
-from voice_server.testing.fake_carrier import FakeCarrier, ScriptedCallee
+from voice_server.testing.fake_carrier import FakeCall, FakeCarrier, ScriptedCallee
 from voice_server.testing.provision import SimLine
 from voice_server.testing.simulator import CallReport
 from voicectl.procs import ManagedProcess
@@ -67,7 +67,8 @@ async def wait_for_call(http: httpx.AsyncClient, line: SimLine, call_id: str,
     raise AssertionError(f"call {call_id} never reached the expected state; last seen: {last}")
 
 
-async def outbound_call_record(http: httpx.AsyncClient, line: SimLine, callee: str, carrier: str) -> str:
+async def outbound_call_record(http: httpx.AsyncClient, line: SimLine, callee: str, carrier: str,
+                               variables: dict[str, str] | None = None) -> str:
     """What the dialer does before it dials: the backend records the outbound call; returns its call id."""
     import os
 
@@ -76,20 +77,21 @@ async def outbound_call_record(http: httpx.AsyncClient, line: SimLine, callee: s
     token = mint_service_token(os.environ["SERVICE_TOKEN_SECRET"], "dialer")
     resp = await http.post(f"{line.backend_url}/internal/v1/calls", headers={"Authorization": f"Bearer {token}"},
                            json={"org_id": line.org_id, "agent_id": line.agent_id, "from_number": line.number,
-                                 "to_number": callee, "carrier": carrier})
+                                 "to_number": callee, "carrier": carrier, "variables": variables or {}})
     assert resp.status_code == 201, resp.text
     return str(resp.json()["call_id"])
 
 
-async def place_twilio_outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
-                                number: str, callee: ScriptedCallee, amd: bool = False) -> dict[str, Any]:
+async def dial_twilio_outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
+                               number: str, callee: ScriptedCallee, amd: bool = False,
+                               variables: dict[str, str] | None = None) -> tuple[str, FakeCall]:
     """An outbound Twilio call to a scripted callee of the fake carrier, placed as the dialer does (with the
-    carrier's AMD when `amd`); returns the backend's call record once it has ended with its recording."""
+    carrier's AMD when `amd`); returns at once with the call id and the fake carrier's view of the call."""
     from core.call_events import CarrierCredentials
     from telephony.base import OutboundCallRequest
     from telephony.twilio import TwilioRestClient
 
-    call_id = await outbound_call_record(http, line, number, "twilio")
+    call_id = await outbound_call_record(http, line, number, "twilio", variables)
     fake.callees[number] = callee
     client = TwilioRestClient(CarrierCredentials(carrier="twilio", account_id=line.account.account_id,
                                                  auth_token=line.account.auth_token, api_base_url=fake.base_url))
@@ -101,11 +103,22 @@ async def place_twilio_outbound(http: httpx.AsyncClient, line: SimLine, fake: Fa
             machine_detection_url=f"{voice_server.url}/twilio/amd?call_id={call_id}" if amd else None))
     finally:
         await client.close()
-    fake_call = fake.calls[placed.carrier_call_id]
-    for _ in range(500):
+    return call_id, fake.calls[placed.carrier_call_id]
+
+
+async def until_completed(fake_call: FakeCall, limit_s: float = 60.0) -> None:
+    """Until the fake carrier has the call's report and its completed status (or the limit passes)."""
+    for _ in range(int(limit_s * 10)):
         if fake_call.report is not None and fake_call.status == "completed":
-            break
+            return
         await asyncio.sleep(0.1)
+
+
+async def place_twilio_outbound(http: httpx.AsyncClient, line: SimLine, fake: FakeCarrier, voice_server: VoiceServer,
+                                number: str, callee: ScriptedCallee, amd: bool = False) -> dict[str, Any]:
+    """`dial_twilio_outbound`, then the backend's call record once the call has ended with its recording."""
+    call_id, fake_call = await dial_twilio_outbound(http, line, fake, voice_server, number, callee, amd)
+    await until_completed(fake_call, 50.0)
     return await wait_for_call(http, line, call_id, ended_with_recording)
 
 

@@ -21,6 +21,7 @@ from fastapi import WebSocket
 from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
+    InputAudioRawFrame,
     InterruptionFrame,
     OutputAudioRawFrame,
     OutputDTMFFrame,
@@ -30,6 +31,7 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketClient,
+    FastAPIWebsocketInputTransport,
     FastAPIWebsocketOutputTransport,
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
@@ -37,6 +39,7 @@ from pipecat.transports.websocket.fastapi import (
 
 from pipelines.frames import PlaybackMarkFrame, PlaybackPauseFrame, PlaybackResumeFrame
 from pipelines.observers import CallAudioSink
+from voice_server.media.pacer import SharedPacer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.metrics import VoiceMetrics
 
@@ -52,10 +55,12 @@ UNDERRUN_MIN_GAP_S = 0.001
 class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
     def __init__(self, transport: BaseTransport, client: FastAPIWebsocketClient, params: FastAPIWebsocketParams,
                  tracker: PlayoutTracker, lead_s: float, metrics: VoiceMetrics | None = None,
-                 **kwargs: object) -> None:
+                 pacer: SharedPacer | None = None, **kwargs: object) -> None:
         super().__init__(transport, client, params, **kwargs)
         self.tracker = tracker
         self._lead_s = lead_s
+        # The process's shared output timer (OUTPUT_PACER=shared); None: this call sleeps for each frame itself.
+        self._sleep = pacer.sleep if pacer is not None else asyncio.sleep
         self._voice_metrics = metrics
         self.audio_sink: CallAudioSink | None = None  # the call's recording: agent audio where it will play
         # Inside one stretch of agent speech (until bot-stopped, a pause or an interruption): a frame that finds
@@ -159,7 +164,7 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
             ahead = self.tracker.playhead_end_s - self.tracker.now_s() - self._lead_s
             if ahead <= 0:
                 break
-            await asyncio.sleep(ahead)
+            await self._sleep(ahead)
             if generation != self._generation:
                 return False
             if self._resumed.is_set():
@@ -217,12 +222,27 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
         await super().write_transport_frame(frame)
 
 
+class DirectAudioInputTransport(FastAPIWebsocketInputTransport):
+    """Caller audio goes downstream from the socket's receive task itself (CALLER_AUDIO_DIRECT=true).
+
+    Pipecat's input hands each frame to an audio task through a queue only to push it on unchanged (no filter here,
+    VAD sits in the user aggregator): one more task wake-up per frame, and on Python 3.11 `asyncio.wait_for`
+    around the queue read makes a task and a timer for every frame as well."""
+
+    async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
+        if self._params.audio_in_enabled and not self._paused and frame.audio:
+            await self.push_frame(frame)
+
+
 class CarrierTransport(FastAPIWebsocketTransport):
     def __init__(self, websocket: WebSocket, params: FastAPIWebsocketParams, tracker: PlayoutTracker,
-                 lead_s: float, metrics: VoiceMetrics | None = None) -> None:
+                 lead_s: float, metrics: VoiceMetrics | None = None, pacer: SharedPacer | None = None,
+                 caller_audio_direct: bool = False) -> None:
         super().__init__(websocket, params)
+        if caller_audio_direct:
+            self._input = DirectAudioInputTransport(self, self._client, self._params, name=self._input_name)
         self._output = CarrierOutputTransport(self, self._client, self._params, tracker=tracker, lead_s=lead_s,
-                                              metrics=metrics, name=self._output_name)
+                                              metrics=metrics, pacer=pacer, name=self._output_name)
 
     def output(self) -> CarrierOutputTransport:
         assert isinstance(self._output, CarrierOutputTransport)

@@ -26,6 +26,8 @@ class SharedPacer:
 
     async def sleep(self, delay_s: float) -> None:
         """Returns at the tick nearest to `delay_s` from now."""
+        if delay_s <= self.tick_s / 2:  # now is nearer than any tick
+            return
         loop = asyncio.get_running_loop()
         if self._loop is not loop:  # first use, or a new loop (tests): nothing of the old one carries over
             if self._timer is not None:

@@ -98,7 +98,7 @@ class VoiceApp:
         self.calls = CallRegistry(self.agents)
         self.warm_transfers = self.calls.warm_transfers  # a session's narrow view (session.py SessionDeps)
         self.metrics = VoiceMetrics(active_calls=lambda: len(self.calls))
-        self.pacer = SharedPacer(settings.audio_chunk_ms / 2000) if settings.output_pacer == "shared" else None
+        self.pacer = SharedPacer(settings.audio_chunk_ms / 4000) if settings.output_pacer == "shared" else None
         self.accepting = True
         self.ready = False  # /ready: started, and not draining
         self.drain = Drain(self)

@@ -8,6 +8,8 @@ hearing it, and nobody knows what was actually heard. This output instead paces 
   - a false barge-in resumes exactly where it paused, with nothing lost;
   - an accepted barge-in sends clear/clearAudio, and the recording drops what the carrier dropped;
   - marks/checkpoints are sent in order after the audio before them (end_call waits on them).
+Each call waits for its next frame's due time on the process's shared output timer (voice_server/media/pacer.py,
+OUTPUT_PACER=shared) or on a sleep of its own (per_call).
 """
 
 from __future__ import annotations

@@ -70,9 +70,6 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # ...and caller audio (carriers send 20 ms) enters the pipeline in frames this long: VAD and barge-in then
     # resolve to this step.
     caller_frame_ms: int = Field(default=40, ge=20, le=100)
-    # Caller audio straight from the socket's receive task into the pipeline, without Pipecat's audio queue and task
-    # in between (voice_server/media/transport.py DirectAudioInputTransport).
-    caller_audio_direct: bool = False
     # Who times each agent frame: one timer for the whole process, ticking every quarter chunk and waking all
     # calls whose frame is due (voice_server/media/pacer.py), or a sleep per frame in each call (BENCHMARKS.md, "Voice
     # server: one output timer for all calls").

@@ -160,8 +160,7 @@ class CallSession:
             allowed_origins=[],
         )
         self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000,
-                                          metrics=self.app.metrics, pacer=self.app.pacer,
-                                          caller_audio_direct=s.caller_audio_direct)
+                                          metrics=self.app.metrics, pacer=self.app.pacer)
         if self.agent.config.record:
             self.recording = CallRecording(self.app.writer, self.app.uploader, self.agent.org_id, self.call_id,
                                            self.info.in_sample_rate, t0=self.tracker.t0)

@@ -23,7 +23,6 @@ from fastapi import WebSocket
 from pipecat.frames.frames import (
     BotStoppedSpeakingFrame,
     Frame,
-    InputAudioRawFrame,
     InterruptionFrame,
     OutputAudioRawFrame,
     OutputDTMFFrame,
@@ -33,7 +32,6 @@ from pipecat.processors.frame_processor import FrameDirection
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.transports.websocket.fastapi import (
     FastAPIWebsocketClient,
-    FastAPIWebsocketInputTransport,
     FastAPIWebsocketOutputTransport,
     FastAPIWebsocketParams,
     FastAPIWebsocketTransport,
@@ -224,25 +222,10 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
         await super().write_transport_frame(frame)
 
 
-class DirectAudioInputTransport(FastAPIWebsocketInputTransport):
-    """Caller audio goes downstream from the socket's receive task itself (CALLER_AUDIO_DIRECT=true).
-
-    Pipecat's input hands each frame to an audio task through a queue only to push it on unchanged (no filter here,
-    VAD sits in the user aggregator): one more task wake-up per frame, and on Python 3.11 `asyncio.wait_for`
-    around the queue read makes a task and a timer for every frame as well."""
-
-    async def push_audio_frame(self, frame: InputAudioRawFrame) -> None:
-        if self._params.audio_in_enabled and not self._paused and frame.audio:
-            await self.push_frame(frame)
-
-
 class CarrierTransport(FastAPIWebsocketTransport):
     def __init__(self, websocket: WebSocket, params: FastAPIWebsocketParams, tracker: PlayoutTracker,
-                 lead_s: float, metrics: VoiceMetrics | None = None, pacer: SharedPacer | None = None,
-                 caller_audio_direct: bool = False) -> None:
+                 lead_s: float, metrics: VoiceMetrics | None = None, pacer: SharedPacer | None = None) -> None:
         super().__init__(websocket, params)
-        if caller_audio_direct:
-            self._input = DirectAudioInputTransport(self, self._client, self._params, name=self._input_name)
         self._output = CarrierOutputTransport(self, self._client, self._params, tracker=tracker, lead_s=lead_s,
                                               metrics=metrics, pacer=pacer, name=self._output_name)
 

@@ -20,7 +20,8 @@ Server CPU is also given per call-minute and per call (the same script each call
 the machine moves less than underruns do.
 
 A/B mode (`--arm`, repeatable): one voice server per arm, each configured by environment variables, all pinned to
-the same core; every step runs each arm in turn, the order rotated each round (`--rounds`).
+the same core; every step runs each arm in turn, the order rotated each round (`--rounds`); `--arm plain_pipecat`
+adds plain Pipecat as an arm of the same run.
 
 Prints a table; writes bench/results/voice_concurrency.json and the "Concurrent calls per voice-server core" section
 of BENCHMARKS.md (A/B mode: bench/results/voice_concurrency_ab.json and a markdown table on stdout). Usage:

@@ -20,7 +20,8 @@ Server CPU is also given per call-minute and per call (the same script each call
 the machine moves less than underruns do.
 
 A/B mode (`--arm`, repeatable): one voice server per arm, each configured by environment variables, all pinned to
-the same core; every step runs each arm in turn, the order rotated each round (`--rounds`).
+the same core; every step runs each arm in turn, the order rotated each round (`--rounds`); `--arm plain_pipecat`
+adds plain Pipecat as an arm of the same run.
 
 Prints a table; writes bench/results/voice_concurrency.json and the "Concurrent calls per voice-server core" section
 of BENCHMARKS.md (A/B mode: bench/results/voice_concurrency_ab.json and a markdown table on stdout). Usage:
@@ -70,6 +71,7 @@ RESULTS = ROOT / "bench" / "results" / "voice_concurrency.json"
 AB_RESULTS = ROOT / "bench" / "results" / "voice_concurrency_ab.json"
 START, END = "<!-- voice-concurrency:start -->", "<!-- voice-concurrency:end -->"
 JITTER_GOAL_MS = 40.0
+PLAIN_ARM = "plain_pipecat"  # the target name of plain Pipecat, also an --arm name in A/B mode
 GOAL_CALLS, GOAL_MB_PER_CALL = 100, 15.0
 RUN_GAP_S = 0.35  # silence longer than this between agent frames starts a new utterance (Pipecat's bot-stop)
 UNDERRUN_TOLERANCE_S = 0.002
@@ -583,6 +585,13 @@ def start_plain(platform: Platform, riva: str, standin_url: str) -> tuple[Manage
     return proc, port
 
 
+def plain_target(platform: Platform, riva: str, standin_url: str) -> Target:
+    proc, port = start_plain(platform, riva, standin_url)
+    base = f"http://127.0.0.1:{port}"
+    return Target(PLAIN_ARM, proc, f"{base}/twilio/voice", None, None, "+15005550006",
+                  CarrierAccount("twilio", "AC" + "0" * 32, "unused"))
+
+
 def parse_arm(text: str) -> tuple[str, dict[str, str]]:
     """"name" or "name:SETTING=value,SETTING=value": one voice server configured by environment variables."""
     name, _, rest = text.partition(":")
@@ -598,10 +607,13 @@ def run_ab(platform: Platform, args: argparse.Namespace, questions: list[bytes],
     number, account = asyncio.run(platform.provision(backend_url))
     targets = []
     for name, settings in (parse_arm(a) for a in args.arm):
-        proc = start_voice_server(platform, backend_url, riva, standin_url, settings, name)
-        base = f"http://127.0.0.1:{proc.argv[proc.argv.index('--port') + 1]}"
-        target = Target(name, proc, f"{base}/twilio/voice", f"{base}/twilio/status", f"{base}/metrics", number,
-                        account)
+        if name == PLAIN_ARM:  # plain Pipecat as its docs run it: the baseline in the same run
+            target = plain_target(platform, riva, standin_url)
+        else:
+            proc = start_voice_server(platform, backend_url, riva, standin_url, settings, name)
+            base = f"http://127.0.0.1:{proc.argv[proc.argv.index('--port') + 1]}"
+            target = Target(name, proc, f"{base}/twilio/voice", f"{base}/twilio/status", f"{base}/metrics", number,
+                            account)
         run_step(target, 1, argparse.Namespace(**{**vars(args), "turns": 1, "ramp_s": 0.0}), questions, work)
         wait_idle(target)
         targets.append((target, settings))
@@ -745,7 +757,8 @@ def main() -> None:
                         "--no-write: profiling slows it down)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--arm", action="append", default=[], help="A/B mode: one voice server per arm, "
-                        "'name' or 'name:SETTING=value,...' (repeat the option); steps run every arm in turn and "
+                        "'name' or 'name:SETTING=value,...' (repeat the option; the name plain_pipecat adds plain "
+                        "Pipecat); steps run every arm in turn and "
                         "write bench/results/voice_concurrency_ab.json instead of the BENCHMARKS.md section")
     parser.add_argument("--rounds", type=int, default=1, help="A/B mode: times each step runs per arm")
     args = parser.parse_args()
@@ -783,10 +796,8 @@ def main() -> None:
                     target = Target("voice_server", proc, f"{base}/twilio/voice", f"{base}/twilio/status",
                                     f"{base}/metrics", number, account)
                 else:
-                    proc, port = start_plain(platform, riva, standin_url)
-                    base = f"http://127.0.0.1:{port}"
-                    target = Target("plain_pipecat", proc, f"{base}/twilio/voice", None, None, "+15005550006",
-                                    CarrierAccount("twilio", "AC" + "0" * 32, "unused"))
+                    target = plain_target(platform, riva, standin_url)
+                    proc = target.proc
                 # One unmeasured call first: lazy imports and first-use allocations are not per-call costs.
                 run_step(target, 1, argparse.Namespace(**{**vars(args), "turns": 1, "ramp_s": 0.0}), questions, work)
                 wait_idle(target)

@@ -70,6 +70,10 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # ...and caller audio (carriers send 20 ms) enters the pipeline in frames this long: VAD and barge-in then
     # resolve to this step.
     caller_frame_ms: int = Field(default=40, ge=20, le=100)
+    # Who times each agent frame: one timer for the whole process, ticking every quarter chunk and waking all
+    # calls whose frame is due (voice_server/media/pacer.py), or a sleep per frame in each call (BENCHMARKS.md, "Voice
+    # server: one output timer for all calls").
+    output_pacer: Literal["shared", "per_call"] = "shared"
     # On: with the cores quiet it cut the server's CPU per audio-second 12-18 % below 40 ms frames alone and held 15
     # calls with 1-3 underruns where 40 ms frames alone had 6-165 (BENCHMARKS.md, issue 21 A/B).
     observers_skip_audio: bool = Field(

@@ -44,6 +44,7 @@ from voice_server.call_registry import CallRegistry
 from voice_server.config import VoiceServerSettings
 from voice_server.live_feed import LiveFeed
 from voice_server.media.browser import BrowserEvents, BrowserSerializer
+from voice_server.media.pacer import SharedPacer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
     CarrierSerializer,
@@ -76,6 +77,7 @@ class SessionDeps(Protocol):
     call_services: CallServices
     calls: CallRegistry
     agents: AgentLookup  # a flow's hand-off looks up its target agent
+    pacer: SharedPacer | None  # the process's one output timer (OUTPUT_PACER=shared); None: each call paces itself
 
 
 class CallSession:
@@ -159,7 +161,7 @@ class CallSession:
             allowed_origins=[],
         )
         self.transport = CarrierTransport(self.websocket, params, self.tracker, lead_s=s.playout_lead_ms / 1000,
-                                          metrics=self.app.metrics)
+                                          metrics=self.app.metrics, pacer=self.app.pacer)
         if self.agent.config.record:
             self.recording = CallRecording(self.app.writer, self.app.uploader, self.agent.org_id, self.call_id,
                                            self.info.in_sample_rate, t0=self.tracker.t0)

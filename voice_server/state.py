@@ -29,6 +29,7 @@ from voice_server.backend_client import BackendClient
 from voice_server.call_registry import CallRegistry
 from voice_server.config import VoiceServerSettings
 from voice_server.lifecycle import CallLeaseHeartbeat, Drain
+from voice_server.media.pacer import SharedPacer
 from voice_server.metrics import VoiceMetrics
 from voice_server.outbox import EventOutbox
 from voice_server.prepared import PreparedCalls
@@ -97,6 +98,7 @@ class VoiceApp:
         self.calls = CallRegistry(self.agents)
         self.warm_transfers = self.calls.warm_transfers  # a session's narrow view (session.py SessionDeps)
         self.metrics = VoiceMetrics(active_calls=lambda: len(self.calls))
+        self.pacer = SharedPacer(settings.audio_chunk_ms / 4000) if settings.output_pacer == "shared" else None
         self.accepting = True
         self.ready = False  # /ready: started, and not draining
         self.drain = Drain(self)

@@ -8,6 +8,8 @@ hearing it, and nobody knows what was actually heard. This output instead paces 
   - a false barge-in resumes exactly where it paused, with nothing lost;
   - an accepted barge-in sends clear/clearAudio, and the recording drops what the carrier dropped;
   - marks/checkpoints are sent in order after the audio before them (end_call waits on them).
+Each call waits for its next frame's due time on the process's shared output timer (voice_server/media/pacer.py,
+OUTPUT_PACER=shared) or on a sleep of its own (per_call).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from pipecat.transports.websocket.fastapi import (
 
 from pipelines.frames import PlaybackMarkFrame, PlaybackPauseFrame, PlaybackResumeFrame
 from pipelines.observers import CallAudioSink
+from voice_server.media.pacer import SharedPacer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.metrics import VoiceMetrics
 
@@ -52,10 +55,12 @@ UNDERRUN_MIN_GAP_S = 0.001
 class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
     def __init__(self, transport: BaseTransport, client: FastAPIWebsocketClient, params: FastAPIWebsocketParams,
                  tracker: PlayoutTracker, lead_s: float, metrics: VoiceMetrics | None = None,
-                 **kwargs: object) -> None:
+                 pacer: SharedPacer | None = None, **kwargs: object) -> None:
         super().__init__(transport, client, params, **kwargs)
         self.tracker = tracker
         self._lead_s = lead_s
+        # The process's shared output timer (OUTPUT_PACER=shared); None: this call sleeps for each frame itself.
+        self._sleep = pacer.sleep if pacer is not None else asyncio.sleep
         self._voice_metrics = metrics
         self.audio_sink: CallAudioSink | None = None  # the call's recording: agent audio where it will play
         # Inside one stretch of agent speech (until bot-stopped, a pause or an interruption): a frame that finds
@@ -159,7 +164,7 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
             ahead = self.tracker.playhead_end_s - self.tracker.now_s() - self._lead_s
             if ahead <= 0:
                 break
-            await asyncio.sleep(ahead)
+            await self._sleep(ahead)
             if generation != self._generation:
                 return False
             if self._resumed.is_set():
@@ -219,10 +224,10 @@ class CarrierOutputTransport(FastAPIWebsocketOutputTransport):
 
 class CarrierTransport(FastAPIWebsocketTransport):
     def __init__(self, websocket: WebSocket, params: FastAPIWebsocketParams, tracker: PlayoutTracker,
-                 lead_s: float, metrics: VoiceMetrics | None = None) -> None:
+                 lead_s: float, metrics: VoiceMetrics | None = None, pacer: SharedPacer | None = None) -> None:
         super().__init__(websocket, params)
         self._output = CarrierOutputTransport(self, self._client, self._params, tracker=tracker, lead_s=lead_s,
-                                              metrics=metrics, name=self._output_name)
+                                              metrics=metrics, pacer=pacer, name=self._output_name)
 
     def output(self) -> CarrierOutputTransport:
         assert isinstance(self._output, CarrierOutputTransport)

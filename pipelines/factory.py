@@ -88,7 +88,7 @@ class CallServices:
     vad_stop_secs: float = 0.2
     vad_min_volume: float = 0.0
     smart_turn: bool = True
-    speculative_llm: bool = False  # start the reply on the final transcript while smart-turn decides (turns.py)
+    speculative_llm: bool = False  # start the reply on the pause/final transcript before the turn end (turns.py)
     turn_text_fallback_s: float = 0.0  # > 0: smart-turn's "incomplete" waits this long if the text reads complete
     observers_skip_audio: bool = False  # audio frames reach observers only around a turn end (call_worker.py)
     # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
@@ -141,7 +141,7 @@ def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
     analyzer = services.models.turn_analyzer(SmartTurnParams(stop_secs=2.0)) if services.smart_turn else None
     if analyzer is not None:
         if services.speculative_llm:
-            return [SpeculativeTurnStopStrategy(turn_analyzer=analyzer)]
+            return [SpeculativeTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s)]
         if services.turn_text_fallback_s > 0:
             return [TextAwareTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s)]
         return [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
@@ -249,6 +249,8 @@ def build_call_pipeline(
         if isinstance(stt, FallbackRivaSTTService):  # interims while undecided: a cue in them decides early
             stt.screening = True
             voicemail.on_decided = stt.stop_screening
+    if isinstance(stt, FallbackRivaSTTService):  # a speculative reply starts on the ASR's pause transcript
+        stt.pause_transcripts = services.speculative_llm and services.smart_turn
     injector = (KnowledgeInjector(services.retriever, spec.org_id, knowledge, transcript.knowledge,
                                   version=spec.knowledge_version)
                 if knowledge is not None and knowledge.mode == "inject" and services.retriever is not None else None)

@@ -19,6 +19,10 @@
   stream asks the platform's ASR server for an interim every `SCREENING_INTERIM_MS` (RecognitionConfig
   custom_configuration `interim_interval_ms`; the server's default is 1 s, and it still skips interims while
   its decodes are slow).
+- Pause transcripts (`pause_transcripts`, on with a speculative reply): the platform's ASR server sends the decode
+  it makes at the caller's first short pause as an interim at once (custom_configuration `pause_transcripts`,
+  stability `PAUSE_STABILITY`), before its endpointing silence has passed; the reply can start on it
+  (pipelines/turns.py). It costs the server no extra decode.
 """
 
 from __future__ import annotations
@@ -133,6 +137,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.finalize_on_vad_stop = finalize_on_vad_stop
         self.interims = interims
         self.screening = False
+        self.pause_transcripts = False
         self._agent_speaking = False
         # The live view (voice_server/live_feed.py): interims go to it, and are asked for while someone watches.
         self.on_interim: Callable[[str], None] | None = None
@@ -291,6 +296,8 @@ class FallbackRivaSTTService(NvidiaSTTService):
         named.config.model = model
         if self.screening:  # a voicemail cue in an interim decides early: ask for interims twice as often
             named.config.custom_configuration["interim_interval_ms"] = str(SCREENING_INTERIM_MS)
+        if self.pause_transcripts:
+            named.config.custom_configuration["pause_transcripts"] = "true"
         return named
 
     async def _on_stream_drop(self, iterator: AudioChunkIterator, reason: str, healthy: bool) -> None:

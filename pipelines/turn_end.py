@@ -37,7 +37,7 @@ def transcript_reads_complete(text: str) -> bool:
 
 class TextAwareTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     """smart-turn, whose "incomplete" waits only `text_fallback_s` after the end of speech (instead of its 2 s
-    silence fallback) when the final transcript reads as a finished sentence."""
+    silence fallback) when the final transcript reads as a finished sentence; `text_fallback_s` 0: smart-turn alone."""
 
     def __init__(self, *, text_fallback_s: float, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -55,7 +55,7 @@ class TextAwareTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         await self._arm_text_fallback()
 
     async def _arm_text_fallback(self) -> None:
-        if (self._turn_complete or not self._vad_stopped or self._text_task is not None
+        if (self._text_fallback_s <= 0 or self._turn_complete or not self._vad_stopped or self._text_task is not None
                 or not transcript_reads_complete(self._text)):
             return
         delay = max(0.0, self._speech_ended_at + self._text_fallback_s - time.time())

@@ -10,8 +10,9 @@
   With `min_words == 0`, voice activity alone is an accepted barge-in.
 - Agent speaking, interruptions disabled: the caller's speech is ignored until the agent finishes.
 
-And when it ends: smart-turn (Pipecat's TurnAnalyzerUserTurnStopStrategy), optionally starting the reply on the
-final transcript before smart-turn has decided (`SpeculativeTurnStopStrategy`, SPECULATIVE_LLM).
+And when it ends: smart-turn (Pipecat's TurnAnalyzerUserTurnStopStrategy, with the text fallback of turn_end.py),
+optionally starting the reply before the turn end is confirmed (`SpeculativeTurnStopStrategy`, SPECULATIVE_LLM):
+on the ASR server's pause transcript as soon as the VAD has heard the caller stop, then on the final transcript.
 """
 
 from __future__ import annotations
@@ -31,9 +32,14 @@ from pipecat.frames.frames import (
 )
 from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
-from pipecat.turns.user_stop import EagerMatchPolicy, NormalizedMatch, TurnAnalyzerUserTurnStopStrategy
+from pipecat.turns.user_stop import EagerMatchPolicy, NormalizedMatch
 
 from pipelines.frames import PlaybackPauseFrame, PlaybackResumeFrame
+from pipelines.turn_end import TextAwareTurnStopStrategy
+
+# The stability the platform's ASR server gives a pause transcript (speech/asr/stream.py PAUSE_STABILITY): the
+# decode of everything the caller said up to a pause, which the utterance's final repeats if they do not go on.
+PAUSE_STABILITY = 1.0
 
 
 def word_count(text: str) -> int:
@@ -149,21 +155,28 @@ class BargeInStartStrategy(BaseUserTurnStartStrategy):
         await super().cleanup()
 
 
-class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
+def is_pause_transcript(frame: InterimTranscriptionFrame) -> bool:
+    return float(getattr(frame.result, "stability", 0.0) or 0.0) >= PAUSE_STABILITY
+
+
+class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
     """Smart-turn decides when the caller's turn ends; meanwhile the reply is already being generated.
 
-    As soon as the ASR's final transcript arrives (or an interim once VAD has heard the caller stop) while the
-    turn is still open — smart-turn still running, or judging the sentence unfinished — the reply is generated on
+    As soon as the VAD has heard the caller stop and there is text for it — the ASR's pause transcript (its decode
+    at the caller's first short pause, sent before its endpointing silence has passed and the final), the final
+    transcript, or an interim — while the turn is still open — smart-turn still running, or judging the sentence unfinished — the reply is generated on
     that text through Pipecat's speculative inference: the LLM's output is held by its speculation gate. When the
     turn ends with the same text (normalised: case and punctuation ignored) the held reply is released at once;
     otherwise it is withdrawn (the LLM stream is cancelled) and the reply is generated on the committed text.
     The caller speaking again withdraws it too. The context only ever records the committed text.
     """
 
-    def __init__(self, *, match_policy: EagerMatchPolicy | None = None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, match_policy: EagerMatchPolicy | None = None, text_fallback_s: float = 0.0,
+                 **kwargs: Any) -> None:
+        super().__init__(text_fallback_s=text_fallback_s, **kwargs)
         self._match_policy = match_policy or NormalizedMatch()
         self._finals: list[str] = []
+        self._paused = ""  # the pause transcript of the utterance after the last final, heard while VAD heard speech
         self._speculation: UserTurnSpeculation | None = None
         self.speculations = 0
         self.speculation_hits = 0
@@ -174,17 +187,21 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def process_frame(self, frame: Frame) -> ProcessFrameResult:
         if isinstance(frame, VADUserStartedSpeakingFrame):
+            self._paused = ""
             await self._withdraw()  # the caller goes on: whatever was guessed is incomplete
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             # The LLM withdrew it itself (a speculative reply wanted a tool call): the turn end must run a reply.
             self._speculation = None
         elif isinstance(frame, TranscriptionFrame):
             self._finals.append(frame.text)
+            self._paused = ""  # the final covers it
+        elif isinstance(frame, InterimTranscriptionFrame) and is_pause_transcript(frame):
+            self._paused = frame.text
         result = await super().process_frame(frame)  # may end the turn (trigger_user_turn_stopped below)
         if self._vad_user_speaking:
-            return result  # still talking: any guess now would be withdrawn
-        if isinstance(frame, (TranscriptionFrame, VADUserStoppedSpeakingFrame)) and self._finals:
-            await self._speculate(self._committed)
+            return result  # still talking (a pause too short for the VAD): a guess now would likely be withdrawn
+        if isinstance(frame, (TranscriptionFrame, VADUserStoppedSpeakingFrame)) and (self._finals or self._paused):
+            await self._speculate(f"{self._committed} {self._paused}".strip())
         elif isinstance(frame, InterimTranscriptionFrame) and self._vad_stopped:
             await self._speculate(f"{self._committed} {frame.text}".strip())
         return result
@@ -193,6 +210,7 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         committed = self._committed
         speculation, self._speculation = self._speculation, None
         self._finals = []
+        self._paused = ""
         if speculation is not None and self._match_policy.matches(speculation.text, committed):
             self.speculation_hits += 1
             await self.trigger_user_turn_finalized(enable_user_speaking_frames=enable_user_speaking_frames,
@@ -222,4 +240,5 @@ class SpeculativeTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         # A turn boundary the strategy did not end itself (interruption, mute, session end): nothing may stay held.
         await self._withdraw()
         self._finals = []
+        self._paused = ""
         await super()._reset()

@@ -85,6 +85,8 @@ def _language(code: str, engine: WhisperEngine) -> str:
 # RecognitionConfig.custom_configuration key: this stream's interim cadence in ms (e.g. pipelines/stt_chain.py asks
 # for 500 while an outbound call's voicemail verdict is pending). Shorter than this costs more than it is worth.
 INTERIM_INTERVAL_KEY = "interim_interval_ms"
+# ... and "true" asks for pause transcripts (stream.py `StreamConfig.pause_transcripts`), e.g. for a speculative reply.
+PAUSE_TRANSCRIPTS_KEY = "pause_transcripts"
 MIN_INTERIM_INTERVAL_MS = 250
 
 
@@ -133,6 +135,9 @@ def validate_config(
     if interval is not None and not (interval.isdigit() and MIN_INTERIM_INTERVAL_MS <= int(interval) <= 5000):
         raise BadRequest(f"custom_configuration {INTERIM_INTERVAL_KEY} {interval!r} is not a whole number of "
                          f"milliseconds from {MIN_INTERIM_INTERVAL_MS} to 5000")
+    pause = cfg.custom_configuration.get(PAUSE_TRANSCRIPTS_KEY, "false").lower()
+    if pause not in ("true", "false"):
+        raise BadRequest(f"custom_configuration {PAUSE_TRANSCRIPTS_KEY} {pause!r} must be true or false")
     config = StreamConfig(
         encoding=encoding,
         sample_rate=rate,
@@ -144,6 +149,7 @@ def validate_config(
         hotwords=", ".join(dict.fromkeys(phrases)) or None,
         stop_ms=stop_ms,
         interim_interval_ms=int(interval) if interval is not None else None,
+        pause_transcripts=pause == "true",
     )
     return config, skip
 

@@ -51,6 +51,14 @@ class StreamConfig:
     hotwords: str | None
     stop_ms: int
     interim_interval_ms: int | None = None  # the stream's own cadence (custom_configuration); None: the server's
+    # Send each pause's speculative decode as an interim (stability PAUSE_STABILITY) the moment it is done, whether
+    # or not interims are on: it costs no decode, and a client can start on it before the utterance's final.
+    pause_transcripts: bool = False
+
+
+# The stability of a pause transcript: the text of all the utterance's audio up to a pause, already decoded for the
+# final (which carries the same words when the caller does not go on). Timed interims carry 0.5.
+PAUSE_STABILITY = 1.0
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,8 @@ class RecognitionStream:
             self._last_interim_at = event.start_sample
         elif isinstance(event, Pause):
             self._speculative = self._spawn_decode(event.audio, "speculative")
+            if self.config.pause_transcripts:
+                self._track(self._pause_transcript(self._speculative, self._utterance_id))
         elif isinstance(event, SpeechResumed):
             spec, self._speculative = self._speculative, None
             if spec is not None and self._interim_samples:
@@ -252,6 +262,17 @@ class RecognitionStream:
             result = await spec
             if result is not None:
                 await self._put_interim(result, utterance_id)
+
+    async def _pause_transcript(self, spec: asyncio.Task[Transcript | None], utterance_id: int) -> None:
+        with contextlib.suppress(asyncio.CancelledError, WorkerPoolBusy):
+            result = await spec
+            # Only while the pause goes on: once the caller resumes the text is outdated, once the utterance has
+            # ended its final (the same decode) is on its way.
+            if result is not None and self._speculative is spec and utterance_id == self._utterance_id:
+                text = format_transcript(result.text, self.config.punctuation)
+                if text:
+                    await self.results.put(StreamResult(text, False, result.confidence, PAUSE_STABILITY,
+                                                        self.audio_processed_s))
 
     async def _put_interim(self, result: Transcript, utterance_id: int) -> None:
         # Only while that utterance is still being spoken; a late interim after its final would confuse clients.

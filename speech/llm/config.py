@@ -35,9 +35,11 @@ class LlmServerSettings(ServiceSettings):
     # Half the cores: llama.cpp's threads spin-wait on each other, so when ASR or TTS take a core (TTS speaks one
     # sentence while the LLM writes the next) a thread per core stalls the whole model. Set all cores on an LLM box.
     llm_n_threads: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
-    # Prompt evaluation (the caller's turn, injected knowledge) runs at the start of a reply, when ASR and TTS have
-    # finished theirs: it may use every core, and its time is the LLM's whole share of the first token.
-    llm_n_threads_batch: int = Field(default_factory=lambda: max(1, os.cpu_count() or 2), ge=1)
+    # Prompt evaluation (the caller's turn, injected knowledge): as many threads as generation by default. On every
+    # core it is faster only while nothing else runs: the threads spin-wait on each other at every step, so when
+    # smart-turn, the ASR, another call or another tenant takes a core, a turn's first token took 1.4-6.4 s instead
+    # of ~0.2 (bench/llm_threads_bench.py, BENCHMARKS.md). Set all cores on a box that runs the LLM alone.
+    llm_n_threads_batch: int = Field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2), ge=1)
     llm_n_batch: int = Field(default=512, ge=1)
     # Prompt-prefix caching: the KV state of earlier prompts is kept in RAM and reused when a new prompt starts
     # with the same tokens (system prompt + history), so only the new turn is evaluated.

@@ -123,6 +123,22 @@ def test_riva_wav_file_iterator_and_offline_recognize(asr_server: AsrServer, utt
     assert words and words[0].start_time >= 1000 * (utterances.speech_end_s[0]), "word times are call-relative"
 
 
+def test_a_stream_may_ask_for_pause_transcripts(asr_server: AsrServer, single_phrases: dict[str, bytes]) -> None:
+    """With interims off, `pause_transcripts` still sends the decode made at the caller's pause, before the final and
+    with the final's words (a speculative reply starts on it, pipelines/turns.py); stability 1 tells it apart."""
+    text = PHRASES[0]
+    config = _streaming_config(interim=False, custom_configuration={"pause_transcripts": "true"},
+                               endpointing_config=rasr.EndpointingConfig(stop_history=1500))
+    audio = single_phrases[text] + b"\xff" * 16000  # 2 s of silence, streamed in real time: the decode has time
+    results = [result for response in _asr(asr_server).streaming_response_generator(
+        _chunks(audio, 800, pace_s=0.1), config) for result in response.results]
+    *pauses, final = results  # a pause between words may give one more (of the words before it)
+    assert final.is_final and pauses and not any(r.is_final for r in pauses), results
+    assert all(r.stability == 1.0 for r in pauses)
+    assert pauses[-1].alternatives[0].transcript == final.alternatives[0].transcript
+    _assert_transcripts([text], [final.alternatives[0].transcript])
+
+
 def test_recognition_config_and_health(asr_server: AsrServer) -> None:
     asr = _asr(asr_server)
     response = asr.stub.GetRivaSpeechRecognitionConfig(rasr.RivaSpeechRecognitionConfigRequest(),
@@ -151,6 +167,7 @@ def test_recognition_config_and_health(asr_server: AsrServer) -> None:
         (dict(language_code="fr-FR"), b"\x00\x01" * 800, "language_code"),
         (dict(model="nemotron-asr-streaming"), b"\x00\x01" * 800, "unknown model"),
         (dict(custom_configuration={"interim_interval_ms": "10"}), b"\x00\x01" * 800, "interim_interval_ms"),
+        (dict(custom_configuration={"pause_transcripts": "yes"}), b"\x00\x01" * 800, "pause_transcripts"),
     ],
 )
 def test_bad_requests_get_invalid_argument(asr_server: AsrServer, config: dict, audio: bytes, message: str) -> None:

@@ -103,8 +103,13 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
         description="Interim transcripts feed barge-in while the agent talks; at other times each is a decode that "
                     "competes with the final's.")
     smart_turn_enabled: bool = True
-    # Off by default: on 2 CPU cores the ASR final is the last turn signal, so a guess only costs CPU (BENCHMARKS.md).
-    speculative_llm: bool = Field(default=False, description="Start the reply on the final transcript before turn end.")
+    # On by default: the ASR's pause transcript comes up to ~70 ms before its final on 2 CPU cores, and the reply
+    # starts on it (and on the final while smart-turn or the text fallback still decide); the LLM's first token
+    # after the turn end fell 135 -> 105 and 211 -> 149 ms at p50 (BENCHMARKS.md "Voice-to-voice: the slow first
+    # tokens and a reply started on the pause transcript"). Nothing is said before the turn end is confirmed.
+    speculative_llm: bool = Field(default=True, description="Start the reply on the ASR's pause or final transcript "
+                                                            "before the turn end; release it only if the turn ends "
+                                                            "with the same words.")
     # On by default: it moves 0-25 % of finished questions on other voices off the 2 s wait, at the risk of cutting
     # off a further 0-8 % of mid-sentence pauses longer than this (BENCHMARKS.md "Turn end on caller voices").
     turn_text_fallback_s: float = Field(

@@ -56,7 +56,6 @@ def create_app(settings: VoiceServerSettings | None = None) -> FastAPI:
         # What is loaded by now (modules, models, shared clients) lives as long as the process: frozen, the
         # collector's full passes skip it, and a pass during calls pauses the event loop for less.
         gc.freeze()
-        gc.set_threshold(settings.gc_young_threshold, *gc.get_threshold()[1:])
         voice.drain.install_sigterm()  # SIGTERM drains first (voice_server/lifecycle.py)
         try:
             yield

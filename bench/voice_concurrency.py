@@ -320,12 +320,15 @@ def parse_metrics(text: str) -> dict[str, float]:
     return out
 
 
-def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, q: float) -> float | None:
-    """Prometheus-style quantile (linear within a bucket) of what a histogram gained between two scrapes."""
+def histogram_quantile(before: dict[str, float], after: dict[str, float], name: str, q: float,
+                       labels: str = "") -> float | None:
+    """Prometheus-style quantile (linear within a bucket) of what a histogram gained between two scrapes; `labels`:
+    the series' other labels as parse_metrics spells them, e.g. "generation=2,"."""
     buckets = []
+    prefix = name + "_bucket{" + labels + "le="
     for key, value in after.items():
-        if key.startswith(name + "_bucket{le="):
-            bound = key[len(name + "_bucket{le="):-1]
+        if key.startswith(prefix):
+            bound = key[len(prefix):-1]
             buckets.append((math.inf if bound == "+Inf" else float(bound), value - before.get(key, 0.0)))
     buckets.sort()
     total = buckets[-1][1] if buckets else 0.0
@@ -456,8 +459,8 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
     if target.metrics_url:
         after = parse_metrics(httpx.get(target.metrics_url, timeout=10).text)
 
-        def q_ms(name: str, q: float) -> float | None:
-            v = histogram_quantile(metrics_before, after, name, q)
+        def q_ms(name: str, q: float, labels: str = "") -> float | None:
+            v = histogram_quantile(metrics_before, after, name, q, labels)
             return round(v * 1000, 1) if v is not None else None
 
         row["server_underruns"] = int(after.get("voice_output_underruns_total", 0)
@@ -468,6 +471,23 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         row["server_v2v_p50_ms"] = q_ms("voice_to_voice_seconds", 0.5)
         row["server_errors"] = {k: v - metrics_before.get(k, 0) for k, v in after.items()
                                 if k.startswith("voice_errors_total") and v - metrics_before.get(k, 0)}
+
+        def gained(key: str) -> float:
+            return after.get(key, 0.0) - metrics_before.get(key, 0.0)
+
+        # The garbage collector's passes (each stops the loop): full (generation 2) passes and all passes' time.
+        gc_key = "voice_gc_pause_seconds_{}{{generation={}}}"
+        row["gc_full_passes"] = int(gained(gc_key.format("count", 2)))
+        row["gc_full_p99_ms"] = q_ms("voice_gc_pause_seconds", 0.99, "generation=2,")
+        row["gc_full_mean_ms"] = (round(1000 * gained(gc_key.format("sum", 2)) / row["gc_full_passes"], 1)
+                                  if row["gc_full_passes"] else None)
+        row["gc_ms_per_s"] = round(1000 * sum(gained(gc_key.format("sum", g)) for g in range(3)) / live_s, 2)
+        # LOOP_STALL_TRACE_MS: where the loop's stalled time went (samples by stack), the most frequent first.
+        stalls = {k[len('voice_loop_stall_samples_total{stack='):-1]: int(gained(k)) for k in after
+                  if k.startswith("voice_loop_stall_samples_total{") and gained(k) > 0}
+        if stalls:
+            row["stall_samples"] = sum(stalls.values())
+            row["stall_stacks"] = sorted(stalls.items(), key=lambda kv: -kv[1])[:15]
     row["ok"] = (row["failed"] == 0 and row["underruns"] == 0 and row["jitter_p99_ms"] is not None
                  and row["jitter_p99_ms"] < JITTER_GOAL_MS)
     return row
@@ -626,6 +646,10 @@ def run_ab(platform: Platform, args: argparse.Namespace, questions: list[bytes],
                        "load_1m": round(os.getloadavg()[0], 2)}
                 rows.append(row)
                 print(table([row]).splitlines()[1], flush=True)
+                if row["underrun_samples"]:
+                    print("    caller underruns (utterance, s into it, gap ms):", row["underrun_samples"][:12])
+                for stack, count in row.get("stall_stacks", [])[:8]:
+                    print(f"    stalled: {count:5d} x {stack}")
                 if row["failures"]:
                     log_tail = target.proc.log_file.read_text(errors="replace").splitlines()[-15:]
                     print("    failures:", row["failures"][:3], "\n    server log:\n      " + "\n      ".join(log_tail))
@@ -646,12 +670,14 @@ def verdict(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
 COLUMNS = [("server", 14), ("calls", 6), ("round", 6), ("ok", 4), ("failed", 7), ("underruns", 10), ("jitter_p50_ms", 11),
            ("jitter_p99_ms", 11), ("v2v_p50_ms", 10), ("v2v_p95_ms", 10), ("cpu_pct", 8), ("cpu_pct_per_call", 8), ("rss_per_call_mb", 9),
            ("server_underruns", 9), ("server_lateness_p99_ms", 10), ("server_loop_lag_p99_ms", 10),
-           ("cpu_s_per_call_min", 9), ("server_core_busy_pct", 9), ("caller_cpu_pct", 9),
+           ("cpu_s_per_call_min", 9), ("gc_full_passes", 6), ("gc_full_p99_ms", 8), ("gc_ms_per_s", 8),
+           ("stall_samples", 7), ("server_core_busy_pct", 9), ("caller_cpu_pct", 9),
            ("caller_cores_busy_pct", 9), ("load_1m", 7)]
 HEADERS = {"jitter_p50_ms": "jit p50", "jitter_p99_ms": "jit p99", "v2v_p50_ms": "v2v p50", "v2v_p95_ms": "v2v p95",
            "cpu_pct": "CPU %", "cpu_pct_per_call": "%/call", "rss_per_call_mb": "MB/call", "server_underruns": "srv undr",
            "server_lateness_p99_ms": "srv late99", "server_loop_lag_p99_ms": "loop p99",
-           "cpu_s_per_call_min": "cpus/min", "server_core_busy_pct": "core %", "caller_cpu_pct": "callr %",
+           "cpu_s_per_call_min": "cpus/min", "gc_full_passes": "gc2 n",
+           "gc_full_p99_ms": "gc2 p99", "gc_ms_per_s": "gc ms/s", "stall_samples": "stalls", "server_core_busy_pct": "core %", "caller_cpu_pct": "callr %",
            "caller_cores_busy_pct": "ccore %", "load_1m": "load"}
 
 
@@ -722,12 +748,15 @@ def ab_markdown(report: dict[str, Any]) -> str:
     """The A/B rows as a markdown table, each arm's rounds in run order."""
     cols = ["server", "calls", "round", "ok", "failed", "underruns", "jitter_p99_ms", "v2v_p50_ms", "cpu_pct",
             "cpu_s_per_call_min", "cpu_s_per_call", "cpu_ms_per_audio_s", "call_s_mean", "rss_per_call_mb", "server_underruns", "server_loop_lag_p99_ms",
+            "gc_full_passes", "gc_full_mean_ms", "gc_full_p99_ms", "gc_ms_per_s",
             "server_core_busy_pct", "caller_cpu_pct", "caller_cores_busy_pct", "load_1m"]
     names = {"server": "arm", "ok": "0 underruns & p99 < 40", "jitter_p99_ms": "jitter p99 ms",
              "v2v_p50_ms": "v2v p50 ms", "cpu_pct": "server CPU % (1 core)",
              "cpu_s_per_call_min": "server CPU s per call-minute", "cpu_s_per_call": "server CPU s per call",
              "cpu_ms_per_audio_s": "server CPU ms per audio-second", "call_s_mean": "call length s", "rss_per_call_mb": "MB/call",
              "server_underruns": "server underruns", "server_loop_lag_p99_ms": "loop lag p99 ms",
+             "gc_full_passes": "full GC passes", "gc_full_mean_ms": "full GC mean ms",
+             "gc_full_p99_ms": "full GC p99 ms", "gc_ms_per_s": "GC ms per s",
              "server_core_busy_pct": "server core busy % (all processes)", "caller_cpu_pct": "callers' CPU %",
              "caller_cores_busy_pct": "caller cores busy %", "load_1m": "load (1 min)"}
 
@@ -760,6 +789,8 @@ def main() -> None:
                         "'name' or 'name:SETTING=value,...' (repeat the option; the name plain_pipecat adds plain "
                         "Pipecat); steps run every arm in turn and "
                         "write bench/results/voice_concurrency_ab.json instead of the BENCHMARKS.md section")
+    parser.add_argument("--results", default=None, help="A/B mode: write the raw JSON here instead of "
+                        f"{AB_RESULTS.relative_to(ROOT)}")
     parser.add_argument("--rounds", type=int, default=1, help="A/B mode: times each step runs per arm")
     args = parser.parse_args()
     if args.role == "callers":
@@ -835,9 +866,10 @@ def main() -> None:
     if args.arm:
         print("\n" + ab_markdown(report))
         if not args.no_write:
-            AB_RESULTS.parent.mkdir(parents=True, exist_ok=True)
-            AB_RESULTS.write_text(json.dumps(report, indent=2))
-            print(f"wrote {AB_RESULTS.relative_to(ROOT)}")
+            out = Path(args.results).resolve() if args.results else AB_RESULTS
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(json.dumps(report, indent=2))
+            print(f"wrote {out}")
     elif not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(report, indent=2))

@@ -8,6 +8,10 @@ own stream state, plus one small shared thread pool instead of a thread per anal
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from typing import Any
@@ -31,6 +35,13 @@ def _package_file(package: str, name: str) -> str:
 _GATE_RESET_WINDOWS = 16
 
 
+def _nice_thread(nice: int) -> None:
+    """Lowers the calling thread's priority (Linux: niceness is per thread): the scheduler then gives the event
+    loop's thread the core whenever it wants it, and the model threads what it leaves idle."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+
+
 class SharedSileroVADAnalyzer(SileroVADAnalyzer):
     """Silero VAD with a shared ONNX session; the recurrent state stays per call.
 
@@ -40,8 +51,9 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
     """
 
     def __init__(self, session: ort.InferenceSession, executor: ThreadPoolExecutor, *,
-                 params: VADParams | None = None, gate_dbfs: float | None = None) -> None:
+                 params: VADParams | None = None, gate_dbfs: float | None = None, on_loop: bool = False) -> None:
         VADAnalyzer.__init__(self, params=params)
+        self._on_loop = on_loop
         self._executor.shutdown(wait=False)  # the base made a thread per analyzer; use the shared pool
         self._executor = executor
         model = SileroOnnxModel.__new__(SileroOnnxModel)
@@ -80,6 +92,8 @@ class SharedSileroVADAnalyzer(SileroVADAnalyzer):
         return float(super()._get_smoothed_volume(audio))
 
     async def analyze_audio(self, buffer: bytes) -> VADState:
+        if self._on_loop:  # no thread hop: a gated window costs an RMS, a Silero window ~0.3 ms
+            return self._run_analyzer(buffer)
         # Calls for one stream are sequential, so a shared pool keeps each stream's state consistent.
         return await asyncio.get_running_loop().run_in_executor(self._executor, self._run_analyzer, buffer)
 
@@ -100,8 +114,10 @@ class SharedSmartTurnAnalyzer(LocalSmartTurnAnalyzerV3):
 
 
 class SharedModels:
-    def __init__(self, smart_turn: bool = True, threads: int = 2, vad_gate_dbfs: float | None = None) -> None:
+    def __init__(self, smart_turn: bool = True, threads: int = 2, vad_gate_dbfs: float | None = None,
+                 vad_on_loop: bool = False, thread_nice: int = 0) -> None:
         self.vad_gate_dbfs = vad_gate_dbfs
+        self.vad_on_loop = vad_on_loop
         opts = ort.SessionOptions()
         opts.inter_op_num_threads = 1
         opts.intra_op_num_threads = 1
@@ -120,11 +136,13 @@ class SharedModels:
                 _package_file("pipecat.audio.turn.smart_turn.data", SMART_TURN_MODEL),
                 providers=["CPUExecutionProvider"], sess_options=st_opts,
             )
-        self.vad_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vad")
-        self.turn_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-turn")
+        init = functools.partial(_nice_thread, thread_nice) if thread_nice else None
+        self.vad_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="vad", initializer=init)
+        self.turn_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smart-turn", initializer=init)
 
     def vad(self, params: VADParams) -> SharedSileroVADAnalyzer:
-        return SharedSileroVADAnalyzer(self.silero, self.vad_pool, params=params, gate_dbfs=self.vad_gate_dbfs)
+        return SharedSileroVADAnalyzer(self.silero, self.vad_pool, params=params, gate_dbfs=self.vad_gate_dbfs,
+                                       on_loop=self.vad_on_loop)
 
     def turn_analyzer(self, params: SmartTurnParams | None = None) -> SharedSmartTurnAnalyzer | None:
         if self.smart_turn is None:

@@ -79,6 +79,9 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     observers_skip_audio: bool = Field(
         default=True, description="Audio frames reach the pipeline's observers only around a turn end "
                                    "(pipelines/call_worker.py); false: every frame at every hop, as Pipecat does")
+    # Diagnosis only: while the event loop is late by more than this, sample its stack (voice_server/stall_watch.py)
+    # and count the samples by stack in /metrics (voice_loop_stall_samples_total). 0: off.
+    loop_stall_trace_ms: int = Field(default=0, ge=0, le=10_000)
     mark_timeout_s: float = Field(default=3.0, gt=0, le=30, description="Extra wait for a playback mark echo.")
     media_start_timeout_s: float = Field(default=10.0, gt=0, le=60)
 
@@ -91,6 +94,14 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     vad_energy_gate_dbfs: float = Field(
         default=-55.0, ge=-96.0, le=-20.0,
         description="32 ms windows quieter than this (RMS) skip Silero and count as silence (-96: only digital silence)")
+    # On, with MODEL_THREAD_NICE: 25 calls on one core with 0 underruns where both off had 730 (BENCHMARKS.md, "Voice
+    # server: what stalls the event loop"). On one core a thread per VAD window only adds hand-offs: ~12 % less CPU.
+    vad_on_loop: bool = Field(default=True, description="Run the VAD on the event loop instead of handing every "
+                              "caller frame to a thread (pipelines/shared_models.py)")
+    # smart-turn takes 50-80 ms of CPU per turn end in its thread; at normal priority the scheduler shares the core
+    # with the event loop for that long, and every call's audio falls behind (the stalls that ran carriers dry).
+    model_thread_nice: int = Field(default=19, ge=0, le=19, description="Niceness of the VAD and smart-turn "
+                                   "threads: above 0 they take the core only when the event loop leaves it idle")
     stt_final_wait_s: float = Field(default=0.6, ge=0.05, le=5.0, description="Wait for a final transcript.")
     stt_endpoint_silence_ms: int = Field(default=300, ge=100, le=3000, description="ASR end-of-utterance silence")
     # Off by default: no faster on the embedded stack (the speculative decode, not the endpoint, sets when the final

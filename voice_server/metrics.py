@@ -69,6 +69,9 @@ class VoiceMetrics:
         for generation in ("0", "1", "2"):
             self.gc_pause.labels(generation)  # exported from the start, at 0
         self.errors = Counter("voice_errors", "Errors by type", ["type"], registry=r)
+        self.stall_samples = Counter(
+            "voice_loop_stall_samples", "Stack samples of the event loop while it was stalled (LOOP_STALL_TRACE_MS, "
+            "voice_server/stall_watch.py), by its innermost frames", ["stack"], registry=r)
         self._lag_task: asyncio.Task[None] | None = None
         self._gc_started: float | None = None
 

@@ -34,6 +34,7 @@ from voice_server.metrics import VoiceMetrics
 from voice_server.outbox import EventOutbox
 from voice_server.prepared import PreparedCalls
 from voice_server.recording import DiskWriter, RecordingUploader
+from voice_server.stall_watch import StallWatch
 from voice_server.warmup import warm_up_pipeline
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class VoiceApp:
                                           retry_max_s=settings.recording_retry_max_s)
         self.carriers = CarrierClients()
         models = SharedModels(smart_turn=settings.smart_turn_enabled,
-                                   vad_gate_dbfs=settings.vad_energy_gate_dbfs)
+                              vad_gate_dbfs=settings.vad_energy_gate_dbfs, vad_on_loop=settings.vad_on_loop,
+                              thread_nice=settings.model_thread_nice)
         egress = settings.egress_policy()
         self.tenant_http = guarded_client(egress, timeout=10.0)  # tenants' URLs only through the egress guard
         self.llm_pool = OpenAIClientPool(settings.llm_base_url, settings.llm_api_key.get_secret_value(), egress,
@@ -98,6 +100,9 @@ class VoiceApp:
         self.calls = CallRegistry(self.agents)
         self.warm_transfers = self.calls.warm_transfers  # a session's narrow view (session.py SessionDeps)
         self.metrics = VoiceMetrics(active_calls=lambda: len(self.calls))
+        self.stall_watch = (StallWatch(settings.loop_stall_trace_ms / 1000,
+                                       lambda stack: self.metrics.stall_samples.labels(stack).inc())
+                            if settings.loop_stall_trace_ms else None)
         self.pacer = SharedPacer(settings.audio_chunk_ms / 4000) if settings.output_pacer == "shared" else None
         self.accepting = True
         self.ready = False  # /ready: started, and not draining
@@ -110,6 +115,8 @@ class VoiceApp:
         asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=512,
                                                                            thread_name_prefix="voice"))
         self.metrics.start_loop_probe()
+        if self.stall_watch is not None:
+            self.stall_watch.start()
         if self.query_embedder is not None:
             self.query_embedder.start()
         await asyncio.to_thread(self.call_services.models.warm_up)
@@ -144,3 +151,5 @@ class VoiceApp:
         self.writer.close()
         self.call_services.models.close()
         await self.metrics.stop_loop_probe()
+        if self.stall_watch is not None:
+            await self.stall_watch.stop()

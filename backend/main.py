@@ -42,6 +42,7 @@ from backend.campaigns.runtime import CampaignRuntime
 from backend.config import BackendSettings, get_settings
 from backend.db.collections import INDEXES
 from backend.errors import install_error_handlers, unauthorized
+from backend.gc_tuning import freeze_startup_objects
 from backend.services.container import Services
 from backend.services.seed import seed_demo
 from backend.web.body_limits import BodyLimit, BodyLimitMiddleware
@@ -134,6 +135,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
             services.start_background()
             if settings.dialer_enabled:
                 app.state.campaigns.start_dialer()
+            freeze_startup_objects()
             yield
         finally:
             await app.state.campaigns.close()

@@ -21,7 +21,8 @@ from voicectl.procs import ManagedProcess, ServiceError, free_port, http_ok, tcp
 
 DEFAULT_FERRETDB_PORT = 27117
 FERRETDB_BACKENDS = ("sqlite", "postgresql")
-DEFAULT_FERRETDB_BACKEND = "sqlite"  # what the local FerretDB stores into unless FERRETDB_BACKEND says otherwise
+DEFAULT_FERRETDB_BACKEND = "postgresql"  # what the local FerretDB stores into unless FERRETDB_BACKEND says otherwise
+# (PostgreSQL won both the dialer and the backend benchmarks: BENCHMARKS.md, issue 21 "GC pauses and grouped billing")
 DEFAULT_MINIO_PORT = 9100
 LOCAL_KMS_KEY_ID = "voiceagent-recordings"
 

@@ -10,9 +10,9 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from backend.db.collections import ORG_BILLING, ORG_SPEND, Db
+from backend.db.group_increment import GroupIncrement
+from backend.db.group_insert import GroupInserter
 from backend.db.ids import utcnow
 from backend.models.billing import BillingOut, BudgetSettings, CostAnalytics, CostBreakdown, PriceBook
 from backend.security.permissions import Principal
@@ -46,6 +46,9 @@ class BillingService:
         self._db = db
         self._platform = PriceBook.model_validate(json.loads(platform_prices)) if platform_prices else PriceBook()
         self._audit = audit
+        # Calls ending together (the outbox applier ends several at once) share the marker insert and the $inc.
+        self._markers = GroupInserter(db, ORG_SPEND)
+        self._totals = GroupIncrement(db, ORG_SPEND)
 
     async def _doc(self, org_id: str) -> dict[str, Any]:
         return await self._db[ORG_BILLING].find_one({"_id": org_id}) or {}
@@ -117,13 +120,11 @@ class BillingService:
         """The ended call's cost, added once to its month's spend."""
         cost = call_cost(await self.price_book(org_id), call)
         month = month_of(utcnow())
-        try:
-            await self._db[ORG_SPEND].insert_one({
-                "_id": f"call:{call['id']}", "org_id": org_id, "month": month, "cost": cost.total,
-                "day": str(call.get("created_at") or utcnow().isoformat())[:10], "agent_id": call.get("agent_id"),
-                "campaign_id": call.get("campaign_id"), "duration_s": float(call.get("duration_s") or 0)})
-        except DuplicateKeyError:
+        marker = {
+            "_id": f"call:{call['id']}", "org_id": org_id, "month": month, "cost": cost.total,
+            "day": str(call.get("created_at") or utcnow().isoformat())[:10], "agent_id": call.get("agent_id"),
+            "campaign_id": call.get("campaign_id"), "duration_s": float(call.get("duration_s") or 0)}
+        if await self._markers.insert([marker]):
             return cost  # counted before (a re-applied end)
-        await self._db[ORG_SPEND].update_one({"_id": f"{org_id}:{month}"}, {"$inc": {"total": cost.total}},
-                                             upsert=True)
+        await self._totals.inc(f"{org_id}:{month}", {"total": cost.total})
         return cost

@@ -1,0 +1,48 @@
+"""Group commit for running totals: concurrent `$inc`s of the same document share one update.
+
+The outbox applier ends up to 8 calls at once, and each ended call adds its cost to its organisation's month
+(billing). One `update_one` per call is one FerretDB round trip each and, on SQLite, one scan of the collection while
+holding its only writer; the calls of one organisation's month add up to one update instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from backend.db.collections import Db
+
+
+class GroupIncrement:
+    def __init__(self, db: Db, collection: str) -> None:
+        self._db = db
+        self._collection = collection
+        self._waiting: list[tuple[str, dict[str, float], asyncio.Future[None]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def inc(self, doc_id: str, amounts: dict[str, float]) -> None:
+        """Adds `amounts` to the fields of document `doc_id` (created if missing); returns once it is stored."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((doc_id, amounts, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            group, self._waiting = self._waiting, []
+            totals: dict[str, dict[str, float]] = {}
+            for doc_id, amounts, _ in group:
+                fields = totals.setdefault(doc_id, {})
+                for name, amount in amounts.items():
+                    fields[name] = fields.get(name, 0.0) + amount
+            results = await asyncio.gather(
+                *(self._db[self._collection].update_one({"_id": doc_id}, {"$inc": fields}, upsert=True)
+                  for doc_id, fields in totals.items()), return_exceptions=True)
+            failed = {doc_id: r for doc_id, r in zip(totals, results, strict=True) if isinstance(r, BaseException)}
+            for doc_id, _, future in group:
+                if future.done():
+                    continue
+                if doc_id in failed:  # every caller of that document gets the error (and its batch is re-applied)
+                    future.set_exception(failed[doc_id])
+                else:
+                    future.set_result(None)

@@ -72,7 +72,8 @@ AB_RESULTS = ROOT / "bench" / "results" / "voice_concurrency_ab.json"
 START, END = "<!-- voice-concurrency:start -->", "<!-- voice-concurrency:end -->"
 JITTER_GOAL_MS = 40.0
 PLAIN_ARM = "plain_pipecat"  # the target name of plain Pipecat, also an --arm name in A/B mode
-GOAL_CALLS, GOAL_MB_PER_CALL = 100, 15.0
+# Issue 21: 25 calls per core now, on the way to 100 (docs/scaling.md).
+GOAL_CALLS, LONG_TERM_CALLS, GOAL_MB_PER_CALL = 25, 100, 15.0
 RUN_GAP_S = 0.35  # silence longer than this between agent frames starts a new utterance (Pipecat's bot-stop)
 UNDERRUN_TOLERANCE_S = 0.002
 QUESTIONS = ("What are your opening hours on Saturday?", "Can I book an appointment for next Tuesday?",
@@ -730,7 +731,7 @@ def markdown(report: dict[str, Any]) -> str:
         "120 ms at RTF 0.1. Raw numbers: `bench/results/voice_concurrency.json`.",
         "",
         f"Goal: ≥ {GOAL_CALLS} calls per core with 0 underruns, jitter p99 < {JITTER_GOAL_MS:.0f} ms, "
-        f"< {GOAL_MB_PER_CALL:.0f} MB per call. Highest N that held: {verdicts}.",
+        f"< {GOAL_MB_PER_CALL:.0f} MB per call (then {LONG_TERM_CALLS}). Highest N that held: {verdicts}.",
         "",
         "| " + " | ".join(names.get(c, c) for c in cols) + " |",
         "|" + "---|" * len(cols),

@@ -477,9 +477,9 @@ def analysis(stages: dict[str, dict[str, float | None]], cpu: dict[str, float],
         f"about that much. Divided by that factor, voice-to-voice would be about "
         f"{p50('voice_to_voice') / stretch:.0f} ms on dedicated cores (ASR final {p50('stt_final') / stretch:.0f}, "
         f"LLM {p50('llm_first_token') / stretch:.0f}, first audio {p50('tts_first_audio') / stretch:.0f}): an "
-        "estimate, not a measurement. A speculative LLM start (SPECULATIVE_LLM) can only win the gap between the "
-        f"final and the turn end, {max(0.0, p50('turn_end') - p50('stt_final')):.0f} ms here, which is why it is "
-        "off by default."
+        "estimate, not a measurement. With SPECULATIVE_LLM (the default) the reply starts on the ASR's pause "
+        "transcript at the VAD stop and is released at the turn end, so the LLM's first token above is what was "
+        "left of it after the turn end, not its whole time."
     )
 
 

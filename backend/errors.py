@@ -109,7 +109,7 @@ def request_id_of(request: Request) -> str | None:
 _STATUS_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
     406: "not_acceptable", 409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type",
-    416: "range_not_satisfiable", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
+    416: "range_not_satisfiable", 422: "validation_error", 429: "rate_limited", 500: "internal_error", 503: "unavailable",
 }
 
 _UNPARSEABLE_BODY = "There was an error parsing the body"  # fastapi.routing's message

@@ -52,6 +52,7 @@ from backend.web.middleware import (
     RequestIdMiddleware,
     SecurityHeadersMiddleware,
 )
+from backend.web.nul_guard import NulGuardMiddleware
 from backend.web.spa import mount_spa
 from core.log_scrub import install_token_scrubber
 from core.metrics_access import metrics_allowed
@@ -202,6 +203,7 @@ def create_app(settings: BackendSettings | None = None) -> FastAPI:
     app.add_middleware(SecurityHeadersMiddleware, ui_csp=_ui_csp(settings),
                        hsts=settings.public_base_url.startswith("https://"))
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(NulGuardMiddleware)  # inside the body cap: it reads the whole (capped) body
     csv_cap = settings.campaign_csv_max_bytes + MULTIPART_OVERHEAD_BYTES
     app.add_middleware(BodyLimitMiddleware, default_max_bytes=settings.max_body_bytes, limits=[
         BodyLimit(f"{API_PREFIX}/campaigns/", csv_cap, path_suffix="/contacts"),

@@ -50,7 +50,7 @@ class BodyLimitMiddleware:
         limit = self._limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _too_large(scope, send, limit)
+            await send_error(scope, send, 413, "payload_too_large", f"request body is larger than {limit} bytes")
             return
         received = 0
         started = False
@@ -74,14 +74,14 @@ class BodyLimitMiddleware:
             await self.app(scope, counting_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await _too_large(scope, send, limit)
+                await send_error(scope, send, 413, "payload_too_large", f"request body is larger than {limit} bytes")
 
 
-async def _too_large(scope: Scope, send: Send, limit: int) -> None:
+async def send_error(scope: Scope, send: Send, status: int, code: str, message: str) -> None:
+    """An error answered by a middleware itself (outside any route), in the app's usual error shape."""
     request_id = (scope.get("state") or {}).get("request_id")
-    body = json.dumps({"error": {"code": "payload_too_large", "message": f"request body is larger than {limit} bytes",
-                                 "details": [], "request_id": request_id}}).encode()
-    await send({"type": "http.response.start", "status": 413,
+    body = json.dumps({"error": {"code": code, "message": message, "details": [], "request_id": request_id}}).encode()
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})

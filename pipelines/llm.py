@@ -12,6 +12,7 @@ from pipecat.utils.http import connection_limits
 from core.agent_config import LLMConfig
 from core.egress import EgressPolicy, EgressRefused, pin_request
 from core.service_auth import NO_KEY, ServiceTokenSource
+from pipelines.speculative_tools import HeldSpeculativeToolCalls
 
 
 class _EgressTransport2(httpx2.AsyncBaseTransport):
@@ -82,8 +83,9 @@ class OpenAIClientPool:
         self._clients.clear()
 
 
-class PooledOpenAILLMService(OpenAILLMService):
-    """Pipecat's OpenAI service, but `create_client` hands out the process-wide client instead of a new one."""
+class PooledOpenAILLMService(HeldSpeculativeToolCalls, OpenAILLMService):
+    """Pipecat's OpenAI service, but `create_client` hands out the process-wide client instead of a new one (and a
+    speculative reply's tool calls wait for its turn to be confirmed: speculative_tools.py)."""
 
     def __init__(self, *, pool: OpenAIClientPool, timeout_s: float, **kwargs: Any) -> None:
         self._pool = pool

@@ -190,7 +190,8 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
             self._paused = ""
             await self._withdraw()  # the caller goes on: whatever was guessed is incomplete
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
-            # The LLM withdrew it itself (a speculative reply wanted a tool call): the turn end must run a reply.
+            # Withdrawn downstream (Pipecat's LLM service does so for a tool call; ours holds the call until the turn
+            # is confirmed instead, speculative_tools.py): the turn end must run a reply.
             self._speculation = None
         elif isinstance(frame, TranscriptionFrame):
             self._finals.append(frame.text)

@@ -24,7 +24,6 @@ from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import (
     LLMAssistantAggregator,
-    LLMContextAggregatorPair,
     LLMUserAggregator,
     LLMUserAggregatorParams,
 )
@@ -59,6 +58,7 @@ from pipelines.resilience import BreakerRegistry
 from pipelines.resilience import breakers as process_breakers
 from pipelines.shared_models import SharedModels
 from pipelines.silence import SilencePolicy
+from pipelines.speculative_replies import TrackedAggregatorPair
 from pipelines.speech import SpeechFactory
 from pipelines.streaming import StreamingAudio
 from pipelines.stt_chain import FallbackRivaSTTService, stt_chain_args
@@ -222,7 +222,7 @@ def build_call_pipeline(
     mute: list[BaseUserMuteStrategy] = []
     if greeting and spec.speak_greeting and interruption.protect_greeting and menu is None:
         mute.append(MuteUntilFirstBotCompleteUserMuteStrategy())
-    aggregators = LLMContextAggregatorPair(
+    aggregators = TrackedAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=services.models.vad(VADParams(start_secs=services.vad_start_secs,

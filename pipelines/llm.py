@@ -12,7 +12,7 @@ from pipecat.utils.http import connection_limits
 from core.agent_config import LLMConfig
 from core.egress import EgressPolicy, EgressRefused, pin_request
 from core.service_auth import NO_KEY, ServiceTokenSource
-from pipelines.speculative_tools import HeldSpeculativeToolCalls
+from pipelines.speculative_replies import GuardedSpeculativeReplies
 
 
 class _EgressTransport2(httpx2.AsyncBaseTransport):
@@ -83,9 +83,9 @@ class OpenAIClientPool:
         self._clients.clear()
 
 
-class PooledOpenAILLMService(HeldSpeculativeToolCalls, OpenAILLMService):
+class PooledOpenAILLMService(GuardedSpeculativeReplies, OpenAILLMService):
     """Pipecat's OpenAI service, but `create_client` hands out the process-wide client instead of a new one (and a
-    speculative reply's tool calls wait for its turn to be confirmed: speculative_tools.py)."""
+    guess never acts before its turn is confirmed, nor twice: speculative_replies.py)."""
 
     def __init__(self, *, pool: OpenAIClientPool, timeout_s: float, **kwargs: Any) -> None:
         self._pool = pool

@@ -13,9 +13,11 @@
   audio already goes to a fresh stream. The old stream's results are still read until the server ends it.
 - Interim results (`interims`): "while_agent_speaks" asks for them only while the agent is talking, where
   barge-in counts the caller's words; otherwise each one is a Whisper decode competing with the final's
-  (the stream is switched the same way when the agent starts or stops). While an outbound call's voicemail
+  (the stream is switched the same way when the agent starts or stops, or, while the caller talks, at the end of
+  their turn: switched at a mere pause, the sentence of a caller who barged in was finalized at its first comma,
+  "Sorry, what-", and the rest was lost). While an outbound call's voicemail
   verdict is pending (`screening`), interims are asked for too: a voicemail cue in them decides early
-  (pipelines/voicemail.py); the stream switches back at the caller's next pause once the verdict is in. Such a
+  (pipelines/voicemail.py); the stream switches back at the caller's next turn end once the verdict is in. Such a
   stream asks the platform's ASR server for an interim every `SCREENING_INTERIM_MS` (RecognitionConfig
   custom_configuration `interim_interval_ms`; the server's default is 1 s, and it still skips interims while
   its decodes are slow).
@@ -45,6 +47,7 @@ from pipecat.frames.frames import (
     InterimTranscriptionFrame,
     StartFrame,
     TranscriptionFrame,
+    UserStoppedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
@@ -345,13 +348,15 @@ class FallbackRivaSTTService(NvidiaSTTService):
         await super().process_frame(frame, direction)
         if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
             self._agent_speaking = isinstance(frame, BotStartedSpeakingFrame)
-            # Not while the caller talks (that would cut their sentence in two); the VAD stop switches then.
-            if self._stt_settings.interim_results != self._want_interims() and not self._user_speaking:
-                await self._rotate_stream()
+        # Not while the caller talks (that would cut their sentence in two); their turn end switches then (the
+        # user aggregator sends UserStoppedSpeakingFrame upstream too).
+        if (isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, UserStoppedSpeakingFrame))
+                and self._stt_settings.interim_results != self._want_interims() and not self._user_speaking):
+            await self._rotate_stream()
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         await super()._handle_vad_user_stopped_speaking(frame)
-        if self.finalize_on_vad_stop or self._stt_settings.interim_results != self._want_interims():
+        if self.finalize_on_vad_stop:
             await self._rotate_stream()
 
     async def _rotate_stream(self) -> None:

@@ -30,11 +30,12 @@ from pipecat.frames.frames import (
     VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
-from pipecat.turns.types import ProcessFrameResult, UserTurnSpeculation
+from pipecat.turns.types import ProcessFrameResult
 from pipecat.turns.user_start import BaseUserTurnStartStrategy
 from pipecat.turns.user_stop import EagerMatchPolicy, NormalizedMatch
 
 from pipelines.frames import PlaybackPauseFrame, PlaybackResumeFrame
+from pipelines.speculative_replies import TrackedSpeculation
 from pipelines.turn_end import TextAwareTurnStopStrategy
 
 # The stability the platform's ASR server gives a pause transcript (speech/asr/stream.py PAUSE_STABILITY): the
@@ -177,7 +178,7 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
         self._match_policy = match_policy or NormalizedMatch()
         self._finals: list[str] = []
         self._paused = ""  # the pause transcript of the utterance after the last final, heard while VAD heard speech
-        self._speculation: UserTurnSpeculation | None = None
+        self._speculation: TrackedSpeculation | None = None
         self.speculations = 0
         self.speculation_hits = 0
 
@@ -191,7 +192,7 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
             await self._withdraw()  # the caller goes on: whatever was guessed is incomplete
         elif isinstance(frame, EagerEndOfTurnCancelFrame):
             # Withdrawn downstream (Pipecat's LLM service does so for a tool call; ours holds the call until the turn
-            # is confirmed instead, speculative_tools.py): the turn end must run a reply.
+            # is confirmed instead, speculative_replies.py): the turn end must run a reply.
             self._speculation = None
         elif isinstance(frame, TranscriptionFrame):
             self._finals.append(frame.text)
@@ -218,6 +219,7 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
                                                    confirms_speculation=True)
             return
         if speculation is not None:
+            speculation.withdrawn = True  # before the withdrawal, which may overtake the guess (speculative_replies.py)
             await self.trigger_user_turn_speculation_cancelled()
         await super().trigger_user_turn_stopped(enable_user_speaking_frames=enable_user_speaking_frames)
 
@@ -228,12 +230,13 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
         if current is not None and self._match_policy.matches(current.text, text):
             return  # already answering this text
         await self._withdraw()
-        self._speculation = UserTurnSpeculation(text=text)
+        self._speculation = TrackedSpeculation(text=text)
         self.speculations += 1
         await self.trigger_user_turn_inference_triggered(speculation=self._speculation)
 
     async def _withdraw(self) -> None:
         if self._speculation is not None:
+            self._speculation.withdrawn = True
             self._speculation = None
             await self.trigger_user_turn_speculation_cancelled()
 

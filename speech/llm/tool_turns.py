@@ -1,4 +1,4 @@
-"""Makes the tool turns of an OpenAI conversation readable to any GGUF chat template.
+"""Makes the tool turns and `developer` messages of an OpenAI conversation readable to any GGUF chat template.
 
 Clients (Pipecat among them) send the assistant's tool call as `{"role": "assistant", "tool_calls": [...]}` with no
 `content`, others with `content: null`, and content may be a list of text parts. Chat templates written for plain
@@ -6,6 +6,11 @@ chat, SmolLM2's among them, concatenate `message['content']` as a string, so the
 failed with "'dict object' has no attribute 'content'" (and `null` was refused by llama-cpp-python's request
 model with a 500). This ASGI middleware gives every message of a chat completion request text content before the
 server reads it; the tool call itself stays in `tool_calls` for templates that render it.
+
+`developer` is OpenAI's newer name for `system`, and Pipecat sends it mid-conversation (its prompt after a barge-in
+that carried no words, its tool-change notes). llama-cpp-python's request model knows only the older roles and
+refused the whole completion with a 500, so the call fell to its canned reply and ended in error. Such messages
+reach the template as `system` ones.
 """
 
 from __future__ import annotations
@@ -24,8 +29,15 @@ def text_content(content: Any) -> str:
     return str(content)
 
 
+def readable(message: dict[str, Any]) -> dict[str, Any]:
+    """The message with text content, and a `developer` message as the `system` one templates know."""
+    role = "system" if message.get("role") == "developer" else message.get("role")
+    return {**message, "role": role, "content": text_content(message.get("content"))}
+
+
 def with_text_content(body: bytes) -> bytes:
-    """The request body with every message's content as text; anything that is not such a request, unchanged."""
+    """The request body with every message readable (see `readable`); anything that is not such a request,
+    unchanged."""
     try:
         request = json.loads(body)
         messages = request["messages"]
@@ -33,7 +45,7 @@ def with_text_content(body: bytes) -> bytes:
             return body
     except (ValueError, KeyError, TypeError):
         return body  # the server answers it with its own 4xx
-    request["messages"] = [{**m, "content": text_content(m.get("content"))} for m in messages]
+    request["messages"] = [readable(m) for m in messages]
     return json.dumps(request).encode()
 
 

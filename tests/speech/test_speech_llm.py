@@ -54,3 +54,17 @@ async def test_completion_after_a_tool_result(llm_url: str) -> None:
                 "temperature": 0})
             assert resp.status_code == 200, resp.text
             assert resp.json()["choices"][0]["message"]["content"].strip()
+
+
+async def test_a_developer_message_mid_conversation(llm_url: str) -> None:
+    """Regression: Pipecat prompts the LLM with a `developer` message after a barge-in that carried no words;
+    llama-cpp-python's request model refused that role with a 500, and the call ended in error."""
+    messages = [{"role": "system", "content": "You are a receptionist. Answer in one short sentence."},
+                {"role": "assistant", "content": "Hello, how can I help you today?"},
+                {"role": "developer", "content": "The user interrupted you but said nothing. Ask them to repeat."}]
+    async with httpx.AsyncClient(base_url=llm_url, timeout=60,
+                                 headers={"Authorization": f"Bearer {speech_token('tests')}"}) as http:
+        resp = await http.post("/v1/chat/completions", json={
+            "model": "smollm2-135m-instruct", "messages": messages, "max_tokens": 16, "temperature": 0})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["choices"][0]["message"]["content"].strip()

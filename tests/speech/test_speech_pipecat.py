@@ -163,3 +163,59 @@ async def test_stt_chain_finalizes_at_the_vad_stop_without_waiting_for_the_asr_e
     assert stt.half_closed_streams == len(utterances.texts)
     # Each phrase's final came after its own VAD stop and before the next one's.
     assert finals_at_stop == list(range(len(utterances.texts))), finals_at_stop
+
+
+async def test_stt_chain_switches_interims_off_at_the_callers_turn_end_not_at_a_pause(
+        asr_server: AsrServer, utterances: Utterances) -> None:
+    """Interims are asked for only while the agent talks. When the agent stops while the caller talks (a barge-in),
+    the stream switches back at the caller's turn end: switched at a pause the VAD heard mid-sentence, the sentence
+    was finalized in two, and in calls the rest was lost ("Sorry, what-")."""
+    from typing import Any
+
+    from pipecat.frames.frames import (
+        BotStartedSpeakingFrame,
+        BotStoppedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+        VADUserStartedSpeakingFrame,
+        VADUserStoppedSpeakingFrame,
+    )
+
+    from core.agent_config import AgentConfig
+    from pipelines.degradation import DegradationPolicy
+    from pipelines.resilience import BreakerRegistry
+    from pipelines.stt_chain import FallbackRivaSTTService, stt_chain_args
+
+    config = STTConfig(language="en-US")
+    no_call: Any = None
+    policy = DegradationPolicy(AgentConfig(stt=config), "call-1", no_call, no_call)
+    stt = create_stt_service(
+        config, default_server=asr_server.address, sample_rate=8000,
+        interims="while_agent_speaks", platform_token=lambda: speech_token("tests"),
+        **stt_chain_args(config, asr_server.address, breakers=BreakerRegistry(), policy=policy, message=""))
+    assert isinstance(stt, FallbackRivaSTTService)
+
+    def at(seconds: float) -> int:
+        return int(seconds * 8000 * 2) // 320 * 320
+
+    first_end = utterances.speech_end_s[0]
+    events = {
+        at(0.2): [BotStartedSpeakingFrame()],  # the agent talks: interims on
+        at(0.6): [VADUserStartedSpeakingFrame(start_secs=0.2)],  # the caller barges in
+        at(0.7): [BotStoppedSpeakingFrame()],  # and the agent stops; the caller goes on
+        at((0.5 + first_end) / 2): [VADUserStoppedSpeakingFrame(stop_secs=0.2)],  # a pause mid-sentence
+        at(first_end + 0.3): [UserStoppedSpeakingFrame()],  # the turn ends
+    }
+    rotations: dict[str, int] = {}
+
+    async def agent_then_barge_in(offset: int, finals: list[str]) -> list[Frame]:
+        if offset == at(0.65):
+            rotations["agent talking"] = stt.half_closed_streams
+        elif offset == at(first_end + 0.2):
+            rotations["at the pause"] = stt.half_closed_streams
+        elif offset == at(first_end + 0.6):
+            rotations["after the turn end"] = stt.half_closed_streams
+        return events.get(offset, [])
+
+    # Each phrase gets one final (_stream_call checks the count and the words): the first one was not cut in two.
+    await _stream_call(stt, utterances, frames_per_pause=5, after_frame=agent_then_barge_in)
+    assert rotations == {"agent talking": 1, "at the pause": 1, "after the turn end": 2}, rotations

@@ -68,21 +68,28 @@ async def test_a_final_before_the_turn_end_starts_the_reply_and_the_turn_end_kee
 async def test_speaking_again_withdraws_the_guess_and_new_words_restart_it() -> None:
     strategy, events = await _strategy()
     await strategy.process_frame(_final("I would like"))
+    first = strategy._speculation
     await strategy.process_frame(VADUserStartedSpeakingFrame())  # the caller goes on
     await strategy.process_frame(_final("to book a table."))  # the ASR's final while VAD still hears speech
     assert events == [("inference", "I would like"), ("cancelled", None)]
     await strategy.process_frame(VADUserStoppedSpeakingFrame())
     assert events[2:] == [("inference", "I would like to book a table.")]
+    second = strategy._speculation
     await strategy.trigger_user_turn_stopped()
     assert events[-1] == ("stopped", True)
+    # The LLM drops a guess marked withdrawn if it arrives late (pipelines/speculative_replies.py).
+    assert first is not None and first.withdrawn and second is not None and not second.withdrawn
 
 
 async def test_a_turn_that_ends_on_other_words_runs_a_fresh_reply() -> None:
     strategy, events = await _strategy()
     await strategy.process_frame(_final("Hello there"))
-    strategy._speculation.text = "something else"  # type: ignore[union-attr]  # as if the ASR had revised it
+    guess = strategy._speculation
+    assert guess is not None
+    guess.text = "something else"  # as if the ASR had revised it
     await strategy.trigger_user_turn_stopped()
     assert events[1:] == [("cancelled", None), ("inference", None), ("stopped", False)]
+    assert guess.withdrawn  # marked before its withdrawal went out, which may overtake it on the way to the LLM
 
 
 async def test_a_guess_the_llm_withdrew_for_a_tool_call_is_answered_again_at_the_turn_end() -> None:

@@ -258,10 +258,11 @@ async def run_bench(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                 into.greeting_ms.extend(result.greeting_ms)
                 print(f"call {call + 1}/{args.calls} ({name}, caller {voice}): {len(result.samples)} turns")
         asr = await asr_server_means(stack.asr_metrics_url)
+        guesses = {name: await speculative_replies(url) for name, url, _ in servers}
     finally:
         await fake.stop()
     return {"result": merged["levers"], "baseline": merged["baseline"] if len(servers) > 1 else None,
-            "line": line.number, "asr_server": asr, "voice_of": voice_of}
+            "line": line.number, "asr_server": asr, "voice_of": voice_of, "speculative_replies": guesses}
 
 
 def reply_pauses(reports: list[Any], lo_s: float = 0.3, hi_s: float = 0.7) -> dict[str, float]:
@@ -355,6 +356,16 @@ async def asr_server_means(metrics_url: str) -> dict[str, float]:
     return means
 
 
+async def speculative_replies(voice_url: str) -> dict[str, int]:
+    """The voice server's replies started before the turn end, confirmed and withdrawn (wasted LLM work)."""
+    from bench.voice_concurrency import parse_metrics
+
+    async with httpx.AsyncClient(timeout=10.0) as http:
+        m = parse_metrics((await http.get(f"{voice_url}/metrics")).text)
+    return {outcome: int(m.get(f"voice_speculative_replies_total{{outcome={outcome}}}", 0))
+            for outcome in ("confirmed", "withdrawn")}
+
+
 def ab_rows(levers: dict[str, dict[str, float | None]],
             baseline: dict[str, dict[str, float | None]]) -> list[dict[str, Any]]:
     rows = []
@@ -431,6 +442,11 @@ def ab_markdown(report: dict[str, Any]) -> list[str]:
         lines.append(" | ".join(["", r["stage"], *(str(r[k]) if r[k] is not None else "-" for k in
                                                     ("baseline_p50", "levers_p50", "ratio", "baseline_p95",
                                                      "levers_p95"))]).strip() + " |")
+    guesses = report.get("speculative_replies") or {}
+    if guesses:
+        lines += ["", "Replies started before the turn end (the voice servers' `voice_speculative_replies_total`): "
+                  + "; ".join(f"{name}: {g['confirmed']} confirmed, {g['withdrawn']} withdrawn"
+                              for name, g in guesses.items()) + "."]
     return [*lines, ""]
 
 
@@ -478,8 +494,8 @@ def analysis(stages: dict[str, dict[str, float | None]], cpu: dict[str, float],
         f"{p50('voice_to_voice') / stretch:.0f} ms on dedicated cores (ASR final {p50('stt_final') / stretch:.0f}, "
         f"LLM {p50('llm_first_token') / stretch:.0f}, first audio {p50('tts_first_audio') / stretch:.0f}): an "
         "estimate, not a measurement. With SPECULATIVE_LLM (the default) the reply starts on the ASR's pause "
-        "transcript at the VAD stop and is released at the turn end, so the LLM's first token above is what was "
-        "left of it after the turn end, not its whole time."
+        "transcript (as it arrives with SPECULATE_AT_PAUSE, else at the VAD stop) and is released at the turn end, "
+        "so the LLM's first token above is what was left of it after the turn end, not its whole time."
     )
 
 
@@ -550,6 +566,7 @@ def main() -> None:
         print(f"\nbaseline (levers off: {baseline_env}):")
         print(out["baseline"].table())
     print(f"\nASR server (its own metrics, all calls): {out['asr_server']}")
+    print(f"Replies started before the turn end (confirmed / withdrawn): {out['speculative_replies']}")
     print(f"pauses inside replies: levers {reply_pauses(result.reports)}"
           + (f", baseline {reply_pauses(out['baseline'].reports)}" if out["baseline"] is not None else ""))
     g = sorted(result.greeting_ms)
@@ -564,6 +581,7 @@ def main() -> None:
         "goal": {"p50_ms": GOAL_P50_MS, "p95_ms": GOAL_P95_MS}, "levers_env": levers_env,
         "baseline_env": baseline_env if out["baseline"] is not None and not args.knowledge else None,
         "knowledge": args.knowledge, "asr_server": out["asr_server"], "caller_voices": args.caller_voice,
+        "speculative_replies": out["speculative_replies"],
         "by_voice": by_voice(result.samples, out["voice_of"]["levers"]), "reply_pauses": reply_pauses(result.reports),
     }
     if out["baseline"] is not None:

@@ -89,6 +89,7 @@ class CallServices:
     vad_min_volume: float = 0.0
     smart_turn: bool = True
     speculative_llm: bool = False  # start the reply on the pause/final transcript before the turn end (turns.py)
+    speculate_at_pause: bool = False  # ... on the pause transcript as it arrives, before the VAD hears the stop
     turn_text_fallback_s: float = 0.0  # > 0: smart-turn's "incomplete" waits this long if the text reads complete
     observers_skip_audio: bool = False  # audio frames reach observers only around a turn end (call_worker.py)
     # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
@@ -135,13 +136,15 @@ class CallPipeline:
     observers: list[BaseObserver]
     flow: FlowRun | None = None  # the agent's flow, when it is one (pipelines/flows.py)
     voicemail: InCallVoicemail | None = None  # outbound with in-call detection (pipelines/voicemail.py)
+    speculation: SpeculativeTurnStopStrategy | None = None  # SPECULATIVE_LLM: its guesses, counted for the metrics
 
 
 def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
     analyzer = services.models.turn_analyzer(SmartTurnParams(stop_secs=2.0)) if services.smart_turn else None
     if analyzer is not None:
         if services.speculative_llm:
-            return [SpeculativeTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s)]
+            return [SpeculativeTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s,
+                                                at_pause=services.speculate_at_pause)]
         if services.turn_text_fallback_s > 0:
             return [TextAwareTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s)]
         return [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
@@ -222,13 +225,15 @@ def build_call_pipeline(
     mute: list[BaseUserMuteStrategy] = []
     if greeting and spec.speak_greeting and interruption.protect_greeting and menu is None:
         mute.append(MuteUntilFirstBotCompleteUserMuteStrategy())
+    stops = _stop_strategies(services)
+    speculation = next((s for s in stops if isinstance(s, SpeculativeTurnStopStrategy)), None)
     aggregators = TrackedAggregatorPair(
         context,
         user_params=LLMUserAggregatorParams(
             vad_analyzer=services.models.vad(VADParams(start_secs=services.vad_start_secs,
                                                        stop_secs=services.vad_stop_secs,
                                                        min_volume=services.vad_min_volume)),
-            user_turn_strategies=UserTurnStrategies(start=[barge_in], stop=_stop_strategies(services)),
+            user_turn_strategies=UserTurnStrategies(start=[barge_in], stop=stops),
             user_mute_strategies=mute,
             user_idle_timeout=agent.silence.reminder_after_s,
         ),
@@ -312,7 +317,7 @@ def build_call_pipeline(
                         gate=gate, clock=clock, system_prompt=system_prompt,
                         greeting=greeting if spec.speak_greeting and menu is None else "",
                         protect_greeting=interruption.protect_greeting, observers=observers, flow=flow,
-                        voicemail=voicemail)
+                        voicemail=voicemail, speculation=speculation)
 
 
 def opening_frames(call: CallPipeline) -> list[Any]:

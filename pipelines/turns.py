@@ -12,7 +12,8 @@
 
 And when it ends: smart-turn (Pipecat's TurnAnalyzerUserTurnStopStrategy, with the text fallback of turn_end.py),
 optionally starting the reply before the turn end is confirmed (`SpeculativeTurnStopStrategy`, SPECULATIVE_LLM):
-on the ASR server's pause transcript as soon as the VAD has heard the caller stop, then on the final transcript.
+on the ASR server's pause transcript as it arrives (SPECULATE_AT_PAUSE) or once the VAD has heard the caller stop,
+then on the final transcript.
 """
 
 from __future__ import annotations
@@ -170,12 +171,19 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
     turn ends with the same text (normalised: case and punctuation ignored) the held reply is released at once;
     otherwise it is withdrawn (the LLM stream is cancelled) and the reply is generated on the committed text.
     The caller speaking again withdraws it too. The context only ever records the committed text.
+
+    With `at_pause` the pause transcript starts the reply as it arrives, even while the VAD still hears speech: the
+    ASR server sends it only if the caller is still silent when its decode of the pause is done (~240 ms after the
+    last word here), while Silero's stop comes ~360 ms after it (BENCHMARKS.md "Voice-to-voice: the reply started
+    as the pause transcript arrives"). A caller who goes on gets the guess replaced by their next pause's, or at the
+    VAD stop, or withdrawn at the turn end; no agent speech comes before the turn end either way.
     """
 
     def __init__(self, *, match_policy: EagerMatchPolicy | None = None, text_fallback_s: float = 0.0,
-                 **kwargs: Any) -> None:
+                 at_pause: bool = False, **kwargs: Any) -> None:
         super().__init__(text_fallback_s=text_fallback_s, **kwargs)
         self._match_policy = match_policy or NormalizedMatch()
+        self._at_pause = at_pause
         self._finals: list[str] = []
         self._paused = ""  # the pause transcript of the utterance after the last final, heard while VAD heard speech
         self._speculation: TrackedSpeculation | None = None
@@ -201,7 +209,9 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
             self._paused = frame.text
         result = await super().process_frame(frame)  # may end the turn (trigger_user_turn_stopped below)
         if self._vad_user_speaking:
-            return result  # still talking (a pause too short for the VAD): a guess now would likely be withdrawn
+            if self._at_pause and isinstance(frame, InterimTranscriptionFrame) and is_pause_transcript(frame):
+                await self._speculate(f"{self._committed} {self._paused}".strip())
+            return result  # else still talking (a pause too short for the VAD): a guess now would likely be withdrawn
         if isinstance(frame, (TranscriptionFrame, VADUserStoppedSpeakingFrame)) and (self._finals or self._paused):
             await self._speculate(f"{self._committed} {self._paused}".strip())
         elif isinstance(frame, InterimTranscriptionFrame) and self._vad_stopped:

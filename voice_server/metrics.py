@@ -69,6 +69,10 @@ class VoiceMetrics:
         for generation in ("0", "1", "2"):
             self.gc_pause.labels(generation)  # exported from the start, at 0
         self.errors = Counter("voice_errors", "Errors by type", ["type"], registry=r)
+        self.speculative_replies = Counter(
+            "voice_speculative_replies", "Replies started before the turn end (SPECULATIVE_LLM), by outcome: "
+            "confirmed (released at the turn end) or not (withdrawn: the LLM's work on it was wasted)", ["outcome"],
+            registry=r)
         self.stall_samples = Counter(
             "voice_loop_stall_samples", "Stack samples of the event loop while it was stalled (LOOP_STALL_TRACE_MS, "
             "voice_server/stall_watch.py), by its innermost frames", ["stack"], registry=r)
@@ -78,6 +82,11 @@ class VoiceMetrics:
     # -- calls --------------------------------------------------------------------------------------------------
     def call_ended(self, carrier: str, outcome: str) -> None:
         self.calls.labels(carrier, outcome).inc()
+
+    def speculations(self, started: int, confirmed: int) -> None:
+        """A call's guesses at its turn ends (pipelines/turns.py SpeculativeTurnStopStrategy), counted at its end."""
+        self.speculative_replies.labels("confirmed").inc(confirmed)
+        self.speculative_replies.labels("withdrawn").inc(max(0, started - confirmed))
 
     def observe_turn(self, latency: TurnLatency) -> None:
         """The same numbers the call's TurnRecorded carries (TurnTiming.latency()), in seconds."""

@@ -468,6 +468,8 @@ class CallSession:
             await self.recording.finish(end_s)
         self.app.calls.ended(self, reason)
         self.app.metrics.call_ended(self.info.carrier, reason)
+        if self.call is not None and self.call.speculation is not None:
+            self.app.metrics.speculations(self.call.speculation.speculations, self.call.speculation.speculation_hits)
         if self.browser_events is not None:
             await self.browser_events.close()
         self.feed.close()

@@ -82,7 +82,8 @@ class VoiceApp:
             vad_start_secs=settings.vad_start_secs, vad_stop_secs=settings.vad_stop_secs,
             vad_min_volume=settings.vad_min_volume,
             smart_turn=settings.smart_turn_enabled,
-            speculative_llm=settings.speculative_llm, turn_text_fallback_s=settings.turn_text_fallback_s,
+            speculative_llm=settings.speculative_llm, speculate_at_pause=settings.speculate_at_pause,
+            turn_text_fallback_s=settings.turn_text_fallback_s,
             observers_skip_audio=settings.observers_skip_audio,
             breakers=configure_breakers(BreakerSettings(
                 failure_threshold=settings.breaker_failure_threshold, failure_rate=settings.breaker_failure_rate,

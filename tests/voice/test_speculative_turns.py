@@ -22,10 +22,11 @@ from pipelines.shared_models import SharedModels
 from pipelines.turns import PAUSE_STABILITY, SpeculativeTurnStopStrategy
 
 
-async def _strategy(text_fallback_s: float = 0.0) -> tuple[SpeculativeTurnStopStrategy, list[tuple[str, Any]]]:
+async def _strategy(text_fallback_s: float = 0.0, at_pause: bool = False,
+                    ) -> tuple[SpeculativeTurnStopStrategy, list[tuple[str, Any]]]:
     analyzer = SharedModels(smart_turn=True).turn_analyzer()
     assert analyzer is not None
-    strategy = SpeculativeTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=text_fallback_s)
+    strategy = SpeculativeTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=text_fallback_s, at_pause=at_pause)
     await strategy.setup(FrameProcessorSetup(clock=SystemClock(), task_manager=TaskManager(loop=asyncio.get_running_loop()),
                                              pipeline_worker=None, audio_in_sample_rate=8000))  # type: ignore[arg-type]
     events: list[tuple[str, Any]] = []
@@ -136,8 +137,35 @@ async def test_the_caller_going_on_after_a_pause_transcript_withdraws_the_reply(
     assert events[2:] == []  # the old pause transcript is outdated: nothing to guess on until new words come
 
 
+async def test_at_pause_the_pause_transcript_starts_the_reply_before_the_vad_hears_the_stop() -> None:
+    strategy, events = await _strategy(at_pause=True)
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    await strategy.process_frame(_interim("What time do you close today?", PAUSE_STABILITY))
+    assert events == [("inference", "What time do you close today?")]  # the ASR server heard the pause
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(_final("What time do you close today?"))
+    assert events == [("inference", "What time do you close today?")]  # the same words: the guess stands
+    await strategy.trigger_user_turn_stopped()
+    assert events[1:] == [("stopped", True)]
+
+
+async def test_at_pause_a_caller_who_goes_on_gets_the_guess_replaced_by_their_next_pause() -> None:
+    strategy, events = await _strategy(at_pause=True)
+    await strategy.process_frame(VADUserStartedSpeakingFrame())
+    await strategy.process_frame(_interim("I would like", PAUSE_STABILITY))
+    first = strategy._speculation
+    await strategy.process_frame(_interim("I would like to cancel my booking.", PAUSE_STABILITY))
+    assert events == [("inference", "I would like"), ("cancelled", None),
+                      ("inference", "I would like to cancel my booking.")]
+    assert first is not None and first.withdrawn
+    await strategy.process_frame(VADUserStoppedSpeakingFrame())
+    await strategy.process_frame(_final("I would like to cancel my booking."))
+    await strategy.trigger_user_turn_stopped()
+    assert events[3:] == [("stopped", True)]
+
+
 async def test_a_timed_interim_while_the_caller_speaks_starts_nothing() -> None:
-    strategy, events = await _strategy()
+    strategy, events = await _strategy(at_pause=True)
     await strategy.process_frame(VADUserStartedSpeakingFrame())
     await strategy.process_frame(_interim("I would", 0.5))
     await strategy.process_frame(VADUserStoppedSpeakingFrame())

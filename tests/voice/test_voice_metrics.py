@@ -65,6 +65,10 @@ async def test_one_call_moves_the_voice_metrics(simulate: Simulate, twilio_line:
                  "voice_turn_end_seconds_count"):
         assert value(after, name) > value(before, name), f"{name} did not move"
     assert value(after, "voice_to_voice_seconds_sum") > value(before, "voice_to_voice_seconds_sum")
+    # The call's replies started before its turn ends (SPECULATIVE_LLM, on by default), counted at its end.
+    assert {key for key in after if key[0] == "voice_speculative_replies_total"} >= {
+        ("voice_speculative_replies_total", (("outcome", "confirmed"),)),
+        ("voice_speculative_replies_total", (("outcome", "withdrawn"),))}, "not counted by outcome"
     # Greeting and answer went out paced: every frame's lateness was observed.
     frames = value(after, "voice_output_frame_lateness_seconds_count") \
         - value(before, "voice_output_frame_lateness_seconds_count")

@@ -13,9 +13,9 @@
   audio already goes to a fresh stream. The old stream's results are still read until the server ends it.
 - Interim results (`interims`): "while_agent_speaks" asks for them only while the agent is talking, where
   barge-in counts the caller's words; otherwise each one is a Whisper decode competing with the final's
-  (the stream is switched the same way when the agent starts or stops, or, while the caller talks, at the end of
-  their turn: switched at a mere pause, the sentence of a caller who barged in was finalized at its first comma,
-  "Sorry, what-", and the rest was lost). While an outbound call's voicemail
+  (the stream is switched the same way when the agent starts or stops; off only once the caller's turn is over:
+  switched in a mere pause, the sentence of a caller who barged in was finalized in two, "Sorry, what?" and
+  "matter you're opening ours", and the turn took only the first half). While an outbound call's voicemail
   verdict is pending (`screening`), interims are asked for too: a voicemail cue in them decides early
   (pipelines/voicemail.py); the stream switches back at the caller's next turn end once the verdict is in. Such a
   stream asks the platform's ASR server for an interim every `SCREENING_INTERIM_MS` (RecognitionConfig
@@ -48,6 +48,7 @@ from pipecat.frames.frames import (
     StartFrame,
     TranscriptionFrame,
     UserStoppedSpeakingFrame,
+    VADUserStartedSpeakingFrame,
     VADUserStoppedSpeakingFrame,
 )
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessorSetup
@@ -142,6 +143,7 @@ class FallbackRivaSTTService(NvidiaSTTService):
         self.screening = False
         self.pause_transcripts = False
         self._agent_speaking = False
+        self._caller_turn = False  # from the caller's first voice to their turn end, pauses included
         # The live view (voice_server/live_feed.py): interims go to it, and are asked for while someone watches.
         self.on_interim: Callable[[str], None] | None = None
         self.watched: Callable[[], bool] = lambda: False
@@ -342,17 +344,28 @@ class FallbackRivaSTTService(NvidiaSTTService):
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         if isinstance(frame, InterimsWantedFrame):
-            if self._stt_settings.interim_results != self._want_interims() and not self._user_speaking:
-                await self._rotate_stream()
+            await self._maybe_switch_interims()
             return
         await super().process_frame(frame, direction)
         if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
             self._agent_speaking = isinstance(frame, BotStartedSpeakingFrame)
-        # Not while the caller talks (that would cut their sentence in two); their turn end switches then (the
-        # user aggregator sends UserStoppedSpeakingFrame upstream too).
-        if (isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, UserStoppedSpeakingFrame))
-                and self._stt_settings.interim_results != self._want_interims() and not self._user_speaking):
+        elif isinstance(frame, UserStoppedSpeakingFrame):  # the user aggregator sends it upstream too
+            self._caller_turn = False
+        if isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, UserStoppedSpeakingFrame)):
+            await self._maybe_switch_interims()
+
+    async def _maybe_switch_interims(self) -> None:
+        """Never while the caller talks, and interims are switched off only once the caller's turn is over: a switch
+        half-closes the stream, which finalizes the sentence where it stands. The agent stops when a caller barges
+        in, often in a pause of theirs (a comma: the VAD has stopped), and a switch there cut "Sorry, what are your
+        opening hours" after "what"."""
+        want = self._want_interims()
+        if self._stt_settings.interim_results != want and not self._user_speaking and (want or not self._caller_turn):
             await self._rotate_stream()
+
+    async def _handle_vad_user_started_speaking(self, frame: VADUserStartedSpeakingFrame) -> None:
+        await super()._handle_vad_user_started_speaking(frame)
+        self._caller_turn = True
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         await super()._handle_vad_user_stopped_speaking(frame)

@@ -167,9 +167,10 @@ async def test_stt_chain_finalizes_at_the_vad_stop_without_waiting_for_the_asr_e
 
 async def test_stt_chain_switches_interims_off_at_the_callers_turn_end_not_at_a_pause(
         asr_server: AsrServer, utterances: Utterances) -> None:
-    """Interims are asked for only while the agent talks. When the agent stops while the caller talks (a barge-in),
-    the stream switches back at the caller's turn end: switched at a pause the VAD heard mid-sentence, the sentence
-    was finalized in two, and in calls the rest was lost ("Sorry, what-")."""
+    """Interims are asked for only while the agent talks. When a caller barges in, the agent often stops in a pause
+    of theirs (the VAD has stopped mid-sentence); the stream switches back only at the caller's turn end. Switched
+    there (a switch half-closes the stream), the sentence was finalized in two, and the turn took only the first
+    half ("Sorry, what?" of "Sorry, what are your opening hours on Saturday?", CI)."""
     from typing import Any
 
     from pipecat.frames.frames import (
@@ -201,8 +202,8 @@ async def test_stt_chain_switches_interims_off_at_the_callers_turn_end_not_at_a_
     events = {
         at(0.2): [BotStartedSpeakingFrame()],  # the agent talks: interims on
         at(0.6): [VADUserStartedSpeakingFrame(start_secs=0.2)],  # the caller barges in
-        at(0.7): [BotStoppedSpeakingFrame()],  # and the agent stops; the caller goes on
         at((0.5 + first_end) / 2): [VADUserStoppedSpeakingFrame(stop_secs=0.2)],  # a pause mid-sentence
+        at((0.5 + first_end) / 2 + 0.04): [BotStoppedSpeakingFrame()],  # the agent stops in it; the caller goes on
         at(first_end + 0.3): [UserStoppedSpeakingFrame()],  # the turn ends
     }
     rotations: dict[str, int] = {}

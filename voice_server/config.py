@@ -121,9 +121,14 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     speculative_llm: bool = Field(default=True, description="Start the reply on the ASR's pause or final transcript "
                                                             "before the turn end; release it only if the turn ends "
                                                             "with the same words.")
+    # Off by default: on 2 cores the earlier start took CPU from the ASR's final decode and smart-turn, which are on
+    # the turn's critical path: voice-to-voice p50 908 against 862 ms (BENCHMARKS.md "Voice-to-voice: the reply
+    # started as the pause transcript arrives"). Where the LLM has cores of its own, nothing else pays for the
+    # earlier start; not measured here.
     speculate_at_pause: bool = Field(
-        default=True, description="With SPECULATIVE_LLM: start the reply when the ASR's pause transcript arrives (the "
-                                  "ASR server has heard the caller pause), not only once the VAD hears them stop.")
+        default=False, description="With SPECULATIVE_LLM: start the reply when the ASR's pause transcript arrives "
+                                   "(the ASR server has heard the caller pause), not only once the VAD hears them "
+                                   "stop.")
     # On by default: it moves 0-25 % of finished questions on other voices off the 2 s wait, at the risk of cutting
     # off a further 0-8 % of mid-sentence pauses longer than this (BENCHMARKS.md "Turn end on caller voices").
     turn_text_fallback_s: float = Field(

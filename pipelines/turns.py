@@ -172,11 +172,13 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
     otherwise it is withdrawn (the LLM stream is cancelled) and the reply is generated on the committed text.
     The caller speaking again withdraws it too. The context only ever records the committed text.
 
-    With `at_pause` the pause transcript starts the reply as it arrives, even while the VAD still hears speech: the
-    ASR server sends it only if the caller is still silent when its decode of the pause is done (~240 ms after the
-    last word here), while Silero's stop comes ~360 ms after it (BENCHMARKS.md "Voice-to-voice: the reply started
-    as the pause transcript arrives"). A caller who goes on gets the guess replaced by their next pause's, or at the
-    VAD stop, or withdrawn at the turn end; no agent speech comes before the turn end either way.
+    With `at_pause` (SPECULATE_AT_PAUSE, off by default) the pause transcript starts the reply as it arrives, even
+    while the VAD still hears speech: the ASR server sends it only if the caller is still silent when its decode of
+    the pause is done, which is before Silero's stop (300-370 ms after the last word here). A caller who goes on
+    gets the guess replaced by their next pause's, or at the VAD stop, or withdrawn at the turn end; no agent speech
+    comes before the turn end either way. On 2 shared cores the earlier start took CPU from the ASR's final decode
+    and smart-turn, and the turn came no sooner (BENCHMARKS.md "Voice-to-voice: the reply started as the pause
+    transcript arrives").
     """
 
     def __init__(self, *, match_policy: EagerMatchPolicy | None = None, text_fallback_s: float = 0.0,

@@ -9,7 +9,9 @@ smart-turn v3.2 session the pipeline uses. Incomplete utterances (the caller pau
 so a rule that ends turns sooner is charged for every caller it would cut off.
 
 The text signal: the ASR's final transcript of the same audio "reads complete" when it ends in . ? or ! and its last
-word is not one that leaves a sentence hanging (a conjunction, preposition, article, filler).
+word is not one that leaves a sentence hanging (a conjunction, preposition, article, filler). The unsure signal:
+smart-turn's "incomplete" with a probability of complete of at least TURN_UNSURE_PROBABILITY (the voice server's
+default). Either one shortens the wait to TURN_TEXT_FALLBACK_S.
 
 Prints a table, writes bench/results/turn_end.json and the "Turn end on caller voices" section of BENCHMARKS.md.
 Usage: .venv/bin/python bench/turn_end_bench.py [--asr host:port] [--tts URL]
@@ -41,6 +43,7 @@ from bench.report_sections import replace_section  # noqa: E402
 from pipelines.shared_models import SharedModels  # noqa: E402
 from pipelines.turn_end import transcript_reads_complete  # noqa: E402
 from speech.common.audio import mulaw_to_pcm16, pcm16_to_mulaw  # noqa: E402
+from voice_server.config import VoiceServerSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "turn_end.json"
 START, END = "<!-- turn-end:start -->", "<!-- turn-end:end -->"
@@ -64,6 +67,9 @@ INCOMPLETE = (
 )
 
 
+UNSURE_PROBABILITY = VoiceServerSettings.model_fields["turn_unsure_probability"].default
+
+
 @dataclass
 class VoiceTurns:
     voice: str
@@ -81,6 +87,9 @@ class VoiceTurns:
     shortened: float
     # ... and a fragment in that state is cut off if the caller's pause outlasts TURN_TEXT_FALLBACK_S
     shortened_cutoff: float
+    # the same with the unsure signal too (text OR smart-turn unsure), as the voice server's defaults run
+    shortened_or_unsure: float
+    shortened_or_unsure_cutoff: float
 
 
 def on_the_line(speech: np.ndarray) -> np.ndarray:
@@ -94,25 +103,28 @@ def measure(models: SharedModels, asr: str, voice: str, label: str, speak: dict[
     analyzer = models.turn_analyzer()
     assert analyzer is not None
     analyzer.set_sample_rate(8000)
-    verdicts: dict[str, tuple[bool, bool]] = {}
+    verdicts: dict[str, tuple[bool, bool, bool]] = {}
     for text, speech in speak.items():
         line = on_the_line(speech)
-        audio_complete = analyzer._predict_endpoint(line.astype(np.float32) / 32768.0)["prediction"] == 1  # noqa: SLF001
+        scored = analyzer._predict_endpoint(line.astype(np.float32) / 32768.0)  # noqa: SLF001
+        audio_complete = scored["prediction"] == 1
+        unsure = not audio_complete and scored["probability"] >= UNSURE_PROBABILITY
         transcript = transcribe(asr, pcm16_to_mulaw(line))
-        verdicts[text] = (audio_complete, transcript_reads_complete(transcript))
+        verdicts[text] = (audio_complete, transcript_reads_complete(transcript), unsure)
 
     def share(texts: tuple[str, ...], pick: int | None) -> float:
         hits = [(v[0] or v[1]) if pick is None else v[pick] for t, v in verdicts.items() if t in texts]
         return round(sum(hits) / max(1, len(hits)), 3)
 
-    def shortened(texts: tuple[str, ...]) -> float:
-        hits = [not v[0] and v[1] for t, v in verdicts.items() if t in texts]
+    def shortened(texts: tuple[str, ...], unsure_too: bool = False) -> float:
+        hits = [not v[0] and (v[1] or (unsure_too and v[2])) for t, v in verdicts.items() if t in texts]
         return round(sum(hits) / max(1, len(hits)), 3)
 
     prefixes = tuple(prefix for prefix, _ in INCOMPLETE)
     return VoiceTurns(voice, label, len(COMPLETE), len(INCOMPLETE),
                       share(COMPLETE, 0), share(prefixes, 0), share(COMPLETE, 1), share(prefixes, 1),
-                      share(COMPLETE, None), share(prefixes, None), shortened(COMPLETE), shortened(prefixes))
+                      share(COMPLETE, None), share(prefixes, None), shortened(COMPLETE), shortened(prefixes),
+                      shortened(COMPLETE, unsure_too=True), shortened(prefixes, unsure_too=True))
 
 
 def speech_only(samples: np.ndarray) -> np.ndarray:
@@ -134,7 +146,8 @@ def markdown(rows: list[VoiceTurns]) -> str:
     body = "\n".join(
         f"| {r.label} | {1 - r.smart_turn_complete:.2f} | {r.smart_turn_cutoff:.2f} | {r.text_complete:.2f} | "
         f"{r.text_cutoff:.2f} | {1 - r.either_complete:.2f} | {r.either_cutoff:.2f} | "
-        f"{1 - r.smart_turn_complete - r.shortened:.2f} | {r.shortened_cutoff:.2f} |" for r in rows)
+        f"{1 - r.smart_turn_complete - r.shortened:.2f} | {r.shortened_cutoff:.2f} | "
+        f"{1 - r.smart_turn_complete - r.shortened_or_unsure:.2f} | {r.shortened_or_unsure_cutoff:.2f} |" for r in rows)
     return f"""{START}
 ## Turn end on caller voices (`bench/turn_end_bench.py`)
 
@@ -147,10 +160,12 @@ calls incomplete, so the turn ends only on the 2 s fallback; "cut-off" = an inco
 the agent would talk over a caller who had not finished. Decisions, not timings: load does not change them. The
 last two columns are `TURN_TEXT_FALLBACK_S` (smart-turn's "incomplete" waits only that long when the text reads
 complete): the complete utterances still left on the 2 s fallback, and the fragments that a pause longer than
-TURN_TEXT_FALLBACK_S would cut off (on top of smart-turn's own cut-offs).
+TURN_TEXT_FALLBACK_S would cut off (on top of smart-turn's own cut-offs). The last two add the unsure signal
+(`TURN_UNSURE_PROBABILITY` {UNSURE_PROBABILITY}: smart-turn's "incomplete" with at least that probability of complete
+also waits only TURN_TEXT_FALLBACK_S), as the voice server runs by default.
 
-| voice | smart-turn: fallback | smart-turn: cut-off | text: complete | text: cut-off | smart-turn or text: fallback | smart-turn or text: cut-off | text fallback: still 2 s | text fallback: cut off if the pause is longer |
-|---|---|---|---|---|---|---|---|---|
+| voice | smart-turn: fallback | smart-turn: cut-off | text: complete | text: cut-off | smart-turn or text: fallback | smart-turn or text: cut-off | text fallback: still 2 s | text fallback: cut off if the pause is longer | text or unsure: still 2 s | text or unsure: cut off if the pause is longer |
+|---|---|---|---|---|---|---|---|---|---|---|
 {body}
 
 Raw numbers: `bench/results/turn_end.json`.

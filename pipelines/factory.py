@@ -91,6 +91,7 @@ class CallServices:
     speculative_llm: bool = False  # start the reply on the pause/final transcript before the turn end (turns.py)
     speculate_at_pause: bool = False  # ... on the pause transcript as it arrives, before the VAD hears the stop
     turn_text_fallback_s: float = 0.0  # > 0: smart-turn's "incomplete" waits this long if the text reads complete
+    turn_unsure_probability: float = 0.0  # > 0: ... or if smart-turn's probability of complete was at least this
     observers_skip_audio: bool = False  # audio frames reach observers only around a turn end (call_worker.py)
     # Degradation chains: one circuit breaker per endpoint (process-wide) and pre-recorded prompt clips.
     breakers: BreakerRegistry = field(default_factory=process_breakers)
@@ -144,9 +145,11 @@ def _stop_strategies(services: CallServices) -> list[BaseUserTurnStopStrategy]:
     if analyzer is not None:
         if services.speculative_llm:
             return [SpeculativeTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s,
+                                                unsure_probability=services.turn_unsure_probability,
                                                 at_pause=services.speculate_at_pause)]
         if services.turn_text_fallback_s > 0:
-            return [TextAwareTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s)]
+            return [TextAwareTurnStopStrategy(turn_analyzer=analyzer, text_fallback_s=services.turn_text_fallback_s,
+                                              unsure_probability=services.turn_unsure_probability)]
         return [TurnAnalyzerUserTurnStopStrategy(turn_analyzer=analyzer)]
     return [SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.6)]
 

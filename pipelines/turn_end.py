@@ -8,6 +8,11 @@ callers who pause mid-sentence (Whisper punctuates fragments too). The middle wa
 "incomplete" still holds the turn, but when the final transcript reads complete the fallback is shortened from
 2 s to `text_fallback_s` after the end of speech. A caller who pauses mid-sentence for longer than that, on a
 fragment that reads complete, is cut off; the benchmark counts those next to the latency won.
+
+The transcript cannot help when the ASR mishears a voice it was not tuned on ("You accept credit card", no
+punctuation). smart-turn's own probability can: its wrong "incomplete" on a finished question is mostly a near miss
+(probability of complete 0.2-0.5), while the fragments it does hold are mostly sure (below 0.1). An "incomplete"
+with at least `unsure_probability` is treated like a transcript that reads complete: the same shortened wait.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import time
 from typing import Any
 
 from pipecat.frames.frames import TranscriptionFrame, VADUserStoppedSpeakingFrame
+from pipecat.metrics.metrics import MetricsData, TurnMetricsData
 from pipecat.turns.user_stop import TurnAnalyzerUserTurnStopStrategy
 
 # Words that leave an English sentence hanging when a caller pauses after them.
@@ -37,11 +43,14 @@ def transcript_reads_complete(text: str) -> bool:
 
 class TextAwareTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     """smart-turn, whose "incomplete" waits only `text_fallback_s` after the end of speech (instead of its 2 s
-    silence fallback) when the final transcript reads as a finished sentence; `text_fallback_s` 0: smart-turn alone."""
+    silence fallback) when the final transcript reads as a finished sentence, or when smart-turn was unsure (its
+    probability of complete at least `unsure_probability`; 0: never); `text_fallback_s` 0: smart-turn alone."""
 
-    def __init__(self, *, text_fallback_s: float, **kwargs: Any) -> None:
+    def __init__(self, *, text_fallback_s: float, unsure_probability: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._text_fallback_s = text_fallback_s
+        self._unsure_probability = unsure_probability
+        self._unsure = False
         self._speech_ended_at = 0.0
         self._text_task: asyncio.Task[None] | None = None
 
@@ -54,9 +63,14 @@ class TextAwareTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         await super()._handle_transcription(frame)
         await self._arm_text_fallback()
 
+    async def _handle_prediction_result(self, result: MetricsData | None) -> None:
+        self._unsure = (isinstance(result, TurnMetricsData) and not result.is_complete
+                        and 0 < self._unsure_probability <= result.probability)
+        await super()._handle_prediction_result(result)
+
     async def _arm_text_fallback(self) -> None:
         if (self._text_fallback_s <= 0 or self._turn_complete or not self._vad_stopped or self._text_task is not None
-                or not transcript_reads_complete(self._text)):
+                or not (self._unsure or transcript_reads_complete(self._text))):
             return
         delay = max(0.0, self._speech_ended_at + self._text_fallback_s - time.time())
         self._text_task = self.task_manager.create_task(self._text_fallback(delay), f"{self}::_text_fallback")
@@ -74,6 +88,7 @@ class TextAwareTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
 
     async def _discard_pending_end_of_turn(self) -> None:
         await super()._discard_pending_end_of_turn()
+        self._unsure = False
         await self._cancel_text_fallback()
 
     async def cleanup(self) -> None:

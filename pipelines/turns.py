@@ -182,8 +182,8 @@ class SpeculativeTurnStopStrategy(TextAwareTurnStopStrategy):
     """
 
     def __init__(self, *, match_policy: EagerMatchPolicy | None = None, text_fallback_s: float = 0.0,
-                 at_pause: bool = False, **kwargs: Any) -> None:
-        super().__init__(text_fallback_s=text_fallback_s, **kwargs)
+                 unsure_probability: float = 0.0, at_pause: bool = False, **kwargs: Any) -> None:
+        super().__init__(text_fallback_s=text_fallback_s, unsure_probability=unsure_probability, **kwargs)
         self._match_policy = match_policy or NormalizedMatch()
         self._at_pause = at_pause
         self._finals: list[str] = []

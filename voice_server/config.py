@@ -136,6 +136,12 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
         description="When smart-turn calls a caller unfinished but the final transcript reads as a finished "
                     "sentence, end the turn this long after the speech instead of on smart-turn's 2 s fallback "
                     "(pipelines/turn_end.py); 0 = off.")
+    # On by default: smart-turn's wrong "incomplete" on a finished question is mostly a near miss (0.2-0.5) and the
+    # fragments it holds mostly sure (< 0.1) on the voices measured (BENCHMARKS.md "Turn end on caller voices").
+    turn_unsure_probability: float = Field(
+        default=0.2, ge=0.0, lt=0.5,
+        description="smart-turn's \"incomplete\" with at least this probability of complete counts as unsure: the "
+                    "turn ends TURN_TEXT_FALLBACK_S after the speech, as when the transcript reads complete; 0 = off.")
     # 3, not 6: the first audio comes ~160 ms sooner on the embedded stack (SmolLM2 writes fewer words and Piper
     # speaks fewer before the caller hears anything); the next chunk is ready before these words have been played
     # (BENCHMARKS.md "Voice-to-voice: first words sooner").

@@ -84,6 +84,7 @@ class VoiceApp:
             smart_turn=settings.smart_turn_enabled,
             speculative_llm=settings.speculative_llm, speculate_at_pause=settings.speculate_at_pause,
             turn_text_fallback_s=settings.turn_text_fallback_s,
+            turn_unsure_probability=settings.turn_unsure_probability,
             observers_skip_audio=settings.observers_skip_audio,
             breakers=configure_breakers(BreakerSettings(
                 failure_threshold=settings.breaker_failure_threshold, failure_rate=settings.breaker_failure_rate,

@@ -179,7 +179,8 @@ class BenchDataServices(DataServices):
         return proc
 
 
-def start_stack(profile_to: Path | None = None, sqlite_synchronous: str = "", db: str = "sqlite") -> Stack:
+def start_stack(profile_to: Path | None = None, sqlite_synchronous: str = "", db: str = "sqlite", workers: int = 1,
+                postgres_settings: dict[str, str] | None = None) -> Stack:
     """Real FerretDB (on `db`) + MinIO (or the ones MONGODB_URI / S3_ENDPOINT name) and the backend as a uvicorn
     subprocess."""
     state = Path(tempfile.mkdtemp(prefix="bench-backend-"))
@@ -187,7 +188,8 @@ def start_stack(profile_to: Path | None = None, sqlite_synchronous: str = "", db
     base = DataServices.from_env(state, ephemeral_ports=True)
     data = BenchDataServices(state=state, ferretdb_port=base.ferretdb_port, minio_port=base.minio_port,
                              external_mongo=base.external_mongo, external_s3=base.external_s3, ferretdb_backend=db,
-                             postgres_settings=DatabaseProbe.POSTGRES_SETTINGS, ephemeral=True)
+                             postgres_settings={**DatabaseProbe.POSTGRES_SETTINGS, **(postgres_settings or {})},
+                             ephemeral=True)
     data.debug_port = free_port()
     if sqlite_synchronous:
         data.sqlite_pragma = f"synchronous({sqlite_synchronous})"
@@ -199,7 +201,8 @@ def start_stack(profile_to: Path | None = None, sqlite_synchronous: str = "", db
         profiler = ["-m", "cProfile", "-o", str(profile_to)] if profile_to else []
         backend = subprocess.Popen(
             [sys.executable, *profiler, "-m", "uvicorn", "backend.main:app", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--loop", "uvloop", "--log-level", "warning"],
+             "--no-access-log", "--loop", "uvloop", "--log-level", "warning",
+             *(["--workers", str(workers)] if workers > 1 else [])],
             cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )
     ferret_pid = next((p.running_pid() for p in data.processes if p.name == "ferretdb"), None)
@@ -273,7 +276,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
             except (aiohttp.ClientError, TimeoutError) as exc:
                 samples.error(type(exc).__name__)
 
-        cpu_before = {"backend": cpu_seconds(backend.pid), "ferretdb": cpu_seconds(ferret_pid or 0),
+        cpu_before = {"backend": family_cpu_seconds(backend.pid), "ferretdb": cpu_seconds(ferret_pid or 0),
                       "postgres": family_cpu_seconds(stack.postgres_pid or 0), "load_generator": time.process_time()}
         db_before = stack.probe.start()
         started = time.perf_counter()
@@ -296,7 +299,7 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
         await session.close()
         elapsed = time.perf_counter() - started
         db_ops = stack.probe.finish(db_before, elapsed)
-        cpu = {"backend": cpu_seconds(backend.pid) - cpu_before["backend"],
+        cpu = {"backend": family_cpu_seconds(backend.pid) - cpu_before["backend"],
                "ferretdb": cpu_seconds(ferret_pid or 0) - cpu_before["ferretdb"],
                "postgres": family_cpu_seconds(stack.postgres_pid or 0) - cpu_before["postgres"],
                "load_generator": time.process_time() - cpu_before["load_generator"]}
@@ -331,7 +334,8 @@ async def run(args: argparse.Namespace, stack: Stack) -> dict[str, Any]:
                    "preload_batches": args.preload, "connections": args.connections,
                    "database": f"FerretDB 1.24.2 on {DB_NAMES[stack.data.ferretdb_backend]}"
                    + (f" (synchronous={args.sqlite_synchronous})" if args.sqlite_synchronous else ""),
-                   "backend": "1 uvicorn worker, uvloop"},
+                   "backend": f"{args.workers} uvicorn worker{'s' if args.workers > 1 else ''}, uvloop",
+                   "postgres_settings": args.postgres_setting},
         "elapsed_s": round(elapsed, 2),
         "writes": summary(writes, elapsed),
         "reads": summary(reads, elapsed),
@@ -472,6 +476,9 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="print only; do not write results files")
     parser.add_argument("--append", action="store_true",
                         help="keep the other recorded runs (different rate/mix/database) next to this one")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes for the backend")
+    parser.add_argument("--postgres-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a PostgreSQL server setting on top of the local default's (an A/B)")
     parser.add_argument("--profile-backend", metavar="FILE", help="run the backend under cProfile, stats to FILE")
     parser.add_argument("--sqlite-synchronous", choices=["normal", "full"], default="",
                         help="start FerretDB with this SQLite synchronous pragma (default: FerretDB's own, full)")
@@ -493,7 +500,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` stops the servers
     for i, db in enumerate(["sqlite", "postgresql"] if args.db == "both" else [args.db]):
         stack = start_stack(Path(args.profile_backend).resolve() if args.profile_backend else None,
-                            args.sqlite_synchronous, db)
+                            args.sqlite_synchronous, db, args.workers,
+                            dict(item.split("=", 1) for item in args.postgres_setting))
         try:
             result = asyncio.run(run(args, stack))
         finally:

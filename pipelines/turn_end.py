@@ -52,36 +52,36 @@ class TextAwareTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
         self._unsure_probability = unsure_probability
         self._unsure = False
         self._speech_ended_at = 0.0
-        self._text_task: asyncio.Task[None] | None = None
+        self._short_task: asyncio.Task[None] | None = None
 
     async def _handle_vad_user_stopped_speaking(self, frame: VADUserStoppedSpeakingFrame) -> None:
         self._speech_ended_at = frame.timestamp - frame.stop_secs
         await super()._handle_vad_user_stopped_speaking(frame)
-        await self._arm_text_fallback()
+        await self._arm_short_fallback()
 
     async def _handle_transcription(self, frame: TranscriptionFrame) -> None:
         await super()._handle_transcription(frame)
-        await self._arm_text_fallback()
+        await self._arm_short_fallback()
 
     async def _handle_prediction_result(self, result: MetricsData | None) -> None:
         self._unsure = (isinstance(result, TurnMetricsData) and not result.is_complete
                         and 0 < self._unsure_probability <= result.probability)
         await super()._handle_prediction_result(result)
 
-    async def _arm_text_fallback(self) -> None:
-        if (self._text_fallback_s <= 0 or self._turn_complete or not self._vad_stopped or self._text_task is not None
+    async def _arm_short_fallback(self) -> None:
+        if (self._text_fallback_s <= 0 or self._turn_complete or not self._vad_stopped or self._short_task is not None
                 or not (self._unsure or transcript_reads_complete(self._text))):
             return
         delay = max(0.0, self._speech_ended_at + self._text_fallback_s - time.time())
-        self._text_task = self.task_manager.create_task(self._text_fallback(delay), f"{self}::_text_fallback")
+        self._short_task = self.task_manager.create_task(self._short_fallback(delay), f"{self}::_short_fallback")
 
-    async def _text_fallback(self, delay: float) -> None:
+    async def _short_fallback(self, delay: float) -> None:
         try:
             await asyncio.sleep(delay)
         except asyncio.CancelledError:
             return
         finally:
-            self._text_task = None
+            self._short_task = None
         if self._vad_stopped and not self._turn_complete:
             self._turn_complete = True
             await self._maybe_trigger_user_turn_stopped()
@@ -89,13 +89,13 @@ class TextAwareTurnStopStrategy(TurnAnalyzerUserTurnStopStrategy):
     async def _discard_pending_end_of_turn(self) -> None:
         await super()._discard_pending_end_of_turn()
         self._unsure = False
-        await self._cancel_text_fallback()
+        await self._cancel_short_fallback()
 
     async def cleanup(self) -> None:
         await super().cleanup()
-        await self._cancel_text_fallback()
+        await self._cancel_short_fallback()
 
-    async def _cancel_text_fallback(self) -> None:
-        if self._text_task is not None:
-            await self.task_manager.cancel_task(self._text_task)
-            self._text_task = None
+    async def _cancel_short_fallback(self) -> None:
+        if self._short_task is not None:
+            await self.task_manager.cancel_task(self._short_task)
+            self._short_task = None

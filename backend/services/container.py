@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from backend.campaigns.collections import CALL_REQUESTS
+from backend.campaigns.call_requests import ApiCallRequests
 from backend.campaigns.coordination import Coordination, api_attempt_id
 from backend.config import BackendSettings
 from backend.db.collections import Db
@@ -120,16 +120,19 @@ class Services:
         analyzer = CallAnalyzer(db, settings, http, tokens)
         billing = BillingService(db, settings.price_book, audit)
         coordination = Coordination(db)
+        api_requests = ApiCallRequests(db)
 
         async def on_call_event(org_id: str, event_type: str, event_id: str, data: dict[str, Any], at: Any) -> None:
             if event_type == "call.ended":  # the cost, from the final usage: in the webhook and the month's spend
                 data = {**data, "cost": (await billing.on_call_ended(org_id, data)).model_dump()}
             # A call placed through POST /api/v1/calls may name a webhook of its own.
-            request = await db[CALL_REQUESTS].find_one({"_id": str(data.get("id") or data.get("call_id") or "")},
-                                                       {"webhook_id": 1}) if event_type.startswith("call.") else None
-            await webhooks.fan_out(org_id, event_type, event_id, data, at, also=(request or {}).get("webhook_id"))
+            request = await api_requests.of_call(str(data.get("id") or data.get("call_id") or ""),
+                                                 inbound=data.get("direction") == "inbound"
+                                                 ) if event_type.startswith("call.") else None
+            await webhooks.fan_out(org_id, event_type, event_id, data, at,
+                                   also=request.webhook_id if request is not None else None)
             if request is not None and event_type == "call.ended":  # its organisation slot (single_calls.py)
-                await coordination.release_attempt_slots(api_attempt_id(str(request["_id"])))
+                await coordination.release_attempt_slots(api_attempt_id(request.call_id))
             await analyzer.after_event(org_id, event_type, event_id, data, at)
 
         analyzer.on_analyzed = on_call_event

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from typing import Any
 
@@ -22,8 +23,11 @@ from campaign_testkit import (
     wait_campaign,
 )
 from fastapi import FastAPI, Request, Response
+from pymongo import AsyncMongoClient
 from stack_helpers import LocalServer
 
+from backend.campaigns.call_requests import ApiCallRequest, ApiCallRequests
+from backend.campaigns.collections import CALL_REQUESTS
 from backend.security import signing
 
 pytestmark = pytest.mark.timeout(180)
@@ -217,3 +221,27 @@ async def test_api_calls_and_campaign_calls_share_the_org_cap(campaign_stack: An
     # With the slots free again, the API places calls again.
     s.carrier.callees[again := contact_number()] = human(0.5)
     await ok(await s.http.post(url, headers=org.headers, json=_body(org, again)), 201)
+
+
+
+async def test_the_api_request_behind_a_call_is_read_once_per_call(campaign_stack: Any) -> None:
+    """The webhook fan-out's lookup (backend/campaigns/call_requests.py) against the real database: an API call's
+    request is found and then remembered; a call with none is remembered as none; an inbound call is not looked up,
+    so a request document carrying its id changes nothing."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(os.environ["MONGODB_URI"], tz_aware=True)
+    try:
+        db = client[campaign_stack.db_name]
+        api_call, other_call, inbound_call = (uuid.uuid4().hex for _ in range(3))
+        await db[CALL_REQUESTS].insert_many([{"_id": api_call, "org_id": "o", "webhook_id": "wh_1"},
+                                             {"_id": inbound_call, "org_id": "o", "webhook_id": "wh_2"}])
+        requests = ApiCallRequests(db, size=2)
+        assert await requests.of_call(api_call) == ApiCallRequest(call_id=api_call, webhook_id="wh_1")
+        assert await requests.of_call(other_call) is None
+        await db[CALL_REQUESTS].delete_one({"_id": api_call})  # remembered: not read again
+        assert await requests.of_call(api_call) == ApiCallRequest(call_id=api_call, webhook_id="wh_1")
+        assert await requests.of_call(inbound_call, inbound=True) is None
+        # Two answers kept: the oldest (other_call's) was forgotten, so it is read again.
+        await db[CALL_REQUESTS].insert_one({"_id": other_call, "org_id": "o", "webhook_id": None})
+        assert await requests.of_call(other_call) == ApiCallRequest(call_id=other_call, webhook_id=None)
+    finally:
+        await client.close()

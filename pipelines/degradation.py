@@ -49,6 +49,12 @@ class DegradationPolicy:
         log.warning("call %s: %s degraded: %s -> %s (%s)", self.call_id, service, from_endpoint, to, reason)
         self._events.degraded(event)
 
+    @property
+    def gave_up(self) -> bool:
+        """The call is being handed over or ended: no stage tries its endpoints again (a reply started before the
+        caller's turn ended, SPECULATIVE_LLM, and the turn's own reply would otherwise both fail and report)."""
+        return self._task is not None
+
     def give_up(self, service: Service, reason: str, message: str) -> None:
         """Say `message`, then transfer (or end the call). Returns at once: the caller of this is usually a
         pipeline processor, and the speech it triggers must flow through that same pipeline."""

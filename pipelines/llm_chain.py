@@ -119,6 +119,8 @@ class FallbackLLMService(PooledOpenAILLMService):
         return _FirstThenRest(first, iterator, stream)
 
     async def _process_context(self, context: LLMContext) -> None:
+        if self._policy.gave_up:
+            return  # the canned reply and the hand-over are under way
         try:
             await super()._process_context(context)
         except LLMUnavailable as exc:

@@ -17,6 +17,7 @@ import json
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ CASES = [(100, 100), (500, 100), (2000, 100), (2000, 2000), (5000, 2000)]
 REPEATS = 2
 
 
-async def measure(uri: str, db_cpu: Any) -> list[dict[str, Any]]:
+async def measure(uri: str, db_cpu: Callable[[], float]) -> list[dict[str, Any]]:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
     outbox = client["outbox_delete_bench"]["outbox"]
     rows = []

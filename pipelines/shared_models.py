@@ -132,6 +132,13 @@ class SharedModels:
             st_opts.inter_op_num_threads = 1
             st_opts.intra_op_num_threads = 1
             st_opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            # The model is int8 (QuantizeLinear/DequantizeLinear around each MatMul). Fused into ONNX Runtime's
+            # u8s8 kernels it gives another answer on x86 CPUs without VNNI (AVX2 only: the pairwise int16 sums
+            # saturate): on an AMD EPYC with AVX2 a paused "I was wondering if" scored 0.97 (finished) instead of
+            # 0.02, "What time do you close?" 0.04 instead of 0.37. Unfused, the graph runs in float on the
+            # dequantized weights and answers the same on every CPU, for about the same time per inference here
+            # (tests/voice/test_turn_model_cpu.py; BENCHMARKS.md "smart-turn on CPUs without VNNI").
+            st_opts.add_session_config_entry("session.disable_quant_qdq", "1")
             self.smart_turn = ort.InferenceSession(
                 _package_file("pipecat.audio.turn.smart_turn.data", SMART_TURN_MODEL),
                 providers=["CPUExecutionProvider"], sess_options=st_opts,

@@ -142,12 +142,17 @@ def utterances(say: Callable[[str], np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+def _remainder(complete: float, shortened: float) -> str:
+    """The share still on the 2 s fallback; never printed as -0.00 (the two shares are rounded fractions)."""
+    return f"{max(1 - complete - shortened, 0.0):.2f}"
+
+
 def markdown(rows: list[VoiceTurns]) -> str:
     body = "\n".join(
         f"| {r.label} | {1 - r.smart_turn_complete:.2f} | {r.smart_turn_cutoff:.2f} | {r.text_complete:.2f} | "
         f"{r.text_cutoff:.2f} | {1 - r.either_complete:.2f} | {r.either_cutoff:.2f} | "
-        f"{1 - r.smart_turn_complete - r.shortened:.2f} | {r.shortened_cutoff:.2f} | "
-        f"{1 - r.smart_turn_complete - r.shortened_or_unsure:.2f} | {r.shortened_or_unsure_cutoff:.2f} |" for r in rows)
+        f"{_remainder(r.smart_turn_complete, r.shortened)} | {r.shortened_cutoff:.2f} | "
+        f"{_remainder(r.smart_turn_complete, r.shortened_or_unsure)} | {r.shortened_or_unsure_cutoff:.2f} |" for r in rows)
     return f"""{START}
 ## Turn end on caller voices (`bench/turn_end_bench.py`)
 

@@ -23,6 +23,8 @@ from pipecat.audio.turn.smart_turn.local_smart_turn_v3 import LocalSmartTurnAnal
 from pipecat.audio.vad.silero import SileroOnnxModel, SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADAnalyzer, VADParams, VADState
 
+from speech.common.onnx_int8 import exact_int8
+
 SMART_TURN_MODEL = "smart-turn-v3.2-cpu.onnx"
 
 
@@ -132,13 +134,7 @@ class SharedModels:
             st_opts.inter_op_num_threads = 1
             st_opts.intra_op_num_threads = 1
             st_opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            # The model is int8 (QuantizeLinear/DequantizeLinear around each MatMul). Fused into ONNX Runtime's
-            # u8s8 kernels it gives another answer on x86 CPUs without VNNI (AVX2 only: the pairwise int16 sums
-            # saturate): on an AMD EPYC with AVX2 a paused "I was wondering if" scored 0.97 (finished) instead of
-            # 0.02, "What time do you close?" 0.04 instead of 0.37. Unfused, the graph runs in float on the
-            # dequantized weights and answers the same on every CPU, for about the same time per inference here
-            # (tests/voice/test_turn_model_cpu.py; BENCHMARKS.md "smart-turn on CPUs without VNNI").
-            st_opts.add_session_config_entry("session.disable_quant_qdq", "1")
+            exact_int8(st_opts)  # int8: the same answers on x86 CPUs without VNNI (speech/common/onnx_int8.py)
             self.smart_turn = ort.InferenceSession(
                 _package_file("pipecat.audio.turn.smart_turn.data", SMART_TURN_MODEL),
                 providers=["CPUExecutionProvider"], sess_options=st_opts,

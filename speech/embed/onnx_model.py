@@ -24,6 +24,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 from onnxruntime.quantization import QuantType, quantize_dynamic
 
+from speech.common.onnx_int8 import exact_int8
 from speech.embed.model import DIMENSIONS, HEADS, LAYERS, SentenceEncoder, read_checkpoint, read_tokenizer
 
 log = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class OnnxMiniLM(SentenceEncoder):
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(cached_int8_graph(model_zip, cache_dir)), options,
+        self._session = ort.InferenceSession(str(cached_int8_graph(model_zip, cache_dir)), exact_int8(options),
                                              providers=["CPUExecutionProvider"])
 
     def _hidden(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -182,7 +182,7 @@ def test_smart_turn_scores_as_its_graph_says_on_this_cpu() -> None:
     """The calls' shared smart-turn session scores like the plain graph on this machine's CPU. Fused into ONNX
     Runtime's u8s8 kernels the int8 model scored these clips 0.45-0.50 away from the plain graph on an AVX2-only AMD
     EPYC (no VNNI), where the tests above then failed: their thresholds were read on an AVX-512/AMX Xeon
-    (pipelines/shared_models.py)."""
+    (speech/common/onnx_int8.py)."""
     models = SharedModels(smart_turn=True)
     shared = models.turn_analyzer()
     assert shared is not None

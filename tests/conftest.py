@@ -8,13 +8,15 @@ Nothing is mocked.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from stack_helpers import AsrServer, run_asr, server_env, start_process
+from stack_helpers import STARTED, AsrServer, run_asr, server_env, start_process
 
 from voicectl.data_services import DataServices, ensure_dev_secrets
 from voicectl.launch import embed_process, llm_process, tts_process
@@ -22,6 +24,17 @@ from voicectl.procs import free_port
 
 # Under CI a skipped test is a suite that did not run: only tests marked `gpu` may skip there (no GPU on CI).
 _CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+_LOG_OFFSETS = pytest.StashKey[dict[Path, int]]()
+# Plain-text lines (loguru, logging, a crash on stderr) worth showing; JSON lines go by their "level".
+_PLAIN_TROUBLE = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|^Traceback|^\w+(Error|Exception)\b|FATAL|Killed|Segmentation")
+_LOG_LINES = 25  # per server
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    item.stash[_LOG_OFFSETS] = {p.log_file: p.log_file.stat().st_size for p in STARTED if p.log_file.exists()}
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -32,6 +45,41 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, where only GPU tests may skip: {reason}"
+    if report.failed and report.when in ("setup", "call"):
+        offsets = item.stash.get(_LOG_OFFSETS, {})
+        for proc in {p.log_file: p for p in STARTED}.values():
+            lines = _log_trouble(proc.log_file, offsets.get(proc.log_file, 0))
+            if lines:
+                report.sections.append((f"{proc.name} server: warnings and errors during this test",
+                                        "\n".join(lines)))
+
+
+def _log_trouble(log: Path, offset: int) -> list[str]:
+    """The warning and error lines a server logged since `offset`, the last few, shortened: enough to tell a slow
+    or failing server from a wrong test."""
+    try:
+        with log.open("rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return []
+    picked: list[str] = []
+    for line in text.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if isinstance(entry, dict):
+            if str(entry.get("level", "")).lower() not in {"warning", "error", "critical"}:
+                continue
+            extra = {k: v for k, v in entry.items() if k not in {"ts", "level", "service", "logger", "msg",
+                                                                 "color_message"}}
+            line = (f"{str(entry.get('ts', ''))[11:23]} {str(entry['level']).upper()} {entry.get('logger', '')}: "
+                    f"{entry.get('msg', '')} {json.dumps(extra) if extra else ''}")
+        elif not _PLAIN_TROUBLE.search(line):
+            continue
+        picked.append(line[:400])
+    return picked[-_LOG_LINES:]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

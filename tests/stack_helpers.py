@@ -33,9 +33,15 @@ def server_env(state: Path, **extra: str) -> dict[str, str]:
     return {"VOICEAGENT_STATE_DIR": str(state), "LOG_JSON": "true", "LOG_LEVEL": "INFO", **extra}
 
 
+# Every server the session started: a failed test's report shows what their logs said meanwhile (tests/conftest.py),
+# since CI keeps only the console output.
+STARTED: list[ManagedProcess] = []
+
+
 def start_process(proc: ManagedProcess, timeout_s: float = 120.0) -> ManagedProcess:
     proc.start_timeout = timeout_s
     proc.start()
+    STARTED.append(proc)
     return proc
 
 

@@ -24,6 +24,7 @@ from stack_helpers import AsrServer, LocalServer
 from voicetest_helpers import (
     Simulate,
     VoiceServer,
+    call_story,
     ended_with_recording,
     heard_text,
     wait_for_call,
@@ -71,7 +72,8 @@ async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
                             hangup_after_s=None, max_duration_s=90)
         report = await simulate(line, script)
 
-    assert len(received) == 1, received
+    call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
+    assert len(received) == 1, (received, call_story(call))
     arguments, authorization = received[0]
     assert authorization == "Bearer crm-token-42"  # from the organisation secret, never stored in the agent
     assert isinstance(arguments.get("day"), str) and arguments["day"], arguments
@@ -79,7 +81,6 @@ async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
     heard = await heard_text(asr_server, report)
     assert words_heard(heard, FILLER) >= 4, heard
 
-    call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
     tools = [t for t in call["tools"] if t["name"] == "book_appointment"]
     assert len(tools) == 1 and tools[0]["ok"] and tools[0]["status_code"] == 200, call["tools"]
     assert '"day"' in tools[0]["arguments"] and tools[0]["duration_ms"] > 0, tools[0]

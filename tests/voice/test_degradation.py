@@ -21,6 +21,7 @@ from stack_helpers import AsrServer
 from voicetest_helpers import (
     Simulate,
     VoiceServer,
+    call_story,
     ended_with_recording,
     heard_text,
     wait_for_call,
@@ -308,9 +309,8 @@ async def test_tts_primary_dead_fallback_engine_heard(
     report = await simulate(line, CallScript(turns=[], hangup_after_s=None, max_duration_s=40))
     assert report.first_agent_audio is not None, "nothing was heard"
     heard = await heard_text(asr_server, report)
-    assert words_heard(heard, "thank you for calling test clinic automated assistant") >= 3, heard
-
     call = await wait_for_call(http, line, inbound_call_id("twilio", report.carrier_call_id), ended_with_recording)
+    assert words_heard(heard, "thank you for calling test clinic automated assistant") >= 3, (heard, call_story(call))
     steps = _steps(call, "tts")
     assert steps and steps[0]["from_endpoint"] == f"{dead} xtts" and steps[0]["to"] == f"{tts_url} piper", steps
 

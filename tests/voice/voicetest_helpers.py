@@ -126,6 +126,16 @@ def ended_with_recording(call: dict[str, Any]) -> bool:
     return bool(call.get("end_reason")) and call.get("recording") is not None
 
 
+def call_story(call: dict[str, Any]) -> str:
+    """A call record in a few lines for an assertion message: what was said, what degraded and why, the tools and
+    how it ended, so a failure on CI tells a slow or failing server from a wrong test."""
+    turns = [(t["speaker"], t["text"]) for t in call.get("turns", [])]
+    steps = [(d["service"], d.get("from_endpoint"), d.get("to"), d.get("reason")) for d in call.get("degradations", [])]
+    tools = [(t["name"], t.get("ok"), t.get("status_code"), t.get("detail")) for t in call.get("tools", [])]
+    return (f"turns={turns} degradations={steps} tools={tools} "
+            f"end={call.get('end_reason')} ({call.get('end_detail')})")
+
+
 def read_stereo_wav(data: bytes) -> tuple[int, np.ndarray, np.ndarray]:
     with wave.open(io.BytesIO(data)) as wav:
         assert wav.getnchannels() == 2, "the recording must be stereo"

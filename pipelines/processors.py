@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
+from loguru import logger
 from pipecat.frames.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -163,6 +164,15 @@ class PreparedAudio:
                 await service.stop_ttfb_metrics()
                 first = False
             yield TTSAudioRawFrame(chunk, service.sample_rate, 1, context_id=context_id)
+        if isinstance(prepared, StreamingAudio) and prepared.error:
+            if first:
+                # It failed after the call began to play it (a slow 5xx), before any audio: say it live, on the
+                # TTS chain with its fallbacks, rather than leave the caller in silence.
+                logger.warning(f"prepared speech failed before any audio ({prepared.error}); synthesising it live")
+                async for frame in self._run_tts(text, context_id):
+                    yield frame
+            else:  # half an utterance is not redone (the caller would hear its start twice)
+                logger.warning(f"prepared speech broke off: {prepared.error}")
 
 
 class FastFirstChunkAggregator(SimpleTextAggregator):

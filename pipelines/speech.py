@@ -25,10 +25,6 @@ if TYPE_CHECKING:
     from pipelines.stt_chain import STTInterims
 
 
-class SpeechError(Exception):
-    pass
-
-
 class SpeechFactory:
     def __init__(self, *, riva_server: str, tts_url: str, http: httpx.AsyncClient,
                  stt_final_wait_s: float = 0.6, stt_endpoint_silence_ms: int = 300,
@@ -77,7 +73,7 @@ class SpeechFactory:
         which sends these credentials to the platform's endpoint only)."""
         from pipelines.tts_client import create_tts_service
 
-        if "service_class" in service_args or self._is_platform(config):
+        if "service_class" in service_args or self.is_platform(config):
             service_args.setdefault("auth_headers", self.platform_headers(org))
         service = create_tts_service(config, default_url=self.tts_url, sample_rate=sample_rate,
                                      http_client=self._http, **service_args)
@@ -90,18 +86,16 @@ class SpeechFactory:
                                                                 max_words=self.first_chunk_max_words)
         return service
 
-    def _tts_base(self, config: TTSConfig) -> str:
-        return (config.endpoint.base_url or self.tts_url).rstrip("/")
-
-    def _is_platform(self, config: TTSConfig) -> bool:
-        return self._tts_base(config) == self.tts_url
-
-    def _tts_headers(self, config: TTSConfig, org: str | None) -> dict[str, str]:
-        return self.platform_headers(org)() if self._is_platform(config) else {}
+    def is_platform(self, config: TTSConfig) -> bool:
+        """Whether the agent's primary TTS endpoint is the platform's own server."""
+        return (config.endpoint.base_url or self.tts_url).rstrip("/") == self.tts_url
 
     def synthesize_streaming(self, config: TTSConfig, text: str, sample_rate: int,
                              org: str | None = None) -> tuple[StreamingAudio, asyncio.Task[None]]:
-        """Starts synthesis now; the audio can be consumed while it is still being produced."""
+        """Starts synthesis on the platform's TTS server now; the audio can be consumed while it is still being
+        produced. Only ever the platform's server, with this process's unguarded client: an agent's own endpoint
+        is reached in the call, through the egress guard and with its own key (pipelines/tts_chain.py), so the
+        caller of this checks `is_platform` first."""
         audio = StreamingAudio(sample_rate)
         body = {"input": text, "model": config.engine, "voice": config.voice, "response_format": "pcm",
                 "speed": config.speed, "sample_rate": sample_rate}
@@ -109,8 +103,8 @@ class SpeechFactory:
         async def run() -> None:
             carry = b""
             try:
-                async with self._http.stream("POST", f"{self._tts_base(config)}/v1/audio/speech", json=body,
-                                             headers=self._tts_headers(config, org),
+                async with self._http.stream("POST", f"{self.tts_url}/v1/audio/speech", json=body,
+                                             headers=self.platform_headers(org)(),
                                              timeout=config.endpoint.timeout_s) as resp:
                     if resp.status_code != 200:
                         detail = (await resp.aread()).decode(errors="replace")[:200]
@@ -129,16 +123,3 @@ class SpeechFactory:
                 raise
 
         return audio, asyncio.create_task(run(), name="prepared-speech")
-
-    async def synthesize(self, config: TTSConfig, text: str, sample_rate: int, org: str | None = None) -> bytes:
-        """The whole utterance as raw 16-bit mono PCM at `sample_rate`."""
-        body = {"input": text, "model": config.engine, "voice": config.voice, "response_format": "pcm",
-                "speed": config.speed, "sample_rate": sample_rate}
-        try:
-            resp = await self._http.post(f"{self._tts_base(config)}/v1/audio/speech", json=body,
-                                         headers=self._tts_headers(config, org), timeout=config.endpoint.timeout_s)
-        except httpx.HTTPError as exc:
-            raise SpeechError(f"TTS unreachable: {type(exc).__name__}: {exc}") from exc
-        if not resp.is_success:
-            raise SpeechError(f"TTS answered {resp.status_code}: {resp.text[:200]}")
-        return resp.content

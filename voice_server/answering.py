@@ -101,14 +101,18 @@ def prepare_call(app: VoiceApp, call: IncomingCall, res: Resolution, out_sample_
     prepared = PreparedCall(claims=claims, agent=agent, variables=res.variables, out_sample_rate=out_sample_rate,
                             greeting_text=greeting, campaign_id=res.campaign_id, contact_id=res.contact_id)
     tts_config = agent.config.tts
+    speech = app.call_services.speech
 
     def synthesize(text: str) -> tuple[StreamingAudio, asyncio.Task[None]]:
-        return app.call_services.speech.synthesize_streaming(tts_config, text, out_sample_rate, agent.org_id)
+        return speech.synthesize_streaming(tts_config, text, out_sample_rate, agent.org_id)
 
     async def warm_prompt() -> None:
         await warm_llm(app.llm_pool, app.settings, agent, system_prompt, greeting)
 
-    app.prepared.add(prepared, synthesize, warm_prompt if settings.llm_warmup else None)
+    # Only the platform's TTS server is asked ahead: an agent's own endpoint is reached in the call, through the
+    # egress guard (the greeting is synthesised live there).
+    app.prepared.add(prepared, synthesize if speech.is_platform(tts_config) else None,
+                     warm_prompt if settings.llm_warmup else None)
     app.calls.remember_credentials(res.call_id, agent.carrier_credentials)
     app.outbox.emit(CallStarted(
         event_id=f"{res.call_id}-started"[:64], call_id=res.call_id, org_id=agent.org_id,

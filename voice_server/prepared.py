@@ -53,6 +53,8 @@ class PreparedCalls:
                 # Next in line for the CPU once the greeting is done, but nobody waits for it.
                 task.add_done_callback(lambda _t: call.tasks.append(
                     asyncio.create_task(after(), name=f"warmup-{call.claims.call_id}")))
+        elif after is not None:  # no greeting to synthesise here: the warm-up goes now
+            call.tasks.append(asyncio.create_task(after(), name=f"warmup-{call.claims.call_id}"))
         self._calls[call.claims.call_id] = call
         return call
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,10 +69,13 @@ def voice_app(spool: Path, *, platform_llm: str, allowed: list[str] | None = Non
     from voice_server.config import VoiceServerSettings
     from voice_server.state import VoiceApp
 
+    # The session's secrets when a fixture set them (the data services keep them if set first), else new ones.
+    service_secret = os.environ.setdefault("SERVICE_TOKEN_SECRET", secrets.token_urlsafe(48))
+    call_secret = os.environ.setdefault("CALL_TOKEN_SECRET", secrets.token_urlsafe(48))
     return VoiceApp(VoiceServerSettings(**known_settings(
         VoiceServerSettings, llm_base_url=platform_llm, llm_api_key=llm_api_key, voice_spool_dir=spool,
         smart_turn_enabled=False, egress_allowed_hosts=allowed or [],
-        service_token_secret=os.environ["SERVICE_TOKEN_SECRET"], call_token_secret=os.environ["CALL_TOKEN_SECRET"])))
+        service_token_secret=service_secret, call_token_secret=call_secret)))
 
 
 async def warm_up_call(voice: Any, llm_base_url: str | None) -> None:

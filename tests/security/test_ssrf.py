@@ -19,8 +19,10 @@ import pytest
 from backend_testkit import register
 from security_testkit import Listener, voice_app, warm_up_call
 
-from core.agent_config import AgentConfig, WebhookTool
+from core.agent_config import AgentConfig, EndpointOptions, TTSConfig, WebhookTool
+from core.call_events import ResolvedAgent
 from pipelines.tools import ToolContext, build_tools
+from voice_server.answering import IncomingCall, Resolution, prepare_call
 from voice_server.state import VoiceApp
 
 PUBLIC_ADDRESS = "93.184.216.34"  # what the attacker's DNS answers first (a public address)
@@ -101,6 +103,28 @@ async def test_a_custom_llm_endpoint_cannot_reach_an_internal_address(
     before = len(internal_listener.requests)
     await warm_up_call(voice, f"{internal_listener.url}/v1")
     assert len(internal_listener.requests) == before, internal_listener.requests[before:]
+
+
+async def test_a_custom_tts_endpoint_cannot_reach_an_internal_address_through_the_prepared_greeting(
+        tmp_path: Path, internal_listener: Listener) -> None:
+    """At answer time the voice server synthesises the greeting before the media socket opens
+    (voice_server/answering.py). That request went to the agent's own TTS endpoint with the platform's unguarded
+    client: an agent could make the voice server POST to any internal address, and where it answered 200, the
+    answer was played, and recorded, as the greeting's audio. Only the platform's TTS server is asked ahead now;
+    an agent's own endpoint is reached in the call, through the egress guard (pipelines/tts_chain.py)."""
+    voice = voice_app(tmp_path, platform_llm="http://127.0.0.1:9/v1")
+    agent = ResolvedAgent(org_id="o1", agent_id="a1", agent_version=1, agent_name="tenant", config=AgentConfig(
+        greeting="Hello there.", tts=TTSConfig(endpoint=EndpointOptions(base_url=f"{internal_listener.url}/steal"))))
+    before = len(internal_listener.requests)
+    try:
+        prepare_call(voice, IncomingCall("twilio", "CA-ssrf", "+14155550100", "+14155550101"),
+                     Resolution("ok", "call-ssrf", "inbound", agent=agent), 8000)
+        prepared = voice.prepared.take("call-ssrf")
+        assert prepared is not None
+        await asyncio.wait_for(asyncio.gather(*prepared.tasks, return_exceptions=True), 10)
+    finally:
+        await voice.http.aclose()
+    assert [r["path"] for r in internal_listener.requests[before:]] == [], "the greeting reached the internal listener"
 
 
 @pytest.fixture

@@ -32,6 +32,11 @@ def _package_file(package: str, name: str) -> str:
     return str(resources.files(package).joinpath(name))
 
 
+def smart_turn_model_path() -> str:
+    """The smart-turn ONNX file that ships inside pipecat."""
+    return _package_file("pipecat.audio.turn.smart_turn.data", SMART_TURN_MODEL)
+
+
 # After this many gated (near-silent) windows in a row the model's recurrent state is cleared, so speech after
 # a silence is scored from a clean state, as after Pipecat's own periodic reset.
 _GATE_RESET_WINDOWS = 16
@@ -136,7 +141,7 @@ class SharedModels:
             st_opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             exact_int8(st_opts)  # int8: the same answers on x86 CPUs without VNNI (speech/common/onnx_int8.py)
             self.smart_turn = ort.InferenceSession(
-                _package_file("pipecat.audio.turn.smart_turn.data", SMART_TURN_MODEL),
+                smart_turn_model_path(),
                 providers=["CPUExecutionProvider"], sess_options=st_opts,
             )
         init = functools.partial(_nice_thread, thread_nice) if thread_nice else None

@@ -10,7 +10,6 @@ import subprocess
 import tempfile
 import time
 import wave
-from importlib import resources
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,7 @@ from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.utils.asyncio.task_manager import TaskManager
 
-from pipelines.shared_models import SMART_TURN_MODEL, SharedModels, SharedSmartTurnAnalyzer
+from pipelines.shared_models import SharedModels, SharedSmartTurnAnalyzer, smart_turn_model_path
 from pipelines.turn_end import TextAwareTurnStopStrategy, transcript_reads_complete
 from speech.common.audio import mulaw_to_pcm16, pcm16_to_mulaw
 
@@ -174,8 +173,7 @@ def _reference_turn_model() -> ort.InferenceSession:
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     opts.intra_op_num_threads = 1
-    path = str(resources.files("pipecat.audio.turn.smart_turn.data").joinpath(SMART_TURN_MODEL))
-    return ort.InferenceSession(path, providers=["CPUExecutionProvider"], sess_options=opts)
+    return ort.InferenceSession(smart_turn_model_path(), providers=["CPUExecutionProvider"], sess_options=opts)
 
 
 def test_smart_turn_scores_as_its_graph_says_on_this_cpu() -> None:

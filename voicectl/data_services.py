@@ -163,6 +163,7 @@ class DataServices:
                 proc = self.postgres.process(self.run_dir)
                 proc.start()
                 self.processes.append(proc)
+                self.postgres.index_for_ferretdb()
             if not self.external_mongo:
                 proc = self._ferretdb()
                 proc.start()

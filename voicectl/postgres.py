@@ -4,6 +4,15 @@ Why: FerretDB 1.x on SQLite has one writer and scans a table for every update or
 `_id` index and row locks. voicectl starts the machine's own PostgreSQL server binaries (Debian: `apt-get install
 postgresql`), nothing is downloaded, and the cluster belongs to this run's state folder.
 
+FerretDB 1.24 pushes a find's equality down as `_jsonb->'field' @> value`, which no btree index serves: every find
+by `_id` (and by any indexed field) scanned its whole table, so a campaign's per-dial reads grew with its contact
+list and its marks (at 1000 contacts a find by `_id` took 2.7 ms of PostgreSQL time against 0.2 ms for an update
+by `_id`, which FerretDB writes as `=` and the btree serves). Two things make those finds use an index: an event
+trigger gives every btree index FerretDB creates on top-level fields (the `_id` index of each collection and every
+index the backend declares) a GIN twin on the same expressions, which serves `@>`; and `plan_cache_mode =
+force_custom_plan`, because FerretDB sends the field name as a statement parameter, and only a plan made for the
+actual parameters can match the index's expression (PostgreSQL's generic plans after the fifth execution cannot).
+
 The server listens on no TCP port, only on a Unix socket inside its data folder (mode 0700), so trust authentication
 lets in only that folder's owner (and root). PostgreSQL refuses to run as root: under root the cluster runs as the
 `postgres` system user and lives in that user's home, keyed by the state folder, because root's state folder (in
@@ -35,6 +44,48 @@ DEBIAN_ROOT = Path("/usr/lib/postgresql")  # Debian's <major>/bin folders
 # connection waited on another and nothing moved for 90 s (bench/backend_load.py at 100 req/s, seen three times).
 # Room for two connections per client command keeps the pool from running dry; PostgreSQL opens them only when used.
 FERRETDB_POOL_CONNECTIONS = 220
+
+# Installed in FerretDB's database at every start (idempotent; the backfill covers tables made before it existed).
+# A GIN twin (jsonb_path_ops, the smallest GIN for `@>`) for each btree index over `_jsonb -> 'field'` expressions;
+# nested fields are skipped (FerretDB's pushdown for them is `#>`, which the twin would not serve). fastupdate off:
+# no pending list for finds to scan and no flush stall on a random insert.
+FERRETDB_INDEX_TWINS_SQL = r"""
+CREATE OR REPLACE FUNCTION voiceagent_gin_twin(idx oid) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+  info record;
+  expr text;
+  cols text[] := '{}';
+BEGIN
+  SELECT i.indrelid, i.indnkeyatts, c.relname, a.amname INTO info
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam
+   WHERE i.indexrelid = idx;
+  IF NOT FOUND OR info.amname <> 'btree' THEN
+    RETURN;
+  END IF;
+  FOR k IN 1..info.indnkeyatts LOOP
+    expr := pg_get_indexdef(idx, k, true);
+    IF expr ~ '^\(?_jsonb -> ''[^'']+''::text\)?$' THEN
+      cols := cols || format('(%s) jsonb_path_ops', expr);
+    END IF;
+  END LOOP;
+  IF cardinality(cols) > 0 THEN
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin (%s) WITH (fastupdate = off)',
+                   left(regexp_replace(info.relname, '_idx$', ''), 59) || '_gin', info.indrelid::regclass,
+                   array_to_string(cols, ', '));
+  END IF;
+END
+$fn$;
+CREATE OR REPLACE FUNCTION voiceagent_gin_twins() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM voiceagent_gin_twin(objid) FROM pg_event_trigger_ddl_commands() WHERE object_type = 'index';
+END
+$fn$;
+DROP EVENT TRIGGER IF EXISTS voiceagent_gin_twins;
+CREATE EVENT TRIGGER voiceagent_gin_twins ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
+  EXECUTE FUNCTION voiceagent_gin_twins();
+SELECT count(voiceagent_gin_twin(i.indexrelid)) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema');
+"""
 
 
 def server_bin_dir() -> Path:
@@ -124,7 +175,8 @@ class PostgresCluster:
     def process(self, run_dir: Path) -> ManagedProcess:
         bins = server_bin_dir()
         settings = {"listen_addresses": "", "unix_socket_directories": str(self.data_dir), "port": str(SOCKET_PORT),
-                    "max_connections": str(FERRETDB_POOL_CONNECTIONS + 20), **self.settings}
+                    "max_connections": str(FERRETDB_POOL_CONNECTIONS + 20), "plan_cache_mode": "force_custom_plan",
+                    **self.settings}
         argv = [str(bins / "postgres"), "-D", str(self.data_dir)]
         for name, value in settings.items():
             argv += ["-c", f"{name}={value}"]
@@ -132,6 +184,10 @@ class PostgresCluster:
                  "-d", DATABASE]
         return ManagedProcess("postgres", argv, run_dir, cwd=self.data_dir, run_as=self.owner,
                               ready=lambda: subprocess.run(ready, check=False).returncode == 0)  # noqa: S603
+
+    def index_for_ferretdb(self) -> None:
+        """Installs the GIN twins' trigger (see the module docstring) once the server is up, before FerretDB."""
+        self.psql(FERRETDB_INDEX_TWINS_SQL)
 
     def psql(self, sql: str) -> str:
         """Runs one query as the superuser and returns its rows as `|`-separated lines (benchmarks read stats)."""

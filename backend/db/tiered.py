@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from backend.db.collections import Db
-from backend.db.writes import insert_many_ignoring_duplicates
+from backend.db.writes import delete_ids, insert_many_ignoring_duplicates
 
 
 class Tiered:
@@ -35,5 +35,5 @@ class Tiered:
         existing = await insert_many_ignoring_duplicates(self._db, self.archive, docs)
         for index in existing:  # changed after an earlier archiving: the hot copy is newer
             await self._db[self.archive].replace_one({"_id": docs[index]["_id"]}, docs[index], upsert=True)
-        await self._db[self.hot].delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        await delete_ids(self._db, self.hot, [d["_id"] for d in docs])
         return len(docs)

@@ -37,7 +37,7 @@ from backend.db.collections import (
     Db,
 )
 from backend.db.ids import day_of, utcnow
-from backend.db.writes import insert_many_ignoring_duplicates
+from backend.db.writes import delete_ids, insert_many_ignoring_duplicates
 from backend.services.call_event_handlers import CallFold, apply_event
 from backend.services.call_log import CallLog, summary_of
 from backend.services.erasure import Eraser
@@ -207,7 +207,7 @@ class OutboxProcessor:
         await self._defer(deferred)
         moved = done + [i["_id"] for i in deferred]
         if moved:
-            await self._db[OUTBOX].delete_many({"_id": {"$in": moved}})
+            await delete_ids(self._db, OUTBOX, moved)
         self._deferred_calls.update(i["call_id"] for i in deferred)
         created = [o.call["_id"] for o in outcomes if o.created and o.call is not None
                    and o.call["_id"] in self._deferred_calls]
@@ -259,7 +259,7 @@ class OutboxProcessor:
             await self._upsert_all(CALL_TRANSCRIPTS, [transcript_doc(o.transcript or {
                 "_id": o.call["_id"], "org_id": o.call["org_id"], "turns": []}) for o in ending if o.call])
             await self._upsert_all(CALLS_ARCHIVE, [o.call for o in ending if o.call])
-            await self._db[CALLS].delete_many({"_id": {"$in": [o.call["_id"] for o in ending if o.call]}})
+            await delete_ids(self._db, CALLS, [o.call["_id"] for o in ending if o.call])
         archived = [o for o in outcomes if o.call is not None and o.archived]
         for o in archived:  # rare: late events for a call already archived (a scan each on FerretDB)
             if o.call is not None and o.changed:
@@ -321,7 +321,7 @@ class OutboxProcessor:
             return
         await insert_many_ignoring_duplicates(self._db, OUTBOX, [
             {k: v for k, v in item.items() if k != "retry_at"} for item in items])
-        await self._db[OUTBOX_DEFERRED].delete_many({"_id": {"$in": [i["_id"] for i in items]}})
+        await delete_ids(self._db, OUTBOX_DEFERRED, [i["_id"] for i in items])
 
     async def _dead_letter(self, item: dict[str, Any], reason: str) -> None:
         log.warning("dead-lettering event %s (%s): %s", item["_id"], item.get("type"), reason)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from backend_testkit import backend_settings, call_events, create_agent, post_events, register
+from pymongo import AsyncMongoClient
 
 from backend.main import create_app
 from voicectl.data_services import DataServices
@@ -24,6 +25,7 @@ class PostgresStack:
     client: httpx.AsyncClient
     services: DataServices
     db_name: str
+    mongodb_uri: str
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +40,7 @@ async def pg_stack(data_services: dict[str, str], tmp_path_factory: pytest.TempP
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-                yield PostgresStack(client, services, db_name)
+                yield PostgresStack(client, services, db_name, env["MONGODB_URI"])
     finally:
         services.stop()
 
@@ -71,3 +73,31 @@ def test_missing_postgresql_is_a_clear_error(tmp_path: Path, monkeypatch: pytest
                             ferretdb_backend="postgresql", ephemeral=True)
     with pytest.raises(ServiceError, match="apt-get install postgresql"):
         services.start()
+
+
+async def test_finds_by_id_and_by_declared_indexes_are_served_by_an_index(pg_stack: PostgresStack) -> None:
+    """FerretDB writes a find's equality as `_jsonb->$1 @> $2`, which no btree serves: without the GIN twins (and
+    plans made for the actual field name) every find by `_id` scanned its whole table."""
+    pg = pg_stack.services.postgres
+    schema = pg_stack.db_name
+    # Every btree index the backend's collections got over top-level fields (the `_id` index of each, and the
+    # indexes it declares at start-up, after FerretDB was running) has its GIN twin.
+    rows = pg.psql(f"SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = '{schema}'").splitlines()
+    defs = dict(row.split("|", 1) for row in rows if row)
+    plain = [name for name, d in defs.items()
+             if "USING btree" in d and "#>" not in d and ") -> '" not in d and not name.startswith("_ferretdb")]
+    assert len(plain) > 20
+    assert [name for name in plain if name.removesuffix("_idx") + "_gin" not in defs] == []
+    # A collection of 2000 documents: the statement FerretDB prepares for a find by `_id` is an index scan, also
+    # after the fifth execution (when PostgreSQL would otherwise switch to a generic plan that cannot use it).
+    collection = "lookups"  # letters only: FerretDB names the table after it (plus a hash)
+    async with AsyncMongoClient(pg_stack.mongodb_uri) as client:
+        await client[schema][collection].insert_many([{"_id": f"d{i}", "n": i} for i in range(2000)])
+        assert await client[schema][collection].find_one({"_id": "d1234"}) == {"_id": "d1234", "n": 1234}
+    table = pg.psql(f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}' "
+                    f"AND table_name LIKE '{collection}\\_%'").strip()
+    plans = pg.psql(f"""ANALYZE "{schema}"."{table}";
+        PREPARE find_by_id(text, jsonb) AS SELECT _jsonb FROM "{schema}"."{table}" WHERE _jsonb->$1 @> $2;
+        """ + "".join(f"""EXPLAIN (COSTS OFF) EXECUTE find_by_id('_id', '"d{i}"');""" for i in range(7)))
+    scans = [line for line in plans.splitlines() if "Scan" in line and "Index" not in line and "Bitmap Heap" not in line]
+    assert "Index Scan" in plans and scans == [], plans

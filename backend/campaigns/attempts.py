@@ -8,6 +8,7 @@ finaliser dies half-way the reaper simply runs it again.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,13 +61,23 @@ class AttemptFinalizer:
         self._calls = calls
         self._signals = signals
 
-    async def finalize(self, attempt_id: str, result: AttemptResult) -> bool:
-        """True when this call decided the attempt (False: unknown attempt, or already final)."""
-        attempt = await self._db[ATTEMPTS].find_one({"_id": attempt_id})
-        if attempt is None or await self._coord.get_mark(attempt_id, "final") is not None:
+    async def finalize(self, attempt_id: str, result: AttemptResult, attempt: dict[str, Any] | None = None) -> bool:
+        """True when this call decided the attempt (False: unknown attempt, or already final). `attempt`: its
+        document, when the caller has just read it (an attempt never changes once inserted).
+
+        A carrier's final callback frees the call's slots here: the reads it needs go out together, not one after
+        the other, since the next dial waits on them."""
+        if attempt is None:
+            attempt = await self._db[ATTEMPTS].find_one({"_id": attempt_id})
+            if attempt is None:
+                return False
+        already, contact, campaign = await asyncio.gather(
+            self._coord.get_mark(attempt_id, "final"),
+            self._db[CONTACTS].find_one({"_id": attempt["contact_id"]}),
+            self._db[CAMPAIGNS].find_one({"_id": attempt["campaign_id"]}))
+        if already is not None:
             return False
-        contact = await self._db[CONTACTS].find_one({"_id": attempt["contact_id"]}) or {}
-        campaign = await self._db[CAMPAIGNS].find_one({"_id": attempt["campaign_id"]}) or {}
+        contact, campaign = contact or {}, campaign or {}
         ended = result.ended_at or self.clock.now()
         nxt = next_contact_state(result.outcome, int(contact.get("dials", 0)), campaign.get("status", "canceled"),
                                  RetryPolicy.model_validate(campaign.get("retry") or {}), ended)

@@ -13,6 +13,7 @@ own voice, after the beep. Otherwise the carrier is told to say the message (its
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -120,19 +121,20 @@ class CallbackService:
         update = carrier.parse_status(form)
         if update is None or update.outcome is None:
             return  # answered / ringing: nothing to decide yet
-        await self._record(attempt, "status", form)
-        amd = await self._coord.get_mark(attempt_id, "amd")
+        # The call's slots wait on what follows: independent round trips go out together.
+        _, amd = await asyncio.gather(self._record(attempt, "status", form),
+                                      self._coord.get_mark(attempt_id, "amd"))
         answered_by = (amd or {}).get("answered_by") or form.get("AnsweredBy") or None
         outcome = attempt_outcome(update, answered_by)
         if outcome is None:
             return
-        left = await self._coord.get_mark(attempt_id, "voicemail")
         detail = f"{carrier_name} {update.call_status} {update.cause}".strip()
-        if outcome == "voicemail" and left is not None:
+        left = await self._coord.get_mark(attempt_id, "voicemail") if outcome == "voicemail" else None
+        if left is not None:
             detail = {"leave_message": "voicemail: message left", "in_call": "voicemail: message left by the agent"
                       }.get(left.get("action", ""), "voicemail: hung up")
         await self._finalizer.finalize(attempt_id, AttemptResult(
-            outcome=outcome, detail=detail, answered_by=answered_by, duration_s=update.duration_s))
+            outcome=outcome, detail=detail, answered_by=answered_by, duration_s=update.duration_s), attempt)
 
     async def on_amd(self, carrier_name: CarrierName, attempt_id: str, token: str, form: Mapping[str, str],
                      headers: Mapping[str, str], method: str = "POST") -> None:

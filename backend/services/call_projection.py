@@ -207,7 +207,7 @@ class OutboxProcessor:
         await self._defer(deferred)
         moved = done + [i["_id"] for i in deferred]
         if moved:
-            await delete_ids(self._db, OUTBOX, moved)
+            await self._db[OUTBOX].delete_many({"_id": {"$in": moved}})
         self._deferred_calls.update(i["call_id"] for i in deferred)
         created = [o.call["_id"] for o in outcomes if o.created and o.call is not None
                    and o.call["_id"] in self._deferred_calls]
@@ -321,7 +321,7 @@ class OutboxProcessor:
             return
         await insert_many_ignoring_duplicates(self._db, OUTBOX, [
             {k: v for k, v in item.items() if k != "retry_at"} for item in items])
-        await delete_ids(self._db, OUTBOX_DEFERRED, [i["_id"] for i in items])
+        await self._db[OUTBOX_DEFERRED].delete_many({"_id": {"$in": [i["_id"] for i in items]}})
 
     async def _dead_letter(self, item: dict[str, Any], reason: str) -> None:
         log.warning("dead-lettering event %s (%s): %s", item["_id"], item.get("type"), reason)

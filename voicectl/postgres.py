@@ -190,7 +190,7 @@ class PostgresCluster:
         self.psql(FERRETDB_INDEX_TWINS_SQL)
 
     def psql(self, sql: str) -> str:
-        """Runs one query as the superuser and returns its rows as `|`-separated lines (benchmarks read stats)."""
+        """Runs SQL as the superuser and returns its rows as `|`-separated lines (start-up setup, benchmarks' stats)."""
         argv = [str(server_bin_dir() / "psql"), "-X", "-A", "-t", "-h", str(self.data_dir), "-p", str(SOCKET_PORT),
                 "-U", SUPERUSER, "-d", DATABASE, "-c", sql]
         res = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603

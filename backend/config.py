@@ -108,6 +108,11 @@ class BackendSettings(DataSettings, CampaignSettingsMixin, EgressSettings, Knowl
     leader_window_s: float = Field(default=10.0, ge=1)
     # How often the leader moves old call-list pages out of the hot collection.
     archive_interval_s: float = Field(default=15.0, gt=0)
+    # Call events the leader applies per batch, and whether a backlog (a full batch) is then read one outbox lane at
+    # a time (collections.OUTBOX_LANES). Lanes need a database that serves an equality filter from an index
+    # (MongoDB, FerretDB on PostgreSQL); FerretDB on SQLite scans for it, so voicectl turns them off there.
+    outbox_batch_size: int = Field(default=2000, ge=1, le=10000)
+    outbox_lane_reads: bool = True
     # How long an internal event POST waits for its events to be applied when this replica is the leader (0: answer
     # as soon as they are stored; tests use it to read their own writes).
     event_apply_wait_s: float = Field(default=0.0, ge=0)

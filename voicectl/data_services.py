@@ -152,6 +152,8 @@ class DataServices:
         values["S3_ENDPOINT"] = self.external_s3 or f"127.0.0.1:{self.minio_port}"
         if not self.external_s3:
             values["S3_SSE_KMS_KEY_ID"] = LOCAL_KMS_KEY_ID
+        if not self.external_mongo and self.ferretdb_backend == "sqlite":
+            values["OUTBOX_LANE_READS"] = "false"  # FerretDB on SQLite serves no equality but `_id` from an index
         return values
 
     def start(self) -> dict[str, str]:

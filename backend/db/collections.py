@@ -9,6 +9,7 @@ MongoDB (or FerretDB on PostgreSQL) uses for the remaining queries.
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -38,10 +39,15 @@ CALL_TRANSCRIPTS = "call_transcripts"  # _id = call id; inserted when the call e
 CALL_RECORDINGS = "call_recordings"  # _id = call id; recordings registered after their call ended
 CALL_TURNS = "call_turns"  # _id = event id; one per turn, for search and latency analytics
 CALL_EVENTS = "call_events"  # _id = event id; the permanent idempotency log (read by _id only: no other index)
-OUTBOX = "outbox"  # _id = event id; accepted events ready to apply (read in batches with no filter: see below)
+OUTBOX = "outbox"  # _id = event id; accepted events ready to apply (read in batches with no filter, see below)
+# Each outbox document names its lane, a hash of its call (or organisation) into OUTBOX_LANES parts. An applier that
+# fell behind reads and deletes one lane at a time (services/call_projection.py): FerretDB 1.x pushes an equality
+# down to PostgreSQL (served by the lane index's GIN twin) but not `$in`, so the delete of a batch's applied events
+# by `_id` alone reads the whole outbox, and a backlog made every batch dearer until it fed itself.
+OUTBOX_LANES = 16
 # _id = event id; events waiting for their call to start, with retry_at. Kept apart so the outbox read needs no
-# filter: FerretDB 1.x pushes a LIMIT down to its database only for a find without one (a filtered find reads the
-# whole collection, however long the backlog).
+# filter: FerretDB 1.x pushes a LIMIT down to its database only for a find without one (a filtered find reads every
+# match, or on SQLite the whole collection, however long the backlog).
 OUTBOX_DEFERRED = "outbox_deferred"
 DEAD_LETTERS = "dead_letters"
 CALL_LOG_PAGES = "call_log_pages"  # _id = "{org_id}:{page:010d}"; the call list read model (newest pages: hot)
@@ -89,6 +95,7 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(CALL_LOG_PAGES, [("org_id", 1), ("page", 1)], name="call_log_pages_org"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("day", 1), ("v2v_ms", 1)], name="call_turns_latency"),
     IndexSpec(CALL_TURNS, [("org_id", 1), ("call_id", 1)], name="call_turns_call"),
+    IndexSpec(OUTBOX, [("lane", 1)], name="outbox_lane"),
     IndexSpec(OUTBOX_DEFERRED, [("call_id", 1)], name="outbox_deferred_call"),
     IndexSpec(DEAD_LETTERS, [("received_at", -1)], name="dead_letters_received"),
     IndexSpec(CALL_LOG_INDEX, [("org_id", 1)], name="call_log_index_org"),
@@ -107,3 +114,9 @@ INDEXES: list[IndexSpec] = [
     IndexSpec(ORG_SECRETS, [("org_id", 1), ("name", 1)], name="org_secrets_org"),
     IndexSpec(ERASURES, [("org_id", 1), ("at", -1)], name="erasures_org"),
 ]
+
+
+def outbox_lane(key: str) -> int:
+    """The outbox lane of a call id (or, for organisation events, an organisation id): stable across processes and
+    releases, so every event of a call lands in the same lane."""
+    return zlib.crc32(key.encode()) % OUTBOX_LANES

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from backend.db.collections import CALL_EVENTS, OUTBOX, Db
+from backend.db.collections import CALL_EVENTS, OUTBOX, Db, outbox_lane
 from backend.db.group_insert import GroupInserter
 from backend.db.ids import new_id, utcnow
 from backend.errors import ApiError, ErrorDetail
@@ -46,8 +46,8 @@ class CallEventIngest:
         events = list(unique.values())
         in_batch_duplicates = len(batch.events) - len(events)
         pending = [
-            {"_id": e.event_id, "kind": "call", "call_id": e.call_id, "type": e.type, "at": e.at, "received_at": now,
-             "source": source, "deferrals": 0, "event_json": e.model_dump_json()}
+            {"_id": e.event_id, "kind": "call", "call_id": e.call_id, "lane": outbox_lane(e.call_id), "type": e.type,
+             "at": e.at, "received_at": now, "source": source, "deferrals": 0, "event_json": e.model_dump_json()}
             for e in events
         ]
         already_pending = await self._outbox.insert(pending)
@@ -67,15 +67,16 @@ class CallEventIngest:
 
     async def touch(self, call_id: str, wait: bool = True) -> None:
         """Asks the processor to (re)project a call written outside the event stream (the dialer's queued call)."""
-        doc: dict[str, Any] = {"_id": f"touch:{call_id}:{new_id()}", "kind": "touch", "call_id": call_id, "type": "touch",
-               "at": utcnow(), "received_at": utcnow(), "deferrals": 0}
+        doc: dict[str, Any] = {"_id": f"touch:{call_id}:{new_id()}", "kind": "touch", "call_id": call_id,
+                               "lane": outbox_lane(call_id), "type": "touch", "at": utcnow(), "received_at": utcnow(),
+                               "deferrals": 0}
         await self._db[OUTBOX].insert_one(doc)
         await self._on_accepted([doc["_id"]], wait)
 
     async def ingest_org_event(self, event: OrgEventIn, source: str, wait: bool = True) -> bool:
         """True when new."""
-        doc = {"_id": event.event_id, "kind": "org", "org_id": event.org_id, "type": event.type, "at": event.at,
-               "received_at": utcnow(), "source": source, "deferrals": 0,
+        doc = {"_id": event.event_id, "kind": "org", "org_id": event.org_id, "lane": outbox_lane(event.org_id),
+               "type": event.type, "at": event.at, "received_at": utcnow(), "source": source, "deferrals": 0,
                "event_json": event.model_dump_json()}
         dup_pending = await self._outbox.insert([doc])
         dup_logged: set[int] = set()

@@ -34,6 +34,7 @@ from backend.db.collections import (
     DEAD_LETTERS,
     OUTBOX,
     OUTBOX_DEFERRED,
+    OUTBOX_LANES,
     Db,
 )
 from backend.db.ids import day_of, utcnow
@@ -85,9 +86,11 @@ class OutboxProcessor:
 
     def __init__(
         self, db: Db, call_log: CallLog, webhooks: WebhookSink, leadership: Leadership, batch_size: int = 2000,
-        eraser: Eraser | None = None,
+        eraser: Eraser | None = None, lane_reads: bool = True,
     ) -> None:
         self._db = db
+        self._lane_reads = lane_reads
+        self._lanes_left: list[int] = []  # after a full batch: the lanes still to read one by one (_next_batch)
         self._eraser = eraser
         self._call_log = call_log
         self._webhooks = webhooks
@@ -166,9 +169,7 @@ class OutboxProcessor:
         now = utcnow()
         if self._deferred_due is None or self._deferred_due <= now:
             await self._requeue_due(now)
-        # No filter and no sort (see collections.OUTBOX): the database stops after one batch. The order between
-        # calls does not matter; each call's events are ordered below.
-        items = [d async for d in self._db[OUTBOX].find().limit(self._batch_size)]
+        items, lane = await self._next_batch()
         if not items:
             return 0
         by_call: dict[str, list[dict[str, Any]]] = {}
@@ -207,7 +208,9 @@ class OutboxProcessor:
         await self._defer(deferred)
         moved = done + [i["_id"] for i in deferred]
         if moved:
-            await self._db[OUTBOX].delete_many({"_id": {"$in": moved}})
+            # From a lane's batch, only that lane is read to find them (see _next_batch).
+            await self._db[OUTBOX].delete_many({"_id": {"$in": moved}} if lane is None
+                                               else {"lane": lane, "_id": {"$in": moved}})
         self._deferred_calls.update(i["call_id"] for i in deferred)
         created = [o.call["_id"] for o in outcomes if o.created and o.call is not None
                    and o.call["_id"] in self._deferred_calls]
@@ -219,6 +222,26 @@ class OutboxProcessor:
         if self.on_applied is not None:
             self.on_applied()
         return len(items)
+
+    async def _next_batch(self) -> tuple[list[dict[str, Any]], int | None]:
+        """The next batch, and its lane when it was read by lane.
+
+        Normally one read with no filter and no sort (see collections.OUTBOX): the database stops after one batch,
+        and the delete of its applied events reads the small rest of the outbox. A full batch means a backlog, where
+        that delete would read the whole backlog for every batch (on FerretDB, whose `$in` is not pushed down); so
+        the batches after it read one lane each (an equality served by an index), and the delete reads only that
+        lane. Then one read with no filter again: it also finds documents without a lane (written by an older
+        release) and says whether the backlog is gone. Which calls come first does not matter; each call's events
+        are ordered in _apply_call, and every event of a call is in one lane."""
+        while self._lanes_left:
+            lane = self._lanes_left.pop(0)
+            items = [d async for d in self._db[OUTBOX].find({"lane": lane}).limit(self._batch_size)]
+            if items:
+                return items, lane
+        items = [d async for d in self._db[OUTBOX].find().limit(self._batch_size)]
+        if self._lane_reads and len(items) >= self._batch_size:
+            self._lanes_left = list(range(OUTBOX_LANES))
+        return items, None
 
     async def _erase(self, erasures: list[dict[str, Any]], by_call: dict[str, list[dict[str, Any]]]) -> list[str]:
         """Applies erasures (services/erasure.py) before events, then drops the events of erased calls.

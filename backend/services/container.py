@@ -136,7 +136,8 @@ class Services:
             await analyzer.after_event(org_id, event_type, event_id, data, at)
 
         analyzer.on_analyzed = on_call_event
-        processor = OutboxProcessor(db, call_log, on_call_event, leadership, eraser=Eraser(db, store, call_log))
+        processor = OutboxProcessor(db, call_log, on_call_event, leadership, batch_size=settings.outbox_batch_size,
+                                    eraser=Eraser(db, store, call_log), lane_reads=settings.outbox_lane_reads)
         holder: dict[str, Services] = {}
 
         async def on_accepted(event_ids: list[str], wait: bool) -> None:

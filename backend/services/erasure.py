@@ -33,6 +33,7 @@ from backend.db.collections import (
     WEBHOOK_QUEUE,
     WEBHOOKS,
     Db,
+    outbox_lane,
 )
 from backend.db.ids import utcnow
 from backend.db.tiered import Tiered
@@ -52,7 +53,7 @@ def erasure_item(call_id: str, org_id: str, scope: ErasureScope, reason: Erasure
     now = utcnow()
     return {"_id": f"erase:{scope}:{call_id}", "kind": "erase", "call_id": call_id, "org_id": org_id,
             "scope": scope, "reason": reason, "type": "erase", "at": now, "received_at": now,
-            "deferrals": 0}
+            "deferrals": 0, "lane": outbox_lane(call_id)}
 
 
 async def tombstone(db: Db, call_id: str, org_id: str) -> None:

@@ -8,9 +8,17 @@ import uuid
 from datetime import timedelta
 
 import httpx
+import pytest
 from backend_testkit import call_events, post_events, register
 
-from backend.db.collections import CALL_TURNS, DEAD_LETTERS, OUTBOX, OUTBOX_DEFERRED, TOKEN_USES
+from backend.db.collections import (
+    CALL_TURNS,
+    DEAD_LETTERS,
+    OUTBOX,
+    OUTBOX_DEFERRED,
+    TOKEN_USES,
+    outbox_lane,
+)
 from backend.db.ids import utcnow
 from backend.services.container import Services
 from backend.services.leader import Leadership
@@ -46,6 +54,44 @@ async def test_reapplying_events_after_a_crash_changes_nothing(client: httpx.Asy
     assert await services.db[CALL_TURNS].count_documents({"call_id": call_id}) == 4
     listed = (await client.get("/api/v1/calls", headers=owner.headers)).json()["items"]
     assert [c["id"] for c in listed] == [call_id]
+
+
+async def test_a_backlog_is_applied_lane_by_lane_with_every_event_once(
+    client: httpx.AsyncClient, services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full batch makes the leader read the outbox one lane at a time (so deleting a batch's events reads one lane,
+    not the whole backlog); events from an older release, without a lane, still apply."""
+    owner = await register(client, "backlog")
+    calls = [call_events(owner.org_id, turns=2) for _ in range(12)]
+    # Posted events carry their call's lane (seen on the ones that wait for their call.started).
+    first_call, first_events = calls[0]
+    await post_events(client, first_events[1:])
+    waiting = [d async for d in services.db[OUTBOX_DEFERRED].find({"call_id": first_call})]
+    assert len(waiting) == 3 and {d["lane"] for d in waiting} == {outbox_lane(first_call)}
+    await post_events(client, first_events[:1])
+    await services.processor.run_once()  # the waiting events came back when their call started
+    detail = (await client.get(f"/api/v1/calls/{first_call}", headers=owner.headers)).json()
+    assert detail["status"] == "completed"
+    # The rest as a backlog stored while no leader applied it: 44 events against batches of 6, two calls' events
+    # written before lanes existed.
+    backlog = []
+    for n, (call_id, events) in enumerate(calls[1:]):
+        lane = {} if n < 2 else {"lane": outbox_lane(call_id)}
+        backlog += [{"_id": e["event_id"], "kind": "call", "call_id": call_id, "type": e["type"], "at": utcnow(),
+                     "received_at": utcnow(), "deferrals": 0, "event_json": json.dumps(e), **lane} for e in events]
+    monkeypatch.setattr(services.processor, "_batch_size", 6)
+    await services.db[OUTBOX].insert_many(backlog)
+    while await services.processor.run_once():
+        pass
+    assert await services.db[OUTBOX].count_documents({}) == 0
+    assert len({outbox_lane(call_id) for call_id, _ in calls}) > 4  # spread over lanes
+    for call_id, _ in calls:
+        detail = (await client.get(f"/api/v1/calls/{call_id}", headers=owner.headers)).json()
+        assert detail["status"] == "completed", detail
+        assert [t["turn_index"] for t in detail["turns"]] == [0, 1]
+        assert await services.db[CALL_TURNS].count_documents({"call_id": call_id}) == 2
+    listed = (await client.get("/api/v1/calls", params={"limit": 50}, headers=owner.headers)).json()["items"]
+    assert sorted(c["id"] for c in listed) == sorted(call_id for call_id, _ in calls)
 
 
 async def test_deferred_events_come_back_after_their_backoff_and_survive_a_crash_mid_move(

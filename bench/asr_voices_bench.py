@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
 from bench.speech_bench import ASR_TEXTS, wer  # noqa: E402
-from speech.common.audio import pcm16_to_mulaw  # noqa: E402
+from core.g711 import pcm16_to_mulaw  # noqa: E402
 from voicectl.launch import asr_process, tts_process  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 from voicectl.speech_auth import riva_metadata, speech_headers  # noqa: E402

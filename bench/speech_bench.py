@@ -40,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
+from core.g711 import pcm16_to_mulaw  # noqa: E402
 from pipelines.stt import DEFAULT_ENDPOINT_SILENCE_MS  # noqa: E402
-from speech.common.audio import pcm16_to_mulaw  # noqa: E402
 from voicectl.launch import asr_process, llm_process, tts_process  # noqa: E402
 from voicectl.procs import ManagedProcess, free_port  # noqa: E402
 from voicectl.speech_auth import riva_metadata, speech_headers, speech_token  # noqa: E402
@@ -467,9 +467,9 @@ def bench_components(utterances: list[Utterance]) -> list[dict[str, object]]:
 
     import soxr
 
+    from core.g711 import mulaw_to_pcm16
     from speech.asr.config import bundled_whisper_dir
     from speech.asr.engine import DecodeOptions, WhisperEngine
-    from speech.common.audio import mulaw_to_pcm16
     from speech.llm.config import bundled_smollm2
     from speech.tts.config import bundled_piper_voice
     from speech.tts.engines.piper_engine import PiperEngine

@@ -40,9 +40,9 @@ from bench.asr_voices_bench import (  # noqa: E402
 )
 from bench.provenance import provenance_line  # noqa: E402
 from bench.report_sections import replace_section  # noqa: E402
+from core.g711 import mulaw_to_pcm16, pcm16_to_mulaw  # noqa: E402
 from pipelines.shared_models import SharedModels  # noqa: E402
 from pipelines.turn_end import transcript_reads_complete  # noqa: E402
-from speech.common.audio import mulaw_to_pcm16, pcm16_to_mulaw  # noqa: E402
 from voice_server.config import VoiceServerSettings  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "turn_end.json"

@@ -269,8 +269,7 @@ def build_call_pipeline(
         stt,
         *([voicemail.detector] if voicemail else []),
         *([injector.tap] if injector else []),  # final transcripts start the retrieval before the turn ends
-        user,
-        AudioEnd(),  # caller audio: the VAD in `user` was its last reader
+        user,  # caller audio ends here: its VAD was the last reader (TrackedUserAggregator)
         gate,
         *([injector] if injector else []),
         *(menu.processors if menu else [llm]),

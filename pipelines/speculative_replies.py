@@ -27,6 +27,7 @@ from loguru import logger
 from pipecat.frames.frames import (
     EagerEndOfTurnCancelFrame,
     Frame,
+    InputAudioRawFrame,
     InterruptionFrame,
     LLMContextFrame,
     UserStoppedSpeakingFrame,
@@ -59,7 +60,15 @@ class SpeculativeContextFrame(LLMContextFrame):
 
 class TrackedUserAggregator(LLMUserAggregator):
     """Pipecat's user aggregator, sending each guess as a `SpeculativeContextFrame` (the rest of
-    `_run_speculative_inference` as Pipecat 1.14 has it: a provisional copy of the context with the guessed text)."""
+    `_run_speculative_inference` as Pipecat 1.14 has it: a provisional copy of the context with the guessed text).
+
+    Caller audio ends here: its VAD is the last reader, and Pipecat's aggregator pushes every frame it does not
+    consume on downstream (a queue, a task switch and observer events per 40 ms frame for nothing)."""
+
+    async def push_frame(self, frame: Frame, direction: FrameDirection = FrameDirection.DOWNSTREAM) -> None:
+        if direction is FrameDirection.DOWNSTREAM and isinstance(frame, InputAudioRawFrame):
+            return
+        await super().push_frame(frame, direction)
 
     async def _run_speculative_inference(self, speculation: UserTurnSpeculation) -> None:
         provisional = LLMContext(

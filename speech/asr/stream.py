@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import soxr
 
+from core.g711 import mulaw_to_pcm16
 from speech.asr import metrics
 from speech.asr.endpointer import (
     Endpointer,
@@ -30,7 +31,6 @@ from speech.asr.endpointer import (
 )
 from speech.asr.engine import DecodeOptions, Transcript, WhisperEngine, WorkerPool, WorkerPoolBusy
 from speech.asr.vad import SileroModel
-from speech.common.audio import mulaw_to_pcm16
 
 log = logging.getLogger("speech.asr.stream")
 

@@ -1,7 +1,5 @@
-"""Audio formats the speech servers accept: PCM16, G.711 μ-law, WAV containers, and a sniff for non-audio bytes.
-
-numpy lookup tables instead of `audioop`, which is deprecated and gone in Python 3.13.
-"""
+"""Audio formats the speech servers accept: PCM16, WAV containers (PCM16 or G.711 μ-law: core/g711.py), and a
+sniff for non-audio bytes."""
 
 from __future__ import annotations
 
@@ -9,34 +7,6 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-
-
-def _mulaw_decode_table() -> np.ndarray:
-    u = np.bitwise_not(np.arange(256, dtype=np.uint8)).astype(np.int32)
-    sign = u & 0x80
-    exponent = (u >> 4) & 0x07
-    mantissa = u & 0x0F
-    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
-
-
-_MULAW_TO_PCM16 = _mulaw_decode_table()
-_SEG_END = np.array([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], dtype=np.int32)
-
-
-def mulaw_to_pcm16(data: bytes) -> np.ndarray:
-    """G.711 μ-law bytes -> int16 samples."""
-    return _MULAW_TO_PCM16[np.frombuffer(data, dtype=np.uint8)]
-
-
-def pcm16_to_mulaw(samples: np.ndarray) -> bytes:
-    """int16 samples -> G.711 μ-law bytes, bit-exact with the ITU reference coder (and audioop.lin2ulaw)."""
-    x = samples.astype(np.int32) >> 2  # 14-bit, arithmetic shift as in the reference
-    negative = x < 0
-    magnitude = np.minimum(np.where(negative, -x, x), 8159) + 0x21
-    segment = np.searchsorted(_SEG_END, magnitude, side="left").astype(np.int32)
-    code = np.where(segment >= 8, 0x7F, (segment << 4) | ((magnitude >> (segment + 1)) & 0x0F))
-    return (code ^ np.where(negative, 0x7F, 0xFF)).astype(np.uint8).tobytes()
 
 
 def float_to_pcm16_bytes(samples: np.ndarray) -> bytes:

@@ -11,7 +11,7 @@ import pytest
 from speechtest_helpers import PHRASES, AsrServer, Utterances, synthesize
 from stack_helpers import run_asr
 
-from speech.common.audio import mulaw_to_pcm16, pcm16_to_mulaw
+from core.g711 import mulaw_to_pcm16, pcm16_to_mulaw
 
 # speech_state, tts_url, asr_server and llm_url are session fixtures in tests/conftest.py, shared with the other
 # suites (one server of each per session).

@@ -13,8 +13,8 @@ import pytest
 import riva.client
 from speechtest_helpers import WER_BOUND, AsrServer, wer
 
+from core.g711 import pcm16_to_mulaw
 from core.service_auth import mint_service_token
-from speech.common.audio import pcm16_to_mulaw
 from voicectl.speech_auth import riva_metadata, speech_headers
 
 LONG_TEXT = (

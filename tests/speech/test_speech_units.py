@@ -11,14 +11,9 @@ import wave
 import numpy as np
 import pytest
 
+from core.g711 import mulaw_to_pcm16, pcm16_to_mulaw, ulaw_decode, ulaw_encode
 from speech.asr.engine import WorkerPool, WorkerPoolBusy, _looks_repetitive
-from speech.common.audio import (
-    AudioFormatError,
-    mulaw_to_pcm16,
-    parse_wav_header,
-    pcm16_to_mulaw,
-    sniff_non_audio,
-)
+from speech.common.audio import AudioFormatError, parse_wav_header, sniff_non_audio
 from speech.tts.service import PriorityPool
 from speech.tts.text import split_for_streaming
 
@@ -28,12 +23,13 @@ with warnings.catch_warnings():
 
 
 def test_mulaw_matches_the_reference_codec() -> None:
-    samples = np.arange(-32768, 32768, 7, dtype=np.int16)
-    ours = pcm16_to_mulaw(samples)
+    """The one G.711 coder (core/g711.py) of the speech servers and of every call's audio on the voice server."""
+    samples = np.arange(-32768, 32768, dtype=np.int16)
     reference = audioop.lin2ulaw(samples.tobytes(), 2)
-    assert ours == reference
+    assert pcm16_to_mulaw(samples) == reference
+    assert ulaw_encode(samples.tobytes()) == reference and ulaw_encode(samples.tobytes() + b"\x01") == reference
     every_code = bytes(range(256))
-    assert mulaw_to_pcm16(every_code).tobytes() == audioop.ulaw2lin(every_code, 2)
+    assert mulaw_to_pcm16(every_code).tobytes() == audioop.ulaw2lin(every_code, 2) == ulaw_decode(every_code)
 
 
 def test_wav_headers_and_non_audio() -> None:

@@ -29,9 +29,9 @@ from pipecat.metrics.metrics import TurnMetricsData
 from pipecat.processors.frame_processor import FrameProcessorSetup
 from pipecat.utils.asyncio.task_manager import TaskManager
 
+from core.g711 import mulaw_to_pcm16, pcm16_to_mulaw
 from pipelines.shared_models import SharedModels, SharedSmartTurnAnalyzer, smart_turn_model_path
 from pipelines.turn_end import TextAwareTurnStopStrategy, transcript_reads_complete
-from speech.common.audio import mulaw_to_pcm16, pcm16_to_mulaw
 
 FALLBACK_S = 0.3
 UNSURE = 0.2

@@ -23,6 +23,7 @@ from stack_helpers import LocalServer
 
 from core.agent_config import AgentConfig
 from core.call_events import CallEnded, CallEventBatch, CarrierCredentials, TurnRecorded
+from core.g711 import ulaw_decode, ulaw_encode
 from core.settings import S3Settings
 from core.storage import ObjectStore
 from pipelines.frames import PlaybackMarkFrame
@@ -33,7 +34,7 @@ from telephony.numbers import to_e164
 from telephony.twilio import TwilioRestClient, twilio_signature, twilio_signature_valid, twiml_stream
 from telephony.vobiz import VobizRestClient, check_vobiz_signature, vobiz_dial, vobiz_stream
 from voice_server.backend_client import BackendRejected, BackendUnavailable
-from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
+from voice_server.codecs import l16_to_native, native_to_l16
 from voice_server.media.playout import PlayoutTracker
 from voice_server.media.serializers import (
     SerializerHooks,

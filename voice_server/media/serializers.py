@@ -25,9 +25,10 @@ from pipecat.frames.frames import (
 )
 from pipecat.serializers.base_serializer import FrameSerializer
 
+from core.g711 import ulaw_decode, ulaw_encode
 from pipelines.frames import PlaybackMarkFrame
 from pipelines.observers import CallAudioSink
-from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
+from voice_server.codecs import l16_to_native, native_to_l16
 from voice_server.media.playout import PlayoutTracker
 
 log = logging.getLogger(__name__)

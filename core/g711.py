@@ -48,9 +48,9 @@ def pcm16_to_mulaw(samples: np.ndarray) -> bytes:
 
 def ulaw_decode(data: bytes) -> bytes:
     """μ-law bytes -> little-endian PCM16 bytes."""
-    return _ULAW_TO_PCM16[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    return mulaw_to_pcm16(data).tobytes()
 
 
 def ulaw_encode(pcm: bytes) -> bytes:
     """Little-endian PCM16 bytes -> μ-law bytes (a trailing odd byte is ignored)."""
-    return _PCM16_BITS_TO_ULAW[np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<u2")].tobytes()
+    return pcm16_to_mulaw(np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype=np.int16))

@@ -11,7 +11,7 @@ import httpx
 import numpy as np
 import pytest
 import riva.client
-from speechtest_helpers import WER_BOUND, AsrServer, wer
+from speechtest_helpers import WER_BOUND, AsrServer, normalize, wer
 
 from core.g711 import pcm16_to_mulaw
 from core.service_auth import mint_service_token
@@ -138,10 +138,16 @@ async def test_four_simultaneous_streams(tts_url: str, asr_server: AsrServer) ->
     ]
     async with httpx.AsyncClient(base_url=tts_url, timeout=60, headers=speech_headers("tests")) as client:
         results = await asyncio.gather(*(_stream(client, {"input": t, "sample_rate": 8000}) for t in texts))
-    for text, (status, _, chunks) in zip(texts, results, strict=True):
-        assert status == 200
-        pcm = b"".join(c for _, c in chunks)
-        assert wer(text, _transcribe(asr_server, pcm, 8000)) <= WER_BOUND, text
+    assert [status for status, _, _ in results] == [200] * len(texts)
+    heard = [_transcribe(asr_server, b"".join(c for _, c in chunks), 8000) for _, _, chunks in results]
+    # Each stream carries its own sentence (crossed or garbled streams score near 1.0) ...
+    for text, hypothesis in zip(texts, heard, strict=True):
+        assert wer(text, hypothesis) <= 0.5, (text, hypothesis)
+    # ... and together they are as intelligible as single requests. Pooled over the 23 words, because Piper's
+    # sampling noise makes one five-word sentence score 0.4 for a single mishearing ("goodbye" -> "bye bye").
+    pooled = sum(wer(t, h) * len(normalize(t)) for t, h in zip(texts, heard, strict=True)) / sum(
+        len(normalize(t)) for t in texts)
+    assert pooled <= WER_BOUND, list(zip(texts, heard, strict=True))
 
 
 async def test_client_that_goes_away_frees_the_server(tts_url: str) -> None:

@@ -199,14 +199,37 @@ class CallerResult:
     unanswered_turns: int = 0
     jitter_ms: list[float] = field(default_factory=list)
     underruns: int = 0
-    # (what was playing, s into it, gap ms): where in an utterance the gaps fall
-    underrun_samples: list[tuple[str, float, float]] = field(default_factory=list)
+    # (what was playing, s into it, gap ms, the caller process's own loop lag just before it, ms): where in an
+    # utterance the gaps fall, and whether the caller itself was too late to read the frame in time
+    underrun_samples: list[tuple[str, float, float, float]] = field(default_factory=list)
+    # Underruns that fell while the caller's own event loop was late by at least the gap: the frame may have
+    # reached the socket in time and been read late (the callers share a core with the stand-ins and backend).
+    underruns_caller_late: int = 0
+    loop_lag_ms: list[float] = field(default_factory=list)  # the caller loop's lateness, every CALLER_PROBE_S
     frames: int = 0
     first_start: float = 0.0
     last_end: float = 0.0
     call_s: float = 0.0  # the calls' summed lengths (socket open to close)
     agent_audio_s: float = 0.0  # agent audio received, summed over the calls
     cpu_s: float = 0.0  # the caller process's own CPU
+
+
+CALLER_PROBE_S = 0.01
+LAG_WINDOW_S = 0.2  # an underrun is laid to the caller's loop if it was this late within this window before it
+
+
+async def probe_lag(lags: list[tuple[float, float]]) -> None:
+    """The caller process's own event-loop lateness: a frame that reached the socket in time but was read late
+    looks like the server's underrun from here."""
+    while True:
+        started = time.monotonic()
+        await asyncio.sleep(CALLER_PROBE_S)
+        now = time.monotonic()
+        lags.append((now, max(0.0, now - started - CALLER_PROBE_S) * 1000))
+
+
+def lag_before(lags: list[tuple[float, float]], t: float) -> float:
+    return max((lag for when, lag in lags if t - LAG_WINDOW_S <= when <= t + CALLER_PROBE_S), default=0.0)
 
 
 async def run_callers(spec: dict[str, Any]) -> CallerResult:
@@ -241,12 +264,14 @@ async def run_callers(spec: dict[str, Any]) -> CallerResult:
             jitter, underruns = frame_stats(sim.arrivals)
             result.jitter_ms.extend(round(j, 2) for j in jitter)
             result.underruns += len(underruns)
-            for t, gap in underruns[:5]:
+            for t, gap in underruns:
+                lag = lag_before(lags, t)
+                result.underruns_caller_late += lag >= gap
                 label, since = "greeting", report.first_agent_audio or report.t0
                 for k, answer in enumerate(report.answers):
                     if answer.first_audio is not None and answer.first_audio <= t:
                         label, since = f"answer {k + 1}", answer.first_audio
-                result.underrun_samples.append((label, round(t - since, 2), gap))
+                result.underrun_samples.append((label, round(t - since, 2), gap, round(lag, 1)))
             result.frames += len(sim.arrivals)
             if report.t0 and report.ended_at:
                 result.call_s += report.ended_at - report.t0
@@ -254,7 +279,11 @@ async def run_callers(spec: dict[str, Any]) -> CallerResult:
             result.last_end = max(result.last_end, report.ended_at or time.monotonic())
 
         result.first_start = spec["start_at"]
+        lags: list[tuple[float, float]] = []
+        probe = asyncio.create_task(probe_lag(lags))
         await asyncio.gather(*(one(i) for i in spec["indices"]))
+        probe.cancel()
+    result.loop_lag_ms = [round(lag, 1) for when, lag in lags if when >= spec["start_at"]]
     return result
 
 
@@ -428,6 +457,8 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         merged.jitter_ms += part.jitter_ms
         merged.underruns += part.underruns
         merged.underrun_samples += part.underrun_samples
+        merged.underruns_caller_late += part.underruns_caller_late
+        merged.loop_lag_ms += part.loop_lag_ms
         merged.frames += part.frames
         merged.call_s += part.call_s
         merged.agent_audio_s += part.agent_audio_s
@@ -439,6 +470,9 @@ def run_step(target: Target, n: int, args: argparse.Namespace, questions: list[b
         "server": target.kind, "calls": n, "completed": merged.completed, "failures": merged.failures[:10],
         "failed": len(merged.failures), "unanswered_turns": merged.unanswered_turns, "frames": merged.frames,
         "underruns": merged.underruns, "underrun_samples": merged.underrun_samples[:20],
+        "underruns_caller_late": merged.underruns_caller_late,
+        "caller_loop_lag_p99_ms": percentile(merged.loop_lag_ms, 99),
+        "caller_loop_lag_max_ms": max(merged.loop_lag_ms, default=None),
         "jitter_p50_ms": percentile(merged.jitter_ms, 50), "jitter_p99_ms": percentile(merged.jitter_ms, 99),
         "v2v_p50_ms": percentile(merged.voice_to_voice_ms, 50), "v2v_p95_ms": percentile(merged.voice_to_voice_ms, 95),
         "cpu_pct": round(100 * cpu_s / live_s, 1), "cpu_pct_per_call": round(100 * cpu_s / live_s / n, 2) if n else None,
@@ -648,7 +682,7 @@ def run_ab(platform: Platform, args: argparse.Namespace, questions: list[bytes],
                 rows.append(row)
                 print(table([row]).splitlines()[1], flush=True)
                 if row["underrun_samples"]:
-                    print("    caller underruns (utterance, s into it, gap ms):", row["underrun_samples"][:12])
+                    print("    caller underruns (utterance, s into it, gap ms, caller loop lag ms):", row["underrun_samples"][:12])
                 for stack, count in row.get("stall_stacks", [])[:8]:
                     print(f"    stalled: {count:5d} x {stack}")
                 if row["failures"]:
@@ -668,13 +702,14 @@ def verdict(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
             "cpu_pct": best["cpu_pct"] if best else None}
 
 
-COLUMNS = [("server", 14), ("calls", 6), ("round", 6), ("ok", 4), ("failed", 7), ("underruns", 10), ("jitter_p50_ms", 11),
+COLUMNS = [("server", 14), ("calls", 6), ("round", 6), ("ok", 4), ("failed", 7), ("underruns", 10),
+           ("underruns_caller_late", 8), ("caller_loop_lag_p99_ms", 9), ("jitter_p50_ms", 11),
            ("jitter_p99_ms", 11), ("v2v_p50_ms", 10), ("v2v_p95_ms", 10), ("cpu_pct", 8), ("cpu_pct_per_call", 8), ("rss_per_call_mb", 9),
            ("server_underruns", 9), ("server_lateness_p99_ms", 10), ("server_loop_lag_p99_ms", 10),
            ("cpu_s_per_call_min", 9), ("gc_full_passes", 6), ("gc_full_p99_ms", 8), ("gc_ms_per_s", 8),
            ("stall_samples", 7), ("server_core_busy_pct", 9), ("caller_cpu_pct", 9),
            ("caller_cores_busy_pct", 9), ("load_1m", 7)]
-HEADERS = {"jitter_p50_ms": "jit p50", "jitter_p99_ms": "jit p99", "v2v_p50_ms": "v2v p50", "v2v_p95_ms": "v2v p95",
+HEADERS = {"underruns_caller_late": "undr cl", "caller_loop_lag_p99_ms": "clag p99", "jitter_p50_ms": "jit p50", "jitter_p99_ms": "jit p99", "v2v_p50_ms": "v2v p50", "v2v_p95_ms": "v2v p95",
            "cpu_pct": "CPU %", "cpu_pct_per_call": "%/call", "rss_per_call_mb": "MB/call", "server_underruns": "srv undr",
            "server_lateness_p99_ms": "srv late99", "server_loop_lag_p99_ms": "loop p99",
            "cpu_s_per_call_min": "cpus/min", "gc_full_passes": "gc2 n",
@@ -705,10 +740,11 @@ def markdown(report: dict[str, Any]) -> str:
             return "yes" if v else "no"
         return str(v)
 
-    cols = ["server", "calls", "ok", "failed", "underruns", "jitter_p50_ms", "jitter_p99_ms", "v2v_p50_ms",
-            "v2v_p95_ms", "cpu_pct", "cpu_pct_per_call", "rss_per_call_mb", "server_underruns", "server_lateness_p99_ms",
+    cols = ["server", "calls", "ok", "failed", "underruns", "underruns_caller_late", "caller_loop_lag_p99_ms",
+            "jitter_p50_ms", "jitter_p99_ms", "v2v_p50_ms", "v2v_p95_ms", "cpu_pct", "cpu_pct_per_call", "rss_per_call_mb", "server_underruns", "server_lateness_p99_ms",
             "server_loop_lag_p99_ms"]
-    names = {"ok": "0 underruns & p99 < 40", "jitter_p50_ms": "jitter p50 ms", "jitter_p99_ms": "jitter p99 ms",
+    names = {"ok": "0 underruns & p99 < 40", "underruns_caller_late": "of which the caller's loop was late",
+             "caller_loop_lag_p99_ms": "caller loop lag p99 ms", "jitter_p50_ms": "jitter p50 ms", "jitter_p99_ms": "jitter p99 ms",
              "v2v_p50_ms": "v2v p50 ms", "v2v_p95_ms": "v2v p95 ms", "cpu_pct": "CPU % (1 core)",
              "cpu_pct_per_call": "CPU % per call", "rss_per_call_mb": "MB/call",
              "server_underruns": "server underruns",
@@ -739,7 +775,8 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "Jitter and underruns are measured at the caller: each agent frame's arrival against its slot in a "
         "back-to-back 20 ms playout (phase = earliest arrival seen in the utterance); an underrun is a frame that "
-        "arrives after everything before it has finished playing. Server columns come from the voice server's "
+        "arrives after everything before it has finished playing; it is laid to the caller when the caller "
+        "process's own event loop was at least that late within 0.2 s before it. Server columns come from the voice server's "
         "/metrics (plain Pipecat has none). RSS per call = (peak RSS during the step − RSS before it) / N.",
         END,
     ]) + "\n"
@@ -747,11 +784,14 @@ def markdown(report: dict[str, Any]) -> str:
 
 def ab_markdown(report: dict[str, Any]) -> str:
     """The A/B rows as a markdown table, each arm's rounds in run order."""
-    cols = ["server", "calls", "round", "ok", "failed", "underruns", "jitter_p99_ms", "v2v_p50_ms", "cpu_pct",
+    cols = ["server", "calls", "round", "ok", "failed", "underruns", "underruns_caller_late", "caller_loop_lag_p99_ms",
+            "caller_loop_lag_max_ms", "jitter_p99_ms", "v2v_p50_ms", "cpu_pct",
             "cpu_s_per_call_min", "cpu_s_per_call", "cpu_ms_per_audio_s", "call_s_mean", "rss_per_call_mb", "server_underruns", "server_loop_lag_p99_ms",
             "gc_full_passes", "gc_full_mean_ms", "gc_full_p99_ms", "gc_ms_per_s",
             "server_core_busy_pct", "caller_cpu_pct", "caller_cores_busy_pct", "load_1m"]
-    names = {"server": "arm", "ok": "0 underruns & p99 < 40", "jitter_p99_ms": "jitter p99 ms",
+    names = {"server": "arm", "ok": "0 underruns & p99 < 40",
+             "underruns_caller_late": "of which the caller's loop was late", "caller_loop_lag_p99_ms":
+             "caller loop lag p99 ms", "caller_loop_lag_max_ms": "caller loop lag max ms", "jitter_p99_ms": "jitter p99 ms",
              "v2v_p50_ms": "v2v p50 ms", "cpu_pct": "server CPU % (1 core)",
              "cpu_s_per_call_min": "server CPU s per call-minute", "cpu_s_per_call": "server CPU s per call",
              "cpu_ms_per_audio_s": "server CPU ms per audio-second", "call_s_mean": "call length s", "rss_per_call_mb": "MB/call",
@@ -840,7 +880,7 @@ def main() -> None:
                     rows.append(row)
                     print(table([row]).splitlines()[1], flush=True)
                     if row["underrun_samples"]:
-                        print("    caller underruns (utterance, s into it, gap ms):", row["underrun_samples"][:8])
+                        print("    caller underruns (utterance, s into it, gap ms, caller loop lag ms):", row["underrun_samples"][:8])
                     wait_idle(target)
                     failed_in_row = 0 if row["ok"] else failed_in_row + 1
                     if failed_in_row >= args.stop_after_fail:

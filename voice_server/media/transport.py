@@ -39,11 +39,13 @@ from pipecat.transports.websocket.fastapi import (
 
 from pipelines.frames import PlaybackMarkFrame, PlaybackPauseFrame, PlaybackResumeFrame
 from pipelines.observers import CallAudioSink
+from voice_server.media import sender
 from voice_server.media.pacer import SharedPacer
 from voice_server.media.playout import PlayoutTracker
 from voice_server.metrics import VoiceMetrics
 
 log = logging.getLogger(__name__)
+sender.install()  # agent audio without two task hops per frame (voice_server/media/sender.py)
 
 # A clear is pointless when the model says nothing has been playing for this long (carriers' own jitter
 # buffers may lag our model a little, so keep a margin).

@@ -34,7 +34,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import bisect
 import contextlib
+import itertools
 import json
 import math
 import os
@@ -229,7 +231,14 @@ async def probe_lag(lags: list[tuple[float, float]]) -> None:
 
 
 def lag_before(lags: list[tuple[float, float]], t: float) -> float:
-    return max((lag for when, lag in lags if t - LAG_WINDOW_S <= when <= t + CALLER_PROBE_S), default=0.0)
+    """The caller loop's worst lateness in the window before `t` (`lags` is in time order; a bisect, so that a call
+    that ends with many underruns does not hold up the calls still running in this process)."""
+    worst = 0.0
+    for when, lag in itertools.islice(lags, bisect.bisect_left(lags, t - LAG_WINDOW_S, key=lambda e: e[0]), None):
+        if when > t + CALLER_PROBE_S:
+            break
+        worst = max(worst, lag)
+    return worst
 
 
 async def run_callers(spec: dict[str, Any]) -> CallerResult:

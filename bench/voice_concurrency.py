@@ -36,7 +36,6 @@ import asyncio
 import base64
 import bisect
 import contextlib
-import itertools
 import json
 import math
 import os
@@ -234,7 +233,8 @@ def lag_before(lags: list[tuple[float, float]], t: float) -> float:
     """The caller loop's worst lateness in the window before `t` (`lags` is in time order; a bisect, so that a call
     that ends with many underruns does not hold up the calls still running in this process)."""
     worst = 0.0
-    for when, lag in itertools.islice(lags, bisect.bisect_left(lags, t - LAG_WINDOW_S, key=lambda e: e[0]), None):
+    for index in range(bisect.bisect_left(lags, t - LAG_WINDOW_S, key=lambda e: e[0]), len(lags)):
+        when, lag = lags[index]
         if when > t + CALLER_PROBE_S:
             break
         worst = max(worst, lag)
@@ -785,7 +785,7 @@ def markdown(report: dict[str, Any]) -> str:
         "Jitter and underruns are measured at the caller: each agent frame's arrival against its slot in a "
         "back-to-back 20 ms playout (phase = earliest arrival seen in the utterance); an underrun is a frame that "
         "arrives after everything before it has finished playing; it is laid to the caller when the caller "
-        "process's own event loop was at least that late within 0.2 s before it. Server columns come from the voice server's "
+        f"process's own event loop was at least that late within {LAG_WINDOW_S} s before it. Server columns come from the voice server's "
         "/metrics (plain Pipecat has none). RSS per call = (peak RSS during the step − RSS before it) / N.",
         END,
     ]) + "\n"

@@ -1,4 +1,5 @@
-"""Small pure pieces of the speech servers: G.711, WAV sniffing, text cutting, the worker pools."""
+"""Small pure pieces of the speech servers: G.711, WAV sniffing, text cutting, the worker pools, the int8 kernel
+choice."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import threading
 import warnings
 import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from core.g711 import mulaw_to_pcm16, pcm16_to_mulaw, ulaw_decode, ulaw_encode
 from speech.asr.engine import WorkerPool, WorkerPoolBusy, _looks_repetitive
 from speech.common.audio import AudioFormatError, parse_wav_header, sniff_non_audio
+from speech.common.onnx_int8 import _cpu_flags, exact_kernel_needed
 from speech.tts.service import PriorityPool
 from speech.tts.text import split_for_streaming
 
@@ -30,6 +33,22 @@ def test_mulaw_matches_the_reference_codec() -> None:
     assert ulaw_encode(samples.tobytes()) == reference and ulaw_encode(samples.tobytes() + b"\x01") == reference
     every_code = bytes(range(256))
     assert mulaw_to_pcm16(every_code).tobytes() == audioop.ulaw2lin(every_code, 2) == ulaw_decode(every_code)
+
+
+def test_exact_int8_kernel_only_where_u8s8_would_saturate(tmp_path: Path) -> None:
+    """x86 without VNNI takes the exact kernel; a VNNI CPU keeps its fast exact one (the option cost smart-turn 75 %
+    there); ARM never; unknown flags take the safe side."""
+    epyc = frozenset("fpu sse4_2 avx avx2 fma f16c".split())
+    xeon = epyc | {"avx512f", "avx512bw", "avx512_vnni", "amx_int8"}
+    assert exact_kernel_needed("x86_64", epyc)
+    assert not exact_kernel_needed("x86_64", xeon)
+    assert not exact_kernel_needed("x86_64", epyc | {"avx_vnni"})  # Alder Lake and later client CPUs
+    assert not exact_kernel_needed("aarch64", None) and not exact_kernel_needed("arm64", epyc)
+    assert exact_kernel_needed("AMD64", None)
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_vnni\nbugs\t\t: spectre_v1\n")
+    assert _cpu_flags(cpuinfo) == frozenset({"fpu", "avx2", "avx512_vnni"})
+    assert _cpu_flags(tmp_path / "missing") is None
 
 
 def test_wav_headers_and_non_audio() -> None:

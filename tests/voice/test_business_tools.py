@@ -38,6 +38,7 @@ pytestmark = pytest.mark.timeout(240)
 
 FILLER = "One moment while I check the calendar."
 CONFIRMATION = "Doctor Patel will see you on Tuesday at ten in the morning."
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
 async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
@@ -63,8 +64,12 @@ async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
             tools=[{"name": "book_appointment", "description": "Book an appointment on a day of the week.",
                     "url": f"{crm.url}/book", "filler_phrase": FILLER, "headers_secret_ref": "clinic-crm",
                     "speak_result": "verbatim",
+                    # An enum, as a real booking tool would declare: the forced call's arguments follow the schema
+                    # (llama.cpp grammar), and a free string let SmolLM2 write a runaway value on a misheard
+                    # request ("Can I both an appointment...": "2018-03-24T15:39:57.623ZMXTR...") until max_tokens
+                    # cut the JSON, which no tool can be called with.
                     "parameters": {"type": "object", "properties": {
-                        "day": {"type": "string", "description": "The day of the week, e.g. Tuesday."}},
+                        "day": {"type": "string", "description": "The day of the week.", "enum": WEEKDAYS}},
                         "required": ["day"]}}],
             interruption={"protect_greeting": True},
             silence={"reminder_after_s": 4.0, "max_reminders": 0, "hangup_text": "Goodbye."})
@@ -76,7 +81,7 @@ async def test_the_llm_calls_an_authenticated_webhook_tool_during_a_call(
     assert len(received) == 1, (received, call_story(call))
     arguments, authorization = received[0]
     assert authorization == "Bearer crm-token-42"  # from the organisation secret, never stored in the agent
-    assert isinstance(arguments.get("day"), str) and arguments["day"], arguments
+    assert arguments.get("day") in WEEKDAYS, arguments
 
     heard = await heard_text(asr_server, report)
     assert words_heard(heard, FILLER) >= 4, heard

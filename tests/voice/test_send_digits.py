@@ -59,7 +59,10 @@ def _tones_heard(pcm: bytes, rate: int) -> set[str]:
 
 async def _call(simulate: Simulate, line: SimLine, tts_url: str) -> tuple[str, dict]:  # type: ignore[type-arg]
     turns = [CallerTurn(audio=synthesize(tts_url, "Please book me in."), gap_s=0.5, label="ask")]
-    report = await simulate(line, CallScript(turns=turns, hangup_after_s=None, max_duration_s=20))
+    # The caller hangs up once the agent's answer (the tones, and what it says after them) is over. A fixed 20 s
+    # call cut off long runs: the tones start ~9 s in, each key takes 0.5 s (Pipecat's 0.3 s tone and 0.2 s gap),
+    # and SmolLM2 may press the schema's 32 keys; such a run was then not all heard, and the test failed in CI.
+    report = await simulate(line, CallScript(turns=turns, hangup_after_s=1.5, max_duration_s=45))
     return report.carrier_call_id, {"report": report}
 
 

@@ -51,7 +51,7 @@ from pipelines.ivr import PhoneMenu
 from pipelines.keypad import Keypad, collect_digits_tool, send_digits_tool
 from pipelines.knowledge import KnowledgeInjector, search_knowledge_tool
 from pipelines.llm import OpenAIClientPool, PooledOpenAILLMService, create_llm_service, tool_choice_param
-from pipelines.llm_chain import llm_chain_args
+from pipelines.llm_chain import FallbackLLMService, llm_chain_args
 from pipelines.observers import CallClock, LatencyObserver
 from pipelines.processors import AudioEnd, BotSpeechTracker, PreparedAudio
 from pipelines.resilience import BreakerRegistry
@@ -90,6 +90,7 @@ class CallServices:
     smart_turn: bool = True
     speculative_llm: bool = False  # start the reply on the pause/final transcript before the turn end (turns.py)
     speculate_at_pause: bool = False  # ... on the pause transcript as it arrives, before the VAD hears the stop
+    llm_prefill: bool = False  # evaluate the next turn's prompt prefix while the agent speaks (llm_chain.py)
     turn_text_fallback_s: float = 0.0  # > 0: smart-turn's "incomplete" waits this long if the text reads complete
     turn_unsure_probability: float = 0.0  # > 0: ... or if smart-turn's probability of complete was at least this
     observers_skip_audio: bool = False  # audio frames reach observers only around a turn end (call_worker.py)
@@ -181,7 +182,8 @@ def build_call_pipeline(
     llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
                              system_prompt, **llm_chain_args(
                                  agent.llm, services.llm_base_url, services.llm_model,
-                                 breakers=services.breakers, policy=degradation, secrets=spec.secrets))
+                                 breakers=services.breakers, policy=degradation, secrets=spec.secrets,
+                                 prefill=services.llm_prefill))
 
     clock = CallClock()
     latency = LatencyObserver(clock, stt=stt, llm=llm, tts=tts, transport_out=transport.output())
@@ -244,6 +246,8 @@ def build_call_pipeline(
     user, assistant = aggregators.user(), aggregators.assistant()
 
     transcript.attach(user, assistant, before_caller_turn=dtmf.spoken)  # a number said instead of typed
+    if isinstance(llm, FallbackLLMService):
+        llm.prefill_after_turns(assistant, context)
     gate = AgentGate()
     silence = SilencePolicy(agent.silence, control, gate)
     silence.attach(user)

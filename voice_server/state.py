@@ -83,6 +83,7 @@ class VoiceApp:
             vad_min_volume=settings.vad_min_volume,
             smart_turn=settings.smart_turn_enabled,
             speculative_llm=settings.speculative_llm, speculate_at_pause=settings.speculate_at_pause,
+            llm_prefill=settings.llm_prefill(),
             turn_text_fallback_s=settings.turn_text_fallback_s,
             turn_unsure_probability=settings.turn_unsure_probability,
             observers_skip_audio=settings.observers_skip_audio,

@@ -117,3 +117,76 @@ def test_custom_speech_endpoints_carry_their_own_secret_and_the_platform_keeps_i
     stt = stt_endpoints(STTConfig(fallbacks=[{"base_url": "asr.example.com:50051", "api_key_ref": "stt-key"}]),
                         "127.0.0.1:50051", secrets)
     assert [(e.platform, e.org_key) for e in stt] == [(True, None), (False, "s1")] and "s1" not in repr(stt)
+
+
+def test_the_next_turn_is_prefilled_only_after_an_agent_turn_in_words() -> None:
+    from pipelines.llm_chain import caller_speaks_next
+
+    said = {"role": "assistant", "content": "Hello, how can I help?"}
+    assert caller_speaks_next([{"role": "system", "content": "Be brief."}, said])
+    assert not caller_speaks_next([])
+    assert not caller_speaks_next([said, {"role": "user", "content": "hi"}])  # the caller's turn is under way
+    calling = {"role": "assistant", "content": "", "tool_calls": [{"id": "1", "type": "function"}]}
+    assert not caller_speaks_next([said, calling])  # the tool's result and another completion come first
+    assert not caller_speaks_next([said, calling, {"role": "tool", "tool_call_id": "1", "content": "{}"}])
+
+
+async def test_a_prefill_goes_only_to_the_platform_llm_which_then_answers_the_turn(llm_url: str) -> None:
+    """The platform's LLM server accepts the prefill (with the agent's tools and forced tool choice, as the keypad
+    agents send them) and answers the turn after it; an organisation's own endpoint is never sent one."""
+    import asyncio
+
+    from pipecat.adapters.schemas.function_schema import FunctionSchema
+    from pipecat.adapters.schemas.tools_schema import ToolsSchema
+    from pipecat.processors.aggregators.llm_context import LLMContext
+
+    from core.agent_config import AgentConfig, EndpointOptions, LLMConfig
+    from pipelines.degradation import DegradationPolicy
+    from pipelines.llm import OpenAIClientPool, create_llm_service
+    from pipelines.llm_chain import FallbackLLMService, llm_chain_args
+    from pipelines.resilience import BreakerRegistry, BreakerSettings
+    from voicectl.speech_auth import speech_token
+
+    def service(config: LLMConfig) -> FallbackLLMService:
+        # the policy's call hooks are never reached: a prefill neither degrades nor ends the call
+        policy = DegradationPolicy(AgentConfig(llm=config), "call-1", None, None)  # type: ignore[arg-type]
+        llm = create_llm_service(config, pool, f"{llm_url}/v1", "smollm2-135m-instruct", "Be brief.",
+                                 **llm_chain_args(config, f"{llm_url}/v1", "smollm2-135m-instruct",
+                                                  breakers=BreakerRegistry(BreakerSettings()), policy=policy,
+                                                  prefill=True))
+        assert isinstance(llm, FallbackLLMService)
+        return llm
+
+    pool = OpenAIClientPool(f"{llm_url}/v1", speech_token("tests"))
+    tools = ToolsSchema(standard_tools=[FunctionSchema(
+        name="send_digits", description="Press keys", required=["digits"],
+        properties={"digits": {"type": "string", "pattern": "^[0-9*#]{1,32}$"}})])
+    greeting = {"role": "assistant", "content": "Hello, this is Test Clinic. How can I help?"}
+    platform = service(LLMConfig(max_tokens=12, temperature=0))
+    context = LLMContext(messages=[greeting], tools=tools,
+                         tool_choice={"type": "function", "function": {"name": "send_digits"}})  # type: ignore[list-item]
+    assert await platform.prefill(context) and platform.prefills == 1
+    context.add_message({"role": "user", "content": "When do you open tomorrow?"})
+    stream = await platform.get_chat_completions(context)
+    try:
+        assert [chunk async for chunk in stream]
+    finally:
+        await stream.close()
+
+    connections = 0
+
+    async def count(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "127.0.0.1", 0)
+    own = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/v1"
+    try:
+        custom = service(LLMConfig(endpoint=EndpointOptions(base_url=own, timeout_s=5)))
+        assert not await custom.prefill(LLMContext(messages=[greeting])) and custom.prefills == 0
+        await asyncio.sleep(0.1)
+        assert connections == 0
+    finally:
+        server.close()
+        await pool.close()

@@ -32,7 +32,7 @@ from core.agent_config import LLMConfig
 from pipelines.context_budget import CHARS_PER_TOKEN, estimate_tokens, within_budget
 from pipelines.degradation import DegradationPolicy
 from pipelines.llm import PooledOpenAILLMService
-from pipelines.resilience import BreakerRegistry
+from pipelines.resilience import BreakerRegistry, BreakerState
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,9 @@ class FallbackLLMService(PooledOpenAILLMService):
         the platform's own endpoint: against a metered API it would cost a prompt per turn, and an organisation's
         endpoint is its own to load. False when not sent or refused (the next turn is then as it was)."""
         endpoint = self.endpoints[0]
-        if not self._pool.is_platform(endpoint.base_url) or not self._breakers.get(endpoint.base_url).allow():
+        # only while its breaker is closed: `allow()` would take a half-open breaker's one trial for a prefill
+        if (not self._pool.is_platform(endpoint.base_url)
+                or self._breakers.get(endpoint.base_url).state is not BreakerState.CLOSED):
             return False
         ahead = LLMContext(messages=[*context.messages, cast(LLMContextMessage, {"role": "user", "content": ""})],
                            tools=context.tools, tool_choice=context.tool_choice)

@@ -133,7 +133,8 @@ def test_the_next_turn_is_prefilled_only_after_an_agent_turn_in_words() -> None:
 
 async def test_a_prefill_goes_only_to_the_platform_llm_which_then_answers_the_turn(llm_url: str) -> None:
     """The platform's LLM server accepts the prefill (with the agent's tools and forced tool choice, as the keypad
-    agents send them) and answers the turn after it; an organisation's own endpoint is never sent one."""
+    agents send them) and answers the turn after it; an organisation's own endpoint is never sent one, and a
+    recovering (half-open) endpoint keeps its one trial for a real turn."""
     import asyncio
 
     from pipecat.adapters.schemas.function_schema import FunctionSchema
@@ -144,7 +145,7 @@ async def test_a_prefill_goes_only_to_the_platform_llm_which_then_answers_the_tu
     from pipelines.degradation import DegradationPolicy
     from pipelines.llm import OpenAIClientPool, create_llm_service
     from pipelines.llm_chain import FallbackLLMService, llm_chain_args
-    from pipelines.resilience import BreakerRegistry, BreakerSettings
+    from pipelines.resilience import BreakerRegistry, BreakerSettings, BreakerState
     from voicectl.speech_auth import speech_token
 
     def service(config: LLMConfig) -> FallbackLLMService:
@@ -152,11 +153,13 @@ async def test_a_prefill_goes_only_to_the_platform_llm_which_then_answers_the_tu
         policy = DegradationPolicy(AgentConfig(llm=config), "call-1", None, None)  # type: ignore[arg-type]
         llm = create_llm_service(config, pool, f"{llm_url}/v1", "smollm2-135m-instruct", "Be brief.",
                                  **llm_chain_args(config, f"{llm_url}/v1", "smollm2-135m-instruct",
-                                                  breakers=BreakerRegistry(BreakerSettings()), policy=policy,
+                                                  breakers=breakers, policy=policy,
                                                   prefill=True))
         assert isinstance(llm, FallbackLLMService)
         return llm
 
+    now = [0.0]
+    breakers = BreakerRegistry(BreakerSettings(failure_threshold=1, cooldown_s=30), clock=lambda: now[0])
     pool = OpenAIClientPool(f"{llm_url}/v1", speech_token("tests"))
     tools = ToolsSchema(standard_tools=[FunctionSchema(
         name="send_digits", description="Press keys", required=["digits"],
@@ -172,6 +175,13 @@ async def test_a_prefill_goes_only_to_the_platform_llm_which_then_answers_the_tu
         assert [chunk async for chunk in stream]
     finally:
         await stream.close()
+
+    breaker = breakers.get(f"{llm_url}/v1")
+    breaker.record_failure("down")
+    now[0] += 30  # the cool-down is over: one trial may go
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert not await platform.prefill(context) and platform.prefills == 1
+    assert breaker.allow()  # the trial is still there for the turn itself
 
     connections = 0
 

@@ -8,8 +8,8 @@ the whole reply (no switching mid-reply: the caller would hear two different ans
 On the platform's own LLM the chain also prefills (LLM_PREFILL_NEXT_TURN): after each agent turn it sends the
 next turn's request with an empty caller message and one token to generate, while the agent speaks. llama.cpp
 keeps the prompt's KV state, so the next turn evaluates only the caller's words and the assistant header instead
-of also the end of the reply and the caller's header: on SmolLM2 the first token came after 103 instead of 142 ms
-at p50 on one thread (BENCHMARKS.md "The next turn's prompt evaluated while the agent speaks").
+of also the end of the reply and the caller's header: in live calls on SmolLM2 the first token came 154 -> 121 ms
+at p50 (BENCHMARKS.md "The next turn's prompt evaluated while the agent speaks").
 """
 
 from __future__ import annotations

@@ -73,6 +73,9 @@ class VoiceMetrics:
             "voice_speculative_replies", "Replies started before the turn end (SPECULATIVE_LLM), by outcome: "
             "confirmed (released at the turn end) or not (withdrawn: the LLM's work on it was wasted)", ["outcome"],
             registry=r)
+        self.llm_prefills = Counter(
+            "voice_llm_prefills", "Next-turn prompts the platform's LLM evaluated while the agent spoke "
+            "(LLM_PREFILL_NEXT_TURN, pipelines/llm_chain.py)", registry=r)
         self.stall_samples = Counter(
             "voice_loop_stall_samples", "Stack samples of the event loop while it was stalled (LOOP_STALL_TRACE_MS, "
             "voice_server/stall_watch.py), by its innermost frames", ["stack"], registry=r)
@@ -87,6 +90,10 @@ class VoiceMetrics:
         """A call's guesses at its turn ends (pipelines/turns.py SpeculativeTurnStopStrategy), counted at its end."""
         self.speculative_replies.labels("confirmed").inc(confirmed)
         self.speculative_replies.labels("withdrawn").inc(max(0, started - confirmed))
+
+    def prefills(self, sent: int) -> None:
+        """A call's next-turn prefills, counted at its end."""
+        self.llm_prefills.inc(sent)
 
     def observe_turn(self, latency: TurnLatency) -> None:
         """The same numbers the call's TurnRecorded carries (TurnTiming.latency()), in seconds."""

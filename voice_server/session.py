@@ -34,6 +34,7 @@ from core.call_events import (
 from core.live_feed import LiveFeedEvent
 from pipelines.factory import CallPipeline, CallServices, CallSpec, build_call_pipeline, opening_frames
 from pipelines.frames import InterimsWantedFrame, PlaybackMarkFrame
+from pipelines.llm_chain import FallbackLLMService
 from pipelines.streaming import StreamingAudio
 from pipelines.stt_chain import FallbackRivaSTTService
 from telephony.base import CarrierError, WarmTransfer, warm_room
@@ -470,6 +471,8 @@ class CallSession:
         self.app.metrics.call_ended(self.info.carrier, reason)
         if self.call is not None and self.call.speculation is not None:
             self.app.metrics.speculations(self.call.speculation.speculations, self.call.speculation.speculation_hits)
+        if self.call is not None and isinstance(self.call.llm, FallbackLLMService):
+            self.app.metrics.prefills(self.call.llm.prefills)
         if self.browser_events is not None:
             await self.browser_events.close()
         self.feed.close()

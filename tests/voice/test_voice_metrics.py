@@ -69,6 +69,9 @@ async def test_one_call_moves_the_voice_metrics(simulate: Simulate, twilio_line:
     assert {key for key in after if key[0] == "voice_speculative_replies_total"} >= {
         ("voice_speculative_replies_total", (("outcome", "confirmed"),)),
         ("voice_speculative_replies_total", (("outcome", "withdrawn"),))}, "not counted by outcome"
+    # After each agent turn the embedded LLM evaluated the next turn's prompt ahead (LLM_PREFILL_NEXT_TURN, on
+    # without an LLM_API_KEY): at least after the greeting and the answer.
+    assert value(after, "voice_llm_prefills_total") >= value(before, "voice_llm_prefills_total") + 2
     # Greeting and answer went out paced: every frame's lateness was observed.
     frames = value(after, "voice_output_frame_lateness_seconds_count") \
         - value(before, "voice_output_frame_lateness_seconds_count")

@@ -8,7 +8,7 @@ the whole reply (no switching mid-reply: the caller would hear two different ans
 On the platform's own LLM the chain also prefills (LLM_PREFILL_NEXT_TURN): after each agent turn it sends the
 next turn's request with an empty caller message and one token to generate, while the agent speaks. llama.cpp
 keeps the prompt's KV state, so the next turn evaluates only the caller's words and the assistant header instead
-of also the end of the reply and the caller's header: in live calls on SmolLM2 the first token came 154 -> 121 ms
+of also the end of the reply and the caller's header: in live calls on SmolLM2 the first token came 158 -> 121 ms
 at p50 (BENCHMARKS.md "The next turn's prompt evaluated while the agent speaks").
 """
 
@@ -143,8 +143,8 @@ class FallbackLLMService(PooledOpenAILLMService):
     def prefill_next_turn(self, context: LLMContext) -> None:
         """After an agent turn, have the platform's LLM evaluate the next prompt up to the caller's words, in the
         background while the agent speaks; the next turn's request then starts from that cached prefix."""
-        if (not self._prefill or (self._prefill_task is not None and not self._prefill_task.done())
-                or not caller_speaks_next(context.messages)):
+        if (self._prefill_task is not None and not self._prefill_task.done()) or not caller_speaks_next(
+                context.messages):
             return
         self._prefill_task = self.create_task(self.prefill(context), name="prefill")
 

@@ -41,7 +41,7 @@ class VoiceServerSettings(KnowledgeSettings, EgressSettings):  # S3 + the knowle
     # reuses the server's prompt cache.
     llm_warmup: bool = True
     # After each agent turn, evaluate the next turn's prompt up to the caller's words while the agent speaks
-    # (pipelines/llm_chain.py): the LLM's first token 154 -> 121 ms at p50 on SmolLM2 in calls. Only ever sent
+    # (pipelines/llm_chain.py): the LLM's first token 158 -> 121 ms at p50 on SmolLM2 in calls. Only ever sent
     # to LLM_BASE_URL. Unset: on for the embedded LLM server (no LLM_API_KEY), off for a keyed API, where every
     # prefill is a billed prompt.
     llm_prefill_next_turn: bool | None = None

@@ -182,8 +182,7 @@ def build_call_pipeline(
     llm = create_llm_service(agent.llm, services.llm_pool, services.llm_base_url, services.llm_model,
                              system_prompt, **llm_chain_args(
                                  agent.llm, services.llm_base_url, services.llm_model,
-                                 breakers=services.breakers, policy=degradation, secrets=spec.secrets,
-                                 prefill=services.llm_prefill))
+                                 breakers=services.breakers, policy=degradation, secrets=spec.secrets))
 
     clock = CallClock()
     latency = LatencyObserver(clock, stt=stt, llm=llm, tts=tts, transport_out=transport.output())
@@ -246,7 +245,7 @@ def build_call_pipeline(
     user, assistant = aggregators.user(), aggregators.assistant()
 
     transcript.attach(user, assistant, before_caller_turn=dtmf.spoken)  # a number said instead of typed
-    if isinstance(llm, FallbackLLMService):
+    if services.llm_prefill and isinstance(llm, FallbackLLMService):
         llm.prefill_after_turns(assistant, context)
     gate = AgentGate()
     silence = SilencePolicy(agent.silence, control, gate)

@@ -70,10 +70,9 @@ class _FirstThenRest:
 
 class FallbackLLMService(PooledOpenAILLMService):
     def __init__(self, *, endpoints: list[LLMEndpoint], breakers: BreakerRegistry, policy: DegradationPolicy,
-                 canned_reply: str, token_budget: int | None = None, prefill: bool = False, **kwargs: Any) -> None:
+                 canned_reply: str, token_budget: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._token_budget = token_budget
-        self._prefill = prefill
         self._prefill_task: asyncio.Task[bool] | None = None
         self.prefills = 0  # next-turn prompts the platform's LLM evaluated ahead (prefill_next_turn)
         self.prompt_tokens_sent = 0
@@ -132,10 +131,7 @@ class FallbackLLMService(PooledOpenAILLMService):
         return _FirstThenRest(first, iterator, stream)
 
     def prefill_after_turns(self, assistant: LLMAssistantAggregator, context: LLMContext) -> None:
-        """Prefill (when on) each time an agent turn is in the call's context."""
-        if not self._prefill:
-            return
-
+        """Prefill each time an agent turn is in the call's context (LLM_PREFILL_NEXT_TURN on)."""
         @assistant.event_handler("on_assistant_turn_stopped")
         async def _agent_turn_stopped(_aggregator: Any, _message: Any) -> None:
             self.prefill_next_turn(context)
@@ -237,10 +233,9 @@ def llm_endpoints(config: LLMConfig, default_base_url: str, default_model: str,
 
 
 def llm_chain_args(config: LLMConfig, default_base_url: str, default_model: str, *, breakers: BreakerRegistry,
-                   policy: DegradationPolicy, secrets: dict[str, str] | None = None,
-                   prefill: bool = False) -> dict[str, Any]:
+                   policy: DegradationPolicy, secrets: dict[str, str] | None = None) -> dict[str, Any]:
     """Arguments for `create_llm_service` that build the chain instead of one endpoint."""
     endpoints = llm_endpoints(config, default_base_url, default_model, secrets)
     return {"service_class": FallbackLLMService, "endpoints": endpoints,
             "breakers": breakers, "policy": policy, "canned_reply": config.canned_reply,
-            "token_budget": config.context_token_budget, "prefill": prefill}
+            "token_budget": config.context_token_budget}

@@ -153,8 +153,7 @@ async def test_a_prefill_goes_only_to_the_platform_llm_which_then_answers_the_tu
         policy = DegradationPolicy(AgentConfig(llm=config), "call-1", None, None)  # type: ignore[arg-type]
         llm = create_llm_service(config, pool, f"{llm_url}/v1", "smollm2-135m-instruct", "Be brief.",
                                  **llm_chain_args(config, f"{llm_url}/v1", "smollm2-135m-instruct",
-                                                  breakers=breakers, policy=policy,
-                                                  prefill=True))
+                                                  breakers=breakers, policy=policy))
         assert isinstance(llm, FallbackLLMService)
         return llm
 
